@@ -1,0 +1,1 @@
+"""The asyncio shell: transport adapter, managed connections, REST client, routing, manager."""

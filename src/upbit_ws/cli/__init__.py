@@ -1,0 +1,1 @@
+"""The ``upbit-ws`` command line."""

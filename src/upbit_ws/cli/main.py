@@ -1,0 +1,18 @@
+"""Entry point of the ``upbit-ws`` command."""
+
+from __future__ import annotations
+
+import click
+
+from upbit_ws import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="upbit-ws")
+def cli() -> None:
+    """Keep Upbit WebSocket connections alive and subscriptions merged."""
+
+
+def main() -> None:
+    """Run the ``upbit-ws`` command line."""
+    cli()
