@@ -12,7 +12,7 @@ whose fault it was, in the manner of h11:
 * :class:`AuthError`: the API key was refused, revoked or expired.
 * :class:`RateLimitedError`: Upbit answered 429 or 418.
 * :class:`TransportError`: the connection could not be opened, or closed under us.
-  :class:`ConnectionClosedError` refines it.
+  :class:`ConnectTimeoutError` and :class:`ConnectionClosedError` refine it.
 
 Secrets never appear in any message or repr here: none of these classes takes a key or token.
 """
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 __all__ = [
     "AuthError",
     "ConfigError",
+    "ConnectTimeoutError",
     "ConnectionClosedError",
     "DecodeError",
     "InvalidInputError",
@@ -141,3 +142,11 @@ class ConnectionClosedError(TransportError):
         self.reason = reason
         text = f"connection closed with code {code}"
         super().__init__(f"{text}: {reason}" if reason else text)
+
+
+class ConnectTimeoutError(TransportError, TimeoutError):
+    """Opening the connection (TCP, TLS and WebSocket handshake) took longer than allowed."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(f"connect timed out after {timeout:g} s")

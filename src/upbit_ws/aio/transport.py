@@ -1,0 +1,278 @@
+"""The transport adapter: the only module that imports the WebSocket library (picows).
+
+picows is callback based and lean (DESIGN.md: about 550k msg/s raw on the reference machine).
+This module turns it into a small surface the managed connection drives:
+
+* :func:`open_websocket` connects with one overall deadline (TCP, TLS, HTTP upgrade) and
+  translates every picows/OS failure into our exception tree, in this one place;
+* :class:`FrameHandler` receives data frames, pongs and the close, synchronously on the
+  reader (the handler must only decode, route and buffer: never run user code inline);
+* :class:`WebSocket` sends text frames and pings, applies write backpressure through
+  :meth:`WebSocket.drain`, and closes either gracefully or by abort. A connection already
+  declared dead is aborted: a graceful close on a blackholed socket can hang for its whole
+  close timeout (issue #4).
+
+Upbit sends every server frame as BINARY (upbit-protocol.md section 1.3); TEXT frames are
+passed on too, so a proxy that re-frames them does not break us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Mapping
+from typing import Final, Protocol
+
+import orjson
+import picows
+
+from upbit_ws.core.errors import (
+    AuthError,
+    ConnectTimeoutError,
+    RateLimitedError,
+    TransportError,
+    UpbitWsError,
+)
+
+__all__ = ["ABNORMAL_CLOSURE", "FrameHandler", "WebSocket", "open_websocket"]
+
+_log = logging.getLogger("upbit_ws.transport")
+
+#: Close code reported when the socket went away without a close frame (RFC 6455 section 7.1.5).
+ABNORMAL_CLOSURE: Final = 1006
+#: How long a graceful close may wait for the peer before the socket is aborted.
+_CLOSE_GRACE: Final = 1.0
+#: Upbit frames are a few KB; an orderbook of 30 units is about 3 KB. 16 MB is far above any.
+_MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
+
+_BINARY: Final = picows.WSMsgType.BINARY
+_TEXT: Final = picows.WSMsgType.TEXT
+_PONG: Final = picows.WSMsgType.PONG
+_PING: Final = picows.WSMsgType.PING
+_CLOSE: Final = picows.WSMsgType.CLOSE
+
+
+class FrameHandler(Protocol):
+    """What a connection implements to receive from a :class:`WebSocket`.
+
+    Every method runs synchronously on the reader; none may block or await.
+    """
+
+    def on_frame(self, payload: bytes) -> None:
+        """Take one data frame (binary or text) as bytes."""
+
+    def on_pong(self) -> None:
+        """Note that a pong arrived (liveness)."""
+
+    def on_close(self, code: int, reason: str) -> None:
+        """Note that the socket is gone; ``code`` is 1006 when no close frame came."""
+
+
+class _Listener(picows.WSListener):
+    """Bridge from picows callbacks to a :class:`FrameHandler`."""
+
+    __slots__ = ("_close_code", "_close_reason", "_handler", "_writable", "transport")
+
+    def __init__(self, handler: FrameHandler) -> None:
+        self._handler = handler
+        self._close_code = ABNORMAL_CLOSURE
+        self._close_reason = ""
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self.transport: picows.WSTransport | None = None
+
+    def on_ws_connected(self, transport: picows.WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        msg_type = frame.msg_type
+        if msg_type is _BINARY or msg_type is _TEXT:
+            self._handler.on_frame(frame.get_payload_as_bytes())
+        elif msg_type is _PONG:
+            self._handler.on_pong()
+        elif msg_type is _CLOSE:
+            self._close_code = frame.get_close_code().value
+            self._close_reason = frame.get_close_reason() or ""
+            # Answer the close handshake (RFC 6455 section 5.5.1), then let the socket go.
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+        # PING is answered by picows itself (enable_auto_pong); other opcodes are ignored.
+
+    def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
+        self._writable.set()
+        self._handler.on_close(self._close_code, self._close_reason)
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+
+class WebSocket:
+    """One open WebSocket connection; created by :func:`open_websocket`."""
+
+    __slots__ = ("_listener", "_transport", "url")
+
+    def __init__(self, url: str, transport: picows.WSTransport, listener: _Listener) -> None:
+        self.url = url
+        self._transport = transport
+        self._listener = listener
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<WebSocket {self.url} {state}>"
+
+    @property
+    def closed(self) -> bool:
+        """Tell whether the socket is gone (or going)."""
+        return bool(self._transport.is_disconnected) or bool(self._transport.is_close_frame_sent)
+
+    def send_text(self, data: bytes) -> None:
+        """Queue one TEXT frame (Upbit requests are text, section 1.3)."""
+        if self.closed:
+            raise TransportError("cannot send: the connection is closed")
+        self._transport.send(_TEXT, data)
+
+    def send_ping(self) -> None:
+        """Queue one protocol ping; the pong arrives through :meth:`FrameHandler.on_pong`."""
+        if not self.closed:
+            self._transport.send_ping()
+
+    async def drain(self) -> None:
+        """Wait until the socket's write buffer is below its high-water mark."""
+        await self._listener._writable.wait()
+
+    def abort(self) -> None:
+        """Drop the socket at once, without a closing handshake (for a connection declared dead)."""
+        self._transport.disconnect(graceful=False)
+
+    async def close(self, code: int = 1000) -> None:
+        """Close with a closing handshake, aborting if the peer does not finish it in time."""
+        if not self._transport.is_disconnected:
+            if not self._transport.is_close_frame_sent:
+                self._transport.send_close(picows.WSCloseCode(code))
+            try:
+                async with asyncio.timeout(_CLOSE_GRACE):
+                    await self._transport.wait_disconnected()
+            except TimeoutError:
+                self.abort()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the socket is fully gone."""
+        try:
+            await self._transport.wait_disconnected()
+        except picows.WSError as exc:  # a local protocol failure that caused the disconnect
+            _log.debug("websocket %s ended with %r", self.url, exc)
+
+
+async def open_websocket(
+    url: str,
+    handler: FrameHandler,
+    *,
+    connect_timeout: float,
+    headers: Mapping[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> WebSocket:
+    """Open a WebSocket to ``url`` within ``connect_timeout`` seconds, or raise one of our errors.
+
+    ``wss://`` URLs verify the server certificate (the default context of :mod:`ssl`) unless a
+    context is given. Failures are translated here and only here:
+
+    ====================================  ==============================================
+    what happened                         raised
+    ====================================  ==============================================
+    no answer in ``connect_timeout``      :class:`ConnectTimeoutError`
+    HTTP 429 / 418 on the upgrade         :class:`RateLimitedError` (``retry_after`` read)
+    HTTP 401 / 403 on the upgrade         :class:`AuthError` (Upbit's error name read)
+    any other refused upgrade             :class:`TransportError` with ``status``
+    refused, reset, DNS, TLS (OSError)    :class:`TransportError`
+    ====================================  ==============================================
+    """
+    if ssl_context is None and url.startswith("wss://"):
+        ssl_context = ssl.create_default_context()
+    listener_box: list[_Listener] = []
+
+    def factory() -> _Listener:
+        listener = _Listener(handler)
+        listener_box.append(listener)
+        return listener
+
+    try:
+        async with asyncio.timeout(connect_timeout):
+            transport, _ = await picows.ws_connect(
+                factory,
+                url,
+                ssl_context=ssl_context,
+                websocket_handshake_timeout=connect_timeout,
+                enable_auto_ping=False,  # the session owns keepalive (core/session.py)
+                enable_auto_pong=True,
+                max_frame_size=_MAX_FRAME_SIZE,
+                extra_headers=dict(headers) if headers else None,
+                max_redirects=0,
+            )
+    except TimeoutError as exc:
+        for listener in listener_box:  # a half-open socket must not linger
+            if listener.transport is not None:
+                listener.transport.disconnect(graceful=False)
+        raise ConnectTimeoutError(connect_timeout) from exc
+    except picows.WSHandshakeError as exc:
+        raise _handshake_error(url, exc) from exc
+    except picows.WSError as exc:
+        raise TransportError(f"websocket protocol error while connecting to {url}: {exc}") from exc
+    except UpbitWsError:
+        raise
+    except OSError as exc:
+        raise TransportError(f"cannot connect to {url}: {exc.__class__.__name__}: {exc}") from exc
+    return WebSocket(url, transport, listener_box[-1])
+
+
+def _handshake_error(url: str, exc: picows.WSHandshakeError) -> UpbitWsError:
+    """Translate a refused HTTP upgrade into our error for its status."""
+    response = exc.response
+    if response is None:
+        return TransportError(f"websocket handshake with {url} failed: {exc}")
+    status = int(response.status)
+    body = response.body or exc.raw_body or b""
+    if status in (429, 418):
+        return RateLimitedError(
+            status, retry_after=_retry_after(response.headers.get("Retry-After"))
+        )
+    name, message = _upbit_error(body)
+    if status in (401, 403):
+        text = f"API key refused at the websocket handshake (HTTP {status})"
+        if name:
+            text += f": {name}: {message}"
+        return AuthError(
+            text + "; check the key, its permissions and allowed IPs", name=name, status=status
+        )
+    return TransportError(
+        f"websocket handshake with {url} refused with HTTP {status}", status=status
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Parse a ``Retry-After`` header given in seconds; ignore anything else."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _upbit_error(body: bytes) -> tuple[str | None, str]:
+    """Read ``{"error": {"name", "message"}}`` from an error body, if it is one."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, ""
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if not isinstance(error, dict):
+        return None, ""
+    name = error.get("name")
+    message = error.get("message")
+    return (str(name) if name is not None else None), (str(message) if message else "")
