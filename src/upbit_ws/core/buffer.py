@@ -1,0 +1,270 @@
+"""Bounded delivery buffers with named overflow policies.
+
+Each subscription gets its own buffer between the socket reader and its consumer, so a slow
+consumer never blocks the reader or other consumers and memory stays bounded. The buffer is
+pure (no asyncio): the shell wraps it with an ``asyncio.Event`` that it sets after a push.
+
+Policies (the names are public API):
+
+``latest``
+    Conflate: keep only the newest message per key (the market code). A new message for a key
+    already waiting replaces it *in place*, so the key keeps its turn and a code that updates
+    constantly cannot starve the others. Replacements are counted as ``conflated`` and are not
+    a loss: every ticker frame and every orderbook frame (a whole top-N book, section 4.3)
+    supersedes the previous one. Default for ``ticker`` and ``orderbook``.
+``drop_oldest``
+    A bounded FIFO. When full, the oldest message is dropped and counted; the consumer then
+    gets one :class:`Gap` carrying the number dropped before the next message. Default for
+    ``trade`` and ``candle.*`` (a trade gap can be backfilled from ``/v1/trades/ticks``).
+``never_drop``
+    For ``myOrder`` and ``myAsset``: losing an order event is data loss. Memory is still bounded
+    (a large bound, :data:`DEFAULT_CAPACITY`), and overflow is made loud rather than silent:
+    the oldest message goes as with ``drop_oldest``, :meth:`DeliveryBuffer.push` returns
+    ``True``, the :class:`Gap` the consumer then receives has ``reconcile=True``, and
+    :attr:`BufferStatistics.overflows` counts it. The shell must turn that into a gap event and
+    a REST reconciliation (``/v1/orders/open``, ``/v1/orders/closed``, ``/v1/accounts``), the
+    same repair it runs after a private reconnect. Dropping the oldest (not the newest) keeps
+    the buffer holding the most recent order state, which is what reconciliation builds on.
+
+``latest`` buffers also evict the oldest waiting key when more distinct keys are waiting than
+the bound allows; that is a real loss, counted as ``dropped`` and signalled by a :class:`Gap`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Final, Generic, Literal, TypeVar
+
+from upbit_ws.core.constants import DataType
+from upbit_ws.core.errors import InvalidInputError
+
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "OVERFLOW_POLICIES",
+    "BufferStatistics",
+    "DeliveryBuffer",
+    "Gap",
+    "OverflowPolicy",
+    "default_policy",
+]
+
+T = TypeVar("T")
+
+OverflowPolicy = Literal["latest", "drop_oldest", "never_drop"]
+OVERFLOW_POLICIES: Final[tuple[OverflowPolicy, ...]] = ("latest", "drop_oldest", "never_drop")
+
+#: Default bound per policy: distinct keys for ``latest`` (Upbit lists a few hundred markets),
+#: messages for the others. ``never_drop`` is large because a loss there needs a REST repair.
+DEFAULT_CAPACITY: Final[dict[OverflowPolicy, int]] = {
+    "latest": 1024,
+    "drop_oldest": 1024,
+    "never_drop": 16384,
+}
+
+
+def default_policy(type: DataType) -> OverflowPolicy:
+    """Return the default overflow policy for a data type.
+
+    ``ticker`` and ``orderbook`` conflate (each frame supersedes the last), ``trade`` and
+    candles drop the oldest with a counted gap, ``myOrder`` and ``myAsset`` never drop silently.
+    """
+    if type in ("ticker", "orderbook"):
+        return "latest"
+    if type in ("myOrder", "myAsset"):
+        return "never_drop"
+    return "drop_oldest"
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """The delivery gap marker: ``dropped`` messages were lost before the next one.
+
+    ``reconcile`` is true when the buffer's policy is ``never_drop``: the lost messages were
+    order or balance events and the consumer's state must be re-read from REST.
+    """
+
+    dropped: int
+    policy: OverflowPolicy
+    reconcile: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BufferStatistics:
+    """A snapshot of one buffer.
+
+    ``pushed == delivered + dropped + conflated + depth`` always holds; ``gaps`` counts the
+    :class:`Gap` markers handed out and ``overflows`` the pushes that lost data in a
+    ``never_drop`` buffer.
+    """
+
+    policy: OverflowPolicy
+    capacity: int
+    depth: int
+    high_water: int
+    pushed: int
+    delivered: int
+    dropped: int
+    conflated: int
+    gaps: int
+    overflows: int
+
+
+class DeliveryBuffer(Generic[T]):
+    """A bounded buffer of messages for one consumer, with a named overflow policy.
+
+    ``push`` never blocks and never raises for a full buffer; ``pop`` returns the next message
+    or a :class:`Gap` that says how many were lost just before it.
+    """
+
+    __slots__ = (
+        "_capacity",
+        "_conflated",
+        "_delivered",
+        "_dropped",
+        "_fifo",
+        "_gaps",
+        "_high_water",
+        "_keyed",
+        "_overflows",
+        "_pending_gap",
+        "_policy",
+        "_pushed",
+    )
+
+    def __init__(self, *, policy: OverflowPolicy, capacity: int | None = None) -> None:
+        if policy not in OVERFLOW_POLICIES:
+            raise InvalidInputError(
+                f"unknown overflow policy {policy!r}; use one of {', '.join(OVERFLOW_POLICIES)}"
+            )
+        if capacity is None:
+            capacity = DEFAULT_CAPACITY[policy]
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise InvalidInputError(f"buffer capacity must be an integer >= 1, not {capacity!r}")
+        self._policy: OverflowPolicy = policy
+        self._capacity = capacity
+        self._fifo: deque[T] = deque()
+        self._keyed: OrderedDict[Hashable, T] = OrderedDict()
+        self._pending_gap = 0
+        self._pushed = 0
+        self._delivered = 0
+        self._dropped = 0
+        self._conflated = 0
+        self._gaps = 0
+        self._overflows = 0
+        self._high_water = 0
+
+    @property
+    def policy(self) -> OverflowPolicy:
+        """Return the overflow policy of this buffer."""
+        return self._policy
+
+    @property
+    def capacity(self) -> int:
+        """Return the bound: distinct keys for ``latest``, messages otherwise."""
+        return self._capacity
+
+    def push(self, item: T, key: Hashable = None) -> bool:
+        """Add ``item`` (for market ``key``) and return whether an undelivered message was lost.
+
+        ``key`` matters only to ``latest``, which keeps the newest item per key. A ``True``
+        result from a ``never_drop`` buffer is the loud overflow signal: raise a gap event and
+        reconcile from REST.
+        """
+        self._pushed += 1
+        lost = False
+        if self._policy == "latest":
+            keyed = self._keyed
+            if key in keyed:
+                # Replace in place: the key keeps its turn (fair to other codes).
+                keyed[key] = item
+                self._conflated += 1
+                return False
+            if len(keyed) >= self._capacity:
+                keyed.popitem(last=False)
+                lost = True
+            keyed[key] = item
+            depth = len(keyed)
+        else:
+            fifo = self._fifo
+            if len(fifo) >= self._capacity:
+                fifo.popleft()
+                lost = True
+            fifo.append(item)
+            depth = len(fifo)
+        if lost:
+            self._dropped += 1
+            self._pending_gap += 1
+            if self._policy == "never_drop":
+                self._overflows += 1
+        if depth > self._high_water:
+            self._high_water = depth
+        return lost
+
+    def pop(self) -> T | Gap:
+        """Return the next message, or a :class:`Gap` first if messages were lost before it.
+
+        Raises :class:`IndexError` when the buffer is empty (check ``len()`` or truth first).
+        """
+        if self._pending_gap:
+            gap = Gap(self._pending_gap, self._policy, reconcile=self._policy == "never_drop")
+            self._pending_gap = 0
+            self._gaps += 1
+            return gap
+        if self._policy == "latest":
+            if not self._keyed:
+                raise IndexError("pop from an empty delivery buffer")
+            item = self._keyed.popitem(last=False)[1]
+        else:
+            if not self._fifo:
+                raise IndexError("pop from an empty delivery buffer")
+            item = self._fifo.popleft()
+        self._delivered += 1
+        return item
+
+    def drain(self, max_items: int) -> list[T | Gap]:
+        """Pop up to ``max_items`` entries (messages and gap markers) in delivery order."""
+        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+            raise InvalidInputError(f"max_items must be an integer >= 1, not {max_items!r}")
+        out: list[T | Gap] = []
+        while len(out) < max_items and self:
+            out.append(self.pop())
+        return out
+
+    def clear(self) -> int:
+        """Discard every waiting message (on unsubscribe); return how many, counted as dropped."""
+        gone = len(self._keyed) + len(self._fifo)
+        self._keyed.clear()
+        self._fifo.clear()
+        self._pending_gap = 0
+        self._dropped += gone
+        return gone
+
+    def __len__(self) -> int:
+        """Return how many entries ``pop`` will give: messages plus a pending gap marker."""
+        return len(self._keyed) + len(self._fifo) + (1 if self._pending_gap else 0)
+
+    def __bool__(self) -> bool:
+        return bool(self._keyed or self._fifo or self._pending_gap)
+
+    def statistics(self) -> BufferStatistics:
+        """Return a snapshot of depth, high-water mark and the drop and conflation counters."""
+        return BufferStatistics(
+            policy=self._policy,
+            capacity=self._capacity,
+            depth=len(self._keyed) + len(self._fifo),
+            high_water=self._high_water,
+            pushed=self._pushed,
+            delivered=self._delivered,
+            dropped=self._dropped,
+            conflated=self._conflated,
+            gaps=self._gaps,
+            overflows=self._overflows,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<DeliveryBuffer policy={self._policy} depth={len(self._keyed) + len(self._fifo)}"
+            f"/{self._capacity} dropped={self._dropped} conflated={self._conflated}>"
+        )

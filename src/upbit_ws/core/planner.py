@@ -1,0 +1,329 @@
+"""The request planner: desired versus confirmed state, as ONE full request per connection.
+
+Every request replaces the connection's whole subscription (upbit-protocol.md section 3), so a
+plan always carries the complete desired set, never a delta. The planner decides the flags:
+
+* a stream the server is certainly streaming already goes with ``is_only_realtime`` so that a
+  change does not cause a snapshot storm; a new stream gets its snapshot (no flag; section
+  2.2). A type with both becomes two type objects of the same type (docs example in section
+  2.3 shows two ``orderbook`` objects in one request).
+* after a reconnect (:meth:`SubscriptionPlanner.connection_lost`) nothing is streaming, so
+  everything gets a fresh snapshot (section 3.2: the server keeps nothing across connections).
+* orderbook depths are merged by the book to the largest requested and sent as a ``.N`` code
+  suffix, omitted for the default 30 (section 2.3); different levels are separate objects;
+  level 0 (native) is not sent at all (the Indonesia host errors on a ``level`` it dislikes,
+  section 1.2).
+* output is deterministic (types in wire-constant order, then level, realtime object before
+  snapshot object, sorted codes), so plans compare equal and a no-op change sends nothing.
+
+Confirmation model. Upbit sends no acknowledgement (section 1.3), so the shell tells the
+planner what happened:
+
+* :meth:`~SubscriptionPlanner.sent` when the request went out. What is "certainly streaming"
+  narrows to what the new request keeps (a stream the request drops stops on the server).
+* :meth:`~SubscriptionPlanner.confirmed` when the shell considers it applied: at the first data
+  frame of the request, or after a quiet window with no error frame (JKorf and the SDK use
+  about 1 s). A confirmation for a plan that is no longer the one in flight is stale and
+  ignored (a newer request has replaced it on the server).
+* :meth:`~SubscriptionPlanner.rejected` when an error frame answered it (section 7). Upbit
+  then closes the socket (section 7.3), so the shell also calls ``connection_lost``. The
+  rejected desired state is not proposed again until the desired state changes; meanwhile the
+  planner falls back to the part of the desired state that Upbit last accepted, so one bad
+  subscription does not stop every other component's data.
+* :meth:`~SubscriptionPlanner.connection_lost` clears what is streaming and what is in flight.
+
+An empty desired state cannot be sent (Upbit rejects a request without type objects, and an
+empty ``codes`` list is ``INVALID_PARAM``, section 7.2). When something is still streaming and
+nothing is wanted, :meth:`~SubscriptionPlanner.plan_for` returns an empty :class:`Plan`
+(``plan.is_empty``). The shell must then send nothing and close the socket cleanly, the only way
+to stop Upbit's streams (section 3.2: no unsubscribe), and call ``connection_lost``; it opens the
+connection again when the desired state becomes non-empty. (A shell that keeps the socket may
+instead call ``sent`` and ``confirmed`` with the empty plan; the router then drops the frames
+nobody wants.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Set
+from dataclasses import dataclass, field
+from typing import Final
+
+from upbit_ws.core.book import (
+    ALL_CODES,
+    CONNECTIONS,
+    Connection,
+    SubscriptionBook,
+    WantedStream,
+)
+from upbit_ws.core.constants import DATA_TYPES, DEFAULT_ORDERBOOK_DEPTH, PRIVATE_TYPES, DataType
+from upbit_ws.core.encode import TypeRequest, orderbook_code
+from upbit_ws.core.errors import InvalidInputError
+
+__all__ = [
+    "Plan",
+    "PlannerStatistics",
+    "SubscriptionPlanner",
+    "build_plan",
+    "wire_code",
+]
+
+_TYPE_RANK: Final[dict[str, int]] = {t: i for i, t in enumerate(DATA_TYPES)}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One full request for one connection, and the desired state it realises.
+
+    ``types`` is what goes to :func:`~upbit_ws.core.encode.encode_request`; ``desired`` is the
+    canonical desired state (sorted :class:`~upbit_ws.core.book.WantedStream` values) that the
+    server streams once the request is applied. An empty plan means "nothing to subscribe":
+    send nothing (see the module docstring).
+    """
+
+    connection: Connection
+    types: tuple[TypeRequest, ...]
+    desired: tuple[WantedStream, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        """Tell whether there is nothing to subscribe (no request may be sent)."""
+        return not self.types
+
+    def snapshot_streams(self) -> tuple[WantedStream, ...]:
+        """Return the streams this request asks a snapshot for (not sent ``is_only_realtime``)."""
+        realtime = {
+            (t.type, t.level or 0, c) for t in self.types if t.is_only_realtime for c in t.codes
+        }
+        return tuple(
+            w
+            for w in self.desired
+            if w.type in PRIVATE_TYPES or (w.type, w.level or 0, wire_code(w)) not in realtime
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerStatistics:
+    """Counters of the planner for one connection."""
+
+    connection: Connection
+    plans_sent: int
+    plans_confirmed: int
+    plans_rejected: int
+    stale_confirmations: int
+    connections_lost: int
+    streaming: int
+    in_flight: bool
+
+
+@dataclass(slots=True)
+class _ConnectionState:
+    # Streams the server is certainly sending now: those of the last confirmed request, minus
+    # whatever a later request dropped. Only these may go with is_only_realtime.
+    streaming: frozenset[WantedStream] = frozenset()
+    # The desired state of the last confirmed request since the socket opened; () after a loss.
+    confirmed: tuple[WantedStream, ...] = ()
+    # The desired state of the last confirmed request ever; survives reconnects. The fallback
+    # basis after a rejection.
+    last_good: frozenset[WantedStream] = frozenset()
+    in_flight: Plan | None = None
+    # Desired states Upbit refused, remembered while the book's desired state is unchanged.
+    rejected: set[tuple[WantedStream, ...]] = field(default_factory=set)
+    rejected_for: tuple[WantedStream, ...] | None = None
+    sent: int = 0
+    confirmed_count: int = 0
+    rejected_count: int = 0
+    stale: int = 0
+    lost: int = 0
+
+
+def wire_code(stream: WantedStream) -> str:
+    """Return the code as sent: orderbook codes carry ``.N`` unless N is the default 30."""
+    depth = stream.depth
+    if stream.type == "orderbook" and depth is not None and depth != DEFAULT_ORDERBOOK_DEPTH:
+        return orderbook_code(stream.code, depth)
+    return stream.code
+
+
+def build_plan(
+    connection: Connection,
+    desired: Iterable[WantedStream],
+    *,
+    streaming: Set[WantedStream] = frozenset(),
+) -> Plan:
+    """Return the request that realises ``desired``, given the streams already ``streaming``.
+
+    Streams in ``streaming`` go with ``is_only_realtime`` (public types only: private types
+    have no snapshot and accept no such flag); the others get their snapshot.
+    """
+    wants = tuple(sorted(set(desired), key=WantedStream.sort_key))
+    groups: dict[tuple[int, int | float, int], list[str]] = {}
+    meta: dict[tuple[int, int | float, int], tuple[DataType, int | float | None, bool]] = {}
+    for want in wants:
+        realtime = want.type not in PRIVATE_TYPES and want in streaming
+        # Realtime object (0) before snapshot object (1): a fixed order for comparable plans.
+        gkey = (_TYPE_RANK[want.type], want.level or 0, 0 if realtime else 1)
+        meta[gkey] = (want.type, want.level if want.level else None, realtime)
+        codes = groups.setdefault(gkey, [])
+        if want.code != ALL_CODES:
+            codes.append(wire_code(want))
+    types: list[TypeRequest] = []
+    for gkey in sorted(groups):
+        kind, wire_level, realtime = meta[gkey]
+        # myOrder for all markets and myAsset go without codes (section 2.2); the book never
+        # mixes ALL_CODES with per-market myOrder codes.
+        types.append(
+            TypeRequest(
+                type=kind,
+                codes=tuple(sorted(groups[gkey])),
+                level=wire_level,
+                is_only_realtime=realtime,
+            )
+        )
+    return Plan(connection=connection, types=tuple(types), desired=wants)
+
+
+class SubscriptionPlanner:
+    """Turns a :class:`~upbit_ws.core.book.SubscriptionBook` into one request per connection.
+
+    Pure and clock-free; the shell calls :meth:`plan_for` after the book changed (coalesced
+    over a few ms and paced by the rate limiter) and reports what happened with :meth:`sent`,
+    :meth:`confirmed`, :meth:`rejected` and :meth:`connection_lost`.
+    """
+
+    def __init__(self, book: SubscriptionBook) -> None:
+        self._book = book
+        self._states: dict[Connection, _ConnectionState] = {
+            c: _ConnectionState() for c in CONNECTIONS
+        }
+
+    @property
+    def book(self) -> SubscriptionBook:
+        """Return the book this planner reads."""
+        return self._book
+
+    def plan_for(self, connection: Connection) -> Plan | None:
+        """Return the next request for ``connection``, or ``None`` when there is nothing to do.
+
+        ``None`` means the target state equals what was last sent (in flight) or, with
+        nothing in flight, what is confirmed. The target is the book's desired state, unless
+        Upbit rejected exactly that state; then it is the part of it Upbit last accepted.
+        """
+        state = self._state(connection)
+        desired = self._book.wanted(connection)
+        if state.rejected_for is not None and desired != state.rejected_for:
+            state.rejected.clear()
+            state.rejected_for = None
+        target = self._target(state, desired)
+        current = state.in_flight.desired if state.in_flight is not None else state.confirmed
+        if target == current:
+            return None
+        return build_plan(connection, target, streaming=state.streaming)
+
+    def sent(self, connection: Connection, plan: Plan) -> None:
+        """Record that ``plan`` was sent on ``connection`` and is now in flight."""
+        state = self._state(connection)
+        self._check_plan(connection, plan)
+        # The new request replaces the old one on the server (section 3): whatever it drops
+        # stops streaming even before it is confirmed.
+        state.streaming = state.streaming.intersection(plan.desired)
+        state.in_flight = plan
+        state.sent += 1
+
+    def confirmed(self, connection: Connection, plan: Plan) -> bool:
+        """Record that ``plan`` is applied; return ``False`` (and change nothing) if stale.
+
+        A plan is stale when it is not the one in flight: a newer request replaced it, or the
+        connection was lost since.
+        """
+        state = self._state(connection)
+        self._check_plan(connection, plan)
+        if state.in_flight is None or state.in_flight != plan:
+            state.stale += 1
+            return False
+        state.in_flight = None
+        state.confirmed = plan.desired
+        state.streaming = frozenset(plan.desired)
+        state.last_good = frozenset(plan.desired)
+        state.confirmed_count += 1
+        return True
+
+    def rejected(self, connection: Connection, plan: Plan) -> None:
+        """Record that Upbit answered ``plan`` with an error frame.
+
+        Its desired state is not proposed again until the book's desired state changes.
+        """
+        state = self._state(connection)
+        self._check_plan(connection, plan)
+        if state.in_flight == plan:
+            state.in_flight = None
+        state.rejected.add(plan.desired)
+        if state.rejected_for is None:
+            state.rejected_for = self._book.wanted(connection)
+        state.rejected_count += 1
+
+    def connection_lost(self, connection: Connection) -> None:
+        """Forget what was streaming and in flight: the next plan re-sends everything fresh."""
+        state = self._state(connection)
+        state.streaming = frozenset()
+        state.confirmed = ()
+        state.in_flight = None
+        state.lost += 1
+
+    def confirmed_state(self, connection: Connection) -> tuple[WantedStream, ...]:
+        """Return the desired state of the last confirmed request on the current socket."""
+        return self._state(connection).confirmed
+
+    def streaming(self, connection: Connection) -> frozenset[WantedStream]:
+        """Return the streams the server is certainly sending (sent ``is_only_realtime``)."""
+        return self._state(connection).streaming
+
+    def in_flight(self, connection: Connection) -> Plan | None:
+        """Return the plan sent and not yet confirmed or rejected, if any."""
+        return self._state(connection).in_flight
+
+    def statistics(self, connection: Connection) -> PlannerStatistics:
+        """Return the planner's counters for ``connection``."""
+        state = self._state(connection)
+        return PlannerStatistics(
+            connection=connection,
+            plans_sent=state.sent,
+            plans_confirmed=state.confirmed_count,
+            plans_rejected=state.rejected_count,
+            stale_confirmations=state.stale,
+            connections_lost=state.lost,
+            streaming=len(state.streaming),
+            in_flight=state.in_flight is not None,
+        )
+
+    def __repr__(self) -> str:
+        parts = " ".join(
+            f"{c}=streaming:{len(s.streaming)},in_flight:{s.in_flight is not None}"
+            for c, s in self._states.items()
+        )
+        return f"<SubscriptionPlanner {parts}>"
+
+    def _state(self, connection: Connection) -> _ConnectionState:
+        try:
+            return self._states[connection]
+        except KeyError as exc:
+            raise InvalidInputError(
+                f"unknown connection {connection!r}; use public or private"
+            ) from exc
+
+    @staticmethod
+    def _check_plan(connection: Connection, plan: Plan) -> None:
+        if not isinstance(plan, Plan) or plan.connection != connection:
+            raise InvalidInputError(f"plan {plan!r} is not a plan for the {connection} connection")
+
+    @staticmethod
+    def _target(
+        state: _ConnectionState, desired: tuple[WantedStream, ...]
+    ) -> tuple[WantedStream, ...]:
+        if desired not in state.rejected:
+            return desired
+        # Fall back to what Upbit accepted last and is still wanted (section 7.3: a rejected
+        # request must not be retried as is, but other components keep their data).
+        fallback = tuple(w for w in desired if w in state.last_good)
+        if fallback in state.rejected:
+            return ()
+        return fallback
