@@ -1,0 +1,276 @@
+"""Classify the exception that ended a connection (or a connect attempt): retry or stop, and how.
+
+The reconnect loop is not a catch-all: it asks :func:`classify` what an exception means and
+follows the :class:`Decision`. Third-party exceptions (picows, aiohttp) are translated into the
+library's own tree by the transport adapter first; what reaches this table is the library's
+exceptions and the standard OSError/timeout family.
+
+======================================  =======  ============  ================  ============
+exception                               verdict  backoff       cause             notes
+======================================  =======  ============  ================  ============
+RateLimitedError(429)                   retry    rate_limited  rate_limited      (1)
+RateLimitedError(418)                   retry    blocked       blocked           (2)
+AuthError                               retry    auth          auth              (3)
+ServerRejectedError INVALID_AUTH        retry    auth          auth              (3)
+ServerRejectedError, WS error frame     retry    normal        request_rejected  (4)
+ServerRejectedError HTTP 401 key names  retry    auth          auth              (3)
+ServerRejectedError HTTP nonce_used     retry    normal        server_error      (5)
+ServerRejectedError HTTP 429 / 418      retry    rate_limited  rate_limited /    (1) (2)
+                                                 / blocked     blocked
+ServerRejectedError HTTP 5xx            retry    normal        server_error
+ServerRejectedError other HTTP 4xx      fatal    normal        request_rejected  (6)
+ConnectionClosedError (any code)        retry    normal        closed            (7)
+TransportError status 429 / 418         retry    rate_limited  rate_limited /    (1) (2)
+                                                 / blocked     blocked
+TransportError status 401 / 403         retry    auth          auth              (3)
+TransportError (other)                  retry    normal        transport         (8)
+DecodeError                             retry    normal        decode            (9)
+UnknownCodeError, InvalidInputError     fatal    normal        invalid_input     (10)
+ConfigError                             fatal    normal        config            (10)
+UpbitWsError (any other subclass)       fatal    normal        bug               (11)
+TimeoutError (also asyncio's)           retry    normal        timeout           (12)
+ssl.SSLError (and cert errors)          retry    normal        tls               (8)
+socket.gaierror (matched by name)       retry    normal        dns               (8)
+ConnectionRefusedError, ...ResetError,  retry    normal        transport         (8)
+ConnectionAbortedError, BrokenPipeError
+other OSError, EOFError                 retry    normal        transport         (8)
+CancelledError, KeyboardInterrupt,      fatal    normal        cancelled         (13)
+SystemExit, GeneratorExit
+BaseExceptionGroup                      worst of its leaves                      (14)
+anything else                           fatal    normal        bug               (11)
+======================================  =======  ============  ================  ============
+
+Notes (section numbers refer to ``upbit-protocol.md``):
+
+1. HTTP 429 on the handshake or REST: back off longer, at least a floor of several seconds,
+   honouring Retry-After (section 8.1).
+2. HTTP 418: Upbit blocks the client for a while, longer on repeat; wait out the block
+   (Retry-After when given, else a growing floor) (section 8.1).
+3. The API key was refused: stop the private connection until the key works again; the
+   key-health loop re-opens it, and a slow fallback retry runs meanwhile (section 5).
+4. Upbit answered a request *we* built with an error frame and then closes the socket with
+   1000 (sections 7.2, 7.3). That is a bug report, not a retry loop: reconnect, but re-send the
+   last request Upbit accepted, never the rejected one, and surface a ``RequestRejected``
+   event. ``Decision.request_rejected`` tells the shell so.
+5. ``nonce_used`` (REST 401) is cured by a fresh nonce on the next try (section 9.7).
+6. Any other REST 4xx means our request was wrong; retrying the same request cannot help.
+7. A closed socket is always reconnected; Upbit itself drops idle sockets with 1006 and closes
+   with 1000 after an error frame (sections 6, 7.3).
+8. Reconnect never gives up on transport problems: refused, reset, DNS and TLS failures all
+   retry on the ordinary schedule (capped, so a long outage costs one connect per cap).
+9. A frame we cannot parse is normally counted and skipped by the shell; if one ever ends a
+   connection, reconnecting is the right answer.
+10. The caller's input is wrong; retrying cannot fix it.
+11. Everything unknown is treated as a bug and surfaced, never swallowed by a retry loop.
+12. A timeout is a transport problem; the session also grows its connect timeout on it.
+13. Cancellation and interpreter exit must propagate, never be retried.
+14. A group (from a TaskGroup) is fatal if any leaf is fatal, else it retries on the longest
+    schedule among its leaves (blocked > rate_limited > auth > normal).
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from upbit_ws.core.backoff import BackoffClass
+from upbit_ws.core.errors import (
+    AuthError,
+    ConfigError,
+    ConnectionClosedError,
+    DecodeError,
+    InvalidInputError,
+    RateLimitedError,
+    ServerRejectedError,
+    TransportError,
+    UpbitWsError,
+)
+
+__all__ = ["Cause", "Decision", "Verdict", "classify"]
+
+#: ``retry``: reconnect on the backoff schedule; ``fatal``: stop and surface the exception.
+Verdict = Literal["retry", "fatal"]
+
+#: What kind of failure it was, for logs, statistics and state-change reasons.
+Cause = Literal[
+    "closed",
+    "transport",
+    "timeout",
+    "dns",
+    "tls",
+    "rate_limited",
+    "blocked",
+    "auth",
+    "request_rejected",
+    "server_error",
+    "decode",
+    "invalid_input",
+    "config",
+    "cancelled",
+    "bug",
+]
+
+# REST 401 error names that mean the key itself is refused (section 9.7).
+_KEY_ERROR_NAMES: Final = frozenset(
+    {
+        "INVALID_AUTH",
+        "invalid_access_key",
+        "jwt_verification",
+        "expired_access_key",
+        "no_authorization_ip",
+        "out_of_scope",
+    }
+)
+_TRANSIENT_AUTH_NAMES: Final = frozenset({"nonce_used"})
+_BACKOFF_RANK: Final[dict[BackoffClass, int]] = {
+    "normal": 0,
+    "auth": 1,
+    "rate_limited": 2,
+    "blocked": 3,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do about an exception: the verdict, the backoff schedule and why.
+
+    ``retry_after`` is the server's requested wait in seconds, when it gave one.
+    ``request_rejected`` is true when Upbit rejected a request the library built: the shell
+    must not send that request again (re-send the last accepted one) and should surface it.
+    ``reason`` is a short human text for logs and state-change events; it never holds secrets.
+    """
+
+    verdict: Verdict
+    backoff: BackoffClass
+    cause: Cause
+    reason: str
+    retry_after: float | None = None
+    request_rejected: bool = False
+
+    @property
+    def retry(self) -> bool:
+        """Return whether the connection should be re-opened."""
+        return self.verdict == "retry"
+
+
+def _retry(
+    cause: Cause,
+    reason: str,
+    *,
+    backoff: BackoffClass = "normal",
+    retry_after: float | None = None,
+    request_rejected: bool = False,
+) -> Decision:
+    return Decision("retry", backoff, cause, reason, retry_after, request_rejected)
+
+
+def _fatal(cause: Cause, reason: str, *, request_rejected: bool = False) -> Decision:
+    return Decision("fatal", "normal", cause, reason, None, request_rejected)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _by_status(status: int, reason: str, retry_after: float | None = None) -> Decision | None:
+    """Classify an HTTP status shared by handshakes and REST answers, or return None."""
+    if status == 429:
+        return _retry("rate_limited", reason, backoff="rate_limited", retry_after=retry_after)
+    if status == 418:
+        return _retry("blocked", reason, backoff="blocked", retry_after=retry_after)
+    if status in (401, 403):
+        return _retry("auth", reason, backoff="auth")
+    if status >= 500:
+        return _retry("server_error", reason)
+    return None
+
+
+def _server_rejected(exc: ServerRejectedError, reason: str) -> Decision:
+    if exc.name in _KEY_ERROR_NAMES:
+        return _retry("auth", reason, backoff="auth")
+    if exc.name in _TRANSIENT_AUTH_NAMES:
+        return _retry("server_error", reason)
+    if exc.status is None:
+        # A WebSocket error frame answers a request we built; Upbit closes right after it
+        # (section 7.3). Reconnect, but never re-send the rejected request.
+        return _retry("request_rejected", reason, request_rejected=True)
+    by_status = _by_status(exc.status, reason)
+    if by_status is not None:
+        return by_status
+    return _fatal("request_rejected", reason, request_rejected=True)
+
+
+def _library(exc: BaseException, reason: str) -> Decision | None:
+    """Classify the library's own exceptions, or return None for anything else."""
+    decision: Decision | None = None
+    if isinstance(exc, RateLimitedError):
+        if exc.status == 418:
+            decision = _retry("blocked", reason, backoff="blocked", retry_after=exc.retry_after)
+        else:
+            decision = _retry(
+                "rate_limited", reason, backoff="rate_limited", retry_after=exc.retry_after
+            )
+    elif isinstance(exc, AuthError):
+        decision = _retry("auth", reason, backoff="auth")
+    elif isinstance(exc, ServerRejectedError):
+        decision = _server_rejected(exc, reason)
+    elif isinstance(exc, ConnectionClosedError):
+        decision = _retry("closed", reason)
+    elif isinstance(exc, TransportError):
+        by_status = None if exc.status is None else _by_status(exc.status, reason)
+        decision = by_status or _retry("transport", reason)
+    elif isinstance(exc, DecodeError):
+        decision = _retry("decode", reason)
+    elif isinstance(exc, ConfigError):
+        decision = _fatal("config", reason)
+    elif isinstance(exc, InvalidInputError):
+        decision = _fatal("invalid_input", reason)
+    return decision
+
+
+def _builtin(exc: BaseException, reason: str) -> Decision:
+    if isinstance(exc, TimeoutError):
+        return _retry("timeout", reason)
+    if isinstance(exc, ssl.SSLError):
+        return _retry("tls", reason)
+    # socket.gaierror is an OSError subclass; matched by name so the core never imports socket.
+    if isinstance(exc, OSError) and type(exc).__name__ == "gaierror":
+        return _retry("dns", reason)
+    if isinstance(exc, OSError | EOFError):
+        return _retry("transport", reason)
+    return _fatal("bug", reason)
+
+
+def _group(group: BaseExceptionGroup[BaseException]) -> Decision:
+    leaves = [classify(exc) for exc in group.exceptions]
+    fatal = [d for d in leaves if not d.retry]
+    if fatal:
+        # Cancellation wins over other fatal causes: it must propagate first.
+        return next((d for d in fatal if d.cause == "cancelled"), fatal[0])
+    return max(leaves, key=lambda d: _BACKOFF_RANK[d.backoff])
+
+
+def classify(exc: BaseException) -> Decision:
+    """Return what to do about ``exc``: retry or stop, on which backoff schedule, and why.
+
+    The full table is in the module docstring.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        if not exc.exceptions:
+            return _fatal("bug", _describe(exc))
+        return _group(exc)
+    reason = _describe(exc)
+    # asyncio.CancelledError is a BaseException; matched by name so the core never imports
+    # asyncio.
+    if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or any(
+        cls.__name__ == "CancelledError" for cls in type(exc).__mro__
+    ):
+        return _fatal("cancelled", reason)
+    decision = _library(exc, reason)
+    if decision is not None:
+        return decision
+    if isinstance(exc, UpbitWsError):
+        return _fatal("bug", reason)
+    return _builtin(exc, reason)

@@ -1,0 +1,468 @@
+"""Connection configuration: the one table of defaults, and frozen, validated config objects.
+
+Every timeout, keepalive, backoff and rate-limit default of the library is a named constant in
+the table below, defined once; the config classes take their defaults from it. A config object
+is frozen and checks itself when built: it collects *every* problem and raises one
+:class:`~upbit_ws.ConfigError` listing them all. :meth:`ConnectionConfig.from_mapping` does the
+same across every group at once (for the CLI, which is the only place that reads files or the
+environment).
+
+Defaults (section numbers refer to ``upbit-protocol.md``)
+
+============================  =========  ===================================================
+name                          value      why
+============================  =========  ===================================================
+CONNECT_TIMEOUT               1 s        seed: 1 s normally
+CONNECT_TIMEOUT_MAX           5 s        seed: 5 s at most on a bad network
+CONNECT_TIMEOUT_GROWTH        x2         1 -> 2 -> 4 -> 5 s over consecutive connect timeouts
+SEND_TIMEOUT                  1 s        seed: sending one message
+SUBSCRIPTION_CHANGE_TIMEOUT   2 s        seed: a subscription change, send to first frame
+CLOSE_TIMEOUT                 1 s        graceful close handshake; abort after it
+PING_INTERVAL                 15 s       Upbit drops idle sockets after ~60 s and a 20 s ping
+                                         kept them alive (section 6); the seed asks <= 20 s
+PING_INTERVAL_MAX             30 s       validation bound: half the observed 60 s idle kill
+PONG_TIMEOUT                  1.5 s      pongs come back in 160-360 ms on KR (section 6)
+SILENCE_PROBE                 1 s        a stream that normally flows and is quiet this long
+                                         gets a ping at once (busy KRW books tick ~100 ms)
+BACKOFF_FIRST_DELAY           0.1 s      first retry within ~100 ms
+BACKOFF_FACTOR                x2         exponential growth of the retry envelope
+BACKOFF_CAP                   20 s       never wait longer between ordinary retries
+BACKOFF_JITTER                0.5        a delay is drawn from [envelope * 0.5, envelope]
+BACKOFF_RESET_AFTER           10 s       a session open this long resets the backoff
+RATE_LIMITED_FLOOR            5 s        after HTTP 429 wait at least this (section 8.1)
+BLOCKED_FLOOR                 30 s       after HTTP 418 without Retry-After; doubles on repeat
+BLOCKED_CAP                   600 s      upper bound of that growing floor
+AUTH_RETRY_DELAY              60 s       a refused key is retried this often even if no key
+                                         check says it works again
+CONNECTS_PER_SECOND           5          Upbit: 5 connects/s per IP or account (section 8.1)
+MESSAGES_PER_SECOND           5          Upbit: 5 messages/s per connection (section 8.1)
+MESSAGES_PER_MINUTE           100        Upbit: 100 messages/min per connection (section 8.1)
+CONNECT_BURST                 2          public and private may connect together at start
+MESSAGE_BURST                 2          a subscription and a LIST_SUBSCRIPTIONS back to back
+MINUTE_BURST                  10         quick changes allowed before the per-minute pace
+RATE_LIMIT_MARGIN             0.05 s     added to each window to absorb network jitter
+KEY_CHECK_INTERVAL            60 s       seed: API key health checked every minute
+KEY_EXPIRY_WARNING            7 days     warn this long before a key expires (keys last 1 y)
+============================  =========  ===================================================
+
+Blackhole arithmetic (the seed's 5 s bar, goal 3 s). A connection whose subscriptions normally
+stream goes silent at ``t0`` (the last frame). At ``t0 + SILENCE_PROBE`` (1.0 s) the session
+sends a ping and marks the connection degraded; with no pong (nor any frame) by
+``+ PONG_TIMEOUT`` (2.5 s) it is declared dead and aborted without a closing handshake (a
+graceful close on a blackholed socket hangs). The first retry follows within
+``BACKOFF_FIRST_DELAY`` (2.6 s); a loopback connect takes milliseconds and a real Upbit connect
+about 50-300 ms (2.9 s); the full subscription is re-sent at once and its snapshots arrive
+within 150-650 ms on Upbit (section 1.3), at once from the simulator. So data flows again after
+about 2.6-2.7 s on loopback and at worst about 3.6 s against Upbit, under 5 s even when one
+connect attempt times out on the way (then the connect timeout grows to 2 s for the next one).
+A connection that does not normally stream (private myOrder/myAsset) is only probed by the
+periodic ping, so its blackhole is found within ``PING_INTERVAL + PONG_TIMEOUT`` (16.5 s).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Final
+
+from upbit_ws.core.errors import ConfigError
+
+__all__ = [
+    "AUTH_RETRY_DELAY",
+    "BACKOFF_CAP",
+    "BACKOFF_FACTOR",
+    "BACKOFF_FIRST_DELAY",
+    "BACKOFF_JITTER",
+    "BACKOFF_RESET_AFTER",
+    "BLOCKED_CAP",
+    "BLOCKED_FLOOR",
+    "CLOSE_TIMEOUT",
+    "CONNECTS_PER_SECOND",
+    "CONNECT_BURST",
+    "CONNECT_TIMEOUT",
+    "CONNECT_TIMEOUT_GROWTH",
+    "CONNECT_TIMEOUT_MAX",
+    "KEY_CHECK_INTERVAL",
+    "KEY_EXPIRY_WARNING",
+    "MESSAGES_PER_MINUTE",
+    "MESSAGES_PER_SECOND",
+    "MESSAGE_BURST",
+    "MINUTE_BURST",
+    "PING_INTERVAL",
+    "PING_INTERVAL_MAX",
+    "PONG_TIMEOUT",
+    "RATE_LIMITED_FLOOR",
+    "RATE_LIMIT_MARGIN",
+    "SEND_TIMEOUT",
+    "SILENCE_PROBE",
+    "SUBSCRIPTION_CHANGE_TIMEOUT",
+    "BackoffConfig",
+    "ConnectionConfig",
+    "KeepaliveConfig",
+    "KeyHealthConfig",
+    "RateLimits",
+    "Timeouts",
+]
+
+# --- the one table of defaults (see the module docstring for the reasons) ---------------------
+
+CONNECT_TIMEOUT: Final = 1.0
+CONNECT_TIMEOUT_MAX: Final = 5.0
+CONNECT_TIMEOUT_GROWTH: Final = 2.0
+SEND_TIMEOUT: Final = 1.0
+SUBSCRIPTION_CHANGE_TIMEOUT: Final = 2.0
+CLOSE_TIMEOUT: Final = 1.0
+
+PING_INTERVAL: Final = 15.0
+PING_INTERVAL_MAX: Final = 30.0
+PONG_TIMEOUT: Final = 1.5
+SILENCE_PROBE: Final = 1.0
+
+BACKOFF_FIRST_DELAY: Final = 0.1
+BACKOFF_FACTOR: Final = 2.0
+BACKOFF_CAP: Final = 20.0
+BACKOFF_JITTER: Final = 0.5
+BACKOFF_RESET_AFTER: Final = 10.0
+RATE_LIMITED_FLOOR: Final = 5.0
+BLOCKED_FLOOR: Final = 30.0
+BLOCKED_CAP: Final = 600.0
+AUTH_RETRY_DELAY: Final = 60.0
+
+CONNECTS_PER_SECOND: Final = 5
+MESSAGES_PER_SECOND: Final = 5
+MESSAGES_PER_MINUTE: Final = 100
+CONNECT_BURST: Final = 2
+MESSAGE_BURST: Final = 2
+MINUTE_BURST: Final = 10
+RATE_LIMIT_MARGIN: Final = 0.05
+
+KEY_CHECK_INTERVAL: Final = 60.0
+KEY_EXPIRY_WARNING: Final = 7 * 24 * 3600.0
+
+
+# --- validation helpers ------------------------------------------------------------------------
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _Checker:
+    """Collect problems of one config object instead of stopping at the first."""
+
+    def __init__(self, group: str, obj: object) -> None:
+        self.group = group
+        self.obj = obj
+        self.problems: list[str] = []
+        self.bad: set[str] = set()
+
+    def _value(self, name: str) -> Any:
+        return getattr(self.obj, name)
+
+    def number(self, name: str, *, positive: bool = True, unit: str = " s") -> bool:
+        value = self._value(name)
+        if not _is_number(value):
+            self.fail(name, f"must be a finite number, got {value!r}")
+            return False
+        if positive and value <= 0:
+            self.fail(name, f"must be > 0{unit}, got {value!r}")
+            return False
+        if not positive and value < 0:
+            self.fail(name, f"must be >= 0{unit}, got {value!r}")
+            return False
+        return True
+
+    def count(self, name: str) -> bool:
+        value = self._value(name)
+        if not _is_count(value) or value < 1:
+            self.fail(name, f"must be a whole number >= 1, got {value!r}")
+            return False
+        return True
+
+    def rule(self, names: tuple[str, ...], ok: Callable[[], bool], text: str) -> None:
+        """Check a relation between fields, only when each of them is valid on its own."""
+        if self.bad.isdisjoint(names) and not ok():
+            self.fail(names[0], text)
+
+    def fail(self, name: str, text: str) -> None:
+        self.bad.add(name)
+        self.problems.append(f"{self.group}.{name} {text}")
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+# --- the config groups -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Timeouts:
+    """Timeouts in seconds for connecting, sending, changing subscriptions and closing.
+
+    ``connect`` is the first connect timeout; after each connect that times out the next one
+    gets ``connect * connect_growth`` up to ``connect_max``, and a successful connect resets it.
+    """
+
+    connect: float = CONNECT_TIMEOUT
+    connect_max: float = CONNECT_TIMEOUT_MAX
+    connect_growth: float = CONNECT_TIMEOUT_GROWTH
+    send: float = SEND_TIMEOUT
+    subscription_change: float = SUBSCRIPTION_CHANGE_TIMEOUT
+    close: float = CLOSE_TIMEOUT
+
+    def __post_init__(self) -> None:
+        """Validate every field and raise one ConfigError listing all problems."""
+        check = _Checker("timeouts", self)
+        for name in ("connect", "connect_max", "send", "subscription_change", "close"):
+            check.number(name)
+        if check.number("connect_growth", unit=""):
+            check.rule(
+                ("connect_growth",),
+                lambda: self.connect_growth >= 1,
+                f"must be >= 1 (a factor), got {self.connect_growth!r}",
+            )
+        check.rule(
+            ("connect_max", "connect"),
+            lambda: self.connect_max >= self.connect,
+            f"must be >= connect ({self.connect!r} s), got {self.connect_max!r}",
+        )
+        check.raise_if_any()
+
+    def next_connect_timeout(self, current: float) -> float:
+        """Return the connect timeout to use after a connect that timed out with ``current``."""
+        return min(self.connect_max, current * self.connect_growth)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KeepaliveConfig:
+    """Keepalive policy: periodic ping, pong deadline and the data-silence probe (section 6).
+
+    A ping goes out every ``ping_interval`` seconds whatever the traffic. A connection whose
+    subscriptions normally stream and that has been silent for ``silence_probe`` seconds gets a
+    ping at once. Any frame or pong within ``pong_timeout`` of a ping proves the connection
+    alive; otherwise it is declared dead.
+    """
+
+    ping_interval: float = PING_INTERVAL
+    pong_timeout: float = PONG_TIMEOUT
+    silence_probe: float = SILENCE_PROBE
+
+    def __post_init__(self) -> None:
+        """Validate every field and raise one ConfigError listing all problems."""
+        check = _Checker("keepalive", self)
+        for name in ("ping_interval", "pong_timeout", "silence_probe"):
+            check.number(name)
+        check.rule(
+            ("ping_interval",),
+            lambda: self.ping_interval <= PING_INTERVAL_MAX,
+            f"must be <= {PING_INTERVAL_MAX:g} s (Upbit drops sockets idle for ~60 s), "
+            f"got {self.ping_interval!r}",
+        )
+        check.rule(
+            ("pong_timeout", "ping_interval"),
+            lambda: self.pong_timeout < self.ping_interval,
+            f"must be < ping_interval ({self.ping_interval!r} s), got {self.pong_timeout!r}",
+        )
+        check.rule(
+            ("silence_probe", "ping_interval"),
+            lambda: self.silence_probe <= self.ping_interval,
+            f"must be <= ping_interval ({self.ping_interval!r} s), got {self.silence_probe!r}",
+        )
+        check.raise_if_any()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BackoffConfig:
+    """Reconnect backoff: jittered, capped exponential, never giving up.
+
+    The ordinary delay envelope for retry ``n`` (0-based) is
+    ``min(cap, first_delay * factor ** n)`` and a delay is drawn uniformly from
+    ``[envelope * (1 - jitter), envelope]``. A session open for ``reset_after`` seconds resets
+    it. HTTP 429 waits at least ``rate_limited_floor``; HTTP 418 waits the server's Retry-After,
+    or ``blocked_floor`` doubling on each repeat up to ``blocked_cap``; a refused API key is
+    retried after ``auth_retry`` unless a key check says it works sooner.
+    """
+
+    first_delay: float = BACKOFF_FIRST_DELAY
+    factor: float = BACKOFF_FACTOR
+    cap: float = BACKOFF_CAP
+    jitter: float = BACKOFF_JITTER
+    reset_after: float = BACKOFF_RESET_AFTER
+    rate_limited_floor: float = RATE_LIMITED_FLOOR
+    blocked_floor: float = BLOCKED_FLOOR
+    blocked_cap: float = BLOCKED_CAP
+    auth_retry: float = AUTH_RETRY_DELAY
+
+    def __post_init__(self) -> None:
+        """Validate every field and raise one ConfigError listing all problems."""
+        check = _Checker("backoff", self)
+        for name in (
+            "first_delay",
+            "cap",
+            "reset_after",
+            "rate_limited_floor",
+            "blocked_floor",
+            "blocked_cap",
+            "auth_retry",
+        ):
+            check.number(name)
+        if check.number("factor", unit=""):
+            check.rule(
+                ("factor",),
+                lambda: self.factor >= 1,
+                f"must be >= 1 (a factor), got {self.factor!r}",
+            )
+        if check.number("jitter", positive=False, unit=""):
+            check.rule(
+                ("jitter",),
+                lambda: self.jitter < 1,
+                f"must be in [0, 1) (a fraction of the delay), got {self.jitter!r}",
+            )
+        check.rule(
+            ("first_delay", "cap"),
+            lambda: self.first_delay <= self.cap,
+            f"must be <= cap ({self.cap!r} s), got {self.first_delay!r}",
+        )
+        check.rule(
+            ("rate_limited_floor", "cap"),
+            lambda: self.rate_limited_floor <= self.cap,
+            f"must be <= cap ({self.cap!r} s), got {self.rate_limited_floor!r}",
+        )
+        check.rule(
+            ("blocked_floor", "blocked_cap"),
+            lambda: self.blocked_floor <= self.blocked_cap,
+            f"must be <= blocked_cap ({self.blocked_cap!r} s), got {self.blocked_floor!r}",
+        )
+        check.raise_if_any()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RateLimits:
+    """Client-side pacing under Upbit's WebSocket limits (section 8.1).
+
+    Connects: at most ``connects_per_second`` in any window of one second, for every connection
+    of the process together. Messages: at most ``messages_per_second`` per second and
+    ``messages_per_minute`` per minute, per connection. The bursts say how many may go at once
+    (the sustained pace is lowered so the window bound still holds, see
+    :meth:`upbit_ws.core.ratelimit.Gcra.window`); ``margin`` seconds are added to every window
+    so network jitter cannot push a burst over Upbit's count.
+    """
+
+    connects_per_second: int = CONNECTS_PER_SECOND
+    messages_per_second: int = MESSAGES_PER_SECOND
+    messages_per_minute: int = MESSAGES_PER_MINUTE
+    connect_burst: int = CONNECT_BURST
+    message_burst: int = MESSAGE_BURST
+    minute_burst: int = MINUTE_BURST
+    margin: float = RATE_LIMIT_MARGIN
+
+    def __post_init__(self) -> None:
+        """Validate every field and raise one ConfigError listing all problems."""
+        check = _Checker("rate_limits", self)
+        for name in (
+            "connects_per_second",
+            "messages_per_second",
+            "messages_per_minute",
+            "connect_burst",
+            "message_burst",
+            "minute_burst",
+        ):
+            check.count(name)
+        check.number("margin", positive=False)
+        for burst, limit in (
+            ("connect_burst", "connects_per_second"),
+            ("message_burst", "messages_per_second"),
+            ("minute_burst", "messages_per_minute"),
+        ):
+            burst_value: int = getattr(self, burst)
+            limit_value: int = getattr(self, limit)
+            check.rule(
+                (burst, limit),
+                functools.partial(operator.le, burst_value, limit_value),
+                f"must be <= {limit} ({limit_value!r}), got {burst_value!r}",
+            )
+        check.raise_if_any()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KeyHealthConfig:
+    """How often the API key is checked (``GET /v1/api_keys``) and how early expiry is flagged."""
+
+    check_interval: float = KEY_CHECK_INTERVAL
+    expiry_warning: float = KEY_EXPIRY_WARNING
+
+    def __post_init__(self) -> None:
+        """Validate every field and raise one ConfigError listing all problems."""
+        check = _Checker("key_health", self)
+        check.number("check_interval")
+        check.number("expiry_warning", positive=False)
+        check.raise_if_any()
+
+
+_GROUPS: Final[dict[str, type[Any]]] = {
+    "timeouts": Timeouts,
+    "keepalive": KeepaliveConfig,
+    "backoff": BackoffConfig,
+    "rate_limits": RateLimits,
+    "key_health": KeyHealthConfig,
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConnectionConfig:
+    """Every connection policy setting, grouped by theme; the defaults are the table above."""
+
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
+    backoff: BackoffConfig = field(default_factory=BackoffConfig)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    key_health: KeyHealthConfig = field(default_factory=KeyHealthConfig)
+
+    def __post_init__(self) -> None:
+        """Check each group has the right type and raise one ConfigError listing all problems."""
+        problems = [
+            f"{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}"
+            for name, cls in _GROUPS.items()
+            if not isinstance(getattr(self, name), cls)
+        ]
+        if problems:
+            raise ConfigError(problems)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Mapping[str, object]]) -> ConnectionConfig:
+        """Build a config from ``{"group": {"field": value}}``, reporting every problem at once.
+
+        Unknown groups and fields are problems too. Meant for the CLI, which reads files and
+        the environment; the library itself takes config objects.
+        """
+        problems: list[str] = []
+        groups: dict[str, Any] = {}
+        for name in data:
+            if name not in _GROUPS:
+                problems.append(f"unknown group {name!r}; known: {', '.join(_GROUPS)}")
+        for name, group_cls in _GROUPS.items():
+            values = data.get(name, {})
+            if not isinstance(values, Mapping):
+                problems.append(f"{name} must be a mapping of fields, got {values!r}")
+                continue
+            known = {f.name for f in fields(group_cls)}
+            unknown = [key for key in values if key not in known]
+            problems.extend(
+                f"{name}.{key} is not a setting; known: {', '.join(sorted(known))}"
+                for key in unknown
+            )
+            try:
+                groups[name] = group_cls(**{k: v for k, v in values.items() if k in known})
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise ConfigError(problems)
+        return cls(**groups)

@@ -1,0 +1,129 @@
+"""Typed system events for UIs and logs: connection state, API key health, rejections, gaps.
+
+``manager.events()`` yields these. They are frozen msgspec Structs tagged with an ``event``
+field, so a UI, the CLI's JSON output or the relay can encode them and decode them back into
+the right class (``msgspec.json.decode(data, type=Event)``). Times (``at``, ``since``) are the
+shell's monotonic clock in seconds, the same clock the core's ``now`` comes from. No event
+carries a key, a token or a secret.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from upbit_ws.core.constants import DataType
+
+__all__ = [
+    "ConnectionKind",
+    "ConnectionState",
+    "ConnectionStateChanged",
+    "Event",
+    "Gap",
+    "GapReason",
+    "KeyExpiringSoon",
+    "KeyProblem",
+    "KeyProblemKind",
+    "KeyRecovered",
+    "RequestRejected",
+    "SystemEvent",
+]
+
+#: The two independent connections a manager keeps (section 1.1).
+ConnectionKind = Literal["public", "private"]
+
+#: States of one managed connection (see :class:`upbit_ws.core.session.Session`).
+ConnectionState = Literal[
+    "idle", "connecting", "open", "degraded", "reconnecting", "suspended", "closed"
+]
+
+#: What is wrong with the API key: refused by Upbit, expired, missing a permission, or the
+#: key check itself could not reach Upbit.
+KeyProblemKind = Literal["invalid", "expired", "permission", "unreachable"]
+
+#: Why a subscription lost data: its bounded buffer dropped frames, or the connection was down.
+GapReason = Literal["overflow", "reconnect"]
+
+
+class SystemEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event"):
+    """Base of every system event: ``at`` is when it happened (monotonic seconds)."""
+
+    at: float
+
+
+class ConnectionStateChanged(SystemEvent, frozen=True, kw_only=True, tag="state_changed"):
+    """A connection moved from ``old`` to ``new`` state.
+
+    ``reason`` says why in a few words (``"pong timeout"``, ``"ConnectionResetError: ..."``);
+    ``attempt`` is the connect attempt this change belongs to, counted from 1 since the
+    connection was last open (0 before the first attempt).
+    """
+
+    connection: ConnectionKind
+    old: ConnectionState
+    new: ConnectionState
+    reason: str
+    attempt: int
+
+
+class KeyProblem(SystemEvent, frozen=True, kw_only=True, tag="key_problem"):
+    """The API key does not work: the private connection is stopped until it does again.
+
+    ``name`` is Upbit's error name when there was one (``invalid_access_key``,
+    ``INVALID_AUTH``...); ``message`` is human text without any part of the key.
+    """
+
+    problem: KeyProblemKind
+    message: str
+    name: str | None = None
+
+
+class KeyRecovered(SystemEvent, frozen=True, kw_only=True, tag="key_recovered"):
+    """The API key works again; the private connection is being re-opened."""
+
+
+class KeyExpiringSoon(SystemEvent, frozen=True, kw_only=True, tag="key_expiring_soon"):
+    """The API key expires soon (Upbit keys last one year and cannot be extended, section 5).
+
+    ``expires_at`` is the expiry Upbit reported (``GET /v1/api_keys``, section 9.2);
+    ``seconds_left`` the time left when checked.
+    """
+
+    expires_at: datetime
+    seconds_left: float
+
+
+class RequestRejected(SystemEvent, frozen=True, kw_only=True, tag="request_rejected"):
+    """Upbit answered a request the library built with an error frame (section 7.2).
+
+    This is a bug report: the library keeps the last accepted subscription and does not send
+    the rejected request again. ``name`` and ``message`` are Upbit's.
+    """
+
+    connection: ConnectionKind
+    name: str
+    message: str
+
+
+class Gap(SystemEvent, frozen=True, kw_only=True, tag="gap"):
+    """A subscription lost data between ``since`` and ``at``.
+
+    ``reason`` is ``overflow`` when the subscriber's bounded buffer dropped frames (``dropped``
+    counts them) or ``reconnect`` when the connection was down (``dropped`` is None: what the
+    server sent meanwhile is unknown). ``code`` is None when the gap covers every code of the
+    type (``myAsset``); ``subscriber`` names the component whose buffer overflowed, if any.
+    """
+
+    connection: ConnectionKind
+    type: DataType
+    code: str | None
+    reason: GapReason
+    since: float
+    dropped: int | None = None
+    subscriber: str | None = None
+
+
+#: Every system event, for ``msgspec`` decoding and exhaustive ``match`` statements.
+Event = ConnectionStateChanged | KeyProblem | KeyRecovered | KeyExpiringSoon | RequestRejected | Gap

@@ -1,0 +1,518 @@
+"""The pure session state machine of one managed connection: lifecycle, keepalive, reconnect.
+
+A :class:`Session` never touches a socket or a clock. The asyncio shell feeds it what
+happened (``connected``, ``frame_received``, ``closed``...) with the time ``now`` from its one
+monotonic clock, calls :meth:`Session.poll` to learn what to do (open a socket, send a ping,
+abort a dead socket, wait), and sleeps until :meth:`Session.next_deadline` or the next input,
+whichever comes first. Actions returned by ``poll`` are commitments: when ``poll`` returns
+:class:`SendPing` the session counts the ping as sent at ``now`` (so a ping stuck behind a full
+send buffer still times out), and when it returns :class:`Connect` the session is
+``connecting`` and its connect deadline runs.
+
+States::
+
+    idle --start--> connecting --connected--> open <--frame/pong-- degraded
+                        |  ^                   |  --silence probe-->   |
+     connect failed or  |  | backoff elapsed   | closed, or no pong    |
+     timed out          v  |                   v  by the deadline      |
+                     reconnecting <------------+-----------------------+
+                        ^ auth: suspended (key refused) --key_valid or auth_retry--> connecting
+    any state --close()--> closed (terminal; also after a fatal error)
+
+Keepalive (``upbit-protocol.md`` section 6: Upbit drops sockets idle for ~60 s with 1006 and
+never pings by itself; quiet markets send nothing, so a dead stream looks like a quiet one):
+
+* a WebSocket ping goes out every ``ping_interval`` whatever the traffic;
+* when the subscription normally streams (the shell says so with :meth:`Session.set_streaming`;
+  public market data yes, private myOrder/myAsset no) and nothing arrived for
+  ``silence_probe`` seconds, a ping goes out at once and the state is ``degraded``; a probe
+  answered by a pong with no data in between means the stream is quiet, not dead, so the next
+  probe waits twice as long (up to ``ping_interval``) until data flows again;
+* any frame or pong proves the connection alive; no frame or pong within ``pong_timeout`` of a
+  ping declares it dead: the shell aborts the socket without a closing handshake (a graceful
+  close on a blackholed socket hangs) and the session plans the reconnect.
+
+Reconnects follow :class:`~upbit_ws.core.backoff.Backoff` as chosen by
+:func:`~upbit_ws.core.classify.classify`; a session that stayed open ``reset_after`` seconds
+resets the backoff; the connect timeout grows after connect timeouts and resets on success.
+Inputs that do not apply to the current state (a late ``closed`` after the session already
+declared the socket dead, say) are ignored, so the shell may report freely.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from upbit_ws.core.backoff import Backoff, BackoffClass
+from upbit_ws.core.classify import Decision, classify
+from upbit_ws.core.config import ConnectionConfig
+from upbit_ws.core.errors import ConnectionClosedError
+from upbit_ws.core.events import ConnectionKind, ConnectionState, ConnectionStateChanged
+
+__all__ = [
+    "Action",
+    "CloseSocket",
+    "Connect",
+    "DeclareDead",
+    "SendPing",
+    "Session",
+    "SessionStatistics",
+    "WaitBackoff",
+]
+
+#: Close code used when the shell reports a close without one: no close frame came (RFC 6455).
+ABNORMAL_CLOSURE: Final = 1006
+_LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
+_WAITING: Final[frozenset[ConnectionState]] = frozenset({"reconnecting", "suspended"})
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Open a new socket (with a fresh JWT on private) within ``timeout`` seconds.
+
+    ``attempt`` counts from 1 since the connection was last open. The session enforces the
+    timeout itself (it returns :class:`DeclareDead` when it passes), so the shell may use it
+    too or not.
+    """
+
+    timeout: float
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendPing:
+    """Send a WebSocket ping now; ``reason`` is ``interval`` or ``silence`` (the data probe)."""
+
+    reason: Literal["interval", "silence"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeclareDead:
+    """Abort the socket or the connect in progress at once, without a closing handshake.
+
+    A no-op for the shell when nothing is open.
+    """
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSocket:
+    """Close the socket gracefully (close frame), aborting it after ``timeout`` seconds.
+
+    A no-op for the shell when nothing is open.
+    """
+
+    reason: str
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class WaitBackoff:
+    """For information: the session waits ``delay`` seconds (until ``until``) before a retry.
+
+    The shell needs no extra timer: :meth:`Session.next_deadline` already says ``until``.
+    """
+
+    delay: float
+    until: float
+    backoff: BackoffClass
+    reason: str
+
+
+#: Everything :meth:`Session.poll` can ask of the shell.
+Action = Connect | SendPing | DeclareDead | CloseSocket | WaitBackoff
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatistics:
+    """A snapshot of one session: its state, counters and current timeouts.
+
+    ``uptime`` is how long the current socket has been open (0 when none is).
+    """
+
+    connection: ConnectionKind
+    state: ConnectionState
+    state_since: float
+    attempt: int
+    connects: int
+    opens: int
+    failures: int
+    declared_dead: int
+    pings_sent: int
+    pongs_received: int
+    connect_timeout: float
+    uptime: float
+
+
+class Session:
+    """The state machine of one managed connection (public or private); see the module docs.
+
+    ``streaming`` says whether the subscriptions normally stream, which turns the data-silence
+    probe on; it defaults to true for public and false for private and can change at any time
+    with :meth:`set_streaming`. ``rng`` is the one seam for backoff jitter.
+    """
+
+    def __init__(
+        self,
+        connection: ConnectionKind,
+        *,
+        config: ConnectionConfig | None = None,
+        streaming: bool | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.connection: ConnectionKind = connection
+        self.config = config or ConnectionConfig()
+        self.backoff = Backoff(self.config.backoff, rng=rng)
+        self._streaming = connection == "public" if streaming is None else streaming
+        self._state: ConnectionState = "idle"
+        self._latest = float("-inf")
+        self._state_since = 0.0
+        self._attempt = 0
+        self._was_open = False
+        self._connect_timeout = self.config.timeouts.connect
+        self._connect_deadline = 0.0
+        self._retry_at = 0.0
+        self._opened_at: float | None = None
+        self._last_rx = 0.0
+        self._stream_since = 0.0
+        self._last_ping = 0.0
+        self._pong_deadline: float | None = None
+        self._probe_outstanding = False
+        self._quiet_probes = 0
+        self._pending: list[Action] = []
+        self._events: list[ConnectionStateChanged] = []
+        self._last_decision: Decision | None = None
+        self._connects = 0
+        self._opens = 0
+        self._failures = 0
+        self._dead = 0
+        self._pings = 0
+        self._pongs = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"Session(connection={self.connection!r}, state={self._state!r}, "
+            f"attempt={self._attempt}, streaming={self._streaming})"
+        )
+
+    # --- read-only views --------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        """Return the current state."""
+        return self._state
+
+    @property
+    def streaming(self) -> bool:
+        """Return whether the data-silence probe is on."""
+        return self._streaming
+
+    @property
+    def attempt(self) -> int:
+        """Return the connect attempt number, counted from 1 since the connection was open."""
+        return self._attempt
+
+    @property
+    def connect_timeout(self) -> float:
+        """Return the timeout the next (or current) connect attempt gets."""
+        return self._connect_timeout
+
+    @property
+    def last_decision(self) -> Decision | None:
+        """Return the classification of the last failure, if any (``request_rejected``...)."""
+        return self._last_decision
+
+    def statistics(self, now: float) -> SessionStatistics:
+        """Return a snapshot of the state, counters and timeouts at ``now``."""
+        now = self._clock(now)
+        opened = self._opened_at if self._state in _LIVE else None
+        return SessionStatistics(
+            connection=self.connection,
+            state=self._state,
+            state_since=self._state_since,
+            attempt=self._attempt,
+            connects=self._connects,
+            opens=self._opens,
+            failures=self._failures,
+            declared_dead=self._dead,
+            pings_sent=self._pings,
+            pongs_received=self._pongs,
+            connect_timeout=self._connect_timeout,
+            uptime=0.0 if opened is None else now - opened,
+        )
+
+    def take_events(self) -> list[ConnectionStateChanged]:
+        """Return the state-change events since the last call, oldest first, and forget them."""
+        events, self._events = self._events, []
+        return events
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Open the connection: the next :meth:`poll` returns :class:`Connect`."""
+        now = self._clock(now)
+        if self._state == "idle":
+            self._begin_connect(now, "started")
+
+    def connected(self, now: float) -> None:
+        """Report that the socket asked for by :class:`Connect` is open."""
+        now = self._clock(now)
+        if self._state != "connecting":
+            return
+        self._opened_at = now
+        self._last_rx = now
+        self._stream_since = now
+        self._last_ping = now
+        self._pong_deadline = None
+        self._probe_outstanding = False
+        self._quiet_probes = 0
+        self._connect_timeout = self.config.timeouts.connect
+        self._was_open = True
+        self._opens += 1
+        self._set_state(now, "open", "connected")
+
+    def connect_failed(self, now: float, error: BaseException) -> None:
+        """Report that the connect attempt failed with ``error`` (refused, timed out, 429...)."""
+        now = self._clock(now)
+        if self._state != "connecting":
+            return
+        decision = classify(error)
+        if decision.cause == "timeout":
+            self._grow_connect_timeout()
+        self._fail(now, decision)
+
+    def frame_received(self, now: float) -> None:
+        """Report any frame from the server (data, ``{"status":"UP"}``, error): proof of life."""
+        now = self._clock(now)
+        if self._state not in _LIVE:
+            return
+        self._last_rx = now
+        self._pong_deadline = None
+        self._probe_outstanding = False
+        self._quiet_probes = 0
+        if self._state == "degraded":
+            self._set_state(now, "open", "traffic resumed")
+
+    def pong_received(self, now: float) -> None:
+        """Report a pong: proof of life; a probe answered without data marks the stream quiet."""
+        now = self._clock(now)
+        if self._state not in _LIVE:
+            return
+        self._pongs += 1
+        self._last_rx = now
+        if self._probe_outstanding:
+            self._quiet_probes += 1
+        self._pong_deadline = None
+        self._probe_outstanding = False
+        if self._state == "degraded":
+            self._set_state(now, "open", "pong received")
+
+    def closed(
+        self, now: float, *, code: int | None = None, error: BaseException | None = None
+    ) -> None:
+        """Report that the socket closed, with its close ``code`` or the ``error`` that ended it."""
+        now = self._clock(now)
+        if self._state == "connecting":
+            self.connect_failed(now, error or ConnectionClosedError(code or ABNORMAL_CLOSURE))
+            return
+        if self._state not in _LIVE:
+            return
+        cause = error if error is not None else ConnectionClosedError(code or ABNORMAL_CLOSURE)
+        self._fail(now, classify(cause))
+
+    def set_streaming(self, now: float, *, streaming: bool) -> None:
+        """Say whether the current subscriptions normally stream (turns the silence probe on)."""
+        now = self._clock(now)
+        if streaming and not self._streaming:
+            # The silence clock starts now, not at the last frame of a quiet subscription.
+            self._stream_since = now
+            self._quiet_probes = 0
+        self._streaming = streaming
+
+    def key_invalid(self, now: float, *, reason: str = "API key refused") -> None:
+        """Stop a private connection because its key is refused, until :meth:`key_valid`.
+
+        A slow fallback retry (``backoff.auth_retry``) still runs meanwhile.
+        """
+        now = self._clock(now)
+        if self._state in ("idle", "closed", "suspended"):
+            return
+        self._stop_socket(reason)
+        self._failures += 1
+        self._last_decision = Decision("retry", "auth", "auth", reason)
+        self._wait(now, "suspended", reason, "auth", self.backoff.next_delay(kind="auth"))
+
+    def key_valid(self, now: float) -> None:
+        """Re-open a connection suspended for its key, at once, with a fresh backoff."""
+        now = self._clock(now)
+        if self._state == "suspended":
+            self.backoff.reset()
+            self._begin_connect(now, "API key works again")
+
+    def close(self, now: float, *, reason: str = "closed by the user") -> None:
+        """Shut the connection down for good; every later input is ignored."""
+        now = self._clock(now)
+        if self._state == "closed":
+            return
+        self._stop_socket(reason)
+        self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket)]
+        self._set_state(now, "closed", reason)
+
+    # --- outputs ----------------------------------------------------------------------------
+
+    def poll(self, now: float) -> list[Action]:
+        """Return what the shell must do now, advancing every timer that has expired by ``now``."""
+        now = self._clock(now)
+        state = self._state
+        if state == "connecting" and now >= self._connect_deadline:
+            timeout = self._connect_timeout
+            self._grow_connect_timeout()
+            reason = f"connect timed out after {timeout:g} s"
+            self._pending.append(DeclareDead(reason))
+            self._dead += 1
+            self._fail(now, Decision("retry", "normal", "timeout", reason))
+        elif state in _WAITING and now >= self._retry_at:
+            self._begin_connect(now, "retrying")
+        elif state in _LIVE:
+            self._keepalive(now)
+        actions, self._pending = self._pending, []
+        return actions
+
+    def next_deadline(self, now: float) -> float | None:
+        """Return when :meth:`poll` must be called next; None when no timer runs (idle, closed).
+
+        The time may be ``now`` or earlier, meaning: poll at once.
+        """
+        now = self._clock(now)
+        if self._pending:
+            return now
+        state = self._state
+        if state == "connecting":
+            return self._connect_deadline
+        if state in _WAITING:
+            return self._retry_at
+        if state in _LIVE:
+            if self._pong_deadline is not None:
+                if self._streaming and state == "open":
+                    return min(self._pong_deadline, self._probe_due())
+                return self._pong_deadline
+            due = self._last_ping + self.config.keepalive.ping_interval
+            return min(due, self._probe_due()) if self._streaming else due
+        return None
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _clock(self, now: float) -> float:
+        # Time never goes backwards inside the session, whatever the caller passes.
+        if now > self._latest:
+            self._latest = now
+        return self._latest
+
+    def _set_state(self, now: float, new: ConnectionState, reason: str) -> None:
+        old = self._state
+        if old == new:
+            return
+        self._state = new
+        self._state_since = now
+        self._events.append(
+            ConnectionStateChanged(
+                at=now,
+                connection=self.connection,
+                old=old,
+                new=new,
+                reason=reason,
+                attempt=self._attempt,
+            )
+        )
+
+    def _begin_connect(self, now: float, reason: str) -> None:
+        if self._was_open:
+            self._attempt = 0
+            self._was_open = False
+        self._attempt += 1
+        self._connects += 1
+        self._connect_deadline = now + self._connect_timeout
+        self._pending.append(Connect(self._connect_timeout, self._attempt))
+        self._set_state(now, "connecting", reason)
+
+    def _grow_connect_timeout(self) -> None:
+        self._connect_timeout = self.config.timeouts.next_connect_timeout(self._connect_timeout)
+
+    def _stop_socket(self, reason: str) -> None:
+        """Ask the shell to drop whatever socket exists, unless its Connect was never sent."""
+        if self._state == "connecting":
+            undelivered = [a for a in self._pending if isinstance(a, Connect)]
+            if undelivered:
+                self._pending = [a for a in self._pending if not isinstance(a, Connect)]
+            else:
+                self._pending.append(DeclareDead(reason))
+        elif self._state in _LIVE:
+            self._pending.append(CloseSocket(reason, self.config.timeouts.close))
+        self._pong_deadline = None
+        self._probe_outstanding = False
+
+    def _fail(self, now: float, decision: Decision) -> None:
+        """Move on after the socket or the connect attempt ended, as ``decision`` says."""
+        self._failures += 1
+        self._last_decision = decision
+        self._pong_deadline = None
+        self._probe_outstanding = False
+        opened = self._opened_at
+        healthy = opened is not None and now - opened >= self.config.backoff.reset_after
+        if self._state in _LIVE and healthy:
+            self.backoff.reset()
+        if not decision.retry:
+            self._set_state(now, "closed", f"fatal: {decision.reason}")
+            return
+        if decision.backoff == "auth":
+            delay = self.backoff.next_delay(kind="auth")
+            self._wait(now, "suspended", decision.reason, "auth", delay)
+            return
+        delay = self.backoff.next_delay(kind=decision.backoff, retry_after=decision.retry_after)
+        self._wait(now, "reconnecting", decision.reason, decision.backoff, delay)
+
+    def _wait(
+        self,
+        now: float,
+        state: ConnectionState,
+        reason: str,
+        backoff: BackoffClass,
+        delay: float,
+    ) -> None:
+        self._retry_at = now + delay
+        self._pending.append(WaitBackoff(delay, self._retry_at, backoff, reason))
+        self._set_state(now, state, reason)
+
+    def _probe_due(self) -> float:
+        keepalive = self.config.keepalive
+        after = min(keepalive.ping_interval, keepalive.silence_probe * 2.0**self._quiet_probes)
+        return max(self._last_rx, self._stream_since) + after
+
+    def _keepalive(self, now: float) -> None:
+        keepalive = self.config.keepalive
+        if self._pong_deadline is not None and now >= self._pong_deadline:
+            reason = f"no pong within {keepalive.pong_timeout:g} s"
+            self._pending.append(DeclareDead(reason))
+            self._dead += 1
+            self._fail(now, Decision("retry", "normal", "timeout", reason))
+            return
+        silent = self._streaming and now >= self._probe_due()
+        if self._pong_deadline is None:
+            if now >= self._last_ping + keepalive.ping_interval:
+                self._ping(now, "interval")
+            elif silent:
+                self._ping(now, "silence")
+        if silent and self._state == "open":
+            # A ping already in flight doubles as the probe.
+            self._probe_outstanding = True
+            quiet = now - max(self._last_rx, self._stream_since)
+            self._set_state(now, "degraded", f"no data for {quiet:.1f} s, probing")
+
+    def _ping(self, now: float, reason: Literal["interval", "silence"]) -> None:
+        self._pings += 1
+        self._last_ping = now
+        self._pong_deadline = now + self.config.keepalive.pong_timeout
+        self._pending.append(SendPing(reason))
