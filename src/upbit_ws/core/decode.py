@@ -46,15 +46,18 @@ __all__ = ["Frame", "decode", "decode_all"]
 #: What the decoders accept: a frame's payload as received (Upbit sends binary frames).
 Frame: TypeAlias = bytes | bytearray | memoryview | str
 
-# Errors a msgspec decode can raise on hostile input: malformed JSON or schema mismatch
+# What a decode attempt can raise on hostile input: malformed JSON or schema mismatch
 # (msgspec.DecodeError, ValidationError), nesting deeper than msgspec's limit
-# (RecursionError), a non-buffer argument (TypeError), and value conversions that overflow.
+# (RecursionError), value conversions that overflow, and a non-frame argument (TypeError or
+# LookupError from slicing it). Each is either re-classified by the slow path or turned into
+# DecodeError there; nothing else is caught.
 _DECODE_FAILURES: Final = (
     msgspec.DecodeError,
     RecursionError,
     TypeError,
     ValueError,
     ArithmeticError,
+    LookupError,
 )
 
 _LIST_METHOD: Final = "LIST_SUBSCRIPTIONS"
@@ -239,16 +242,12 @@ def decode(frame: Frame) -> Message:
     """
     # A SIMPLE frame starts with its "ty" key; testing that first spares it a failed scan
     # by the DEFAULT decoder, at the cost of one 6-byte compare on DEFAULT frames.
-    if frame[:6] != _SIMPLE_HEAD:
-        try:
+    try:
+        if frame[:6] != _SIMPLE_HEAD:
             return _DEFAULT.decode(frame)  # type: ignore[no-any-return]
-        except _DECODE_FAILURES:
-            pass
-    else:
-        try:
-            return _from_simple(_SIMPLE.decode(frame))
-        except _DECODE_FAILURES:
-            pass
+        return _from_simple(_SIMPLE.decode(frame))
+    except _DECODE_FAILURES:
+        pass
     data = _as_bytes(frame)
     if _is_array(data):
         messages = _decode_array(data)
@@ -267,16 +266,12 @@ def decode_all(frame: Frame) -> list[Message]:
     Works for all four formats (section 2.5); an empty array gives an empty list. Raises
     :class:`~upbit_ws.DecodeError`, and nothing else, for anything it cannot decode.
     """
-    if frame[:6] != _SIMPLE_HEAD:
-        try:
+    try:
+        if frame[:6] != _SIMPLE_HEAD:
             return [_DEFAULT.decode(frame)]
-        except _DECODE_FAILURES:
-            pass
-    else:
-        try:
-            return [_from_simple(_SIMPLE.decode(frame))]
-        except _DECODE_FAILURES:
-            pass
+        return [_from_simple(_SIMPLE.decode(frame))]
+    except _DECODE_FAILURES:
+        pass
     data = _as_bytes(frame)
     if _is_array(data):
         return _decode_array(data)
