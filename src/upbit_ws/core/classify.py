@@ -11,6 +11,7 @@ exception                               verdict  backoff       cause            
 RateLimitedError(429)                   retry    rate_limited  rate_limited      (1)
 RateLimitedError(418)                   retry    blocked       blocked           (2)
 AuthError                               retry    auth          auth              (3)
+AuthError named nonce_used              retry    normal        server_error      (5)
 ServerRejectedError INVALID_AUTH        retry    auth          auth              (3)
 ServerRejectedError, WS error frame     retry    normal        request_rejected  (4)
 ServerRejectedError HTTP 401 key names  retry    auth          auth              (3)
@@ -20,10 +21,12 @@ ServerRejectedError HTTP 429 / 418      retry    rate_limited  rate_limited /   
 ServerRejectedError HTTP 5xx            retry    normal        server_error
 ServerRejectedError other HTTP 4xx      fatal    normal        request_rejected  (6)
 ConnectionClosedError (any code)        retry    normal        closed            (7)
+ConnectTimeoutError                     retry    normal        timeout           (12)
 TransportError status 429 / 418         retry    rate_limited  rate_limited /    (1) (2)
                                                  / blocked     blocked
 TransportError status 401 / 403         retry    auth          auth              (3)
-TransportError (other)                  retry    normal        transport         (8)
+TransportError (other)                  retry    normal        transport,        (8)
+                                                               dns or tls
 DecodeError                             retry    normal        decode            (9)
 UnknownCodeError, InvalidInputError     fatal    normal        invalid_input     (10)
 ConfigError                             fatal    normal        config            (10)
@@ -57,7 +60,9 @@ Notes (section numbers refer to ``upbit-protocol.md``):
 7. A closed socket is always reconnected; Upbit itself drops idle sockets with 1006 and closes
    with 1000 after an error frame (sections 6, 7.3).
 8. Reconnect never gives up on transport problems: refused, reset, DNS and TLS failures all
-   retry on the ordinary schedule (capped, so a long outage costs one connect per cap).
+   retry on the ordinary schedule (capped, so a long outage costs one connect per cap). A
+   TransportError translated from an OSError (its ``__cause__``) takes that error's cause
+   (``dns``, ``tls``, ``timeout``) for clearer reasons.
 9. A frame we cannot parse is normally counted and skipped by the shell; if one ever ends a
    connection, reconnecting is the right answer.
 10. The caller's input is wrong; retrying cannot fix it.
@@ -213,14 +218,16 @@ def _library(exc: BaseException, reason: str) -> Decision | None:
                 "rate_limited", reason, backoff="rate_limited", retry_after=exc.retry_after
             )
     elif isinstance(exc, AuthError):
-        decision = _retry("auth", reason, backoff="auth")
+        if exc.name in _TRANSIENT_AUTH_NAMES:
+            decision = _retry("server_error", reason)
+        else:
+            decision = _retry("auth", reason, backoff="auth")
     elif isinstance(exc, ServerRejectedError):
         decision = _server_rejected(exc, reason)
     elif isinstance(exc, ConnectionClosedError):
         decision = _retry("closed", reason)
     elif isinstance(exc, TransportError):
-        by_status = None if exc.status is None else _by_status(exc.status, reason)
-        decision = by_status or _retry("transport", reason)
+        decision = _transport(exc, reason)
     elif isinstance(exc, DecodeError):
         decision = _retry("decode", reason)
     elif isinstance(exc, ConfigError):
@@ -228,6 +235,19 @@ def _library(exc: BaseException, reason: str) -> Decision | None:
     elif isinstance(exc, InvalidInputError):
         decision = _fatal("invalid_input", reason)
     return decision
+
+
+def _transport(exc: TransportError, reason: str) -> Decision:
+    if isinstance(exc, TimeoutError):  # ConnectTimeoutError
+        return _retry("timeout", reason)
+    if exc.status is not None:
+        by_status = _by_status(exc.status, reason)
+        if by_status is not None:
+            return by_status
+    elif isinstance(exc.__cause__, OSError | EOFError):
+        # The adapter translated an OSError; keep its finer cause (dns, tls, timeout).
+        return _builtin(exc.__cause__, reason)
+    return _retry("transport", reason)
 
 
 def _builtin(exc: BaseException, reason: str) -> Decision:
