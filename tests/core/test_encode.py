@@ -128,7 +128,7 @@ def test_single_type_request_not_in_a_list_is_refused() -> None:
         encode_request(TypeRequest("ticker", ("KRW-BTC",)), ticket="t")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("ticket", ["", "   ", None, 5])
+@pytest.mark.parametrize("ticket", ["", "   ", None, 5, "bad\ud800"])
 def test_ticket_must_be_a_non_empty_string(ticket: Any) -> None:
     """A missing ticket (Upbit's NO_TICKET) is caught before sending."""
     with pytest.raises(InvalidInputError, match="ticket"):

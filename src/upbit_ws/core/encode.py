@@ -165,6 +165,10 @@ def _check_ticket(ticket: object) -> str:
         raise InvalidInputError(
             "ticket must be a non-empty string (Upbit answers NO_TICKET); use new_ticket()"
         )
+    try:
+        ticket.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError("ticket is not valid Unicode text; use new_ticket()") from exc
     return ticket
 
 
