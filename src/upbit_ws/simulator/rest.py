@@ -1,0 +1,432 @@
+"""The REST subset of section 9, in Upbit's shapes, over the same market model as the socket.
+
+Quotation (no auth): ``GET /v1/market/all``, ``/v1/trades/ticks``, ``/v1/candles/minutes/{unit}``.
+Exchange (JWT with ``query_hash``): ``GET /v1/accounts``, ``/v1/api_keys``, ``POST /v1/orders``,
+``DELETE /v1/order``, ``GET /v1/order``, ``/v1/orders/open``, ``/v1/orders/closed``.
+Every ``/v1`` answer carries ``Remaining-Req: group=...; min=...; sec=...`` (section 8.2) and
+the group's per-second limit answers 429 when exceeded. Errors are
+``{"error":{"name","message"}}`` (section 9.7), unknown paths included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+from urllib.parse import parse_qsl, unquote
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from upbit_ws.simulator.auth import ApiKey, AuthFailure, verify_token
+from upbit_ws.simulator.limits import SlidingWindow
+from upbit_ws.simulator.listing import PRICE_SCALE
+from upbit_ws.simulator.orders import Order, RestError
+
+if TYPE_CHECKING:
+    from upbit_ws.simulator.server import Simulator
+
+__all__ = ["add_rest_routes", "rest_middleware"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_MINUTE_UNITS: Final = {1, 3, 5, 10, 15, 30, 60, 240}
+_NOT_FOUND: Final = {
+    "error": {"name": "not_found", "message": "no Route matched with those values"}
+}
+_CODE_NOT_FOUND: Final = {"error": {"name": 404, "message": "Code not found"}}
+_MISSING: Final = {
+    "error": {
+        "name": 400,
+        "message": "Missing request parameter error. Check the required parameters!",
+    }
+}
+_INVALID: Final = {"error": {"name": 400, "message": "Invalid parameter. Check the parameters!"}}
+_KST: Final = 9 * 3600
+
+
+def _json(body: object, *, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _group(request: web.Request) -> tuple[str, bool] | None:
+    """Return the rate-limit group of a REST path and whether it is IP-scoped (8.2)."""
+    path = request.path
+    if not path.startswith("/v1/"):
+        return None
+    if path == "/v1/market/all":
+        return "market", True
+    if path.startswith("/v1/candles/"):
+        return "candles", True
+    if path == "/v1/trades/ticks":
+        return "crix-trades", True
+    if path == "/v1/orders" and request.method == "POST":
+        return "order", False
+    return "default", False
+
+
+def rest_middleware(sim: Simulator) -> Middleware:
+    """Return the middleware adding ``Remaining-Req``, REST 429 and Upbit-style 404 bodies."""
+    windows: dict[tuple[str, str], SlidingWindow] = {}
+    cfg = sim.config
+    limits = {
+        "market": cfg.rest_quotation_per_second,
+        "candles": cfg.rest_quotation_per_second,
+        "crix-trades": cfg.rest_quotation_per_second,
+        "default": cfg.rest_exchange_per_second,
+        "order": cfg.rest_order_per_second,
+    }
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        group = _group(request)
+        headers: dict[str, str] = {}
+        if group is not None:
+            sim.rest_requests += 1
+            name, by_ip = group
+            limit = limits[name]
+            scope = request.remote or "" if by_ip else request.headers.get("Authorization", "")
+            window = windows.setdefault((name, scope), SlidingWindow(limit, cfg.rate_window_second))
+            now = asyncio.get_running_loop().time()
+            allowed = window.hit(now)
+            remaining = window.remaining(now)
+            per_second = limit if limit is not None else 30
+            sec = per_second if remaining is None else remaining
+            headers["Remaining-Req"] = f"group={name}; min={per_second * 60}; sec={sec}"
+            if by_ip:
+                headers["Limit-By-Ip"] = "Yes"
+            if not allowed:
+                sim.rest_rate_limited += 1
+                refused = _json(
+                    {"error": {"name": "too_many_requests", "message": "Too many API requests."}},
+                    status=429,
+                )
+                refused.headers.update(headers)
+                return refused
+        response: web.StreamResponse
+        try:
+            response = await handler(request)
+        except web.HTTPNotFound:
+            response = _json(_NOT_FOUND, status=404)
+        except web.HTTPMethodNotAllowed:
+            response = _json(_NOT_FOUND, status=404)
+        response.headers.update(headers)
+        return response
+
+    return middleware
+
+
+def add_rest_routes(app: web.Application, sim: Simulator) -> None:
+    """Serve the REST endpoints on ``app``."""
+    rest = _Rest(sim)
+    app.router.add_get("/v1/market/all", rest.market_all)
+    app.router.add_get("/v1/trades/ticks", rest.trades_ticks)
+    app.router.add_get("/v1/candles/minutes/{unit}", rest.candles_minutes)
+    app.router.add_get("/v1/accounts", rest.accounts)
+    app.router.add_get("/v1/api_keys", rest.api_keys)
+    app.router.add_post("/v1/orders", rest.create_order)
+    app.router.add_delete("/v1/order", rest.cancel_order)
+    app.router.add_get("/v1/order", rest.get_order)
+    app.router.add_get("/v1/orders/open", rest.open_orders)
+    app.router.add_get("/v1/orders/closed", rest.closed_orders)
+
+
+def _iso_kst(epoch: float) -> str:
+    return datetime.fromtimestamp(int(epoch) + _KST, UTC).strftime("%Y-%m-%dT%H:%M:%S+09:00")
+
+
+def _parse_time(text: str) -> float | None:
+    """Parse a REST ``to``/``start_time``: ISO 8601, naive means UTC (DOC-rest)."""
+    try:
+        moment = datetime.fromisoformat(text.replace(" ", "T"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _int(value: str | None, *, default: int) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _query_string(params: list[tuple[str, str]]) -> str:
+    """Join params unencoded, arrays as ``states[]=a&states[]=b`` (section 5)."""
+    return "&".join(f"{k}={v}" for k, v in params)
+
+
+class _Rest:
+    """Request handlers bound to one simulator."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    # --- quotation ---------------------------------------------------------------------
+
+    async def market_all(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/market/all`` (section 9.1)."""
+        details = request.query.get("is_details", "false").lower() == "true"
+        out: list[dict[str, object]] = []
+        for info in self.sim.model.listing:
+            item: dict[str, object] = {
+                "market": info.market,
+                "korean_name": info.korean_name,
+                "english_name": info.english_name,
+            }
+            if details:
+                names = (
+                    "PRICE_FLUCTUATIONS",
+                    "TRADING_VOLUME_SOARING",
+                    "DEPOSIT_AMOUNT_SOARING",
+                    "GLOBAL_PRICE_DIFFERENCES",
+                    "CONCENTRATION_OF_SMALL_ACCOUNTS",
+                )
+                item["market_event"] = {
+                    "warning": info.warning,
+                    "caution": dict(zip(names, info.caution, strict=True)),
+                }
+            out.append(item)
+        return _json(out)
+
+    async def trades_ticks(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/trades/ticks``: newest first, ``cursor`` pages by ``sequential_id`` (9.5)."""
+        market = request.query.get("market")
+        if not market:
+            return _json(_MISSING, status=400)
+        if market not in self.sim.model.states:
+            return _json(_CODE_NOT_FOUND, status=404)
+        count = _int(request.query.get("count"), default=1)
+        cursor = _int(request.query.get("cursor"), default=0)
+        if count is None or cursor is None or count < 1:
+            return _json(_INVALID, status=400)
+        trades = self.sim.model.trades(market, count=min(count, 500), cursor=cursor or None)
+        body = []
+        for t in trades:
+            moment = datetime.fromtimestamp(t.timestamp / 1000, UTC)
+            body.append(
+                {
+                    "market": t.market,
+                    "trade_date_utc": moment.strftime("%Y-%m-%d"),
+                    "trade_time_utc": moment.strftime("%H:%M:%S"),
+                    "timestamp": t.timestamp,
+                    "trade_price": t.price / PRICE_SCALE,
+                    "trade_volume": t.volume / PRICE_SCALE,
+                    "prev_closing_price": t.prev_closing_price / PRICE_SCALE,
+                    # REST's change_price is signed, the socket's is not (section 15).
+                    "change_price": (t.price - t.prev_closing_price) / PRICE_SCALE,
+                    "ask_bid": t.ask_bid,
+                    "sequential_id": t.sequential_id,
+                }
+            )
+        return _json(body)
+
+    async def candles_minutes(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/candles/minutes/{unit}``: newest first, ``to`` exclusive (section 9.6)."""
+        unit = _int(request.match_info["unit"], default=0)
+        if unit not in _MINUTE_UNITS:
+            return _json(_INVALID, status=400)
+        market = request.query.get("market")
+        if not market:
+            return _json(_MISSING, status=400)
+        if market not in self.sim.model.states:
+            return _json(_CODE_NOT_FOUND, status=404)
+        count = _int(request.query.get("count"), default=1)
+        if count is None or count < 1:
+            return _json(_INVALID, status=400)
+        to: float | None = None
+        if "to" in request.query:
+            to = _parse_time(request.query["to"])
+            if to is None:
+                return _json(_INVALID, status=400)
+        # More than 200 silently returns 200 (section 9.6).
+        candles = self.sim.model.candles(market, f"candle.{unit}m", count=min(count, 200), to=to)
+        body = []
+        for c in candles:
+            utc = datetime.fromtimestamp(c.start, UTC)
+            kst = datetime.fromtimestamp(c.start + _KST, UTC)
+            body.append(
+                {
+                    "market": market,
+                    "candle_date_time_utc": utc.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "candle_date_time_kst": kst.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "opening_price": c.open / PRICE_SCALE,
+                    "high_price": c.high / PRICE_SCALE,
+                    "low_price": c.low / PRICE_SCALE,
+                    "trade_price": c.close / PRICE_SCALE,
+                    "timestamp": c.timestamp,
+                    "candle_acc_trade_price": c.acc_price,
+                    "candle_acc_trade_volume": c.volume,
+                    "unit": unit,
+                }
+            )
+        return _json(body)
+
+    # --- exchange ----------------------------------------------------------------------
+
+    async def _params(self, request: web.Request) -> tuple[list[tuple[str, str]], str | None]:
+        """Return the request's parameters and the unencoded string ``query_hash`` covers."""
+        params = [(k, v) for k, v in parse_qsl(request.query_string, keep_blank_values=True)]
+        if request.method == "POST" and request.can_read_body:
+            raw = await request.read()
+            if raw:
+                if request.content_type == "application/json":
+                    try:
+                        body = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        body = None
+                    if isinstance(body, dict):
+                        for key, value in body.items():
+                            values = value if isinstance(value, list) else [value]
+                            name = f"{key}[]" if isinstance(value, list) else key
+                            params.extend((name, _scalar(v)) for v in values)
+                    query = _query_string(params)
+                else:
+                    params.extend(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+                    query = unquote(raw.decode("utf-8"))
+                return params, query or None
+        return params, unquote(request.query_string) or None
+
+    async def _auth(
+        self, request: web.Request
+    ) -> tuple[ApiKey, list[tuple[str, str]]] | web.Response:
+        params, query = await self._params(request)
+        verdict = verify_token(
+            request.headers.get("Authorization"),
+            keys=self.sim.keys,
+            now=self.sim.wall_time(),
+            query=query,
+        )
+        if isinstance(verdict, AuthFailure):
+            return _json({"error": {"name": verdict.name, "message": verdict.message}}, status=401)
+        return verdict, params
+
+    async def accounts(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/accounts`` (section 9.3)."""
+        auth = await self._auth(request)
+        if isinstance(auth, web.Response):
+            return auth
+        return _json(self.sim.engine.accounts_body(auth[0].access_key))
+
+    async def api_keys(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/api_keys``: the calling key and its expiry in KST (section 9.2)."""
+        auth = await self._auth(request)
+        if isinstance(auth, web.Response):
+            return auth
+        key = auth[0]
+        return _json([{"access_key": key.access_key, "expire_at": _iso_kst(key.expire_at)}])
+
+    async def create_order(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/orders``: 201 and the order in REST shape, then myOrder/myAsset events."""
+        auth = await self._auth(request)
+        if isinstance(auth, web.Response):
+            return auth
+        key, params = auth
+        result, events = self.sim.engine.create(
+            key.access_key, dict(params), now=self.sim.wall_time()
+        )
+        if isinstance(result, RestError):
+            return _json(result.body(), status=result.status)
+        body = self.sim.engine.rest_body(result, with_trades=False)
+        self.sim.dispatch_private(events)
+        return _json(body, status=201)
+
+    async def cancel_order(self, request: web.Request) -> web.StreamResponse:
+        """``DELETE /v1/order`` by ``uuid`` or ``identifier``."""
+        auth = await self._auth(request)
+        if isinstance(auth, web.Response):
+            return auth
+        key, params = auth
+        values = dict(params)
+        result, events, body = self.sim.engine.cancel(
+            key.access_key,
+            uuid=values.get("uuid"),
+            identifier=values.get("identifier"),
+            now=self.sim.wall_time(),
+        )
+        if isinstance(result, RestError):
+            return _json(result.body(), status=result.status)
+        self.sim.dispatch_private(events)
+        return _json(body)
+
+    async def get_order(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/order`` by ``uuid`` or ``identifier``, with its ``trades``."""
+        auth = await self._auth(request)
+        if isinstance(auth, web.Response):
+            return auth
+        key, params = auth
+        values = dict(params)
+        if not values.get("uuid") and not values.get("identifier"):
+            return _json(
+                RestError(400, "validation_error", "잘못된 API 요청입니다.").body(), status=400
+            )
+        order = self.sim.engine.find(
+            key.access_key, uuid=values.get("uuid"), identifier=values.get("identifier")
+        )
+        if order is None:
+            return _json(
+                RestError(404, "order_not_found", "주문을 찾지 못했습니다.").body(), status=404
+            )
+        return _json(self.sim.engine.rest_body(order, with_trades=True))
+
+    async def open_orders(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/orders/open`` (section 9.4): market, state or states[], page, limit."""
+        return await self._list_orders(request, closed=False)
+
+    async def closed_orders(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/orders/closed``: market, state or states[], start/end time, limit."""
+        return await self._list_orders(request, closed=True)
+
+    async def _list_orders(self, request: web.Request, *, closed: bool) -> web.StreamResponse:
+        auth = await self._auth(request)
+        if isinstance(auth, web.Response):
+            return auth
+        key, params = auth
+        single = dict(params)
+        states = [v for k, v in params if k == "states[]"]
+        bad = RestError(400, "validation_error", "잘못된 API 요청입니다.")
+        if "state" in single and states:
+            return _json(bad.body(), status=400)
+        if "state" in single:
+            states = [single["state"]]
+        allowed = {"done", "cancel"} if closed else {"wait", "watch"}
+        if any(s not in allowed for s in states):
+            return _json(bad.body(), status=400)
+        limit = _int(single.get("limit"), default=100)
+        page = _int(single.get("page"), default=1)
+        cap = 1000 if closed else 100
+        if limit is None or page is None or not 1 <= limit <= cap or page < 1:
+            return _json(bad.body(), status=400)
+        engine = self.sim.engine
+        orders: list[Order] = (
+            engine.closed_orders(key.access_key) if closed else engine.open_orders(key.access_key)
+        )
+        if single.get("market"):
+            orders = [o for o in orders if o.market == single["market"]]
+        if states:
+            orders = [o for o in orders if o.state in states]
+        for bound, keep in (("start_time", True), ("end_time", False)):
+            if bound in single:
+                moment = _parse_time(single[bound])
+                if moment is None:
+                    return _json(bad.body(), status=400)
+                orders = [o for o in orders if (o.created_at >= moment) == keep]
+        if single.get("order_by", "desc") == "desc":
+            orders = orders[::-1]
+        start = (page - 1) * limit if not closed else 0
+        page_orders = orders[start : start + limit]
+        return _json([engine.rest_body(o, with_trades=False) for o in page_orders])
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
