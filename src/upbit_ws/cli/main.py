@@ -5,12 +5,16 @@ from __future__ import annotations
 import click
 
 from upbit_ws import __version__
+from upbit_ws.cli.simulate import simulate
 
 
 @click.group()
 @click.version_option(__version__, prog_name="upbit-ws")
 def cli() -> None:
     """Keep Upbit WebSocket connections alive and subscriptions merged."""
+
+
+cli.add_command(simulate)
 
 
 def main() -> None:

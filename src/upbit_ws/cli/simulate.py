@@ -1,0 +1,108 @@
+"""``upbit-ws simulate``: run the local Upbit simulator until interrupted.
+
+The first line printed is the base URL (``http://127.0.0.1:PORT``), flushed at once, so a parent
+process (a benchmark, a test, a demo) can read it and connect. SIGINT and SIGTERM stop the
+server cleanly with exit status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import click
+
+from upbit_ws.simulator import Simulator, SimulatorConfig
+
+__all__ = ["simulate"]
+
+
+@click.command()
+@click.option("--port", type=int, default=0, show_default=True, help="Port; 0 picks a free one.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Market model seed.")
+@click.option(
+    "--flood",
+    is_flag=True,
+    help="Every public connection gets pre-encoded frames of its subscription, as fast as the "
+    "socket drains (throughput benchmarks).",
+)
+@click.option(
+    "--idle-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Drop connections silent this long without a close frame; 0 disables.",
+)
+@click.option("--no-limits", is_flag=True, help="Disable connect, message and REST rate limits.")
+@click.option(
+    "--auth-failure",
+    type=click.Choice(["handshake", "frame"]),
+    default="handshake",
+    show_default=True,
+    help="Refuse bad private tokens with HTTP 401, or with an INVALID_AUTH frame then close.",
+)
+@click.option(
+    "--trades-per-second",
+    type=float,
+    default=None,
+    help="Mean trades per second of the busiest market (default 8).",
+)
+def simulate(
+    *,
+    port: int,
+    host: str,
+    seed: int,
+    flood: bool,
+    idle_timeout: float,
+    no_limits: bool,
+    auth_failure: str,
+    trades_per_second: float | None,
+) -> None:
+    """Run the Upbit simulator (WebSocket, REST, control API on one port) until interrupted."""
+    options: dict[str, object] = {
+        "port": port,
+        "host": host,
+        "seed": seed,
+        "flood": flood,
+        "idle_timeout": idle_timeout if idle_timeout > 0 else None,
+        "auth_failure": auth_failure,
+    }
+    if trades_per_second is not None:
+        options["trades_per_second"] = trades_per_second
+    if no_limits:
+        options.update(
+            connect_per_second=None,
+            messages_per_second=None,
+            messages_per_minute=None,
+            rest_quotation_per_second=None,
+            rest_exchange_per_second=None,
+            rest_order_per_second=None,
+        )
+    try:
+        config = SimulatorConfig().replace(**options)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    asyncio.run(_serve(config))
+
+
+async def _serve(config: SimulatorConfig) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with Simulator(config) as sim:
+        # The base URL goes first and alone on its line: parents parse it.
+        print(sim.url, flush=True)
+        print(f"public WebSocket  {sim.ws_url}", flush=True)
+        print(f"private WebSocket {sim.private_ws_url}", flush=True)
+        print(f"access key        {sim.credentials[0]} (secret: see docs/simulator.md)", flush=True)
+        print(f"control API       {sim.url}/_sim/ (see docs/simulator.md)", flush=True)
+        await stop.wait()
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    simulate()
