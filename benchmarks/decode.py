@@ -204,6 +204,74 @@ def table(title: str, rates: dict[str, list[float]], baseline: str) -> str:
     return "\n".join(lines)
 
 
+def _kind_of(frame: bytes) -> str:
+    head = frame[:40].split(b'"')[3].decode()
+    if head == "orderbook":
+        return f"orderbook {frame.count(b'},{') + 1}"
+    return head
+
+
+def per_kind(default: Sequence[bytes], simple: Sequence[bytes], rounds: int) -> str:
+    """Format microseconds per frame by kind: orjson, ours on DEFAULT, ours on SIMPLE."""
+    candles = [
+        frame.replace(b'"type":"trade"', b'"type":"candle.1m"')
+        for frame in build_candles(len(default) // 4)
+    ]
+    groups: dict[str, tuple[list[bytes], list[bytes]]] = {}
+    for d_frame, s_frame in zip(default, simple, strict=True):
+        pair = groups.setdefault(_kind_of(d_frame), ([], []))
+        pair[0].append(d_frame)
+        pair[1].append(s_frame)
+    groups["candle.1m"] = (candles, [_to_simple_candle(c) for c in candles])
+    lines = [
+        "**Per kind, best of rounds (microseconds per frame)**",
+        "",
+        "| kind | mean bytes | orjson.loads | upbit_ws.decode | ours / orjson time "
+        "| SIMPLE: upbit_ws.decode |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for kind in sorted(groups):
+        d_frames, s_frames = groups[kind]
+        rates = measure({"orjson": orjson.loads, "ours": decode}, d_frames, rounds)
+        s_rates = measure({"ours": decode}, s_frames, rounds)
+        o_us, d_us, s_us = (1e6 / max(r) for r in (rates["orjson"], rates["ours"], s_rates["ours"]))
+        lines.append(
+            f"| {kind} | {_mean_size(d_frames):.0f} | {o_us:.2f} | {d_us:.2f} "
+            f"| {d_us / o_us:.2f} | {s_us:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def build_candles(count: int, seed: int = 11) -> list[bytes]:
+    """Return ``count`` DEFAULT candle.1m frames (a kind outside the tagged-union fast path)."""
+    rng = random.Random(seed)
+    frames = []
+    for i in range(count):
+        price = float(rng.choice([109868000, 2715000, 512]))
+        f = {
+            "type": "trade",  # replaced by the caller; keeps _obj's key order DEFAULT-like
+            "code": f"KRW-C{i % 200:03d}",
+            "candle_date_time_utc": "2026-07-30T07:45:00",
+            "candle_date_time_kst": "2026-07-30T16:45:00",
+            "opening_price": price,
+            "high_price": price * 1.001,
+            "low_price": price * 0.999,
+            "trade_price": price,
+            "candle_acc_trade_volume": rng.uniform(1e-4, 10),
+            "candle_acc_trade_price": rng.uniform(1e3, 1e9),
+            "timestamp": 1785397531885 + i,
+            "stream_type": "REALTIME",
+        }
+        frames.append(_obj(rng, f, {"candle_acc_trade_price": 16}).encode())
+    return frames
+
+
+def _to_simple_candle(frame: bytes) -> bytes:
+    keys = SIMPLE_KEYS["candle"]
+    fields = orjson.loads(frame)
+    return orjson.dumps({keys[k]: v for k, v in fields.items()})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print (and optionally write) the markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -244,7 +312,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         simple,
         args.rounds,
     )
-    out += [table("SIMPLE format", rates, "orjson.loads (dict)")]
+    out += [table("SIMPLE format", rates, "orjson.loads (dict)"), ""]
+    listed = [b"[" + frame + b"]" for frame in default]
+    rates = measure(
+        {"orjson.loads (dict)": orjson.loads, "upbit_ws.decode_all": decode_all},
+        listed,
+        args.rounds,
+    )
+    out += [table("JSON_LIST format (one message per array)", rates, "orjson.loads (dict)"), ""]
+    out += [per_kind(default, simple, args.rounds)]
     text = "\n".join(out)
     print(text)
     if args.markdown:

@@ -225,6 +225,10 @@ _SIMPLE_BY_TYPE: Final = _per_type(
     }
 )
 
+# The same, keyed by the type's bytes as they appear in a frame.
+_DEFAULT_BY_WIRE: Final = {name.encode(): dec for name, dec in _DEFAULT_BY_TYPE.items()}
+_SIMPLE_BY_WIRE: Final = {name.encode(): dec for name, dec in _SIMPLE_BY_TYPE.items()}
+
 
 # ---------------------------------------------------------------------------------------------
 # Public entry points.
@@ -267,9 +271,11 @@ def decode_all(frame: Frame) -> list[Message]:
     :class:`~upbit_ws.DecodeError`, and nothing else, for anything it cannot decode.
     """
     try:
-        if frame[:6] != _SIMPLE_HEAD:
+        head = frame[:6]
+        if head == _SIMPLE_HEAD:
+            return [_from_simple(_SIMPLE.decode(frame))]
+        if head[:1] != b"[":  # list formats skip a decode attempt bound to fail
             return [_DEFAULT.decode(frame)]
-        return [_from_simple(_SIMPLE.decode(frame))]
     except _DECODE_FAILURES:
         pass
     data = _as_bytes(frame)
@@ -303,15 +309,14 @@ def _is_array(data: bytes) -> bool:
 
 
 def _decode_array(data: bytes) -> list[Message]:
+    # Fast path: an array of hot-type messages in one format, decoded in one call.
     try:
-        return list(_DEFAULT_LIST.decode(data))
+        if data[:7] != b'[{"ty":':
+            return list(_DEFAULT_LIST.decode(data))
+        return [_from_simple(item) for item in _SIMPLE_LIST.decode(data)]
     except _DECODE_FAILURES:
         pass
-    if data[:7] == b'[{"ty":':
-        try:
-            return [_from_simple(item) for item in _SIMPLE_LIST.decode(data)]
-        except _DECODE_FAILURES:
-            pass
+    # Otherwise element by element (mixed kinds, candles, control frames, whitespace).
     try:
         elements = _RAW_LIST.decode(data)
     except msgspec.ValidationError as exc:
@@ -334,11 +339,22 @@ def _decode_array(data: bytes) -> list[Message]:
 
 def _decode_object(data: bytes) -> Message:
     """Decode a frame that missed the hot path; ``data`` should hold one JSON object."""
-    if data[:6] == _SIMPLE_HEAD:
-        try:
-            return _from_simple(_SIMPLE.decode(data))
-        except _DECODE_FAILURES:
-            pass
+    # Upbit writes the type first (every capture does): read it from the bytes and decode
+    # once, instead of an envelope pass and then a typed pass. Candles land here.
+    if data[:9] == b'{"type":"':
+        decoder = _DEFAULT_BY_WIRE.get(data[9 : data.find(b'"', 9)])
+        if decoder is not None:
+            try:
+                return decoder.decode(data)  # type: ignore[no-any-return]
+            except _DECODE_FAILURES:
+                pass  # the envelope pass below says what is wrong
+    elif data[:7] == b'{"ty":"':
+        decoder = _SIMPLE_BY_WIRE.get(data[7 : data.find(b'"', 7)])
+        if decoder is not None:
+            try:
+                return _from_simple(decoder.decode(data))
+            except _DECODE_FAILURES:
+                pass
     try:
         env = _ENVELOPE.decode(data)
     except msgspec.ValidationError as exc:
