@@ -36,7 +36,9 @@ Reconnects follow :class:`~upbit_ws.core.backoff.Backoff` as chosen by
 :func:`~upbit_ws.core.classify.classify`; a session that stayed open ``reset_after`` seconds
 resets the backoff; the connect timeout grows after connect timeouts and resets on success.
 Inputs that do not apply to the current state (a late ``closed`` after the session already
-declared the socket dead, say) are ignored, so the shell may report freely.
+declared the socket dead, say, or a ``connected`` before :meth:`Session.poll` handed out the
+:class:`Connect`) are ignored, so the shell may report freely. The shell calls ``poll`` after
+every input.
 """
 
 from __future__ import annotations
@@ -174,6 +176,7 @@ class Session:
         self._was_open = False
         self._connect_timeout = self.config.timeouts.connect
         self._connect_deadline = 0.0
+        self._connect_handed_out = False
         self._retry_at = 0.0
         self._opened_at: float | None = None
         self._last_rx = 0.0
@@ -260,7 +263,7 @@ class Session:
     def connected(self, now: float) -> None:
         """Report that the socket asked for by :class:`Connect` is open."""
         now = self._clock(now)
-        if self._state != "connecting":
+        if not self._connecting():
             return
         self._opened_at = now
         self._last_rx = now
@@ -277,7 +280,7 @@ class Session:
     def connect_failed(self, now: float, error: BaseException) -> None:
         """Report that the connect attempt failed with ``error`` (refused, timed out, 429...)."""
         now = self._clock(now)
-        if self._state != "connecting":
+        if not self._connecting():
             return
         decision = classify(error)
         if decision.cause == "timeout":
@@ -315,7 +318,7 @@ class Session:
     ) -> None:
         """Report that the socket closed, with its close ``code`` or the ``error`` that ended it."""
         now = self._clock(now)
-        if self._state == "connecting":
+        if self._connecting():
             self.connect_failed(now, error or ConnectionClosedError(code or ABNORMAL_CLOSURE))
             return
         if self._state not in _LIVE:
@@ -379,6 +382,8 @@ class Session:
         elif state in _LIVE:
             self._keepalive(now)
         actions, self._pending = self._pending, []
+        if self._state == "connecting" and any(isinstance(a, Connect) for a in actions):
+            self._connect_handed_out = True
         return actions
 
     def next_deadline(self, now: float) -> float | None:
@@ -411,10 +416,15 @@ class Session:
             self._latest = now
         return self._latest
 
+    def _connecting(self) -> bool:
+        """Return whether a Connect was handed out and its outcome is awaited."""
+        return self._state == "connecting" and self._connect_handed_out
+
     def _set_state(self, now: float, new: ConnectionState, reason: str) -> None:
         old = self._state
         if old == new:
             return
+        self._connect_handed_out = False
         self._state = new
         self._state_since = now
         self._events.append(
@@ -429,6 +439,8 @@ class Session:
         )
 
     def _begin_connect(self, now: float, reason: str) -> None:
+        # A wait not yet handed to the shell is obsolete once the connect starts.
+        self._pending = [a for a in self._pending if not isinstance(a, WaitBackoff)]
         if self._was_open:
             self._attempt = 0
             self._was_open = False
@@ -465,6 +477,7 @@ class Session:
         if self._state in _LIVE and healthy:
             self.backoff.reset()
         if not decision.retry:
+            self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket)]
             self._set_state(now, "closed", f"fatal: {decision.reason}")
             return
         if decision.backoff == "auth":
@@ -501,10 +514,10 @@ class Session:
             return
         silent = self._streaming and now >= self._probe_due()
         if self._pong_deadline is None:
-            if now >= self._last_ping + keepalive.ping_interval:
-                self._ping(now, "interval")
-            elif silent:
+            if silent:
                 self._ping(now, "silence")
+            elif now >= self._last_ping + keepalive.ping_interval:
+                self._ping(now, "interval")
         if silent and self._state == "open":
             # A ping already in flight doubles as the probe.
             self._probe_outstanding = True

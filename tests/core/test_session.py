@@ -1,0 +1,894 @@
+"""The session state machine: every transition, keepalive timing and reconnect planning."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from upbit_ws.core.config import (
+    BackoffConfig,
+    ConnectionConfig,
+    KeepaliveConfig,
+)
+from upbit_ws.core.errors import (
+    AuthError,
+    ConnectionClosedError,
+    RateLimitedError,
+    ServerRejectedError,
+)
+from upbit_ws.core.events import ConnectionStateChanged
+from upbit_ws.core.session import (
+    Action,
+    CloseSocket,
+    Connect,
+    DeclareDead,
+    SendPing,
+    Session,
+    WaitBackoff,
+)
+
+DEFAULTS = ConnectionConfig()
+PING = DEFAULTS.keepalive.ping_interval
+PONG = DEFAULTS.keepalive.pong_timeout
+SILENCE = DEFAULTS.keepalive.silence_probe
+
+
+def new_session(kind: str = "public", **kwargs: object) -> Session:
+    return Session(kind, rng=random.Random(0), **kwargs)  # type: ignore[arg-type]
+
+
+def open_session(kind: str = "public", *, at: float = 0.0, **kwargs: object) -> Session:
+    """Return a session started and connected at ``at``, with its actions and events drained."""
+    session = new_session(kind, **kwargs)
+    session.start(at)
+    assert session.poll(at) == [Connect(timeout=1.0, attempt=1)]
+    session.connected(at)
+    session.take_events()
+    return session
+
+
+def kinds(actions: list[Action]) -> list[type]:
+    return [type(a) for a in actions]
+
+
+def states(events: list[ConnectionStateChanged]) -> list[tuple[str, str]]:
+    return [(e.old, e.new) for e in events]
+
+
+# --- idle and start ---------------------------------------------------------------------------
+
+
+def test_idle_session_has_no_timer_and_no_actions() -> None:
+    """Before start() nothing is scheduled and poll() asks for nothing."""
+    session = new_session()
+    assert session.state == "idle"
+    assert session.next_deadline(0.0) is None
+    assert session.poll(100.0) == []
+
+
+def test_start_asks_for_a_connect_with_the_first_timeout() -> None:
+    """start() moves to connecting and the next poll returns Connect(1 s, attempt 1)."""
+    session = new_session()
+    session.start(5.0)
+    assert session.state == "connecting"
+    assert session.next_deadline(5.0) == 5.0  # an action is pending: poll at once
+    assert session.poll(5.0) == [Connect(timeout=1.0, attempt=1)]
+    assert session.next_deadline(5.0) == 6.0  # the connect deadline
+    assert states(session.take_events()) == [("idle", "connecting")]
+
+
+def test_second_start_is_ignored() -> None:
+    """Calling start() again does not open a second socket."""
+    session = new_session()
+    session.start(0.0)
+    session.poll(0.0)
+    session.start(0.1)
+    assert session.poll(0.1) == []
+
+
+def test_connected_opens_and_schedules_keepalive() -> None:
+    """connected() opens the session; the next timer is the silence probe (public streams)."""
+    session = open_session(at=2.0)
+    assert session.state == "open"
+    assert session.next_deadline(2.0) == 2.0 + SILENCE
+
+
+def test_connected_outside_connecting_is_ignored() -> None:
+    """A stray connected() report while idle changes nothing."""
+    session = new_session()
+    session.connected(0.0)
+    assert session.state == "idle"
+
+
+# --- connect failures and timeouts ------------------------------------------------------------
+
+
+def test_connect_timeout_declares_the_attempt_dead_and_plans_a_retry() -> None:
+    """A connect still pending at its deadline is aborted and a backoff retry is planned."""
+    session = new_session()
+    session.start(0.0)
+    session.poll(0.0)
+    actions = session.poll(1.0)
+    assert kinds(actions) == [DeclareDead, WaitBackoff]
+    assert actions[0] == DeclareDead("connect timed out after 1 s")
+    wait = actions[1]
+    assert isinstance(wait, WaitBackoff)
+    assert 0.0 < wait.delay <= 0.1
+    assert session.state == "reconnecting"
+    assert session.next_deadline(1.0) == wait.until
+
+
+def test_connect_timeout_grows_to_five_seconds_and_resets_on_success() -> None:
+    """Consecutive connect timeouts get 1, 2, 4, 5, 5 s; a successful connect resets to 1 s."""
+    session = new_session()
+    session.start(0.0)
+    now = 0.0
+    seen = []
+    for _ in range(5):
+        connect = session.poll(now)[-1]
+        assert isinstance(connect, Connect)
+        seen.append(connect.timeout)
+        now = session.next_deadline(now) or math.inf
+        session.poll(now)  # times out
+        now = session.next_deadline(now) or math.inf
+    assert seen == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert session.poll(now) == [Connect(timeout=5.0, attempt=6)]
+    session.connected(now)
+    assert session.connect_timeout == 1.0
+
+
+def test_connect_failed_with_timeout_error_grows_the_timeout() -> None:
+    """A TimeoutError reported by the shell grows the connect timeout like the session's own."""
+    session = new_session()
+    session.start(0.0)
+    session.poll(0.0)
+    session.connect_failed(0.9, TimeoutError())
+    assert session.connect_timeout == 2.0
+
+
+def test_refused_connect_keeps_the_timeout_and_retries_fast() -> None:
+    """A refused connect retries within ~100 ms and does not grow the connect timeout."""
+    session = new_session()
+    session.start(0.0)
+    session.poll(0.0)
+    session.connect_failed(0.01, ConnectionRefusedError())
+    actions = session.poll(0.01)
+    assert kinds(actions) == [WaitBackoff]
+    assert session.connect_timeout == 1.0
+    deadline = session.next_deadline(0.01)
+    assert deadline is not None and deadline <= 0.11
+    assert session.poll(deadline) == [Connect(timeout=1.0, attempt=2)]
+
+
+def test_connect_failures_never_give_up() -> None:
+    """A hundred failed connects later the session is still planning retries, capped at 20 s."""
+    session = new_session()
+    session.start(0.0)
+    now = 0.0
+    for _ in range(100):
+        session.poll(now)
+        session.connect_failed(now, ConnectionRefusedError())
+        wait = session.poll(now)[-1]
+        assert isinstance(wait, WaitBackoff)
+        assert wait.delay <= 20.0
+        now = wait.until
+    assert session.state == "reconnecting"
+    assert session.attempt == 100
+
+
+def test_closed_while_connecting_counts_as_a_failed_connect() -> None:
+    """A close reported during the handshake is handled like a failed connect."""
+    session = new_session()
+    session.start(0.0)
+    session.poll(0.0)
+    session.closed(0.2, code=1006)
+    assert session.state == "reconnecting"
+
+
+def test_fatal_connect_error_closes_the_session() -> None:
+    """A bug (not a transport problem) stops the session and says so in the reason."""
+    session = new_session()
+    session.start(0.0)
+    session.poll(0.0)
+    session.connect_failed(0.1, ValueError("bug in the shell"))
+    assert session.state == "closed"
+    assert session.next_deadline(0.1) is None
+    event = session.take_events()[-1]
+    assert event.new == "closed"
+    assert event.reason.startswith("fatal: ValueError")
+
+
+def test_connect_reports_before_the_connect_is_handed_out_are_ignored() -> None:
+    """Shrunk by the state machine: outcomes of a Connect poll() never returned are ignored."""
+    session = new_session()
+    session.start(0.0)
+    session.connect_failed(0.0, ValueError("bug"))
+    session.connected(0.0)
+    assert session.state == "connecting"
+    assert session.poll(0.0) == [Connect(timeout=1.0, attempt=1)]
+
+
+def test_key_flapping_during_a_connect_keeps_abort_before_the_new_connect() -> None:
+    """Shrunk by the state machine: abort of the old attempt comes before the new Connect."""
+    session = new_session("private")
+    session.start(0.0)
+    session.poll(0.0)
+    session.key_invalid(0.0)
+    session.key_valid(0.0)
+    session.connected(0.0)  # belongs to the aborted attempt: ignored
+    assert session.state == "connecting"
+    assert session.poll(0.0) == [DeclareDead("API key refused"), Connect(timeout=1.0, attempt=2)]
+
+
+# --- keepalive ---------------------------------------------------------------------------------
+
+
+def test_silence_probe_pings_and_degrades() -> None:
+    """A streaming connection silent for 1 s gets a ping at once and is marked degraded."""
+    session = open_session()
+    session.frame_received(0.5)
+    assert session.next_deadline(0.5) == 0.5 + SILENCE
+    assert session.poll(1.4) == []
+    assert session.poll(1.5) == [SendPing("silence")]
+    assert session.state == "degraded"
+    assert session.next_deadline(1.5) == 1.5 + PONG
+    assert states(session.take_events()) == [("open", "degraded")]
+
+
+def test_frame_after_probe_restores_open() -> None:
+    """Any frame while degraded proves life: back to open, pong deadline cleared."""
+    session = open_session()
+    session.poll(1.0)
+    session.frame_received(1.2)
+    assert session.state == "open"
+    assert session.next_deadline(1.2) == 1.2 + SILENCE
+    assert session.take_events()[-1].reason == "traffic resumed"
+
+
+def test_pong_after_probe_restores_open() -> None:
+    """A pong while degraded proves life: back to open."""
+    session = open_session()
+    session.poll(1.0)
+    session.pong_received(1.3)
+    assert session.state == "open"
+    assert session.take_events()[-1].reason == "pong received"
+
+
+def test_no_pong_declares_dead_and_plans_reconnect() -> None:
+    """No frame or pong within the pong deadline: abort the socket and plan a retry."""
+    session = open_session()
+    session.poll(1.0)
+    actions = session.poll(1.0 + PONG)
+    assert kinds(actions) == [DeclareDead, WaitBackoff]
+    assert actions[0] == DeclareDead(f"no pong within {PONG:g} s")
+    assert session.state == "reconnecting"
+    assert states(session.take_events()) == [("open", "degraded"), ("degraded", "reconnecting")]
+
+
+def test_blackhole_is_replaced_within_three_seconds() -> None:
+    """Frames every 100 ms then silence: dead and reconnecting within 2.6 s of the last frame."""
+    session = open_session()
+    now = 0.0
+    while now < 5.0:
+        now = round(now + 0.1, 10)
+        session.frame_received(now)
+        assert session.poll(now) == []
+    last_frame = now
+    connect_at = None
+    dead_at = None
+    while connect_at is None:
+        deadline = session.next_deadline(now)
+        assert deadline is not None
+        now = deadline
+        for action in session.poll(now):
+            if isinstance(action, DeclareDead):
+                dead_at = now
+            if isinstance(action, Connect):
+                connect_at = now
+    assert dead_at == pytest.approx(last_frame + SILENCE + PONG)
+    assert connect_at - last_frame <= SILENCE + PONG + 0.1 + 1e-9
+    assert connect_at - last_frame < 3.0
+
+
+def test_interval_ping_on_a_quiet_private_connection() -> None:
+    """A private (non-streaming) connection pings every interval and never probes silence."""
+    session = open_session("private")
+    assert session.next_deadline(0.0) == PING
+    assert session.poll(PING - 0.01) == []
+    assert session.poll(PING) == [SendPing("interval")]
+    assert session.state == "open"
+    session.pong_received(PING + 0.3)
+    assert session.next_deadline(PING + 0.3) == 2 * PING
+
+
+def test_interval_ping_without_pong_declares_dead() -> None:
+    """An interval ping that gets no answer still ends the connection."""
+    session = open_session("private")
+    session.poll(PING)
+    assert kinds(session.poll(PING + PONG)) == [DeclareDead, WaitBackoff]
+
+
+def test_interval_ping_continues_while_data_streams() -> None:
+    """Pings go out every interval even when data keeps flowing (Upbit's idle rule is unclear)."""
+    session = open_session()
+    pings = []
+    now = 0.0
+    while now < 3 * PING:
+        now = round(now + 0.25, 10)
+        session.frame_received(now)
+        pings += [now for a in session.poll(now) if isinstance(a, SendPing)]
+    assert pings == [PING, 2 * PING, 3 * PING]
+
+
+def test_frame_clears_an_outstanding_ping() -> None:
+    """A data frame after a ping counts as the answer: no pong needed."""
+    session = open_session("private")
+    session.poll(PING)
+    session.frame_received(PING + 0.1)
+    assert session.poll(PING + PONG + 1) == []
+    assert session.state == "open"
+
+
+def test_quiet_stream_probes_back_off() -> None:
+    """Probes answered by pongs without data wait 1, 2, 4, 8 s, then the ping interval rules."""
+    session = open_session()
+    now = 0.0
+    gaps = []
+    for _ in range(6):
+        deadline = session.next_deadline(now)
+        assert deadline is not None
+        gaps.append(round(deadline - now, 6))
+        now = deadline
+        assert kinds(session.poll(now)) == [SendPing]
+        now += 0.2
+        session.pong_received(now)
+    assert gaps == [1.0, 2.0, 4.0, 8.0, PING - 0.2, PING - 0.2]
+
+
+def test_data_resets_the_quiet_probe_backoff() -> None:
+    """After data flows again the probe is back to the short silence threshold."""
+    session = open_session()
+    session.poll(1.0)
+    session.pong_received(1.1)
+    session.frame_received(1.5)
+    assert session.next_deadline(1.5) == 1.5 + SILENCE
+
+
+def test_silence_while_an_interval_ping_is_in_flight_degrades_without_a_second_ping() -> None:
+    """If a ping is already out when silence is noticed, it serves as the probe."""
+    config = ConnectionConfig(keepalive=KeepaliveConfig(ping_interval=2.0, silence_probe=2.0))
+    session = open_session(config=config)
+    session.frame_received(0.5)
+    assert session.poll(2.0) == [SendPing("interval")]
+    assert session.state == "open"
+    assert session.next_deadline(2.0) == 2.5
+    assert session.poll(2.5) == []
+    assert session.state == "degraded"
+    assert session.next_deadline(2.5) == 2.0 + PONG
+
+
+def test_turning_streaming_on_starts_the_silence_clock_now() -> None:
+    """A private session told it now streams probes 1 s after that, not at once."""
+    session = open_session("private")
+    session.set_streaming(10.0, streaming=True)
+    assert session.streaming
+    assert session.next_deadline(10.0) == 10.0 + SILENCE
+
+
+def test_turning_streaming_off_stops_probes() -> None:
+    """A public session told it no longer streams only pings on the interval."""
+    session = open_session()
+    session.set_streaming(0.0, streaming=False)
+    assert session.next_deadline(0.0) == PING
+
+
+# --- closes and reconnects --------------------------------------------------------------------
+
+
+def test_abrupt_close_reconnects_within_100_ms_after_a_healthy_session() -> None:
+    """A session open for longer than reset_after retries within 100 ms when it drops."""
+    session = open_session()
+    for n in range(1, 5):  # a few short-lived sessions first, to grow the backoff
+        session.closed(n * 1.0, code=1006)
+        now = session.next_deadline(n * 1.0) or math.inf
+        session.poll(now)
+        session.poll(now)
+        session.connected(now)
+    assert session.backoff.attempt > 0
+    session.frame_received(100.0)
+    session.closed(100.0, code=1006)
+    wait = session.poll(100.0)[-1]
+    assert isinstance(wait, WaitBackoff)
+    assert wait.delay <= 0.1
+
+
+def test_short_sessions_escalate_the_backoff() -> None:
+    """Sessions that drop right after opening back off further each time."""
+    session = open_session()
+    delays = []
+    now = 0.0
+    for _ in range(6):
+        session.closed(now + 0.5, code=1006)
+        wait = session.poll(now + 0.5)[-1]
+        assert isinstance(wait, WaitBackoff)
+        delays.append(wait.delay)
+        now = wait.until
+        session.poll(now)
+        session.connected(now)
+    assert delays[-1] > 1.0
+    assert delays[0] <= 0.1
+
+
+def test_close_code_defaults_to_abnormal_closure() -> None:
+    """A close without a code is reported as 1006 in the reason."""
+    session = open_session()
+    session.closed(1.0)
+    assert (
+        session.take_events()[-1].reason
+        == "ConnectionClosedError: connection closed with code 1006"
+    )
+
+
+def test_rate_limited_close_waits_the_floor() -> None:
+    """A 429 backs off at least the rate-limited floor."""
+    session = open_session()
+    session.closed(1.0, error=RateLimitedError(429))
+    wait = session.poll(1.0)[-1]
+    assert isinstance(wait, WaitBackoff)
+    assert wait.backoff == "rate_limited"
+    assert wait.delay >= DEFAULTS.backoff.rate_limited_floor
+
+
+def test_blocked_connect_waits_out_the_block() -> None:
+    """A 418 with Retry-After waits exactly that long before the next connect."""
+    session = new_session()
+    session.start(0.0)
+    session.poll(0.0)
+    session.connect_failed(0.1, RateLimitedError(418, retry_after=90.0))
+    wait = session.poll(0.1)[-1]
+    assert isinstance(wait, WaitBackoff)
+    assert (wait.delay, wait.backoff) == (90.0, "blocked")
+    assert session.next_deadline(0.1) == pytest.approx(90.1)
+    assert session.poll(90.0) == []
+    assert kinds(session.poll(90.1)) == [Connect]
+
+
+def test_rejected_request_is_flagged_for_the_shell() -> None:
+    """An error frame then close reconnects, and last_decision says the request was rejected."""
+    session = open_session()
+    session.closed(1.0, error=ServerRejectedError("WRONG_FORMAT", "Format 이 맞지 않습니다."))
+    assert session.state == "reconnecting"
+    decision = session.last_decision
+    assert decision is not None and decision.request_rejected
+
+
+def test_late_close_after_declared_dead_is_ignored() -> None:
+    """The aborted socket's own close report does not disturb the planned reconnect."""
+    session = open_session()
+    session.poll(1.0)
+    session.poll(1.0 + PONG)
+    deadline = session.next_deadline(1.0 + PONG)
+    session.closed(1.0 + PONG + 0.01, code=1006)
+    assert session.state == "reconnecting"
+    assert session.next_deadline(1.0 + PONG + 0.01) == deadline
+
+
+def test_attempt_counts_from_one_after_each_open() -> None:
+    """Events carry the attempt: it restarts at 1 for the first connect after an open."""
+    session = new_session()
+    session.start(0.0)
+    session.poll(0.0)
+    session.connect_failed(0.0, ConnectionRefusedError())
+    now = session.next_deadline(0.0) or math.inf
+    session.poll(now)
+    session.connected(now)
+    session.closed(now + 20, code=1006)
+    later = session.next_deadline(now + 20) or math.inf
+    session.poll(later)
+    events = session.take_events()
+    assert [(e.new, e.attempt) for e in events] == [
+        ("connecting", 1),
+        ("reconnecting", 1),
+        ("connecting", 2),
+        ("open", 2),
+        ("reconnecting", 2),
+        ("connecting", 1),
+    ]
+
+
+# --- API key --------------------------------------------------------------------------------
+
+
+def test_auth_failure_suspends_with_a_slow_fallback_retry() -> None:
+    """A refused key suspends the private connection; a retry still comes after ~60 s."""
+    session = new_session("private")
+    session.start(0.0)
+    session.poll(0.0)
+    session.connect_failed(0.2, AuthError("refused", status=401))
+    assert session.state == "suspended"
+    assert kinds(session.poll(0.2)) == [WaitBackoff]
+    deadline = session.next_deadline(0.2)
+    assert deadline is not None and 30.0 <= deadline - 0.2 <= 60.0
+    assert kinds(session.poll(deadline)) == [Connect]
+
+
+def test_key_valid_reopens_at_once() -> None:
+    """When the key-health loop says the key works, a suspended session connects now."""
+    session = new_session("private")
+    session.start(0.0)
+    session.poll(0.0)
+    session.connect_failed(0.2, AuthError("refused"))
+    session.key_valid(5.0)
+    assert session.state == "connecting"
+    assert kinds(session.poll(5.0)) == [Connect]
+
+
+def test_key_valid_outside_suspended_is_ignored() -> None:
+    """key_valid on an open session changes nothing."""
+    session = open_session("private")
+    session.key_valid(1.0)
+    assert session.state == "open"
+    assert session.poll(1.0) == []
+
+
+def test_key_invalid_closes_an_open_private_connection_gracefully() -> None:
+    """A key found invalid closes the socket with a close frame and suspends."""
+    session = open_session("private")
+    session.key_invalid(3.0, reason="invalid_access_key")
+    actions = session.poll(3.0)
+    assert kinds(actions) == [CloseSocket, WaitBackoff]
+    assert actions[0] == CloseSocket("invalid_access_key", DEFAULTS.timeouts.close)
+    assert session.state == "suspended"
+
+
+def test_key_invalid_before_the_connect_was_handed_out_sends_no_abort() -> None:
+    """A Connect not yet returned by poll is withdrawn instead of aborted."""
+    session = new_session("private")
+    session.start(0.0)
+    session.key_invalid(0.0)
+    assert kinds(session.poll(0.0)) == [WaitBackoff]
+
+
+def test_key_invalid_during_a_connect_aborts_it() -> None:
+    """A connect in progress is aborted when the key is found invalid."""
+    session = new_session("private")
+    session.start(0.0)
+    session.poll(0.0)
+    session.key_invalid(0.3)
+    assert kinds(session.poll(0.3)) == [DeclareDead, WaitBackoff]
+
+
+def test_key_invalid_when_idle_is_ignored() -> None:
+    """A key problem before start() does not start anything."""
+    session = new_session("private")
+    session.key_invalid(0.0)
+    assert session.state == "idle"
+
+
+# --- user close -----------------------------------------------------------------------------
+
+
+def test_close_from_open_closes_gracefully_and_stays_closed() -> None:
+    """close() sends one graceful close; afterwards every input is ignored."""
+    session = open_session()
+    session.close(1.0)
+    assert session.poll(1.0) == [CloseSocket("closed by the user", DEFAULTS.timeouts.close)]
+    assert session.state == "closed"
+    session.start(2.0)
+    session.connected(2.0)
+    session.frame_received(2.0)
+    session.closed(2.0, code=1006)
+    session.key_valid(2.0)
+    assert session.state == "closed"
+    assert session.poll(100.0) == []
+    assert session.next_deadline(100.0) is None
+
+
+def test_close_during_connect_aborts() -> None:
+    """close() while a connect is in progress aborts it."""
+    session = new_session()
+    session.start(0.0)
+    session.poll(0.0)
+    session.close(0.5)
+    assert session.poll(0.5) == [DeclareDead("closed by the user")]
+
+
+def test_close_while_waiting_drops_the_retry() -> None:
+    """close() during backoff leaves nothing to do."""
+    session = open_session()
+    session.closed(1.0, code=1006)
+    session.close(1.0)
+    assert session.poll(1.0) == []
+
+
+def test_close_when_idle_just_closes() -> None:
+    """close() before start() goes straight to closed with no socket to touch."""
+    session = new_session()
+    session.close(0.0)
+    assert session.state == "closed"
+    assert session.poll(0.0) == []
+    assert states(session.take_events()) == [("idle", "closed")]
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+def test_statistics_snapshot() -> None:
+    """Statistics count connects, opens, pings, pongs and report uptime."""
+    session = open_session(at=1.0)
+    session.poll(2.0)
+    session.pong_received(2.1)
+    stats = session.statistics(5.0)
+    assert (stats.state, stats.connects, stats.opens, stats.pings_sent, stats.pongs_received) == (
+        "open",
+        1,
+        1,
+        1,
+        1,
+    )
+    assert stats.uptime == 4.0
+    session.closed(6.0, code=1006)
+    stats = session.statistics(6.0)
+    assert (stats.failures, stats.uptime) == (1, 0.0)
+
+
+def test_time_never_runs_backwards() -> None:
+    """A smaller now than seen before is treated as the latest time."""
+    session = open_session(at=10.0)
+    session.frame_received(5.0)
+    assert session.next_deadline(5.0) == 10.0 + SILENCE
+
+
+def test_events_are_drained() -> None:
+    """take_events() returns each event once."""
+    session = new_session()
+    session.start(0.0)
+    assert len(session.take_events()) == 1
+    assert session.take_events() == []
+
+
+def test_repr_shows_state() -> None:
+    """The repr names connection, state, attempt and streaming."""
+    session = new_session("private")
+    assert repr(session) == (
+        "Session(connection='private', state='idle', attempt=0, streaming=False)"
+    )
+
+
+def test_custom_backoff_config_is_used() -> None:
+    """The session takes its retry schedule from the config it is given."""
+    config = ConnectionConfig(backoff=BackoffConfig(first_delay=1.0, jitter=0.0))
+    session = open_session(config=config)
+    session.closed(0.5, code=1006)
+    wait = session.poll(0.5)[-1]
+    assert isinstance(wait, WaitBackoff)
+    assert wait.delay == 1.0
+
+
+def test_connection_closed_error_as_error_argument() -> None:
+    """The shell may pass the closing exception instead of a code."""
+    session = open_session()
+    session.closed(1.0, error=ConnectionClosedError(1000, "bye"))
+    assert session.take_events()[-1].reason.endswith("code 1000: bye")
+
+
+# --- property-based: random input sequences ---------------------------------------------------
+
+FAILURES: list[BaseException] = [
+    ConnectionRefusedError(),
+    ConnectionResetError(),
+    TimeoutError(),
+    RateLimitedError(429),
+    RateLimitedError(418),
+    RateLimitedError(418, retry_after=30.0),
+    AuthError("refused"),
+    ServerRejectedError("WRONG_FORMAT", "bad"),
+    ConnectionClosedError(1000),
+]
+FATAL: list[BaseException] = [ValueError("bug"), KeyboardInterrupt()]
+ALL_STATES = {"idle", "connecting", "open", "degraded", "reconnecting", "suspended", "closed"}
+
+
+class SessionMachine(RuleBasedStateMachine):
+    """Drive a session with any sequence of inputs, time steps and polls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.session: Session | None = None
+        self.started = False
+        self.ended = False  # closed by the user or by a fatal error
+        self.last_state = "idle"
+
+    @initialize(kind=st.sampled_from(["public", "private"]), seed=st.integers(0, 2**32 - 1))
+    def create(self, kind: str, seed: int) -> None:
+        self.session = Session(kind, rng=random.Random(seed))  # type: ignore[arg-type]
+        if seed % 2:  # half the runs begin with an open connection
+            self.start()
+            self.poll()
+            self.s.connected(self.now)
+
+    @property
+    def s(self) -> Session:
+        assert self.session is not None
+        return self.session
+
+    # time
+
+    @rule(dt=st.one_of(st.floats(0.0, 2.0), st.floats(0.0, 90.0)))
+    def advance(self, dt: float) -> None:
+        self.now += dt
+
+    @rule(succeed=st.booleans())
+    def shell_step(self, succeed: bool) -> None:
+        """Act like the shell: sleep to the deadline, poll, and answer a Connect."""
+        self.advance_to_deadline_and_poll()
+        if self.s.state == "connecting":
+            self.now += 0.01
+            if succeed:
+                self.s.connected(self.now)
+            else:
+                self.s.connect_failed(self.now, ConnectionRefusedError())
+
+    @rule(answer=st.sampled_from(["pong", "frame", "nothing"]), delay=st.floats(0.0, 2.0))
+    def keepalive_round(self, answer: str, delay: float) -> None:
+        """Sleep to the next timer, poll, and answer a ping with a pong, a frame or nothing."""
+        deadline = self.s.next_deadline(self.now)
+        if deadline is not None:
+            self.now = max(self.now, deadline)
+        pinged = any(isinstance(a, SendPing) for a in self.s.poll(self.now))
+        if pinged and answer != "nothing":
+            self.now += delay
+            if answer == "pong":
+                self.s.pong_received(self.now)
+            else:
+                self.s.frame_received(self.now)
+
+    @rule(frames=st.integers(1, 30), step=st.floats(0.01, 0.5))
+    def stream(self, frames: int, step: float) -> None:
+        """Deliver data frames at a steady pace, polling as the shell would."""
+        for _ in range(frames):
+            self.now += step
+            self.s.frame_received(self.now)
+            self.poll()
+
+    @rule()
+    def advance_to_deadline_and_poll(self) -> None:
+        deadline = self.s.next_deadline(self.now)
+        if deadline is not None:
+            self.now = max(self.now, deadline)
+        self.poll()
+
+    @rule()
+    def poll(self) -> None:
+        actions = self.s.poll(self.now)
+        state = self.s.state
+        if any(isinstance(a, DeclareDead) for a in actions):
+            # A dead socket is always followed by a plan: a retry timer, or a closed session.
+            assert state == "closed" or self.s.next_deadline(self.now) is not None
+            assert state in {"reconnecting", "suspended", "connecting", "closed"}
+        if self.ended:
+            assert not any(isinstance(a, Connect | SendPing | WaitBackoff) for a in actions)
+        for action in actions:
+            if isinstance(action, Connect):
+                assert 1.0 <= action.timeout <= 5.0
+                assert action.attempt >= 1
+            if isinstance(action, WaitBackoff):
+                assert action.delay >= 0.0
+
+    # inputs
+
+    @rule()
+    def start(self) -> None:
+        self.s.start(self.now)
+        self.started = True
+
+    @rule()
+    def connected(self) -> None:
+        self.s.connected(self.now)
+
+    @rule(error=st.sampled_from(FAILURES))
+    def connect_failed(self, error: BaseException) -> None:
+        self.s.connect_failed(self.now, error)
+
+    @rule(error=st.sampled_from(FATAL))
+    def connect_failed_fatally(self, error: BaseException) -> None:
+        was = self.s.state
+        self.s.connect_failed(self.now, error)
+        if self.s.state == "closed":
+            self.ended = True
+        else:  # ignored: the Connect had not been handed out, or no connect was running
+            assert self.s.state == was
+
+    @rule()
+    def frame(self) -> None:
+        self.s.frame_received(self.now)
+
+    @rule()
+    def pong(self) -> None:
+        self.s.pong_received(self.now)
+
+    @rule(code=st.sampled_from([None, 1000, 1006, 1011]))
+    def closed_with_code(self, code: int | None) -> None:
+        self.s.closed(self.now, code=code)
+
+    @rule(error=st.sampled_from(FAILURES))
+    def closed_with_error(self, error: BaseException) -> None:
+        self.s.closed(self.now, error=error)
+
+    @rule(streaming=st.booleans())
+    def set_streaming(self, streaming: bool) -> None:
+        self.s.set_streaming(self.now, streaming=streaming)
+
+    @rule()
+    def key_invalid(self) -> None:
+        self.s.key_invalid(self.now)
+
+    @rule()
+    def key_valid(self) -> None:
+        self.s.key_valid(self.now)
+
+    @rule()
+    def close(self) -> None:
+        self.s.close(self.now)
+        self.ended = True
+
+    # invariants
+
+    @invariant()
+    def state_is_defined(self) -> None:
+        if self.session is not None:
+            assert self.s.state in ALL_STATES
+
+    @invariant()
+    def deadline_while_running(self) -> None:
+        if self.session is None:
+            return
+        deadline = self.s.next_deadline(self.now)
+        if self.s.state in {"idle", "closed"}:
+            assert deadline is None or self.s.state == "closed"
+        else:
+            assert deadline is not None and math.isfinite(deadline)
+
+    @invariant()
+    def closed_is_terminal(self) -> None:
+        if self.session is None:
+            return
+        if self.ended:
+            assert self.s.state == "closed"
+            assert self.s.next_deadline(self.now) in (None, self.now)  # at most the close action
+
+    @invariant()
+    def never_gives_up(self) -> None:
+        if self.session is not None and self.started and not self.ended:
+            assert self.s.state != "closed"
+
+    @invariant()
+    def open_always_has_a_ping_scheduled(self) -> None:
+        if self.session is None or self.s.state not in {"open", "degraded"}:
+            return
+        deadline = self.s.next_deadline(self.now)
+        assert deadline is not None
+        assert deadline <= self.now + PING
+        if self.s.state == "degraded":
+            assert deadline <= self.now + PONG
+
+    @invariant()
+    def events_chain_up(self) -> None:
+        if self.session is None:
+            return
+        for event in self.s.take_events():
+            assert event.old == self.last_state
+            assert event.new != event.old
+            assert event.at <= self.now
+            self.last_state = event.new
+        assert self.last_state == self.s.state
+
+
+TestSessionMachine = SessionMachine.TestCase
+TestSessionMachine.settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
