@@ -106,7 +106,8 @@ def test_level_zero_is_sent() -> None:
         (TypeRequest("myAsset", ("KRW-BTC",)), "WRONG_FORMAT"),
         (TypeRequest("myOrder", ("KRW-BTC.15",)), "depth suffix"),
         (TypeRequest("tickers", ("KRW-BTC",)), "unknown data type"),  # type: ignore[arg-type]
-        (TypeRequest("ticker", "KRW-BTC"), "not the string"),  # type: ignore[arg-type]
+        (TypeRequest("ticker", "KRW-BTC"), "must be a tuple"),  # type: ignore[arg-type]
+        (TypeRequest("ticker", None), "must be a tuple"),  # type: ignore[arg-type]
         (TypeRequest("ticker", (5,)), "must be a string"),  # type: ignore[arg-type]
     ],
 )
@@ -139,6 +140,13 @@ def test_unknown_format_is_refused() -> None:
     """Only the four documented formats are accepted."""
     with pytest.raises(InvalidInputError, match="format"):
         encode_request([TypeRequest("ticker", ("KRW-BTC",))], ticket="t", format="XML")  # type: ignore[arg-type]
+
+
+def test_list_codes_become_a_tuple() -> None:
+    """Codes given as a list are accepted and normalised to a hashable tuple."""
+    fixed = normalize_request(TypeRequest("ticker", ["krw-btc"]))  # type: ignore[arg-type]
+    assert fixed.codes == ("KRW-BTC",)
+    assert hash(fixed) == hash(TypeRequest("ticker", ("KRW-BTC",)))
 
 
 def test_normalize_request_returns_same_object_when_clean() -> None:

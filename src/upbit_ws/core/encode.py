@@ -91,9 +91,9 @@ def normalize_request(request: TypeRequest) -> TypeRequest:
         known = ", ".join(DATA_TYPES)
         raise InvalidInputError(f"unknown data type {kind!r}; use one of {known}")
     public = kind in PUBLIC_TYPES
-    if isinstance(request.codes, str):
+    if isinstance(request.codes, str) or not isinstance(request.codes, tuple | list):
         raise InvalidInputError(
-            f"{kind}: codes must be a tuple of market codes, not the string {request.codes!r}"
+            f"{kind}: codes must be a tuple of market codes, not {request.codes!r}"
         )
     if request.is_only_snapshot and request.is_only_realtime:
         raise InvalidInputError(
