@@ -10,7 +10,7 @@ import msgspec
 import orjson
 import pytest
 
-from upbit_ws import DecodeError
+from upbit_ws import DecodeError, InvalidInputError
 from upbit_ws.core.decode import decode, decode_all
 from upbit_ws.core.messages import (
     MESSAGE_TYPES,
@@ -658,8 +658,8 @@ def test_truncated_keeps_best_rows_and_recomputes_totals() -> None:
 
 @pytest.mark.parametrize("depth", [0, -1, True, 1.5])
 def test_truncated_refuses_bad_depth(depth: Any) -> None:
-    """A depth below 1 or not an int is a programming error."""
-    with pytest.raises(ValueError):
+    """A depth below 1 or not an int is refused as bad input."""
+    with pytest.raises(InvalidInputError):
         _book(5).truncated(depth)
 
 

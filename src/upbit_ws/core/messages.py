@@ -31,6 +31,8 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import msgspec
 
+from upbit_ws.core.errors import InvalidInputError
+
 __all__ = [
     "CANDLE_TYPE_NAMES",
     "MESSAGE_TYPES",
@@ -222,9 +224,10 @@ class Orderbook(msgspec.Struct, tag="orderbook", **_TAGGED):
 
         Used to serve a depth-15 subscriber from a depth-30 stream. The totals are recomputed
         over the rows kept, since Upbit's totals cover the units it sends (section 4.3).
+        A depth below 1 raises :class:`~upbit_ws.InvalidInputError`.
         """
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be a positive int, not {depth!r}")
+            raise InvalidInputError(f"orderbook depth must be a positive int, not {depth!r}")
         units = self.orderbook_units
         if depth >= len(units):
             return self
