@@ -19,8 +19,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-import jwt
-
 from upbit_ws.core.errors import InvalidInputError
 
 __all__ = [
@@ -145,6 +143,10 @@ class Credentials:
 
 
 def _sign(payload: dict[str, str], secret: str) -> str:
+    # Imported here, not at the top: PyJWT's package also loads its JWKS client, which imports
+    # urllib and socket, and the core must stay importable without any I/O module.
+    import jwt
+
     with warnings.catch_warnings():
         # PyJWT warns about HMAC keys under 32 bytes; the key length is Upbit's (40 characters)
         # or the simulator's choice, not the caller's to fix on every token.

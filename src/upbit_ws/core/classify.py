@@ -32,7 +32,7 @@ UnknownCodeError, InvalidInputError     fatal    normal        invalid_input    
 ConfigError                             fatal    normal        config            (10)
 UpbitWsError (any other subclass)       fatal    normal        bug               (11)
 TimeoutError (also asyncio's)           retry    normal        timeout           (12)
-ssl.SSLError (and cert errors)          retry    normal        tls               (8)
+ssl.SSLError, cert errors (by name)     retry    normal        tls               (8)
 socket.gaierror (matched by name)       retry    normal        dns               (8)
 ConnectionRefusedError, ...ResetError,  retry    normal        transport         (8)
 ConnectionAbortedError, BrokenPipeError
@@ -75,7 +75,6 @@ Notes (section numbers refer to ``upbit-protocol.md``):
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -250,10 +249,16 @@ def _transport(exc: TransportError, reason: str) -> Decision:
     return _retry("transport", reason)
 
 
+def _derives_from(exc: BaseException, name: str, modules: tuple[str, ...]) -> bool:
+    """Return whether a class named ``name`` from one of ``modules`` is among exc's bases."""
+    return any(cls.__name__ == name and cls.__module__ in modules for cls in type(exc).__mro__)
+
+
 def _builtin(exc: BaseException, reason: str) -> Decision:
     if isinstance(exc, TimeoutError):
         return _retry("timeout", reason)
-    if isinstance(exc, ssl.SSLError):
+    # ssl.SSLError is matched by name too: importing ssl would import socket into the core.
+    if isinstance(exc, OSError) and _derives_from(exc, "SSLError", ("ssl", "_ssl")):
         return _retry("tls", reason)
     # socket.gaierror is an OSError subclass; matched by name so the core never imports socket.
     if isinstance(exc, OSError) and type(exc).__name__ == "gaierror":
