@@ -1,0 +1,181 @@
+"""Typed, immutable REST response bodies for the endpoints a WebSocket manager needs.
+
+REST shapes differ from the WebSocket ones (upbit-protocol.md section 9): exchange endpoints
+send numbers as strings (kept exact here as :class:`~decimal.Decimal`), name the side
+``side``/``ord_type`` (WebSocket: ``ask_bid``/``order_type``) and omit null fields; quotation
+endpoints send JSON numbers. Unknown fields are ignored so that Upbit can add some.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from upbit_ws.core.errors import DecodeError
+
+__all__ = [
+    "Account",
+    "ApiKeyInfo",
+    "MarketCaution",
+    "MarketEvent",
+    "MarketInfo",
+    "MinuteCandle",
+    "OrderTrade",
+    "RestOrder",
+    "TradeTick",
+    "decode_rest",
+]
+
+T = TypeVar("T")
+
+
+class MarketCaution(msgspec.Struct, frozen=True):
+    """The ``market_event.caution`` flags of ``GET /v1/market/all?is_details=true``."""
+
+    PRICE_FLUCTUATIONS: bool = False
+    TRADING_VOLUME_SOARING: bool = False
+    DEPOSIT_AMOUNT_SOARING: bool = False
+    GLOBAL_PRICE_DIFFERENCES: bool = False
+    CONCENTRATION_OF_SMALL_ACCOUNTS: bool = False
+
+
+class MarketEvent(msgspec.Struct, frozen=True):
+    """``market_event``: the investment warning and the caution flags."""
+
+    warning: bool = False
+    caution: MarketCaution = MarketCaution()
+
+
+class MarketInfo(msgspec.Struct, frozen=True):
+    """One market of ``GET /v1/market/all`` (details only with ``is_details=true``).
+
+    The Indonesia host sends no ``korean_name`` and only ``market_warning``.
+    """
+
+    market: str
+    english_name: str = ""
+    korean_name: str = ""
+    market_warning: str | None = None
+    market_event: MarketEvent | None = None
+
+
+class ApiKeyInfo(msgspec.Struct, frozen=True):
+    """One key of ``GET /v1/api_keys``; ``expire_at`` is ISO 8601 with ``+09:00``."""
+
+    access_key: str
+    expire_at: str
+
+    def __repr__(self) -> str:
+        # The access key identifies the account; show only enough of it to tell keys apart.
+        shown = f"{self.access_key[:4]}…" if len(self.access_key) > 4 else "…"
+        return f"ApiKeyInfo(access_key={shown!r}, expire_at={self.expire_at!r})"
+
+
+class Account(msgspec.Struct, frozen=True):
+    """One currency of ``GET /v1/accounts``; amounts are exact decimals (sent as strings)."""
+
+    currency: str
+    balance: Decimal
+    locked: Decimal
+    avg_buy_price: Decimal = Decimal(0)
+    avg_buy_price_modified: bool = False
+    unit_currency: str = "KRW"
+
+
+class OrderTrade(msgspec.Struct, frozen=True):
+    """One fill inside a single-order body (``GET /v1/order`` lists ``trades``)."""
+
+    market: str
+    uuid: str
+    price: Decimal
+    volume: Decimal
+    funds: Decimal
+    side: str
+    created_at: str
+    trend: str | None = None
+
+
+class RestOrder(msgspec.Struct, frozen=True):
+    """One order of ``/v1/order``, ``/v1/orders/open`` or ``/v1/orders/closed``.
+
+    Absent fields are ``None`` (REST omits nulls: a market sell has no ``price``, a market buy
+    no ``volume``). A filled market buy ends in state ``cancel`` (section 15).
+    """
+
+    uuid: str
+    side: str
+    ord_type: str
+    state: str
+    market: str
+    created_at: str
+    price: Decimal | None = None
+    volume: Decimal | None = None
+    remaining_volume: Decimal | None = None
+    executed_volume: Decimal | None = None
+    executed_funds: Decimal | None = None
+    reserved_fee: Decimal | None = None
+    remaining_fee: Decimal | None = None
+    paid_fee: Decimal | None = None
+    locked: Decimal | None = None
+    trades_count: int = 0
+    time_in_force: str | None = None
+    identifier: str | None = None
+    smp_type: str | None = None
+    prevented_volume: Decimal | None = None
+    prevented_locked: Decimal | None = None
+    trades: tuple[OrderTrade, ...] = ()
+
+
+class TradeTick(msgspec.Struct, frozen=True):
+    """One trade of ``GET /v1/trades/ticks`` (newest first; ``change_price`` is signed here).
+
+    ``sequential_id`` is unique but not ordered: dedupe by it, sort by
+    ``(timestamp, sequential_id)`` (section 9.5).
+    """
+
+    market: str
+    trade_date_utc: str
+    trade_time_utc: str
+    timestamp: int
+    trade_price: float
+    trade_volume: float
+    prev_closing_price: float
+    change_price: float
+    ask_bid: str
+    sequential_id: int
+
+
+class MinuteCandle(msgspec.Struct, frozen=True):
+    """One candle of ``GET /v1/candles/minutes/{unit}`` (newest first)."""
+
+    market: str
+    candle_date_time_utc: str
+    candle_date_time_kst: str
+    opening_price: float
+    high_price: float
+    low_price: float
+    trade_price: float
+    timestamp: int
+    candle_acc_trade_price: float
+    candle_acc_trade_volume: float
+    unit: int
+
+
+_DECODERS: Final[dict[Any, msgspec.json.Decoder[Any]]] = {}
+
+
+def decode_rest(body: bytes, kind: type[T]) -> T:
+    """Decode a REST body into ``kind`` (e.g. ``list[MarketInfo]``) or raise DecodeError.
+
+    Exchange endpoints send numbers as strings, quotation endpoints as numbers; the strict=False
+    decoder accepts both for every numeric field.
+    """
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        decoder = _DECODERS[kind] = msgspec.json.Decoder(kind, strict=False)
+    try:
+        return decoder.decode(body)  # type: ignore[no-any-return]
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"unexpected REST body: {exc}", body) from exc
