@@ -288,8 +288,21 @@ class Session:
         self._fail(now, decision)
 
     def frame_received(self, now: float) -> None:
-        """Report any frame from the server (data, ``{"status":"UP"}``, error): proof of life."""
-        now = self._clock(now)
+        """Report any frame from the server (data, ``{"status":"UP"}``, error): proof of life.
+
+        This is on the hot path, so the common case (open, no ping waiting) is a few stores.
+        It never brings :meth:`next_deadline` earlier, so the shell need not poll after it;
+        it may end a ``degraded`` spell, though (see :meth:`take_events`). Calling it once per
+        batch of frames read together is enough.
+        """
+        if now > self._latest:
+            self._latest = now
+        else:
+            now = self._latest
+        if self._state == "open" and self._pong_deadline is None:
+            self._last_rx = now
+            self._quiet_probes = 0
+            return
         if self._state not in _LIVE:
             return
         self._last_rx = now
