@@ -18,11 +18,13 @@ from upbit_ws.core.config import (
 from upbit_ws.core.errors import (
     AuthError,
     ConnectionClosedError,
+    InvalidInputError,
     RateLimitedError,
     ServerRejectedError,
 )
 from upbit_ws.core.events import ConnectionStateChanged
 from upbit_ws.core.session import (
+    EVENT_BACKLOG,
     Action,
     CloseSocket,
     Connect,
@@ -650,6 +652,28 @@ def test_events_are_drained() -> None:
     session.start(0.0)
     assert len(session.take_events()) == 1
     assert session.take_events() == []
+
+
+def test_event_backlog_is_bounded() -> None:
+    """Undrained state changes are capped; the overflow is counted, not kept."""
+    session = new_session("private")
+    session.start(0.0)
+    now = 0.0
+    for _ in range(EVENT_BACKLOG):
+        session.poll(now)
+        session.connect_failed(now, ConnectionRefusedError())
+        now = session.next_deadline(now) or math.inf
+        session.poll(now)
+    events = session.take_events()
+    assert len(events) == EVENT_BACKLOG
+    assert events[-1].new == session.state
+    assert session.statistics(now).events_dropped == EVENT_BACKLOG + 1
+
+
+def test_unknown_connection_kind_is_refused() -> None:
+    """Only public and private connections exist."""
+    with pytest.raises(InvalidInputError, match="'public' or 'private'"):
+        Session("info")  # type: ignore[arg-type]
 
 
 def test_repr_shows_state() -> None:

@@ -44,16 +44,18 @@ every input.
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from upbit_ws.core.backoff import Backoff, BackoffClass
 from upbit_ws.core.classify import Decision, classify
 from upbit_ws.core.config import ConnectionConfig
-from upbit_ws.core.errors import ConnectionClosedError
+from upbit_ws.core.errors import ConnectionClosedError, InvalidInputError
 from upbit_ws.core.events import ConnectionKind, ConnectionState, ConnectionStateChanged
 
 __all__ = [
+    "EVENT_BACKLOG",
     "Action",
     "CloseSocket",
     "Connect",
@@ -68,6 +70,9 @@ __all__ = [
 ABNORMAL_CLOSURE: Final = 1006
 _LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
 _WAITING: Final[frozenset[ConnectionState]] = frozenset({"reconnecting", "suspended"})
+#: State changes kept for :meth:`Session.take_events`; older ones are dropped (and counted) if
+#: the shell stops draining them, so memory stays bounded.
+EVENT_BACKLOG: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,7 @@ class SessionStatistics:
     pongs_received: int
     connect_timeout: float
     uptime: float
+    events_dropped: int
 
 
 class Session:
@@ -165,6 +171,8 @@ class Session:
         streaming: bool | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        if connection not in ("public", "private"):
+            raise InvalidInputError(f"connection must be 'public' or 'private', not {connection!r}")
         self.connection: ConnectionKind = connection
         self.config = config or ConnectionConfig()
         self.backoff = Backoff(self.config.backoff, rng=rng)
@@ -186,7 +194,8 @@ class Session:
         self._probe_outstanding = False
         self._quiet_probes = 0
         self._pending: list[Action] = []
-        self._events: list[ConnectionStateChanged] = []
+        self._events: deque[ConnectionStateChanged] = deque(maxlen=EVENT_BACKLOG)
+        self._events_dropped = 0
         self._last_decision: Decision | None = None
         self._connects = 0
         self._opens = 0
@@ -245,11 +254,17 @@ class Session:
             pongs_received=self._pongs,
             connect_timeout=self._connect_timeout,
             uptime=0.0 if opened is None else now - opened,
+            events_dropped=self._events_dropped,
         )
 
     def take_events(self) -> list[ConnectionStateChanged]:
-        """Return the state-change events since the last call, oldest first, and forget them."""
-        events, self._events = self._events, []
+        """Return the state-change events since the last call, oldest first, and forget them.
+
+        At most the last 256 are kept between calls; ``statistics().events_dropped`` counts
+        the rest.
+        """
+        events = list(self._events)
+        self._events.clear()
         return events
 
     # --- inputs -----------------------------------------------------------------------------
@@ -440,6 +455,8 @@ class Session:
         self._connect_handed_out = False
         self._state = new
         self._state_since = now
+        if len(self._events) == EVENT_BACKLOG:
+            self._events_dropped += 1
         self._events.append(
             ConnectionStateChanged(
                 at=now,
