@@ -26,6 +26,7 @@ __all__ = [
     "JWT_ALGORITHM",
     "SECRET_KEY_ENV",
     "Credentials",
+    "QueryValue",
     "build_rest_token",
     "build_ws_token",
     "query_string",
