@@ -1,0 +1,235 @@
+"""Bounded delivery buffers: overflow policies, gap markers, counters, and their properties."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from upbit_ws.core.buffer import (
+    DEFAULT_CAPACITY,
+    OVERFLOW_POLICIES,
+    DeliveryBuffer,
+    Gap,
+    OverflowPolicy,
+    default_policy,
+)
+from upbit_ws.core.constants import CANDLE_TYPES
+from upbit_ws.core.errors import InvalidInputError
+
+
+def test_default_policies_per_type() -> None:
+    """ticker/orderbook conflate, trade/candles drop oldest, private types never drop."""
+    assert default_policy("ticker") == "latest"
+    assert default_policy("orderbook") == "latest"
+    assert default_policy("trade") == "drop_oldest"
+    assert all(default_policy(t) == "drop_oldest" for t in CANDLE_TYPES)
+    assert default_policy("myOrder") == "never_drop"
+    assert default_policy("myAsset") == "never_drop"
+
+
+def test_default_capacity_per_policy() -> None:
+    """Without a capacity the buffer takes its policy's named default bound."""
+    for policy in OVERFLOW_POLICIES:
+        assert DeliveryBuffer[int](policy=policy).capacity == DEFAULT_CAPACITY[policy]
+
+
+def test_fifo_order_without_overflow() -> None:
+    """drop_oldest delivers in arrival order while under its bound."""
+    buf: DeliveryBuffer[int] = DeliveryBuffer(policy="drop_oldest", capacity=3)
+    for i in range(3):
+        assert buf.push(i, "KRW-BTC") is False
+    assert len(buf) == 3
+    assert buf.drain(10) == [0, 1, 2]
+    assert not buf
+
+
+def test_drop_oldest_reports_a_gap_before_the_next_message() -> None:
+    """When full the oldest goes, and the consumer sees Gap(count) before what remains."""
+    buf: DeliveryBuffer[int] = DeliveryBuffer(policy="drop_oldest", capacity=2)
+    results = [buf.push(i) for i in range(5)]
+    assert results == [False, False, True, True, True]
+    assert len(buf) == 3  # two messages and one gap marker
+    assert buf.pop() == Gap(3, "drop_oldest", reconcile=False)
+    assert buf.pop() == 3
+    assert buf.pop() == 4
+    stats = buf.statistics()
+    assert (stats.pushed, stats.delivered, stats.dropped, stats.gaps) == (5, 2, 3, 1)
+    assert stats.high_water == 2
+
+
+def test_gap_counts_accumulate_until_delivered() -> None:
+    """Drops between two pops fold into one gap marker with their total."""
+    buf: DeliveryBuffer[str] = DeliveryBuffer(policy="drop_oldest", capacity=1)
+    buf.push("a")
+    buf.push("b")
+    assert buf.pop() == Gap(1, "drop_oldest")
+    assert buf.pop() == "b"
+    buf.push("c")
+    buf.push("d")
+    buf.push("e")
+    assert buf.drain(5) == [Gap(2, "drop_oldest"), "e"]
+
+
+def test_latest_keeps_only_the_newest_per_key() -> None:
+    """latest conflates: a new message for a waiting key replaces it and is counted."""
+    buf: DeliveryBuffer[str] = DeliveryBuffer(policy="latest", capacity=10)
+    buf.push("btc1", "KRW-BTC")
+    buf.push("eth1", "KRW-ETH")
+    buf.push("btc2", "KRW-BTC")
+    buf.push("btc3", "KRW-BTC")
+    assert buf.drain(10) == ["btc3", "eth1"]
+    assert buf.statistics().conflated == 2
+    assert buf.statistics().dropped == 0
+
+
+def test_latest_is_fair_to_quiet_codes() -> None:
+    """A constantly updating code keeps its turn and never pushes a quiet code back."""
+    buf: DeliveryBuffer[str] = DeliveryBuffer(policy="latest", capacity=10)
+    buf.push("btc", "KRW-BTC")
+    buf.push("eth", "KRW-ETH")
+    for i in range(100):
+        buf.push(f"btc{i}", "KRW-BTC")
+    assert buf.pop() == "btc99"
+    for i in range(100):
+        buf.push(f"btc-again{i}", "KRW-BTC")
+    # ETH arrived before the second BTC burst, so it is served first.
+    assert buf.pop() == "eth"
+    assert buf.pop() == "btc-again99"
+
+
+def test_latest_evicts_the_oldest_key_when_too_many_keys_wait() -> None:
+    """Over its key bound, latest drops the oldest waiting key and reports a gap."""
+    buf: DeliveryBuffer[str] = DeliveryBuffer(policy="latest", capacity=2)
+    buf.push("a", "A")
+    buf.push("b", "B")
+    assert buf.push("c", "C") is True
+    assert buf.drain(10) == [Gap(1, "latest"), "b", "c"]
+
+
+def test_never_drop_overflow_is_loud() -> None:
+    """A never_drop buffer over its bound returns True, counts an overflow, asks to reconcile."""
+    buf: DeliveryBuffer[str] = DeliveryBuffer(policy="never_drop", capacity=2)
+    assert buf.push("order1") is False
+    assert buf.push("order2") is False
+    assert buf.push("order3") is True
+    stats = buf.statistics()
+    assert (stats.overflows, stats.dropped) == (1, 1)
+    gap = buf.pop()
+    assert gap == Gap(1, "never_drop", reconcile=True)
+    assert buf.drain(5) == ["order2", "order3"]
+
+
+def test_pop_on_empty_raises_index_error() -> None:
+    """Popping an empty buffer is a caller bug, reported like deque.pop."""
+    for policy in OVERFLOW_POLICIES:
+        buf: DeliveryBuffer[int] = DeliveryBuffer(policy=policy)
+        with pytest.raises(IndexError):
+            buf.pop()
+
+
+def test_clear_discards_and_counts() -> None:
+    """clear() empties the buffer, forgets a pending gap, and counts the discarded as dropped."""
+    buf: DeliveryBuffer[int] = DeliveryBuffer(policy="drop_oldest", capacity=2)
+    for i in range(3):
+        buf.push(i)
+    assert buf.clear() == 2
+    assert len(buf) == 0
+    stats = buf.statistics()
+    assert stats.pushed == stats.delivered + stats.dropped + stats.conflated + stats.depth
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"policy": "keep_all"}, "unknown overflow policy"),
+        ({"policy": "latest", "capacity": 0}, "capacity"),
+        ({"policy": "latest", "capacity": True}, "capacity"),
+        ({"policy": "latest", "capacity": 2.5}, "capacity"),
+    ],
+)
+def test_bad_construction_raises(kwargs: dict[str, object], needle: str) -> None:
+    """An unknown policy or a non-positive bound is refused with InvalidInputError."""
+    with pytest.raises(InvalidInputError, match=needle):
+        DeliveryBuffer(**kwargs)  # type: ignore[arg-type]
+
+
+def test_drain_rejects_non_positive_max() -> None:
+    """drain(0) is misuse, not an empty batch."""
+    with pytest.raises(InvalidInputError, match="max_items"):
+        DeliveryBuffer[int](policy="latest").drain(0)
+
+
+def test_repr_shows_policy_and_depth() -> None:
+    """repr names the policy, depth, bound and counters."""
+    buf: DeliveryBuffer[int] = DeliveryBuffer(policy="latest", capacity=4)
+    buf.push(1, "A")
+    assert repr(buf) == "<DeliveryBuffer policy=latest depth=1/4 dropped=0 conflated=0>"
+
+
+# -- properties ------------------------------------------------------------------------------
+
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("push"), st.sampled_from("ABCDE")),
+        st.tuples(st.just("pop"), st.just("")),
+        st.tuples(st.just("drain"), st.sampled_from("123")),
+    ),
+    max_size=80,
+)
+
+
+@given(
+    policy=st.sampled_from(OVERFLOW_POLICIES),
+    capacity=st.integers(min_value=1, max_value=6),
+    ops=_ops,
+)
+def test_buffer_properties(
+    policy: OverflowPolicy, capacity: int, ops: list[tuple[str, str]]
+) -> None:
+    """Never over the bound; counters add up; gaps sum to drops; latest yields last per key."""
+    buf: DeliveryBuffer[tuple[str, int]] = DeliveryBuffer(policy=policy, capacity=capacity)
+    out: list[tuple[str, int] | Gap] = []
+    latest_pushed: dict[str, int] = {}
+    for n, (op, arg) in enumerate(ops):
+        if op == "push":
+            buf.push((arg, n), arg)
+            latest_pushed[arg] = n
+        elif op == "pop":
+            if buf:
+                out.append(buf.pop())
+        else:
+            out.extend(buf.drain(int(arg)))
+        stats = buf.statistics()
+        assert stats.depth <= capacity
+        assert stats.high_water <= capacity
+        assert stats.pushed == stats.delivered + stats.dropped + stats.conflated + stats.depth
+        assert len(buf) >= stats.depth
+    out.extend(buf.drain(10_000))
+    assert not buf
+    stats = buf.statistics()
+    gaps = [g for g in out if isinstance(g, Gap)]
+    messages = [m for m in out if not isinstance(m, Gap)]
+    assert sum(g.dropped for g in gaps) == stats.dropped
+    assert len(gaps) == stats.gaps
+    assert len(messages) == stats.delivered
+    assert all(g.reconcile == (policy == "never_drop") for g in gaps)
+    # Gap markers are never adjacent: each is followed by a message.
+    for first, second in itertools.pairwise(out):
+        assert not (isinstance(first, Gap) and isinstance(second, Gap))
+    if policy == "latest":
+        # The last value ever pushed for a key is never conflated away: it is delivered
+        # unless the key was evicted as a counted drop.
+        delivered = set(messages)
+        missing = [k for k, n in latest_pushed.items() if (k, n) not in delivered]
+        assert len(missing) <= stats.dropped
+        if stats.dropped == 0:
+            assert not missing
+    else:
+        # FIFO policies deliver in push order.
+        ns = [n for _, n in messages]
+        assert ns == sorted(ns)
+        if stats.dropped == 0:
+            assert len(messages) == stats.pushed
