@@ -165,9 +165,7 @@ def test_auth_waits_the_auth_retry() -> None:
 def test_zero_jitter_is_exact_exponential() -> None:
     """Without jitter the delays are first_delay * factor ** n, capped."""
     backoff = Backoff(BackoffConfig(jitter=0.0, cap=1.0, rate_limited_floor=1.0))
-    assert [backoff.next_delay() for _ in range(6)] == pytest.approx(
-        [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
-    )
+    assert [backoff.next_delay() for _ in range(6)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
 
 
 def test_repr_shows_progress() -> None:

@@ -131,9 +131,7 @@ def _translated(cause: BaseException) -> TransportError:
         (ValueError("third-party bug"), "transport"),
     ],
 )
-def test_translated_transport_error_keeps_the_os_cause(
-    cause: BaseException, expected: str
-) -> None:
+def test_translated_transport_error_keeps_the_os_cause(cause: BaseException, expected: str) -> None:
     """A TransportError raised from an OSError names DNS or TLS trouble, and still retries."""
     decision = classify(_translated(cause))
     assert decision.retry

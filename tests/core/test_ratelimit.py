@@ -48,9 +48,7 @@ def _max_in_window(times: list[float], length: float) -> int:
 def _reference_earliest(part: Gcra, admitted: list[float], now: float) -> float:
     """Brute-force GCRA: event k may go at max_j(t_j + (k - j) * T) - tau, and not before now."""
     k = len(admitted)
-    bound = max(
-        (t_j + (k - j) * part.interval for j, t_j in enumerate(admitted)), default=-1e18
-    )
+    bound = max((t_j + (k - j) * part.interval for j, t_j in enumerate(admitted)), default=-1e18)
     return max(now, bound - part.tolerance)
 
 
