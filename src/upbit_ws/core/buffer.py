@@ -127,6 +127,7 @@ class DeliveryBuffer(Generic[T]):
         "_gaps",
         "_high_water",
         "_keyed",
+        "_latest",
         "_overflows",
         "_pending_gap",
         "_policy",
@@ -143,6 +144,7 @@ class DeliveryBuffer(Generic[T]):
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise InvalidInputError(f"buffer capacity must be an integer >= 1, not {capacity!r}")
         self._policy: OverflowPolicy = policy
+        self._latest = policy == "latest"
         self._capacity = capacity
         self._fifo: deque[T] = deque()
         self._keyed: OrderedDict[Hashable, T] = OrderedDict()
@@ -174,18 +176,21 @@ class DeliveryBuffer(Generic[T]):
         """
         self._pushed += 1
         lost = False
-        if self._policy == "latest":
+        if self._latest:
             keyed = self._keyed
-            if key in keyed:
-                # Replace in place: the key keeps its turn (fair to other codes).
-                keyed[key] = item
-                self._conflated += 1
-                return False
-            if len(keyed) >= self._capacity:
-                keyed.popitem(last=False)
-                lost = True
+            before = len(keyed)
+            # Assigning to a present key replaces the value in place: the key keeps its turn,
+            # so a code that updates constantly cannot starve the others.
             keyed[key] = item
             depth = len(keyed)
+            if depth == before:
+                self._conflated += 1
+                return False
+            if depth > self._capacity:
+                # The new key went to the end, so the first one is the oldest waiting key.
+                keyed.popitem(last=False)
+                depth -= 1
+                lost = True
         else:
             fifo = self._fifo
             if len(fifo) >= self._capacity:
@@ -212,14 +217,10 @@ class DeliveryBuffer(Generic[T]):
             self._pending_gap = 0
             self._gaps += 1
             return gap
-        if self._policy == "latest":
-            if not self._keyed:
-                raise IndexError("pop from an empty delivery buffer")
-            item = self._keyed.popitem(last=False)[1]
-        else:
-            if not self._fifo:
-                raise IndexError("pop from an empty delivery buffer")
-            item = self._fifo.popleft()
+        try:
+            item = self._keyed.popitem(last=False)[1] if self._latest else self._fifo.popleft()
+        except (KeyError, IndexError):
+            raise IndexError("pop from an empty delivery buffer") from None
         self._delivered += 1
         return item
 
