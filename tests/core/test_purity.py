@@ -7,7 +7,9 @@ import subprocess
 import sys
 import textwrap
 
-FORBIDDEN = ("asyncio", "picows", "aiohttp", "socket", "_socket", "websockets", "redis")
+# Not "_socket": msgspec's C extension loads that low-level module itself at import time;
+# what must stay out is the socket module the I/O libraries build on.
+FORBIDDEN = ("asyncio", "picows", "aiohttp", "socket", "ssl", "websockets", "redis")
 
 # Runs in a fresh interpreter. The package is registered without executing
 # upbit_ws/__init__.py, which re-exports the asyncio shell; then every module found in
