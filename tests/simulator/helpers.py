@@ -12,17 +12,32 @@ from urllib.parse import unquote, urlencode
 
 import jwt
 import orjson
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from upbit_ws.simulator import Simulator
+
 __all__ = [
+    "client",
     "closed_without_frame",
     "recv_json",
     "recv_until",
     "request",
     "rest_headers",
+    "settle",
     "token",
 ]
+
+
+def client(url: str, **options: Any) -> connect:
+    """Open a plain websockets client; unbounded queue so unread frames never stall closing."""
+    return connect(url, max_queue=None, **options)
+
+
+async def settle(sim: Simulator, requests: int) -> None:
+    """Wait until the simulator has received ``requests`` request frames in total."""
+    async with asyncio.timeout(3):
+        await sim.wait_for(lambda: sim.requests_received >= requests)
 
 
 def request(*objects: dict[str, Any]) -> str:
