@@ -1,0 +1,114 @@
+"""Quotation REST: shapes of section 9, consistency with the socket, Remaining-Req and 429."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from tests.simulator.conftest import MakeSim
+from tests.simulator.helpers import client, recv_until, request, settle
+from upbit_ws.simulator import Simulator
+
+
+async def test_market_all_with_and_without_details(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """/v1/market/all lists every market; is_details=true adds market_event (section 9.1)."""
+    async with http.get(f"{sim.url}/v1/market/all") as resp:
+        plain = await resp.json()
+        assert resp.headers["Remaining-Req"].startswith("group=market; min=600; sec=")
+    assert plain[0] == {"market": "KRW-BTC", "korean_name": "비트코인", "english_name": "Bitcoin"}
+    assert len(plain) == len(sim.model.listing)
+    async with http.get(f"{sim.url}/v1/market/all", params={"is_details": "true"}) as resp:
+        detailed = await resp.json()
+    event = detailed[0]["market_event"]
+    assert set(event) == {"warning", "caution"}
+    assert set(event["caution"]) == {
+        "PRICE_FLUCTUATIONS", "TRADING_VOLUME_SOARING", "DEPOSIT_AMOUNT_SOARING",
+        "GLOBAL_PRICE_DIFFERENCES", "CONCENTRATION_OF_SMALL_ACCOUNTS",
+    }  # fmt: skip
+
+
+async def test_trades_ticks_match_socket_and_page_by_cursor(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """REST ticks are the socket's trades, newest first; cursor pages by sequential_id (9.5)."""
+    async with client(sim.ws_url) as ws:
+        await ws.send(
+            request(
+                {"ticket": "t"}, {"type": "trade", "codes": ["KRW-BTC"], "is_only_realtime": True}
+            )
+        )
+        await settle(sim, 1)
+        await sim.advance(3.0)
+        await ws.send(request({"ticket": "t"}, {"method": "LIST_SUBSCRIPTIONS"}))
+        _, frames = await recv_until(ws, lambda f: "method" in f)
+    ws_ids = [f["sequential_id"] for f in frames]
+    assert len(ws_ids) >= 3
+    url = f"{sim.url}/v1/trades/ticks"
+    async with http.get(url, params={"market": "KRW-BTC", "count": "500"}) as resp:
+        ticks = await resp.json()
+        assert resp.headers["Remaining-Req"].startswith("group=crix-trades;")
+    rest_ids = [t["sequential_id"] for t in ticks]
+    assert set(ws_ids) <= set(rest_ids)
+    stamps = [t["timestamp"] for t in ticks]
+    assert stamps == sorted(stamps, reverse=True)
+    first = ticks[0]
+    assert set(first) == {
+        "market", "trade_date_utc", "trade_time_utc", "timestamp", "trade_price", "trade_volume",
+        "prev_closing_price", "change_price", "ask_bid", "sequential_id",
+    }  # fmt: skip
+    async with http.get(url, params={"market": "KRW-BTC", "count": "2"}) as resp:
+        page1 = await resp.json()
+    cursor = str(page1[-1]["sequential_id"])
+    async with http.get(url, params={"market": "KRW-BTC", "count": "2", "cursor": cursor}) as resp:
+        page2 = await resp.json()
+    assert [t["sequential_id"] for t in page1 + page2] == rest_ids[:4]
+
+
+async def test_candles_match_socket(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    """REST minute candles are the socket's candles (same window, same close)."""
+    async with client(sim.ws_url) as ws:
+        await ws.send(request({"ticket": "t"}, {"type": "candle.1m", "codes": ["KRW-BTC"]}))
+        await settle(sim, 1)
+        await sim.advance(5.0)
+        await ws.send(request({"ticket": "t"}, {"method": "LIST_SUBSCRIPTIONS"}))
+        _, frames = await recv_until(ws, lambda f: "method" in f)
+    last = frames[-1]
+    params = {"market": "KRW-BTC", "count": "3"}
+    async with http.get(f"{sim.url}/v1/candles/minutes/1", params=params) as resp:
+        candles = await resp.json()
+    newest = candles[0]
+    assert newest["candle_date_time_utc"] == last["candle_date_time_utc"]
+    assert newest["trade_price"] == last["trade_price"]
+    assert newest["unit"] == 1
+    async with http.get(f"{sim.url}/v1/candles/minutes/7", params=params) as resp:
+        assert resp.status == 400
+
+
+async def test_rest_errors_in_upbit_shape(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    """Unknown path, unknown market and missing market give Upbit's error bodies (9.7)."""
+    async with http.get(f"{sim.url}/v1/nothing") as resp:
+        assert resp.status == 404
+        assert await resp.json() == {
+            "error": {"name": "not_found", "message": "no Route matched with those values"}
+        }
+    async with http.get(f"{sim.url}/v1/trades/ticks", params={"market": "KRW-NOPE"}) as resp:
+        assert resp.status == 404
+        assert await resp.json() == {"error": {"name": 404, "message": "Code not found"}}
+    async with http.get(f"{sim.url}/v1/trades/ticks") as resp:
+        assert resp.status == 400
+
+
+async def test_rest_rate_limit_answers_429(make_sim: MakeSim, http: aiohttp.ClientSession) -> None:
+    """Past the group's per-second limit REST answers 429, and sec counts down (section 8.2)."""
+    async with make_sim(rest_quotation_per_second=3, rate_window_second=30.0) as sim:
+        secs = []
+        for _ in range(3):
+            async with http.get(f"{sim.url}/v1/market/all") as resp:
+                assert resp.status == 200
+                secs.append(resp.headers["Remaining-Req"].rsplit("sec=", 1)[1])
+        assert secs == ["2", "1", "0"]
+        async with http.get(f"{sim.url}/v1/market/all") as resp:
+            assert resp.status == 429
+            assert (await resp.json())["error"]["name"] == "too_many_requests"
+        assert sim.statistics().rest_rate_limited == 1
