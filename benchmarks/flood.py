@@ -58,42 +58,32 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-async def _run(args: argparse.Namespace) -> None:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "upbit_ws.cli.simulate", "--port", "0", "--flood", "--no-limits"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        base = server.stdout.readline().strip()
-        url = base.replace("http://", "ws://") + "/websocket/v1"
-        types = args.types.split(",")
-        request = [{"ticket": "flood-bench"}]
-        request += [{"type": t, "codes": _CODES} for t in types]
-        request.append({"format": args.format})
-        transport, listener = await ws_connect(lambda: _Counter(parse=args.parse), url)
-        transport.send(WSMsgType.TEXT, orjson.dumps(request))
-        await asyncio.sleep(args.warmup)
-        start_msgs, start_bytes = listener.messages, listener.bytes
-        start_cpu = _cpu_seconds(server.pid)
-        started = time.perf_counter()
-        await asyncio.sleep(args.seconds)
-        elapsed = time.perf_counter() - started
-        msgs = listener.messages - start_msgs
-        size = listener.bytes - start_bytes
-        server_cpu = (_cpu_seconds(server.pid) - start_cpu) / elapsed
-        transport.disconnect()
-        print(f"server            {base} (separate process, flood mode)")
-        print(f"subscription      {','.join(types)} x {len(_CODES)} codes, format {args.format}")
-        print(f"client            raw picows{' + orjson.loads' if args.parse else ''}")
-        print(f"duration          {elapsed:.2f} s")
-        print(f"messages          {msgs:,} ({msgs / elapsed:,.0f} msg/s)")
-        print(f"bytes             {size / elapsed / 1e6:,.1f} MB/s, {size / max(1, msgs):.0f} B/msg")
-        print(f"server CPU        {server_cpu * 100:.0f}% of one core")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+async def _run(args: argparse.Namespace, base: str, server_pid: int) -> None:
+    url = base.replace("http://", "ws://") + "/websocket/v1"
+    types = args.types.split(",")
+    request = [{"ticket": "flood-bench"}]
+    request += [{"type": t, "codes": _CODES} for t in types]
+    request.append({"format": args.format})
+    transport, listener = await ws_connect(lambda: _Counter(parse=args.parse), url)
+    transport.send(WSMsgType.TEXT, orjson.dumps(request))
+    await asyncio.sleep(args.warmup)
+    start_msgs, start_bytes = listener.messages, listener.bytes
+    start_cpu = _cpu_seconds(server_pid)
+    started = time.perf_counter()
+    await asyncio.sleep(args.seconds)
+    elapsed = time.perf_counter() - started
+    msgs = listener.messages - start_msgs
+    size = listener.bytes - start_bytes
+    server_cpu = (_cpu_seconds(server_pid) - start_cpu) / elapsed
+    transport.disconnect()
+    print(f"server            {base} (separate process, flood mode)")
+    print(f"subscription      {','.join(types)} x {len(_CODES)} codes, format {args.format}")
+    print(f"client            raw picows{' + orjson.loads' if args.parse else ''}")
+    print(f"duration          {elapsed:.2f} s")
+    print(f"messages          {msgs:,} ({msgs / elapsed:,.0f} msg/s)")
+    print(f"bytes             {size / elapsed / 1e6:,.1f} MB/s", end=", ")
+    print(f"{size / max(1, msgs):.0f} B/msg")
+    print(f"server CPU        {server_cpu * 100:.0f}% of one core")
 
 
 def main() -> None:
@@ -104,7 +94,19 @@ def main() -> None:
     parser.add_argument("--types", default="ticker,trade,orderbook")
     parser.add_argument("--format", default="DEFAULT")
     parser.add_argument("--parse", action="store_true", help="also orjson-parse every payload")
-    asyncio.run(_run(parser.parse_args()))
+    args = parser.parse_args()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "upbit_ws.cli.simulate", "--port", "0", "--flood", "--no-limits"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        base = server.stdout.readline().strip()
+        asyncio.run(_run(args, base, server.pid))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -313,8 +313,9 @@ class SimConnection:
     async def _flood_once(self, chunk: FloodChunk) -> None:
         """Write one pre-built chunk straight to the transport and wait for it to drain."""
         transport = self._request.transport
-        if transport is None or transport.is_closing():
-            self.closed_reason = self.closed_reason or "transport closed"
+        if transport is None or transport.is_closing() or self.ws.closed or self.closing:
+            # Nothing may follow a close frame; the handler finishes the connection.
+            self.flood = False
             return
         if self.blackholed():
             await asyncio.sleep(0.01)

@@ -129,6 +129,11 @@ class Simulator:
         """Return the default (access_key, secret_key) pair the simulator accepts."""
         return (self.config.access_key, self.config.secret_key)
 
+    @property
+    def listening(self) -> bool:
+        """Tell whether the port accepts TCP connections (false during a TCP refuse/restart)."""
+        return self._tcp is not None
+
     def __repr__(self) -> str:
         return f"Simulator(url={self.url!r}, connections={len(self._connections)})"
 
@@ -498,8 +503,10 @@ class Simulator:
         accepting TCP connections at all (the listening socket closes, then reopens).
         """
         if status is not None:
-            self._refuse_until = asyncio.get_running_loop().time() + seconds
+            loop = asyncio.get_running_loop()
+            self._refuse_until = loop.time() + seconds
             self._refuse_status = status
+            loop.call_later(seconds, self.notify)  # wake wait_for(lambda: not sim.refusing())
             return
         if self._tcp is not None:
             self._tcp.close()
