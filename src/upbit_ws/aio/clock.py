@@ -1,0 +1,57 @@
+"""The shell's one clock seam: monotonic seconds from the running loop, and the wall clock.
+
+The pure core never reads a clock; every input it gets carries ``now`` from here. Using the
+loop's own clock (``loop.time()``) means a deadline the core hands back can be slept on with
+``asyncio.timeout`` without converting between clocks. A :class:`Clock` is injected into the
+managed connection and the manager, so tests may replace it (for example with a clock that
+starts at a known value); whatever it returns must advance at the loop's rate, because the
+shell sleeps ``deadline - clock.now()`` seconds of loop time.
+
+The wall clock (:func:`utc_now`) is used only where Upbit speaks in calendar time: API key
+expiry (``GET /v1/api_keys`` answers ``expire_at`` in KST, ``upbit-protocol.md`` section 9.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Protocol
+
+__all__ = ["Clock", "LoopClock", "WallClock", "utc_now"]
+
+
+class Clock(Protocol):
+    """Monotonic seconds at the event loop's rate."""
+
+    def now(self) -> float:
+        """Return the current monotonic time in seconds."""
+        ...
+
+
+class LoopClock:
+    """The running event loop's clock (``loop.time()``): the default :class:`Clock`.
+
+    The loop is looked up at each call, so one instance may be built outside a loop.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "LoopClock()"
+
+    def now(self) -> float:
+        """Return ``loop.time()`` of the running loop."""
+        return asyncio.get_running_loop().time()
+
+
+class WallClock(Protocol):
+    """Calendar time, for API key expiry."""
+
+    def __call__(self) -> datetime:
+        """Return the current time as an aware datetime."""
+        ...
+
+
+def utc_now() -> datetime:
+    """Return the current wall-clock time as an aware UTC datetime."""
+    return datetime.now(UTC)

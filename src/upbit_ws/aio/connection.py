@@ -1,0 +1,886 @@
+"""The managed connection: one always-on WebSocket (public or private) driven by a pure Session.
+
+A :class:`ManagedConnection` is the thin asyncio shell around
+:class:`~upbit_ws.core.session.Session`. It owns, in one TaskGroup, a driver (feeds the session
+its inputs, performs the actions :meth:`Session.poll` returns, sleeps until the session's next
+deadline or the next input), the connect attempt in progress, and graceful closes. There is no
+reader task: the transport calls back on the socket's reader (picows), and those callbacks
+
+* hand every data frame straight to the listener after a few stores of liveness bookkeeping
+  (``Session.frame_received`` and two counters: the hot path);
+* report a close or a reset to the session *at once* and wake the driver, so recovery starts
+  immediately (nothing waits for a periodic poll);
+* report pongs, which prove the socket alive.
+
+When the session declares a socket dead (no pong after a ping, a connect that timed out) the
+socket is aborted, never closed gracefully: a closing handshake on a blackholed socket would
+hang for its whole close timeout (issue #4).
+
+Sending has one path, :meth:`ManagedConnection.send`: every frame waits for the socket's own
+message limiter (Upbit allows 5 messages/s and 100/min per connection, section 8.1; the
+limiter waits, never drops), is written, and must drain within the send timeout. Connects wait
+for the connect limiter shared by the whole process (5 connects/s, section 8.1) *before* the
+session hands out the connect, so the wait never eats into the connect timeout.
+
+Error frames (``{"error":...}``, section 7) are passed to the listener like any frame (the
+subscription layer decides whether a request it built was rejected); the connection only notes
+them, because Upbit closes the socket with 1000 right after one (section 7.3). That close is
+then reported as what it is: an ``INVALID_AUTH`` on the private connection is a refused key
+(the session suspends until the key works again), anything else is an ordinary close after
+which the session reconnects on its backoff.
+
+The private connection signs a fresh JWT (new nonce) for every connect and sends it in the
+handshake header (section 5). It does not normally stream (myOrder/myAsset are quiet), so its
+data-silence probe is off unless the listener turns it on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+import orjson
+
+from upbit_ws.aio.clock import Clock, LoopClock
+from upbit_ws.aio.transport import ABNORMAL_CLOSURE, WebSocket, open_websocket
+from upbit_ws.core.auth import Credentials, build_ws_token
+from upbit_ws.core.config import ConnectionConfig, RateLimits
+from upbit_ws.core.errors import (
+    ConnectionClosedError,
+    InvalidInputError,
+    ServerRejectedError,
+    TransportError,
+    UpbitWsError,
+)
+from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
+from upbit_ws.core.ratelimit import Gcra, LimiterChain, connect_limiter, message_limiter
+from upbit_ws.core.session import (
+    Action,
+    CloseSocket,
+    Connect,
+    DeclareDead,
+    SendPing,
+    Session,
+)
+
+__all__ = [
+    "AuthRefusedCallback",
+    "ConnectionListener",
+    "ConnectionStatistics",
+    "ManagedConnection",
+    "NullListener",
+    "shared_connect_limiter",
+]
+
+_log = logging.getLogger("upbit_ws.connection")
+
+#: Error names on the private socket that mean the key itself was refused (section 7.2).
+_KEY_REFUSED_NAMES: Final = frozenset({"INVALID_AUTH"})
+#: Every Upbit error frame starts like this (section 7.1: ``{"error":{...}}``, compact JSON).
+_ERROR_PREFIX: Final = b'{"error"'
+_LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
+_CONNECT_STATES: Final[frozenset[ConnectionState]] = frozenset(
+    {"connecting", "reconnecting", "suspended"}
+)
+_TASK_PREFIX: Final = "upbit-ws"
+
+#: Called when Upbit refused the API key at the handshake or with an error frame:
+#: ``(name, message)``, never the key itself.
+AuthRefusedCallback = Callable[[str | None, str], None]
+
+_shared_limiters: dict[RateLimits, Gcra] = {}
+
+
+def shared_connect_limiter(limits: RateLimits | None = None) -> Gcra:
+    """Return the process-wide connect limiter for ``limits`` (one per distinct setting).
+
+    Upbit counts connects per IP (public) and per account (private) (section 8.1), so every
+    connection of the process, of every manager, must share one limiter.
+    """
+    limits = limits or RateLimits()
+    limiter = _shared_limiters.get(limits)
+    if limiter is None:
+        limiter = _shared_limiters[limits] = connect_limiter(limits)
+    return limiter
+
+
+class ConnectionListener(Protocol):
+    """What the connection tells its user (the subscription layer), synchronously.
+
+    No method may block or await; each runs on the socket reader or the driver.
+    """
+
+    def on_open(self, connection: ManagedConnection) -> None:
+        """Take a new open socket with nothing sent on it yet: (re)send the full request.
+
+        Called on every (re)connect; send through ``connection.send()`` from a task of yours.
+        """
+
+    def on_frame(self, payload: bytes, received_at: float) -> None:
+        """Take one data frame (binary or text) as bytes; ``received_at`` is the shell clock.
+
+        This is the hot path: decode, route and buffer only, never run user code inline.
+        """
+
+    def on_closed(self, connection: ManagedConnection) -> None:
+        """Note that the socket is gone (any reason); a reconnect follows unless closing."""
+
+
+class NullListener:
+    """A listener with nothing to subscribe: sends nothing, ignores frames.
+
+    It turns the data-silence probe off on open, because a connection with no subscription
+    never streams (the periodic ping still runs).
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NullListener()"
+
+    def on_open(self, connection: ManagedConnection) -> None:
+        """Turn the silence probe off: nothing is subscribed."""
+        connection.set_streaming(False)
+
+    def on_frame(self, payload: bytes, received_at: float) -> None:
+        """Ignore the frame."""
+
+    def on_closed(self, connection: ManagedConnection) -> None:
+        """Do nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatistics:
+    """A snapshot of one managed connection.
+
+    ``uptime`` is how long the current socket has been open (0 when none is); ``reconnects``
+    counts opens after the first. Frame and byte counters cover every socket so far.
+    ``send_waits`` / ``send_wait_seconds`` count sends the message limiter held back;
+    ``connect_waits`` / ``connect_wait_seconds`` connects held back by the shared connect
+    limiter. ``last_error`` is the reason of the last failure (never a secret).
+    """
+
+    connection: ConnectionKind
+    url: str
+    state: ConnectionState
+    state_since: float
+    uptime: float
+    generation: int
+    attempt: int
+    connects: int
+    opens: int
+    reconnects: int
+    failures: int
+    declared_dead: int
+    pings_sent: int
+    pongs_received: int
+    frames_received: int
+    bytes_received: int
+    error_frames: int
+    messages_sent: int
+    bytes_sent: int
+    send_waits: int
+    send_wait_seconds: float
+    connect_waits: int
+    connect_wait_seconds: float
+    connect_timeout: float
+    listener_errors: int
+    events_dropped: int
+    last_error: str | None
+    last_error_at: float | None
+
+
+class _Counters:
+    """Mutable counters of a connection, read by :meth:`ManagedConnection.statistics`."""
+
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "connect_wait_seconds",
+        "connect_waits",
+        "error_frames",
+        "frames_received",
+        "listener_errors",
+        "messages_sent",
+        "send_wait_seconds",
+        "send_waits",
+    )
+
+    def __init__(self) -> None:
+        self.frames_received = 0
+        self.bytes_received = 0
+        self.error_frames = 0
+        self.messages_sent = 0
+        self.bytes_sent = 0
+        self.send_waits = 0
+        self.send_wait_seconds = 0.0
+        self.connect_waits = 0
+        self.connect_wait_seconds = 0.0
+        self.listener_errors = 0
+
+
+class _Socket:
+    """One open socket as the connection sees it: the transport, its limiter, its end."""
+
+    __slots__ = ("close_code", "closed", "generation", "handler", "limiter", "ws")
+
+    def __init__(self, ws: WebSocket, handler: _Handler, generation: int, limiter: LimiterChain):
+        self.ws = ws
+        self.handler = handler
+        self.generation = generation
+        self.limiter = limiter
+        self.closed = asyncio.Event()
+        self.close_code = ABNORMAL_CLOSURE
+
+
+class _Handler:
+    """The transport's FrameHandler for one socket; retired when the socket is let go.
+
+    ``on_frame`` is the hot path: a liveness store in the session, two counters, a prefix
+    check for error frames, and the listener.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_counters",
+        "_deliver",
+        "_frame_received",
+        "_now",
+        "error",
+        "live",
+    )
+
+    def __init__(self, conn: ManagedConnection) -> None:
+        self._conn = conn
+        self._counters = conn._counters
+        self._frame_received = conn._session.frame_received
+        self._now = conn._now
+        # Frames before the socket is handed to the listener are only inspected (Upbit sends
+        # nothing unasked, except an INVALID_AUTH frame on a refused private key, section 5).
+        self._deliver: Callable[[bytes, float], None] = _ignore
+        self.live = True
+        #: The last error frame seen on this socket: (name, message).
+        self.error: tuple[str, str] | None = None
+
+    def install(self, deliver: Callable[[bytes, float], None]) -> None:
+        self._deliver = deliver
+
+    def on_frame(self, payload: bytes) -> None:
+        if not self.live:
+            return
+        now = self._now()
+        self._frame_received(now)
+        counters = self._counters
+        counters.frames_received += 1
+        counters.bytes_received += len(payload)
+        conn = self._conn
+        if payload.startswith(_ERROR_PREFIX):
+            conn._error_frame(self, payload)
+        if conn._degraded:
+            conn._flush_events()
+        try:
+            self._deliver(payload, now)
+        except Exception:
+            # A listener bug must not drop the feed for everyone (picows would disconnect).
+            counters.listener_errors += 1
+            if counters.listener_errors == 1 or _log.isEnabledFor(logging.DEBUG):
+                _log.exception(
+                    "%s connection: listener failed on a frame",
+                    conn.kind,
+                    extra={"connection": conn.kind},
+                )
+
+    def on_pong(self) -> None:
+        if self.live:
+            self._conn._pong()
+
+    def on_close(self, code: int, reason: str) -> None:
+        if self.live:
+            self._conn._socket_closed(self, code, reason)
+
+
+def _ignore(payload: bytes, received_at: float) -> None:
+    """Drop a frame that arrived before its socket was handed to the listener."""
+
+
+class ManagedConnection:
+    """One always-on WebSocket, public or private; see the module docs.
+
+    Run it with :meth:`run` inside a TaskGroup you own (the manager does), or standalone with
+    ``async with ManagedConnection(...)`` / :meth:`start` and :meth:`aclose`.
+
+    ``url`` is the WebSocket URL (``wss://api.upbit.com/websocket/v1`` or ``.../private``);
+    ``credentials`` are required for ``private`` and refused for ``public``.
+    ``connect_limiter`` defaults to the process-wide one (:func:`shared_connect_limiter`).
+    ``publish`` receives every :class:`~upbit_ws.core.events.ConnectionStateChanged`;
+    ``on_auth_refused`` hears when Upbit refused the key on this (private) connection.
+    """
+
+    def __init__(
+        self,
+        kind: ConnectionKind,
+        *,
+        url: str,
+        config: ConnectionConfig | None = None,
+        credentials: Credentials | None = None,
+        listener: ConnectionListener | None = None,
+        connect_limiter: Gcra | None = None,
+        publish: Callable[[Event], None] | None = None,
+        on_auth_refused: AuthRefusedCallback | None = None,
+        clock: Clock | None = None,
+        session: Session | None = None,
+    ) -> None:
+        if kind not in ("public", "private"):
+            raise InvalidInputError(f"kind must be 'public' or 'private', not {kind!r}")
+        if kind == "private" and credentials is None:
+            raise InvalidInputError("a private connection needs credentials")
+        if kind == "public" and credentials is not None:
+            raise InvalidInputError("a public connection takes no credentials")
+        self.kind: ConnectionKind = kind
+        self.url = url
+        self.config = config or ConnectionConfig()
+        self._credentials = credentials
+        self._listener: ConnectionListener = listener or NullListener()
+        self._connect_limiter = connect_limiter or shared_connect_limiter(self.config.rate_limits)
+        self._publish = publish or _discard_event
+        self._on_auth_refused = on_auth_refused
+        self._clock: Clock = clock or LoopClock()
+        self._now: Callable[[], float] = self._clock.now
+        self._session = session or Session(kind, config=self.config)
+        if self._session.connection != kind:
+            raise InvalidInputError("the session must be of the same kind as the connection")
+        self._counters = _Counters()
+        self._sock: _Socket | None = None
+        self._generation = 0
+        # The connect attempt whose outcome the session waits for, if any; abandoned attempts
+        # (declared dead) stay in _attempts until they end by their own timeout.
+        self._attempt_handler: _Handler | None = None
+        self._attempts: set[asyncio.Task[None]] = set()
+        self._degraded = False
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+        self._running = False
+        self._finished = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<ManagedConnection {self.kind} {self._session.state} "
+            f"generation={self._generation} url={self.url!r}>"
+        )
+
+    # --- read-only views ------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        """Return the session's state (``open``, ``reconnecting``, ``suspended``...)."""
+        return self._session.state
+
+    @property
+    def is_open(self) -> bool:
+        """Tell whether a socket is open and usable for :meth:`send`."""
+        return self._sock is not None and self._session.state in _LIVE
+
+    @property
+    def generation(self) -> int:
+        """Return the number of sockets opened so far (the current socket's number)."""
+        return self._generation
+
+    @property
+    def listener(self) -> ConnectionListener:
+        """Return the listener frames and open/close notices go to."""
+        return self._listener
+
+    @property
+    def session(self) -> Session:
+        """Return the pure session this connection drives (read it, do not feed it)."""
+        return self._session
+
+    def set_listener(self, listener: ConnectionListener) -> None:
+        """Replace the listener; only before the connection runs."""
+        if self._running:
+            raise InvalidInputError("set the listener before the connection starts")
+        self._listener = listener
+
+    def statistics(self) -> ConnectionStatistics:
+        """Return a snapshot of the state and counters."""
+        s = self._session.statistics(self._now())
+        c = self._counters
+        return ConnectionStatistics(
+            connection=self.kind,
+            url=self.url,
+            state=s.state,
+            state_since=s.state_since,
+            uptime=s.uptime,
+            generation=self._generation,
+            attempt=s.attempt,
+            connects=s.connects,
+            opens=s.opens,
+            reconnects=max(0, s.opens - 1),
+            failures=s.failures,
+            declared_dead=s.declared_dead,
+            pings_sent=s.pings_sent,
+            pongs_received=s.pongs_received,
+            frames_received=c.frames_received,
+            bytes_received=c.bytes_received,
+            error_frames=c.error_frames,
+            messages_sent=c.messages_sent,
+            bytes_sent=c.bytes_sent,
+            send_waits=c.send_waits,
+            send_wait_seconds=c.send_wait_seconds,
+            connect_waits=c.connect_waits,
+            connect_wait_seconds=c.connect_wait_seconds,
+            connect_timeout=s.connect_timeout,
+            listener_errors=c.listener_errors,
+            events_dropped=s.events_dropped,
+            last_error=self._last_error,
+            last_error_at=self._last_error_at,
+        )
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def wait_open(self) -> None:
+        """Return once a socket is open; raise ConnectionClosedError if closed for good."""
+        while not self.is_open:
+            if self._session.state == "closed":
+                raise ConnectionClosedError(
+                    1000, f"the {self.kind} connection is closed: {self._last_error or 'closed'}"
+                )
+            await self._changed.wait()
+
+    async def send(self, frame: bytes) -> None:
+        """Send one text frame on the current socket: THE one send path.
+
+        Waits for the socket's message limiter (5/s and 100/min, never drops), writes the
+        frame and waits until it drained, within the send timeout (1 s by default). Raises
+        :class:`TransportError` when no socket is open, :class:`ConnectionClosedError` when
+        the socket closes first, and :class:`TransportError` when the frame does not drain in
+        time (the socket is then declared dead and replaced).
+        """
+        sock = self._sock
+        if sock is None or self._session.state not in _LIVE:
+            raise TransportError(f"the {self.kind} connection is not open ({self.state})")
+        wait = sock.limiter.acquire(self._now())
+        counters = self._counters
+        if wait > 0:
+            counters.send_waits += 1
+            counters.send_wait_seconds += wait
+            await self._hold(sock, wait)
+        if sock.closed.is_set():
+            raise ConnectionClosedError(sock.close_code, "closed before the frame was sent")
+        sock.ws.send_text(frame)
+        counters.messages_sent += 1
+        counters.bytes_sent += len(frame)
+        timeout = self.config.timeouts.send
+        try:
+            async with asyncio.timeout(timeout):
+                await sock.ws.drain()
+        except TimeoutError as exc:
+            self._send_stalled(sock, timeout)
+            raise TransportError(
+                f"the {self.kind} connection did not drain a frame within {timeout:g} s"
+            ) from exc
+        if sock.closed.is_set():
+            raise ConnectionClosedError(sock.close_code, "closed while the frame was sent")
+
+    def set_streaming(self, streaming: bool) -> None:
+        """Say whether the subscriptions normally stream (turns the data-silence probe on)."""
+        self._session.set_streaming(self._now(), streaming=streaming)
+        self._wake.set()
+
+    def key_invalid(self, reason: str) -> None:
+        """Stop this (private) connection because the key is refused, until :meth:`key_valid`.
+
+        On a connection not started yet, it starts suspended.
+        """
+        now = self._now()
+        if self._session.state == "idle":
+            self._session.start(now)
+        self._session.key_invalid(now, reason=reason)
+        self._after_input()
+
+    def key_valid(self) -> None:
+        """Re-open a connection suspended for its key, at once."""
+        self._session.key_valid(self._now())
+        self._after_input()
+
+    def close(self, *, reason: str = "closed by the user") -> None:
+        """Ask the connection to shut down for good; :meth:`run` then returns."""
+        self._session.close(self._now(), reason=reason)
+        self._after_input()
+
+    async def start(self) -> None:
+        """Run the connection in a task this object owns (see :meth:`run`)."""
+        if self._task is not None or self._running:
+            raise InvalidInputError(f"the {self.kind} connection is already running")
+        self._task = asyncio.create_task(self.run(), name=f"{_TASK_PREFIX}:{self.kind}")
+
+    async def aclose(self) -> None:
+        """Close the connection and wait until its tasks and socket are gone."""
+        self.close()
+        grace = self.config.timeouts.close + 1.0
+        task = self._task
+        if task is not None:
+            try:
+                async with asyncio.timeout(grace):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._task = None
+        elif self._running:
+            async with asyncio.timeout(grace):
+                await self._finished.wait()
+
+    async def __aenter__(self) -> ManagedConnection:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def run(self) -> None:
+        """Keep the connection up until :meth:`close`; own every task in one TaskGroup."""
+        if self._running:
+            raise InvalidInputError(f"the {self.kind} connection is already running")
+        self._running = True
+        self._finished.clear()
+        if isinstance(self._clock, LoopClock):
+            self._now = asyncio.get_running_loop().time  # skip the loop lookup per frame
+        clean = False
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                await self._drive()
+            clean = True
+        finally:
+            self._tg = None
+            self._running = False
+            if not clean and self._session.state != "closed":
+                self._session.close(self._now(), reason="stopped: the driver was interrupted")
+            self._drop_socket(abort=True)
+            self._flush_events()
+            self._finished.set()
+            self._notify()
+
+    # --- the driver -----------------------------------------------------------------------
+
+    async def _drive(self) -> None:
+        session = self._session
+        now = self._now()
+        if session.state == "idle":
+            session.start(now)
+        while True:
+            self._wake.clear()
+            now = self._now()
+            if self._attempt_handler is None and session.state in _CONNECT_STATES:
+                due = session.next_deadline(now)
+                if due is not None and due <= now:
+                    # Wait for the shared connect limiter before the session hands out the
+                    # connect, so the wait never counts against the connect timeout.
+                    wait = self._connect_limiter.delay(now)
+                    if wait > 0:
+                        self._counters.connect_waits += 1
+                        self._counters.connect_wait_seconds += wait
+                        await self._sleep(now + wait)
+                        continue
+            for action in session.poll(now):
+                self._perform(action, now)
+            self._flush_events()
+            if session.state == "closed":
+                for attempt in self._attempts:
+                    attempt.cancel()
+                return
+            await self._sleep(session.next_deadline(self._now()))
+
+    async def _sleep(self, deadline: float | None) -> None:
+        """Sleep until ``deadline`` (None: no deadline) or until an input wakes the driver."""
+        if self._wake.is_set():
+            return
+        if deadline is None:
+            await self._wake.wait()
+            return
+        delay = deadline - self._now()
+        if delay <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+
+    def _perform(self, action: Action, now: float) -> None:
+        if isinstance(action, SendPing):
+            sock = self._sock
+            if sock is not None:
+                sock.ws.send_ping()
+        elif isinstance(action, Connect):
+            self._connect_limiter.acquire(now)
+            handler = _Handler(self)
+            self._attempt_handler = handler
+            assert self._tg is not None
+            task = self._tg.create_task(
+                self._connect(action, handler),
+                name=f"{_TASK_PREFIX}:{self.kind}:connect-{action.attempt}",
+            )
+            self._attempts.add(task)
+            task.add_done_callback(self._attempts.discard)
+        elif isinstance(action, DeclareDead):
+            self._record_error(action.reason, now)
+            if self._attempt_handler is not None:
+                # The connect in progress is abandoned: its outcome is ignored, and a socket it
+                # still opens is aborted. It ends by its own timeout (the same as the session's).
+                self._attempt_handler.live = False
+                self._attempt_handler = None
+            self._log_dead(action.reason)
+            self._drop_socket(abort=True)
+        elif isinstance(action, CloseSocket):
+            sock = self._sock
+            # A degraded socket may be blackholed: its closing handshake could hang.
+            abort = self._degraded
+            self._drop_socket(abort=abort)
+            if sock is not None and not abort:
+                assert self._tg is not None
+                self._tg.create_task(
+                    self._close_gracefully(sock.ws, action.timeout),
+                    name=f"{_TASK_PREFIX}:{self.kind}:close-{sock.generation}",
+                )
+        else:
+            _log.info(
+                "%s connection: retrying in %.2f s (%s)",
+                self.kind,
+                action.delay,
+                action.reason,
+                extra={
+                    "connection": self.kind,
+                    "delay": action.delay,
+                    "backoff": action.backoff,
+                    "reason": action.reason,
+                },
+            )
+
+    async def _connect(self, action: Connect, handler: _Handler) -> None:
+        """Open one socket for ``action``; report the outcome unless it was abandoned."""
+        headers = None
+        if self._credentials is not None:
+            # A fresh nonce for every connect (section 5); the token is never logged.
+            token = build_ws_token(self._credentials, nonce=str(uuid.uuid4()))
+            headers = {"Authorization": f"Bearer {token}"}
+        try:
+            ws = await open_websocket(
+                self.url, handler, connect_timeout=action.timeout, headers=headers
+            )
+        except UpbitWsError as exc:
+            if handler is self._attempt_handler:
+                self._attempt_handler = None
+                now = self._now()
+                self._record_error(str(exc), now)
+                self._session.connect_failed(now, exc)
+                self._after_input()
+                self._check_auth(str(exc), getattr(exc, "name", None))
+            return
+        if handler is not self._attempt_handler or not handler.live:
+            ws.abort()
+            return
+        self._attempt_handler = None
+        session = self._session
+        session.connected(self._now())
+        if session.state not in _LIVE:
+            # Closed during the handshake (the close was already reported) or no longer wanted.
+            handler.live = False
+            ws.abort()
+            self._after_input()
+            return
+        self._generation += 1
+        sock = _Socket(ws, handler, self._generation, message_limiter(self.config.rate_limits))
+        self._sock = sock
+        handler.install(self._listener.on_frame)
+        self._after_input()
+        _log.info(
+            "%s connection open (socket %d)",
+            self.kind,
+            self._generation,
+            extra={"connection": self.kind, "generation": self._generation, "url": self.url},
+        )
+        try:
+            self._listener.on_open(self)
+        except Exception:
+            self._counters.listener_errors += 1
+            _log.exception(
+                "%s connection: listener failed on open", self.kind, extra={"connection": self.kind}
+            )
+
+    async def _close_gracefully(self, ws: WebSocket, grace: float) -> None:
+        """Close ``ws`` with a closing handshake, aborting it after ``grace`` seconds."""
+        try:
+            async with asyncio.timeout(grace):
+                await ws.close()
+        except TimeoutError:
+            ws.abort()
+
+    # --- inputs from the socket -------------------------------------------------------------
+
+    def _pong(self) -> None:
+        self._session.pong_received(self._now())
+        self._after_input()
+
+    def _error_frame(self, handler: _Handler, payload: bytes) -> None:
+        """Note an error frame (section 7); Upbit closes the socket right after it."""
+        try:
+            doc = orjson.loads(payload)
+            error = doc["error"]
+            name, message = str(error.get("name")), str(error.get("message", ""))
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return
+        handler.error = (name, message)
+        self._counters.error_frames += 1
+        _log.warning(
+            "%s connection: Upbit sent error %s: %s",
+            self.kind,
+            name,
+            message,
+            extra={"connection": self.kind, "error_name": name},
+        )
+
+    def _socket_closed(self, handler: _Handler, code: int, reason: str) -> None:
+        """Report a close or reset noticed by the reader, at once."""
+        now = self._now()
+        error: UpbitWsError
+        refused = False
+        if handler.error is not None:
+            name, message = handler.error
+            if self.kind == "private" and name in _KEY_REFUSED_NAMES:
+                # The key was refused with a frame rather than at the handshake (section 5).
+                error = ServerRejectedError(name, message)
+                refused = True
+            else:
+                error = ConnectionClosedError(code, f"after error frame {name}: {message}")
+        else:
+            error = ConnectionClosedError(code, reason)
+        self._record_error(str(error), now)
+        sock = self._sock
+        if sock is not None and sock.handler is handler:
+            sock.close_code = code
+            self._session.closed(now, code=code, error=error)
+            self._drop_socket(abort=False)
+        elif handler is self._attempt_handler:
+            # Closed while the handshake completes: the session counts it as a failed connect.
+            self._attempt_handler = None
+            self._session.closed(now, code=code, error=error)
+        handler.live = False
+        self._after_input()
+        if refused and handler.error is not None:
+            self._check_auth(handler.error[1], handler.error[0])
+
+    def _send_stalled(self, sock: _Socket, timeout: float) -> None:
+        """Replace a socket whose write buffer did not drain: the link is stalled."""
+        if self._sock is not sock:
+            return
+        now = self._now()
+        reason = f"a frame did not drain within {timeout:g} s"
+        self._record_error(reason, now)
+        self._session.closed(now, error=TransportError(reason))
+        self._log_dead(reason)
+        self._drop_socket(abort=True)
+        self._after_input()
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _drop_socket(self, *, abort: bool) -> None:
+        """Let go of the current socket (aborting it if asked) and tell the listener."""
+        sock = self._sock
+        if sock is None:
+            return
+        self._sock = None
+        sock.handler.live = False
+        sock.closed.set()
+        if abort:
+            sock.ws.abort()
+        try:
+            self._listener.on_closed(self)
+        except Exception:
+            self._counters.listener_errors += 1
+            _log.exception(
+                "%s connection: listener failed on close",
+                self.kind,
+                extra={"connection": self.kind},
+            )
+
+    async def _hold(self, sock: _Socket, seconds: float) -> None:
+        """Wait ``seconds`` for the limiter; raise ConnectionClosedError if the socket ends."""
+        try:
+            async with asyncio.timeout(seconds):
+                await sock.closed.wait()
+        except TimeoutError:
+            return
+        raise ConnectionClosedError(sock.close_code, "closed while waiting for the rate limiter")
+
+    def _after_input(self) -> None:
+        """Publish what the session did and wake the driver to act on it."""
+        self._flush_events()
+        self._wake.set()
+
+    def _flush_events(self) -> None:
+        events = self._session.take_events()
+        if not events:
+            return
+        for event in events:
+            level = logging.WARNING if event.new in ("reconnecting", "suspended") else logging.INFO
+            _log.log(
+                level,
+                "%s connection %s -> %s (%s, attempt %d)",
+                event.connection,
+                event.old,
+                event.new,
+                event.reason,
+                event.attempt,
+                extra={
+                    "connection": event.connection,
+                    "old_state": event.old,
+                    "new_state": event.new,
+                    "reason": event.reason,
+                    "attempt": event.attempt,
+                },
+            )
+            self._publish(event)
+        self._degraded = self._session.state == "degraded"
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake every :meth:`wait_open` caller to re-check the state."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def _check_auth(self, message: str, name: str | None) -> None:
+        """Tell the key-health owner when the session suspended because the key was refused."""
+        decision = self._session.last_decision
+        if (
+            self._on_auth_refused is not None
+            and decision is not None
+            and decision.cause == "auth"
+            and self._session.state == "suspended"
+        ):
+            self._on_auth_refused(name, message)
+
+    def _record_error(self, reason: str, now: float) -> None:
+        self._last_error = reason
+        self._last_error_at = now
+
+    def _log_dead(self, reason: str) -> None:
+        _log.warning(
+            "%s connection declared dead: %s; aborting the socket",
+            self.kind,
+            reason,
+            extra={"connection": self.kind, "reason": reason},
+        )
+
+
+def _discard_event(event: Event) -> None:
+    """Drop an event (a connection built without a publish callback)."""
