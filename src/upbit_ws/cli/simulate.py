@@ -98,7 +98,7 @@ async def _serve(config: SimulatorConfig) -> None:
         print(sim.url, flush=True)
         print(f"public WebSocket  {sim.ws_url}", flush=True)
         print(f"private WebSocket {sim.private_ws_url}", flush=True)
-        print(f"access key        {sim.credentials[0]} (secret: see docs/simulator.md)", flush=True)
+        print("API key           the built-in pair (see docs/simulator.md)", flush=True)
         print(f"control API       {sim.url}/_sim/ (see docs/simulator.md)", flush=True)
         await stop.wait()
     sys.stdout.flush()

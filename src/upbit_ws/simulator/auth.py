@@ -24,6 +24,8 @@ __all__ = [
     "AuthFailure",
     "AuthFailureName",
     "KeyStore",
+    "query_hash",
+    "unverified_access_key",
     "verify_token",
 ]
 
@@ -111,6 +113,18 @@ class KeyStore:
 
     def __repr__(self) -> str:
         return f"KeyStore(keys={len(self._keys)})"
+
+
+def unverified_access_key(authorization: str | None) -> str | None:
+    """Return the ``access_key`` claim of a Bearer token without checking it (for scoping)."""
+    if not authorization or not authorization.startswith("Bearer "):
+        return None
+    try:
+        claims = jwt.decode(authorization[7:].strip(), options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    key = claims.get("access_key")
+    return key if isinstance(key, str) else None
 
 
 def query_hash(query: str) -> str:

@@ -112,6 +112,8 @@ class SimulatorConfig:
     public_on_private: PublicOnPrivateMode = "unsupported_type"
     #: Frames queued per connection before a too-slow client is dropped.
     send_queue_limit: int = 100_000
+    #: Frames of the old subscription still sent after a resubscribe (section 3.2: 0-2 in flight).
+    stale_frames_after_resubscribe: int = 0
     #: Delay before the first myAsset frame after the first subscription (section 4.6 quirk).
     my_asset_start_delay: float = 0.0
 
@@ -177,7 +179,13 @@ def _problems(cfg: SimulatorConfig) -> list[str]:
         out.append(f"port must be 0..65535, not {cfg.port}")
     if cfg.krw_markets < 3:
         out.append("krw_markets must be at least 3 (KRW-BTC, KRW-ETH, KRW-XRP are always there)")
-    for name in ("btc_markets", "usdt_markets", "busy_markets", "trade_history"):
+    for name in (
+        "btc_markets",
+        "usdt_markets",
+        "busy_markets",
+        "trade_history",
+        "stale_frames_after_resubscribe",
+    ):
         if getattr(cfg, name) < 0:
             out.append(f"{name} must be >= 0")
     if cfg.candle_history < 1:

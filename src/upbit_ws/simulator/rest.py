@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from upbit_ws.simulator.auth import ApiKey, AuthFailure, verify_token
+from upbit_ws.simulator.auth import ApiKey, AuthFailure, unverified_access_key, verify_token
 from upbit_ws.simulator.limits import SlidingWindow
 from upbit_ws.simulator.listing import PRICE_SCALE
 from upbit_ws.simulator.orders import Order, RestError
@@ -87,7 +87,12 @@ def rest_middleware(sim: Simulator) -> Middleware:
             sim.rest_requests += 1
             name, by_ip = group
             limit = limits[name]
-            scope = request.remote or "" if by_ip else request.headers.get("Authorization", "")
+            # Quotation groups count per IP, exchange groups per account (section 8.2).
+            scope = (
+                request.remote or ""
+                if by_ip
+                else unverified_access_key(request.headers.get("Authorization")) or ""
+            )
             window = windows.setdefault((name, scope), SlidingWindow(limit, cfg.rate_window_second))
             now = asyncio.get_running_loop().time()
             allowed = window.hit(now)

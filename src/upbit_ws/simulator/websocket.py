@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Final
 
-import jwt
 from aiohttp import WSMsgType, web
 
 from upbit_ws.core.constants import PRIVATE_PATH, PUBLIC_PATH
-from upbit_ws.simulator.auth import AuthFailure, verify_token
+from upbit_ws.simulator.auth import AuthFailure, unverified_access_key, verify_token
 from upbit_ws.simulator.connection import ConnectionKind, SimConnection
 from upbit_ws.simulator.flood import build_chunk
 from upbit_ws.simulator.frames import (
@@ -67,17 +66,6 @@ def _rate_headers(remaining: int | None) -> dict[str, str]:
     return {"Remaining-Req": f"group=websocket; min=300; sec={sec}", "Limit-By-Ip": "Yes"}
 
 
-def _unverified_access_key(authorization: str | None) -> str | None:
-    if not authorization or not authorization.startswith("Bearer "):
-        return None
-    try:
-        claims = jwt.decode(authorization[7:].strip(), options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    key = claims.get("access_key")
-    return key if isinstance(key, str) else None
-
-
 async def _handle(sim: Simulator, request: web.Request, kind: ConnectionKind) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     status = sim.refusing()
@@ -90,7 +78,7 @@ async def _handle(sim: Simulator, request: web.Request, kind: ConnectionKind) ->
     scope = f"ip:{request.remote}"
     if kind == "private":
         # Private connects are limited per account ("pocket"), public ones per IP (8.1).
-        scope = f"key:{_unverified_access_key(authorization) or request.remote}"
+        scope = f"key:{unverified_access_key(authorization) or request.remote}"
     decision = sim.connect_limiter(scope).check(loop.time())
     if decision.status != 101:
         sim.count_refused(str(decision.status))
@@ -255,6 +243,7 @@ def _flags(sim: Simulator, entry: Entry) -> tuple[bool, bool]:
 def _subscribe(sim: Simulator, conn: SimConnection, request: Subscribe) -> None:
     """Replace the subscription and format atomically, then send SNAPSHOTs (section 3)."""
     old = {(e.type, e.raw_code) for e in conn.entries}
+    _send_stale(sim, conn, request)
     served = tuple(e for e in request.entries if _served(sim, e))
     conn.ticket = request.ticket
     conn.format = request.format
@@ -273,6 +262,28 @@ def _subscribe(sim: Simulator, conn: SimConnection, request: Subscribe) -> None:
         if event is not None:
             body = sim.encode_event(event, entry, simple=simple, stream="SNAPSHOT")
             conn.send_data(entry.type, body)
+
+
+def _send_stale(sim: Simulator, conn: SimConnection, request: Subscribe) -> None:
+    """Fault knob: let a few frames of the old subscription arrive after the new request.
+
+    On the wire 0-2 frames of the old set still arrive after a resubscribe (section 3.2,
+    PROBE); ``stale_frames_after_resubscribe`` reproduces that for clients to cope with.
+    """
+    budget = sim.config.stale_frames_after_resubscribe
+    new = {(e.type, e.code) for e in request.entries}
+    simple = is_simple_format(conn.format)
+    for entry in conn.entries:
+        if budget <= 0:
+            return
+        if (entry.type, entry.code) in new or entry.type in ("myOrder", "myAsset"):
+            continue
+        event = _snapshot_event(sim, entry)
+        if event is not None:
+            conn.send_data(
+                entry.type, sim.encode_event(event, entry, simple=simple, stream="REALTIME")
+            )
+            budget -= 1
 
 
 def _snapshot_event(sim: Simulator, entry: Entry) -> MarketEvent | None:
