@@ -346,12 +346,15 @@ class MarketModel:
     def _step(self, tick_end: float, want: Wants, events: list[MarketEvent]) -> None:
         heap = self._heap
         rng = self._rng
+        end_ms = int(tick_end * 1000)
         while heap and heap[0][0] <= tick_end:
             when, index = heapq.heappop(heap)
             state = self._order[index]
             side: Literal["ASK", "BID"] = "BID" if rng.random() < 0.5 else "ASK"
             trade = self._trade(state, when, side)
-            sent = trade.timestamp + rng.randint(2, 60)
+            # The server stamps a few ms after the trade, but never after the frame leaves
+            # (the tick end), so receive time minus timestamp stays a true latency.
+            sent = min(trade.timestamp + rng.randint(2, 60), end_ms)
             if want("trade", state.code):
                 events.append(MarketEvent("trade", state.code, sent, trade))
             if want("ticker", state.code):
@@ -359,7 +362,6 @@ class MarketModel:
                 assert ticker is not None  # a trade just happened
                 events.append(MarketEvent("ticker", state.code, sent, ticker))
             self._schedule(index, when)
-        end_ms = int(tick_end * 1000)
         for state in self._busy:
             if rng.random() < self._config.book_churn:
                 self._churn(state, end_ms)
