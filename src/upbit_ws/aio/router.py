@@ -1,0 +1,541 @@
+"""The router: every frame decoded once, routed by (type, code[, level]) in O(1) to its subscribers.
+
+One :class:`Router` serves one connection. It is called synchronously on the socket reader for
+every data frame (:meth:`Router.route`), so it never awaits, never logs per frame and allocates
+nothing per frame beyond the decoded message (and a truncated book when a subscriber asked for
+fewer orderbook units than the merged request carries).
+
+* **Routing table.** Built from :meth:`SubscriptionBook.routing_table` and rebuilt lazily, at
+  the first frame after :attr:`SubscriptionBook.version` changed: one dict lookup per frame
+  (type, then code). Orderbook frames with a grouping ``level`` take a second table; a
+  ``myOrder`` frame whose code nobody asked for goes to the all-markets subscribers.
+* **Depth.** Upbit sends one book per (code, level) per connection, at the merged (largest)
+  depth (upbit-protocol.md section 2.3). Each subscriber gets the depth it asked for; those
+  asking for the same depth share one truncated object.
+* **Control frames.** Error frames, ``{"status":"UP"}`` and LIST_SUBSCRIPTIONS replies go to
+  the owner's ``on_control`` callback (the subscription service: rejection path, pending
+  ``subscriptions(ask_server=True)``); the router only counts them.
+* **Unwanted frames.** After a resubscribe a few frames of the old set still arrive (section
+  3.2); frames nobody wants are dropped and counted, never an error. A frame that does not
+  decode is counted and logged (its first 200 bytes) and the reader carries on.
+* **Duplicate snapshots and late joiners.** Each stream key keeps the last message routed for
+  it. A new subscription to a stream that is already flowing is seeded at once with that
+  message (:meth:`Router.seed`), as Upbit would send a SNAPSHOT to a new subscriber; the
+  request goes out with ``is_only_realtime`` for that stream, so nothing else would arrive
+  until the next change. When a SNAPSHOT frame arrives after a resubscribe or a reconnect and
+  carries exactly what the key's subscribers already have (every field equal except
+  ``timestamp`` and ``stream_type``), it is a duplicate and is suppressed; a snapshot with new
+  content (the market moved while the socket was down) is delivered, because it *is* the
+  fresh state. Private streams (myOrder, myAsset) are events, never cached or seeded.
+* **Statistics.** Messages and bytes by type, decode errors, server errors by name,
+  exchange-to-client latency (receive time minus the frame's ``timestamp``, sampled one frame
+  in :data:`LATENCY_SAMPLE_EVERY`, REALTIME frames only since snapshots carry old times,
+  section 4.3), unwanted and duplicate counts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from upbit_ws.aio.stream import PushFn, Subscription
+from upbit_ws.core.book import ALL_CODES, Connection, StreamKey, SubId, SubscriptionBook
+from upbit_ws.core.constants import DEFAULT_ORDERBOOK_DEPTH, PRIVATE_TYPES
+from upbit_ws.core.decode import decode, decode_all
+from upbit_ws.core.errors import DecodeError
+from upbit_ws.core.messages import (
+    ErrorFrame,
+    KeepAlive,
+    Message,
+    Orderbook,
+    SubscriptionList,
+    UnknownMessage,
+)
+
+__all__ = [
+    "LATENCY_SAMPLE_EVERY",
+    "LatencyHistogram",
+    "LatencySummary",
+    "Router",
+    "RouterStatistics",
+]
+
+_log = logging.getLogger("upbit_ws.router")
+
+#: One frame in this many has its exchange-to-client latency recorded (a power of two).
+LATENCY_SAMPLE_EVERY: Final = 16
+_SAMPLE_MASK: Final = LATENCY_SAMPLE_EVERY - 1
+#: Decode errors logged in full before the log is thinned to one in :data:`_LOG_EVERY`.
+_LOG_FIRST: Final = 10
+_LOG_EVERY: Final = 1000
+
+#: Called with every control frame (error, keep-alive, LIST reply) and its receive time.
+ControlHandler = Callable[[Message, float], None]
+#: Called when a frame of a watched stream arrives (the first data of a new request).
+WatchHandler = Callable[[float], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Latency sketch
+
+
+def _bounds() -> tuple[float, ...]:
+    # Geometric buckets, 20% apart, from 10 us to about 100 s: percentiles within 20%.
+    out: list[float] = []
+    value = 0.01
+    while value < 100_000.0:
+        out.append(round(value, 6))
+        value *= 1.2
+    return tuple(out)
+
+
+_BOUNDS: Final = _bounds()
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    """Percentiles of a latency sketch, in milliseconds (``None`` before the first sample).
+
+    Percentiles are bucket upper bounds (buckets 20% wide), capped at the largest sample.
+    """
+
+    count: int
+    mean_ms: float | None
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+
+class LatencyHistogram:
+    """A small fixed-bucket latency histogram in milliseconds: O(1) memory, cheap to add to.
+
+    Negative samples (clock skew between the exchange and this host) count into the lowest
+    bucket; :attr:`negative` says how many there were.
+    """
+
+    __slots__ = ("_counts", "_max", "_sum", "count", "negative")
+
+    def __init__(self) -> None:
+        self._counts = [0] * (len(_BOUNDS) + 1)
+        self._sum = 0.0
+        self._max = -math.inf
+        self.count = 0
+        self.negative = 0
+
+    def add(self, ms: float) -> None:
+        """Record one sample of ``ms`` milliseconds."""
+        if ms < 0:
+            self.negative += 1
+            ms = 0.0
+        self._counts[bisect.bisect_left(_BOUNDS, ms)] += 1
+        self.count += 1
+        self._sum += ms
+        if ms > self._max:
+            self._max = ms
+
+    def percentile(self, q: float) -> float | None:
+        """Return the ``q`` quantile (0..1) in ms, or ``None`` without samples."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for index, n in enumerate(self._counts):
+            seen += n
+            if seen >= rank:
+                bound = _BOUNDS[index] if index < len(_BOUNDS) else self._max
+                return min(bound, self._max)
+        return self._max
+
+    def summary(self) -> LatencySummary:
+        """Return count, mean, p50, p90, p99 and max."""
+        if not self.count:
+            return LatencySummary(0, None, None, None, None, None)
+        return LatencySummary(
+            count=self.count,
+            mean_ms=self._sum / self.count,
+            p50_ms=self.percentile(0.5),
+            p90_ms=self.percentile(0.9),
+            p99_ms=self.percentile(0.99),
+            max_ms=self._max,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Routes
+
+
+class _Route:
+    """Who receives frames of one stream key, and that key's last message and counters."""
+
+    __slots__ = (
+        "groups",
+        "key",
+        "last",
+        "level_check",
+        "messages",
+        "nbytes",
+        "seedable",
+        "single",
+        "suppressed",
+        "watched",
+    )
+
+    def __init__(self, key: StreamKey) -> None:
+        self.key = key
+        #: (depth to cut to or None, push functions): subscribers sharing a depth share a book.
+        self.groups: tuple[tuple[int | None, tuple[PushFn, ...]], ...] = ()
+        #: The only push function when there is exactly one uncut subscriber (the fast path).
+        self.single: PushFn | None = None
+        self.last: Any = None
+        self.seedable = key[0] not in PRIVATE_TYPES
+        #: A level-0 orderbook route whose code also has levelled subscribers: check the level.
+        self.level_check = False
+        self.watched = False
+        self.messages = 0
+        self.nbytes = 0
+        self.suppressed = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RouterStatistics:
+    """A snapshot of one connection's router.
+
+    ``messages_by_type``/``bytes_by_type`` count data frames routed to at least one
+    subscriber (duplicates included); ``unwanted`` counts data frames nobody wanted (in flight
+    after a resubscribe), ``duplicate_snapshots`` the SNAPSHOT frames suppressed as duplicates.
+    ``latency`` is exchange-to-client latency (sampled, REALTIME frames).
+    """
+
+    connection: Connection
+    frames: int
+    bytes: int
+    messages_by_type: dict[str, int]
+    bytes_by_type: dict[str, int]
+    decode_errors: int
+    server_errors: dict[str, int]
+    keepalives: int
+    list_replies: int
+    unknown_types: int
+    unwanted: int
+    duplicate_snapshots: int
+    routes: int
+    latency: LatencySummary
+    clock_skew_samples: int
+
+
+class Router:
+    """Decode and route the frames of one connection; see the module docs.
+
+    ``sinks`` maps live subscription ids to their :class:`~upbit_ws.aio.stream.Subscription`
+    (owned and kept current by the subscription service). ``wall_offset`` converts the
+    receive time (the shell's monotonic clock) to epoch seconds for the latency statistic.
+    """
+
+    def __init__(
+        self,
+        book: SubscriptionBook,
+        *,
+        connection: Connection,
+        sinks: Mapping[SubId, Subscription[Any]],
+        on_control: ControlHandler,
+        on_watch: WatchHandler,
+        wall_offset: float = 0.0,
+    ) -> None:
+        self._book = book
+        self._connection: Connection = connection
+        self._private = connection == "private"
+        self._sinks = sinks
+        self._on_control = on_control
+        self._on_watch = on_watch
+        self.wall_offset = wall_offset
+        self._version = -1
+        self._routes: dict[StreamKey, _Route] = {}
+        self._tables: dict[str, dict[str | None, _Route]] = {}
+        self._leveled: dict[tuple[str, int | float], _Route] = {}
+        self._watching: list[_Route] = []
+        self._n = 0
+        # Counters of routes that no longer exist, by type.
+        self._gone_messages: dict[str, int] = {}
+        self._gone_bytes: dict[str, int] = {}
+        self._gone_suppressed = 0
+        self._other_frames = 0
+        self._other_bytes = 0
+        self._decode_errors = 0
+        self._server_errors: dict[str, int] = {}
+        self._keepalives = 0
+        self._list_replies = 0
+        self._unknown = 0
+        self._unwanted = 0
+        self.latency = LatencyHistogram()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Router {self._connection} routes={len(self._routes)} "
+            f"unwanted={self._unwanted} decode_errors={self._decode_errors}>"
+        )
+
+    # -- the hot path --------------------------------------------------------------------------
+
+    def route(self, payload: bytes, received_at: float) -> None:
+        """Decode one frame and deliver it to every subscription that wants it."""
+        if self._version != self._book.version:
+            self._rebuild()
+        try:
+            msg: Any = decode(payload)
+        except DecodeError as exc:
+            self._undecodable(payload, exc, received_at)
+            return
+        self._dispatch(msg, len(payload), received_at)
+
+    def _dispatch(self, msg: Any, size: int, received_at: float) -> None:
+        table = self._tables.get(msg.type)
+        route = table.get(msg.code) if table is not None else None
+        if route is None or route.level_check:
+            route = self._slow_route(msg, size, received_at)
+            if route is None:
+                return
+        route.messages += 1
+        route.nbytes += size
+        last = route.last
+        route.last = msg
+        if last is not None and msg.stream_type == "SNAPSHOT" and _same(last, msg):
+            route.suppressed += 1
+            return
+        if route.watched:
+            self._watch_hit(received_at)
+        n = self._n + 1
+        self._n = n
+        if not n & _SAMPLE_MASK and msg.stream_type == "REALTIME":
+            self.latency.add((received_at + self.wall_offset) * 1000.0 - msg.timestamp)
+        single = route.single
+        if single is not None:
+            single(msg, msg.code)
+            return
+        code = msg.code
+        for depth, pushes in route.groups:
+            item = msg if depth is None else msg.truncated(depth)
+            for push in pushes:
+                push(item, code)
+
+    def _slow_route(self, msg: Any, size: int, received_at: float) -> _Route | None:
+        """Route what missed the fast path: control frames, levels, myOrder for all markets."""
+        kind = msg.type
+        if isinstance(msg, ErrorFrame | KeepAlive | SubscriptionList | UnknownMessage):
+            self._other_frames += 1
+            self._other_bytes += size
+            if isinstance(msg, ErrorFrame):
+                self._server_errors[msg.name] = self._server_errors.get(msg.name, 0) + 1
+            elif isinstance(msg, KeepAlive):
+                self._keepalives += 1
+            elif isinstance(msg, SubscriptionList):
+                self._list_replies += 1
+            else:
+                self._unknown += 1
+                return None
+            self._on_control(msg, received_at)
+            return None
+        route: _Route | None = None
+        if kind == "orderbook" and msg.level:
+            route = self._leveled.get((msg.code, msg.level))
+        else:
+            table = self._tables.get(kind)
+            if table is not None:
+                route = table.get(msg.code)
+                if route is None and kind == "myOrder":
+                    route = table.get(ALL_CODES)
+        if route is None:
+            self._unwanted += 1
+            self._other_frames += 1
+            self._other_bytes += size
+        return route
+
+    def _undecodable(self, payload: bytes, exc: DecodeError, received_at: float) -> None:
+        # A list-format frame with several messages is not an error: route each one
+        # (section 2.5; the library asks for DEFAULT, so this is a fallback).
+        if payload[:1] == b"[":
+            try:
+                messages = decode_all(payload)
+            except DecodeError:
+                pass
+            else:
+                share = len(payload) // max(1, len(messages))
+                for message in messages:
+                    self._dispatch(message, share, received_at)
+                return
+        self._decode_errors += 1
+        count = self._decode_errors
+        if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
+            _log.warning(
+                "undecodable frame on the %s connection (%d so far): %s; first bytes %r",
+                self._connection,
+                count,
+                exc.reason,
+                exc.frame_head,
+            )
+
+    def _watch_hit(self, received_at: float) -> None:
+        self.unwatch()
+        self._on_watch(received_at)
+
+    # -- control from the service ------------------------------------------------------------
+
+    def watch(self, keys: frozenset[StreamKey]) -> None:
+        """Call ``on_watch`` at the first frame of any of ``keys`` (then forget them)."""
+        self.unwatch()
+        if not keys:
+            return
+        self.sync()
+        for key in keys:
+            route = self._routes.get(key)
+            if route is not None:
+                route.watched = True
+                self._watching.append(route)
+
+    def unwatch(self) -> None:
+        """Forget the watched keys."""
+        for route in self._watching:
+            route.watched = False
+        self._watching.clear()
+
+    def seed(self, sub: Subscription[Any], keys: list[StreamKey]) -> int:
+        """Give a new subscriber the last message of each of ``keys`` already flowing.
+
+        Returns how many messages were handed over. Call it right after the book changed:
+        the routes consulted are those of the previous version, whose last messages are the
+        current state of streams other subscribers already receive.
+        """
+        given = 0
+        push = sub._push
+        for key in keys:
+            route = self._routes.get(key)
+            if route is None or not route.seedable or route.last is None:
+                continue
+            msg = route.last
+            if sub.depth is not None and sub.depth < DEFAULT_ORDERBOOK_DEPTH:
+                msg = msg.truncated(sub.depth)
+            push(msg, msg.code)
+            given += 1
+        return given
+
+    def forget_last(self) -> None:
+        """Drop the cached last messages (e.g. when the service shuts down)."""
+        for route in self._routes.values():
+            route.last = None
+
+    def sync(self) -> None:
+        """Rebuild the routing table now if the book changed since the last build."""
+        if self._version != self._book.version:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        book = self._book
+        version = book.version
+        table = book.routing_table()
+        all_orders = table.get(("myOrder", ALL_CODES, None), {})
+        routes: dict[StreamKey, _Route] = {}
+        for key, holders in table.items():
+            kind, code, _level = key
+            if (kind in PRIVATE_TYPES) != self._private:
+                continue
+            route = self._routes.get(key)
+            if route is None:
+                route = _Route(key)
+            merged = dict(holders)
+            if kind == "myOrder" and code != ALL_CODES:
+                merged.update(all_orders)
+            self._set_targets(route, merged)
+            routes[key] = route
+        for key, route in self._routes.items():
+            if key not in routes:
+                self._fold(route)
+        tables: dict[str, dict[str | None, _Route]] = {}
+        leveled: dict[tuple[str, int | float], _Route] = {}
+        for (kind, code, level), route in routes.items():
+            route.level_check = False
+            if kind == "orderbook" and level:
+                leveled[(code, level)] = route
+            else:
+                tables.setdefault(kind, {})[None if kind == "myAsset" else code] = route
+        book_table = tables.get("orderbook", {})
+        for code, _ in leveled:
+            plain = book_table.get(code)
+            if plain is not None:
+                plain.level_check = True
+        self._routes = routes
+        self._tables = tables
+        self._leveled = leveled
+        self._watching = [r for r in self._watching if r.key in routes]
+        self._version = version
+
+    def _set_targets(self, route: _Route, holders: dict[SubId, int | None]) -> None:
+        by_depth: dict[int | None, list[PushFn]] = {}
+        for sub_id, depth in holders.items():
+            sink = self._sinks.get(sub_id)
+            if sink is None:
+                continue
+            # Frames never carry more than 30 units (section 2.3): a depth-30 subscriber
+            # takes the frame as it is.
+            cut = depth if depth is not None and depth < DEFAULT_ORDERBOOK_DEPTH else None
+            by_depth.setdefault(cut, []).append(sink._push)
+        route.groups = tuple((depth, tuple(pushes)) for depth, pushes in by_depth.items())
+        only = route.groups[0] if len(route.groups) == 1 else None
+        route.single = only[1][0] if only and only[0] is None and len(only[1]) == 1 else None
+
+    def _fold(self, route: _Route) -> None:
+        kind = route.key[0]
+        self._gone_messages[kind] = self._gone_messages.get(kind, 0) + route.messages
+        self._gone_bytes[kind] = self._gone_bytes.get(kind, 0) + route.nbytes
+        self._gone_suppressed += route.suppressed
+
+    # -- statistics --------------------------------------------------------------------------
+
+    def statistics(self) -> RouterStatistics:
+        """Return a snapshot of the counters."""
+        messages = dict(self._gone_messages)
+        nbytes = dict(self._gone_bytes)
+        suppressed = self._gone_suppressed
+        for (kind, _code, _level), route in self._routes.items():
+            messages[kind] = messages.get(kind, 0) + route.messages
+            nbytes[kind] = nbytes.get(kind, 0) + route.nbytes
+            suppressed += route.suppressed
+        frames = sum(messages.values()) + self._other_frames + self._decode_errors
+        return RouterStatistics(
+            connection=self._connection,
+            frames=frames,
+            bytes=sum(nbytes.values()) + self._other_bytes,
+            messages_by_type={k: v for k, v in sorted(messages.items()) if v},
+            bytes_by_type={k: v for k, v in sorted(nbytes.items()) if v},
+            decode_errors=self._decode_errors,
+            server_errors=dict(self._server_errors),
+            keepalives=self._keepalives,
+            list_replies=self._list_replies,
+            unknown_types=self._unknown,
+            unwanted=self._unwanted,
+            duplicate_snapshots=suppressed,
+            routes=len(self._routes),
+            latency=self.latency.summary(),
+            clock_skew_samples=self.latency.negative,
+        )
+
+
+def _same(last: Any, new: Any) -> bool:
+    """Tell whether ``new`` says nothing ``last`` did not (all fields but the send time)."""
+    if type(last) is not type(new):
+        return False
+    if isinstance(new, Orderbook) and len(new.orderbook_units) != len(last.orderbook_units):
+        return False
+    try:
+        same: bool = (
+            msgspec.structs.replace(last, timestamp=new.timestamp, stream_type=new.stream_type)
+            == new
+        )
+    except TypeError:  # a message without those fields
+        return False
+    return same

@@ -1,0 +1,395 @@
+"""The subscription a component holds: an async iterator over its own bounded buffer.
+
+``ws.component("chart").subscribe("candle.1m", ["KRW-BTC"])`` returns a :class:`Subscription`.
+The socket reader pushes decoded messages into it without ever blocking (the router calls
+:meth:`Subscription._push`, which appends to a :class:`~upbit_ws.core.buffer.DeliveryBuffer`
+and wakes the consumer); the consumer reads at its own pace:
+
+* ``async for msg in sub`` yields typed data messages (:class:`~upbit_ws.Ticker`,
+  :class:`~upbit_ws.Orderbook`, ...) and nothing else, so the common loop stays simple;
+* ``async for item in sub.items()`` yields the same messages **and** the in-band
+  :class:`~upbit_ws.core.buffer.Gap` markers, for consumers that must know exactly where data
+  was lost (a trade tape drawing "... 12 trades skipped", an order book UI that re-reads REST);
+* ``async for batch in sub.batches(max_items=...)`` yields lists of messages, for throughput.
+
+Where gaps show up, whichever way you iterate: every lost message is counted in
+:meth:`Subscription.statistics` (``dropped``, ``gaps``), and each gap also goes out once as a
+:class:`~upbit_ws.core.events.Gap` system event (``ws.events()``) naming the component, when
+the consumer reaches the point of the loss. With ``async for msg in sub`` and ``batches()`` the
+marker itself is skipped; ``items()`` hands it over.
+
+Overflow policies (see :mod:`upbit_ws.core.buffer`): ``latest`` (ticker, orderbook: newest per
+code, each frame supersedes the last, nothing is lost), ``drop_oldest`` (trade, candles: a
+bounded FIFO that drops the oldest and counts it) and ``never_drop`` (myOrder, myAsset: a large
+bound; an overflow is loud and asks for a REST reconciliation).
+
+Lifecycle: :meth:`Subscription.aclose` (or leaving ``async with``) unsubscribes at once and
+discards what is still waiting; iteration then ends with ``StopAsyncIteration``. When the
+manager shuts down, iteration ends after the messages already buffered have been read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
+
+from upbit_ws.core.book import Connection, SubId, connection_of
+from upbit_ws.core.buffer import DeliveryBuffer, Gap, OverflowPolicy
+from upbit_ws.core.constants import DataType
+from upbit_ws.core.errors import InvalidInputError
+from upbit_ws.core.messages import DataMessage
+
+if TYPE_CHECKING:
+    from upbit_ws.core.buffer import BufferStatistics
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "PushFn",
+    "Subscription",
+    "SubscriptionOwner",
+    "SubscriptionStatistics",
+]
+
+M = TypeVar("M", bound=DataMessage)
+
+#: Default largest batch :meth:`Subscription.batches` hands out at once.
+DEFAULT_BATCH: Final = 512
+
+
+class SubscriptionOwner(Protocol):
+    """What a :class:`Subscription` asks of the service that created it."""
+
+    async def update_subscription(self, sub: Subscription[Any], codes: Iterable[str]) -> None:
+        """Replace the codes of ``sub`` (expanding and checking them)."""
+        ...
+
+    async def close_subscription(self, sub: Subscription[Any]) -> None:
+        """Unsubscribe ``sub``."""
+        ...
+
+    def gap_reached(self, sub: Subscription[Any], gap: Gap, since: float) -> None:
+        """Note that the consumer of ``sub`` reached a gap of ``gap.dropped`` messages."""
+        ...
+
+    def overflowed(self, sub: Subscription[Any]) -> float:
+        """Note the first loss of an overflow episode; return the time it happened."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionStatistics:
+    """A snapshot of one subscription: its identity, its codes and its buffer's counters.
+
+    ``pushed == delivered + dropped + conflated + depth`` (the buffer's invariant);
+    ``gaps`` counts gap markers reached by the consumer; ``overflows`` counts losses in a
+    ``never_drop`` buffer (each one needs a REST reconciliation).
+    """
+
+    sub_id: int
+    component: str
+    type: DataType
+    connection: Connection
+    codes: int
+    policy: OverflowPolicy
+    capacity: int
+    depth: int
+    high_water: int
+    pushed: int
+    delivered: int
+    dropped: int
+    conflated: int
+    gaps: int
+    overflows: int
+    closed: bool
+
+
+class Subscription(Generic[M]):
+    """One component's subscription: an async iterator of typed messages.
+
+    Built by ``component.subscribe(...)``, never directly. ``codes`` are the resolved market
+    codes (wildcards expanded), ``requested`` what the caller asked for. See the module docs
+    for iteration, gaps and lifecycle.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_buffer",
+        "_closed",
+        "_ended",
+        "_error",
+        "_filter",
+        "_loss_since",
+        "_owner",
+        "_waiter_box",
+        "codes",
+        "component",
+        "depth",
+        "level",
+        "requested",
+        "sub_id",
+        "type",
+    )
+
+    def __init__(
+        self,
+        owner: SubscriptionOwner,
+        *,
+        sub_id: SubId,
+        component: str,
+        type: DataType,
+        requested: tuple[str, ...],
+        codes: tuple[str, ...],
+        depth: int | None,
+        level: int | float | None,
+        policy: OverflowPolicy,
+        capacity: int | None,
+    ) -> None:
+        self._owner = owner
+        self._buffer: DeliveryBuffer[M] = DeliveryBuffer(policy=policy, capacity=capacity)
+        self._closed = False  # unsubscribed: stop at once
+        self._ended = False  # the service shut down: stop once the buffer is empty
+        self._error: BaseException | None = None
+        # Consumers waiting for a push; the hot path only tests the list for emptiness.
+        self._waiter_box: list[asyncio.Future[None]] = []
+        # Codes a consumer may still find in the buffer after update(); None when no filter.
+        self._filter: frozenset[str] | None = None
+        self._loss_since: float | None = None
+        self.sub_id = sub_id
+        self.component = component
+        self.type: DataType = type
+        self.requested = requested
+        self.codes = codes
+        self.depth = depth
+        self.level = level
+
+    # -- public surface ----------------------------------------------------------------------
+
+    @property
+    def policy(self) -> OverflowPolicy:
+        """Return the overflow policy of this subscription's buffer."""
+        return self._buffer.policy
+
+    @property
+    def connection(self) -> Connection:
+        """Return the connection that carries this subscription (public or private)."""
+        return connection_of(self.type)
+
+    @property
+    def closed(self) -> bool:
+        """Tell whether this subscription was closed (by :meth:`aclose` or a shutdown)."""
+        return self._closed or self._ended
+
+    @property
+    def pending(self) -> int:
+        """Return how many entries wait in the buffer (messages plus a pending gap marker)."""
+        return len(self._buffer)
+
+    def __repr__(self) -> str:
+        codes = ",".join(self.requested) if len(self.requested) <= 4 else f"{len(self.codes)}"
+        options = ""
+        if self.type == "orderbook":
+            options = f" depth={self.depth}" + (f" level={self.level:g}" if self.level else "")
+        state = "closed" if self.closed else "open"
+        return (
+            f"<Subscription #{self.sub_id} {self.component}:{self.type} [{codes}]{options} "
+            f"policy={self.policy} pending={len(self._buffer)} {state}>"
+        )
+
+    def __aiter__(self) -> Subscription[M]:
+        return self
+
+    async def __anext__(self) -> M:
+        """Return the next data message (gap markers are skipped, see the module docs)."""
+        while True:
+            item = await self._next_item()
+            if not isinstance(item, Gap):
+                return item
+
+    def items(self) -> AsyncIterator[M | Gap]:
+        """Iterate over data messages and the in-band :class:`Gap` markers, in order."""
+        return self._items()
+
+    async def _items(self) -> AsyncIterator[M | Gap]:
+        while True:
+            try:
+                item = await self._next_item()
+            except StopAsyncIteration:
+                return
+            yield item
+
+    def batches(self, *, max_items: int = DEFAULT_BATCH) -> AsyncIterator[list[M]]:
+        """Iterate over lists of up to ``max_items`` data messages, as they arrive.
+
+        Each list holds what was waiting when the consumer asked (at least one message), so a
+        slow consumer gets big batches and a fast one small ones. Gap markers are skipped (see
+        the module docs); they are counted and published as events all the same.
+        """
+        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+            raise InvalidInputError(f"max_items must be an integer >= 1, not {max_items!r}")
+        return self._batches(max_items)
+
+    async def _batches(self, max_items: int) -> AsyncIterator[list[M]]:
+        buffer = self._buffer
+        while True:
+            if not buffer:
+                try:
+                    await self._wait()
+                except StopAsyncIteration:
+                    return
+                continue
+            raw = buffer.drain(max_items)
+            out: list[M] = []
+            for item in raw:
+                if isinstance(item, Gap):
+                    self._gap(item)
+                elif self._filter is None or item.code in self._filter:
+                    out.append(item)
+            if not buffer:
+                self._filter = None
+            if out:
+                yield out
+
+    async def update(self, codes: Iterable[str]) -> None:
+        """Replace this subscription's codes (type and options stay); wildcards allowed.
+
+        The codes are normalised and checked against the market list first (an unknown code
+        raises :class:`~upbit_ws.UnknownCodeError` and changes nothing); the merged request
+        then goes out within the coalescing window, paced by the rate limiter. Messages of the
+        old codes still waiting in the buffer are not delivered after this returns.
+        """
+        if self.closed:
+            raise InvalidInputError(f"{self!r} is closed; subscribe again instead")
+        await self._owner.update_subscription(self, codes)
+
+    async def aclose(self) -> None:
+        """Unsubscribe; waiting messages are discarded and iteration ends. Idempotent."""
+        if self._closed:
+            return
+        await self._owner.close_subscription(self)
+
+    async def __aenter__(self) -> Subscription[M]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def statistics(self) -> SubscriptionStatistics:
+        """Return a snapshot of this subscription's buffer counters."""
+        stats: BufferStatistics = self._buffer.statistics()
+        return SubscriptionStatistics(
+            sub_id=int(self.sub_id),
+            component=self.component,
+            type=self.type,
+            connection=self.connection,
+            codes=len(self.codes),
+            policy=stats.policy,
+            capacity=stats.capacity,
+            depth=stats.depth,
+            high_water=stats.high_water,
+            pushed=stats.pushed,
+            delivered=stats.delivered,
+            dropped=stats.dropped,
+            conflated=stats.conflated,
+            gaps=stats.gaps,
+            overflows=stats.overflows,
+            closed=self.closed,
+        )
+
+    # -- the reader side (hot path) ----------------------------------------------------------
+
+    def _push(self, message: M, key: object) -> None:
+        """Buffer ``message`` for market ``key`` and wake the consumer; never blocks."""
+        if self._buffer.push(message, key) and self._loss_since is None:
+            self._loss_since = self._owner.overflowed(self)
+        box = self._waiter_box
+        if box:
+            waiter = box.pop()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- service side ------------------------------------------------------------------------
+
+    def _set_codes(self, requested: tuple[str, ...], codes: tuple[str, ...]) -> None:
+        """Record new codes; buffered messages of dropped codes are filtered out on reading."""
+        dropped = set(self.codes) - set(codes)
+        self.requested = requested
+        self.codes = codes
+        if dropped and self._buffer and codes:
+            self._filter = frozenset(codes)
+
+    def _mark_closed(self) -> int:
+        """End iteration at once and discard what waits; return how many were discarded."""
+        self._closed = True
+        gone = self._buffer.clear()
+        self._wake()
+        return gone
+
+    def _mark_ended(self) -> None:
+        """End iteration once the buffer is drained (manager shutdown)."""
+        self._ended = True
+        self._wake()
+
+    def _fail(self, error: BaseException) -> None:
+        """End iteration by raising ``error`` (e.g. a code found unknown after start)."""
+        self._error = error
+        self._closed = True
+        self._buffer.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        box = self._waiter_box
+        while box:
+            waiter = box.pop()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- consumer internals ------------------------------------------------------------------
+
+    async def _next_item(self) -> M | Gap:
+        buffer = self._buffer
+        while True:
+            if self._closed:
+                self._raise_end()
+            if buffer:
+                item = buffer.pop()
+                if isinstance(item, Gap):
+                    self._gap(item)
+                    return item
+                wanted = self._filter
+                if wanted is not None:
+                    if not buffer:
+                        self._filter = None
+                    if item.code not in wanted:
+                        continue
+                return item
+            await self._wait()
+
+    async def _wait(self) -> None:
+        """Wait for the next push; raise StopAsyncIteration (or the error) when it is over."""
+        if self._closed:
+            self._raise_end()
+        if self._ended and not self._buffer:
+            raise StopAsyncIteration
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiter_box.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiter_box:
+                self._waiter_box.remove(waiter)
+
+    def _raise_end(self) -> None:
+        if self._error is not None:
+            raise self._error
+        raise StopAsyncIteration
+
+    def _gap(self, gap: Gap) -> None:
+        since = self._loss_since
+        self._loss_since = None
+        self._owner.gap_reached(self, gap, since if since is not None else 0.0)
+
+
+#: A function the router calls for every message a subscription receives.
+PushFn = Callable[[Any, object], None]

@@ -1,0 +1,1005 @@
+"""The subscription service: one merged request per connection, many components, no lost updates.
+
+Upbit replaces a connection's whole subscription on every request and has no unsubscribe
+(upbit-protocol.md section 3), so the union of what every component wants is owned here:
+
+* **Book and planner.** Components subscribe through :class:`~upbit_ws.aio.component.Component`;
+  interest is reference-counted in :class:`~upbit_ws.core.book.SubscriptionBook`, and
+  :class:`~upbit_ws.core.planner.SubscriptionPlanner` turns it into one full request per
+  connection (streams already flowing go ``is_only_realtime``, new ones get their snapshot,
+  everything gets a fresh snapshot after a reconnect).
+* **Flushing.** Each connection has one flusher task. A change wakes it; it waits a short
+  coalescing window (:data:`DEFAULT_COALESCE`, a few ms) so that changes made together (scenario
+  2: the order book and the chart switch coin in the same instant) leave as ONE request, then
+  sends the *latest* desired state through ``connection.send`` (the one rate-limited send
+  path: 5 messages/s and 100/min, section 8.1). A change made while a send waits for the
+  limiter is not lost: the flusher plans again after every send and the next request carries
+  it. Nothing queues intermediate states: a plan is always computed from the book as it is.
+* **Confirmation.** Upbit acknowledges nothing (section 1.3). A request counts as applied at
+  the first frame of a stream it added (the subscription-change latency is measured from the
+  change to that frame) or, when it added nothing, after a quiet window
+  (:data:`DEFAULT_CONFIRM_QUIET`) without an error frame (JKorf and the SDK wait about 1 s).
+* **Rejection.** An error frame while a request is in flight means Upbit refused it (section 7)
+  and closes the socket (7.3): the planner marks it rejected, a
+  :class:`~upbit_ws.core.events.RequestRejected` event goes out, and after the reconnect the
+  planner falls back to the part Upbit last accepted, so one bad stream does not stop everyone.
+* **Empty desired state.** An empty request cannot be sent (section 7.2) and there is no
+  unsubscribe. This service keeps the socket (no reconnect, no connect-limit use) and, on the
+  public connection, sends a replacement request for a single ``ticker`` of one listed market
+  with ``is_only_snapshot`` (section 2.2): Upbit answers with one frame (dropped as unwanted by
+  the router) and then stays silent. On the private connection the old subscription is left in
+  place (order events are rare) and its frames are dropped as unwanted. The silence probe is
+  turned off meanwhile (``set_streaming(False)``).
+* **Codes.** Codes are upper-cased and checked against the market list
+  (``GET /v1/market/all``, section 9.1), cached and refreshed every
+  :data:`DEFAULT_MARKET_REFRESH` seconds; ``KRW-*`` style wildcards expand against it, and each
+  refresh re-expands them so new listings join and delisted markets leave. An unknown code
+  raises :class:`~upbit_ws.UnknownCodeError` naming the close matches, instead of Upbit's
+  silence (section 2.4). Before the list is first loaded, explicit codes are accepted on their
+  shape and checked when it arrives (a subscription with an unknown one then ends with the
+  error), and wildcards wait for it.
+* **Gaps.** A :class:`~upbit_ws.core.events.Gap` event goes out when a consumer reaches an
+  overflow gap in its buffer (``reason="overflow"``), and after every reconnect for each
+  trade, candle, myOrder and myAsset stream (``reason="reconnect"``: what Upbit sent while the
+  socket was down is lost; tickers and order books are whole states and the fresh snapshot
+  repairs them).
+* **LIST_SUBSCRIPTIONS.** ``subscriptions(ask_server=True)`` sends it through the same
+  rate-limited path (it counts toward the limit, section 3.3) and returns Upbit's answer beside
+  the merged state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal, overload
+
+from upbit_ws.aio.clock import Clock, LoopClock
+from upbit_ws.aio.component import (
+    Component,
+    ConnectionView,
+    SubscriptionInfo,
+    SubscriptionsView,
+)
+from upbit_ws.aio.connection import ManagedConnection
+from upbit_ws.aio.rest import RestClient
+from upbit_ws.aio.router import LatencyHistogram, LatencySummary, Router, RouterStatistics
+from upbit_ws.aio.stream import Subscription, SubscriptionStatistics
+from upbit_ws.core.book import (
+    CONNECTIONS,
+    BookStatistics,
+    Connection,
+    StreamKey,
+    SubId,
+    SubscriptionBook,
+    connection_of,
+)
+from upbit_ws.core.buffer import OVERFLOW_POLICIES, Gap, OverflowPolicy, default_policy
+from upbit_ws.core.codes import close_matches, expand_wildcard, is_wildcard, normalize_code
+from upbit_ws.core.constants import CANDLE_TYPES, PRIVATE_TYPES, DataType
+from upbit_ws.core.encode import TypeRequest, encode_list_subscriptions, encode_request, new_ticket
+from upbit_ws.core.errors import (
+    InvalidInputError,
+    ServerRejectedError,
+    TransportError,
+    UnknownCodeError,
+    UpbitWsError,
+)
+from upbit_ws.core.events import Event, RequestRejected
+from upbit_ws.core.events import Gap as GapEvent
+from upbit_ws.core.messages import ErrorFrame, Message, SubscribedType, SubscriptionList
+from upbit_ws.core.planner import Plan, PlannerStatistics, SubscriptionPlanner
+
+__all__ = [
+    "DEFAULT_COALESCE",
+    "DEFAULT_CONFIRM_QUIET",
+    "DEFAULT_LIST_TIMEOUT",
+    "DEFAULT_MARKET_REFRESH",
+    "ChannelStatistics",
+    "MarketListStatistics",
+    "SubscriptionService",
+    "SubscriptionServiceStatistics",
+]
+
+_log = logging.getLogger("upbit_ws.subscriptions")
+
+#: Changes made within this many seconds of each other leave as one request.
+DEFAULT_COALESCE: Final = 0.005
+#: A request that added no stream counts as applied after this long without an error frame.
+DEFAULT_CONFIRM_QUIET: Final = 1.0
+#: Seconds between market-list refreshes (new listings join wildcards, delisted ones leave).
+DEFAULT_MARKET_REFRESH: Final = 300.0
+#: How long ``subscriptions(ask_server=True)`` waits for Upbit's LIST_SUBSCRIPTIONS reply.
+DEFAULT_LIST_TIMEOUT: Final = 2.0
+#: How long the first market-list load may take in :meth:`SubscriptionService.start`.
+_FIRST_LOAD_TIMEOUT: Final = 5.0
+#: Retry delays after a failed market-list load grow from this up to the refresh interval.
+_MARKET_RETRY_FIRST: Final = 1.0
+#: The market a public connection's quiesce request names when nothing is wanted.
+_QUIESCE_CODE: Final = "KRW-BTC"
+#: Streams whose frames are events, lost for good while a socket is down.
+_GAP_TYPES: Final = frozenset({"trade", "myOrder", "myAsset", *CANDLE_TYPES})
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatistics:
+    """Counters of the subscription layer on one connection.
+
+    ``requests_sent`` counts subscription requests written (``quiesce_requests`` of them for an
+    empty desired state); ``changes`` counts book changes that woke the flusher, so
+    ``changes - requests_sent`` is roughly what coalescing saved. ``change_latency`` runs from
+    a change to the first frame of a stream it added.
+    """
+
+    connection: Connection
+    state: str
+    desired_streams: int
+    confirmed_streams: int
+    in_flight: bool
+    changes: int
+    requests_sent: int
+    quiesce_requests: int
+    send_failures: int
+    confirmed_by_data: int
+    confirmed_by_quiet: int
+    rejections: int
+    list_requests: int
+    reconnect_gaps: int
+    change_latency: LatencySummary
+    router: RouterStatistics
+    planner: PlannerStatistics
+
+
+@dataclass(frozen=True, slots=True)
+class MarketListStatistics:
+    """The market-list cache: how many codes, when loaded, how loads went."""
+
+    markets: int | None
+    loaded_at: float | None
+    loads: int
+    failures: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionServiceStatistics:
+    """A snapshot of the whole subscription layer."""
+
+    public: ChannelStatistics
+    private: ChannelStatistics
+    book: BookStatistics
+    markets: MarketListStatistics
+    subscriptions: tuple[SubscriptionStatistics, ...]
+    overflow_gaps: int
+
+
+class _Channel:
+    """The subscription layer of one connection: its listener, router and flusher."""
+
+    def __init__(self, service: SubscriptionService, kind: Connection) -> None:
+        self.kind: Connection = kind
+        self._service = service
+        self._planner = service._planner
+        self._now = service._now
+        self.router = Router(
+            service._book,
+            connection=kind,
+            sinks=service._sinks,
+            on_control=self._on_control,
+            on_watch=self._on_watch,
+        )
+        #: The hot path: frames go straight to the router (ConnectionListener.on_frame).
+        self.on_frame: Callable[[bytes, float], None] = self.router.route
+        self.connection: ManagedConnection | None = None
+        self._wake = asyncio.Event()
+        self._change_since: float | None = None
+        # The request written (or being written) and not yet confirmed or rejected.
+        self._inflight: Plan | None = None
+        self._inflight_since: float | None = None
+        self._sent_recorded = False
+        self._hit_at: float | None = None
+        self._quiet: asyncio.TimerHandle | None = None
+        self._sent_keys: frozenset[StreamKey] = frozenset()
+        self.last_request: tuple[TypeRequest, ...] = ()
+        self._closed_at: float | None = None
+        self._list_waiters: deque[asyncio.Future[SubscriptionList]] = deque()
+        self.change_latency = LatencyHistogram()
+        self.changes = 0
+        self.requests_sent = 0
+        self.quiesce_requests = 0
+        self.send_failures = 0
+        self.confirmed_by_data = 0
+        self.confirmed_by_quiet = 0
+        self.rejections = 0
+        self.list_requests = 0
+        self.reconnect_gaps = 0
+
+    def __repr__(self) -> str:
+        return f"<channel {self.kind} requests_sent={self.requests_sent}>"
+
+    # -- ConnectionListener ------------------------------------------------------------------
+
+    def on_open(self, connection: ManagedConnection) -> None:
+        """Take a new socket: forget what the old one streamed and send everything fresh."""
+        self.connection = connection
+        self._reset_inflight()
+        self._planner.connection_lost(self.kind)
+        self._sent_keys = frozenset()
+        now = self._now()
+        connection.set_streaming(self.kind == "public" and bool(self._desired()))
+        if self._closed_at is not None:
+            self._publish_reconnect_gaps(self._closed_at, now)
+            self._closed_at = None
+        if self._desired():
+            self.poke(now)
+
+    def on_closed(self, connection: ManagedConnection) -> None:
+        """Note the socket is gone: nothing streams and nothing is in flight any more."""
+        self._reset_inflight()
+        self._planner.connection_lost(self.kind)
+        self._sent_keys = frozenset()
+        self._closed_at = self._now()
+        while self._list_waiters:
+            waiter = self._list_waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(
+                    TransportError(f"the {self.kind} connection closed before Upbit answered")
+                )
+
+    # -- changes and the flusher -------------------------------------------------------------
+
+    def poke(self, now: float) -> None:
+        """Note that the desired state changed; the flusher sends it after the window."""
+        self.changes += 1
+        if self._change_since is None:
+            self._change_since = now
+        self._wake.set()
+
+    def _desired(self) -> tuple[Any, ...]:
+        return self._service._book.wanted(self.kind)
+
+    async def run(self) -> None:
+        """Flush forever: wait for a change, coalesce, send the latest desired state."""
+        window = self._service._coalesce
+        while True:
+            await self._wake.wait()
+            if window > 0:
+                await asyncio.sleep(window)
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        conn = self.connection
+        if conn is None or not conn.is_open:
+            return  # on_open wakes the flusher again
+        plan = self._planner.plan_for(self.kind)
+        if plan is None:
+            if self._inflight is None:
+                self._change_since = None  # the changes cancelled out
+            return
+        self._service._refresh_wall_offset()
+        frame: bytes | None
+        if plan.is_empty:
+            frame = self._quiesce_frame() if self.kind == "public" else None
+        else:
+            frame = encode_request(plan.types, ticket=new_ticket())
+        change_since, self._change_since = self._change_since, None
+        generation = conn.generation
+        # Watch the streams this request adds before it leaves: their frames can only be
+        # answers to it (they were not in the previous request), whenever they arrive.
+        watch = frozenset(w.key for w in plan.snapshot_streams() if w.type not in PRIVATE_TYPES)
+        self._reset_inflight()
+        self._inflight = plan
+        self._inflight_since = change_since
+        self.router.watch(watch - self._sent_keys)
+        try:
+            if frame is not None:
+                await conn.send(frame)
+        except UpbitWsError as exc:
+            self.send_failures += 1
+            self._reset_inflight()
+            if self._change_since is None:
+                self._change_since = change_since
+            _log.info(
+                "%s subscription request not sent (%s); it goes out after the reconnect",
+                self.kind,
+                exc,
+                extra={"connection": self.kind},
+            )
+            return
+        if self._inflight is not plan or conn.generation != generation or not conn.is_open:
+            # The socket changed under the send: on_open re-plans everything fresh.
+            return
+        self._planner.sent(self.kind, plan)
+        self._sent_recorded = True
+        self._sent_keys = frozenset(w.key for w in plan.desired)
+        self.last_request = plan.types
+        if plan.is_empty:
+            self.quiesce_requests += frame is not None
+            self.requests_sent += frame is not None
+            self._planner.confirmed(self.kind, plan)
+            self._reset_inflight()
+            conn.set_streaming(False)
+            return
+        self.requests_sent += 1
+        conn.set_streaming(self.kind == "public")
+        if self._hit_at is not None:
+            self._confirm(self._hit_at, by_data=True)
+            return
+        loop = asyncio.get_running_loop()
+        # A change that arrived during the send already set the wake event: the next loop
+        # turn plans again and sends the latest state.
+        self._quiet = loop.call_later(self._service._confirm_quiet, self._quiet_confirm, plan)
+
+    def _quiesce_frame(self) -> bytes:
+        markets = self._service._markets
+        code = _QUIESCE_CODE
+        if markets is not None and code not in markets and markets:
+            code = min(markets)
+        return encode_request(
+            [TypeRequest(type="ticker", codes=(code,), is_only_snapshot=True)],
+            ticket=new_ticket(),
+        )
+
+    # -- confirmation and rejection ----------------------------------------------------------
+
+    def _on_watch(self, received_at: float) -> None:
+        if self._inflight is None:
+            return
+        if not self._sent_recorded:
+            self._hit_at = received_at
+            return
+        self._confirm(received_at, by_data=True)
+
+    def _quiet_confirm(self, plan: Plan) -> None:
+        if self._inflight is plan and self._sent_recorded:
+            self._confirm(None, by_data=False)
+
+    def _confirm(self, at: float | None, *, by_data: bool) -> None:
+        plan = self._inflight
+        since = self._inflight_since
+        self._reset_inflight()
+        if plan is None or not self._planner.confirmed(self.kind, plan):
+            return
+        if by_data:
+            self.confirmed_by_data += 1
+            if at is not None and since is not None:
+                self.change_latency.add((at - since) * 1000.0)
+        else:
+            self.confirmed_by_quiet += 1
+
+    def _reset_inflight(self) -> None:
+        self._inflight = None
+        self._inflight_since = None
+        self._sent_recorded = False
+        self._hit_at = None
+        if self._quiet is not None:
+            self._quiet.cancel()
+            self._quiet = None
+        self.router.unwatch()
+
+    def _on_control(self, message: Message, received_at: float) -> None:
+        if isinstance(message, SubscriptionList):
+            while self._list_waiters:
+                waiter = self._list_waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(message)
+                    break
+        elif isinstance(message, ErrorFrame):
+            self._on_error(message)
+
+    def _on_error(self, error: ErrorFrame) -> None:
+        plan = self._inflight
+        if plan is not None and self._sent_recorded:
+            # Upbit refused the request in flight (section 7); it closes the socket next.
+            self._reset_inflight()
+            self._planner.rejected(self.kind, plan)
+            self.rejections += 1
+            _log.error(
+                "Upbit rejected the %s subscription request with %s: %s; keeping the last "
+                "accepted subscription",
+                self.kind,
+                error.name,
+                error.message,
+                extra={"connection": self.kind, "error_name": error.name},
+            )
+            self._service._publish(
+                RequestRejected(
+                    at=self._now(), connection=self.kind, name=error.name, message=error.message
+                )
+            )
+            return
+        if self._list_waiters:
+            waiter = self._list_waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(ServerRejectedError(error.name, error.message))
+
+    def _publish_reconnect_gaps(self, since: float, now: float) -> None:
+        types = sorted({w.type for w in self._desired() if w.type in _GAP_TYPES})
+        for kind in types:
+            self.reconnect_gaps += 1
+            self._service._publish(
+                GapEvent(
+                    at=now,
+                    connection=self.kind,
+                    type=kind,
+                    code=None,
+                    reason="reconnect",
+                    since=since,
+                )
+            )
+
+    # -- LIST_SUBSCRIPTIONS ------------------------------------------------------------------
+
+    async def ask_server(self) -> tuple[SubscribedType, ...] | None:
+        """Ask Upbit what this connection streams; ``None`` when no socket is open."""
+        conn = self.connection
+        if conn is None or not conn.is_open:
+            return None
+        waiter: asyncio.Future[SubscriptionList] = asyncio.get_running_loop().create_future()
+        self._list_waiters.append(waiter)
+        try:
+            self.list_requests += 1
+            await conn.send(encode_list_subscriptions(ticket=new_ticket()))
+            timeout = self._service._list_timeout
+            async with asyncio.timeout(timeout):
+                reply = await waiter
+        except TimeoutError as exc:
+            raise TransportError(
+                f"Upbit did not answer LIST_SUBSCRIPTIONS on the {self.kind} connection "
+                f"within {timeout:g} s"
+            ) from exc
+        finally:
+            if waiter in self._list_waiters:
+                self._list_waiters.remove(waiter)
+        return reply.result
+
+    def fail_waiters(self) -> None:
+        """End pending LIST_SUBSCRIPTIONS questions (shutdown)."""
+        while self._list_waiters:
+            waiter = self._list_waiters.popleft()
+            if not waiter.done():
+                waiter.cancel()
+
+    # -- views -------------------------------------------------------------------------------
+
+    def view(self, server: tuple[SubscribedType, ...] | None) -> ConnectionView:
+        """Return the merged state of this connection."""
+        conn = self.connection
+        return ConnectionView(
+            connection=self.kind,
+            state=conn.state if conn is not None else "detached",
+            desired=self._desired(),
+            confirmed=self._planner.confirmed_state(self.kind),
+            in_flight=self._inflight is not None,
+            last_request=self.last_request,
+            requests_sent=self.requests_sent,
+            server=server,
+        )
+
+    def statistics(self) -> ChannelStatistics:
+        """Return this channel's counters."""
+        conn = self.connection
+        return ChannelStatistics(
+            connection=self.kind,
+            state=conn.state if conn is not None else "detached",
+            desired_streams=len(self._desired()),
+            confirmed_streams=len(self._planner.confirmed_state(self.kind)),
+            in_flight=self._inflight is not None,
+            changes=self.changes,
+            requests_sent=self.requests_sent,
+            quiesce_requests=self.quiesce_requests,
+            send_failures=self.send_failures,
+            confirmed_by_data=self.confirmed_by_data,
+            confirmed_by_quiet=self.confirmed_by_quiet,
+            rejections=self.rejections,
+            list_requests=self.list_requests,
+            reconnect_gaps=self.reconnect_gaps,
+            change_latency=self.change_latency.summary(),
+            router=self.router.statistics(),
+            planner=self._planner.statistics(self.kind),
+        )
+
+
+class SubscriptionService:
+    """Own every component's subscriptions and keep one merged request per connection.
+
+    It is the :class:`~upbit_ws.aio.connection.ConnectionListener` of both connections
+    (:meth:`listener`). ``rest`` loads the market list (``None``: give ``markets`` instead, or
+    codes are checked on their shape only and wildcards cannot expand). ``publish`` receives
+    :class:`~upbit_ws.core.events.RequestRejected` and :class:`~upbit_ws.core.events.Gap`
+    events. The manager calls :meth:`load_markets`, runs :meth:`run` in its TaskGroup and
+    calls :meth:`close`; standalone, use :meth:`start` and :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        *,
+        rest: RestClient | None = None,
+        markets: Iterable[str] | None = None,
+        publish: Callable[[Event], None] | None = None,
+        clock: Clock | None = None,
+        coalesce: float = DEFAULT_COALESCE,
+        confirm_quiet: float = DEFAULT_CONFIRM_QUIET,
+        market_refresh: float = DEFAULT_MARKET_REFRESH,
+        list_timeout: float = DEFAULT_LIST_TIMEOUT,
+    ) -> None:
+        problems = [
+            f"{name} must be a number >= {low:g}, not {value!r}"
+            for name, value, low in (
+                ("coalesce", coalesce, 0.0),
+                ("confirm_quiet", confirm_quiet, 0.001),
+                ("market_refresh", market_refresh, 0.001),
+                ("list_timeout", list_timeout, 0.001),
+            )
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < low
+        ]
+        if problems:
+            raise InvalidInputError("; ".join(problems))
+        self._rest = rest
+        self._publish_fn = publish
+        self._clock: Clock = clock or LoopClock()
+        self._now: Callable[[], float] = self._clock.now
+        self._coalesce = float(coalesce)
+        self._confirm_quiet = float(confirm_quiet)
+        self._market_refresh = float(market_refresh)
+        self._list_timeout = float(list_timeout)
+        self._book = SubscriptionBook()
+        self._planner = SubscriptionPlanner(self._book)
+        self._sinks: dict[SubId, Subscription[Any]] = {}
+        self._markets: frozenset[str] | None = None if markets is None else frozenset(markets)
+        self._markets_at: float | None = None
+        self._market_loads = 0
+        self._market_failures = 0
+        self._market_error: str | None = None
+        self._markets_ready = asyncio.Event()
+        if self._markets is not None:
+            self._markets_ready.set()
+        # Subscriptions whose codes could not be checked yet (no market list at the time).
+        self._unchecked: set[SubId] = set()
+        self._channels: dict[Connection, _Channel] = {c: _Channel(self, c) for c in CONNECTIONS}
+        self._runner: asyncio.Task[None] | None = None
+        self._running = False
+        self._stopping = asyncio.Event()
+        self._closed = False
+        self._overflow_gaps = 0
+        self._wall_offset_at = -1.0
+
+    def __repr__(self) -> str:
+        markets = "unknown" if self._markets is None else str(len(self._markets))
+        return (
+            f"<SubscriptionService components={len(self._book.components())} "
+            f"subscriptions={len(self._book)} markets={markets}>"
+        )
+
+    # -- wiring and lifecycle ----------------------------------------------------------------
+
+    def listener(self, kind: Connection) -> _Channel:
+        """Return the :class:`ConnectionListener` for the ``kind`` connection."""
+        if kind not in self._channels:
+            raise InvalidInputError(f"unknown connection {kind!r}; use public or private")
+        return self._channels[kind]
+
+    def attach(self, connection: ManagedConnection) -> None:
+        """Become ``connection``'s listener (before it runs)."""
+        connection.set_listener(self.listener(connection.kind))
+        self._channels[connection.kind].connection = None
+
+    @property
+    def markets(self) -> frozenset[str] | None:
+        """Return the cached market codes, or ``None`` before the first load."""
+        return self._markets
+
+    async def load_markets(self, *, wait: float = _FIRST_LOAD_TIMEOUT) -> bool:
+        """Load the market list unless it is known, waiting at most ``wait`` seconds.
+
+        Returns whether a list is known afterwards. A failure is not fatal: :meth:`run`
+        retries, and codes are checked once a list arrives.
+        """
+        if self._markets is None and self._rest is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self.refresh_markets()
+        return self._markets is not None
+
+    async def run(self) -> None:
+        """Run the flushers and the market-list refresher until :meth:`close`.
+
+        The manager runs this in its TaskGroup; standalone, use :meth:`start`/:meth:`aclose`.
+        """
+        if self._running:
+            raise InvalidInputError("the subscription service is already running")
+        self._running = True
+        self._refresh_wall_offset(force=True)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(c.run(), name=f"upbit-ws:subscriptions:{c.kind}")
+                    for c in self._channels.values()
+                ]
+                if self._rest is not None:
+                    tasks.append(
+                        tg.create_task(self._refresh_loop(), name="upbit-ws:subscriptions:markets")
+                    )
+                await self._stopping.wait()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            self._running = False
+            self._shut_down()
+
+    def close(self) -> None:
+        """End :meth:`run` and every subscription (each after its buffered messages)."""
+        self._closed = True
+        self._stopping.set()
+        if not self._running:
+            self._shut_down()
+
+    async def start(self) -> None:
+        """Load the market list (up to 5 s) and run the service in a task it owns."""
+        if self._runner is not None or self._running:
+            raise InvalidInputError("the subscription service is already running")
+        await self.load_markets()
+        self._runner = asyncio.create_task(self.run(), name="upbit-ws:subscriptions")
+
+    async def aclose(self) -> None:
+        """Stop the service started with :meth:`start` and wait for its tasks."""
+        self.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner
+
+    def _shut_down(self) -> None:
+        for channel in self._channels.values():
+            channel.fail_waiters()
+            channel._reset_inflight()
+        for sub in self._sinks.values():
+            sub._mark_ended()
+
+    # -- the market list ---------------------------------------------------------------------
+
+    async def refresh_markets(self) -> bool:
+        """Reload the market list now; return whether it loaded. Re-expands wildcards."""
+        if self._rest is None:
+            return False
+        try:
+            listed = await self._rest.market_all()
+        except UpbitWsError as exc:
+            self._market_failures += 1
+            self._market_error = str(exc)
+            _log.warning("market list not loaded: %s", exc)
+            return False
+        self._market_loads += 1
+        self._market_error = None
+        self.set_markets(m.market for m in listed)
+        return True
+
+    def set_markets(self, codes: Iterable[str]) -> None:
+        """Replace the market list and re-resolve every subscription against it."""
+        new = frozenset(codes)
+        old = self._markets
+        self._markets = new
+        self._markets_at = self._now()
+        self._markets_ready.set()
+        if old == new and not self._unchecked:
+            return
+        for sub in list(self._sinks.values()):
+            if sub.closed:
+                continue
+            wildcard = any(is_wildcard(code) for code in sub.requested)
+            if not wildcard and sub.sub_id not in self._unchecked:
+                continue
+            try:
+                codes_now, _ = self._resolve(sub.type, sub.requested)
+            except UnknownCodeError as exc:
+                self._remove(sub)
+                sub._fail(exc)
+                continue
+            self._unchecked.discard(sub.sub_id)
+            self._apply_codes(sub, sub.requested, codes_now)
+
+    async def _refresh_loop(self) -> None:
+        delay = _MARKET_RETRY_FIRST if self._markets is None else self._market_refresh
+        while True:
+            await asyncio.sleep(delay)
+            if await self.refresh_markets():
+                delay = self._market_refresh
+            else:
+                delay = min(self._market_refresh, delay * 2)
+
+    # -- components and subscriptions --------------------------------------------------------
+
+    def component(self, name: str) -> Component:
+        """Return the handle of component ``name`` (created on its first subscription)."""
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"a component needs a non-empty name, not {name!r}")
+        return Component(self, name)
+
+    def subscribe_for(
+        self,
+        component: str,
+        type: str,
+        codes: Iterable[str],
+        *,
+        depth: int | None,
+        level: int | float | None,
+        policy: OverflowPolicy | None,
+        capacity: int | None,
+    ) -> Subscription[Any]:
+        """Create a subscription for ``component`` (see :meth:`Component.subscribe`)."""
+        if self._closed:
+            raise InvalidInputError("the manager is closed; create a new one to subscribe")
+        kind: DataType = _check_type(type)
+        if policy is None:
+            policy = default_policy(kind)
+        elif policy not in OVERFLOW_POLICIES:
+            raise InvalidInputError(
+                f"unknown overflow policy {policy!r}; use one of {', '.join(OVERFLOW_POLICIES)}"
+            )
+        requested = _requested(kind, codes)
+        resolved, unchecked = self._resolve(kind, requested)
+        sub_id = self._book.subscribe(component, kind, resolved, depth=depth, level=level)
+        held = self._book.subscription(sub_id)
+        try:
+            sub: Subscription[Any] = Subscription(
+                self,
+                sub_id=sub_id,
+                component=component,
+                type=kind,
+                requested=requested,
+                codes=held.codes,
+                depth=held.depth,
+                level=held.level,
+                policy=policy,
+                capacity=capacity,
+            )
+        except InvalidInputError:
+            self._book.unsubscribe(sub_id)
+            raise
+        self._sinks[sub_id] = sub
+        if unchecked:
+            self._unchecked.add(sub_id)
+        channel = self._channels[connection_of(kind)]
+        channel.router.seed(sub, _keys(sub, held.codes))
+        channel.poke(self._now())
+        return sub
+
+    def subscriptions_of(self, component: str) -> tuple[Subscription[Any], ...]:
+        """Return the live subscriptions of ``component``."""
+        return tuple(self._sinks[s.sub_id] for s in self._book.subscriptions(component))
+
+    async def close_component(self, component: str) -> None:
+        """Drop every subscription of ``component``; their iterations end."""
+        removed = self._book.drop_component(component)
+        touched: set[Connection] = set()
+        for sub_id in removed:
+            sub = self._sinks.pop(sub_id, None)
+            self._unchecked.discard(sub_id)
+            if sub is not None:
+                sub._mark_closed()
+                touched.add(sub.connection)
+        now = self._now()
+        for kind in touched:
+            self._channels[kind].poke(now)
+
+    async def update_subscription(self, sub: Subscription[Any], codes: Iterable[str]) -> None:
+        """Replace the codes of ``sub`` (see :meth:`Subscription.update`)."""
+        if sub.closed or self._sinks.get(sub.sub_id) is not sub:
+            raise InvalidInputError(f"{sub!r} is closed; subscribe again instead")
+        requested = _requested(sub.type, codes)
+        if self._markets is None and any(is_wildcard(c) for c in requested):
+            # A wildcard needs the list; wait for the first load rather than send nothing.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_FIRST_LOAD_TIMEOUT):
+                    await self._markets_ready.wait()
+        resolved, unchecked = self._resolve(sub.type, requested)
+        if unchecked:
+            self._unchecked.add(sub.sub_id)
+        else:
+            self._unchecked.discard(sub.sub_id)
+        self._apply_codes(sub, requested, resolved)
+
+    async def close_subscription(self, sub: Subscription[Any]) -> None:
+        """Unsubscribe ``sub``; its iteration ends."""
+        self._remove(sub)
+        sub._mark_closed()
+
+    def gap_reached(self, sub: Subscription[Any], gap: Gap, since: float) -> None:
+        """Publish an overflow gap event when a consumer reaches a gap marker."""
+        self._overflow_gaps += 1
+        code = sub.codes[0] if len(sub.codes) == 1 else None
+        self._publish(
+            GapEvent(
+                at=self._now(),
+                connection=sub.connection,
+                type=sub.type,
+                code=code,
+                reason="overflow",
+                since=since,
+                dropped=gap.dropped,
+                subscriber=sub.component,
+            )
+        )
+
+    def overflowed(self, sub: Subscription[Any]) -> float:
+        """Note the first loss of an overflow episode of ``sub``; return the time."""
+        if sub.policy == "never_drop":
+            _log.warning(
+                "%s: the never_drop buffer of %s overflowed; order/balance events were lost "
+                "and must be reconciled from REST",
+                sub.component,
+                sub.type,
+                extra={"component": sub.component, "data_type": sub.type},
+            )
+        return self._now()
+
+    def _remove(self, sub: Subscription[Any]) -> None:
+        if self._sinks.get(sub.sub_id) is not sub:
+            return
+        del self._sinks[sub.sub_id]
+        self._unchecked.discard(sub.sub_id)
+        self._book.unsubscribe(sub.sub_id)
+        self._channels[sub.connection].poke(self._now())
+
+    def _apply_codes(
+        self, sub: Subscription[Any], requested: tuple[str, ...], resolved: tuple[str, ...]
+    ) -> None:
+        old = set(sub.codes)
+        self._book.update(sub.sub_id, resolved)
+        codes = self._book.subscription(sub.sub_id).codes
+        channel = self._channels[sub.connection]
+        new_codes = tuple(c for c in codes if c not in old)
+        sub._set_codes(requested, codes)
+        if new_codes:
+            channel.router.seed(sub, _keys(sub, new_codes))
+        if set(codes) != old:
+            channel.poke(self._now())
+
+    def _resolve(self, kind: DataType, requested: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+        """Expand wildcards and check codes; return (codes, whether any is unchecked)."""
+        markets = self._markets
+        out: dict[str, None] = {}
+        unchecked = False
+        for code in requested:
+            if is_wildcard(code):
+                if markets is None:
+                    expand_wildcard(code, ())  # checks the pattern's shape
+                    unchecked = True
+                    continue
+                out.update(dict.fromkeys(expand_wildcard(code, markets)))
+            elif markets is None:
+                unchecked = True
+                out[code] = None
+            elif code not in markets:
+                raise UnknownCodeError(code, close_matches(code, markets))
+            else:
+                out[code] = None
+        return tuple(sorted(out)), unchecked
+
+    # -- views and statistics ----------------------------------------------------------------
+
+    @overload
+    def subscriptions(self, *, ask_server: Literal[False] = False) -> SubscriptionsView: ...
+
+    @overload
+    def subscriptions(
+        self, *, ask_server: Literal[True]
+    ) -> Coroutine[Any, Any, SubscriptionsView]: ...
+
+    def subscriptions(
+        self, *, ask_server: bool = False
+    ) -> SubscriptionsView | Coroutine[Any, Any, SubscriptionsView]:
+        """Return the merged state per connection and per component.
+
+        Plain ``subscriptions()`` answers at once from local state. With
+        ``ask_server=True`` it returns an awaitable that also asks Upbit (LIST_SUBSCRIPTIONS,
+        section 3.3, through the rate-limited send path) and fills ``server`` in for each open
+        connection: ``view = await ws.subscriptions(ask_server=True)``.
+        """
+        if ask_server:
+            return self._ask_server()
+        return self._view({})
+
+    async def _ask_server(self) -> SubscriptionsView:
+        answers: dict[Connection, tuple[SubscribedType, ...] | None] = {}
+        for kind, channel in self._channels.items():
+            answers[kind] = await channel.ask_server()
+        return self._view(answers)
+
+    def _view(
+        self, server: dict[Connection, tuple[SubscribedType, ...] | None]
+    ) -> SubscriptionsView:
+        components: dict[str, tuple[SubscriptionInfo, ...]] = {}
+        for name in self._book.components():
+            components[name] = tuple(_info(sub) for sub in self.subscriptions_of(name))
+        return SubscriptionsView(
+            public=self._channels["public"].view(server.get("public")),
+            private=self._channels["private"].view(server.get("private")),
+            components=components,
+        )
+
+    def statistics(self) -> SubscriptionServiceStatistics:
+        """Return a snapshot of the book, the channels, the market list and each subscription."""
+        return SubscriptionServiceStatistics(
+            public=self._channels["public"].statistics(),
+            private=self._channels["private"].statistics(),
+            book=self._book.statistics(),
+            markets=MarketListStatistics(
+                markets=None if self._markets is None else len(self._markets),
+                loaded_at=self._markets_at,
+                loads=self._market_loads,
+                failures=self._market_failures,
+                last_error=self._market_error,
+            ),
+            subscriptions=tuple(sub.statistics() for sub in self._sinks.values()),
+            overflow_gaps=self._overflow_gaps,
+        )
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _publish(self, event: Event) -> None:
+        if self._publish_fn is not None:
+            self._publish_fn(event)
+
+    def _refresh_wall_offset(self, *, force: bool = False) -> None:
+        """Recompute monotonic-to-epoch for the latency statistic (at most once a second)."""
+        now = self._now()
+        if not force and now - self._wall_offset_at < 1.0:
+            return
+        self._wall_offset_at = now
+        offset = time.time() - now
+        for channel in self._channels.values():
+            channel.router.wall_offset = offset
+
+
+def _check_type(type: object) -> DataType:
+    if not isinstance(type, str):
+        raise InvalidInputError(f"a data type is a string such as 'ticker', not {type!r}")
+    connection_of(type)  # type: ignore[arg-type]  # raises InvalidInputError naming the types
+    return type  # type: ignore[return-value]
+
+
+def _requested(kind: DataType, codes: Iterable[str]) -> tuple[str, ...]:
+    """Normalise what the caller asked for: upper-cased codes and wildcard patterns."""
+    if codes is None:
+        codes = ()
+    if isinstance(codes, str | bytes) or not isinstance(codes, Iterable):
+        raise InvalidInputError(
+            f"{kind}: codes must be a list of market codes such as ['KRW-BTC'], not {codes!r}"
+        )
+    out: dict[str, None] = {}
+    for code in codes:
+        if is_wildcard(code):
+            out[code.strip().upper()] = None
+        else:
+            out[normalize_code(code)] = None
+    if kind == "myAsset" and out:
+        # Section 2.2 / 7.2: codes on myAsset make Upbit answer WRONG_FORMAT and close.
+        raise InvalidInputError("myAsset takes no codes (Upbit answers WRONG_FORMAT)")
+    if not out and kind not in PRIVATE_TYPES:
+        raise InvalidInputError(f"{kind}: give at least one market code, e.g. ['KRW-BTC']")
+    return tuple(out)
+
+
+def _keys(sub: Subscription[Any], codes: Iterable[str]) -> list[StreamKey]:
+    level = sub.level if sub.type == "orderbook" else None
+    return [(sub.type, code, level) for code in codes]
+
+
+def _info(sub: Subscription[Any]) -> SubscriptionInfo:
+    return SubscriptionInfo(
+        sub_id=int(sub.sub_id),
+        component=sub.component,
+        type=sub.type,
+        requested=sub.requested,
+        codes=sub.codes,
+        depth=sub.depth,
+        level=sub.level,
+        policy=sub.policy,
+        pending=sub.pending,
+    )
