@@ -406,7 +406,7 @@ class ManagedConnection:
 
     def set_listener(self, listener: ConnectionListener) -> None:
         """Replace the listener; only before the connection runs."""
-        if self._running:
+        if self._running or self._task is not None:
             raise InvalidInputError("set the listener before the connection starts")
         self._listener = listener
 

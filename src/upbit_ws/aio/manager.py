@@ -1,0 +1,399 @@
+"""The manager: the public and private connections, the key-health loop, events, snapshots.
+
+:class:`WebSocketManager` is the façade an application holds::
+
+    async with WebSocketManager(credentials=Credentials.from_env()) as ws:
+        async for event in ws.events(): ...
+
+``start()`` opens the public connection at once and, when credentials are given, checks the
+API key (``GET /v1/api_keys``) and opens the private connection unless the key is refused; the
+key is then checked every minute. The two connections are fully independent: each has its own
+session, socket, backoff and tasks, and a fault on one never touches the other (they share only
+the process-wide connect limiter, because Upbit counts connects per IP and account, section
+8.1). Every task is owned: one root task holds a TaskGroup with each connection's
+:meth:`~upbit_ws.aio.connection.ManagedConnection.run` and the key loop, and ``aclose()`` ends
+them all and leaves nothing behind.
+
+The subscription layer plugs in as each connection's
+:class:`~upbit_ws.aio.connection.ConnectionListener` (``listeners={"public": ...}`` or
+``manager.public.set_listener(...)`` before ``start()``); by default the connections subscribe
+to nothing. It reports rejected requests and gaps through :meth:`WebSocketManager.publish_event`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from upbit_ws.aio.clock import Clock, LoopClock
+from upbit_ws.aio.connection import (
+    ConnectionListener,
+    ConnectionStatistics,
+    ManagedConnection,
+    shared_connect_limiter,
+)
+from upbit_ws.aio.events import DEFAULT_EVENT_QUEUE, EventHub, EventHubStatistics, EventStream
+from upbit_ws.aio.keys import KeyHealth, KeyHealthStatistics, KeyStatus
+from upbit_ws.aio.rest import RestClient
+from upbit_ws.core.auth import Credentials
+from upbit_ws.core.config import ConnectionConfig
+from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_PATH, PUBLIC_PATH
+from upbit_ws.core.errors import InvalidInputError
+from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
+from upbit_ws.core.ratelimit import Gcra, LimiterStatistics
+
+__all__ = [
+    "ConnectionHealth",
+    "Health",
+    "ManagerStatistics",
+    "WebSocketManager",
+    "websocket_urls",
+]
+
+_log = logging.getLogger("upbit_ws.manager")
+
+_LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
+_SCHEMES: Final = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
+#: Extra time ``aclose()`` gives the tasks beyond the close timeout before cancelling them.
+_SHUTDOWN_SLACK: Final = 1.0
+_Lifecycle = Literal["new", "running", "closing", "closed"]
+
+
+def websocket_urls(base_url: str) -> tuple[str, str]:
+    """Return the (public, private) WebSocket URLs of a REST base URL.
+
+    ``https://api.upbit.com`` gives ``wss://api.upbit.com/websocket/v1`` and ``.../private``
+    (section 1.1); ``http://127.0.0.1:PORT`` (the simulator) gives ``ws://...``.
+    """
+    parts = urlsplit(base_url)
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise InvalidInputError(
+            f"base_url must look like https://api.upbit.com or http://127.0.0.1:PORT, "
+            f"got {base_url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise InvalidInputError(f"base_url must not have a query or fragment, got {base_url!r}")
+    root = parts.path.rstrip("/")
+    public = urlunsplit((scheme, parts.netloc, root + PUBLIC_PATH, "", ""))
+    private = urlunsplit((scheme, parts.netloc, root + PRIVATE_PATH, "", ""))
+    return public, private
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionHealth:
+    """Whether one connection is usable: ``ok`` when a socket is open (or being probed).
+
+    ``since`` is when it entered ``state``; ``reason`` the last failure, if any.
+    """
+
+    connection: ConnectionKind
+    ok: bool
+    state: ConnectionState
+    since: float
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Whether the manager is healthy: every connection it runs is ok.
+
+    ``key`` is the API key status (None without credentials).
+    """
+
+    ok: bool
+    connections: tuple[ConnectionHealth, ...]
+    key: KeyStatus | None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerStatistics:
+    """A snapshot of the manager: each connection, the key checks, events, connect limiter.
+
+    ``connect_limiter`` is the process-wide limiter the connections share.
+    """
+
+    public: ConnectionStatistics
+    private: ConnectionStatistics | None
+    key: KeyHealthStatistics | None
+    events: EventHubStatistics
+    connect_limiter: LimiterStatistics
+    internal_errors: tuple[str, ...]
+
+
+class WebSocketManager:
+    """Keep Upbit's public and private WebSockets connected; see the module docs.
+
+    ``base_url`` is Upbit's REST base (the WebSocket URLs derive from it, see
+    :func:`websocket_urls`); ``credentials`` turn the private connection and the key checks on.
+    ``config`` holds every timing and limit (the defaults table of
+    :mod:`upbit_ws.core.config`). ``listeners`` attach the subscription layer per connection
+    kind; ``rest`` replaces the REST client (it is then not closed by the manager);
+    ``event_queue_size`` bounds each :meth:`events` stream; ``connect_limiter`` replaces the
+    process-wide connect limiter; ``clock`` is the shell clock seam.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        credentials: Credentials | None = None,
+        config: ConnectionConfig | None = None,
+        listeners: Mapping[ConnectionKind, ConnectionListener] | None = None,
+        rest: RestClient | None = None,
+        event_queue_size: int = DEFAULT_EVENT_QUEUE,
+        connect_limiter: Gcra | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if credentials is not None and not isinstance(credentials, Credentials):
+            raise InvalidInputError("credentials must be a Credentials (or None)")
+        listeners = listeners or {}
+        unknown = set(listeners) - {"public", "private"}
+        if unknown:
+            raise InvalidInputError(f"listeners are keyed 'public' or 'private', not {unknown}")
+        public_url, private_url = websocket_urls(base_url)
+        self.base_url = base_url
+        self.config = config or ConnectionConfig()
+        self._clock: Clock = clock or LoopClock()
+        self._hub = EventHub(queue_size=event_queue_size)
+        self._limiter = connect_limiter or shared_connect_limiter(self.config.rate_limits)
+        self._own_rest = rest is None
+        self._rest = rest or RestClient(base_url, credentials=credentials)
+        self._public = ManagedConnection(
+            "public",
+            url=public_url,
+            config=self.config,
+            listener=listeners.get("public"),
+            connect_limiter=self._limiter,
+            publish=self._hub.publish,
+            clock=self._clock,
+        )
+        self._private: ManagedConnection | None = None
+        self._keys: KeyHealth | None = None
+        if credentials is not None:
+            self._private = ManagedConnection(
+                "private",
+                url=private_url,
+                config=self.config,
+                credentials=credentials,
+                listener=listeners.get("private"),
+                connect_limiter=self._limiter,
+                publish=self._hub.publish,
+                on_auth_refused=self._auth_refused,
+                clock=self._clock,
+            )
+            self._keys = KeyHealth(
+                self._rest,
+                credentials=credentials,
+                config=self.config.key_health,
+                publish=self._hub.publish,
+                on_invalid=self._suspend_private,
+                on_valid=self._resume_private,
+                clock=self._clock,
+            )
+        elif "private" in listeners:
+            raise InvalidInputError("a private listener needs credentials")
+        self._lifecycle: _Lifecycle = "new"
+        self._root: asyncio.Task[None] | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._key_task: asyncio.Task[None] | None = None
+        self._internal_errors: list[str] = []
+
+    def __repr__(self) -> str:
+        private = self._private.state if self._private is not None else "none"
+        return (
+            f"<WebSocketManager {self.base_url} {self._lifecycle} "
+            f"public={self._public.state} private={private}>"
+        )
+
+    # --- parts ------------------------------------------------------------------------------
+
+    @property
+    def public(self) -> ManagedConnection:
+        """Return the public connection (market data)."""
+        return self._public
+
+    @property
+    def private(self) -> ManagedConnection | None:
+        """Return the private connection (myOrder, myAsset), or None without credentials."""
+        return self._private
+
+    def connection(self, kind: ConnectionKind) -> ManagedConnection:
+        """Return the connection of ``kind``; raise InvalidInputError for private without keys."""
+        if kind == "public":
+            return self._public
+        if kind == "private" and self._private is not None:
+            return self._private
+        if kind == "private":
+            raise InvalidInputError("no private connection: the manager has no credentials")
+        raise InvalidInputError(f"kind must be 'public' or 'private', not {kind!r}")
+
+    @property
+    def rest(self) -> RestClient:
+        """Return the REST client (signed when the manager has credentials)."""
+        return self._rest
+
+    @property
+    def keys(self) -> KeyHealth | None:
+        """Return the API key health watcher, or None without credentials."""
+        return self._keys
+
+    # --- events -----------------------------------------------------------------------------
+
+    def events(self, *, queue_size: int | None = None) -> EventStream:
+        """Return a new stream of system events (state changes, key problems, gaps...).
+
+        Events published from this call on are queued (bounded; the oldest is dropped when a
+        slow reader lets it fill); the stream ends when the manager closes.
+        """
+        return self._hub.subscribe(queue_size=queue_size)
+
+    def publish_event(self, event: Event) -> None:
+        """Publish an event to every stream (for the subscription layer: rejections, gaps)."""
+        self._hub.publish(event)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> WebSocketManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Open public at once; check the key and open private unless the key is refused."""
+        if self._lifecycle != "new":
+            raise InvalidInputError(f"start() can be called once; the manager is {self._lifecycle}")
+        self._lifecycle = "running"
+        self._root = asyncio.create_task(self._supervise(), name="upbit-ws:manager")
+        await self._ready.wait()
+        self._spawn(self._public.run(), "public")
+        if self._private is None or self._keys is None:
+            return
+        # A refused key suspends private before it ever connects (on_invalid); a check that
+        # cannot reach Upbit is not a key problem, so private opens anyway.
+        await self._keys.check()
+        if self._lifecycle != "running":
+            return
+        self._spawn(self._private.run(), "private")
+        self._key_task = self._spawn(self._keys.run(), "keys")
+
+    async def aclose(self) -> None:
+        """Close both connections, stop the key checks and wait until every task is gone."""
+        if self._lifecycle in ("closing", "closed"):
+            return
+        started = self._lifecycle == "running"
+        self._lifecycle = "closing"
+        try:
+            if started:
+                await self._stop()
+        finally:
+            if self._own_rest:
+                await self._rest.aclose()
+            self._hub.close()
+            self._lifecycle = "closed"
+
+    async def check_key(self) -> KeyStatus:
+        """Check the API key now (as the periodic loop does) and return its status."""
+        if self._keys is None:
+            raise InvalidInputError("no credentials: there is no key to check")
+        return await self._keys.check()
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    def statistics(self) -> ManagerStatistics:
+        """Return a snapshot of every part."""
+        return ManagerStatistics(
+            public=self._public.statistics(),
+            private=self._private.statistics() if self._private is not None else None,
+            key=self._keys.statistics() if self._keys is not None else None,
+            events=self._hub.statistics(),
+            connect_limiter=self._limiter.statistics(),
+            internal_errors=tuple(self._internal_errors),
+        )
+
+    def health(self) -> Health:
+        """Return whether each connection is usable now, and the key status."""
+        connections = tuple(
+            _health(conn) for conn in (self._public, self._private) if conn is not None
+        )
+        return Health(
+            ok=self._lifecycle == "running" and all(c.ok for c in connections),
+            connections=connections,
+            key=self._keys.status if self._keys is not None else None,
+        )
+
+    # --- internals --------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        """Hold the TaskGroup that owns every task of the manager until :meth:`aclose`."""
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            self._ready.set()
+            await self._stopping.wait()
+        self._tg = None
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        assert self._tg is not None
+        return self._tg.create_task(self._guard(coro, name), name=f"upbit-ws:{name}")
+
+    async def _guard(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run one part; a bug in it is logged and kept, never allowed to stop the other."""
+        try:
+            await coro
+        except Exception as exc:
+            # Network faults never get here (the sessions handle them); this is a bug. Public
+            # and private must stay independent, so it ends only the part it happened in.
+            self._internal_errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            _log.error("%s stopped by an internal error", name, exc_info=True)
+
+    async def _stop(self) -> None:
+        self._public.close(reason="manager closed")
+        if self._private is not None:
+            self._private.close(reason="manager closed")
+        if self._key_task is not None:
+            self._key_task.cancel()
+        self._stopping.set()
+        root = self._root
+        if root is None:
+            return
+        grace = self.config.timeouts.close + _SHUTDOWN_SLACK
+        try:
+            async with asyncio.timeout(grace):
+                await asyncio.shield(root)
+        except TimeoutError:
+            _log.warning("manager tasks did not stop within %.1f s; cancelling them", grace)
+            root.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await root
+
+    def _auth_refused(self, name: str | None, message: str) -> None:
+        if self._keys is not None:
+            self._keys.report_refused(name, message)
+
+    def _suspend_private(self, reason: str) -> None:
+        if self._private is not None and self._lifecycle in ("new", "running"):
+            self._private.key_invalid(reason)
+
+    def _resume_private(self) -> None:
+        if self._private is not None and self._lifecycle == "running":
+            self._private.key_valid()
+
+
+def _health(conn: ManagedConnection) -> ConnectionHealth:
+    stats = conn.statistics()
+    return ConnectionHealth(
+        connection=conn.kind,
+        ok=stats.state in _LIVE,
+        state=stats.state,
+        since=stats.state_since,
+        reason=stats.last_error,
+    )

@@ -1,0 +1,198 @@
+"""Helpers for connection, manager and fault-scenario tests: a subscribing listener, event logs.
+
+Nothing here patches the library: the listener is a real ConnectionListener that subscribes
+through ``connection.send()``, and the event log reads a real event stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from upbit_ws.aio.connection import ManagedConnection
+from upbit_ws.aio.events import EventStream
+from upbit_ws.core.config import BackoffConfig, ConnectionConfig, KeepaliveConfig, KeyHealthConfig
+from upbit_ws.core.encode import TypeRequest, encode_request
+from upbit_ws.core.errors import TransportError
+from upbit_ws.core.events import ConnectionKind, ConnectionStateChanged, Event
+from upbit_ws.core.ratelimit import Gcra, connect_limiter
+from upbit_ws.simulator import Simulator, SimulatorConfig
+from upbit_ws.simulator.connection import SimConnection
+
+__all__ = [
+    "FAST",
+    "SIM_OPTIONS",
+    "EventLog",
+    "SubscribingListener",
+    "fresh_limiter",
+    "our_tasks",
+    "running_sim",
+    "sim_connection",
+    "sim_until",
+]
+
+E = TypeVar("E", bound=Event)
+
+#: A small market keeps the simulator quick to start; KRW-BTC is always among the busy ones.
+SIM_OPTIONS: dict[str, Any] = {"krw_markets": 20, "btc_markets": 3, "usdt_markets": 3}
+
+#: Short keepalive and backoff timings for tests that are not about the defaults.
+FAST = ConnectionConfig(
+    keepalive=KeepaliveConfig(ping_interval=2.0, pong_timeout=0.3, silence_probe=0.4),
+    backoff=BackoffConfig(first_delay=0.02, cap=0.5, rate_limited_floor=0.3, blocked_floor=0.5),
+    key_health=KeyHealthConfig(check_interval=3600.0),
+)
+
+#: What the subscribing listener asks for: busy enough that frames flow several times a second.
+REQUEST_TYPES = (
+    TypeRequest("ticker", ("KRW-BTC",)),
+    TypeRequest("orderbook", ("KRW-BTC",)),
+    TypeRequest("trade", ("KRW-BTC",)),
+)
+
+
+def fresh_limiter() -> Gcra:
+    """Return a connect limiter for one test (the simulator of each test limits on its own)."""
+    return connect_limiter()
+
+
+@asynccontextmanager
+async def running_sim(**options: Any) -> AsyncIterator[Simulator]:
+    """Run a wall-clock simulator on 127.0.0.1 with a small market."""
+    async with Simulator(SimulatorConfig(**{**SIM_OPTIONS, **options})) as sim:
+        yield sim
+
+
+def sim_connection(sim: Simulator, kind: ConnectionKind) -> SimConnection:
+    """Return the simulator's open connection of ``kind`` (exactly one must be open)."""
+    found = [c for c in sim.connections() if c.kind == kind]
+    assert len(found) == 1, f"expected one open {kind} connection, found {found}"
+    return found[0]
+
+
+def our_tasks() -> list[asyncio.Task[Any]]:
+    """Return the library's tasks still alive (they are all named ``upbit-ws...``)."""
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("upbit-ws") and not t.done()]
+
+
+async def sim_until(sim: Simulator, predicate: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds, re-checked on every simulator change."""
+    async with asyncio.timeout(within):
+        await sim.wait_for(predicate)
+
+
+class SubscribingListener:
+    """A ConnectionListener that subscribes to KRW-BTC ticker/orderbook/trade on every open.
+
+    It records what it sees and lets tests wait for frames without sleeping.
+    """
+
+    def __init__(self, *, request: bytes | None = None) -> None:
+        self.request = request or encode_request(REQUEST_TYPES, ticket="test-listener")
+        self.opens = 0
+        self.closes = 0
+        self.sent_before_open: list[int] = []
+        self.frames = 0
+        self.last_frame_at = 0.0
+        self.error_frames: list[bytes] = []
+        self.send_errors: list[BaseException] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Event()
+
+    def on_open(self, connection: ManagedConnection) -> None:
+        """Send the fixed request on the new socket, from a task this listener owns."""
+        self.opens += 1
+        self.sent_before_open.append(connection.statistics().messages_sent)
+        task = asyncio.get_running_loop().create_task(self._send(connection))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._notify()
+
+    def on_frame(self, payload: bytes, received_at: float) -> None:
+        """Count the frame; keep error frames."""
+        self.frames += 1
+        self.last_frame_at = received_at
+        if payload.startswith(b'{"error"'):
+            self.error_frames.append(payload)
+        self._notify()
+
+    def on_closed(self, connection: ManagedConnection) -> None:
+        """Count the close."""
+        self.closes += 1
+        self._notify()
+
+    async def _send(self, connection: ManagedConnection) -> None:
+        try:
+            await connection.send(self.request)
+        except TransportError as exc:
+            self.send_errors.append(exc)
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def until(self, predicate: Callable[[], bool], *, within: float = 5.0) -> None:
+        """Wait until ``predicate()`` holds, re-checked on every open, frame and close."""
+        async with asyncio.timeout(within):
+            while not predicate():
+                await self._changed.wait()
+
+    async def next_frame(self, *, within: float = 5.0) -> float:
+        """Wait for the next frame and return its receive time."""
+        seen = self.frames
+        await self.until(lambda: self.frames > seen, within=within)
+        return self.last_frame_at
+
+    async def aclose(self) -> None:
+        """Cancel sends still in flight."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class EventLog:
+    """Read an event stream, keeping every event seen, and wait for the ones a test expects."""
+
+    def __init__(self, stream: EventStream) -> None:
+        self.stream = stream
+        self.seen: list[Event] = []
+        self._cursor = 0
+
+    async def wait_for(
+        self, kind: type[E], predicate: Callable[[E], bool] = lambda e: True, *, within: float = 5.0
+    ) -> E:
+        """Return the next unreturned event of ``kind`` that matches ``predicate``."""
+        async with asyncio.timeout(within):
+            while True:
+                while self._cursor < len(self.seen):
+                    event = self.seen[self._cursor]
+                    self._cursor += 1
+                    if isinstance(event, kind) and predicate(event):
+                        return event
+                self.seen.append(await anext(self.stream))
+
+    async def state(
+        self, connection: ConnectionKind, new: str, *, within: float = 5.0
+    ) -> ConnectionStateChanged:
+        """Return the next state change of ``connection`` into ``new``."""
+        return await self.wait_for(
+            ConnectionStateChanged,
+            lambda e: e.connection == connection and e.new == new,
+            within=within,
+        )
+
+    def drain(self) -> list[Event]:
+        """Take every event already queued into ``seen`` without waiting; return ``seen``."""
+        while (event := self.stream.get_nowait()) is not None:
+            self.seen.append(event)
+        return self.seen
+
+    def states(self, connection: ConnectionKind) -> list[tuple[str, str]]:
+        """Return the (old, new) state changes of ``connection`` seen so far."""
+        return [
+            (e.old, e.new)
+            for e in self.drain()
+            if isinstance(e, ConnectionStateChanged) and e.connection == connection
+        ]

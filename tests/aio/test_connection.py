@@ -1,0 +1,294 @@
+"""ManagedConnection over real loopback sockets against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from tests.aio.connection_helpers import (
+    FAST,
+    EventLog,
+    SubscribingListener,
+    fresh_limiter,
+    our_tasks,
+    running_sim,
+    sim_connection,
+    sim_until,
+)
+from upbit_ws.aio.connection import (
+    ConnectionListener,
+    ManagedConnection,
+    NullListener,
+    shared_connect_limiter,
+)
+from upbit_ws.aio.events import EventHub
+from upbit_ws.core.auth import Credentials
+from upbit_ws.core.config import KeepaliveConfig
+from upbit_ws.core.errors import ConnectionClosedError, InvalidInputError, TransportError
+from upbit_ws.core.events import ConnectionStateChanged
+from upbit_ws.simulator import Simulator
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    """Run a wall-clock simulator."""
+    async with running_sim() as running:
+        yield running
+
+
+def public(
+    sim: Simulator, listener: ConnectionListener | None = None, hub: EventHub | None = None
+) -> ManagedConnection:
+    """Build a public connection to ``sim`` with the fast test timings."""
+    return ManagedConnection(
+        "public",
+        url=sim.ws_url,
+        config=FAST,
+        listener=listener,
+        connect_limiter=fresh_limiter(),
+        publish=hub.publish if hub is not None else None,
+    )
+
+
+async def test_opens_subscribes_and_delivers_frames(sim: Simulator) -> None:
+    """A started connection opens, on_open sees nothing sent yet, and frames reach the listener."""
+    hub = EventHub()
+    log = EventLog(hub.subscribe())
+    listener = SubscribingListener()
+    async with public(sim, listener, hub) as conn:
+        await asyncio.wait_for(conn.wait_open(), 2)
+        assert conn.is_open and conn.state == "open" and conn.generation == 1
+        first = await listener.next_frame()
+        second = await listener.next_frame()
+        assert second >= first
+        assert listener.opens == 1 and listener.sent_before_open == [0]
+        served = sim_connection(sim, "public")
+        assert {(e.type, e.code) for e in served.entries} == {
+            ("ticker", "KRW-BTC"),
+            ("orderbook", "KRW-BTC"),
+            ("trade", "KRW-BTC"),
+        }
+        stats = conn.statistics()
+        assert stats.frames_received >= 2 and stats.bytes_received > 0
+        assert stats.messages_sent == 1 and stats.opens == 1 and stats.reconnects == 0
+    assert log.states("public") == [
+        ("idle", "connecting"),
+        ("connecting", "open"),
+        ("open", "closed"),
+    ]
+    assert listener.closes == 1
+    await listener.aclose()
+
+
+async def test_reader_notices_a_reset_at_once(sim: Simulator) -> None:
+    """An abort is reported by the reader (not by keepalive) and a new socket replaces it."""
+    hub = EventHub()
+    log = EventLog(hub.subscribe())
+    quiet = replace(FAST, keepalive=KeepaliveConfig(ping_interval=30.0, silence_probe=30.0))
+    conn = ManagedConnection(
+        "public", url=sim.ws_url, config=quiet, connect_limiter=fresh_limiter(), publish=hub.publish
+    )
+    async with conn:
+        await asyncio.wait_for(conn.wait_open(), 2)
+        sim.abort()
+        # Keepalive would take 30 s; the reader's close report makes this immediate.
+        down = await log.state("public", "reconnecting", within=1.0)
+        assert "1006" in down.reason
+        await log.state("public", "open", within=2.0)
+        assert conn.generation == 2
+        assert conn.statistics().reconnects == 1
+
+
+async def test_send_waits_for_the_message_limiter(sim: Simulator) -> None:
+    """Back-to-back sends beyond the burst wait (never dropped) and stay under Upbit's limit."""
+    listener = SubscribingListener()
+    async with public(sim, listener) as conn:
+        await asyncio.wait_for(conn.wait_open(), 2)
+        await sim_until(sim, lambda: sim.requests_received >= 1)
+        for _ in range(3):
+            await conn.send(listener.request)
+        await sim_until(sim, lambda: sim.requests_received >= 4)
+        stats = conn.statistics()
+        # One from on_open and the first of these three fill the burst of 2; two had to wait.
+        assert stats.messages_sent == 4 and stats.send_waits == 2
+        assert stats.send_wait_seconds > 0
+        assert sim.messages_over_limit == 0
+        assert conn.is_open
+    await listener.aclose()
+
+
+async def test_send_raises_when_socket_closes_during_limiter_wait(sim: Simulator) -> None:
+    """A send held by the limiter fails with ConnectionClosedError when the socket goes."""
+    async with public(sim) as conn:
+        await asyncio.wait_for(conn.wait_open(), 2)
+        await conn.send(b"PING")
+        await conn.send(b"PING")
+        held = asyncio.create_task(conn.send(b"PING"))
+        await asyncio.sleep(0)
+        sim.abort()
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.wait_for(held, 2)
+
+
+async def test_send_without_open_socket_raises(sim: Simulator) -> None:
+    """Sending when no socket is open is an error, not a silent drop or an endless wait."""
+    conn = public(sim)
+    with pytest.raises(TransportError, match="not open"):
+        await conn.send(b"PING")
+
+
+async def test_wait_open_raises_when_closed_for_good(sim: Simulator) -> None:
+    """wait_open() fails once the connection is closed for good."""
+    conn = public(sim)
+    async with conn:
+        await asyncio.wait_for(conn.wait_open(), 2)
+    assert conn.state == "closed" and not conn.is_open
+    with pytest.raises(ConnectionClosedError):
+        await conn.wait_open()
+
+
+async def test_private_signs_a_fresh_token_per_connect(sim: Simulator) -> None:
+    """Each private connect carries a new JWT: the simulator refuses a reused nonce."""
+    hub = EventHub()
+    log = EventLog(hub.subscribe())
+    conn = ManagedConnection(
+        "private",
+        url=sim.private_ws_url,
+        config=FAST,
+        credentials=Credentials(*sim.credentials),
+        connect_limiter=fresh_limiter(),
+        publish=hub.publish,
+    )
+    async with conn:
+        await asyncio.wait_for(conn.wait_open(), 2)
+        assert sim_connection(sim, "private").access_key == sim.credentials[0]
+        assert not conn.session.streaming  # myOrder/myAsset are quiet: no silence probe
+        sim.abort()
+        await log.state("private", "reconnecting")
+        await log.state("private", "open")
+    assert sim.statistics().connections_refused == {}
+    assert conn.statistics().opens == 2
+
+
+def test_kinds_and_credentials_are_checked() -> None:
+    """Private needs credentials, public refuses them, and the kind is one of the two."""
+    creds = Credentials("A" * 20, "B" * 20)
+    with pytest.raises(InvalidInputError):
+        ManagedConnection("private", url="ws://127.0.0.1:1/websocket/v1/private")
+    with pytest.raises(InvalidInputError):
+        ManagedConnection("public", url="ws://127.0.0.1:1/websocket/v1", credentials=creds)
+    with pytest.raises(InvalidInputError):
+        ManagedConnection("other", url="ws://127.0.0.1:1")  # type: ignore[arg-type]
+
+
+class RaisingListener(SubscribingListener):
+    """A listener with a bug in its frame handler."""
+
+    def on_frame(self, payload: bytes, received_at: float) -> None:
+        """Count the frame, then fail."""
+        super().on_frame(payload, received_at)
+        raise ValueError("listener bug")
+
+
+async def test_listener_bug_does_not_drop_the_socket(sim: Simulator) -> None:
+    """A listener raising on frames is counted and logged; the socket stays up."""
+    listener = RaisingListener()
+    async with public(sim, listener) as conn:
+        await asyncio.wait_for(conn.wait_open(), 2)
+        await listener.until(lambda: listener.frames >= 3)
+        stats = conn.statistics()
+        assert stats.listener_errors >= 3 and stats.generation == 1 and conn.is_open
+    await listener.aclose()
+
+
+async def test_null_listener_turns_silence_probe_off(sim: Simulator) -> None:
+    """With nothing subscribed the connection is not probed for data silence."""
+    hub = EventHub()
+    log = EventLog(hub.subscribe())
+    async with public(sim, NullListener(), hub) as conn:
+        await asyncio.wait_for(conn.wait_open(), 2)
+        assert not conn.session.streaming
+    assert ("open", "degraded") not in log.states("public")
+
+
+async def test_set_listener_only_before_start(sim: Simulator) -> None:
+    """The listener is fixed once the connection runs."""
+    conn = public(sim)
+    listener = SubscribingListener()
+    conn.set_listener(listener)
+    assert conn.listener is listener
+    async with conn:
+        with pytest.raises(InvalidInputError):
+            conn.set_listener(NullListener())
+
+
+async def test_aclose_while_connecting_leaves_nothing_behind() -> None:
+    """Closing during a connect that hangs (a server that never answers) ends every task."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client goes away
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hub = EventHub()
+    log = EventLog(hub.subscribe())
+    conn = ManagedConnection(
+        "public",
+        url=f"ws://127.0.0.1:{port}/websocket/v1",
+        config=FAST,
+        connect_limiter=fresh_limiter(),
+        publish=hub.publish,
+    )
+    async with server:
+        await conn.start()
+        await log.state("public", "connecting")
+        await conn.aclose()
+        assert our_tasks() == []
+        assert conn.state == "closed"
+
+
+async def test_connect_timeout_is_declared_dead_and_retried() -> None:
+    """A connect with no answer is abandoned at the connect timeout and retried."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hub = EventHub()
+    log = EventLog(hub.subscribe())
+    fast_connect = replace(FAST, timeouts=replace(FAST.timeouts, connect=0.2, connect_max=0.4))
+    conn = ManagedConnection(
+        "public",
+        url=f"ws://127.0.0.1:{port}/websocket/v1",
+        config=fast_connect,
+        connect_limiter=fresh_limiter(),
+        publish=hub.publish,
+    )
+    async with server, conn:
+        failed = await log.state("public", "reconnecting", within=2)
+        assert "timed out" in failed.reason
+        await log.state("public", "connecting", within=2)
+        assert conn.statistics().connect_timeout == pytest.approx(0.4)
+    assert our_tasks() == []
+
+
+def test_shared_connect_limiter_is_one_per_setting() -> None:
+    """Every connection of the process shares one connect limiter for the same limits."""
+    assert shared_connect_limiter() is shared_connect_limiter()
+
+
+async def test_state_events_carry_reason_and_attempt(sim: Simulator) -> None:
+    """Published state changes are typed and say why and which attempt."""
+    hub = EventHub()
+    log = EventLog(hub.subscribe())
+    async with public(sim, None, hub) as conn:
+        opened = await log.state("public", "open")
+        assert isinstance(opened, ConnectionStateChanged)
+        assert opened.reason == "connected" and opened.attempt == 1
+        assert opened.at <= conn.statistics().state_since + 1e-9
