@@ -124,3 +124,9 @@ def test_list_result_groups_and_drops_unknown_codes() -> None:
         {"type": "ticker", "codes": ["KRW-BTC", "KRW-ETH"]},
         {"type": "orderbook", "codes": ["KRW-BTC"], "level": 10000},
     ]
+
+
+def test_repeated_code_is_one_entry() -> None:
+    """The same code twice with the same options is one subscription entry."""
+    result = _parse([{"ticket": "t"}, {"type": "ticker", "codes": ["KRW-BTC", "KRW-BTC"]}])
+    assert isinstance(result, Subscribe) and len(result.entries) == 1

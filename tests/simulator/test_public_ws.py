@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import aiohttp
+import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -263,3 +265,17 @@ async def test_number_spellings_mix(make_sim: MakeSim) -> None:
                 data = await ws.recv()
                 assert isinstance(data, bytes)
                 raw += data
+
+
+async def test_docs_example_with_plain_aiohttp_client(sim: Simulator) -> None:
+    """A plain aiohttp client, as a new user would write it, gets binary DEFAULT frames."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(sim.ws_url) as ws:
+        await ws.send_str('[{"ticket":"test"},{"type":"ticker","codes":["KRW-BTC"]}]')
+        msg = await ws.receive(timeout=2)
+        assert msg.type == aiohttp.WSMsgType.BINARY
+        frame = orjson.loads(msg.data)
+        assert (frame["type"], frame["code"], frame["stream_type"]) == (
+            "ticker",
+            "KRW-BTC",
+            "SNAPSHOT",
+        )

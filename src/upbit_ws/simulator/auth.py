@@ -177,6 +177,8 @@ def verify_token(
     if now >= key.expire_at:
         return AuthFailure("expired_access_key")
     nonce = claims.get("nonce")
+    if isinstance(nonce, int) and not isinstance(nonce, bool):
+        nonce = str(nonce)  # some clients send a millisecond counter; accept it as text
     if not isinstance(nonce, str) or not nonce:
         return AuthFailure("invalid_query_payload")
     if query is not None:

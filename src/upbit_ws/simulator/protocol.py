@@ -175,8 +175,10 @@ def _parse_objects(
         if isinstance(result, RequestError):
             return result
         entries.extend(result)
+    # A code repeated with the same options is one subscription, not two streams.
+    unique = tuple(dict.fromkeys(entries))
     # Leaving the format object out gives DEFAULT (section 2.1, PROBE).
-    return Subscribe(ticket=str(ticket), entries=tuple(entries), format=fmt or "DEFAULT")
+    return Subscribe(ticket=str(ticket), entries=unique, format=fmt or "DEFAULT")
 
 
 def _flag(obj: Mapping[str, object], keys: tuple[str, ...], *, camel: bool) -> bool | None:
