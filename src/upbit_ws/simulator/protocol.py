@@ -25,6 +25,7 @@ from upbit_ws.core.constants import (
 from upbit_ws.simulator.config import SimulatorConfig
 
 __all__ = [
+    "ALL_CODES",
     "MESSAGES",
     "Entry",
     "ErrorName",

@@ -27,7 +27,8 @@ from upbit_ws.simulator.auth import KeyStore
 from upbit_ws.simulator.clock import Clock, ManualClock, WallClock
 from upbit_ws.simulator.config import SimulatorConfig
 from upbit_ws.simulator.connection import ConnectionKind, SimConnection
-from upbit_ws.simulator.frames import FrameBuilder, encode_object, is_simple_format
+from upbit_ws.simulator.dispatch import Router
+from upbit_ws.simulator.frames import FrameBuilder
 from upbit_ws.simulator.limits import ConnectLimiter
 from upbit_ws.simulator.market import MarketEvent, MarketModel
 from upbit_ws.simulator.orders import OrderEngine, PrivateEvent
@@ -91,8 +92,7 @@ class Simulator:
         self._next_id = 1
         self._connections: dict[int, SimConnection] = {}
         self._closed: deque[SimConnection] = deque(maxlen=_HISTORY)
-        self._routes: dict[tuple[str, str], dict[SimConnection, list[Entry]]] = {}
-        self._route_keys: dict[SimConnection, set[tuple[str, str]]] = {}
+        self.router = Router(self.frames)
         self._connect_limiters: dict[str, ConnectLimiter] = {}
         self._refuse_until = 0.0
         self._refuse_status = 503
@@ -217,31 +217,9 @@ class Simulator:
 
     def step(self, now: float) -> None:
         """Step the market to ``now`` and route its events and the order engine's."""
-        events = self.model.advance_to(now, self._wants)
-        self._dispatch(events)
+        events = self.model.advance_to(now, self.router.wants)
+        self.router.dispatch(events)
         self.dispatch_private(self.engine.on_market(now))
-
-    def _wants(self, data_type: str, code: str) -> bool:
-        return (data_type, code) in self._routes
-
-    def _dispatch(self, events: Iterable[MarketEvent]) -> None:
-        routes = self._routes
-        for event in events:
-            subscribers = routes.get((event.type, event.code))
-            if not subscribers:
-                continue
-            cache: dict[tuple[bool, int, float], bytes] = {}
-            for conn, entries in subscribers.items():
-                if conn.flood:
-                    continue
-                simple = is_simple_format(conn.format)
-                for entry in entries:
-                    key = (simple, entry.depth, entry.level)
-                    body = cache.get(key)
-                    if body is None:
-                        body = self.encode_event(event, entry, simple=simple, stream="REALTIME")
-                        cache[key] = body
-                    conn.send_data(event.type, body)
 
     def encode_event(
         self,
@@ -251,40 +229,12 @@ class Simulator:
         simple: bool,
         stream: Literal["SNAPSHOT", "REALTIME"],
     ) -> bytes:
-        """Encode one market event for one subscription entry."""
-        from upbit_ws.simulator.market import BookSnapshot, Candle, TickerSnapshot, Trade
-
-        data = event.data
-        obj: dict[str, object]
-        if isinstance(data, TickerSnapshot):
-            obj = self.frames.ticker(data, stream, event.timestamp)
-        elif isinstance(data, Trade):
-            obj = self.frames.trade(data, stream, event.timestamp)
-        elif isinstance(data, BookSnapshot):
-            obj = self.frames.orderbook(data, stream, depth=entry.depth, level=entry.level)
-        else:
-            assert isinstance(data, Candle)
-            obj = self.frames.candle(event.type, event.code, data, stream, event.timestamp)
-        return encode_object(obj, data_type=event.type, simple=simple)
+        """Encode one market event for one subscription entry (SNAPSHOT or REALTIME)."""
+        return self.router.encode_event(event, entry, simple=simple, stream=stream)
 
     def dispatch_private(self, events: Iterable[PrivateEvent]) -> None:
         """Send myOrder/myAsset events to the subscribed private connections of their key."""
-        for event in events:
-            spelled: dict[bool, bytes] = {}
-            for conn in self._connections.values():
-                if conn.kind != "private" or conn.access_key != event.access_key:
-                    continue
-                if not any(
-                    e.type == event.type and e.code in ("*", event.code) for e in conn.entries
-                ):
-                    continue
-                simple = is_simple_format(conn.format)
-                body = spelled.get(simple)
-                if body is None:
-                    obj = self.frames.spell_private(event.data)
-                    body = encode_object(obj, data_type=event.type, simple=simple)
-                    spelled[simple] = body
-                conn.send_data(event.type, body)
+        self.router.dispatch_private(events, self._connections.values())
 
     # --- connections -------------------------------------------------------------------
 
@@ -328,19 +278,7 @@ class Simulator:
 
     def set_routes(self, conn: SimConnection, entries: Iterable[Entry]) -> None:
         """Point the realtime routes of ``conn`` at ``entries`` (replacing the old ones)."""
-        for key in self._route_keys.pop(conn, set()):
-            subscribers = self._routes.get(key)
-            if subscribers is not None:
-                subscribers.pop(conn, None)
-                if not subscribers:
-                    del self._routes[key]
-        keys: set[tuple[str, str]] = set()
-        for entry in entries:
-            key = (entry.type, entry.code)
-            self._routes.setdefault(key, {}).setdefault(conn, []).append(entry)
-            keys.add(key)
-        if keys:
-            self._route_keys[conn] = keys
+        self.router.set_routes(conn, entries)
 
     def _count_frame(self, label: str, count: int) -> None:
         self._frames_sent[label] += count
