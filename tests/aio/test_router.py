@@ -1,0 +1,317 @@
+"""The router: decode once, O(1) routing, depth cuts, control frames, duplicates, statistics.
+
+Frames are fed to the real router of a real subscription service (no sockets needed: the
+router takes bytes, exactly as the connection hands them over on the reader).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+import orjson
+import pytest
+
+from tests.aio.subscription_helpers import (
+    MARKETS,
+    candle,
+    my_asset,
+    my_order,
+    orderbook,
+    ticker,
+    trade,
+)
+from upbit_ws.aio.router import LatencyHistogram, Router
+from upbit_ws.aio.stream import Subscription
+from upbit_ws.aio.subscriptions import SubscriptionService
+from upbit_ws.core.messages import Orderbook, Ticker
+
+
+def drain(sub: Subscription[Any]) -> list[Any]:
+    """Return what waits in a subscription's buffer, without awaiting."""
+    return sub._buffer.drain(10_000) if sub.pending else []
+
+
+@pytest.fixture
+def service() -> SubscriptionService:
+    return SubscriptionService(markets=MARKETS)
+
+
+def public(service: SubscriptionService) -> Router:
+    return service.listener("public").router
+
+
+def private(service: SubscriptionService) -> Router:
+    return service.listener("private").router
+
+
+async def test_frames_go_only_to_the_subscriptions_of_their_type_and_code(
+    service: SubscriptionService,
+) -> None:
+    """A frame reaches the subscribers of its (type, code) and nobody else."""
+    btc = service.component("a").subscribe("ticker", ["KRW-BTC"])
+    eth = service.component("b").subscribe("ticker", ["KRW-ETH"])
+    trades = service.component("c").subscribe("trade", ["KRW-BTC"])
+    router = public(service)
+    router.route(ticker("KRW-BTC"), 0.0)
+    router.route(ticker("KRW-ETH", 200.0), 0.0)
+    router.route(trade("KRW-BTC", 7), 0.0)
+    assert [m.code for m in drain(btc)] == ["KRW-BTC"]
+    assert [(m.code, m.trade_price) for m in drain(eth)] == [("KRW-ETH", 200.0)]
+    got = drain(trades)
+    assert [(m.type, m.sequential_id) for m in got] == [("trade", 7)]
+
+
+async def test_subscribers_of_one_key_share_one_decoded_object(
+    service: SubscriptionService,
+) -> None:
+    """Each frame is decoded once: two subscribers of one stream get the same object."""
+    a = service.component("a").subscribe("ticker", ["KRW-BTC"])
+    b = service.component("b").subscribe("ticker", ["KRW-BTC", "KRW-ETH"])
+    public(service).route(ticker("KRW-BTC"), 0.0)
+    (ma,) = drain(a)
+    (mb,) = drain(b)
+    assert isinstance(ma, Ticker)
+    assert ma is mb
+
+
+async def test_orderbooks_are_cut_to_each_subscribers_depth_and_shared_per_depth(
+    service: SubscriptionService,
+) -> None:
+    """The merged 30-unit book is cut once per depth; equal depths share the cut object."""
+    five_a = service.component("a").subscribe("orderbook", ["KRW-BTC"], depth=5)
+    five_b = service.component("b").subscribe("orderbook", ["KRW-BTC"], depth=5)
+    fifteen = service.component("c").subscribe("orderbook", ["KRW-BTC"], depth=15)
+    full = service.component("d").subscribe("orderbook", ["KRW-BTC"])
+    public(service).route(orderbook("KRW-BTC", 30), 0.0)
+    (a,), (b,), (c,), (d,) = drain(five_a), drain(five_b), drain(fifteen), drain(full)
+    assert [len(x.units) for x in (a, b, c, d)] == [5, 5, 15, 30]
+    assert a is b
+    assert a.total_ask_size == 5.0  # totals cover the rows kept (section 4.3)
+    assert d.best_bid == c.best_bid == a.best_bid == 99.0
+
+
+async def test_orderbook_levels_route_separately(service: SubscriptionService) -> None:
+    """A grouped book (level 10000) goes to its level's subscribers, the native one to theirs."""
+    native = service.component("a").subscribe("orderbook", ["KRW-BTC"])
+    grouped = service.component("b").subscribe("orderbook", ["KRW-BTC"], level=10000)
+    router = public(service)
+    router.route(orderbook("KRW-BTC", level=10000.0), 0.0)
+    assert [m.level for m in drain(grouped)] == [10000.0]
+    assert drain(native) == []
+    router.route(orderbook("KRW-BTC", level=0.0, bid=50.0), 0.0)
+    assert [m.best_bid for m in drain(native)] == [50.0]
+    router.route(orderbook("KRW-BTC", level=None, bid=60.0), 0.0)  # Indonesia: no level key
+    assert [m.best_bid for m in drain(native)] == [60.0]
+    assert drain(grouped) == []
+
+
+async def test_my_order_frames_reach_all_market_and_per_market_subscribers(
+    service: SubscriptionService,
+) -> None:
+    """myOrder for all markets gets every order event; per-market subscribers only theirs."""
+    every = service.component("a").subscribe("myOrder")
+    btc_only = service.component("b").subscribe("myOrder", ["KRW-BTC"])
+    assets = service.component("c").subscribe("myAsset")
+    router = private(service)
+    router.route(my_order("KRW-BTC", "1"), 0.0)
+    router.route(my_order("KRW-ETH", "2"), 0.0)
+    router.route(my_asset(), 0.0)
+    assert [m.uuid for m in drain(every)] == ["1", "2"]
+    assert [m.uuid for m in drain(btc_only)] == ["1"]
+    assert [m.type for m in drain(assets)] == ["myAsset"]
+
+
+async def test_frames_nobody_wants_are_dropped_and_counted(service: SubscriptionService) -> None:
+    """Frames in flight after a resubscribe (section 3.2) are dropped and counted, not raised."""
+    sub = service.component("a").subscribe("ticker", ["KRW-ETH"])
+    router = public(service)
+    router.route(ticker("KRW-BTC"), 0.0)
+    router.route(candle("candle.1m", "KRW-ETH"), 0.0)
+    assert drain(sub) == []
+    stats = router.statistics()
+    assert stats.unwanted == 2
+    assert stats.messages_by_type == {}
+    assert stats.frames == 2
+
+
+async def test_an_undecodable_frame_is_counted_logged_and_the_reader_goes_on(
+    service: SubscriptionService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad frame is counted and logged with its first bytes; the next frame still routes."""
+    sub = service.component("a").subscribe("ticker", ["KRW-BTC"])
+    router = public(service)
+    with caplog.at_level(logging.WARNING, logger="upbit_ws.router"):
+        router.route(b"\x00\xffnot json at all", 0.0)
+    router.route(ticker("KRW-BTC"), 0.0)
+    assert len(drain(sub)) == 1
+    assert router.statistics().decode_errors == 1
+    assert "not json at all" in caplog.text
+
+
+async def test_control_frames_are_counted_by_name(service: SubscriptionService) -> None:
+    """Error frames count by Upbit's name, keep-alives and LIST replies by kind."""
+    router = public(service)
+    router.route(b'{"error":{"name":"WRONG_FORMAT","message":"x"}}', 0.0)
+    router.route(b'{"error":{"name":"WRONG_FORMAT","message":"x"}}', 0.0)
+    router.route(b'{"status":"UP"}', 0.0)
+    router.route(b'{"method":"LIST_SUBSCRIPTIONS","result":[],"ticket":"t"}', 0.0)
+    router.route(b'{"type":"indicator","code":"KRW-BTC"}', 0.0)
+    stats = router.statistics()
+    assert stats.server_errors == {"WRONG_FORMAT": 2}
+    assert stats.keepalives == 1
+    assert stats.list_replies == 1
+    assert stats.unknown_types == 1
+
+
+async def test_routing_follows_book_changes_at_the_next_frame(
+    service: SubscriptionService,
+) -> None:
+    """A new subscription receives from the next frame; an unsubscribed one stops at once."""
+    router = public(service)
+    first = service.component("a").subscribe("ticker", ["KRW-BTC"])
+    router.route(ticker("KRW-BTC"), 0.0)
+    assert router.statistics().routes == 1
+    second = service.component("b").subscribe("trade", ["KRW-BTC"])
+    router.route(trade("KRW-BTC", 1), 0.0)
+    assert len(drain(second)) == 1
+    await first.aclose()
+    router.route(ticker("KRW-BTC", 101.0), 0.0)
+    assert drain(first) == []
+    assert router.statistics().unwanted == 1
+
+
+async def test_a_snapshot_identical_to_what_subscribers_have_is_suppressed(
+    service: SubscriptionService,
+) -> None:
+    """After a resubscribe, a SNAPSHOT repeating the last message is a duplicate and skipped."""
+    sub = service.component("a").subscribe("ticker", ["KRW-BTC"])
+    router = public(service)
+    router.route(ticker("KRW-BTC", 100.0, ts=1), 0.0)
+    router.route(ticker("KRW-BTC", 100.0, stream="SNAPSHOT", ts=2), 0.0)
+    assert len(drain(sub)) == 1
+    assert router.statistics().duplicate_snapshots == 1
+    # A snapshot with news (the market moved while the socket was down) is the fresh state.
+    router.route(ticker("KRW-BTC", 105.0, stream="SNAPSHOT", ts=3, seq=1), 0.0)
+    assert [m.trade_price for m in drain(sub)] == [105.0]
+
+
+async def test_a_late_joiner_gets_the_current_state_at_once_and_no_duplicate_later(
+    service: SubscriptionService,
+) -> None:
+    """A new subscriber of a flowing stream is seeded; the next identical snapshot is skipped."""
+    first = service.component("a").subscribe("ticker", ["KRW-BTC"])
+    router = public(service)
+    router.route(ticker("KRW-BTC", 100.0), 0.0)
+    drain(first)
+    joiner = service.component("b").subscribe("ticker", ["KRW-BTC"])
+    seeded = drain(joiner)
+    assert [m.trade_price for m in seeded] == [100.0]
+    router.route(ticker("KRW-BTC", 100.0, stream="SNAPSHOT", ts=9), 0.0)
+    assert drain(joiner) == []
+    assert drain(first) == []
+
+
+async def test_a_seeded_orderbook_is_cut_to_the_joiners_depth(
+    service: SubscriptionService,
+) -> None:
+    """Seeding respects depth: a depth-5 joiner of a 30-unit stream gets 5 units."""
+    service.component("a").subscribe("orderbook", ["KRW-BTC"])
+    public(service).route(orderbook("KRW-BTC", 30), 0.0)
+    joiner = service.component("b").subscribe("orderbook", ["KRW-BTC"], depth=5)
+    (book,) = drain(joiner)
+    assert isinstance(book, Orderbook)
+    assert len(book.units) == 5
+
+
+async def test_private_events_are_never_replayed_to_a_joiner(
+    service: SubscriptionService,
+) -> None:
+    """Order events are events, not state: a new myOrder subscriber gets no old order."""
+    service.component("a").subscribe("myOrder", ["KRW-BTC"])
+    private(service).route(my_order("KRW-BTC"), 0.0)
+    joiner = service.component("b").subscribe("myOrder", ["KRW-BTC"])
+    assert drain(joiner) == []
+
+
+async def test_list_format_frames_with_several_messages_route_each(
+    service: SubscriptionService,
+) -> None:
+    """A JSON_LIST frame carrying two messages delivers both (section 2.5)."""
+    sub = service.component("a").subscribe("ticker", ["KRW-BTC", "KRW-ETH"])
+    frame = b"[" + ticker("KRW-BTC") + b"," + ticker("KRW-ETH") + b"]"
+    public(service).route(frame, 0.0)
+    assert sorted(m.code for m in drain(sub)) == ["KRW-BTC", "KRW-ETH"]
+
+
+async def test_statistics_count_messages_and_bytes_by_type(service: SubscriptionService) -> None:
+    """Messages and bytes are counted per type, and kept after the stream is dropped."""
+    sub = service.component("a").subscribe("trade", ["KRW-BTC"])
+    router = public(service)
+    frames = [trade("KRW-BTC", i) for i in range(5)]
+    for f in frames:
+        router.route(f, 0.0)
+    await sub.aclose()
+    router.route(ticker("KRW-BTC"), 0.0)  # forces the rebuild that retires the route
+    stats = router.statistics()
+    assert stats.messages_by_type == {"trade": 5}
+    assert stats.bytes_by_type == {"trade": sum(len(f) for f in frames)}
+
+
+async def test_exchange_latency_is_sampled_from_realtime_frames(
+    service: SubscriptionService,
+) -> None:
+    """Receive time minus frame timestamp is recorded for sampled REALTIME frames."""
+    service.component("a").subscribe("trade", ["KRW-BTC"])
+    router = public(service)
+    router.wall_offset = 0.0
+    frame = trade("KRW-BTC", 1, ts=1_000_000)
+    for _ in range(64):
+        router.route(frame, 1_000.025)  # 25 ms after the frame's timestamp
+    latency = router.statistics().latency
+    assert latency.count == 4  # one frame in 16
+    assert latency.p50_ms is not None and 20.0 <= latency.p50_ms <= 30.0
+
+
+def test_latency_histogram_percentiles_are_within_bucket_width() -> None:
+    """Percentiles are within 20% of the exact ones; negative samples are counted apart."""
+    histogram = LatencyHistogram()
+    for ms in range(1, 101):
+        histogram.add(float(ms))
+    histogram.add(-3.0)
+    summary = histogram.summary()
+    assert summary.count == 101
+    assert summary.p50_ms is not None and 50 <= summary.p50_ms <= 60
+    assert summary.p99_ms is not None and 99 <= summary.p99_ms <= 100
+    assert summary.max_ms == 100.0
+    assert histogram.negative == 1
+    assert LatencyHistogram().summary().p50_ms is None
+
+
+async def test_a_watched_stream_fires_once_at_its_first_frame(
+    service: SubscriptionService,
+) -> None:
+    """The first frame of a watched key calls back once (request confirmation)."""
+    hits: list[float] = []
+    router = Router(
+        service._book,
+        connection="public",
+        sinks=service._sinks,
+        on_control=lambda m, t: None,
+        on_watch=hits.append,
+    )
+    service.component("a").subscribe("ticker", ["KRW-BTC", "KRW-ETH"])
+    router.watch(frozenset({("ticker", "KRW-ETH", None)}))
+    router.route(ticker("KRW-BTC"), 1.0)
+    router.route(ticker("KRW-ETH"), 2.0)
+    router.route(ticker("KRW-ETH"), 3.0)
+    assert hits == [2.0]
+
+
+async def test_frames_encode_back_to_what_upbit_sends(service: SubscriptionService) -> None:
+    """Helper frames are DEFAULT JSON with the type first, as the decoder's fast path expects."""
+    for frame in (ticker("KRW-BTC"), trade("KRW-BTC", 1), orderbook("KRW-BTC", 1)):
+        assert frame.startswith(b'{"type":"')
+        assert orjson.loads(frame)["code"] == "KRW-BTC"
+    assert msgspec.json.decode(candle("candle.1m", "KRW-BTC"))["type"] == "candle.1m"

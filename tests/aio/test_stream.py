@@ -1,0 +1,243 @@
+"""Subscriptions as streams: iteration, batches, overflow policies and gaps, lifecycle.
+
+Frames are pushed through the real router of a real subscription service, as the socket
+reader does; consumers are real tasks. Waits are bounded by timeouts on real events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from tests.aio.subscription_helpers import MARKETS, my_order, next_item, ticker, trade
+from upbit_ws.aio.subscriptions import SubscriptionService
+from upbit_ws.core.buffer import Gap
+from upbit_ws.core.errors import InvalidInputError, UnknownCodeError
+from upbit_ws.core.events import Event
+from upbit_ws.core.events import Gap as GapEvent
+from upbit_ws.core.messages import Trade
+
+
+@pytest.fixture
+def events() -> list[Event]:
+    return []
+
+
+@pytest.fixture
+def service(events: list[Event]) -> SubscriptionService:
+    return SubscriptionService(markets=MARKETS, publish=events.append)
+
+
+def feed(service: SubscriptionService, *frames: bytes) -> None:
+    router = service.listener("public").router
+    for frame in frames:
+        router.route(frame, 0.0)
+
+
+async def test_async_for_yields_typed_messages_in_arrival_order(
+    service: SubscriptionService,
+) -> None:
+    """A trade subscription yields Trade messages in the order the socket delivered them."""
+    sub = service.component("tape").subscribe("trade", ["KRW-BTC"])
+    feed(service, *(trade("KRW-BTC", i) for i in range(3)))
+    got = [await next_item(sub) for _ in range(3)]
+    assert all(isinstance(m, Trade) for m in got)
+    assert [m.sequential_id for m in got] == [0, 1, 2]
+
+
+async def test_a_waiting_consumer_is_woken_by_the_next_frame(
+    service: SubscriptionService,
+) -> None:
+    """A consumer blocked in anext() gets the frame pushed after it started waiting."""
+    sub = service.component("tape").subscribe("trade", ["KRW-BTC"])
+    task = asyncio.create_task(next_item(sub))
+    await asyncio.sleep(0)  # let the consumer block first
+    assert not task.done()
+    feed(service, trade("KRW-BTC", 42))
+    message = await asyncio.wait_for(task, 2.0)
+    assert message.sequential_id == 42
+
+
+async def test_latest_policy_keeps_the_newest_per_code_and_loses_nothing(
+    service: SubscriptionService,
+) -> None:
+    """A slow ticker consumer gets the newest frame per code, in first-arrival order."""
+    sub = service.component("coins").subscribe("ticker", ["KRW-BTC", "KRW-ETH"])
+    assert sub.policy == "latest"
+    feed(
+        service,
+        ticker("KRW-BTC", 1.0),
+        ticker("KRW-ETH", 2.0),
+        ticker("KRW-BTC", 3.0, seq=1),
+        ticker("KRW-BTC", 4.0, seq=2),
+    )
+    got = [await next_item(sub) for _ in range(2)]
+    assert [(m.code, m.trade_price) for m in got] == [("KRW-BTC", 4.0), ("KRW-ETH", 2.0)]
+    stats = sub.statistics()
+    assert (stats.pushed, stats.conflated, stats.dropped) == (4, 2, 0)
+
+
+async def test_drop_oldest_overflow_yields_a_counted_gap_marker_and_an_event(
+    service: SubscriptionService, events: list[Event]
+) -> None:
+    """A full trade buffer drops the oldest; items() shows a Gap, and a Gap event goes out."""
+    sub = service.component("tape").subscribe("trade", ["KRW-BTC"], capacity=3)
+    assert sub.policy == "drop_oldest"
+    feed(service, *(trade("KRW-BTC", i) for i in range(5)))
+    items = sub.items()
+    got = [await next_item(items) for _ in range(4)]
+    assert isinstance(got[0], Gap)
+    assert (got[0].dropped, got[0].reconcile) == (2, False)
+    assert [m.sequential_id for m in got[1:]] == [2, 3, 4]
+    (event,) = [e for e in events if isinstance(e, GapEvent)]
+    assert (event.reason, event.dropped, event.subscriber, event.code) == (
+        "overflow",
+        2,
+        "tape",
+        "KRW-BTC",
+    )
+    assert sub.statistics().gaps == 1
+
+
+async def test_plain_iteration_skips_gap_markers_but_still_reports_them(
+    service: SubscriptionService, events: list[Event]
+) -> None:
+    """async for yields data only; the gap is still counted and published."""
+    sub = service.component("tape").subscribe("trade", ["KRW-BTC"], capacity=2)
+    feed(service, *(trade("KRW-BTC", i) for i in range(4)))
+    got = [await next_item(sub) for _ in range(2)]
+    assert [m.sequential_id for m in got] == [2, 3]
+    assert [e.dropped for e in events if isinstance(e, GapEvent)] == [2]
+
+
+async def test_never_drop_overflow_is_loud_and_asks_for_reconciliation(
+    service: SubscriptionService, events: list[Event], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full myOrder buffer logs a warning and hands out a Gap with reconcile=True."""
+    sub = service.component("bot").subscribe("myOrder", capacity=2)
+    assert sub.policy == "never_drop"
+    router = service.listener("private").router
+    with caplog.at_level(logging.WARNING, logger="upbit_ws.subscriptions"):
+        for i in range(3):
+            router.route(my_order("KRW-BTC", str(i)), 0.0)
+    assert "never_drop" in caplog.text
+    gap = await next_item(sub.items())
+    assert isinstance(gap, Gap) and gap.reconcile and gap.dropped == 1
+    assert sub.statistics().overflows == 1
+    assert any(isinstance(e, GapEvent) and e.type == "myOrder" for e in events)
+
+
+async def test_a_slow_consumer_never_blocks_the_reader_or_other_consumers(
+    service: SubscriptionService,
+) -> None:
+    """Pushing 10,000 frames to a consumer that never reads returns at once; others flow."""
+    stuck = service.component("stuck").subscribe("trade", ["KRW-BTC"], capacity=100)
+    live = service.component("live").subscribe("trade", ["KRW-BTC"], capacity=20_000)
+    feed(service, *(trade("KRW-BTC", i) for i in range(10_000)))
+    assert stuck.pending == 101  # 100 messages plus one gap marker: memory stays bounded
+    assert live.pending == 10_000
+    assert stuck.statistics().dropped == 9_900
+
+
+async def test_batches_hand_out_what_is_waiting_up_to_max_items(
+    service: SubscriptionService,
+) -> None:
+    """batches() yields lists of at most max_items, skipping gap markers."""
+    sub = service.component("tape").subscribe("trade", ["KRW-BTC"], capacity=8)
+    feed(service, *(trade("KRW-BTC", i) for i in range(10)))
+    batches = sub.batches(max_items=5)
+    first = await next_item(batches)
+    second = await next_item(batches)
+    assert [m.sequential_id for m in first] == [2, 3, 4, 5]  # the gap marker took one slot
+    assert [m.sequential_id for m in second] == [6, 7, 8, 9]
+    task = asyncio.create_task(next_item(batches))
+    await asyncio.sleep(0)
+    feed(service, trade("KRW-BTC", 99))
+    assert [m.sequential_id for m in await asyncio.wait_for(task, 2.0)] == [99]
+    with pytest.raises(InvalidInputError):
+        sub.batches(max_items=0)
+
+
+async def test_aclose_ends_iteration_at_once_and_discards_what_waits(
+    service: SubscriptionService,
+) -> None:
+    """aclose() wakes a waiting consumer with StopAsyncIteration and clears the buffer."""
+    sub = service.component("tape").subscribe("trade", ["KRW-BTC"])
+    waiting = asyncio.create_task(next_item(sub))
+    await asyncio.sleep(0)
+    await sub.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, 2.0)
+    other = service.component("tape2").subscribe("trade", ["KRW-BTC"])
+    feed(service, trade("KRW-BTC", 1))
+    await other.aclose()
+    await other.aclose()  # idempotent
+    assert other.pending == 0
+    assert [m async for m in other] == []
+    assert sub.closed and other.statistics().closed
+
+
+async def test_async_with_unsubscribes_on_exit(service: SubscriptionService) -> None:
+    """Leaving ``async with`` unsubscribes: the book forgets the stream."""
+    async with service.component("chart").subscribe("candle.1m", ["KRW-BTC"]) as sub:
+        assert service.subscriptions().public.desired
+    assert sub.closed
+    assert service.subscriptions().public.desired == ()
+
+
+async def test_shutdown_ends_iteration_after_the_buffered_messages(
+    service: SubscriptionService,
+) -> None:
+    """When the service closes, consumers still read what was buffered, then stop."""
+    sub = service.component("tape").subscribe("trade", ["KRW-BTC"])
+    feed(service, trade("KRW-BTC", 1), trade("KRW-BTC", 2))
+    service.close()
+    assert [m.sequential_id async for m in sub] == [1, 2]
+    with pytest.raises(InvalidInputError):
+        service.component("late").subscribe("trade", ["KRW-BTC"])
+
+
+async def test_update_hides_buffered_messages_of_codes_no_longer_wanted(
+    service: SubscriptionService,
+) -> None:
+    """After update(["KRW-ETH"]), a waiting KRW-BTC book is not delivered."""
+    sub = service.component("book").subscribe("ticker", ["KRW-BTC"])
+    feed(service, ticker("KRW-BTC"))
+    await sub.update(["krw-eth"])
+    assert sub.codes == ("KRW-ETH",)
+    feed(service, ticker("KRW-ETH", 7.0))
+    message = await next_item(sub)
+    assert (message.code, message.trade_price) == ("KRW-ETH", 7.0)
+
+
+async def test_a_code_found_unknown_when_the_list_arrives_ends_the_subscription_with_it() -> None:
+    """Codes accepted before the market list loaded are checked later; an unknown one raises."""
+    service = SubscriptionService()  # no market list yet
+    sub = service.component("a").subscribe("ticker", ["KRW-BTX"])
+    ok = service.component("b").subscribe("ticker", ["KRW-BTC"])
+    service.set_markets(MARKETS)
+    with pytest.raises(UnknownCodeError) as info:
+        await next_item(sub)
+    assert "KRW-BTC" in info.value.suggestions
+    assert not ok.closed
+    assert service.subscriptions().public.desired[0].code == "KRW-BTC"
+
+
+async def test_repr_and_statistics_describe_the_subscription(
+    service: SubscriptionService,
+) -> None:
+    """repr names component, type, codes and policy; statistics carry the buffer counters."""
+    sub: Any = service.component("book").subscribe("orderbook", ["KRW-BTC"], depth=15)
+    text = repr(sub)
+    assert "book:orderbook" in text and "KRW-BTC" in text and "depth=15" in text
+    assert "latest" in text
+    stats = sub.statistics()
+    assert (stats.component, stats.type, stats.connection, stats.codes) == (
+        "book",
+        "orderbook",
+        "public",
+        1,
+    )
