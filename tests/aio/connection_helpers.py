@@ -158,29 +158,50 @@ class EventLog:
     def __init__(self, stream: EventStream) -> None:
         self.stream = stream
         self.seen: list[Event] = []
-        self._cursor = 0
+        self._cursor = 0  # events before it were returned or passed over
 
     async def wait_for(
-        self, kind: type[E], predicate: Callable[[E], bool] = lambda e: True, *, within: float = 5.0
+        self,
+        kind: type[E],
+        predicate: Callable[[E], bool] = lambda e: True,
+        *,
+        within: float = 5.0,
+        since: int | None = None,
     ) -> E:
-        """Return the next unreturned event of ``kind`` that matches ``predicate``."""
+        """Return the first event of ``kind`` matching ``predicate`` after the last returned.
+
+        ``since`` (from :meth:`mark`) searches from that point instead, for events whose order
+        does not matter to the test.
+        """
+        index = self._cursor if since is None else since
         async with asyncio.timeout(within):
             while True:
-                while self._cursor < len(self.seen):
-                    event = self.seen[self._cursor]
-                    self._cursor += 1
+                while index < len(self.seen):
+                    event = self.seen[index]
+                    index += 1
                     if isinstance(event, kind) and predicate(event):
+                        self._cursor = max(self._cursor, index)
                         return event
                 self.seen.append(await anext(self.stream))
 
+    def mark(self) -> int:
+        """Return a position to search from later with ``since=``: after every event so far."""
+        return len(self.drain())
+
     async def state(
-        self, connection: ConnectionKind, new: str, *, within: float = 5.0
+        self,
+        connection: ConnectionKind,
+        new: str,
+        *,
+        within: float = 5.0,
+        since: int | None = None,
     ) -> ConnectionStateChanged:
         """Return the next state change of ``connection`` into ``new``."""
         return await self.wait_for(
             ConnectionStateChanged,
             lambda e: e.connection == connection and e.new == new,
             within=within,
+            since=since,
         )
 
     def drain(self) -> list[Event]:

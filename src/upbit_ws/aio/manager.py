@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -62,6 +62,8 @@ _SCHEMES: Final = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
 #: Extra time ``aclose()`` gives the tasks beyond the close timeout before cancelling them.
 _SHUTDOWN_SLACK: Final = 1.0
 _Lifecycle = Literal["new", "running", "closing", "closed"]
+#: One part the manager runs: a connection's run() or the key loop.
+_Part = Callable[[], Coroutine[Any, Any, None]]
 
 
 def websocket_urls(base_url: str) -> tuple[str, str]:
@@ -275,7 +277,7 @@ class WebSocketManager:
         self._lifecycle = "running"
         self._root = asyncio.create_task(self._supervise(), name="upbit-ws:manager")
         await self._ready.wait()
-        self._spawn(self._public.run(), "public")
+        self._spawn(self._public.run, "public")
         if self._private is None or self._keys is None:
             return
         # A refused key suspends private before it ever connects (on_invalid); a check that
@@ -283,8 +285,8 @@ class WebSocketManager:
         await self._keys.check()
         if self._lifecycle != "running":
             return
-        self._spawn(self._private.run(), "private")
-        self._key_task = self._spawn(self._keys.run(), "keys")
+        self._spawn(self._private.run, "private")
+        self._key_task = self._spawn(self._keys.run, "keys")
 
     async def aclose(self) -> None:
         """Close both connections, stop the key checks and wait until every task is gone."""
@@ -341,14 +343,17 @@ class WebSocketManager:
             await self._stopping.wait()
         self._tg = None
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    def _spawn(
+        self, part: Callable[[], Coroutine[Any, Any, None]], name: str
+    ) -> asyncio.Task[None]:
         assert self._tg is not None
-        return self._tg.create_task(self._guard(coro, name), name=f"upbit-ws:{name}")
+        return self._tg.create_task(self._guard(part, name), name=f"upbit-ws:{name}")
 
-    async def _guard(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    async def _guard(self, part: _Part, name: str) -> None:
         """Run one part; a bug in it is logged and kept, never allowed to stop the other."""
+        # The coroutine is made here, so a task cancelled before it starts leaves none behind.
         try:
-            await coro
+            await part()
         except Exception as exc:
             # Network faults never get here (the sessions handle them); this is a bug. Public
             # and private must stay independent, so it ends only the part it happened in.

@@ -1,0 +1,344 @@
+"""Named fault scenarios (issue #4): each injects one simulator fault on real loopback sockets
+and asserts that the manager recovers by itself and which events it published on the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+from tests.aio.connection_helpers import (
+    FAST,
+    EventLog,
+    SubscribingListener,
+    fresh_limiter,
+    our_tasks,
+    running_sim,
+    sim_connection,
+    sim_until,
+)
+from upbit_ws.aio.manager import WebSocketManager
+from upbit_ws.core.auth import Credentials
+from upbit_ws.core.config import ConnectionConfig, KeyHealthConfig
+from upbit_ws.core.events import (
+    ConnectionKind,
+    ConnectionStateChanged,
+    KeyExpiringSoon,
+    KeyProblem,
+    KeyRecovered,
+)
+from upbit_ws.simulator import Simulator
+
+DAY = 86400.0
+
+
+class Rig:
+    """A simulator, a manager with a subscribing public listener, and its event log."""
+
+    def __init__(self, sim: Simulator, ws: WebSocketManager, listener: SubscribingListener):
+        self.sim = sim
+        self.ws = ws
+        self.listener = listener
+        self.log = EventLog(ws.events())
+
+    def now(self) -> float:
+        """Return the shell clock (the loop's), the one events are stamped with."""
+        return asyncio.get_running_loop().time()
+
+    async def streaming(self) -> None:
+        """Wait until the public connection is open and frames flow on it."""
+        await self.log.state("public", "open")
+        seen = self.listener.frames
+        await self.listener.until(lambda: self.listener.frames >= seen + 2)
+
+    async def resubscribed(self, generation: int) -> None:
+        """Wait until socket ``generation`` is open, re-sent the request, and delivers frames."""
+        await self.listener.until(lambda: self.listener.opens >= generation)
+        assert self.ws.public.generation == generation
+        await self.listener.next_frame()
+        await sim_until(self.sim, lambda: bool(sim_connection(self.sim, "public").entries))
+
+
+@asynccontextmanager
+async def rig(
+    *,
+    config: ConnectionConfig = FAST,
+    keys: bool = False,
+    sim_options: dict[str, Any] | None = None,
+) -> AsyncIterator[Rig]:
+    """Run a simulator and a started manager against it; close both afterwards."""
+    async with running_sim(**(sim_options or {})) as sim:
+        listener = SubscribingListener()
+        ws = WebSocketManager(
+            base_url=sim.url,
+            credentials=Credentials(*sim.credentials) if keys else None,
+            config=config,
+            listeners={"public": listener},
+            connect_limiter=fresh_limiter(),
+        )
+        setup = Rig(sim, ws, listener)
+        try:
+            async with ws:
+                yield setup
+        finally:
+            await listener.aclose()
+        assert our_tasks() == []
+
+
+def states(rig: Rig, connection: ConnectionKind = "public") -> list[tuple[str, str]]:
+    """Return the state transitions of ``connection`` published so far."""
+    return rig.log.states(connection)
+
+
+def reasons(rig: Rig, new: str, connection: ConnectionKind = "public") -> list[str]:
+    """Return the reasons of every change of ``connection`` into ``new``."""
+    return [
+        e.reason
+        for e in rig.log.drain()
+        if isinstance(e, ConnectionStateChanged) and e.connection == connection and e.new == new
+    ]
+
+
+async def test_abort() -> None:
+    """An abort (TCP reset, 1006) is noticed at once, retried fast, and resubscribed."""
+    async with rig() as r:
+        await r.streaming()
+        r.sim.abort()
+        down = await r.log.state("public", "reconnecting", within=1)
+        await r.log.state("public", "open", within=2)
+        await r.resubscribed(2)
+        assert "1006" in down.reason
+        assert states(r)[-3:] == [
+            ("open", "reconnecting"),
+            ("reconnecting", "connecting"),
+            ("connecting", "open"),
+        ]
+
+
+async def test_clean_close_1000() -> None:
+    """A clean close (1000) is an ordinary close: reconnect and resubscribe."""
+    async with rig() as r:
+        await r.streaming()
+        r.sim.close(code=1000)
+        down = await r.log.state("public", "reconnecting", within=1)
+        assert "1000" in down.reason
+        await r.log.state("public", "open", within=2)
+        await r.resubscribed(2)
+
+
+async def test_blackhole_with_default_keepalive() -> None:
+    """A stalled socket is probed after 1 s of silence, declared dead, aborted, and replaced."""
+    defaults = ConnectionConfig(key_health=KeyHealthConfig(check_interval=3600.0))
+    async with rig(config=defaults) as r:
+        await r.streaming()
+        stalled_at = r.now()
+        r.sim.blackhole(60.0)
+        degraded = await r.log.state("public", "degraded", within=3)
+        dead = await r.log.state("public", "reconnecting", within=3)
+        await r.log.state("public", "open", within=3)
+        recovered_at = await r.listener.next_frame(within=3)
+        assert "probing" in degraded.reason
+        assert dead.reason == "no pong within 1.5 s"
+        # Seed bar 5 s (issue #4); the defaults' arithmetic gives ~2.6 s on loopback.
+        assert recovered_at - stalled_at < 5.0
+        stats = r.ws.public.statistics()
+        assert stats.declared_dead == 1 and stats.generation == 2
+        # The stalled socket was aborted, not closed with a handshake that would hang.
+        first = r.sim.connections(include_closed=True)[0]
+        assert not first.open
+
+
+async def test_server_down_then_back() -> None:
+    """While the server refuses connects the client keeps retrying with backoff, then recovers."""
+    async with rig() as r:
+        await r.streaming()
+        r.sim.refuse(0.6, status=None)  # the listening socket goes away for 0.6 s
+        r.sim.abort()
+        await r.log.state("public", "reconnecting", within=1)
+        await r.log.state("public", "open", within=5)
+        failed = reasons(r, "reconnecting")[1:]
+        assert failed, "connects during the outage must fail"
+        assert all("TransportError" in reason for reason in failed)
+        await r.resubscribed(2)
+        attempts = [
+            e.attempt
+            for e in r.log.seen
+            if isinstance(e, ConnectionStateChanged) and e.new == "connecting"
+        ]
+        assert attempts[-1] >= 2  # several attempts counted within one outage
+
+
+async def test_restart() -> None:
+    """A server restart (every socket dropped, port back after a pause) is recovered."""
+    async with rig() as r:
+        await r.streaming()
+        await r.sim.restart(down_seconds=0.3)
+        await r.log.state("public", "reconnecting", within=1)
+        await r.log.state("public", "open", within=5)
+        await r.resubscribed(2)
+
+
+async def test_handshake_429_then_418() -> None:
+    """429 backs off at least the rate-limit floor; 418 waits out the block; then recovery."""
+    config = replace(
+        FAST, backoff=replace(FAST.backoff, rate_limited_floor=0.3, blocked_floor=0.6, cap=2.0)
+    )
+    async with rig(config=config) as r:
+        await r.streaming()
+        r.sim.refuse(0.25, status=429)
+        r.sim.abort()
+        limited = await r.log.wait_for(
+            ConnectionStateChanged, lambda e: e.new == "reconnecting" and "429" in e.reason
+        )
+        r.sim.refuse(0.6, status=418)
+        retry = await r.log.state("public", "connecting")
+        blocked = await r.log.wait_for(
+            ConnectionStateChanged, lambda e: e.new == "reconnecting" and "418" in e.reason
+        )
+        resumed = await r.log.state("public", "connecting", within=3)
+        await r.log.state("public", "open", within=3)
+        assert retry.at - limited.at >= 0.3  # the 429 floor, not the 20 ms first retry
+        assert resumed.at - blocked.at >= 0.6  # the 418 block floor
+        await r.resubscribed(2)
+        refused = r.sim.statistics().connections_refused
+        assert refused.get("429", 0) >= 1 and refused.get("418", 0) >= 1
+
+
+async def test_error_frame() -> None:
+    """An error frame reaches the listener; the close after it is reconnected on backoff."""
+    async with rig() as r:
+        await r.streaming()
+        r.sim.inject_error("WRONG_FORMAT")
+        down = await r.log.state("public", "reconnecting", within=2)
+        await r.log.state("public", "open", within=2)
+        assert "WRONG_FORMAT" in down.reason and "1000" in down.reason
+        assert len(r.listener.error_frames) == 1
+        assert b"WRONG_FORMAT" in r.listener.error_frames[0]
+        assert r.ws.public.statistics().error_frames == 1
+        await r.resubscribed(2)
+
+
+async def refusal_then_recovery(r: Rig, *, expected_name: str) -> None:
+    """Revoke the key and drop private: it is refused, suspended, then restored on a key check."""
+    await r.streaming()
+    await r.log.state("private", "open")
+    public_generation = r.ws.public.generation
+    public_changes = len(states(r))
+    fault = r.log.mark()
+    r.sim.revoke_key()
+    r.sim.abort(sim_connection(r.sim, "private").id)
+    problem = await r.log.wait_for(KeyProblem, within=3, since=fault)
+    assert problem.name == expected_name and problem.problem == "invalid"
+    await r.log.state("private", "suspended", within=2, since=fault)
+    assert r.ws.health().key == "invalid" and not r.ws.health().ok
+    # Public streams on, untouched by the private fault.
+    await r.listener.next_frame()
+    assert r.ws.public.generation == public_generation and r.ws.public.is_open
+    r.sim.restore_key()
+    recovery = r.log.mark()
+    assert await r.ws.check_key() == "valid"
+    await r.log.wait_for(KeyRecovered, since=recovery)
+    await r.log.state("private", "open", within=3, since=recovery)
+    assert r.ws.health().ok
+    assert [e for e in r.log.drain() if isinstance(e, KeyProblem)] == [problem]
+    assert states(r)[public_changes:] == [], "public must not have changed state"
+
+
+async def test_private_invalid_auth_at_handshake() -> None:
+    """A key refused at the private handshake (HTTP 401) suspends private only; it comes back."""
+    async with rig(keys=True) as r:
+        await refusal_then_recovery(r, expected_name="invalid_access_key")
+
+
+async def test_private_invalid_auth_as_frame() -> None:
+    """A key refused with an INVALID_AUTH frame after the upgrade is handled the same way."""
+    async with rig(keys=True, sim_options={"auth_failure": "frame"}) as r:
+        await refusal_then_recovery(r, expected_name="INVALID_AUTH")
+
+
+async def test_key_revoked_then_restored() -> None:
+    """The periodic key check finds a revoked key, closes private, and reopens it when restored."""
+    config = replace(FAST, key_health=KeyHealthConfig(check_interval=0.1))
+    async with rig(config=config, keys=True) as r:
+        await r.streaming()
+        await r.log.state("private", "open")
+        fault = r.log.mark()
+        r.sim.revoke_key()
+        problem = await r.log.wait_for(KeyProblem, within=2, since=fault)
+        assert problem.name == "invalid_access_key"
+        await r.log.state("private", "suspended", within=2, since=fault)
+        await sim_until(r.sim, lambda: not any(c.kind == "private" for c in r.sim.connections()))
+        assert r.ws.public.is_open
+        recovery = r.log.mark()
+        r.sim.restore_key()
+        await r.log.wait_for(KeyRecovered, within=2, since=recovery)
+        await r.log.state("private", "open", within=2, since=recovery)
+        assert ("open", "reconnecting") not in states(r, "public")
+
+
+async def test_key_near_expiry() -> None:
+    """A key expiring within 7 days warns once (not at every check); the streams are unaffected."""
+    config = replace(FAST, key_health=KeyHealthConfig(check_interval=0.05))
+    async with running_sim() as sim:
+        sim.expire_key(in_seconds=3 * DAY)
+        ws = WebSocketManager(
+            base_url=sim.url,
+            credentials=Credentials(*sim.credentials),
+            config=config,
+            connect_limiter=fresh_limiter(),
+        )
+        log = EventLog(ws.events())
+        async with ws:
+            warning = await log.wait_for(KeyExpiringSoon)
+            await log.state("private", "open")
+            assert ws.keys is not None
+            checks = ws.keys.statistics().checks
+            while ws.keys.statistics().checks < checks + 3:
+                await ws.check_key()
+            assert 2 * DAY < warning.seconds_left <= 3 * DAY
+            assert warning.expires_at.utcoffset() is not None
+            assert [e for e in log.drain() if isinstance(e, KeyExpiringSoon)] == [warning]
+            assert ws.health().ok and ws.health().key == "valid"
+
+
+async def test_fault_on_private_leaves_public_streaming() -> None:
+    """Aborting private recovers private; public keeps its socket and keeps streaming."""
+    async with rig(keys=True) as r:
+        await r.streaming()
+        await r.log.state("private", "open")
+        frames_before = r.listener.frames
+        r.sim.abort(sim_connection(r.sim, "private").id)
+        await r.log.state("private", "reconnecting", within=1)
+        await r.log.state("private", "open", within=2)
+        await r.listener.until(lambda: r.listener.frames >= frames_before + 3)
+        assert r.ws.public.generation == 1 and r.listener.opens == 1
+        assert states(r, "public") == [("idle", "connecting"), ("connecting", "open")]
+        assert r.ws.private is not None and r.ws.private.generation == 2
+
+
+async def test_shutdown_during_backoff() -> None:
+    """aclose() while waiting to retry ends at once and leaves no task of ours behind."""
+    slow = replace(FAST, backoff=replace(FAST.backoff, first_delay=2.0, cap=5.0))
+    async with running_sim() as sim:
+        listener = SubscribingListener()
+        ws = WebSocketManager(
+            base_url=sim.url,
+            config=slow,
+            listeners={"public": listener},
+            connect_limiter=fresh_limiter(),
+        )
+        log = EventLog(ws.events())
+        await ws.start()
+        await log.state("public", "open")
+        sim.refuse(30.0, status=None)
+        sim.abort()
+        waiting = await log.state("public", "reconnecting", within=1)
+        await ws.aclose()
+        closed = await log.state("public", "closed", within=1)
+        assert closed.at - waiting.at < 1.0  # did not wait out the >= 1 s backoff
+        assert our_tasks() == []
+        assert [event async for event in log.stream] == []  # the stream ended
+        await listener.aclose()
