@@ -94,3 +94,13 @@ def test_candles_at_most_once_per_interval_and_only_when_changed() -> None:
     model = MarketModel(quiet, start=quiet.start_time)
     events = model.advance_to(quiet.start_time + 5, _everything)
     assert not [e for e in events if e.type.startswith("candle.")]
+
+
+def test_history_seconds_prefills_trades_and_candles() -> None:
+    """history_seconds simulates the walk before the start: minute candles exist at once."""
+    cfg = SimulatorConfig(krw_markets=10, btc_markets=1, usdt_markets=1, history_seconds=180.0)
+    model = MarketModel(cfg, start=cfg.start_time)
+    assert model.now <= cfg.start_time
+    candles = model.candles("KRW-BTC", "candle.1m", count=10, to=None)
+    assert len(candles) >= 3
+    assert len(model.trades("KRW-BTC", count=500)) > 100

@@ -44,6 +44,13 @@ __all__ = ["simulate"]
     help="Refuse bad private tokens with HTTP 401, or with an INVALID_AUTH frame then close.",
 )
 @click.option(
+    "--history",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds of market history to simulate before serving (REST candles and trades).",
+)
+@click.option(
     "--trades-per-second",
     type=float,
     default=None,
@@ -58,6 +65,7 @@ def simulate(
     idle_timeout: float,
     no_limits: bool,
     auth_failure: str,
+    history: float,
     trades_per_second: float | None,
 ) -> None:
     """Run the Upbit simulator (WebSocket, REST, control API on one port) until interrupted."""
@@ -68,6 +76,7 @@ def simulate(
         "flood": flood,
         "idle_timeout": idle_timeout if idle_timeout > 0 else None,
         "auth_failure": auth_failure,
+        "history_seconds": history,
     }
     if trades_per_second is not None:
         options["trades_per_second"] = trades_per_second

@@ -84,6 +84,8 @@ class SimulatorConfig:
     #: Candles go out at most this often per code and type, and only when changed (4.4).
     candle_min_interval: float = 1.0
     number_spelling: NumberSpelling = "upbit"
+    #: Seconds of market history simulated before the start (REST candles and trades to show).
+    history_seconds: float = 0.0
     #: Trades kept per market for ``GET /v1/trades/ticks``.
     trade_history: int = 2000
     #: Candles kept per market and unit for ``GET /v1/candles/minutes``.
@@ -202,7 +204,12 @@ def _problems(cfg: SimulatorConfig) -> list[str]:
     for name in positive:
         if getattr(cfg, name) < _MIN_TIMING:
             out.append(f"{name} must be >= {_MIN_TIMING} s, not {getattr(cfg, name)}")
-    for name in ("error_close_delay", "connect_block_memory", "my_asset_start_delay"):
+    for name in (
+        "error_close_delay",
+        "connect_block_memory",
+        "my_asset_start_delay",
+        "history_seconds",
+    ):
         if getattr(cfg, name) < 0:
             out.append(f"{name} must be >= 0")
     if cfg.idle_timeout is not None and cfg.idle_timeout < _MIN_TIMING:

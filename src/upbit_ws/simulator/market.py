@@ -225,9 +225,11 @@ class MarketModel:
     def __init__(self, config: SimulatorConfig, *, start: float) -> None:
         self._config = config
         self._rng = random.Random(config.seed)
+        self._origin = start - config.history_seconds
         self._dt = config.tick_interval
         self._tick_index = 0
-        self._origin = start
+        # With history, the walk starts earlier and is stepped silently up to ``start``.
+        start, now = start - config.history_seconds, start
         self.listing: tuple[MarketInfo, ...] = build_listing(
             krw=config.krw_markets, btc=config.btc_markets, usdt=config.usdt_markets
         )
@@ -241,6 +243,8 @@ class MarketModel:
             self._order.append(state)
             self._schedule(rank, start)
         self._busy = [s for s in self._order[: config.busy_markets]]
+        if now > start:
+            self.advance_to(now)
 
     # --- construction ------------------------------------------------------------------
 

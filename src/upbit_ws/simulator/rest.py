@@ -430,8 +430,7 @@ class _Rest:
 
 
 def _scalar(value: object) -> str:
+    """Spell a JSON body value as clients hash it: ``str()``, booleans as ``true``/``false``."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
     return str(value)
