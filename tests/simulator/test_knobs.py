@@ -103,3 +103,14 @@ async def test_unsupported_level_is_silent(make_sim: MakeSim) -> None:
         await ws.send(LIST)
         listed, frames = await recv_until(ws, lambda f: "method" in f)
         assert frames == [] and listed["result"] == []
+
+
+async def test_binary_requests_accepted_or_refused(make_sim: MakeSim) -> None:
+    """Binary request frames are served by default; with the knob off they are WRONG_FORMAT."""
+    sub = request(T, {"type": "ticker", "codes": ["KRW-BTC"]}).encode()
+    async with make_sim() as sim, client(sim.ws_url) as ws:
+        await ws.send(sub)
+        assert (await recv_json(ws))["type"] == "ticker"
+    async with make_sim(accept_binary_requests=False) as sim, client(sim.ws_url) as ws:
+        await ws.send(sub)
+        assert (await recv_json(ws))["error"]["name"] == "WRONG_FORMAT"

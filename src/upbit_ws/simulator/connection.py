@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 ConnectionKind = Literal["public", "private"]
 ItemKind = Literal["data", "control", "pong", "close", "raw"]
 _RAW_KEEP: Final = 65_536
+#: Received frames remembered per connection (the oldest are forgotten first).
+_REQUESTS_KEPT: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,7 @@ class SimConnection:
         self.ticket: str | None = None
         self.format: Format = "DEFAULT"
         self.entries: tuple[Entry, ...] = ()
-        self.requests: list[RequestRecord] = []
+        self.requests: deque[RequestRecord] = deque(maxlen=_REQUESTS_KEPT)
         self.counters = _Counters()
         self.closing = False
         self.closed_reason: str | None = None

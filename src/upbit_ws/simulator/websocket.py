@@ -125,7 +125,9 @@ async def _handle(sim: Simulator, request: web.Request, kind: ConnectionKind) ->
                 if sim.config.accept_binary_requests:
                     _on_frame(sim, conn, msg.data)
                 else:
-                    _on_frame(sim, conn, "\x00binary")
+                    # Clients send requests as text (1.3); a refused binary frame is malformed.
+                    sim.set_routes(conn, ())
+                    conn.fail("WRONG_FORMAT", MESSAGES["WRONG_FORMAT"])
     finally:
         await sim.close_connection(conn)
     return ws
