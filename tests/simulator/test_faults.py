@@ -140,7 +140,7 @@ async def test_refuse_with_status_then_recover(sim: Simulator, http: aiohttp.Cli
 
 async def test_refuse_tcp_then_reopen(sim: Simulator, http: aiohttp.ClientSession) -> None:
     """Refusing by TCP closes the listening socket for N s; the same port reopens after."""
-    sim.refuse(0.3, status=None)
+    sim.refuse(0.3, how="tcp")
     with pytest.raises(OSError):
         async with client(sim.ws_url):
             pass
@@ -242,3 +242,19 @@ async def test_closed_connections_stay_listable(sim: Simulator) -> None:
     assert [c.id for c in closed] == [1] and not closed[0].open
     with pytest.raises(ConnectionClosed):
         await ws.recv()
+
+
+async def test_refuse_by_stalling_the_handshake(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """how='stall' accepts TCP but never answers the upgrade: the client's timeout fires."""
+    await _control(http, sim, "/faults/refuse", {"seconds": 0.5, "how": "stall"})
+    with pytest.raises(TimeoutError):
+        async with client(sim.ws_url, open_timeout=0.2):
+            pass
+    assert sim.statistics().connections_refused == {"stall": 1}
+    async with asyncio.timeout(3):
+        await sim.wait_for(lambda: sim.refusing() is None)
+    async with client(sim.ws_url) as ws:
+        await ws.send(TICKER)
+        assert (await recv_json(ws))["cd"] == "KRW-BTC"

@@ -155,10 +155,13 @@ def _malformed(sim: Simulator, body: dict[str, Any]) -> int:
 
 def _refuse(sim: Simulator, body: dict[str, Any]) -> dict[str, object]:
     seconds = _number(body, "seconds")
+    how = body.get("how", "status")
     status = body.get("status", 503)
-    if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
-        raise _BadRequest("status must be an HTTP status or null (refuse TCP)")
-    sim.refuse(seconds, status=status)
+    if how not in ("status", "stall", "tcp"):
+        raise _BadRequest("how must be status, stall or tcp")
+    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+        raise _BadRequest("status must be an HTTP error status (400-599)")
+    sim.refuse(seconds, how=how, status=status)
     return {"ok": True}
 
 

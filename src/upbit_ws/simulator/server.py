@@ -34,11 +34,13 @@ from upbit_ws.simulator.market import MarketEvent, MarketModel
 from upbit_ws.simulator.orders import OrderEngine, PrivateEvent
 from upbit_ws.simulator.protocol import MESSAGES, Entry
 
-__all__ = ["MalformedKind", "Simulator", "SimulatorStats"]
+__all__ = ["MalformedKind", "RefuseHow", "Simulator", "SimulatorStats"]
 
 logger = logging.getLogger(__name__)
 
 MalformedKind = Literal["garbage", "truncated", "text", "not_object"]
+#: How a refuse fault refuses handshakes: an HTTP status, silence, or no listening socket.
+RefuseHow = Literal["status", "stall", "tcp"]
 _MALFORMED: Final[dict[str, bytes]] = {
     "garbage": b"\x00\xffnot json at all\xfe",
     "truncated": b'{"type":"ticker","code":"KRW-BTC","trade_price":1098',
@@ -96,6 +98,7 @@ class Simulator:
         self._connect_limiters: dict[str, ConnectLimiter] = {}
         self._refuse_until = 0.0
         self._refuse_status = 503
+        self._refuse_how: RefuseHow = "status"
         self._new_delay = 0.0
         self._changed: asyncio.Event | None = None
         self._frames_sent: Counter[str] = Counter()
@@ -308,9 +311,12 @@ class Simulator:
         return limiter
 
     def refusing(self) -> int | None:
-        """Return the status to refuse handshakes with while a refuse fault is active."""
+        """Return the status to refuse handshakes with while a refuse fault is active.
+
+        A stalling refusal reports 0: the handshake gets no answer at all.
+        """
         if asyncio.get_running_loop().time() < self._refuse_until:
-            return self._refuse_status
+            return 0 if self._refuse_how == "stall" else self._refuse_status
         return None
 
     def notify(self) -> None:
@@ -436,14 +442,20 @@ class Simulator:
                 rebuild_flood(self, conn)
         return len(targets)
 
-    def refuse(self, seconds: float, *, status: int | None = 503) -> None:
-        """Refuse handshakes for ``seconds``: with HTTP ``status``, or (``None``) by not
-        accepting TCP connections at all (the listening socket closes, then reopens).
+    def refuse(self, seconds: float, *, how: RefuseHow = "status", status: int = 503) -> None:
+        """Refuse WebSocket handshakes for ``seconds``.
+
+        ``how="status"`` answers them with HTTP ``status``; ``"stall"`` accepts the TCP
+        connection but never answers the upgrade (the client's connect timeout must fire),
+        aborting it when the refusal ends; ``"tcp"`` closes the listening socket (connection
+        refused) and reopens the same port after. REST and the control API keep working
+        except with ``"tcp"``.
         """
-        if status is not None:
+        if how != "tcp":
             loop = asyncio.get_running_loop()
             self._refuse_until = loop.time() + seconds
             self._refuse_status = status
+            self._refuse_how = how
             loop.call_later(seconds, self.notify)  # wake wait_for(lambda: not sim.refusing())
             return
         if self._tcp is not None:

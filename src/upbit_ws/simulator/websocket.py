@@ -69,6 +69,14 @@ def _rate_headers(remaining: int | None) -> dict[str, str]:
 async def _handle(sim: Simulator, request: web.Request, kind: ConnectionKind) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     status = sim.refusing()
+    if status == 0:
+        # A stalled handshake: no answer until the refusal ends, then the socket is dropped.
+        sim.count_refused("stall")
+        await sim.wait_for(lambda: sim.refusing() is None)
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        return web.Response(status=503)
     if status is not None:
         sim.count_refused(str(status))
         return web.json_response(
