@@ -11,6 +11,7 @@ socket closed 1000 about 150 ms later (section 7.3).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import WSMsgType, web
@@ -26,7 +27,7 @@ from upbit_ws.simulator.frames import (
     wrap_list,
 )
 from upbit_ws.simulator.listing import PRICE_SCALE, tick_units
-from upbit_ws.simulator.market import CANDLE_UNITS, MarketEvent
+from upbit_ws.simulator.market import CANDLE_UNITS, MarketEvent, Trade
 from upbit_ws.simulator.protocol import (
     MESSAGES,
     Entry,
@@ -335,7 +336,11 @@ def rebuild_flood(sim: Simulator, conn: SimConnection) -> None:
         weight = weights_by_type["candle" if entry.type.startswith("candle.") else entry.type]
         variants = min(per_entry, 64)
         for i in range(variants):
-            event = MarketEvent(base.type, base.code, base.timestamp + i, base.data)
+            data = base.data
+            if isinstance(data, Trade):
+                # Distinct ids within the pool; the pool itself repeats (docs: flood mode).
+                data = dataclasses.replace(data, sequential_id=data.sequential_id + i + 1)
+            event = MarketEvent(base.type, base.code, base.timestamp + i, data)
             body = sim.encode_event(event, entry, simple=simple, stream="REALTIME")
             payloads.append((entry.type, wrap_list([body]) if listed else body))
             weights.append(weight / variants)
