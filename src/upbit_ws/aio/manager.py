@@ -14,10 +14,12 @@ the process-wide connect limiter, because Upbit counts connects per IP and accou
 :meth:`~upbit_ws.aio.connection.ManagedConnection.run` and the key loop, and ``aclose()`` ends
 them all and leaves nothing behind.
 
-The subscription layer plugs in as each connection's
-:class:`~upbit_ws.aio.connection.ConnectionListener` (``listeners={"public": ...}`` or
-``manager.public.set_listener(...)`` before ``start()``); by default the connections subscribe
-to nothing. It reports rejected requests and gaps through :meth:`WebSocketManager.publish_event`.
+The subscription layer (:class:`~upbit_ws.aio.subscriptions.SubscriptionService`) is each
+connection's :class:`~upbit_ws.aio.connection.ConnectionListener` unless ``listeners={...}``
+replaces it for a connection: ``ws.component(name).subscribe(...)`` adds interest, and the
+service keeps one merged request per connection. It reports rejected requests and gaps
+through :meth:`WebSocketManager.publish_event`. ``start()`` loads the market list (code checks,
+``KRW-*`` expansion) while the public connection opens.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, overload
 from urllib.parse import urlsplit, urlunsplit
 
 from upbit_ws.aio.clock import Clock, LoopClock
+from upbit_ws.aio.component import Component, SubscriptionsView
 from upbit_ws.aio.connection import (
     ConnectionListener,
     ConnectionStatistics,
@@ -40,6 +43,7 @@ from upbit_ws.aio.connection import (
 from upbit_ws.aio.events import DEFAULT_EVENT_QUEUE, EventHub, EventHubStatistics, EventStream
 from upbit_ws.aio.keys import KeyHealth, KeyHealthStatistics, KeyStatus
 from upbit_ws.aio.rest import RestClient
+from upbit_ws.aio.subscriptions import SubscriptionService, SubscriptionServiceStatistics
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_PATH, PUBLIC_PATH
@@ -126,6 +130,8 @@ class ManagerStatistics:
     events: EventHubStatistics
     connect_limiter: LimiterStatistics
     internal_errors: tuple[str, ...]
+    #: The subscription layer: book, requests, routing, buffers, market list.
+    subscriptions: SubscriptionServiceStatistics
 
 
 class WebSocketManager:
@@ -166,6 +172,14 @@ class WebSocketManager:
         self._limiter = connect_limiter or shared_connect_limiter(self.config.rate_limits)
         self._own_rest = rest is None
         self._rest = rest or RestClient(base_url, credentials=credentials)
+        self._subs = SubscriptionService(
+            rest=self._rest, publish=self._hub.publish, clock=self._clock
+        )
+        own: dict[ConnectionKind, ConnectionListener] = {"public": self._subs.listener("public")}
+        if credentials is not None:
+            own["private"] = self._subs.listener("private")
+        user_listeners = listeners
+        listeners = {**own, **user_listeners}
         self._public = ManagedConnection(
             "public",
             url=public_url,
@@ -198,7 +212,7 @@ class WebSocketManager:
                 on_valid=self._resume_private,
                 clock=self._clock,
             )
-        elif "private" in listeners:
+        elif "private" in user_listeners:
             raise InvalidInputError("a private listener needs credentials")
         self._lifecycle: _Lifecycle = "new"
         self._root: asyncio.Task[None] | None = None
@@ -206,6 +220,7 @@ class WebSocketManager:
         self._ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._key_task: asyncio.Task[None] | None = None
+        self._subs_task: asyncio.Task[None] | None = None
         self._internal_errors: list[str] = []
 
     def __repr__(self) -> str:
@@ -278,15 +293,20 @@ class WebSocketManager:
         self._root = asyncio.create_task(self._supervise(), name="upbit-ws:manager")
         await self._ready.wait()
         self._spawn(self._public.run, "public")
-        if self._private is None or self._keys is None:
-            return
-        # A refused key suspends private before it ever connects (on_invalid); a check that
-        # cannot reach Upbit is not a key problem, so private opens anyway.
-        await self._keys.check()
+        if self._private is not None and self._keys is not None:
+            # A refused key suspends private before it ever connects (on_invalid); a check
+            # that cannot reach Upbit is not a key problem, so private opens anyway.
+            await self._keys.check()
+            if self._lifecycle != "running":
+                return
+            self._spawn(self._private.run, "private")
+            self._key_task = self._spawn(self._keys.run, "keys")
+        # The flushers start once the market list is known (or after a few seconds without
+        # it), so the first request already has KRW-* expanded; sockets open meanwhile.
+        await self._subs.load_markets()
         if self._lifecycle != "running":
             return
-        self._spawn(self._private.run, "private")
-        self._key_task = self._spawn(self._keys.run, "keys")
+        self._subs_task = self._spawn(self._subs.run, "subscriptions")
 
     async def aclose(self) -> None:
         """Close both connections, stop the key checks and wait until every task is gone."""
@@ -298,6 +318,7 @@ class WebSocketManager:
             if started:
                 await self._stop()
         finally:
+            self._subs.close()
             if self._own_rest:
                 await self._rest.aclose()
             self._hub.close()
@@ -308,6 +329,36 @@ class WebSocketManager:
         if self._keys is None:
             raise InvalidInputError("no credentials: there is no key to check")
         return await self._keys.check()
+
+    # --- subscriptions ----------------------------------------------------------------------
+
+    def component(self, name: str) -> Component:
+        """Return the handle of component ``name``: ``ws.component("chart").subscribe(...)``."""
+        return self._subs.component(name)
+
+    @overload
+    def subscriptions(self, *, ask_server: Literal[False] = False) -> SubscriptionsView: ...
+
+    @overload
+    def subscriptions(
+        self, *, ask_server: Literal[True]
+    ) -> Coroutine[Any, Any, SubscriptionsView]: ...
+
+    def subscriptions(
+        self, *, ask_server: bool = False
+    ) -> SubscriptionsView | Coroutine[Any, Any, SubscriptionsView]:
+        """Return the merged subscription per connection and per component.
+
+        With ``ask_server=True``, await it: it also asks Upbit (LIST_SUBSCRIPTIONS).
+        """
+        if ask_server:
+            return self._subs.subscriptions(ask_server=True)
+        return self._subs.subscriptions()
+
+    @property
+    def subscription_service(self) -> SubscriptionService:
+        """Return the subscription layer (book, routers, flushers, market list)."""
+        return self._subs
 
     # --- snapshots --------------------------------------------------------------------------
 
@@ -320,6 +371,7 @@ class WebSocketManager:
             events=self._hub.statistics(),
             connect_limiter=self._limiter.statistics(),
             internal_errors=tuple(self._internal_errors),
+            subscriptions=self._subs.statistics(),
         )
 
     def health(self) -> Health:
@@ -361,6 +413,7 @@ class WebSocketManager:
             _log.error("%s stopped by an internal error", name, exc_info=True)
 
     async def _stop(self) -> None:
+        self._subs.close()
         self._public.close(reason="manager closed")
         if self._private is not None:
             self._private.close(reason="manager closed")
