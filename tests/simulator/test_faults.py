@@ -258,3 +258,11 @@ async def test_refuse_by_stalling_the_handshake(
     async with client(sim.ws_url) as ws:
         await ws.send(TICKER)
         assert (await recv_json(ws))["cd"] == "KRW-BTC"
+
+
+async def test_refuse_status_none_means_tcp(sim: Simulator) -> None:
+    """refuse(seconds, status=None) closes the listening socket, like how='tcp'."""
+    sim.refuse(0.3, status=None)
+    assert not sim.listening
+    async with asyncio.timeout(3):
+        await sim.wait_for(lambda: sim.listening)

@@ -155,12 +155,14 @@ def _malformed(sim: Simulator, body: dict[str, Any]) -> int:
 
 def _refuse(sim: Simulator, body: dict[str, Any]) -> dict[str, object]:
     seconds = _number(body, "seconds")
-    how = body.get("how", "status")
     status = body.get("status", 503)
+    how = body.get("how", "tcp" if status is None else "status")
     if how not in ("status", "stall", "tcp"):
         raise _BadRequest("how must be status, stall or tcp")
+    if status is None:
+        status = 503
     if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-        raise _BadRequest("status must be an HTTP error status (400-599)")
+        raise _BadRequest("status must be an HTTP error status (400-599) or null (tcp)")
     sim.refuse(seconds, how=how, status=status)
     return {"ok": True}
 

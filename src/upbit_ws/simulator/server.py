@@ -442,19 +442,23 @@ class Simulator:
                 rebuild_flood(self, conn)
         return len(targets)
 
-    def refuse(self, seconds: float, *, how: RefuseHow = "status", status: int = 503) -> None:
+    def refuse(
+        self, seconds: float, *, how: RefuseHow | None = None, status: int | None = 503
+    ) -> None:
         """Refuse WebSocket handshakes for ``seconds``.
 
         ``how="status"`` answers them with HTTP ``status``; ``"stall"`` accepts the TCP
         connection but never answers the upgrade (the client's connect timeout must fire),
         aborting it when the refusal ends; ``"tcp"`` closes the listening socket (connection
         refused) and reopens the same port after. REST and the control API keep working
-        except with ``"tcp"``.
+        except with ``"tcp"``. ``status=None`` without ``how`` means ``how="tcp"``.
         """
+        if how is None:
+            how = "tcp" if status is None else "status"
         if how != "tcp":
             loop = asyncio.get_running_loop()
             self._refuse_until = loop.time() + seconds
-            self._refuse_status = status
+            self._refuse_status = status if status is not None else 503
             self._refuse_how = how
             loop.call_later(seconds, self.notify)  # wake wait_for(lambda: not sim.refusing())
             return
