@@ -38,6 +38,7 @@ class _Counter(WSListener):  # type: ignore[misc]
         self.closed = asyncio.get_event_loop().create_future()
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        """Count one frame (and parse it with ``--parse``)."""
         if frame.msg_type == WSMsgType.BINARY:
             self.messages += 1
             self.bytes += frame.payload_size
@@ -47,6 +48,7 @@ class _Counter(WSListener):  # type: ignore[misc]
             transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        """Resolve ``closed``."""
         if not self.closed.done():
             self.closed.set_result(None)
 

@@ -69,7 +69,10 @@ def add_control_routes(app: web.Application, sim: Simulator) -> None:
     """Serve the control API on ``app``."""
 
     def route(method: str, path: str, action: Callable[[web.Request, dict[str, Any]], Any]) -> None:
+        """Register ``action(request, body)`` under ``/_sim{path}`` with JSON in and out."""
+
         async def handler(request: web.Request) -> web.StreamResponse:
+            """Run the action; map bad input to 400 and unknown ids to 404."""
             try:
                 body = await _body(request) if method == "POST" else {}
                 result = action(request, body)

@@ -81,6 +81,7 @@ def rest_middleware(sim: Simulator) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Count the request in its group, refuse it with 429 or pass it on, add headers."""
         group = _group(request)
         headers: dict[str, str] = {}
         if group is not None:

@@ -52,9 +52,11 @@ def add_websocket_routes(app: web.Application, sim: Simulator) -> None:
     """Serve the public and private WebSocket paths on ``app``."""
 
     async def public(request: web.Request) -> web.StreamResponse:
+        """Serve ``/websocket/v1``."""
         return await _handle(sim, request, "public")
 
     async def private(request: web.Request) -> web.StreamResponse:
+        """Serve ``/websocket/v1/private``."""
         return await _handle(sim, request, "private")
 
     app.router.add_get(PUBLIC_PATH, public)
