@@ -14,6 +14,7 @@ expiry (``GET /v1/api_keys`` answers ``expire_at`` in KST, ``upbit-protocol.md``
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -31,7 +32,9 @@ class Clock(Protocol):
 class LoopClock:
     """The running event loop's clock (``loop.time()``): the default :class:`Clock`.
 
-    The loop is looked up at each call, so one instance may be built outside a loop.
+    The loop is looked up at each call, so one instance may be built outside a loop. Outside a
+    running loop (a snapshot read from synchronous code) it reads :func:`time.monotonic`,
+    which is what asyncio's own loops use.
     """
 
     __slots__ = ()
@@ -40,8 +43,12 @@ class LoopClock:
         return "LoopClock()"
 
     def now(self) -> float:
-        """Return ``loop.time()`` of the running loop."""
-        return asyncio.get_running_loop().time()
+        """Return ``loop.time()`` of the running loop (``time.monotonic()`` without one)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return time.monotonic()
+        return loop.time()
 
 
 class WallClock(Protocol):
