@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -292,3 +293,30 @@ async def test_state_events_carry_reason_and_attempt(sim: Simulator) -> None:
         assert isinstance(opened, ConnectionStateChanged)
         assert opened.reason == "connected" and opened.attempt == 1
         assert opened.at <= conn.statistics().state_since + 1e-9
+
+
+async def test_no_token_or_secret_in_logs_or_repr(
+    sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The private handshake's JWT and the secret key appear in no log line or repr."""
+    caplog.set_level(logging.DEBUG)
+    hub = EventHub()
+    log = EventLog(hub.subscribe())
+    conn = ManagedConnection(
+        "private",
+        url=sim.private_ws_url,
+        config=FAST,
+        credentials=Credentials(*sim.credentials),
+        connect_limiter=fresh_limiter(),
+        publish=hub.publish,
+    )
+    async with conn:
+        await log.state("private", "open")
+        sim.abort()
+        await log.state("private", "open")
+        texts = [repr(conn), repr(conn.statistics()), *map(repr, log.drain())]
+    texts += [record.getMessage() for record in caplog.records]
+    assert any("private" in text for text in texts)
+    for text in texts:
+        assert sim.credentials[1] not in text
+        assert "Bearer" not in text and "eyJ" not in text  # no JWT (base64 of '{"')
