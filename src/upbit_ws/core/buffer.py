@@ -210,6 +210,9 @@ class DeliveryBuffer(Generic[T]):
     def pop(self) -> T | Gap:
         """Return the next message, or a :class:`Gap` first if messages were lost before it.
 
+        A gap is always followed by a message eventually; two gaps are adjacent only when the
+        message waiting behind the first was itself dropped before it was popped.
+
         Raises :class:`IndexError` when the buffer is empty (check ``len()`` or truth first).
         """
         if self._pending_gap:
