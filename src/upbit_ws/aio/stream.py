@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
 
 from upbit_ws.core.book import Connection, SubId, connection_of
 from upbit_ws.core.buffer import DeliveryBuffer, Gap, OverflowPolicy
@@ -54,8 +54,10 @@ __all__ = [
 
 M = TypeVar("M", bound=DataMessage)
 
-#: Default largest batch :meth:`Subscription.batches` hands out at once.
-DEFAULT_BATCH: Final = 512
+#: Default largest batch :meth:`Subscription.batches` hands out at once. Small batches keep
+#: the consumer's live set small; above a few hundred, throughput falls (cache-cold frees;
+#: see benchmarks/README-subscriptions.md).
+DEFAULT_BATCH: Final = 256
 
 
 class SubscriptionOwner(Protocol):
@@ -240,16 +242,19 @@ class Subscription(Generic[M]):
                     return
                 continue
             raw = buffer.drain(max_items)
-            out: list[M] = []
-            for item in raw:
-                if isinstance(item, Gap):
-                    self._gap(item)
-                elif self._filter is None or item.code in self._filter:
-                    out.append(item)
-            if not buffer:
-                self._filter = None
-            if out:
-                yield out
+            # Nothing is pushed during a drain, so a gap marker can only come first.
+            first = raw[0]
+            if isinstance(first, Gap):
+                self._gap(first)
+                del raw[0]
+            batch = cast(list[M], raw)
+            wanted = self._filter
+            if wanted is not None:
+                batch = [m for m in batch if m.code in wanted]
+                if not buffer:
+                    self._filter = None
+            if batch:
+                yield batch
 
     async def update(self, codes: Iterable[str]) -> None:
         """Replace this subscription's codes (type and options stay); wildcards allowed.
