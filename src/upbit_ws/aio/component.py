@@ -252,6 +252,8 @@ class ConnectionView:
 
     def lines(self) -> list[str]:
         """Return a compact text rendering, one line per request type object."""
+        if self.state == "detached" and not self.desired and not self.requests_sent:
+            return [f"{self.connection}: no connection"]
         status = "in flight" if self.in_flight else "applied"
         head = (
             f"{self.connection} ({self.state}): {len(self.desired)} streams wanted, "

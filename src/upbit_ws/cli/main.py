@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from upbit_ws import __version__
+from upbit_ws.cli.demo import demo
 from upbit_ws.cli.simulate import simulate
 
 
@@ -15,6 +16,7 @@ def cli() -> None:
 
 
 cli.add_command(simulate)
+cli.add_command(demo)
 
 
 def main() -> None:
