@@ -119,6 +119,15 @@ async def test_a_market_list_refresh_adds_new_listings_and_drops_delisted_ones()
         assert delisted in sub.codes and "KRW-NEWCOIN" not in sub.codes
 
 
+async def test_a_delisting_keeps_explicit_codes_that_were_checked_before() -> None:
+    """A refresh drops delisted codes from wildcards but never fails a checked subscription."""
+    service = SubscriptionService(markets=MARKETS)
+    sub = service.component("coins").subscribe("ticker", ["KRW-*", "BTC-ETH"])
+    service.set_markets(set(MARKETS) - {"KRW-XRP", "BTC-ETH"})
+    assert not sub.closed
+    assert sub.codes == ("BTC-ETH", "KRW-BTC", "KRW-ETH", "KRW-SOL")
+
+
 async def test_a_wildcard_before_the_market_list_waits_for_it() -> None:
     """Without a list, a wildcard subscribes to nothing yet and expands when the list arrives."""
     service = SubscriptionService()

@@ -588,7 +588,6 @@ class SubscriptionService:
     def attach(self, connection: ManagedConnection) -> None:
         """Become ``connection``'s listener (before it runs)."""
         connection.set_listener(self.listener(connection.kind))
-        self._channels[connection.kind].connection = None
 
     @property
     def markets(self) -> frozenset[str] | None:
@@ -692,10 +691,13 @@ class SubscriptionService:
             if sub.closed:
                 continue
             wildcard = any(is_wildcard(code) for code in sub.requested)
-            if not wildcard and sub.sub_id not in self._unchecked:
+            unchecked = sub.sub_id in self._unchecked
+            if not wildcard and not unchecked:
                 continue
             try:
-                codes_now, _ = self._resolve(sub.type, sub.requested)
+                # Codes checked before stay even if delisted since (Upbit then sends nothing
+                # for them); codes never checked must be listed now.
+                codes_now, _ = self._resolve(sub.type, sub.requested, strict=unchecked)
             except UnknownCodeError as exc:
                 self._remove(sub)
                 sub._fail(exc)
@@ -860,8 +862,13 @@ class SubscriptionService:
         if set(codes) != old:
             channel.poke(self._now())
 
-    def _resolve(self, kind: DataType, requested: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
-        """Expand wildcards and check codes; return (codes, whether any is unchecked)."""
+    def _resolve(
+        self, kind: DataType, requested: tuple[str, ...], *, strict: bool = True
+    ) -> tuple[tuple[str, ...], bool]:
+        """Expand wildcards and check codes; return (codes, whether any is unchecked).
+
+        ``strict=False`` keeps explicit codes the list no longer has (delisted after check).
+        """
         markets = self._markets
         out: dict[str, None] = {}
         unchecked = False
@@ -875,7 +882,7 @@ class SubscriptionService:
             elif markets is None:
                 unchecked = True
                 out[code] = None
-            elif code not in markets:
+            elif code not in markets and strict:
                 raise UnknownCodeError(code, close_matches(code, markets))
             else:
                 out[code] = None
