@@ -54,21 +54,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, overload
 
+from upbit_ws.aio.channel import Channel, ChannelStatistics
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.component import (
     Component,
-    ConnectionView,
     SubscriptionInfo,
     SubscriptionsView,
 )
-from upbit_ws.aio.connection import ManagedConnection
+from upbit_ws.aio.connection import ConnectionListener, ManagedConnection
 from upbit_ws.aio.rest import RestClient
-from upbit_ws.aio.router import LatencyHistogram, LatencySummary, Router, RouterStatistics
 from upbit_ws.aio.stream import Subscription, SubscriptionStatistics
 from upbit_ws.core.book import (
     CONNECTIONS,
@@ -81,19 +79,16 @@ from upbit_ws.core.book import (
 )
 from upbit_ws.core.buffer import OVERFLOW_POLICIES, Gap, OverflowPolicy, default_policy
 from upbit_ws.core.codes import close_matches, expand_wildcard, is_wildcard, normalize_code
-from upbit_ws.core.constants import CANDLE_TYPES, PRIVATE_TYPES, DataType
-from upbit_ws.core.encode import TypeRequest, encode_list_subscriptions, encode_request, new_ticket
+from upbit_ws.core.constants import PRIVATE_TYPES, DataType
 from upbit_ws.core.errors import (
     InvalidInputError,
-    ServerRejectedError,
-    TransportError,
     UnknownCodeError,
     UpbitWsError,
 )
-from upbit_ws.core.events import Event, RequestRejected
+from upbit_ws.core.events import Event
 from upbit_ws.core.events import Gap as GapEvent
-from upbit_ws.core.messages import ErrorFrame, Message, SubscribedType, SubscriptionList
-from upbit_ws.core.planner import Plan, PlannerStatistics, SubscriptionPlanner
+from upbit_ws.core.messages import SubscribedType
+from upbit_ws.core.planner import SubscriptionPlanner
 
 __all__ = [
     "DEFAULT_COALESCE",
@@ -120,39 +115,6 @@ DEFAULT_LIST_TIMEOUT: Final = 2.0
 _FIRST_LOAD_TIMEOUT: Final = 5.0
 #: Retry delays after a failed market-list load grow from this up to the refresh interval.
 _MARKET_RETRY_FIRST: Final = 1.0
-#: The market a public connection's quiesce request names when nothing is wanted.
-_QUIESCE_CODE: Final = "KRW-BTC"
-#: Streams whose frames are events, lost for good while a socket is down.
-_GAP_TYPES: Final = frozenset({"trade", "myOrder", "myAsset", *CANDLE_TYPES})
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelStatistics:
-    """Counters of the subscription layer on one connection.
-
-    ``requests_sent`` counts subscription requests written (``quiesce_requests`` of them for an
-    empty desired state); ``changes`` counts book changes that woke the flusher, so
-    ``changes - requests_sent`` is roughly what coalescing saved. ``change_latency`` runs from
-    a change to the first frame of a stream it added.
-    """
-
-    connection: Connection
-    state: str
-    desired_streams: int
-    confirmed_streams: int
-    in_flight: bool
-    changes: int
-    requests_sent: int
-    quiesce_requests: int
-    send_failures: int
-    confirmed_by_data: int
-    confirmed_by_quiet: int
-    rejections: int
-    list_requests: int
-    reconnect_gaps: int
-    change_latency: LatencySummary
-    router: RouterStatistics
-    planner: PlannerStatistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,334 +138,6 @@ class SubscriptionServiceStatistics:
     markets: MarketListStatistics
     subscriptions: tuple[SubscriptionStatistics, ...]
     overflow_gaps: int
-
-
-class _Channel:
-    """The subscription layer of one connection: its listener, router and flusher."""
-
-    def __init__(self, service: SubscriptionService, kind: Connection) -> None:
-        self.kind: Connection = kind
-        self._service = service
-        self._planner = service._planner
-        self._now = service._now
-        self.router = Router(
-            service._book,
-            connection=kind,
-            sinks=service._sinks,
-            on_control=self._on_control,
-            on_watch=self._on_watch,
-        )
-        #: The hot path: frames go straight to the router (ConnectionListener.on_frame).
-        self.on_frame: Callable[[bytes, float], None] = self.router.route
-        self.connection: ManagedConnection | None = None
-        self._wake = asyncio.Event()
-        self._change_since: float | None = None
-        # The request written (or being written) and not yet confirmed or rejected.
-        self._inflight: Plan | None = None
-        self._inflight_since: float | None = None
-        self._sent_recorded = False
-        self._hit_at: float | None = None
-        self._quiet: asyncio.TimerHandle | None = None
-        self._sent_keys: frozenset[StreamKey] = frozenset()
-        self.last_request: tuple[TypeRequest, ...] = ()
-        self._closed_at: float | None = None
-        self._list_waiters: deque[asyncio.Future[SubscriptionList]] = deque()
-        self.change_latency = LatencyHistogram()
-        self.changes = 0
-        self.requests_sent = 0
-        self.quiesce_requests = 0
-        self.send_failures = 0
-        self.confirmed_by_data = 0
-        self.confirmed_by_quiet = 0
-        self.rejections = 0
-        self.list_requests = 0
-        self.reconnect_gaps = 0
-
-    def __repr__(self) -> str:
-        return f"<channel {self.kind} requests_sent={self.requests_sent}>"
-
-    # -- ConnectionListener ------------------------------------------------------------------
-
-    def on_open(self, connection: ManagedConnection) -> None:
-        """Take a new socket: forget what the old one streamed and send everything fresh."""
-        self.connection = connection
-        self._reset_inflight()
-        self._planner.connection_lost(self.kind)
-        self._sent_keys = frozenset()
-        now = self._now()
-        connection.set_streaming(self.kind == "public" and bool(self._desired()))
-        if self._closed_at is not None:
-            self._publish_reconnect_gaps(self._closed_at, now)
-            self._closed_at = None
-        if self._desired():
-            self.poke(now)
-
-    def on_closed(self, connection: ManagedConnection) -> None:
-        """Note the socket is gone: nothing streams and nothing is in flight any more."""
-        self._reset_inflight()
-        self._planner.connection_lost(self.kind)
-        self._sent_keys = frozenset()
-        self._closed_at = self._now()
-        while self._list_waiters:
-            waiter = self._list_waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(
-                    TransportError(f"the {self.kind} connection closed before Upbit answered")
-                )
-
-    # -- changes and the flusher -------------------------------------------------------------
-
-    def poke(self, now: float) -> None:
-        """Note that the desired state changed; the flusher sends it after the window."""
-        self.changes += 1
-        if self._change_since is None:
-            self._change_since = now
-        self._wake.set()
-
-    def _desired(self) -> tuple[Any, ...]:
-        return self._service._book.wanted(self.kind)
-
-    async def run(self) -> None:
-        """Flush forever: wait for a change, coalesce, send the latest desired state."""
-        window = self._service._coalesce
-        while True:
-            await self._wake.wait()
-            if window > 0:
-                await asyncio.sleep(window)
-            self._wake.clear()
-            await self._flush()
-
-    async def _flush(self) -> None:
-        conn = self.connection
-        if conn is None or not conn.is_open:
-            return  # on_open wakes the flusher again
-        plan = self._planner.plan_for(self.kind)
-        if plan is None:
-            if self._inflight is None:
-                self._change_since = None  # the changes cancelled out
-            return
-        self._service._refresh_wall_offset()
-        frame: bytes | None
-        if plan.is_empty:
-            frame = self._quiesce_frame() if self.kind == "public" else None
-        else:
-            frame = encode_request(plan.types, ticket=new_ticket())
-        change_since, self._change_since = self._change_since, None
-        generation = conn.generation
-        # Watch the streams this request adds before it leaves: their frames can only be
-        # answers to it (they were not in the previous request), whenever they arrive.
-        watch = frozenset(w.key for w in plan.snapshot_streams() if w.type not in PRIVATE_TYPES)
-        self._reset_inflight()
-        self._inflight = plan
-        self._inflight_since = change_since
-        self.router.watch(watch - self._sent_keys)
-        try:
-            if frame is not None:
-                await conn.send(frame)
-        except UpbitWsError as exc:
-            self.send_failures += 1
-            self._reset_inflight()
-            if self._change_since is None:
-                self._change_since = change_since
-            _log.info(
-                "%s subscription request not sent (%s); it goes out after the reconnect",
-                self.kind,
-                exc,
-                extra={"connection": self.kind},
-            )
-            return
-        if self._inflight is not plan or conn.generation != generation or not conn.is_open:
-            # The socket changed under the send: on_open re-plans everything fresh.
-            return
-        self._planner.sent(self.kind, plan)
-        self._sent_recorded = True
-        self._sent_keys = frozenset(w.key for w in plan.desired)
-        self.last_request = plan.types
-        if plan.is_empty:
-            self.quiesce_requests += frame is not None
-            self.requests_sent += frame is not None
-            self._planner.confirmed(self.kind, plan)
-            self._reset_inflight()
-            conn.set_streaming(False)
-            return
-        self.requests_sent += 1
-        conn.set_streaming(self.kind == "public")
-        if self._hit_at is not None:
-            self._confirm(self._hit_at, by_data=True)
-            return
-        loop = asyncio.get_running_loop()
-        # A change that arrived during the send already set the wake event: the next loop
-        # turn plans again and sends the latest state.
-        self._quiet = loop.call_later(self._service._confirm_quiet, self._quiet_confirm, plan)
-
-    def _quiesce_frame(self) -> bytes:
-        markets = self._service._markets
-        code = _QUIESCE_CODE
-        if markets is not None and code not in markets and markets:
-            code = min(markets)
-        return encode_request(
-            [TypeRequest(type="ticker", codes=(code,), is_only_snapshot=True)],
-            ticket=new_ticket(),
-        )
-
-    # -- confirmation and rejection ----------------------------------------------------------
-
-    def _on_watch(self, received_at: float) -> None:
-        if self._inflight is None:
-            return
-        if not self._sent_recorded:
-            self._hit_at = received_at
-            return
-        self._confirm(received_at, by_data=True)
-
-    def _quiet_confirm(self, plan: Plan) -> None:
-        if self._inflight is plan and self._sent_recorded:
-            self._confirm(None, by_data=False)
-
-    def _confirm(self, at: float | None, *, by_data: bool) -> None:
-        plan = self._inflight
-        since = self._inflight_since
-        self._reset_inflight()
-        if plan is None or not self._planner.confirmed(self.kind, plan):
-            return
-        if by_data:
-            self.confirmed_by_data += 1
-            if at is not None and since is not None:
-                self.change_latency.add((at - since) * 1000.0)
-        else:
-            self.confirmed_by_quiet += 1
-
-    def _reset_inflight(self) -> None:
-        self._inflight = None
-        self._inflight_since = None
-        self._sent_recorded = False
-        self._hit_at = None
-        if self._quiet is not None:
-            self._quiet.cancel()
-            self._quiet = None
-        self.router.unwatch()
-
-    def _on_control(self, message: Message, received_at: float) -> None:
-        if isinstance(message, SubscriptionList):
-            while self._list_waiters:
-                waiter = self._list_waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(message)
-                    break
-        elif isinstance(message, ErrorFrame):
-            self._on_error(message)
-
-    def _on_error(self, error: ErrorFrame) -> None:
-        plan = self._inflight
-        if plan is not None and self._sent_recorded:
-            # Upbit refused the request in flight (section 7); it closes the socket next.
-            self._reset_inflight()
-            self._planner.rejected(self.kind, plan)
-            self.rejections += 1
-            _log.error(
-                "Upbit rejected the %s subscription request with %s: %s; keeping the last "
-                "accepted subscription",
-                self.kind,
-                error.name,
-                error.message,
-                extra={"connection": self.kind, "error_name": error.name},
-            )
-            self._service._publish(
-                RequestRejected(
-                    at=self._now(), connection=self.kind, name=error.name, message=error.message
-                )
-            )
-            return
-        if self._list_waiters:
-            waiter = self._list_waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(ServerRejectedError(error.name, error.message))
-
-    def _publish_reconnect_gaps(self, since: float, now: float) -> None:
-        types = sorted({w.type for w in self._desired() if w.type in _GAP_TYPES})
-        for kind in types:
-            self.reconnect_gaps += 1
-            self._service._publish(
-                GapEvent(
-                    at=now,
-                    connection=self.kind,
-                    type=kind,
-                    code=None,
-                    reason="reconnect",
-                    since=since,
-                )
-            )
-
-    # -- LIST_SUBSCRIPTIONS ------------------------------------------------------------------
-
-    async def ask_server(self) -> tuple[SubscribedType, ...] | None:
-        """Ask Upbit what this connection streams; ``None`` when no socket is open."""
-        conn = self.connection
-        if conn is None or not conn.is_open:
-            return None
-        waiter: asyncio.Future[SubscriptionList] = asyncio.get_running_loop().create_future()
-        self._list_waiters.append(waiter)
-        try:
-            self.list_requests += 1
-            await conn.send(encode_list_subscriptions(ticket=new_ticket()))
-            timeout = self._service._list_timeout
-            async with asyncio.timeout(timeout):
-                reply = await waiter
-        except TimeoutError as exc:
-            raise TransportError(
-                f"Upbit did not answer LIST_SUBSCRIPTIONS on the {self.kind} connection "
-                f"within {timeout:g} s"
-            ) from exc
-        finally:
-            if waiter in self._list_waiters:
-                self._list_waiters.remove(waiter)
-        return reply.result
-
-    def fail_waiters(self) -> None:
-        """End pending LIST_SUBSCRIPTIONS questions (shutdown)."""
-        while self._list_waiters:
-            waiter = self._list_waiters.popleft()
-            if not waiter.done():
-                waiter.cancel()
-
-    # -- views -------------------------------------------------------------------------------
-
-    def view(self, server: tuple[SubscribedType, ...] | None) -> ConnectionView:
-        """Return the merged state of this connection."""
-        conn = self.connection
-        return ConnectionView(
-            connection=self.kind,
-            state=conn.state if conn is not None else "detached",
-            desired=self._desired(),
-            confirmed=self._planner.confirmed_state(self.kind),
-            in_flight=self._inflight is not None,
-            last_request=self.last_request,
-            requests_sent=self.requests_sent,
-            server=server,
-        )
-
-    def statistics(self) -> ChannelStatistics:
-        """Return this channel's counters."""
-        conn = self.connection
-        return ChannelStatistics(
-            connection=self.kind,
-            state=conn.state if conn is not None else "detached",
-            desired_streams=len(self._desired()),
-            confirmed_streams=len(self._planner.confirmed_state(self.kind)),
-            in_flight=self._inflight is not None,
-            changes=self.changes,
-            requests_sent=self.requests_sent,
-            quiesce_requests=self.quiesce_requests,
-            send_failures=self.send_failures,
-            confirmed_by_data=self.confirmed_by_data,
-            confirmed_by_quiet=self.confirmed_by_quiet,
-            rejections=self.rejections,
-            list_requests=self.list_requests,
-            reconnect_gaps=self.reconnect_gaps,
-            change_latency=self.change_latency.summary(),
-            router=self.router.statistics(),
-            planner=self._planner.statistics(self.kind),
-        )
 
 
 class SubscriptionService:
@@ -562,7 +196,22 @@ class SubscriptionService:
             self._markets_ready.set()
         # Subscriptions whose codes could not be checked yet (no market list at the time).
         self._unchecked: set[SubId] = set()
-        self._channels: dict[Connection, _Channel] = {c: _Channel(self, c) for c in CONNECTIONS}
+        self._channels: dict[Connection, Channel] = {
+            kind: Channel(
+                kind,
+                book=self._book,
+                planner=self._planner,
+                sinks=self._sinks,
+                now=self._now,
+                publish=self._publish,
+                coalesce=self._coalesce,
+                confirm_quiet=self._confirm_quiet,
+                list_timeout=self._list_timeout,
+                markets=lambda: self._markets,
+                before_send=self._refresh_wall_offset,
+            )
+            for kind in CONNECTIONS
+        }
         self._runner: asyncio.Task[None] | None = None
         self._running = False
         self._stopping = asyncio.Event()
@@ -579,7 +228,7 @@ class SubscriptionService:
 
     # -- wiring and lifecycle ----------------------------------------------------------------
 
-    def listener(self, kind: Connection) -> _Channel:
+    def listener(self, kind: Connection) -> ConnectionListener:
         """Return the :class:`ConnectionListener` for the ``kind`` connection."""
         if kind not in self._channels:
             raise InvalidInputError(f"unknown connection {kind!r}; use public or private")
