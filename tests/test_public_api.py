@@ -6,29 +6,40 @@ import upbit_ws
 
 # Extend this list (sorted) in the same commit that adds a public name.
 EXPECTED_ALL = [
-    "AssetBalance",
     "AuthError",
     "Candle",
+    "Component",
     "ConfigError",
+    "ConnectTimeoutError",
     "ConnectionClosedError",
+    "ConnectionConfig",
+    "ConnectionStateChanged",
+    "Credentials",
     "DecodeError",
     "ErrorFrame",
+    "Event",
+    "Gap",
+    "GapEvent",
     "InvalidInputError",
-    "KeepAlive",
+    "KeyExpiringSoon",
+    "KeyProblem",
+    "KeyRecovered",
     "Message",
     "MyAsset",
     "MyOrder",
     "Orderbook",
-    "OrderbookUnit",
+    "OverflowPolicy",
     "RateLimitedError",
+    "RequestRejected",
     "ServerRejectedError",
-    "SubscriptionList",
+    "Subscription",
     "Ticker",
     "Trade",
     "TransportError",
     "UnknownCodeError",
     "UnknownMessage",
     "UpbitWsError",
+    "WebSocketManager",
     "__version__",
     "decode",
     "decode_all",
@@ -59,5 +70,29 @@ def test_no_public_name_is_left_out_of_all() -> None:
 
 def test_decode_is_the_package_level_entry_point() -> None:
     """upbit_ws.decode turns one server frame into a typed message."""
-    message = upbit_ws.decode(b'{"status":"UP"}')
-    assert message == upbit_ws.KeepAlive(status="UP")
+    frame = (
+        b'{"type":"trade","code":"KRW-BTC","timestamp":1787728554853,"trade_date":"2026-08-26",'
+        b'"trade_time":"07:15:54","trade_timestamp":1787728554797,"trade_price":1.09847E8,'
+        b'"trade_volume":0.00509799,"ask_bid":"ASK","prev_closing_price":109165000.0,'
+        b'"change":"RISE","change_price":682000.0,"sequential_id":17877285547970000,'
+        b'"stream_type":"SNAPSHOT"}'
+    )
+    message = upbit_ws.decode(frame)
+    assert isinstance(message, upbit_ws.Trade)
+    assert (message.code, message.trade_price, message.sequential_id) == (
+        "KRW-BTC",
+        109_847_000.0,
+        17877285547970000,
+    )
+
+
+def test_import_does_not_load_the_simulator() -> None:
+    """`import upbit_ws` leaves the simulator (and its aiohttp server) unloaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, upbit_ws; print(any(m.startswith('upbit_ws.simulator') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -19,7 +19,7 @@ from upbit_ws.aio.manager import WebSocketManager, websocket_urls
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.errors import InvalidInputError
-from upbit_ws.core.events import Gap, KeyProblem
+from upbit_ws.core.events import GapEvent, KeyProblem
 from upbit_ws.simulator import Simulator
 
 
@@ -196,9 +196,11 @@ async def test_publish_event_reaches_streams(sim: Simulator) -> None:
     """The subscription layer's events (gaps, rejections) reach every events() stream."""
     ws = manager(sim, keys=False)
     log = EventLog(ws.events())
-    gap = Gap(at=1.0, connection="public", type="trade", code="KRW-BTC", reason="overflow", since=0)
+    gap = GapEvent(
+        at=1.0, connection="public", type="trade", code="KRW-BTC", reason="overflow", since=0
+    )
     ws.publish_event(gap)
-    assert await log.wait_for(Gap) == gap
+    assert await log.wait_for(GapEvent) == gap
     await ws.aclose()
 
 

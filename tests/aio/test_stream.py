@@ -16,8 +16,7 @@ from tests.aio.subscription_helpers import MARKETS, my_order, next_item, ticker,
 from upbit_ws.aio.subscriptions import SubscriptionService
 from upbit_ws.core.buffer import Gap
 from upbit_ws.core.errors import InvalidInputError, UnknownCodeError
-from upbit_ws.core.events import Event
-from upbit_ws.core.events import Gap as GapEvent
+from upbit_ws.core.events import Event, GapEvent
 from upbit_ws.core.messages import Trade
 
 

@@ -13,8 +13,7 @@ import pytest
 from tests.aio.subscription_helpers import MARKETS, Stack, next_item, requests_of, stack
 from upbit_ws.aio.subscriptions import SubscriptionService
 from upbit_ws.core.errors import InvalidInputError, UnknownCodeError
-from upbit_ws.core.events import Gap as GapEvent
-from upbit_ws.core.events import RequestRejected
+from upbit_ws.core.events import GapEvent, RequestRejected
 
 
 def entries(request: dict[str, object]) -> set[tuple[object, ...]]:

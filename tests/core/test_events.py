@@ -10,7 +10,7 @@ import pytest
 from upbit_ws.core.events import (
     ConnectionStateChanged,
     Event,
-    Gap,
+    GapEvent,
     KeyExpiringSoon,
     KeyProblem,
     KeyRecovered,
@@ -30,7 +30,7 @@ SAMPLES: list[SystemEvent] = [
         at=4.0, expires_at=datetime(2026, 11, 1, 12, 0, tzinfo=KST), seconds_left=86400.0
     ),
     RequestRejected(at=5.0, connection="private", name="WRONG_FORMAT", message="Format 오류"),
-    Gap(
+    GapEvent(
         at=6.0,
         connection="public",
         type="trade",
@@ -40,7 +40,9 @@ SAMPLES: list[SystemEvent] = [
         dropped=12,
         subscriber="chart",
     ),
-    Gap(at=7.0, connection="private", type="myAsset", code=None, reason="reconnect", since=6.0),
+    GapEvent(
+        at=7.0, connection="private", type="myAsset", code=None, reason="reconnect", since=6.0
+    ),
 ]
 
 
@@ -93,7 +95,7 @@ def test_unknown_state_is_rejected_on_decode() -> None:
 def test_gap_defaults_mean_unknown() -> None:
     """A reconnect gap has no dropped count (unknown) and no subscriber by default."""
     gap = SAMPLES[-1]
-    assert isinstance(gap, Gap)
+    assert isinstance(gap, GapEvent)
     assert gap.dropped is None
     assert gap.subscriber is None
 

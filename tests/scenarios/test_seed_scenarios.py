@@ -26,8 +26,7 @@ from upbit_ws.core.auth import Credentials
 from upbit_ws.core.buffer import Gap
 from upbit_ws.core.config import SUBSCRIPTION_CHANGE_TIMEOUT
 from upbit_ws.core.errors import UnknownCodeError
-from upbit_ws.core.events import Event
-from upbit_ws.core.events import Gap as GapEvent
+from upbit_ws.core.events import Event, GapEvent
 from upbit_ws.core.messages import Candle, MyOrder, Orderbook, Ticker
 from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection

@@ -37,8 +37,7 @@ from upbit_ws.core.book import Connection, StreamKey, SubId, SubscriptionBook, W
 from upbit_ws.core.constants import CANDLE_TYPES, PRIVATE_TYPES
 from upbit_ws.core.encode import TypeRequest, encode_list_subscriptions, encode_request, new_ticket
 from upbit_ws.core.errors import ServerRejectedError, TransportError, UpbitWsError
-from upbit_ws.core.events import Event, RequestRejected
-from upbit_ws.core.events import Gap as GapEvent
+from upbit_ws.core.events import Event, GapEvent, RequestRejected
 from upbit_ws.core.messages import ErrorFrame, Message, SubscribedType, SubscriptionList
 from upbit_ws.core.planner import Plan, PlannerStatistics, SubscriptionPlanner
 

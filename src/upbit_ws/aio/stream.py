@@ -14,7 +14,7 @@ and wakes the consumer); the consumer reads at its own pace:
 
 Where gaps show up, whichever way you iterate: every lost message is counted in
 :meth:`Subscription.statistics` (``dropped``, ``gaps``), and each gap also goes out once as a
-:class:`~upbit_ws.core.events.Gap` system event (``ws.events()``) naming the component, when
+:class:`~upbit_ws.core.events.GapEvent` system event (``ws.events()``) naming the component, when
 the consumer reaches the point of the loss. With ``async for msg in sub`` and ``batches()`` the
 marker itself is skipped; ``items()`` hands it over.
 

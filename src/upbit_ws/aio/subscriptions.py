@@ -38,7 +38,7 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   silence (section 2.4). Before the list is first loaded, explicit codes are accepted on their
   shape and checked when it arrives (a subscription with an unknown one then ends with the
   error), and wildcards wait for it.
-* **Gaps.** A :class:`~upbit_ws.core.events.Gap` event goes out when a consumer reaches an
+* **Gaps.** A :class:`~upbit_ws.core.events.GapEvent` event goes out when a consumer reaches an
   overflow gap in its buffer (``reason="overflow"``), and after every reconnect for each
   trade, candle, myOrder and myAsset stream (``reason="reconnect"``: what Upbit sent while the
   socket was down is lost; tickers and order books are whole states and the fresh snapshot
@@ -85,8 +85,7 @@ from upbit_ws.core.errors import (
     UnknownCodeError,
     UpbitWsError,
 )
-from upbit_ws.core.events import Event
-from upbit_ws.core.events import Gap as GapEvent
+from upbit_ws.core.events import Event, GapEvent
 from upbit_ws.core.messages import SubscribedType
 from upbit_ws.core.planner import SubscriptionPlanner
 
@@ -146,7 +145,7 @@ class SubscriptionService:
     It is the :class:`~upbit_ws.aio.connection.ConnectionListener` of both connections
     (:meth:`listener`). ``rest`` loads the market list (``None``: give ``markets`` instead, or
     codes are checked on their shape only and wildcards cannot expand). ``publish`` receives
-    :class:`~upbit_ws.core.events.RequestRejected` and :class:`~upbit_ws.core.events.Gap`
+    :class:`~upbit_ws.core.events.RequestRejected` and :class:`~upbit_ws.core.events.GapEvent`
     events. The manager calls :meth:`load_markets`, runs :meth:`run` in its TaskGroup and
     calls :meth:`close`; standalone, use :meth:`start` and :meth:`aclose`.
     """

@@ -27,7 +27,7 @@ from typing import Any, Final
 import click
 
 from upbit_ws.aio.manager import WebSocketManager
-from upbit_ws.core.events import ConnectionStateChanged, Event, Gap, RequestRejected
+from upbit_ws.core.events import ConnectionStateChanged, Event, GapEvent, RequestRejected
 from upbit_ws.core.messages import Candle, Orderbook, Ticker
 from upbit_ws.simulator import Simulator
 
@@ -138,7 +138,7 @@ def _status(event: Event, view: _View) -> str | None:
         if event.new in ("degraded", "suspended"):
             return f"{event.connection} connection {event.new} ({event.reason})"
         return None
-    if isinstance(event, Gap):
+    if isinstance(event, GapEvent):
         return f"gap in {event.type} ({event.reason}): frames sent while the socket was down"
     if isinstance(event, RequestRejected):
         return f"Upbit rejected a request: {event.name}: {event.message}"

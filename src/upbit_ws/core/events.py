@@ -21,7 +21,7 @@ __all__ = [
     "ConnectionState",
     "ConnectionStateChanged",
     "Event",
-    "Gap",
+    "GapEvent",
     "GapReason",
     "KeyExpiringSoon",
     "KeyProblem",
@@ -107,7 +107,7 @@ class RequestRejected(SystemEvent, frozen=True, kw_only=True, tag="request_rejec
     message: str
 
 
-class Gap(SystemEvent, frozen=True, kw_only=True, tag="gap"):
+class GapEvent(SystemEvent, frozen=True, kw_only=True, tag="gap"):
     """A subscription lost data between ``since`` and ``at``.
 
     ``reason`` is ``overflow`` when the subscriber's bounded buffer dropped frames (``dropped``
@@ -126,4 +126,11 @@ class Gap(SystemEvent, frozen=True, kw_only=True, tag="gap"):
 
 
 #: Every system event, for ``msgspec`` decoding and exhaustive ``match`` statements.
-Event = ConnectionStateChanged | KeyProblem | KeyRecovered | KeyExpiringSoon | RequestRejected | Gap
+Event = (
+    ConnectionStateChanged
+    | KeyProblem
+    | KeyRecovered
+    | KeyExpiringSoon
+    | RequestRejected
+    | GapEvent
+)
