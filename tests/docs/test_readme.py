@@ -1,0 +1,40 @@
+"""The README stays true: its opening commands and its code example."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_opens_with_demo_and_test() -> None:
+    """The first code block is `make demo` then `make test`, and both targets exist."""
+    first = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert first is not None
+    commands = [line.split("#")[0].strip() for line in first.group(1).splitlines()]
+    assert commands[:2] == ["make demo", "make test"]
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_readme_example_runs() -> None:
+    """The README's Python example runs against the simulator and prints what it promises."""
+    block = re.search(r"```python\n(.*?)```", README, re.S)
+    assert block is not None
+    out = subprocess.run(
+        [sys.executable, "-c", block.group(1)],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("KRW-")
+    assert lines[2] == "KRW-ETH"
+    assert "orderbook KRW-ETH" in out.stdout
