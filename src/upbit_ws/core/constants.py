@@ -18,16 +18,14 @@ __all__ = [
     "PRIVATE_TYPES",
     "PUBLIC_PATH",
     "PUBLIC_TYPES",
+    "CandleType",
     "DataType",
     "Format",
     "StreamType",
 ]
 
-#: Every subscribable data type, spelled as on the wire (``myOrder``/``myAsset`` are camelCase).
-DataType = Literal[
-    "ticker",
-    "trade",
-    "orderbook",
+#: The nine candle intervals (section 4.4).
+CandleType = Literal[
     "candle.1s",
     "candle.1m",
     "candle.3m",
@@ -37,12 +35,13 @@ DataType = Literal[
     "candle.30m",
     "candle.60m",
     "candle.240m",
-    "myOrder",
-    "myAsset",
 ]
 
+#: Every subscribable data type, spelled as on the wire (``myOrder``/``myAsset`` are camelCase).
+DataType = Literal["ticker", "trade", "orderbook", CandleType, "myOrder", "myAsset"]
+
 DATA_TYPES: Final[tuple[DataType, ...]] = get_args(DataType)
-CANDLE_TYPES: Final[tuple[DataType, ...]] = tuple(t for t in DATA_TYPES if t.startswith("candle."))
+CANDLE_TYPES: Final[tuple[CandleType, ...]] = get_args(CandleType)
 PRIVATE_TYPES: Final[frozenset[str]] = frozenset({"myOrder", "myAsset"})
 PUBLIC_TYPES: Final[frozenset[str]] = frozenset(DATA_TYPES) - PRIVATE_TYPES
 

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import msgspec
 
+from upbit_ws.core.constants import CANDLE_TYPES, CandleType
 from upbit_ws.core.errors import InvalidInputError
 
 __all__ = [
@@ -63,28 +64,7 @@ StreamType = Literal["SNAPSHOT", "REALTIME"]
 Change = Literal["RISE", "EVEN", "FALL"]
 #: ``ASK``: seller-initiated (or a sell order), ``BID``: buyer-initiated (section 4.2).
 AskBid = Literal["ASK", "BID"]
-CandleType = Literal[
-    "candle.1s",
-    "candle.1m",
-    "candle.3m",
-    "candle.5m",
-    "candle.10m",
-    "candle.15m",
-    "candle.30m",
-    "candle.60m",
-    "candle.240m",
-]
-CANDLE_TYPE_NAMES: Final[tuple[CandleType, ...]] = (
-    "candle.1s",
-    "candle.1m",
-    "candle.3m",
-    "candle.5m",
-    "candle.10m",
-    "candle.15m",
-    "candle.30m",
-    "candle.60m",
-    "candle.240m",
-)
+CANDLE_TYPE_NAMES: Final[tuple[CandleType, ...]] = CANDLE_TYPES
 
 # The hot data types are members of a msgspec tagged union over ``type`` (one C-level decode,
 # no per-frame Python dispatch); ``type`` is then the tag, exposed as a class constant.
