@@ -205,6 +205,14 @@ class Channel:
         conn = self.connection
         if conn is None or not conn.is_open:
             return  # on_open wakes the flusher again
+        # Plan only once the limiter would let the request go: changes made while waiting
+        # join this request instead of following it as a second one (section 8.1: 5/s).
+        try:
+            await conn.wait_send_slot()
+        except UpbitWsError:
+            return  # the socket closed while waiting; on_open plans everything fresh
+        if conn is not self.connection or not conn.is_open:
+            return
         plan = self._planner.plan_for(self.kind)
         if plan is None:
             if self._inflight is None:

@@ -491,6 +491,22 @@ class ManagedConnection:
         if sock.closed.is_set():
             raise ConnectionClosedError(sock.close_code, "closed while the frame was sent")
 
+    async def wait_send_slot(self) -> None:
+        """Wait until the message limiter would let a frame go at once; reserve nothing.
+
+        A caller that builds its frame from changing state (the subscription flusher) waits
+        here first and builds afterwards, so the frame it then passes to :meth:`send` carries the
+        state of that moment rather than the state from before the wait: under Upbit's 5
+        messages/s, sending a stale request costs a whole extra message. Returns at once when
+        no socket is open (``send`` then raises).
+        """
+        sock = self._sock
+        if sock is None:
+            return
+        wait = sock.limiter.delay(self._now())
+        if wait > 0:
+            await self._hold(sock, wait)
+
     def set_streaming(self, streaming: bool) -> None:
         """Say whether the subscriptions normally stream (turns the data-silence probe on)."""
         self._session.set_streaming(self._now(), streaming=streaming)
