@@ -242,7 +242,8 @@ async def stack(
         def publish(event: Event) -> None:
             holder[0].publish(event)
 
-        service = SubscriptionService(rest=rest, publish=publish, **(service_options or {}))
+        options = {"config": FAST, **(service_options or {})}
+        service = SubscriptionService(rest=rest, publish=publish, **options)
         public = ManagedConnection(
             "public", url=sim.ws_url, config=FAST, connect_limiter=fresh_limiter()
         )

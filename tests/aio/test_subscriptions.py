@@ -7,12 +7,15 @@ for what went on the wire; what components got is read from their subscriptions.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
+from tests.aio.connection_helpers import FAST
 from tests.aio.subscription_helpers import MARKETS, Stack, next_item, requests_of, stack
 from upbit_ws.aio.subscriptions import SubscriptionService
-from upbit_ws.core.errors import InvalidInputError, UnknownCodeError
+from upbit_ws.core.config import SubscriptionConfig, Timeouts
+from upbit_ws.core.errors import ConfigError, InvalidInputError, UnknownCodeError
 from upbit_ws.core.events import GapEvent, RequestRejected
 
 
@@ -175,7 +178,13 @@ async def test_a_rejected_request_falls_back_to_the_last_accepted_subscription()
     2.3). The simulator behaves like KR, so the test plays the Indonesia answer with an
     injected error while that request is in flight.
     """
-    async with stack(service_options={"confirm_quiet": 30.0}) as st:
+    # Long confirmation windows keep the bad request in flight until the error comes.
+    config = replace(
+        FAST,
+        timeouts=Timeouts(subscription_change=30.0),
+        subscriptions=SubscriptionConfig(confirm_quiet=30.0),
+    )
+    async with stack(service_options={"config": config}) as st:
         coins = st.service.component("coins").subscribe("ticker", ["KRW-BTC"])
         await next_item(coins)
         await st.until(lambda: st.service.statistics().public.confirmed_streams == 1)
@@ -258,11 +267,12 @@ async def test_statistics_and_view_describe_the_merged_state() -> None:
         assert "orderbook KRW-BTC.5" in text and "component coins: ticker KRW-*" in text
 
 
-async def test_service_options_are_validated_all_at_once() -> None:
-    """Bad timings raise one InvalidInputError listing each problem."""
-    with pytest.raises(InvalidInputError) as info:
-        SubscriptionService(coalesce=-1, confirm_quiet=0)
+async def test_service_timings_are_validated_all_at_once() -> None:
+    """Bad subscription timings raise one ConfigError listing each problem."""
+    with pytest.raises(ConfigError) as info:
+        SubscriptionConfig(coalesce=-1, confirm_quiet=0)
     assert "coalesce" in str(info.value) and "confirm_quiet" in str(info.value)
+    assert len(info.value.problems) == 2
 
 
 async def test_a_service_runs_once_and_stops_cleanly() -> None:
@@ -275,3 +285,16 @@ async def test_a_service_runs_once_and_stops_cleanly() -> None:
     await service.aclose()
     async with asyncio.timeout(1):
         assert [m async for m in sub] == []
+
+
+async def test_a_silent_new_stream_is_confirmed_and_counted_after_the_change_timeout() -> None:
+    """A level Upbit ignores silently (BTC market, section 2.3) is counted as a silent change."""
+    config = replace(FAST, timeouts=Timeouts(subscription_change=0.3))
+    async with stack(service_options={"config": config}) as st:
+        markets = st.service.markets or frozenset()
+        btc_market = min(m for m in markets if m.startswith("BTC-"))
+        st.service.component("book").subscribe("orderbook", [btc_market], level=1000)
+        stats = st.service.statistics
+        await st.until(lambda: stats().public.silent_changes == 1, within=5.0)
+        assert stats().public.confirmed_streams == 1
+        assert stats().public.confirmed_by_data == 0

@@ -11,8 +11,11 @@ connection (public or private). The subscription service owns one per connection
   while a send waits is carried by the next request (upbit-protocol.md section 3: every
   request replaces the whole subscription, so only the latest state matters);
 * confirmation at the first frame of a stream the request added, or after a quiet window
-  without an error frame (Upbit acknowledges nothing, section 1.3); an error frame while a
-  request is in flight is its rejection (section 7);
+  without an error frame (Upbit acknowledges nothing, section 1.3): ``confirm_quiet`` for a
+  request that adds no public stream, ``change_timeout`` for one that does (a request whose
+  new streams stay silent that long is counted as *silent* and logged: Upbit ignores unknown
+  codes and unsupported levels without an error, sections 2.3 and 2.4); an error frame while
+  a request is in flight is its rejection (section 7);
 * an empty desired state on the public connection is sent as one ``is_only_snapshot`` ticker
   request (one frame, then silence; section 2.2); on the private connection nothing is sent;
 * after a reconnect everything is planned fresh and a reconnect gap event goes out for each
@@ -72,6 +75,7 @@ class ChannelStatistics:
     send_failures: int
     confirmed_by_data: int
     confirmed_by_quiet: int
+    silent_changes: int
     rejections: int
     list_requests: int
     reconnect_gaps: int
@@ -100,7 +104,7 @@ class Channel:
         publish: Callable[[Event], None],
         coalesce: float,
         confirm_quiet: float,
-        list_timeout: float,
+        change_timeout: float,
         markets: Callable[[], frozenset[str] | None],
         before_send: Callable[[], None],
     ) -> None:
@@ -111,7 +115,7 @@ class Channel:
         self._publish = publish
         self._coalesce = coalesce
         self._confirm_quiet = confirm_quiet
-        self._list_timeout = list_timeout
+        self._change_timeout = change_timeout
         self._markets = markets
         self._before_send = before_send
         self.router = Router(
@@ -143,6 +147,7 @@ class Channel:
         self.send_failures = 0
         self.confirmed_by_data = 0
         self.confirmed_by_quiet = 0
+        self.silent_changes = 0
         self.rejections = 0
         self.list_requests = 0
         self.reconnect_gaps = 0
@@ -232,7 +237,8 @@ class Channel:
         self._reset_inflight()
         self._inflight = plan
         self._inflight_since = change_since
-        self.router.watch(watch - self._sent_keys)
+        added = watch - self._sent_keys
+        self.router.watch(added)
         try:
             if frame is not None:
                 await conn.send(frame)
@@ -270,7 +276,10 @@ class Channel:
         loop = asyncio.get_running_loop()
         # A change that arrived during the send already set the wake event: the next loop
         # turn plans again and sends the latest state.
-        self._quiet = loop.call_later(self._confirm_quiet, self._quiet_confirm, plan)
+        if added:
+            self._quiet = loop.call_later(self._change_timeout, self._silent_confirm, plan, added)
+        else:
+            self._quiet = loop.call_later(self._confirm_quiet, self._quiet_confirm, plan)
 
     def _quiesce_frame(self) -> bytes:
         markets = self._markets()
@@ -295,6 +304,21 @@ class Channel:
     def _quiet_confirm(self, plan: Plan) -> None:
         if self._inflight is plan and self._sent_recorded:
             self._confirm(None, by_data=False)
+
+    def _silent_confirm(self, plan: Plan, added: frozenset[StreamKey]) -> None:
+        if self._inflight is not plan or not self._sent_recorded:
+            return
+        self.silent_changes += 1
+        shown = ", ".join(sorted(f"{t} {c}" + (f" level={lv}" if lv else "") for t, c, lv in added))
+        _log.warning(
+            "Upbit sent nothing for the new %s streams within %g s: %s; an unknown code or an "
+            "unsupported level is ignored by Upbit without an error (or the market is quiet)",
+            self.kind,
+            self._change_timeout,
+            shown[:300],
+            extra={"connection": self.kind},
+        )
+        self._confirm(None, by_data=False)
 
     def _confirm(self, at: float | None, *, by_data: bool) -> None:
         plan = self._inflight
@@ -382,7 +406,7 @@ class Channel:
         try:
             self.list_requests += 1
             await conn.send(encode_list_subscriptions(ticket=new_ticket()))
-            timeout = self._list_timeout
+            timeout = self._change_timeout
             async with asyncio.timeout(timeout):
                 reply = await waiter
         except TimeoutError as exc:
@@ -433,6 +457,7 @@ class Channel:
             send_failures=self.send_failures,
             confirmed_by_data=self.confirmed_by_data,
             confirmed_by_quiet=self.confirmed_by_quiet,
+            silent_changes=self.silent_changes,
             rejections=self.rejections,
             list_requests=self.list_requests,
             reconnect_gaps=self.reconnect_gaps,

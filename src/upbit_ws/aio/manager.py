@@ -173,7 +173,7 @@ class WebSocketManager:
         self._own_rest = rest is None
         self._rest = rest or RestClient(base_url, credentials=credentials)
         self._subs = SubscriptionService(
-            rest=self._rest, publish=self._hub.publish, clock=self._clock
+            rest=self._rest, publish=self._hub.publish, clock=self._clock, config=self.config
         )
         own: dict[ConnectionKind, ConnectionListener] = {"public": self._subs.listener("public")}
         if credentials is not None:

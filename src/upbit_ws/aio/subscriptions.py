@@ -9,7 +9,7 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   connection (streams already flowing go ``is_only_realtime``, new ones get their snapshot,
   everything gets a fresh snapshot after a reconnect).
 * **Flushing.** Each connection has one flusher task. A change wakes it; it waits a short
-  coalescing window (:data:`DEFAULT_COALESCE`, a few ms) so that changes made together (scenario
+  coalescing window (``SubscriptionConfig.coalesce``, 5 ms) so that changes made together (scenario
   2: the order book and the chart switch coin in the same instant) leave as ONE request, then
   sends the *latest* desired state through ``connection.send`` (the one rate-limited send
   path: 5 messages/s and 100/min, section 8.1). A change made while a send waits for the
@@ -18,7 +18,10 @@ Upbit replaces a connection's whole subscription on every request and has no uns
 * **Confirmation.** Upbit acknowledges nothing (section 1.3). A request counts as applied at
   the first frame of a stream it added (the subscription-change latency is measured from the
   change to that frame) or, when it added nothing, after a quiet window
-  (:data:`DEFAULT_CONFIRM_QUIET`) without an error frame (JKorf and the SDK wait about 1 s).
+  (``SubscriptionConfig.confirm_quiet``, 1 s) without an error frame (JKorf and the SDK wait
+  about 1 s). A request whose new public streams show no frame within
+  ``Timeouts.subscription_change`` (2 s) is confirmed anyway (no error came) but counted as
+  *silent* and logged: Upbit ignores unknown codes and unsupported levels without a word.
 * **Rejection.** An error frame while a request is in flight means Upbit refused it (section 7)
   and closes the socket (7.3): the planner marks it rejected, a
   :class:`~upbit_ws.core.events.RequestRejected` event goes out, and after the reconnect the
@@ -32,8 +35,8 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   turned off meanwhile (``set_streaming(False)``).
 * **Codes.** Codes are upper-cased and checked against the market list
   (``GET /v1/market/all``, section 9.1), cached and refreshed every
-  :data:`DEFAULT_MARKET_REFRESH` seconds; ``KRW-*`` style wildcards expand against it, and each
-  refresh re-expands them so new listings join and delisted markets leave. An unknown code
+  ``SubscriptionConfig.market_refresh`` seconds; ``KRW-*`` style wildcards expand against it,
+  and each refresh re-expands them so new listings join and delisted markets leave. An unknown code
   raises :class:`~upbit_ws.UnknownCodeError` naming the close matches, instead of Upbit's
   silence (section 2.4). Before the list is first loaded, explicit codes are accepted on their
   shape and checked when it arrives (a subscription with an unknown one then ends with the
@@ -79,6 +82,7 @@ from upbit_ws.core.book import (
 )
 from upbit_ws.core.buffer import OVERFLOW_POLICIES, Gap, OverflowPolicy, default_policy
 from upbit_ws.core.codes import close_matches, expand_wildcard, is_wildcard, normalize_code
+from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.constants import PRIVATE_TYPES, DataType
 from upbit_ws.core.errors import (
     InvalidInputError,
@@ -90,10 +94,6 @@ from upbit_ws.core.messages import SubscribedType
 from upbit_ws.core.planner import SubscriptionPlanner
 
 __all__ = [
-    "DEFAULT_COALESCE",
-    "DEFAULT_CONFIRM_QUIET",
-    "DEFAULT_LIST_TIMEOUT",
-    "DEFAULT_MARKET_REFRESH",
     "ChannelStatistics",
     "MarketListStatistics",
     "SubscriptionService",
@@ -102,14 +102,6 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.subscriptions")
 
-#: Changes made within this many seconds of each other leave as one request.
-DEFAULT_COALESCE: Final = 0.005
-#: A request that added no stream counts as applied after this long without an error frame.
-DEFAULT_CONFIRM_QUIET: Final = 1.0
-#: Seconds between market-list refreshes (new listings join wildcards, delisted ones leave).
-DEFAULT_MARKET_REFRESH: Final = 300.0
-#: How long ``subscriptions(ask_server=True)`` waits for Upbit's LIST_SUBSCRIPTIONS reply.
-DEFAULT_LIST_TIMEOUT: Final = 2.0
 #: How long the first market-list load may take in :meth:`SubscriptionService.start`.
 _FIRST_LOAD_TIMEOUT: Final = 5.0
 #: Retry delays after a failed market-list load grow from this up to the refresh interval.
@@ -157,31 +149,15 @@ class SubscriptionService:
         markets: Iterable[str] | None = None,
         publish: Callable[[Event], None] | None = None,
         clock: Clock | None = None,
-        coalesce: float = DEFAULT_COALESCE,
-        confirm_quiet: float = DEFAULT_CONFIRM_QUIET,
-        market_refresh: float = DEFAULT_MARKET_REFRESH,
-        list_timeout: float = DEFAULT_LIST_TIMEOUT,
+        config: ConnectionConfig | None = None,
     ) -> None:
-        problems = [
-            f"{name} must be a number >= {low:g}, not {value!r}"
-            for name, value, low in (
-                ("coalesce", coalesce, 0.0),
-                ("confirm_quiet", confirm_quiet, 0.001),
-                ("market_refresh", market_refresh, 0.001),
-                ("list_timeout", list_timeout, 0.001),
-            )
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < low
-        ]
-        if problems:
-            raise InvalidInputError("; ".join(problems))
+        config = config or ConnectionConfig()
+        timings = config.subscriptions
         self._rest = rest
         self._publish_fn = publish
         self._clock: Clock = clock or LoopClock()
         self._now: Callable[[], float] = self._clock.now
-        self._coalesce = float(coalesce)
-        self._confirm_quiet = float(confirm_quiet)
-        self._market_refresh = float(market_refresh)
-        self._list_timeout = float(list_timeout)
+        self._market_refresh = timings.market_refresh
         self._book = SubscriptionBook()
         self._planner = SubscriptionPlanner(self._book)
         self._sinks: dict[SubId, Subscription[Any]] = {}
@@ -203,9 +179,9 @@ class SubscriptionService:
                 sinks=self._sinks,
                 now=self._now,
                 publish=self._publish,
-                coalesce=self._coalesce,
-                confirm_quiet=self._confirm_quiet,
-                list_timeout=self._list_timeout,
+                coalesce=timings.coalesce,
+                confirm_quiet=timings.confirm_quiet,
+                change_timeout=config.timeouts.subscription_change,
                 markets=lambda: self._markets,
                 before_send=self._refresh_wall_offset,
             )

@@ -16,7 +16,8 @@ CONNECT_TIMEOUT               1 s        seed: 1 s normally
 CONNECT_TIMEOUT_MAX           5 s        seed: 5 s at most on a bad network
 CONNECT_TIMEOUT_GROWTH        x2         1 -> 2 -> 4 -> 5 s over consecutive connect timeouts
 SEND_TIMEOUT                  1 s        seed: sending one message
-SUBSCRIPTION_CHANGE_TIMEOUT   2 s        seed: a subscription change, send to first frame
+SUBSCRIPTION_CHANGE_TIMEOUT   2 s        seed: a subscription change, send to first frame;
+                                         also the wait for a LIST_SUBSCRIPTIONS answer
 CLOSE_TIMEOUT                 1 s        graceful close handshake; abort after it
 PING_INTERVAL                 15 s       Upbit drops idle sockets after ~60 s and a 20 s ping
                                          kept them alive (section 6); the seed asks <= 20 s
@@ -43,6 +44,11 @@ MINUTE_BURST                  10         quick changes allowed before the per-mi
 RATE_LIMIT_MARGIN             0.05 s     added to each window to absorb network jitter
 KEY_CHECK_INTERVAL            60 s       seed: API key health checked every minute
 KEY_EXPIRY_WARNING            7 days     warn this long before a key expires (keys last 1 y)
+COALESCE_WINDOW               5 ms       changes made together leave as one request
+CONFIRM_QUIET                 1 s        no error frame this long after a request that adds
+                                         no new public stream confirms it (Upbit acks
+                                         nothing; errors come 150-800 ms later, section 7.3)
+MARKET_REFRESH_INTERVAL       300 s      market list re-read: new listings join ``KRW-*``
 ============================  =========  ===================================================
 
 Blackhole arithmetic (the seed's 5 s bar, goal 3 s). A connection whose subscriptions normally
@@ -80,6 +86,8 @@ __all__ = [
     "BLOCKED_CAP",
     "BLOCKED_FLOOR",
     "CLOSE_TIMEOUT",
+    "COALESCE_WINDOW",
+    "CONFIRM_QUIET",
     "CONNECTS_PER_SECOND",
     "CONNECT_BURST",
     "CONNECT_TIMEOUT",
@@ -87,6 +95,7 @@ __all__ = [
     "CONNECT_TIMEOUT_MAX",
     "KEY_CHECK_INTERVAL",
     "KEY_EXPIRY_WARNING",
+    "MARKET_REFRESH_INTERVAL",
     "MESSAGES_PER_MINUTE",
     "MESSAGES_PER_SECOND",
     "MESSAGE_BURST",
@@ -104,6 +113,7 @@ __all__ = [
     "KeepaliveConfig",
     "KeyHealthConfig",
     "RateLimits",
+    "SubscriptionConfig",
     "Timeouts",
 ]
 
@@ -141,6 +151,10 @@ RATE_LIMIT_MARGIN: Final = 0.05
 
 KEY_CHECK_INTERVAL: Final = 60.0
 KEY_EXPIRY_WARNING: Final = 7 * 24 * 3600.0
+
+COALESCE_WINDOW: Final = 0.005
+CONFIRM_QUIET: Final = 1.0
+MARKET_REFRESH_INTERVAL: Final = 300.0
 
 
 # --- validation helpers ------------------------------------------------------------------------
@@ -407,12 +421,36 @@ class KeyHealthConfig:
         check.raise_if_any()
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SubscriptionConfig:
+    """How subscription changes are coalesced and confirmed, and how often markets are re-read.
+
+    A request that adds public streams is confirmed by their first frame, or after
+    ``Timeouts.subscription_change`` without one (then counted as silent: Upbit ignores unknown
+    codes and unsupported levels without an error, sections 2.3 and 2.4); any other request
+    after ``confirm_quiet`` without an error frame.
+    """
+
+    coalesce: float = COALESCE_WINDOW
+    confirm_quiet: float = CONFIRM_QUIET
+    market_refresh: float = MARKET_REFRESH_INTERVAL
+
+    def __post_init__(self) -> None:
+        """Validate every field and raise one ConfigError listing all problems."""
+        check = _Checker("subscriptions", self)
+        check.number("coalesce", positive=False)
+        check.number("confirm_quiet")
+        check.number("market_refresh")
+        check.raise_if_any()
+
+
 _GROUPS: Final[dict[str, type[Any]]] = {
     "timeouts": Timeouts,
     "keepalive": KeepaliveConfig,
     "backoff": BackoffConfig,
     "rate_limits": RateLimits,
     "key_health": KeyHealthConfig,
+    "subscriptions": SubscriptionConfig,
 }
 
 
@@ -425,6 +463,7 @@ class ConnectionConfig:
     backoff: BackoffConfig = field(default_factory=BackoffConfig)
     rate_limits: RateLimits = field(default_factory=RateLimits)
     key_health: KeyHealthConfig = field(default_factory=KeyHealthConfig)
+    subscriptions: SubscriptionConfig = field(default_factory=SubscriptionConfig)
 
     def __post_init__(self) -> None:
         """Check each group has the right type and raise one ConfigError listing all problems."""
