@@ -320,3 +320,25 @@ async def test_no_token_or_secret_in_logs_or_repr(
     for text in texts:
         assert sim.credentials[1] not in text
         assert "Bearer" not in text and "eyJ" not in text  # no JWT (base64 of '{"')
+
+
+async def test_no_token_in_logs_at_the_most_verbose_level(
+    sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With logging at level 1, no record of a private connect carries the JWT or the secret."""
+    caplog.set_level(1)
+    conn = ManagedConnection(
+        "private",
+        url=sim.private_ws_url,
+        config=FAST,
+        credentials=Credentials(*sim.credentials),
+        connect_limiter=fresh_limiter(),
+    )
+    async with conn:
+        await asyncio.wait_for(conn.wait_open(), 2)
+    # picows still logs at DEBUG and above (its connection lines), only not below.
+    assert any(record.name.startswith("picows") for record in caplog.records)
+    for record in caplog.records:
+        text = record.getMessage()
+        assert "Bearer" not in text and "eyJ" not in text, (record.name, record.levelno)
+        assert sim.credentials[1] not in text

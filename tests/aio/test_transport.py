@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -204,3 +207,159 @@ async def test_silent_server_times_out() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+# --- a scripted server on raw TCP, for what aiohttp will not do ---------------------------------
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+async def read_upgrade(reader: asyncio.StreamReader) -> bytes:
+    """Read the client's upgrade request and return its Sec-WebSocket-Key."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            return value.strip()
+    raise AssertionError(f"no Sec-WebSocket-Key in {head!r}")
+
+
+async def accept_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read the upgrade request and answer 101."""
+    key = await read_upgrade(reader)
+    accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+    await writer.drain()
+
+
+async def read_client_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one (masked) client frame; return its opcode and unmasked payload."""
+    first, second = await reader.readexactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(await reader.readexactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(await reader.readexactly(8), "big")
+    mask = await reader.readexactly(4)
+    data = await reader.readexactly(length)
+    return first & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+async def raw_server(script: Script) -> AsyncIterator[str]:
+    """Serve ``script`` on 127.0.0.1 and yield its ws:// URL."""
+    server = await asyncio.start_server(script, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"ws://127.0.0.1:{port}/ws"
+
+
+async def test_drop_during_upgrade_is_transport_error() -> None:
+    """A TCP connection dropped before the upgrade answer raises TransportError, not a bug."""
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_upgrade(reader)
+        writer.transport.abort()
+
+    rec = Recorder()
+    async for url in raw_server(drop):
+        with pytest.raises(TransportError, match="closed during the websocket handshake"):
+            await open_websocket(url, rec, connect_timeout=2)
+    assert rec.closed is None  # no socket was ever handed out, so no close to report
+
+
+async def test_cancelled_connect_cuts_the_half_open_socket() -> None:
+    """A connect cancelled before the upgrade answer ends its TCP socket at once."""
+    asked = asyncio.Event()
+    gone = asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_upgrade(reader)
+        asked.set()
+        await reader.read()  # returns at EOF: the client let the socket go
+        gone.set()
+        writer.close()
+
+    async for url in raw_server(never_answer):
+        connect = asyncio.create_task(open_websocket(url, Recorder(), connect_timeout=30))
+        await asyncio.wait_for(asked.wait(), 2)
+        connect.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connect
+        # picows's own handshake timer would hold the socket for the whole 30 s.
+        await asyncio.wait_for(gone.wait(), 2)
+
+
+async def test_protocol_error_during_close_does_not_escape() -> None:
+    """A bad frame from the peer while our close waits ends the socket; close() does not raise."""
+
+    async def garbage_after_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await accept_upgrade(reader, writer)
+        opcode, _ = await read_client_frame(reader)
+        assert opcode == 0x8
+        writer.write(b"\x83\x00")  # reserved opcode 3: a protocol error for the client
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    rec = Recorder()
+    async for url in raw_server(garbage_after_close):
+        ws = await open_websocket(url, rec, connect_timeout=2)
+        async with asyncio.timeout(2):
+            await ws.close()
+        assert ws.closed and rec.closed is not None
+
+
+async def test_close_without_code_is_answered_with_1000() -> None:
+    """A server close without a code is reported as 1005 and answered with 1000 on the wire."""
+    replies: list[tuple[int, bytes]] = []
+    answered = asyncio.Event()
+
+    async def close_without_code(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await accept_upgrade(reader, writer)
+        writer.write(b"\x88\x00")
+        await writer.drain()
+        replies.append(await read_client_frame(reader))
+        answered.set()
+        writer.close()
+
+    rec = Recorder()
+    async for url in raw_server(close_without_code):
+        ws = await open_websocket(url, rec, connect_timeout=2)
+        await rec.until(lambda: rec.closed is not None)
+        await ws.wait_closed()
+        await asyncio.wait_for(answered.wait(), 2)
+        assert rec.closed == (1005, "")
+        assert replies == [(0x8, (1000).to_bytes(2, "big"))]
+
+
+async def test_close_we_started_is_not_answered_again() -> None:
+    """The server's answer to our close frame gets no second close frame from us."""
+    seen: list[tuple[int, bytes]] = []
+    finished = asyncio.Event()
+
+    async def answer_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_upgrade(reader, writer)
+        seen.append(await read_client_frame(reader))
+        writer.write(b"\x88\x02" + (1000).to_bytes(2, "big"))
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            while True:
+                seen.append(await read_client_frame(reader))
+        finished.set()
+        writer.close()
+
+    rec = Recorder()
+    async for url in raw_server(answer_close):
+        ws = await open_websocket(url, rec, connect_timeout=2)
+        await ws.close()
+        await asyncio.wait_for(finished.wait(), 2)
+        assert rec.closed == (1000, "")
+    assert seen == [(0x8, (1000).to_bytes(2, "big"))]

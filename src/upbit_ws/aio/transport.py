@@ -4,13 +4,19 @@ picows is callback based and lean (DESIGN.md: about 550k msg/s raw on the refere
 This module turns it into a small surface the managed connection drives:
 
 * :func:`open_websocket` connects with one overall deadline (TCP, TLS, HTTP upgrade) and
-  translates every picows/OS failure into our exception tree, in this one place;
+  translates every picows/OS failure into our exception tree, in this one place (a socket that
+  drops before the upgrade answer included: picows then returns no listener and no error);
 * :class:`FrameHandler` receives data frames, pongs and the close, synchronously on the
   reader (the handler must only decode, route and buffer: never run user code inline);
 * :class:`WebSocket` sends text frames and pings, applies write backpressure through
   :meth:`WebSocket.drain`, and closes either gracefully or by abort. A connection already
   declared dead is aborted: a graceful close on a blackholed socket can hang for its whole
   close timeout (issue #4).
+
+The TCP socket is opened here (picows's ``socket_factory``), so a connect abandoned before the
+upgrade answer (our deadline, or a cancelled connect) is cut at once instead of lingering until
+picows's own handshake timer. picows logs through an adapter that drops its level-9 records:
+at that level it logs the raw upgrade request, which carries the private connection's JWT.
 
 Upbit sends every server frame as BINARY (upbit-protocol.md section 1.3); TEXT frames are
 passed on too, so a proxy that re-frames them does not break us.
@@ -19,13 +25,16 @@ passed on too, so a proxy that re-frames them does not break us.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Mapping
 from typing import Final, Protocol
 
 import orjson
 import picows
+from picows.url import WSParsedURL
 
 from upbit_ws.core.errors import (
     AuthError,
@@ -35,12 +44,18 @@ from upbit_ws.core.errors import (
     UpbitWsError,
 )
 
-__all__ = ["ABNORMAL_CLOSURE", "FrameHandler", "WebSocket", "open_websocket"]
+__all__ = ["ABNORMAL_CLOSURE", "NO_STATUS_RECEIVED", "FrameHandler", "WebSocket", "open_websocket"]
 
 _log = logging.getLogger("upbit_ws.transport")
 
 #: Close code reported when the socket went away without a close frame (RFC 6455 section 7.1.5).
 ABNORMAL_CLOSURE: Final = 1006
+#: Close code reported for a close frame that carried no code (RFC 6455 section 7.1.5).
+NO_STATUS_RECEIVED: Final = 1005
+#: Codes that only report what happened and must never go on the wire (RFC 6455 section 7.4.1);
+#: picows reports a close frame without a code as 0.
+_NOT_ON_THE_WIRE: Final = frozenset({0, NO_STATUS_RECEIVED, ABNORMAL_CLOSURE, 1015})
+_NORMAL_CLOSURE: Final = picows.WSCloseCode.OK
 #: How long a graceful close may wait for the peer before the socket is aborted.
 _CLOSE_GRACE: Final = 1.0
 #: Upbit frames are a few KB; an orderbook of 30 units is about 3 KB. 16 MB is far above any.
@@ -51,6 +66,68 @@ _TEXT: Final = picows.WSMsgType.TEXT
 _PONG: Final = picows.WSMsgType.PONG
 _PING: Final = picows.WSMsgType.PING
 _CLOSE: Final = picows.WSMsgType.CLOSE
+
+
+class _PicowsLog(logging.LoggerAdapter[logging.Logger]):
+    """picows's logger for our sockets, with its level-9 (below DEBUG) records dropped.
+
+    At that level picows logs the raw upgrade request, ``Authorization: Bearer <JWT>`` of the
+    private connection included, and every frame; neither belongs in an application's logs
+    whatever level the root logger is set to. Everything at DEBUG and above passes unchanged.
+    """
+
+    def isEnabledFor(self, level: int) -> bool:
+        """Refuse anything below DEBUG; otherwise ask the wrapped logger."""
+        return level >= logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+_PICOWS_LOG: Final = _PicowsLog(logging.getLogger("picows.client"))
+
+
+class _Dialer:
+    """The socket factory picows connects through, so an abandoned connect can be cut.
+
+    Resolves and connects like ``loop.create_connection`` (addresses in order) and keeps the
+    sockets it made: :meth:`cut` ends any that is still open, whether picows already wraps it
+    in a transport (it then sees EOF and goes away) or not.
+    """
+
+    __slots__ = ("_sockets",)
+
+    def __init__(self) -> None:
+        self._sockets: list[socket.socket] = []
+
+    async def __call__(self, url: WSParsedURL) -> socket.socket:
+        """Return a connected non-blocking TCP socket to ``url``'s host and port."""
+        host, port = url.host, url.port
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        if not infos:
+            raise OSError(f"getaddrinfo returned no address for {host}")
+        error: OSError | None = None
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            self._sockets.append(sock)
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        assert error is not None
+        raise error
+
+    def cut(self) -> None:
+        """End every socket still open (the peer sees it go; picows notices EOF)."""
+        for sock in self._sockets:
+            if sock.fileno() != -1:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class FrameHandler(Protocol):
@@ -66,13 +143,16 @@ class FrameHandler(Protocol):
         """Note that a pong arrived (liveness)."""
 
     def on_close(self, code: int, reason: str) -> None:
-        """Note that the socket is gone; ``code`` is 1006 when no close frame came."""
+        """Note that the socket is gone; ``code`` is 1006 when no close frame came.
+
+        A close frame without a code is reported as 1005 (RFC 6455 section 7.1.5).
+        """
 
 
 class _Listener(picows.WSListener):
     """Bridge from picows callbacks to a :class:`FrameHandler`."""
 
-    __slots__ = ("_close_code", "_close_reason", "_handler", "_writable", "transport")
+    __slots__ = ("_close_code", "_close_reason", "_handler", "_writable")
 
     def __init__(self, handler: FrameHandler) -> None:
         self._handler = handler
@@ -80,10 +160,6 @@ class _Listener(picows.WSListener):
         self._close_reason = ""
         self._writable = asyncio.Event()
         self._writable.set()
-        self.transport: picows.WSTransport | None = None
-
-    def on_ws_connected(self, transport: picows.WSTransport) -> None:
-        self.transport = transport
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         msg_type = frame.msg_type
@@ -92,10 +168,15 @@ class _Listener(picows.WSListener):
         elif msg_type is _PONG:
             self._handler.on_pong()
         elif msg_type is _CLOSE:
-            self._close_code = frame.get_close_code().value
+            code = frame.get_close_code()
+            self._close_code = code.value or NO_STATUS_RECEIVED
             self._close_reason = frame.get_close_reason() or ""
-            # Answer the close handshake (RFC 6455 section 5.5.1), then let the socket go.
-            transport.send_close(frame.get_close_code())
+            if not transport.is_close_frame_sent:
+                # Answer the close handshake (RFC 6455 section 5.5.1) with the peer's code,
+                # except one that must never be sent (a close without a code gets 1000); a
+                # close answering ours needs no answer.
+                reply = _NORMAL_CLOSURE if code.value in _NOT_ON_THE_WIRE else code
+                transport.send_close(reply)
             transport.disconnect()
         # PING is answered by picows itself (enable_auto_pong); other opcodes are ignored.
 
@@ -155,16 +236,20 @@ class WebSocket:
                 self._transport.send_close(picows.WSCloseCode(code))
             try:
                 async with asyncio.timeout(_CLOSE_GRACE):
-                    await self._transport.wait_disconnected()
+                    await self.wait_closed()
             except TimeoutError:
                 self.abort()
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
-        """Wait until the socket is fully gone."""
+        """Wait until the socket is fully gone; never raise for what ended it."""
         try:
             await self._transport.wait_disconnected()
-        except picows.WSError as exc:  # a local protocol failure that caused the disconnect
+        except Exception as exc:
+            # picows re-raises here whatever ended the socket: a local protocol error (the peer
+            # sent a bad frame, perhaps during our close) or a failure in one of our callbacks.
+            # picows logged it already, and the socket is gone either way: the close was
+            # reported through FrameHandler.on_close, so nothing is left to do.
             _log.debug("websocket %s ended with %r", self.url, exc)
 
 
@@ -188,35 +273,37 @@ async def open_websocket(
     HTTP 429 / 418 on the upgrade         :class:`RateLimitedError` (``retry_after`` read)
     HTTP 401 / 403 on the upgrade         :class:`AuthError` (Upbit's error name read)
     any other refused upgrade             :class:`TransportError` with ``status``
+    closed before the upgrade answer      :class:`TransportError`
     refused, reset, DNS, TLS (OSError)    :class:`TransportError`
     ====================================  ==============================================
+
+    A socket that closes right after the upgrade is returned closed; ``handler.on_close`` has
+    then been called already. Whatever fails (or a cancellation), the TCP socket is cut at
+    once.
     """
     if ssl_context is None and url.startswith("wss://"):
         ssl_context = ssl.create_default_context()
-    listener_box: list[_Listener] = []
-
-    def factory() -> _Listener:
-        listener = _Listener(handler)
-        listener_box.append(listener)
-        return listener
-
+    dialer = _Dialer()
     try:
-        async with asyncio.timeout(connect_timeout):
-            transport, _ = await picows.ws_connect(
-                factory,
-                url,
-                ssl_context=ssl_context,
-                websocket_handshake_timeout=connect_timeout,
-                enable_auto_ping=False,  # the session owns keepalive (core/session.py)
-                enable_auto_pong=True,
-                max_frame_size=_MAX_FRAME_SIZE,
-                extra_headers=dict(headers) if headers else None,
-                max_redirects=0,
-            )
+        try:
+            async with asyncio.timeout(connect_timeout):
+                transport, listener = await picows.ws_connect(
+                    lambda: _Listener(handler),
+                    url,
+                    ssl_context=ssl_context,
+                    websocket_handshake_timeout=connect_timeout,
+                    logger_name=_PICOWS_LOG,
+                    socket_factory=dialer,
+                    enable_auto_ping=False,  # the session owns keepalive (core/session.py)
+                    enable_auto_pong=True,
+                    max_frame_size=_MAX_FRAME_SIZE,
+                    extra_headers=dict(headers) if headers else None,
+                    max_redirects=0,
+                )
+        except BaseException:
+            dialer.cut()  # a half-open socket must not linger (timeout, cancellation, error)
+            raise
     except TimeoutError as exc:
-        for listener in listener_box:  # a half-open socket must not linger
-            if listener.transport is not None:
-                listener.transport.disconnect(graceful=False)
         raise ConnectTimeoutError(connect_timeout) from exc
     except picows.WSHandshakeError as exc:
         raise _handshake_error(url, exc) from exc
@@ -226,7 +313,11 @@ async def open_websocket(
         raise
     except OSError as exc:
         raise TransportError(f"cannot connect to {url}: {exc.__class__.__name__}: {exc}") from exc
-    return WebSocket(url, transport, listener_box[-1])
+    if not isinstance(listener, _Listener):
+        # The TCP connection dropped before the upgrade answer: picows then ends its handshake
+        # wait without an error and without a listener.
+        raise TransportError(f"connection to {url} closed during the websocket handshake")
+    return WebSocket(url, transport, listener)
 
 
 def _handshake_error(url: str, exc: picows.WSHandshakeError) -> UpbitWsError:
