@@ -19,6 +19,7 @@ from upbit_ws.core.book import (
     ALL_CODES,
     CONNECTIONS,
     Connection,
+    StreamKey,
     SubId,
     SubscriptionBook,
     WantedStream,
@@ -85,6 +86,8 @@ class BookMachine(RuleBasedStateMachine):
         self.rejected_states: dict[Connection, list[tuple[WantedStream, ...]]] = {
             c: [] for c in CONNECTIONS
         }
+        # Streaming keys a late joiner asked a fresh snapshot for, until a plan carries it.
+        self.resnapshot: dict[Connection, set[StreamKey]] = {c: set() for c in CONNECTIONS}
 
     @initialize()
     def start(self) -> None:
@@ -185,6 +188,7 @@ class BookMachine(RuleBasedStateMachine):
             self.old_plans[connection].append(self.in_flight[connection])  # type: ignore[arg-type]
         self.in_flight[connection] = plan
         self.certain[connection] &= set(plan.desired)
+        self.resnapshot[connection] -= {w.key for w in plan.snapshot_streams()}
 
     @precondition(lambda self: any(self.in_flight.values()))
     @rule(data=st.data())
@@ -218,14 +222,35 @@ class BookMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def reject(self, data: st.DataObject) -> None:
         """Upbit answers the plan in flight with an error frame, then closes the socket."""
-        connection = data.draw(st.sampled_from([c for c in CONNECTIONS if self.in_flight[c]]))
+        self.reject_on(data.draw(st.sampled_from([c for c in CONNECTIONS if self.in_flight[c]])))
+
+    def reject_on(self, connection: Connection) -> None:
         plan = self.in_flight[connection]
         assert plan is not None
-        self.planner.rejected(connection, plan)
-        self.rejected_states[connection].append(plan.desired)
-        if self.rejected_at[connection] is None:
-            self.rejected_at[connection] = model_wanted(self.subs, connection)
+        # A state made only of streams Upbit accepted before is not remembered as rejected.
+        remembered = not set(plan.desired) <= self.last_good[connection]
+        assert self.planner.rejected(connection, plan) == remembered
+        if remembered:
+            self.rejected_states[connection].append(plan.desired)
+            if self.rejected_at[connection] is None:
+                self.rejected_at[connection] = model_wanted(self.subs, connection)
         self.lose(connection)
+
+    @rule(connection=connection_st, data=st.data())
+    def late_joiner_without_cache(self, connection: Connection, data: st.DataObject) -> None:
+        """A new subscriber joins streams with nothing cached: ask Upbit for snapshots."""
+        keys = data.draw(
+            st.sets(
+                st.sampled_from(
+                    [("ticker", c, None) for c in CODES] + [("orderbook", c, 0) for c in CODES]
+                ),
+                max_size=3,
+            )
+        )
+        streaming = {w.key for w in self.certain[connection] if w.type not in PRIVATE_TYPES}
+        hit = (set(keys) & streaming) - self.resnapshot[connection]
+        assert self.planner.request_snapshot(connection, keys) == bool(hit)
+        self.resnapshot[connection] |= hit
 
     @rule(connection=connection_st)
     def connection_lost(self, connection: Connection) -> None:
@@ -245,6 +270,7 @@ class BookMachine(RuleBasedStateMachine):
                 break
             self.check_plan(connection, plan)
             self.planner.sent(connection, plan)
+            self.resnapshot[connection] -= {w.key for w in plan.snapshot_streams()}
             assert self.planner.confirmed(connection, plan)
             self.in_flight[connection] = None
             self.certain[connection] = set(plan.desired)
@@ -262,6 +288,7 @@ class BookMachine(RuleBasedStateMachine):
             self.old_plans[connection].append(self.in_flight[connection])  # type: ignore[arg-type]
         self.in_flight[connection] = None
         self.certain[connection] = set()
+        self.resnapshot[connection].clear()
         assert self.planner.confirmed_state(connection) == ()
         assert self.planner.streaming(connection) == frozenset()
 
@@ -278,8 +305,9 @@ class BookMachine(RuleBasedStateMachine):
         realtime = set(plan.desired) - set(plan.snapshot_streams())
         public = {w for w in plan.desired if w.type not in PRIVATE_TYPES}
         # Realtime only for what the server certainly streams; everything streaming stays
-        # realtime (no snapshot storm).
-        assert realtime == public & self.certain[connection]
+        # realtime (no snapshot storm), except what a late joiner asked a snapshot for.
+        fresh = {w for w in public if w.key in self.resnapshot[connection]}
+        assert realtime == (public & self.certain[connection]) - fresh
         for request in plan.types:
             assert request.codes or request.type in ("myOrder", "myAsset")
             assert list(request.codes) == sorted(request.codes)
@@ -345,15 +373,14 @@ class BookMachine(RuleBasedStateMachine):
         rejected = {frozenset(r) for r in self.rejected_states[connection]}
         if self.rejected_at[connection] is None or frozenset(wanted) not in rejected:
             return wanted
-        fallback = wanted & self.last_good[connection]
-        return set() if frozenset(fallback) in rejected else fallback
+        return wanted & self.last_good[connection]
 
     @invariant()
     def plan_targets_the_union(self) -> None:
         """The next plan (or the state in flight) is the union of live interest.
 
         After a rejection, and while the desired state is unchanged, it is the part of the
-        union that Upbit last accepted (or nothing, if that was rejected too).
+        union that Upbit last accepted (nothing only when Upbit never accepted any of it).
         """
         for connection in CONNECTIONS:
             target = self.expected_target(connection)
@@ -368,9 +395,34 @@ class BookMachine(RuleBasedStateMachine):
                     else self.planner.confirmed_state(connection)
                 )
                 assert set(current) == target
+                assert not any(w.key in self.resnapshot[connection] for w in target)
             else:
                 assert set(plan.desired) == target
                 self.check_plan(connection, plan)
+
+    @invariant()
+    def rejections_never_silence_an_accepted_stream(self) -> None:
+        """After any sequence of rejections, a wanted stream Upbit accepted before is sent.
+
+        A non-empty desired state yields a non-empty target whenever any of it is in the
+        last accepted request, and exactly itself when all of it is; only a state Upbit
+        never accepted any part of may be left unsent (section 7.3) until it changes.
+        """
+        for connection in CONNECTIONS:
+            wanted = model_wanted(self.subs, connection)
+            good = self.last_good[connection]
+            plan = self.planner.plan_for(connection)
+            in_flight = self.planner.in_flight(connection)
+            if plan is not None:
+                target = set(plan.desired)
+            elif in_flight is not None:
+                target = set(in_flight.desired)
+            else:
+                target = set(self.planner.confirmed_state(connection))
+            if wanted and wanted <= good:
+                assert target == wanted
+            if wanted & good:
+                assert target
 
     @invariant()
     def merged_depth_is_max_of_live(self) -> None:
@@ -409,4 +461,25 @@ def test_settle_confirms_a_plan_left_in_flight() -> None:
     machine.settle(connection="private")
     assert machine.planner.confirmed_state("private") == (WantedStream("myOrder", ALL_CODES),)
     machine.plan_targets_the_union()
+    machine.teardown()
+
+
+def test_a_rejected_removal_keeps_the_rest_subscribed() -> None:
+    """Replay of review #2: a removal answered by an error still leaves the rest to send.
+
+    Two streams are confirmed, one is removed, the removal request draws an error frame and
+    the socket closes; the remaining stream (accepted before) must be planned again.
+    """
+    machine = BookMachine()
+    machine.start()
+    machine.subscribe(component="coins", kind="ticker", codes=["KRW-BTC"], depth=None, level=None)
+    machine.subscribe(component="book", kind="ticker", codes=["KRW-ETH"], depth=None, level=None)
+    machine.settle(connection="public")
+    machine.drop_component(component="book")
+    machine.plan_and_send(connection="public")
+    machine.reject_on("public")
+    machine.rejections_never_silence_an_accepted_stream()
+    machine.plan_targets_the_union()
+    plan = machine.planner.plan_for("public")
+    assert plan is not None and plan.desired == (WantedStream("ticker", "KRW-BTC"),)
     machine.teardown()

@@ -243,3 +243,21 @@ def test_latest_gap_then_dropped_waiter_gives_two_gaps_then_message() -> None:
     assert buf.pop() == Gap(1, "latest")
     buf.push("a2", "A")
     assert buf.drain(10) == [Gap(1, "latest"), "a2"]
+
+
+@pytest.mark.parametrize("policy", OVERFLOW_POLICIES)
+def test_discard_drops_unwanted_messages_in_place_and_counts_them(
+    policy: OverflowPolicy,
+) -> None:
+    """discard() keeps order and a pending gap, drops the rest as counted, unmarked losses."""
+    buf: DeliveryBuffer[str] = DeliveryBuffer(policy=policy, capacity=4)
+    for item in ("A1", "B1", "A2", "B2", "A3"):
+        buf.push(item, item)  # five distinct keys: the first one overflows every policy
+    assert buf.discard(lambda item: item.startswith("A")) == 2
+    out = buf.drain(10)
+    assert isinstance(out[0], Gap)  # the overflow before the discard is still marked
+    assert out[0].dropped == 1
+    assert [m for m in out if not isinstance(m, Gap)] == ["A2", "A3"]
+    stats = buf.statistics()
+    assert stats.pushed == stats.delivered + stats.dropped + stats.conflated + stats.depth
+    assert stats.gaps == 1

@@ -297,21 +297,50 @@ def test_rejected_state_is_not_proposed_again_and_falls_back_to_last_good() -> N
     assert retry.desired == book.wanted("public")
 
 
-def test_rejected_fallback_leaves_nothing_to_send() -> None:
-    """If even the fallback is rejected, the target is empty and nothing is retried."""
+def test_a_rejected_fallback_is_sent_again_because_upbit_accepted_it_before() -> None:
+    """Even if the fallback draws an error too, it is re-sent: its streams were accepted."""
     book = SubscriptionBook()
     book.subscribe("coins", "ticker", ["KRW-BTC"])
     planner = SubscriptionPlanner(book)
     _apply(planner)
     book.subscribe("ob", "orderbook", ["KRW-BTC"], level=7)
-    for _ in range(2):
-        plan = planner.plan_for("public")
-        assert plan is not None
-        planner.sent("public", plan)
-        planner.rejected("public", plan)
-        planner.connection_lost("public")
-    assert planner.plan_for("public") is None
-    assert planner.statistics("public").plans_rejected == 2
+    first = planner.plan_for("public")
+    assert first is not None
+    planner.sent("public", first)
+    assert planner.rejected("public", first)
+    planner.connection_lost("public")
+    fallback = planner.plan_for("public")
+    assert fallback is not None
+    assert fallback.desired == (WantedStream("ticker", "KRW-BTC"),)
+    planner.sent("public", fallback)
+    assert not planner.rejected("public", fallback)  # not remembered
+    planner.connection_lost("public")
+    assert planner.plan_for("public") == fallback
+    stats = planner.statistics("public")
+    assert (stats.plans_rejected, stats.rejections_ignored) == (2, 1)
+
+
+def test_a_removal_answered_by_an_error_never_leaves_nothing_to_send() -> None:
+    """Review #2: a removal-only request "rejected" must not poison the remaining state.
+
+    The desired state is a subset of what Upbit accepted; before the fix the planner
+    remembered it as rejected, its fallback equalled it, and nothing was ever sent again.
+    """
+    book = SubscriptionBook()
+    book.subscribe("a", "ticker", ["KRW-BTC"])
+    leaving = book.subscribe("b", "ticker", ["KRW-ETH"])
+    planner = SubscriptionPlanner(book)
+    _apply(planner)
+    book.unsubscribe(leaving)
+    removal = planner.plan_for("public")
+    assert removal is not None
+    planner.sent("public", removal)
+    planner.rejected("public", removal)
+    planner.connection_lost("public")
+    again = planner.plan_for("public")
+    assert again is not None
+    assert again.desired == (WantedStream("ticker", "KRW-BTC"),)
+    assert not any(t.is_only_realtime for t in again.types)
 
 
 def test_rejection_on_first_request_sends_nothing_until_change() -> None:
@@ -327,6 +356,49 @@ def test_rejection_on_first_request_sends_nothing_until_change() -> None:
     assert planner.plan_for("public") is None
     book.subscribe("coins", "ticker", ["KRW-BTC"])
     assert planner.plan_for("public") is not None
+
+
+def test_a_requested_snapshot_re_sends_a_streaming_stream_without_realtime_only() -> None:
+    """Review #4: a late joiner with nothing cached gets a snapshot with the next request."""
+    book = SubscriptionBook()
+    book.subscribe("coins", "ticker", ["KRW-BTC", "KRW-ETH"])
+    planner = SubscriptionPlanner(book)
+    _apply(planner)
+    assert planner.plan_for("public") is None
+    assert planner.request_snapshot("public", [("ticker", "KRW-ETH", None)])
+    assert not planner.request_snapshot("public", [("ticker", "KRW-ETH", None)])  # pending
+    assert not planner.request_snapshot("public", [("trade", "KRW-ETH", None)])  # not streaming
+    plan = planner.plan_for("public")
+    assert plan is not None
+    assert plan.types == (
+        TypeRequest("ticker", ("KRW-BTC",), is_only_realtime=True),
+        TypeRequest("ticker", ("KRW-ETH",)),
+    )
+    planner.sent("public", plan)
+    assert planner.plan_for("public") is None  # asked for once, sent once
+    assert planner.confirmed("public", plan)
+    assert planner.plan_for("public") is None
+    assert planner.statistics("public").snapshots_requested == 1
+
+
+def test_a_snapshot_request_outlives_the_confirmation_of_the_request_in_flight() -> None:
+    """A request in flight that sends the stream realtime-only does not satisfy the ask."""
+    book = SubscriptionBook()
+    sub = book.subscribe("coins", "ticker", ["KRW-BTC"])
+    planner = SubscriptionPlanner(book)
+    _apply(planner)
+    book.update(sub, ["KRW-BTC", "KRW-ETH"])
+    in_flight = planner.plan_for("public")
+    assert in_flight is not None
+    planner.sent("public", in_flight)
+    assert planner.request_snapshot("public", [("ticker", "KRW-BTC", None)])
+    assert planner.confirmed("public", in_flight)
+    plan = planner.plan_for("public")
+    assert plan is not None
+    assert WantedStream("ticker", "KRW-BTC") in plan.snapshot_streams()
+    assert not planner.request_snapshot("private", [("myOrder", "*", None)])
+    planner.connection_lost("public")
+    assert planner.statistics("public").snapshots_requested == 1
 
 
 def test_plans_are_deterministic() -> None:
@@ -377,5 +449,6 @@ def test_statistics_count_the_lifecycle() -> None:
     stats = planner.statistics("public")
     assert (stats.plans_sent, stats.plans_confirmed, stats.connections_lost) == (1, 1, 1)
     assert stats.streaming == 0
+    assert (stats.rejections_ignored, stats.snapshots_requested) == (0, 0)
     assert not stats.in_flight
     assert "public=streaming:0" in repr(planner)

@@ -33,7 +33,7 @@ the bound allows; that is a real loss, counted as ``dropped`` and signalled by a
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Final, Generic, Literal, TypeVar
 
@@ -235,6 +235,29 @@ class DeliveryBuffer(Generic[T]):
         while len(out) < max_items and self:
             out.append(self.pop())
         return out
+
+    def discard(self, keep: Callable[[T], bool]) -> int:
+        """Drop every waiting message for which ``keep`` is false; return how many.
+
+        For a consumer that stopped wanting some of its messages (a subscription's codes
+        changed): they are counted as ``dropped`` but no :class:`Gap` marks them, because the
+        consumer asked for them to go. Order and a pending gap marker stay as they were.
+        """
+        gone = 0
+        if self._latest:
+            keyed = self._keyed
+            for key in [k for k, item in keyed.items() if not keep(item)]:
+                del keyed[key]
+                gone += 1
+        else:
+            fifo = self._fifo
+            kept = [item for item in fifo if keep(item)]
+            gone = len(fifo) - len(kept)
+            if gone:
+                fifo.clear()
+                fifo.extend(kept)
+        self._dropped += gone
+        return gone
 
     def clear(self) -> int:
         """Discard every waiting message (on unsubscribe); return how many, counted as dropped."""

@@ -25,11 +25,19 @@ planner what happened:
   frame of the request, or after a quiet window with no error frame (JKorf and the SDK use
   about 1 s). A confirmation for a plan that is no longer the one in flight is stale and
   ignored (a newer request has replaced it on the server).
-* :meth:`~SubscriptionPlanner.rejected` when an error frame answered it (section 7). Upbit
-  then closes the socket (section 7.3), so the shell also calls ``connection_lost``. The
-  rejected desired state is not proposed again until the desired state changes; meanwhile the
-  planner falls back to the part of the desired state that Upbit last accepted, so one bad
-  subscription does not stop every other component's data.
+* :meth:`~SubscriptionPlanner.rejected` when an error frame saying the request itself was
+  malformed answered it (section 7.2: ``INVALID_PARAM``, ``WRONG_FORMAT``, ``NO_*``; the shell
+  decides which names count). Upbit then closes the socket (section 7.3), so the shell also
+  calls ``connection_lost``. The rejected desired state is not proposed again until the
+  desired state changes; meanwhile the planner falls back to the part of the desired state
+  that Upbit last accepted, so one bad subscription does not stop every other component's
+  data. A state made only of streams Upbit accepted before cannot be malformed, so a
+  rejection of it is not remembered: a desired state that shares any stream with the last
+  accepted one always has a non-empty target. Only a state none of which Upbit ever accepted
+  is left unsent until it changes (section 7.3: do not retry a malformed request as is).
+* :meth:`~SubscriptionPlanner.request_snapshot` when a new subscriber joins a stream the
+  server is already sending and the shell has no cached message to give it: the next plan
+  sends that stream without ``is_only_realtime``, so Upbit sends its snapshot again.
 * :meth:`~SubscriptionPlanner.connection_lost` clears what is streaming and what is in flight.
 
 An empty desired state cannot be sent (Upbit rejects a request without type objects, and an
@@ -52,6 +60,7 @@ from upbit_ws.core.book import (
     ALL_CODES,
     CONNECTIONS,
     Connection,
+    StreamKey,
     SubscriptionBook,
     WantedStream,
 )
@@ -109,6 +118,10 @@ class PlannerStatistics:
     plans_sent: int
     plans_confirmed: int
     plans_rejected: int
+    #: Rejections of a state made only of streams Upbit accepted before (not remembered).
+    rejections_ignored: int
+    #: Streams re-sent with a snapshot for a late joiner that had nothing to be seeded with.
+    snapshots_requested: int
     stale_confirmations: int
     connections_lost: int
     streaming: int
@@ -129,9 +142,14 @@ class _ConnectionState:
     # Desired states Upbit refused, remembered while the book's desired state is unchanged.
     rejected: set[tuple[WantedStream, ...]] = field(default_factory=set)
     rejected_for: tuple[WantedStream, ...] | None = None
+    # Streams a new subscriber joined with nothing cached to seed it: the next plan sends
+    # them with a snapshot even though the server streams them already.
+    resnapshot: set[StreamKey] = field(default_factory=set)
     sent: int = 0
     confirmed_count: int = 0
     rejected_count: int = 0
+    ignored_rejections: int = 0
+    snapshots_requested: int = 0
     stale: int = 0
     lost: int = 0
 
@@ -205,8 +223,9 @@ class SubscriptionPlanner:
         """Return the next request for ``connection``, or ``None`` when there is nothing to do.
 
         ``None`` means the target state equals what was last sent (in flight) or, with
-        nothing in flight, what is confirmed. The target is the book's desired state, unless
-        Upbit rejected exactly that state; then it is the part of it Upbit last accepted.
+        nothing in flight, what is confirmed, and no stream of it waits for a fresh snapshot
+        (:meth:`request_snapshot`). The target is the book's desired state, unless Upbit
+        rejected exactly that state; then it is the part of it Upbit last accepted.
         """
         state = self._state(connection)
         desired = self._book.wanted(connection)
@@ -215,9 +234,15 @@ class SubscriptionPlanner:
             state.rejected_for = None
         target = self._target(state, desired)
         current = state.in_flight.desired if state.in_flight is not None else state.confirmed
-        if target == current:
+        streaming = state.streaming
+        resnapshot = state.resnapshot
+        if resnapshot:
+            streaming = frozenset(w for w in streaming if w.key not in resnapshot)
+            if target == current and not any(w.key in resnapshot for w in target):
+                return None
+        elif target == current:
             return None
-        return build_plan(connection, target, streaming=state.streaming)
+        return build_plan(connection, target, streaming=streaming)
 
     def sent(self, connection: Connection, plan: Plan) -> None:
         """Record that ``plan`` was sent on ``connection`` and is now in flight."""
@@ -228,6 +253,8 @@ class SubscriptionPlanner:
         state.streaming = state.streaming.intersection(plan.desired)
         state.in_flight = plan
         state.sent += 1
+        if state.resnapshot:
+            state.resnapshot.difference_update(w.key for w in plan.snapshot_streams())
 
     def confirmed(self, connection: Connection, plan: Plan) -> bool:
         """Record that ``plan`` is applied; return ``False`` (and change nothing) if stale.
@@ -247,19 +274,47 @@ class SubscriptionPlanner:
         state.confirmed_count += 1
         return True
 
-    def rejected(self, connection: Connection, plan: Plan) -> None:
-        """Record that Upbit answered ``plan`` with an error frame.
+    def rejected(self, connection: Connection, plan: Plan) -> bool:
+        """Record that Upbit refused ``plan`` as malformed; return whether it is remembered.
 
-        Its desired state is not proposed again until the book's desired state changes.
+        A remembered state is not proposed again until the book's desired state changes.
+        A state made only of streams Upbit accepted before (a subset of the last confirmed
+        request) is not remembered: its content was accepted, so the error was about
+        something else, and refusing to send it would leave every component without data.
         """
         state = self._state(connection)
         self._check_plan(connection, plan)
         if state.in_flight == plan:
             state.in_flight = None
+        state.rejected_count += 1
+        if state.last_good.issuperset(plan.desired):
+            state.ignored_rejections += 1
+            return False
         state.rejected.add(plan.desired)
         if state.rejected_for is None:
             state.rejected_for = self._book.wanted(connection)
-        state.rejected_count += 1
+        return True
+
+    def request_snapshot(self, connection: Connection, keys: Iterable[StreamKey]) -> bool:
+        """Ask that the streams of ``keys`` get a fresh snapshot with the next request.
+
+        For a new subscriber joining a stream the server already sends, when the shell has no
+        cached message to seed it with: sent ``is_only_realtime`` again, the stream would give
+        it nothing until the next change, which on a quiet market or a candle can take minutes.
+        Returns whether anything changed (some of ``keys`` are streaming public streams); the
+        shell then wakes its flusher. Private streams have no snapshot and are ignored.
+        """
+        state = self._state(connection)
+        wanted = set(keys)
+        hit = {
+            w.key for w in state.streaming if w.key in wanted and w.type not in PRIVATE_TYPES
+        }
+        hit -= state.resnapshot
+        if not hit:
+            return False
+        state.resnapshot |= hit
+        state.snapshots_requested += len(hit)
+        return True
 
     def connection_lost(self, connection: Connection) -> None:
         """Forget what was streaming and in flight: the next plan re-sends everything fresh."""
@@ -267,6 +322,7 @@ class SubscriptionPlanner:
         state.streaming = frozenset()
         state.confirmed = ()
         state.in_flight = None
+        state.resnapshot.clear()
         state.lost += 1
 
     def confirmed_state(self, connection: Connection) -> tuple[WantedStream, ...]:
@@ -289,6 +345,8 @@ class SubscriptionPlanner:
             plans_sent=state.sent,
             plans_confirmed=state.confirmed_count,
             plans_rejected=state.rejected_count,
+            rejections_ignored=state.ignored_rejections,
+            snapshots_requested=state.snapshots_requested,
             stale_confirmations=state.stale,
             connections_lost=state.lost,
             streaming=len(state.streaming),
@@ -322,8 +380,7 @@ class SubscriptionPlanner:
         if desired not in state.rejected:
             return desired
         # Fall back to what Upbit accepted last and is still wanted (section 7.3: a rejected
-        # request must not be retried as is, but other components keep their data).
-        fallback = tuple(w for w in desired if w in state.last_good)
-        if fallback in state.rejected:
-            return ()
-        return fallback
+        # request must not be retried as is, but other components keep their data). The
+        # fallback is a subset of the last accepted state, which rejected() never remembers,
+        # so it is never empty while any wanted stream was accepted before.
+        return tuple(w for w in desired if w in state.last_good)
