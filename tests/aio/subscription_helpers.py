@@ -20,6 +20,7 @@ from tests.aio.connection_helpers import FAST, fresh_limiter
 from upbit_ws.aio.connection import ManagedConnection
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService
+from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.events import Event
 from upbit_ws.core.messages import (
     Candle,
@@ -233,6 +234,7 @@ async def stack(
     *,
     sim_options: dict[str, Any] | None = None,
     service_options: dict[str, Any] | None = None,
+    connection_config: ConnectionConfig = FAST,
 ) -> AsyncIterator[Stack]:
     """Run a simulator, a REST client, the service and a public connection; tear all down."""
     options = {**SMALL_SIM, **(sim_options or {})}
@@ -245,7 +247,7 @@ async def stack(
         options = {"config": FAST, **(service_options or {})}
         service = SubscriptionService(rest=rest, publish=publish, **options)
         public = ManagedConnection(
-            "public", url=sim.ws_url, config=FAST, connect_limiter=fresh_limiter()
+            "public", url=sim.ws_url, config=connection_config, connect_limiter=fresh_limiter()
         )
         service.attach(public)
         st = Stack(sim=sim, service=service, public=public)

@@ -35,7 +35,10 @@ def drain(sub: Subscription[Any]) -> list[Any]:
 
 @pytest.fixture
 def service() -> SubscriptionService:
-    return SubscriptionService(markets=MARKETS)
+    svc = SubscriptionService(markets=MARKETS)
+    for kind in ("public", "private"):
+        svc.listener(kind)  # both connections attached, as a manager with credentials does
+    return svc
 
 
 def public(service: SubscriptionService) -> Router:
@@ -223,6 +226,21 @@ async def test_a_seeded_orderbook_is_cut_to_the_joiners_depth(
     (book,) = drain(joiner)
     assert isinstance(book, Orderbook)
     assert len(book.units) == 5
+
+
+async def test_seed_names_the_public_streams_it_had_nothing_for(
+    service: SubscriptionService,
+) -> None:
+    """seed() returns the keys without a cached message (private ones are never seeded)."""
+    joiner = service.component("a").subscribe("ticker", ["KRW-BTC"])
+    router = public(service)
+    router.route(ticker("KRW-BTC"), 0.0)
+    drain(joiner)
+    keys = [("ticker", "KRW-BTC", None), ("ticker", "KRW-ETH", None)]
+    assert router.seed(joiner, keys) == [("ticker", "KRW-ETH", None)]
+    assert [m.code for m in drain(joiner)] == ["KRW-BTC"]
+    orders = service.component("b").subscribe("myOrder", ["KRW-BTC"])
+    assert private(service).seed(orders, [("myOrder", "KRW-BTC", None)]) == []
 
 
 async def test_private_events_are_never_replayed_to_a_joiner(

@@ -27,7 +27,10 @@ def events() -> list[Event]:
 
 @pytest.fixture
 def service(events: list[Event]) -> SubscriptionService:
-    return SubscriptionService(markets=MARKETS, publish=events.append)
+    svc = SubscriptionService(markets=MARKETS, publish=events.append)
+    for kind in ("public", "private"):
+        svc.listener(kind)  # both connections attached, as a manager with credentials does
+    return svc
 
 
 def feed(service: SubscriptionService, *frames: bytes) -> None:
@@ -240,3 +243,87 @@ async def test_repr_and_statistics_describe_the_subscription(
         "public",
         1,
     )
+
+
+async def test_update_back_to_a_superset_delivers_the_re_added_code(
+    service: SubscriptionService,
+) -> None:
+    """Review #3: [BTC,ETH] -> [ETH] -> [ETH,BTC] delivers BTC again; the hidden one counts."""
+    sub = service.component("tape").subscribe("trade", ["KRW-BTC", "KRW-ETH"])
+    feed(service, trade("KRW-BTC", 1), trade("KRW-ETH", 2))
+    await sub.update(["KRW-ETH"])
+    await sub.update(["KRW-ETH", "KRW-BTC"])
+    feed(service, trade("KRW-BTC", 3))
+    got = [await next_item(sub, 1.0) for _ in range(3)]
+    # BTC 1 comes back as the seed of a re-joined stream (its last message), then BTC 3.
+    assert [(m.code, m.sequential_id) for m in got] == [
+        ("KRW-ETH", 2),
+        ("KRW-BTC", 1),
+        ("KRW-BTC", 3),
+    ]
+    stats = sub.statistics()
+    assert stats.dropped == 1  # the BTC trade buffered when it stopped being wanted
+    assert stats.pushed == stats.delivered + stats.dropped + stats.conflated + stats.depth
+
+
+async def test_update_to_a_wildcard_matching_nothing_leaves_no_old_code_behind(
+    service: SubscriptionService,
+) -> None:
+    """Review #8: after update() to codes that resolve to none, old buffered frames are gone."""
+    sub = service.component("tape").subscribe("trade", ["KRW-BTC"])
+    feed(service, trade("KRW-BTC", 1), trade("KRW-BTC", 2))
+    await sub.update(["KRW-ZZZ*"])
+    assert sub.codes == ()
+    assert sub.pending == 0
+    assert sub.statistics().dropped == 2
+    batches = sub.batches()
+    waiting = asyncio.create_task(next_item(batches, 0.2))
+    with pytest.raises(TimeoutError):
+        await waiting
+
+
+async def test_my_order_update_to_every_market_keeps_the_buffered_events(
+    service: SubscriptionService,
+) -> None:
+    """myOrder without codes means every market (section 2.2): nothing buffered is dropped."""
+    sub = service.component("bot").subscribe("myOrder", ["KRW-BTC"])
+    router = service.listener("private").router
+    router.route(my_order("KRW-BTC", "1"), 0.0)
+    await sub.update([])
+    router.route(my_order("KRW-ETH", "2"), 0.0)
+    got = [await next_item(sub) for _ in range(2)]
+    assert [(m.code, m.uuid) for m in got] == [("KRW-BTC", "1"), ("KRW-ETH", "2")]
+    assert sub.statistics().dropped == 0
+
+
+async def test_private_types_refuse_the_latest_policy(service: SubscriptionService) -> None:
+    """Review M5: 'latest' would merge order events per code; myOrder/myAsset refuse it."""
+    bot = service.component("bot")
+    for kind in ("myOrder", "myAsset"):
+        with pytest.raises(InvalidInputError, match="latest"):
+            bot.subscribe(kind, policy="latest")
+    assert bot.subscribe("myOrder", policy="drop_oldest").policy == "drop_oldest"
+
+
+async def test_private_types_without_the_private_connection_raise_at_once() -> None:
+    """Review #7: with no private connection attached, myOrder/myAsset say to pass credentials."""
+    service = SubscriptionService(markets=MARKETS)
+    service.listener("public")
+    for kind in ("myOrder", "myAsset"):
+        with pytest.raises(InvalidInputError, match="credentials"):
+            service.component("bot").subscribe(kind)
+    assert service.subscriptions().private.desired == ()
+    assert str(service.subscriptions()).startswith("public (not open yet)")
+    assert "private: no connection" in str(service.subscriptions())
+
+
+async def test_update_of_a_subscription_closed_while_waiting_for_the_market_list() -> None:
+    """Review M6: closing during the wait for the list makes update() say 'closed'."""
+    service = SubscriptionService()  # no market list yet: a wildcard waits for it
+    sub = service.component("coins").subscribe("ticker", ["KRW-BTC"])
+    updating = asyncio.create_task(sub.update(["KRW-*"]))
+    await asyncio.sleep(0)  # the update waits for the list
+    await sub.aclose()
+    service.set_markets(MARKETS)
+    with pytest.raises(InvalidInputError, match="was closed"):
+        await asyncio.wait_for(updating, 2.0)

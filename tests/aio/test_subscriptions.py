@@ -9,14 +9,27 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import orjson
 import pytest
+from aiohttp import web
 
-from tests.aio.connection_helpers import FAST
-from tests.aio.subscription_helpers import MARKETS, Stack, next_item, requests_of, stack
+from tests.aio.connection_helpers import FAST, fresh_limiter
+from tests.aio.subscription_helpers import (
+    MARKETS,
+    SMALL_SIM,
+    Stack,
+    next_item,
+    requests_of,
+    stack,
+)
+from upbit_ws.aio.connection import ManagedConnection
+from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService
-from upbit_ws.core.config import SubscriptionConfig, Timeouts
-from upbit_ws.core.errors import ConfigError, InvalidInputError, UnknownCodeError
+from upbit_ws.core.auth import Credentials
+from upbit_ws.core.config import KeepaliveConfig, SubscriptionConfig, Timeouts
+from upbit_ws.core.errors import ConfigError, InvalidInputError, TransportError, UnknownCodeError
 from upbit_ws.core.events import GapEvent, RequestRejected
+from upbit_ws.simulator import Simulator
 
 
 def entries(request: dict[str, object]) -> set[tuple[object, ...]]:
@@ -73,8 +86,8 @@ async def test_unknown_codes_raise_with_close_matches_and_send_nothing() -> None
         with pytest.raises(UnknownCodeError) as flipped:
             comp.subscribe("trade", ["BTC-KRW"])
         assert flipped.value.suggestions[0] == "KRW-BTC"
-        with pytest.raises(UnknownCodeError):
-            comp.subscribe("myOrder", ["KRW-NOPE"])
+        with pytest.raises(InvalidInputError, match="credentials"):
+            comp.subscribe("myOrder", ["KRW-BTC"])  # no private connection in this stack
         with pytest.raises(InvalidInputError):
             comp.subscribe("orderbook", ["KRW-BTC.15"])  # the depth is an option
         with pytest.raises(InvalidInputError):
@@ -298,3 +311,214 @@ async def test_a_silent_new_stream_is_confirmed_and_counted_after_the_change_tim
         await st.until(lambda: stats().public.silent_changes == 1, within=5.0)
         assert stats().public.confirmed_streams == 1
         assert stats().public.confirmed_by_data == 0
+
+
+#: Confirmation windows long enough that a request stays in flight until the test acts.
+SLOW_CONFIRM = replace(
+    FAST,
+    timeouts=Timeouts(subscription_change=30.0),
+    subscriptions=SubscriptionConfig(confirm_quiet=30.0),
+)
+
+
+@pytest.mark.parametrize("name", ["TOO_MANY_REQUEST", "WRONG_FORMAT"])
+async def test_an_error_answering_a_removal_never_unsubscribes_the_rest(name: str) -> None:
+    """Review #2: an error frame while a removal is in flight; the rest is re-sent after it.
+
+    ``TOO_MANY_REQUEST`` does not say the request was malformed, so it is no rejection at
+    all; ``WRONG_FORMAT`` does, but every stream of the removal was accepted before, so the
+    planner does not remember it. Either way the new socket gets ``ticker KRW-BTC``.
+    """
+    async with stack(service_options={"config": SLOW_CONFIRM}) as st:
+        a = st.service.component("a").subscribe("ticker", ["KRW-BTC"])
+        b = st.service.component("b").subscribe("ticker", ["KRW-ETH"])
+        await next_item(a)
+        first_socket = st.sim_public()
+        await st.until(lambda: st.service.statistics().public.router.routes == 2)
+        # The first request is confirmed by its data; the removal then stays in flight.
+        await st.until(lambda: not st.service.statistics().public.in_flight)
+        await b.aclose()
+        await st.until(lambda: len(requests_of(first_socket)) == 2)
+        assert st.service.statistics().public.in_flight
+        st.sim.inject_error(name, conn_id=first_socket.id)
+        await st.until(lambda: st.sim_public() is not first_socket)
+        (resent,) = await wait_requests(st, 1)
+        assert entries(resent) == {("ticker", "KRW-BTC", False)}
+        while a.pending:
+            await next_item(a)
+        assert (await next_item(a)).code == "KRW-BTC"
+        stats = st.service.statistics().public
+        rejected = [e for e in st.events if isinstance(e, RequestRejected)]
+        if name == "TOO_MANY_REQUEST":
+            assert (stats.rejections, stats.other_errors, rejected) == (0, 1, [])
+        else:
+            assert (stats.rejections, stats.other_errors, len(rejected)) == (1, 0, 1)
+            assert stats.planner.rejections_ignored == 1
+
+
+async def test_a_late_joiner_to_a_stream_nobody_cached_gets_a_fresh_snapshot() -> None:
+    """Review #4: the last holder left, its route was let go, then someone joins again.
+
+    The removal still waits in the coalescing window, so the desired state does not change
+    and nothing cached can seed the newcomer: the next request must send the quiet ticker
+    again without is_only_realtime so that Upbit sends its snapshot.
+    """
+    quiet = "BTC-XRP"
+    config = replace(FAST, subscriptions=SubscriptionConfig(coalesce=0.5))
+    async with stack(
+        sim_options={"quiet_trades_per_second": 0.001}, service_options={"config": config}
+    ) as st:
+        busy = st.service.component("busy").subscribe("orderbook", ["KRW-BTC"])
+        first = st.service.component("first").subscribe("ticker", [quiet])
+        assert (await next_item(first)).code == quiet
+        await next_item(busy)
+        await st.until(lambda: not st.service.statistics().public.in_flight)
+        await first.aclose()
+        # A busy frame arrives first, so the router lets the quiet route go.
+        await st.until(lambda: st.service.statistics().public.router.routes == 1)
+        late = st.service.component("late").subscribe("ticker", [quiet])
+        assert late.pending == 0  # nothing cached to seed it with
+        snapshot = await next_item(late, 3.0)
+        assert (snapshot.code, snapshot.stream_type) == (quiet, "SNAPSHOT")
+        last = requests_of(st.sim_public())[-1]
+        assert ("ticker", quiet, False) in entries(last)
+        assert ("orderbook", "KRW-BTC", True) in entries(last)
+        assert st.service.statistics().public.planner.snapshots_requested == 1
+
+
+#: Keepalive slow enough that a blackholed socket outlives the test.
+PATIENT = replace(FAST, keepalive=KeepaliveConfig(ping_interval=30.0, pong_timeout=5.0))
+
+
+async def test_list_subscriptions_answers_are_matched_by_their_ticket() -> None:
+    """Review M7: Upbit echoes the LIST request's ticket (section 3.3); answers go by it."""
+    async with stack(connection_config=PATIENT) as st:
+        st.sim.blackhole(30.0)  # the simulator's own answers never come
+        ask = st.service.listener("public")
+        first = asyncio.create_task(st.service.subscriptions(ask_server=True))
+        await st.until(lambda: st.service.statistics().public.list_requests == 1)
+        second = asyncio.create_task(st.service.subscriptions(ask_server=True))
+        await st.until(lambda: len(st.sim_public().requests) == 2)
+        tickets = [r.parsed["ticket"] for r in st.sim_public().requests]
+        # The answers arrive in the other order, each naming what it answers.
+        for ticket, code in ((tickets[1], "KRW-ETH"), (tickets[0], "KRW-BTC")):
+            body = {"method": "LIST_SUBSCRIPTIONS", "result": [{"type": "ticker", "codes": [code]}]}
+            ask.on_frame(orjson.dumps({**body, "ticket": ticket}), 0.0)
+        one, two = await asyncio.wait_for(asyncio.gather(first, second), 2.0)
+        assert one.public.server is not None and two.public.server is not None
+        assert one.public.server[0].codes == ("KRW-BTC",)
+        assert two.public.server[0].codes == ("KRW-ETH",)
+
+
+async def test_a_pending_list_question_ends_with_an_error_when_the_service_closes() -> None:
+    """Review S3: closing the service fails a waiting LIST question, never cancels the caller."""
+    async with stack(connection_config=PATIENT) as st:
+        st.sim.blackhole(30.0)
+        asking = asyncio.create_task(st.service.subscriptions(ask_server=True))
+        await st.until(lambda: st.service.statistics().public.list_requests == 1)
+        await st.service.aclose()
+        with pytest.raises(TransportError, match="closed before Upbit answered"):
+            await asyncio.wait_for(asking, 2.0)
+        assert not asking.cancelled()
+
+
+async def test_the_view_describes_the_current_socket_not_the_last_one() -> None:
+    """Review M2: while reconnecting, the view shows nothing sent and nothing applied."""
+    async with stack() as st:
+        coins = st.service.component("coins").subscribe("ticker", ["KRW-BTC"])
+        await next_item(coins)
+        await st.until(lambda: "last request applied" in str(st.service.subscriptions()))
+        st.sim.refuse(30.0, how="status", status=503)
+        st.sim.abort()
+        await st.until(lambda: st.public.state == "reconnecting")
+        view = st.service.subscriptions().public
+        assert view.lines()[0].startswith("public (reconnecting): 1 streams wanted, 0 confirmed")
+        assert "nothing sent on this socket yet" in view.lines()[0]
+        assert (view.last_request, view.confirmed, view.applied) == ((), (), False)
+
+
+async def test_the_view_before_the_first_socket_does_not_say_no_connection() -> None:
+    """Review M2: an attached connection that has not opened yet is 'not open yet'."""
+    service = SubscriptionService(markets=MARKETS)
+    service.listener("public")
+    service.component("coins").subscribe("ticker", ["KRW-BTC"])
+    head = service.subscriptions().public.lines()[0]
+    assert head.startswith("public (not open yet): 1 streams wanted, 0 confirmed")
+    assert "nothing sent on this socket yet" in head
+
+
+async def test_list_subscriptions_asks_both_connections_at_once() -> None:
+    """Review M7: the private question goes out while the public one still waits."""
+    async with Simulator(port=0, **SMALL_SIM) as sim, RestClient(sim.url) as rest:
+        service = SubscriptionService(rest=rest, config=FAST)
+        public = ManagedConnection(
+            "public", url=sim.ws_url, config=PATIENT, connect_limiter=fresh_limiter()
+        )
+        private = ManagedConnection(
+            "private",
+            url=sim.private_ws_url,
+            config=PATIENT,
+            credentials=Credentials(*sim.credentials),
+            connect_limiter=fresh_limiter(),
+        )
+        service.attach(public)
+        service.attach(private)
+        await service.start()
+        async with public, private:
+            await asyncio.wait_for(public.wait_open(), 5.0)
+            await asyncio.wait_for(private.wait_open(), 5.0)
+            (pub,) = [c for c in sim.connections() if c.kind == "public"]
+            sim.blackhole(30.0, conn_id=pub.id)  # public never answers
+            asking = asyncio.create_task(service.subscriptions(ask_server=True))
+
+            def private_asked() -> bool:
+                return any(c.kind == "private" and c.requests for c in sim.connections())
+
+            async with asyncio.timeout(1.0):  # well before the public answer times out (2 s)
+                await sim.wait_for(private_asked)
+            asking.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asking
+        await service.aclose()
+
+
+async def test_an_empty_or_truncated_market_list_keeps_the_known_one() -> None:
+    """Review S6: a refresh answering [] or a fraction of the list does not empty wildcards."""
+    listed = [f"KRW-C{i:02d}" for i in range(20)]
+    served: list[list[str]] = [listed]
+
+    async def market_all(request: web.Request) -> web.Response:
+        return web.json_response(
+            [{"market": m, "korean_name": m, "english_name": m} for m in served[0]]
+        )
+
+    app = web.Application()
+    app.router.add_get("/v1/market/all", market_all)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with RestClient(f"http://127.0.0.1:{port}") as rest:
+            service = SubscriptionService(rest=rest)
+            assert await service.refresh_markets()
+            coins = service.component("coins").subscribe("ticker", ["KRW-*"])
+            assert len(coins.codes) == 20
+            for short in ([], listed[:3]):
+                served[0] = short
+                assert not await service.refresh_markets()
+                assert len(coins.codes) == 20 and service.markets == frozenset(listed)
+            stats = service.statistics().markets
+            assert (stats.loads, stats.anomalies) == (1, 2)
+            assert stats.last_error is not None and "kept the known list" in stats.last_error
+            served[0] = listed[:15]  # an ordinary delisting is taken at once
+            assert await service.refresh_markets()
+            assert len(coins.codes) == 15
+            served[0] = listed[:3]  # a drastic cut is taken only when it persists
+            assert not await service.refresh_markets()
+            assert not await service.refresh_markets()
+            assert await service.refresh_markets()
+            assert coins.codes == tuple(listed[:3])
+    finally:
+        await runner.cleanup()

@@ -15,18 +15,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from tests.aio.connection_helpers import FAST, fresh_limiter
 from tests.aio.subscription_helpers import SMALL_SIM, next_item
+from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.buffer import Gap
-from upbit_ws.core.config import SUBSCRIPTION_CHANGE_TIMEOUT
-from upbit_ws.core.errors import UnknownCodeError
-from upbit_ws.core.events import Event, GapEvent
+from upbit_ws.core.config import SUBSCRIPTION_CHANGE_TIMEOUT, ConnectionConfig, KeyHealthConfig
+from upbit_ws.core.errors import InvalidInputError, UnknownCodeError, UpbitWsError
+from upbit_ws.core.events import Event, GapEvent, RequestRejected
 from upbit_ws.core.messages import Candle, MyOrder, Orderbook, Ticker
 from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection
@@ -34,15 +36,20 @@ from upbit_ws.simulator.connection import SimConnection
 
 @asynccontextmanager
 async def running(
-    *, keys: bool = False, **sim_options: Any
+    *,
+    keys: bool = False,
+    config: ConnectionConfig = FAST,
+    clock: Clock | None = None,
+    **sim_options: Any,
 ) -> AsyncIterator[tuple[Simulator, WebSocketManager]]:
     """Run a small simulator and a manager on it (fast test timings)."""
     async with Simulator(port=0, **{**SMALL_SIM, **sim_options}) as sim:
         ws = WebSocketManager(
             base_url=sim.url,
             credentials=Credentials(*sim.credentials) if keys else None,
-            config=FAST,
+            config=config,
             connect_limiter=fresh_limiter(),
+            clock=clock,
         )
         async with ws:
             await asyncio.wait_for(ws.public.wait_open(), 5.0)
@@ -288,3 +295,105 @@ async def test_private_order_events_reach_my_order_and_my_asset_subscribers() ->
             ("myOrder", "KRW-BTC"),
             ("myAsset", "*"),
         }
+
+
+def private_sockets(sim: Simulator) -> list[SimConnection]:
+    """Return every private connection the simulator accepted, oldest first."""
+    return [c for c in sim.connections(include_closed=True) if c.kind == "private"]
+
+
+async def test_an_invalid_auth_frame_is_a_key_problem_and_orders_come_back() -> None:
+    """Review #2 (private): INVALID_AUTH answering the request is no rejection of it.
+
+    Upbit may refuse a key with a frame after the request (section 5); the key path
+    suspends the private socket, the periodic check finds the key good again, and the new
+    socket must carry myOrder again so that order events keep coming.
+    """
+    config = replace(FAST, key_health=KeyHealthConfig(check_interval=0.5))
+    async with running(keys=True, config=config) as (sim, ws):
+        events = ws.events()
+        orders = ws.component("bot").subscribe("myOrder", ["KRW-BTC"])
+        await until(lambda: any(subscribe_requests(c) for c in private_sockets(sim)))
+        (first,) = private_sockets(sim)
+        sim.inject_error("INVALID_AUTH", conn_id=first.id)
+        await until(
+            lambda: any(subscribe_requests(c) for c in private_sockets(sim) if c is not first),
+            within=5.0,
+        )
+        placed = await ws.rest.place_order(
+            market="KRW-BTC", side="bid", ord_type="limit", volume="0.01", price="1000000"
+        )
+        event = await next_item(orders)
+        assert isinstance(event, MyOrder) and event.uuid == placed.uuid
+        assert not [e for e in drain_events(events) if isinstance(e, RequestRejected)]
+        stats = ws.statistics().subscriptions.private
+        assert (stats.rejections, stats.other_errors) == (0, 1)
+
+
+async def test_private_types_without_credentials_raise_a_clear_error() -> None:
+    """Review #7: myOrder/myAsset without keys fail at once, naming the credentials."""
+    async with running() as (_sim, ws):
+        for kind in ("myOrder", "myAsset"):
+            with pytest.raises(InvalidInputError, match="credentials"):
+                ws.component("bot").subscribe(kind)
+        assert ws.subscriptions().components == {}
+        assert "private: no connection" in str(ws.subscriptions())
+
+
+class _PlantedBug(Exception):
+    """An internal error planted in one flusher by the test's clock."""
+
+
+class _BuggyClock(LoopClock):
+    """The loop clock, except that it raises inside the task named ``task`` ``times`` times.
+
+    The clock is the shell's one injected seam (aio/clock.py); a clock that fails in the
+    private flusher's task stands for any bug in that flusher.
+    """
+
+    def __init__(self, task: str, times: float) -> None:
+        self.task = task
+        self.times = times
+
+    def now(self) -> float:
+        current = asyncio.current_task()
+        if self.times > 0 and current is not None and current.get_name() == self.task:
+            self.times -= 1
+            raise _PlantedBug(f"planted in {self.task}")
+        return super().now()
+
+
+async def test_a_bug_in_the_private_flusher_is_restarted_and_never_stops_public() -> None:
+    """Review S4: the private flusher crashes once; it restarts and public never notices."""
+    clock = _BuggyClock("upbit-ws:subscriptions:private", times=1)
+    async with running(keys=True, clock=clock) as (sim, ws):
+        coins = ws.component("coins").subscribe("ticker", ["KRW-BTC"])
+        orders = ws.component("bot").subscribe("myOrder", ["KRW-BTC"])
+        await take(coins, 1)
+        await until(lambda: clock.times == 0)
+        tape = ws.component("tape").subscribe("trade", ["KRW-ETH"])  # public keeps flushing
+        assert (await next_item(tape)).code == "KRW-ETH"
+        await until(lambda: any(subscribe_requests(c) for c in private_sockets(sim)))
+        placed = await ws.rest.place_order(
+            market="KRW-BTC", side="bid", ord_type="limit", volume="0.01", price="1000000"
+        )
+        assert (await next_item(orders)).uuid == placed.uuid
+        stats = ws.statistics().subscriptions
+        assert len(stats.internal_errors) == 1 and "_PlantedBug" in stats.internal_errors[0]
+        assert (stats.private.flusher_restarts, stats.public.flusher_restarts) == (1, 0)
+
+
+async def test_a_flusher_that_keeps_failing_ends_its_subscriptions_with_the_error() -> None:
+    """Review S4: a private flusher that always fails is given up; its users get an error."""
+    clock = _BuggyClock("upbit-ws:subscriptions:private", times=float("inf"))
+    async with running(keys=True, clock=clock) as (_sim, ws):
+        coins = ws.component("coins").subscribe("ticker", ["KRW-BTC"])
+        orders = ws.component("bot").subscribe("myOrder", ["KRW-BTC"])
+        with pytest.raises(UpbitWsError, match="repeated internal errors") as info:
+            await next_item(orders, 10.0)
+        assert isinstance(info.value.__cause__, _PlantedBug)
+        with pytest.raises(UpbitWsError, match="repeated internal errors"):
+            ws.component("bot").subscribe("myAsset")
+        assert (await next_item(coins)).code == "KRW-BTC"  # public untouched
+        assert ws.subscriptions().private.desired == ()
+        assert len(ws.statistics().subscriptions.internal_errors) == 5

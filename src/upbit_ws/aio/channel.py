@@ -14,21 +14,31 @@ connection (public or private). The subscription service owns one per connection
   without an error frame (Upbit acknowledges nothing, section 1.3): ``confirm_quiet`` for a
   request that adds no public stream, ``change_timeout`` for one that does (a request whose
   new streams stay silent that long is counted as *silent* and logged: Upbit ignores unknown
-  codes and unsupported levels without an error, sections 2.3 and 2.4); an error frame while
-  a request is in flight is its rejection (section 7);
+  codes and unsupported levels without an error, sections 2.3 and 2.4);
+* an error frame naming a malformed request (``INVALID_PARAM``, ``WRONG_FORMAT``, ``NO_TICKET``,
+  ``NO_TYPE``, ``NO_CODES``; section 7.2) while a request is in flight is its rejection. Other
+  names are not about the request's content and never mark the desired state rejected:
+  ``INVALID_AUTH`` on the private socket is the key being refused (the connection reports it
+  to the key-health path, section 5), and ``TOO_MANY_REQUEST`` is documented only for
+  indicator requests, which this library never sends, so it can only be a limit we do not
+  know (section 14.1); in every case Upbit closes the socket (section 7.3) and the current
+  desired state goes out again on the next one, paced by the reconnect backoff;
+* a new subscriber to a stream already flowing is seeded with the stream's last message; when
+  there is none, the planner re-sends that stream without ``is_only_realtime`` so that Upbit
+  sends its snapshot again (:meth:`Channel.seed`);
 * an empty desired state on the public connection is sent as one ``is_only_snapshot`` ticker
   request (one frame, then silence; section 2.2); on the private connection nothing is sent;
 * after a reconnect everything is planned fresh and a reconnect gap event goes out for each
   event stream (trade, candles, myOrder, myAsset);
-* LIST_SUBSCRIPTIONS questions wait for Upbit's reply (section 3.3).
+* LIST_SUBSCRIPTIONS questions wait for Upbit's reply, matched by the ticket it echoes
+  (section 3.3), else in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,7 +54,7 @@ from upbit_ws.core.events import Event, GapEvent, RequestRejected
 from upbit_ws.core.messages import ErrorFrame, Message, SubscribedType, SubscriptionList
 from upbit_ws.core.planner import Plan, PlannerStatistics, SubscriptionPlanner
 
-__all__ = ["Channel", "ChannelStatistics"]
+__all__ = ["REQUEST_ERRORS", "Channel", "ChannelStatistics"]
 
 _log = logging.getLogger("upbit_ws.subscriptions")
 
@@ -52,6 +62,10 @@ _log = logging.getLogger("upbit_ws.subscriptions")
 _QUIESCE_CODE: Final = "KRW-BTC"
 #: Streams whose frames are events, lost for good while a socket is down.
 _GAP_TYPES: Final = frozenset({"trade", "myOrder", "myAsset", *CANDLE_TYPES})
+#: Error names that say the request itself is malformed (section 7.2): only these reject it.
+REQUEST_ERRORS: Final = frozenset(
+    {"INVALID_PARAM", "WRONG_FORMAT", "NO_TICKET", "NO_TYPE", "NO_CODES"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +75,10 @@ class ChannelStatistics:
     ``requests_sent`` counts subscription requests written (``quiesce_requests`` of them for an
     empty desired state); ``changes`` counts book changes that woke the flusher, so
     ``changes - requests_sent`` is roughly what coalescing saved. ``change_latency`` runs from
-    a change to the first frame of a stream it added.
+    a change to the first frame of a stream it added. ``rejections`` counts error frames that
+    refused a request in flight as malformed; ``other_errors`` the error frames that did not
+    (``INVALID_AUTH``, ``TOO_MANY_REQUEST``, ...). ``flusher_restarts`` counts restarts of the
+    flusher after an internal error.
     """
 
     connection: Connection
@@ -77,8 +94,10 @@ class ChannelStatistics:
     confirmed_by_quiet: int
     silent_changes: int
     rejections: int
+    other_errors: int
     list_requests: int
     reconnect_gaps: int
+    flusher_restarts: int
     change_latency: LatencySummary
     router: RouterStatistics
     planner: PlannerStatistics
@@ -128,6 +147,10 @@ class Channel:
         #: The hot path: frames go straight to the router (ConnectionListener.on_frame).
         self.on_frame: Callable[[bytes, float], None] = self.router.route
         self.connection: ManagedConnection | None = None
+        #: Whether a connection uses this channel as its listener (see ``attach``).
+        self.attached = False
+        #: The error that stopped the flusher for good, if it crashed too often.
+        self.broken: BaseException | None = None
         self._wake = asyncio.Event()
         self._change_since: float | None = None
         # The request written (or being written) and not yet confirmed or rejected.
@@ -135,11 +158,17 @@ class Channel:
         self._inflight_since: float | None = None
         self._sent_recorded = False
         self._hit_at: float | None = None
+        # A rejection that arrived while the request was still being written.
+        self._early_error: ErrorFrame | None = None
         self._quiet: asyncio.TimerHandle | None = None
         self._sent_keys: frozenset[StreamKey] = frozenset()
+        #: The type objects of the last request written on the current socket.
         self.last_request: tuple[TypeRequest, ...] = ()
+        # The plan of that request (None: nothing written on this socket yet).
+        self._socket_plan: Plan | None = None
         self._closed_at: float | None = None
-        self._list_waiters: deque[asyncio.Future[SubscriptionList]] = deque()
+        # Pending LIST_SUBSCRIPTIONS questions by ticket, oldest first.
+        self._list_waiters: dict[str, asyncio.Future[SubscriptionList]] = {}
         self.change_latency = LatencyHistogram()
         self.changes = 0
         self.requests_sent = 0
@@ -149,8 +178,10 @@ class Channel:
         self.confirmed_by_quiet = 0
         self.silent_changes = 0
         self.rejections = 0
+        self.other_errors = 0
         self.list_requests = 0
         self.reconnect_gaps = 0
+        self.flusher_restarts = 0
 
     def __repr__(self) -> str:
         return f"<channel {self.kind} requests_sent={self.requests_sent}>"
@@ -160,9 +191,8 @@ class Channel:
     def on_open(self, connection: ManagedConnection) -> None:
         """Take a new socket: forget what the old one streamed and send everything fresh."""
         self.connection = connection
-        self._reset_inflight()
-        self._planner.connection_lost(self.kind)
-        self._sent_keys = frozenset()
+        self.attached = True
+        self._forget_socket()
         now = self._now()
         connection.set_streaming(self.kind == "public" and bool(self._desired()))
         if self._closed_at is not None:
@@ -173,16 +203,18 @@ class Channel:
 
     def on_closed(self, connection: ManagedConnection) -> None:
         """Note the socket is gone: nothing streams and nothing is in flight any more."""
+        self._forget_socket()
+        self._closed_at = self._now()
+        self._fail_list_waiters(
+            TransportError(f"the {self.kind} connection closed before Upbit answered")
+        )
+
+    def _forget_socket(self) -> None:
         self._reset_inflight()
         self._planner.connection_lost(self.kind)
         self._sent_keys = frozenset()
-        self._closed_at = self._now()
-        while self._list_waiters:
-            waiter = self._list_waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(
-                    TransportError(f"the {self.kind} connection closed before Upbit answered")
-                )
+        self._socket_plan = None
+        self.last_request = ()
 
     # -- changes and the flusher -------------------------------------------------------------
 
@@ -195,6 +227,26 @@ class Channel:
 
     def _desired(self) -> tuple[WantedStream, ...]:
         return self._book.wanted(self.kind)
+
+    def seed(self, sub: Subscription[Any], keys: Iterable[StreamKey]) -> None:
+        """Give a new subscriber of ``keys`` the current state of the streams already flowing.
+
+        Seeded from the router's last message of each stream; a stream the server sends but
+        the router has nothing cached for (its route was let go when its last subscriber left,
+        before the removal went out) is re-sent with a snapshot by the next request instead.
+        Call it right after the book changed, then :meth:`poke`.
+        """
+        missing = self.router.seed(sub, keys)
+        if missing:
+            self._planner.request_snapshot(self.kind, missing)
+
+    def restart(self) -> None:
+        """Start the flusher over after an internal error: plan everything fresh."""
+        self.flusher_restarts += 1
+        self._reset_inflight()
+        self._planner.connection_lost(self.kind)
+        self._sent_keys = frozenset()
+        self.poke(self._now())
 
     async def run(self) -> None:
         """Flush forever: wait for a change, coalesce, send the latest desired state."""
@@ -254,12 +306,20 @@ class Channel:
                 extra={"connection": self.kind},
             )
             return
-        if self._inflight is not plan or conn.generation != generation or not conn.is_open:
-            # The socket changed under the send: on_open re-plans everything fresh.
+        if self._inflight is not plan:
+            return  # the socket was let go during the send: on_open re-plans everything
+        early = self._early_error
+        if early is not None:
+            # Upbit refused it before the send returned; it closes the socket next (7.3).
+            self._planner.sent(self.kind, plan)
+            self._reject(plan, early)
             return
+        if conn.generation != generation or not conn.is_open:
+            return  # the socket changed under the send: on_open re-plans everything fresh
         self._planner.sent(self.kind, plan)
         self._sent_recorded = True
         self._sent_keys = frozenset(w.key for w in plan.desired)
+        self._socket_plan = plan
         self.last_request = plan.types
         if plan.is_empty:
             self.quiesce_requests += frame is not None
@@ -338,6 +398,7 @@ class Channel:
         self._inflight_since = None
         self._sent_recorded = False
         self._hit_at = None
+        self._early_error = None
         if self._quiet is not None:
             self._quiet.cancel()
             self._quiet = None
@@ -345,39 +406,56 @@ class Channel:
 
     def _on_control(self, message: Message, received_at: float) -> None:
         if isinstance(message, SubscriptionList):
-            while self._list_waiters:
-                waiter = self._list_waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(message)
-                    break
+            self._list_answered(message)
         elif isinstance(message, ErrorFrame):
             self._on_error(message)
 
     def _on_error(self, error: ErrorFrame) -> None:
+        # Upbit closes the socket after any error frame (section 7.3): no LIST answer follows.
+        self._fail_list_waiters(ServerRejectedError(error.name, error.message))
         plan = self._inflight
-        if plan is not None and self._sent_recorded:
-            # Upbit refused the request in flight (section 7); it closes the socket next.
-            self._reset_inflight()
-            self._planner.rejected(self.kind, plan)
-            self.rejections += 1
-            _log.error(
-                "Upbit rejected the %s subscription request with %s: %s; keeping the last "
-                "accepted subscription",
-                self.kind,
+        if error.name not in REQUEST_ERRORS:
+            self.other_errors += 1
+            if error.name == "INVALID_AUTH" and self.kind == "private":
+                # The key was refused; the connection reports it to the key-health path.
+                return
+            _log.warning(
+                "Upbit sent %s on the %s connection (%s); it does not say our request was "
+                "malformed, so the current subscription goes out again after the reconnect",
                 error.name,
+                self.kind,
                 error.message,
                 extra={"connection": self.kind, "error_name": error.name},
             )
-            self._publish(
-                RequestRejected(
-                    at=self._now(), connection=self.kind, name=error.name, message=error.message
-                )
-            )
             return
-        if self._list_waiters:
-            waiter = self._list_waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(ServerRejectedError(error.name, error.message))
+        if plan is None:
+            return
+        if not self._sent_recorded:
+            # The answer came while the send still waited for the socket to drain.
+            self._early_error = error
+            return
+        self._reject(plan, error)
+
+    def _reject(self, plan: Plan, error: ErrorFrame) -> None:
+        """Record that Upbit refused ``plan`` as malformed (section 7.2)."""
+        self._reset_inflight()
+        remembered = self._planner.rejected(self.kind, plan)
+        self.rejections += 1
+        _log.error(
+            "Upbit rejected the %s subscription request with %s: %s; %s",
+            self.kind,
+            error.name,
+            error.message,
+            "keeping the last accepted subscription"
+            if remembered
+            else "Upbit accepted each of its streams before, so it is sent again",
+            extra={"connection": self.kind, "error_name": error.name},
+        )
+        self._publish(
+            RequestRejected(
+                at=self._now(), connection=self.kind, name=error.name, message=error.message
+            )
+        )
 
     def _publish_reconnect_gaps(self, since: float, now: float) -> None:
         types = sorted({w.type for w in self._desired() if w.type in _GAP_TYPES})
@@ -402,10 +480,11 @@ class Channel:
         if conn is None or not conn.is_open:
             return None
         waiter: asyncio.Future[SubscriptionList] = asyncio.get_running_loop().create_future()
-        self._list_waiters.append(waiter)
+        ticket = new_ticket()
+        self._list_waiters[ticket] = waiter
         try:
             self.list_requests += 1
-            await conn.send(encode_list_subscriptions(ticket=new_ticket()))
+            await conn.send(encode_list_subscriptions(ticket=ticket))
             timeout = self._change_timeout
             async with asyncio.timeout(timeout):
                 reply = await waiter
@@ -415,39 +494,66 @@ class Channel:
                 f"within {timeout:g} s"
             ) from exc
         finally:
-            if waiter in self._list_waiters:
-                self._list_waiters.remove(waiter)
+            if self._list_waiters.get(ticket) is waiter:
+                del self._list_waiters[ticket]
         return reply.result
 
-    def fail_waiters(self) -> None:
-        """End pending LIST_SUBSCRIPTIONS questions (shutdown)."""
-        while self._list_waiters:
-            waiter = self._list_waiters.popleft()
+    def _list_answered(self, reply: SubscriptionList) -> None:
+        # Upbit echoes the ticket of the LIST request (section 3.3; the docs leave a doubt
+        # that it could be the subscription's ticket, so an unknown one answers the oldest).
+        waiter = self._list_waiters.pop(reply.ticket, None) if reply.ticket else None
+        if waiter is None and self._list_waiters:
+            oldest = next(iter(self._list_waiters))
+            waiter = self._list_waiters.pop(oldest)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(reply)
+
+    def _fail_list_waiters(self, error: UpbitWsError) -> None:
+        waiters = list(self._list_waiters.values())
+        self._list_waiters.clear()
+        for waiter in waiters:
             if not waiter.done():
-                waiter.cancel()
+                waiter.set_exception(error)
+
+    def fail_waiters(self) -> None:
+        """End pending LIST_SUBSCRIPTIONS questions with an error (shutdown)."""
+        self._fail_list_waiters(
+            TransportError(
+                f"the subscription service closed before Upbit answered LIST_SUBSCRIPTIONS "
+                f"on the {self.kind} connection"
+            )
+        )
 
     # -- views -------------------------------------------------------------------------------
 
     def view(self, server: tuple[SubscribedType, ...] | None) -> ConnectionView:
-        """Return the merged state of this connection."""
-        conn = self.connection
+        """Return the merged state of this connection, as of its current socket."""
+        confirmed = self._planner.confirmed_state(self.kind)
+        plan = self._socket_plan
         return ConnectionView(
             connection=self.kind,
-            state=conn.state if conn is not None else "detached",
+            state=self._state(),
             desired=self._desired(),
-            confirmed=self._planner.confirmed_state(self.kind),
+            confirmed=confirmed,
             in_flight=self._inflight is not None,
             last_request=self.last_request,
             requests_sent=self.requests_sent,
             server=server,
+            applied=plan is not None and self._inflight is None and plan.desired == confirmed,
         )
+
+    def _state(self) -> str:
+        conn = self.connection
+        if conn is not None:
+            return conn.state
+        # A connection uses this channel but has not opened its first socket yet.
+        return "not open yet" if self.attached else "detached"
 
     def statistics(self) -> ChannelStatistics:
         """Return this channel's counters."""
-        conn = self.connection
         return ChannelStatistics(
             connection=self.kind,
-            state=conn.state if conn is not None else "detached",
+            state=self._state(),
             desired_streams=len(self._desired()),
             confirmed_streams=len(self._planner.confirmed_state(self.kind)),
             in_flight=self._inflight is not None,
@@ -459,8 +565,10 @@ class Channel:
             confirmed_by_quiet=self.confirmed_by_quiet,
             silent_changes=self.silent_changes,
             rejections=self.rejections,
+            other_errors=self.other_errors,
             list_requests=self.list_requests,
             reconnect_gaps=self.reconnect_gaps,
+            flusher_restarts=self.flusher_restarts,
             change_latency=self.change_latency.summary(),
             router=self.router.statistics(),
             planner=self._planner.statistics(self.kind),

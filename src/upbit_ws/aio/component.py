@@ -236,9 +236,14 @@ class SubscriptionInfo:
 class ConnectionView:
     """The merged subscription of one connection.
 
-    ``desired`` is the union of every component's interest; ``confirmed`` what the last
-    applied request carries; ``last_request`` the type objects of the last request sent;
-    ``server`` Upbit's LIST_SUBSCRIPTIONS answer when it was asked for (else ``None``).
+    Everything describes the current socket: ``desired`` is the union of every component's
+    interest; ``confirmed`` what the last applied request on this socket carries (nothing
+    after a reconnect until the fresh request is applied); ``last_request`` the type objects
+    of the last request written on this socket; ``applied`` whether that request is the
+    confirmed one (not rejected, not replaced while in flight); ``server`` Upbit's
+    LIST_SUBSCRIPTIONS answer when it was asked for (else ``None``). ``state`` is the
+    connection's state, ``"not open yet"`` before its first socket, and ``"detached"`` when
+    no connection carries these types (private without credentials).
     """
 
     connection: Connection
@@ -249,15 +254,23 @@ class ConnectionView:
     last_request: tuple[TypeRequest, ...]
     requests_sent: int
     server: tuple[SubscribedType, ...] | None = None
+    applied: bool = False
 
     def lines(self) -> list[str]:
         """Return a compact text rendering, one line per request type object."""
         if self.state == "detached" and not self.desired and not self.requests_sent:
             return [f"{self.connection}: no connection"]
-        status = "in flight" if self.in_flight else "applied"
+        if self.in_flight:
+            status = "last request in flight"
+        elif self.applied:
+            status = "last request applied"
+        elif not self.last_request:
+            status = "nothing sent on this socket yet"
+        else:
+            status = "last request not applied"
         head = (
             f"{self.connection} ({self.state}): {len(self.desired)} streams wanted, "
-            f"{len(self.confirmed)} confirmed, last request {status}, "
+            f"{len(self.confirmed)} confirmed, {status}, "
             f"{self.requests_sent} requests sent"
         )
         out = [head]

@@ -22,11 +22,14 @@ fewer orderbook units than the merged request carries).
   it. A new subscription to a stream that is already flowing is seeded at once with that
   message (:meth:`Router.seed`), as Upbit would send a SNAPSHOT to a new subscriber; the
   request goes out with ``is_only_realtime`` for that stream, so nothing else would arrive
-  until the next change. When a SNAPSHOT frame arrives after a resubscribe or a reconnect and
-  carries exactly what the key's subscribers already have (every field equal except
-  ``timestamp`` and ``stream_type``), it is a duplicate and is suppressed; a snapshot with new
-  content (the market moved while the socket was down) is delivered, because it *is* the
-  fresh state. Private streams (myOrder, myAsset) are events, never cached or seeded.
+  until the next change. When there is no such message (the route was let go because its
+  last subscriber left, before that removal went out), ``seed`` says so and the channel asks
+  the planner to send the stream with a snapshot again. When a SNAPSHOT frame arrives after
+  a resubscribe or a reconnect and carries exactly what the key's subscribers already have
+  (every field equal except ``timestamp`` and ``stream_type``), it is a duplicate and is
+  suppressed; a snapshot with new content (the market moved while the socket was down) is
+  delivered, because it *is* the fresh state. Private streams (myOrder, myAsset) are events,
+  never seeded.
 * **Statistics.** Messages and bytes by type, decode errors, server errors by name,
   exchange-to-client latency (receive time minus the frame's ``timestamp``, sampled one frame
   in :data:`LATENCY_SAMPLE_EVERY`, REALTIME frames only since snapshots carry old times,
@@ -38,7 +41,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -181,7 +184,6 @@ class _Route:
         "level_check",
         "messages",
         "nbytes",
-        "seedable",
         "single",
         "suppressed",
         "watched",
@@ -194,7 +196,6 @@ class _Route:
         #: The only push function when there is exactly one uncut subscriber (the fast path).
         self.single: PushFn | None = None
         self.last: Any = None
-        self.seedable = key[0] not in PRIVATE_TYPES
         #: A level-0 orderbook route whose code also has levelled subscribers: check the level.
         self.level_check = False
         self.watched = False
@@ -425,25 +426,30 @@ class Router:
             route.watched = False
         self._watching.clear()
 
-    def seed(self, sub: Subscription[Any], keys: list[StreamKey]) -> int:
+    def seed(self, sub: Subscription[Any], keys: Iterable[StreamKey]) -> list[StreamKey]:
         """Give a new subscriber the last message of each of ``keys`` already flowing.
 
-        Returns how many messages were handed over. Call it right after the book changed:
-        the routes consulted are those of the previous version, whose last messages are the
-        current state of streams other subscribers already receive.
+        Returns the public keys it had no message for: streams not flowing yet (their
+        snapshot is on its way) or streams whose route was let go when their last subscriber
+        left (the caller asks the planner for a fresh snapshot of those still streaming).
+        Call it right after the book changed: the routes consulted are those of the previous
+        version, whose last messages are the current state of streams other subscribers
+        already receive. Private streams are events, never seeded.
         """
-        given = 0
+        missing: list[StreamKey] = []
         push = sub._push
         for key in keys:
+            if key[0] in PRIVATE_TYPES:
+                continue
             route = self._routes.get(key)
-            if route is None or not route.seedable or route.last is None:
+            if route is None or route.last is None:
+                missing.append(key)
                 continue
             msg = route.last
             if sub.depth is not None and sub.depth < DEFAULT_ORDERBOOK_DEPTH:
                 msg = msg.truncated(sub.depth)
             push(msg, msg.code)
-            given += 1
-        return given
+        return missing
 
     def forget_last(self) -> None:
         """Drop the cached last messages (e.g. when the service shuts down)."""

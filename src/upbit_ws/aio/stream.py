@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
 
 from upbit_ws.core.book import Connection, SubId, connection_of
 from upbit_ws.core.buffer import DeliveryBuffer, Gap, OverflowPolicy
-from upbit_ws.core.constants import DataType
+from upbit_ws.core.constants import PRIVATE_TYPES, DataType
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.messages import DataMessage
 
@@ -121,7 +121,6 @@ class Subscription(Generic[M]):
         "_closed",
         "_ended",
         "_error",
-        "_filter",
         "_loss_since",
         "_owner",
         "_waiter_box",
@@ -155,8 +154,6 @@ class Subscription(Generic[M]):
         self._error: BaseException | None = None
         # Consumers waiting for a push; the hot path only tests the list for emptiness.
         self._waiter_box: list[asyncio.Future[None]] = []
-        # Codes a consumer may still find in the buffer after update(); None when no filter.
-        self._filter: frozenset[str] | None = None
         self._loss_since: float | None = None
         self.sub_id = sub_id
         self.component = component
@@ -247,14 +244,8 @@ class Subscription(Generic[M]):
             if isinstance(first, Gap):
                 self._gap(first)
                 del raw[0]
-            batch = cast(list[M], raw)
-            wanted = self._filter
-            if wanted is not None:
-                batch = [m for m in batch if m.code in wanted]
-                if not buffer:
-                    self._filter = None
-            if batch:
-                yield batch
+            if raw:
+                yield cast(list[M], raw)
 
     async def update(self, codes: Iterable[str]) -> None:
         """Replace this subscription's codes (type and options stay); wildcards allowed.
@@ -316,13 +307,23 @@ class Subscription(Generic[M]):
 
     # -- service side ------------------------------------------------------------------------
 
-    def _set_codes(self, requested: tuple[str, ...], codes: tuple[str, ...]) -> None:
-        """Record new codes; buffered messages of dropped codes are filtered out on reading."""
-        dropped = set(self.codes) - set(codes)
+    def _set_codes(self, requested: tuple[str, ...], codes: tuple[str, ...]) -> int:
+        """Record new codes and drop buffered messages of codes no longer wanted.
+
+        Returns how many were dropped (counted as ``dropped``, without a gap marker: the
+        consumer asked for them to go). ``myOrder`` without codes means every market
+        (upbit-protocol.md section 2.2), so it keeps everything; for public types no codes
+        (a wildcard that matches nothing) keeps nothing.
+        """
+        old = self.codes
         self.requested = requested
         self.codes = codes
-        if dropped and self._buffer and codes:
-            self._filter = frozenset(codes)
+        if codes == old or not self._buffer:
+            return 0
+        if not codes and self.type in PRIVATE_TYPES:
+            return 0
+        wanted = frozenset(codes)
+        return self._buffer.discard(lambda message: message.code in wanted)
 
     def _mark_closed(self) -> int:
         """End iteration at once and discard what waits; return how many were discarded."""
@@ -361,13 +362,6 @@ class Subscription(Generic[M]):
                 item = buffer.pop()
                 if isinstance(item, Gap):
                     self._gap(item)
-                    return item
-                wanted = self._filter
-                if wanted is not None:
-                    if not buffer:
-                        self._filter = None
-                    if item.code not in wanted:
-                        continue
                 return item
             await self._wait()
 

@@ -22,10 +22,16 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   about 1 s). A request whose new public streams show no frame within
   ``Timeouts.subscription_change`` (2 s) is confirmed anyway (no error came) but counted as
   *silent* and logged: Upbit ignores unknown codes and unsupported levels without a word.
-* **Rejection.** An error frame while a request is in flight means Upbit refused it (section 7)
+* **Rejection.** An error frame naming a malformed request (``INVALID_PARAM``,
+  ``WRONG_FORMAT``, ``NO_*``; section 7.2) while a request is in flight means Upbit refused it
   and closes the socket (7.3): the planner marks it rejected, a
   :class:`~upbit_ws.core.events.RequestRejected` event goes out, and after the reconnect the
   planner falls back to the part Upbit last accepted, so one bad stream does not stop everyone.
+  Other error names (``INVALID_AUTH``: the key; ``TOO_MANY_REQUEST``) say nothing against the
+  request, and the current state goes out again after the reconnect.
+* **Late joiners.** A new subscriber to a stream already flowing gets the stream's last
+  message at once; when there is none cached, the next request asks Upbit for the stream's
+  snapshot again (see :mod:`upbit_ws.aio.channel`).
 * **Empty desired state.** An empty request cannot be sent (section 7.2) and there is no
   unsubscribe. This service keeps the socket (no reconnect, no connect-limit use) and, on the
   public connection, sends a replacement request for a single ``ticker`` of one listed market
@@ -36,7 +42,10 @@ Upbit replaces a connection's whole subscription on every request and has no uns
 * **Codes.** Codes are upper-cased and checked against the market list
   (``GET /v1/market/all``, section 9.1), cached and refreshed every
   ``SubscriptionConfig.market_refresh`` seconds; ``KRW-*`` style wildcards expand against it,
-  and each refresh re-expands them so new listings join and delisted markets leave. An unknown code
+  and each refresh re-expands them so new listings join and delisted markets leave. A refresh
+  that returns an empty list, or fewer than half the markets known, is treated as an anomaly
+  of the REST answer: the previous list stays (counted in ``statistics().markets.anomalies``
+  and logged), unless the same short list comes back on three refreshes in a row. An unknown code
   raises :class:`~upbit_ws.UnknownCodeError` naming the close matches, instead of Upbit's
   silence (section 2.4). Before the list is first loaded, explicit codes are accepted on their
   shape and checked when it arrives (a subscription with an unknown one then ends with the
@@ -46,9 +55,19 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   trade, candle, myOrder and myAsset stream (``reason="reconnect"``: what Upbit sent while the
   socket was down is lost; tickers and order books are whole states and the fresh snapshot
   repairs them).
-* **LIST_SUBSCRIPTIONS.** ``subscriptions(ask_server=True)`` sends it through the same
-  rate-limited path (it counts toward the limit, section 3.3) and returns Upbit's answer beside
-  the merged state.
+* **LIST_SUBSCRIPTIONS.** ``subscriptions(ask_server=True)`` sends it on both connections at
+  once, through the same rate-limited path (it counts toward the limit, section 3.3), and
+  returns Upbit's answers beside the merged state.
+* **Private types.** ``myOrder`` and ``myAsset`` need the private connection, which runs only
+  with API keys: subscribing without one raises :class:`~upbit_ws.InvalidInputError` at once.
+  Their events are not states, so the ``latest`` policy (which merges messages per code) is
+  refused for them.
+* **Independence.** Each connection's flusher and the market-list refresher run as separate
+  supervised tasks: an internal error in one is logged, counted in
+  ``statistics().internal_errors`` and the part restarts after a short, growing delay; the
+  other parts never notice. A flusher that fails five times in a row without sending a
+  request in between is given up, and the subscriptions of its connection end with an
+  :class:`~upbit_ws.UpbitWsError` instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -106,6 +125,16 @@ _log = logging.getLogger("upbit_ws.subscriptions")
 _FIRST_LOAD_TIMEOUT: Final = 5.0
 #: Retry delays after a failed market-list load grow from this up to the refresh interval.
 _MARKET_RETRY_FIRST: Final = 1.0
+#: A refreshed market list shorter than this share of the known one is suspect (Upbit never
+#: delists half its markets at once; a short answer is a glitch of the REST side).
+_MARKET_MIN_SHARE: Final = 0.5
+#: A suspect (short) list is accepted once it came back this many refreshes in a row.
+_MARKET_SUSPECT_ACCEPT: Final = 3
+#: A crashed part (flusher, market refresher) restarts after this delay, doubling to the cap.
+_RESTART_FIRST: Final = 0.1
+_RESTART_CAP: Final = 5.0
+#: Crashes in a row, without progress in between, before a part is given up.
+_MAX_CRASHES: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +146,8 @@ class MarketListStatistics:
     loads: int
     failures: int
     last_error: str | None
+    #: Refreshes whose list was empty or drastically shorter and was not taken.
+    anomalies: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +160,8 @@ class SubscriptionServiceStatistics:
     markets: MarketListStatistics
     subscriptions: tuple[SubscriptionStatistics, ...]
     overflow_gaps: int
+    #: Internal errors that stopped a flusher or the market refresher (each then restarted).
+    internal_errors: tuple[str, ...] = ()
 
 
 class SubscriptionService:
@@ -166,6 +199,9 @@ class SubscriptionService:
         self._market_loads = 0
         self._market_failures = 0
         self._market_error: str | None = None
+        self._market_anomalies = 0
+        self._market_suspect: frozenset[str] | None = None
+        self._market_suspect_seen = 0
         self._markets_ready = asyncio.Event()
         if self._markets is not None:
             self._markets_ready.set()
@@ -193,6 +229,7 @@ class SubscriptionService:
         self._closed = False
         self._overflow_gaps = 0
         self._wall_offset_at = -1.0
+        self._internal_errors: list[str] = []
 
     def __repr__(self) -> str:
         markets = "unknown" if self._markets is None else str(len(self._markets))
@@ -204,10 +241,16 @@ class SubscriptionService:
     # -- wiring and lifecycle ----------------------------------------------------------------
 
     def listener(self, kind: Connection) -> ConnectionListener:
-        """Return the :class:`ConnectionListener` for the ``kind`` connection."""
+        """Return the :class:`ConnectionListener` for the ``kind`` connection.
+
+        The connection counts as attached from then on: its types can be subscribed (the
+        manager asks for the private listener only when it has credentials).
+        """
         if kind not in self._channels:
             raise InvalidInputError(f"unknown connection {kind!r}; use public or private")
-        return self._channels[kind]
+        channel = self._channels[kind]
+        channel.attached = True
+        return channel
 
     def attach(self, connection: ManagedConnection) -> None:
         """Become ``connection``'s listener (before it runs)."""
@@ -241,13 +284,21 @@ class SubscriptionService:
         self._refresh_wall_offset(force=True)
         try:
             async with asyncio.TaskGroup() as tg:
+                # One supervised task per part: a bug in one never stops the others (the
+                # public and private connections are independent).
                 tasks = [
-                    tg.create_task(c.run(), name=f"upbit-ws:subscriptions:{c.kind}")
+                    tg.create_task(
+                        self._supervise(f"{c.kind} flusher", c.run, channel=c),
+                        name=f"upbit-ws:subscriptions:{c.kind}",
+                    )
                     for c in self._channels.values()
                 ]
                 if self._rest is not None:
                     tasks.append(
-                        tg.create_task(self._refresh_loop(), name="upbit-ws:subscriptions:markets")
+                        tg.create_task(
+                            self._supervise("market refresher", self._refresh_loop),
+                            name="upbit-ws:subscriptions:markets",
+                        )
                     )
                 await self._stopping.wait()
                 for task in tasks:
@@ -277,6 +328,72 @@ class SubscriptionService:
         if runner is not None:
             await runner
 
+    async def _supervise(
+        self,
+        name: str,
+        part: Callable[[], Coroutine[Any, Any, None]],
+        *,
+        channel: Channel | None = None,
+    ) -> None:
+        """Run ``part``; restart it after an internal error, give it up after repeated ones."""
+        crashes = 0
+        delay = _RESTART_FIRST
+        progress = -1
+        while True:
+            try:
+                if crashes:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _RESTART_CAP)
+                    if channel is not None:
+                        channel.restart()
+                await part()
+                return
+            except Exception as exc:
+                # Network faults never get here (the connections handle them): this is a bug.
+                now_progress = self._progress(channel)
+                if now_progress != progress:
+                    crashes, delay, progress = 0, _RESTART_FIRST, now_progress
+                crashes += 1
+                self._internal_errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                if crashes < _MAX_CRASHES:
+                    _log.error(
+                        "the %s stopped by an internal error; restarting it in %.2f s",
+                        name,
+                        delay,
+                        exc_info=True,
+                    )
+                    continue
+                _log.error(
+                    "the %s stopped by an internal error %d times in a row; giving it up",
+                    name,
+                    crashes,
+                    exc_info=True,
+                )
+                if channel is not None:
+                    self._give_up(channel, name, exc)
+                return
+
+    def _progress(self, channel: Channel | None) -> int:
+        """Return a counter that grows while a part does useful work."""
+        if channel is not None:
+            return channel.requests_sent + channel.send_failures
+        return self._market_loads + self._market_failures
+
+    def _give_up(self, channel: Channel, name: str, exc: Exception) -> None:
+        """End the subscriptions of a connection whose flusher cannot run."""
+        error = UpbitWsError(
+            f"the {name} stopped after repeated internal errors ({type(exc).__name__}: {exc}); "
+            f"the {channel.kind} subscriptions cannot be sent (a bug: see the log)"
+        )
+        error.__cause__ = exc
+        channel.broken = error
+        for sub in list(self._sinks.values()):
+            if sub.connection == channel.kind:
+                del self._sinks[sub.sub_id]
+                self._unchecked.discard(sub.sub_id)
+                self._book.unsubscribe(sub.sub_id)
+                sub._fail(error)
+
     def _shut_down(self) -> None:
         for channel in self._channels.values():
             channel.fail_waiters()
@@ -287,7 +404,11 @@ class SubscriptionService:
     # -- the market list ---------------------------------------------------------------------
 
     async def refresh_markets(self) -> bool:
-        """Reload the market list now; return whether it loaded. Re-expands wildcards."""
+        """Reload the market list now; return whether it loaded. Re-expands wildcards.
+
+        An empty list, or one shorter than half the known list, is not taken (see the module
+        docs) and counts as not loaded.
+        """
         if self._rest is None:
             return False
         try:
@@ -297,10 +418,49 @@ class SubscriptionService:
             self._market_error = str(exc)
             _log.warning("market list not loaded: %s", exc)
             return False
+        codes = frozenset(m.market for m in listed)
+        if not self._plausible(codes):
+            return False
         self._market_loads += 1
         self._market_error = None
-        self.set_markets(m.market for m in listed)
+        self.set_markets(codes)
         return True
+
+    def _plausible(self, codes: frozenset[str]) -> bool:
+        """Tell whether a freshly loaded market list may replace the known one."""
+        known = self._markets
+        if codes and (known is None or len(codes) >= len(known) * _MARKET_MIN_SHARE):
+            self._market_suspect = None
+            self._market_suspect_seen = 0
+            return True
+        if codes:
+            if codes == self._market_suspect:
+                self._market_suspect_seen += 1
+            else:
+                self._market_suspect = codes
+                self._market_suspect_seen = 1
+            if self._market_suspect_seen >= _MARKET_SUSPECT_ACCEPT:
+                _log.warning(
+                    "the market list shrank from %d to %d codes on %d refreshes in a row; "
+                    "taking it",
+                    len(known or ()),
+                    len(codes),
+                    self._market_suspect_seen,
+                )
+                self._market_suspect = None
+                self._market_suspect_seen = 0
+                return True
+        self._market_anomalies += 1
+        known_text = "no list" if known is None else f"{len(known)} codes"
+        self._market_error = (
+            f"GET /v1/market/all answered {len(codes)} codes against {known_text} known; "
+            "kept the known list"
+        )
+        _log.warning(
+            "market list refresh ignored: %s (wildcard subscriptions keep their codes)",
+            self._market_error,
+        )
+        return False
 
     def set_markets(self, codes: Iterable[str]) -> None:
         """Replace the market list and re-resolve every subscription against it."""
@@ -361,11 +521,27 @@ class SubscriptionService:
         if self._closed:
             raise InvalidInputError("the manager is closed; create a new one to subscribe")
         kind: DataType = _check_type(type)
+        channel = self._channels[connection_of(kind)]
+        if kind in PRIVATE_TYPES and not channel.attached:
+            raise InvalidInputError(
+                f"{kind} needs the private connection, which runs only with API keys: pass "
+                "credentials=Credentials(access_key, secret_key) (or Credentials.from_env()) "
+                "to WebSocketManager"
+            )
+        if channel.broken is not None:
+            raise UpbitWsError(str(channel.broken)) from channel.broken
         if policy is None:
             policy = default_policy(kind)
         elif policy not in OVERFLOW_POLICIES:
             raise InvalidInputError(
                 f"unknown overflow policy {policy!r}; use one of {', '.join(OVERFLOW_POLICIES)}"
+            )
+        elif policy == "latest" and kind in PRIVATE_TYPES:
+            # Order and balance frames are events, not states: keeping the newest per code
+            # would merge away order events without counting a loss.
+            raise InvalidInputError(
+                f"{kind} events cannot use policy 'latest' (it would merge order events); "
+                "use never_drop (the default) or drop_oldest"
             )
         requested = _requested(kind, codes)
         resolved, unchecked = self._resolve(kind, requested)
@@ -390,8 +566,7 @@ class SubscriptionService:
         self._sinks[sub_id] = sub
         if unchecked:
             self._unchecked.add(sub_id)
-        channel = self._channels[connection_of(kind)]
-        channel.router.seed(sub, _keys(sub, held.codes))
+        channel.seed(sub, _keys(sub, held.codes))
         channel.poke(self._now())
         return sub
 
@@ -423,6 +598,8 @@ class SubscriptionService:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_FIRST_LOAD_TIMEOUT):
                     await self._markets_ready.wait()
+            if sub.closed or self._sinks.get(sub.sub_id) is not sub:
+                raise InvalidInputError(f"{sub!r} was closed while its codes were resolved")
         resolved, unchecked = self._resolve(sub.type, requested)
         if unchecked:
             self._unchecked.add(sub.sub_id)
@@ -482,7 +659,7 @@ class SubscriptionService:
         new_codes = tuple(c for c in codes if c not in old)
         sub._set_codes(requested, codes)
         if new_codes:
-            channel.router.seed(sub, _keys(sub, new_codes))
+            channel.seed(sub, _keys(sub, new_codes))
         if set(codes) != old:
             channel.poke(self._now())
 
@@ -537,9 +714,16 @@ class SubscriptionService:
         return self._view({})
 
     async def _ask_server(self) -> SubscriptionsView:
+        # Both connections at once: each waits for its own socket's answer.
+        kinds = list(self._channels)
+        results = await asyncio.gather(
+            *(self._channels[kind].ask_server() for kind in kinds), return_exceptions=True
+        )
         answers: dict[Connection, tuple[SubscribedType, ...] | None] = {}
-        for kind, channel in self._channels.items():
-            answers[kind] = await channel.ask_server()
+        for kind, result in zip(kinds, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
+            answers[kind] = result
         return self._view(answers)
 
     def _view(
@@ -566,9 +750,11 @@ class SubscriptionService:
                 loads=self._market_loads,
                 failures=self._market_failures,
                 last_error=self._market_error,
+                anomalies=self._market_anomalies,
             ),
             subscriptions=tuple(sub.statistics() for sub in self._sinks.values()),
             overflow_gaps=self._overflow_gaps,
+            internal_errors=tuple(self._internal_errors),
         )
 
     # -- plumbing ----------------------------------------------------------------------------

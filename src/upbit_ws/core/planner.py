@@ -306,9 +306,7 @@ class SubscriptionPlanner:
         """
         state = self._state(connection)
         wanted = set(keys)
-        hit = {
-            w.key for w in state.streaming if w.key in wanted and w.type not in PRIVATE_TYPES
-        }
+        hit = {w.key for w in state.streaming if w.key in wanted and w.type not in PRIVATE_TYPES}
         hit -= state.resnapshot
         if not hit:
             return False
