@@ -158,8 +158,6 @@ class Channel:
         self._inflight_since: float | None = None
         self._sent_recorded = False
         self._hit_at: float | None = None
-        # A rejection that arrived while the request was still being written.
-        self._early_error: ErrorFrame | None = None
         self._quiet: asyncio.TimerHandle | None = None
         self._sent_keys: frozenset[StreamKey] = frozenset()
         #: The type objects of the last request written on the current socket.
@@ -306,16 +304,9 @@ class Channel:
                 extra={"connection": self.kind},
             )
             return
-        if self._inflight is not plan:
-            return  # the socket was let go during the send: on_open re-plans everything
-        early = self._early_error
-        if early is not None:
-            # Upbit refused it before the send returned; it closes the socket next (7.3).
-            self._planner.sent(self.kind, plan)
-            self._reject(plan, early)
+        if self._inflight is not plan or conn.generation != generation or not conn.is_open:
+            # The socket changed under the send: on_open re-plans everything fresh.
             return
-        if conn.generation != generation or not conn.is_open:
-            return  # the socket changed under the send: on_open re-plans everything fresh
         self._planner.sent(self.kind, plan)
         self._sent_recorded = True
         self._sent_keys = frozenset(w.key for w in plan.desired)
@@ -398,7 +389,6 @@ class Channel:
         self._inflight_since = None
         self._sent_recorded = False
         self._hit_at = None
-        self._early_error = None
         if self._quiet is not None:
             self._quiet.cancel()
             self._quiet = None
@@ -428,13 +418,9 @@ class Channel:
                 extra={"connection": self.kind, "error_name": error.name},
             )
             return
-        if plan is None:
-            return
-        if not self._sent_recorded:
-            # The answer came while the send still waited for the socket to drain.
-            self._early_error = error
-            return
-        self._reject(plan, error)
+        if plan is not None and self._sent_recorded:
+            # Upbit refused the request in flight (section 7); it closes the socket next.
+            self._reject(plan, error)
 
     def _reject(self, plan: Plan, error: ErrorFrame) -> None:
         """Record that Upbit refused ``plan`` as malformed (section 7.2)."""
