@@ -438,13 +438,16 @@ async def test_the_view_describes_the_current_socket_not_the_last_one() -> None:
 
 
 async def test_the_view_before_the_first_socket_does_not_say_no_connection() -> None:
-    """Review M2: an attached connection that has not opened yet is 'not open yet'."""
+    """Review M2: an attached connection that has not opened yet is not 'no connection'."""
     service = SubscriptionService(markets=MARKETS)
     service.listener("public")
     service.component("coins").subscribe("ticker", ["KRW-BTC"])
     head = service.subscriptions().public.lines()[0]
     assert head.startswith("public (not open yet): 1 streams wanted, 0 confirmed")
     assert "nothing sent on this socket yet" in head
+    attached = SubscriptionService(markets=MARKETS)
+    attached.attach(ManagedConnection("public", url="ws://127.0.0.1:9", config=FAST))
+    assert attached.subscriptions().public.lines()[0].startswith("public (idle): 0 streams")
 
 
 async def test_list_subscriptions_asks_both_connections_at_once() -> None:

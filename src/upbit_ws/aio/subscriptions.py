@@ -253,8 +253,10 @@ class SubscriptionService:
         return channel
 
     def attach(self, connection: ManagedConnection) -> None:
-        """Become ``connection``'s listener (before it runs)."""
+        """Become ``connection``'s listener (before it runs); views then show its state."""
+        channel = self._channels[connection.kind]
         connection.set_listener(self.listener(connection.kind))
+        channel.connection = connection
 
     @property
     def markets(self) -> frozenset[str] | None:
