@@ -236,5 +236,6 @@ async def test_soak_long_run_stays_flat() -> None:
     assert result["leaked_tasks"] == []
     rss = result["rss_mb_per_pass"]
     # After the first pass (warm-up: imports, caches, buffers at their working size), the
-    # library's memory must not keep growing pass after pass.
-    assert rss[-1] - rss[1] < 5.0, rss
+    # library's memory must not keep growing pass after pass. Run with pytest's log capture
+    # off (make soak does): it keeps every log record, and each fault logs a few.
+    assert rss[-1] - rss[1] < 3.0, rss
