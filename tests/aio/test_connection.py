@@ -23,13 +23,15 @@ from upbit_ws.aio.connection import (
     ConnectionListener,
     ManagedConnection,
     NullListener,
+    SharedConnectLimiter,
     shared_connect_limiter,
 )
 from upbit_ws.aio.events import EventHub
 from upbit_ws.core.auth import Credentials
-from upbit_ws.core.config import KeepaliveConfig
+from upbit_ws.core.config import KeepaliveConfig, RateLimits
 from upbit_ws.core.errors import ConnectionClosedError, InvalidInputError, TransportError
 from upbit_ws.core.events import ConnectionStateChanged
+from upbit_ws.core.ratelimit import LimiterStatistics
 from upbit_ws.simulator import Simulator
 
 
@@ -279,9 +281,39 @@ async def test_connect_timeout_is_declared_dead_and_retried() -> None:
     assert our_tasks() == []
 
 
-def test_shared_connect_limiter_is_one_per_setting() -> None:
-    """Every connection of the process shares one connect limiter for the same limits."""
-    assert shared_connect_limiter() is shared_connect_limiter()
+def test_shared_connect_limiter_is_one_per_process() -> None:
+    """Every connection of the process shares one connect limiter, whatever its settings."""
+    looser = RateLimits(connects_per_second=10, connect_burst=2)
+    limiter = shared_connect_limiter()
+    parts = limiter.parts
+    assert shared_connect_limiter(looser) is limiter
+    assert limiter.parts == parts  # a looser setting adds nothing: the defaults are stricter
+
+
+def test_strictest_connect_setting_wins() -> None:
+    """Two settings on one shared limiter: every 1 s window holds at most the stricter count."""
+    limiter = SharedConnectLimiter()
+    limiter.require(RateLimits())  # Upbit: 5/s, 2 at once
+    limiter.require(RateLimits(connects_per_second=2, connect_burst=1, margin=0.0))
+    limiter.require(RateLimits(connects_per_second=10, connect_burst=2))  # looser: no effect
+    assert len(limiter.parts) == 1  # the strict one covers the default too
+    admitted = [limiter.acquire(0.0) for _ in range(10)]  # all arrive at 0: admitted at 0 + wait
+    assert admitted == sorted(admitted)
+    for start in admitted:
+        assert sum(start <= t < start + 1.0 for t in admitted) <= 2
+    stats = limiter.statistics()
+    assert stats.acquired == 10 and stats.delayed == 9
+
+
+def test_shared_limiter_keeps_both_settings_when_neither_covers_the_other() -> None:
+    """A burst-friendly and a slow-steady setting both hold: neither bound is ever exceeded."""
+    limiter = SharedConnectLimiter()
+    limiter.require(RateLimits(connects_per_second=4, connect_burst=4, margin=0.0))
+    limiter.require(RateLimits(connects_per_second=3, connect_burst=1, margin=0.0))
+    assert len(limiter.parts) == 2
+    admitted = [limiter.acquire(0.0) for _ in range(12)]
+    for start in admitted:
+        assert sum(start <= t < start + 1.0 for t in admitted) <= 3
 
 
 async def test_state_events_carry_reason_and_attempt(sim: Simulator) -> None:
@@ -342,3 +374,64 @@ async def test_no_token_in_logs_at_the_most_verbose_level(
         text = record.getMessage()
         assert "Bearer" not in text and "eyJ" not in text, (record.name, record.levelno)
         assert sim.credentials[1] not in text
+
+
+class InjectedBug(Exception):
+    """A failure no library code expects: stands for a bug."""
+
+
+class BuggyConnectLimiter:
+    """A ConnectLimiter (the public seam) whose second connect fails with a bug."""
+
+    def __init__(self) -> None:
+        self.inner = fresh_limiter()
+        self.acquired = 0
+
+    def delay(self, now: float) -> float:
+        """Ask the real limiter."""
+        return self.inner.delay(now)
+
+    def acquire(self, now: float) -> float:
+        """Fail on the second connect; otherwise ask the real limiter."""
+        self.acquired += 1
+        if self.acquired == 2:
+            raise InjectedBug("limiter broke on connect 2")
+        return self.inner.acquire(now)
+
+    def statistics(self) -> LimiterStatistics:
+        """Return the real limiter's statistics."""
+        return self.inner.statistics()
+
+
+async def test_a_bug_in_the_driver_is_logged_and_the_connection_comes_back(
+    sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug escaping the driver is logged with its traceback and counted; a new socket opens."""
+    hub = EventHub()
+    log = EventLog(hub.subscribe())
+    listener = SubscribingListener()
+    conn = ManagedConnection(
+        "public",
+        url=sim.ws_url,
+        config=FAST,
+        listener=listener,
+        connect_limiter=BuggyConnectLimiter(),
+        publish=hub.publish,
+    )
+    async with conn:
+        await log.state("public", "open")
+        sim.abort()
+        bug = await log.wait_for(
+            ConnectionStateChanged, lambda e: e.new == "reconnecting" and "internal" in e.reason
+        )
+        assert bug.reason == "internal error: InjectedBug: limiter broke on connect 2"
+        await log.state("public", "open", within=3)
+        await listener.until(lambda: listener.opens == 2)
+        await listener.next_frame()
+        stats = conn.statistics()
+        assert stats.internal_errors == 1 and stats.generation == 2
+        assert stats.last_error == bug.reason
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].name == "upbit_ws.connection"
+    assert errors[0].exc_info is not None  # the traceback is in the log
+    await listener.aclose()

@@ -27,6 +27,7 @@ def test_defaults_come_from_the_named_constants() -> None:
     assert c.timeouts.send == cfg.SEND_TIMEOUT == 1.0
     assert c.timeouts.subscription_change == cfg.SUBSCRIPTION_CHANGE_TIMEOUT == 2.0
     assert c.keepalive.ping_interval == cfg.PING_INTERVAL
+    assert c.keepalive.quiet_ping_interval == cfg.QUIET_PING_INTERVAL
     assert c.keepalive.pong_timeout == cfg.PONG_TIMEOUT
     assert c.keepalive.silence_probe == cfg.SILENCE_PROBE
     assert c.backoff.first_delay == cfg.BACKOFF_FIRST_DELAY
@@ -45,6 +46,29 @@ def test_default_blackhole_budget_is_under_three_seconds() -> None:
     """Silence probe + pong deadline + first retry + a loopback connect fit the 3 s goal."""
     detect = cfg.SILENCE_PROBE + cfg.PONG_TIMEOUT
     assert detect + cfg.BACKOFF_FIRST_DELAY + 0.05 < 3.0
+
+
+def test_default_quiet_blackhole_budget_is_under_five_seconds() -> None:
+    """A quiet (private) connection's stall is found and retried within the seed's 5 s."""
+    detect = cfg.QUIET_PING_INTERVAL + cfg.PONG_TIMEOUT
+    assert detect + cfg.BACKOFF_FIRST_DELAY + 0.3 < 5.0  # 0.3 s: a slow connect to Upbit
+
+
+def test_quiet_ping_interval_is_bounded_and_never_longer_than_the_ping_interval() -> None:
+    """quiet_ping_interval is checked like ping_interval; the shorter of the two applies."""
+    with pytest.raises(ConfigError) as info:
+        KeepaliveConfig(quiet_ping_interval=45.0)
+    assert info.value.problems == (
+        "keepalive.quiet_ping_interval must be <= 30 s (Upbit drops sockets idle for ~60 s), "
+        "got 45.0",
+    )
+    with pytest.raises(ConfigError, match=r"keepalive\.quiet_ping_interval must be > 0"):
+        KeepaliveConfig(quiet_ping_interval=0.0)
+    keepalive = KeepaliveConfig()
+    assert keepalive.interval(streaming=True) == cfg.PING_INTERVAL
+    assert keepalive.interval(streaming=False) == cfg.QUIET_PING_INTERVAL
+    short = KeepaliveConfig(ping_interval=2.0, silence_probe=1.0)
+    assert short.interval(streaming=False) == 2.0
 
 
 def test_default_backoff_cap_is_in_the_asked_range() -> None:

@@ -36,6 +36,7 @@ from upbit_ws.core.session import (
 
 DEFAULTS = ConnectionConfig()
 PING = DEFAULTS.keepalive.ping_interval
+QUIET = DEFAULTS.keepalive.quiet_ping_interval
 PONG = DEFAULTS.keepalive.pong_timeout
 SILENCE = DEFAULTS.keepalive.silence_probe
 
@@ -298,21 +299,51 @@ def test_blackhole_is_replaced_within_three_seconds() -> None:
 
 
 def test_interval_ping_on_a_quiet_private_connection() -> None:
-    """A private (non-streaming) connection pings every interval and never probes silence."""
+    """A private (non-streaming) connection pings every quiet interval and never probes silence."""
     session = open_session("private")
-    assert session.next_deadline(0.0) == PING
-    assert session.poll(PING - 0.01) == []
-    assert session.poll(PING) == [SendPing("interval")]
+    assert QUIET < PING
+    assert session.next_deadline(0.0) == QUIET
+    assert session.poll(QUIET - 0.01) == []
+    assert session.poll(QUIET) == [SendPing("interval")]
     assert session.state == "open"
-    session.pong_received(PING + 0.3)
-    assert session.next_deadline(PING + 0.3) == 2 * PING
+    session.pong_received(QUIET + 0.3)
+    assert session.next_deadline(QUIET + 0.3) == 2 * QUIET
 
 
 def test_interval_ping_without_pong_declares_dead() -> None:
     """An interval ping that gets no answer still ends the connection."""
     session = open_session("private")
-    session.poll(PING)
-    assert kinds(session.poll(PING + PONG)) == [DeclareDead, WaitBackoff]
+    session.poll(QUIET)
+    assert kinds(session.poll(QUIET + PONG)) == [DeclareDead, WaitBackoff]
+
+
+def test_quiet_blackhole_is_found_within_four_seconds() -> None:
+    """A private socket blackholed right after an answered ping is declared dead within 4 s."""
+    session = open_session("private")
+    now = 0.0
+    for _ in range(3):  # a few healthy rounds: ping, pong 0.2 s later
+        deadline = session.next_deadline(now)
+        assert deadline is not None
+        now = deadline
+        assert session.poll(now) == [SendPing("interval")]
+        now += 0.2
+        session.pong_received(now)
+    stalled_at = now  # from here on nothing comes back
+    dead_at = None
+    while dead_at is None:
+        deadline = session.next_deadline(now)
+        assert deadline is not None
+        now = deadline
+        if any(isinstance(a, DeclareDead) for a in session.poll(now)):
+            dead_at = now
+    assert dead_at - stalled_at <= QUIET + PONG <= 4.0
+
+
+def test_quiet_interval_never_exceeds_the_ping_interval() -> None:
+    """With a ping interval shorter than the quiet one, quiet connections use the shorter."""
+    config = ConnectionConfig(keepalive=KeepaliveConfig(ping_interval=2.0, silence_probe=1.0))
+    session = open_session("private", config=config)
+    assert session.next_deadline(0.0) == 2.0
 
 
 def test_interval_ping_continues_while_data_streams() -> None:
@@ -330,9 +361,9 @@ def test_interval_ping_continues_while_data_streams() -> None:
 def test_frame_clears_an_outstanding_ping() -> None:
     """A data frame after a ping counts as the answer: no pong needed."""
     session = open_session("private")
-    session.poll(PING)
-    session.frame_received(PING + 0.1)
-    assert session.poll(PING + PONG + 1) == []
+    session.poll(QUIET)
+    session.frame_received(QUIET + 0.1)
+    assert session.poll(QUIET + PONG + 0.5) == []  # past the pong deadline, before the next ping
     assert session.state == "open"
 
 
@@ -386,7 +417,20 @@ def test_turning_streaming_off_stops_probes() -> None:
     """A public session told it no longer streams only pings on the interval."""
     session = open_session()
     session.set_streaming(0.0, streaming=False)
-    assert session.next_deadline(0.0) == PING
+    assert session.next_deadline(0.0) == QUIET
+
+
+def test_streaming_private_connection_uses_the_ping_interval() -> None:
+    """A private connection told it streams pings every ping_interval (its probe finds stalls)."""
+    session = open_session("private")
+    session.set_streaming(0.0, streaming=True)
+    pings = []
+    now = 0.0
+    while now < PING + 1:
+        now = round(now + 0.25, 10)
+        session.frame_received(now)
+        pings += [now for a in session.poll(now) if isinstance(a, SendPing)]
+    assert pings == [PING]
 
 
 # --- closes and reconnects --------------------------------------------------------------------
@@ -701,6 +745,62 @@ def test_connection_closed_error_as_error_argument() -> None:
     assert session.take_events()[-1].reason.endswith("code 1000: bye")
 
 
+# --- internal errors of the shell ---------------------------------------------------------------
+
+
+def test_internal_error_drops_the_socket_and_retries_on_the_backoff() -> None:
+    """A shell bug on an open connection: reconnecting on the ordinary backoff, never closed."""
+    session = open_session()
+    session.internal_error(1.0, reason="internal error: ValueError: boom")
+    assert session.state == "reconnecting"
+    decision = session.last_decision
+    assert decision is not None and decision.cause == "bug" and decision.retry
+    actions = session.poll(1.0)
+    assert kinds(actions) == [WaitBackoff]  # the shell already let the socket go
+    event = session.take_events()[-1]
+    assert (event.old, event.new) == ("open", "reconnecting")
+    assert event.reason == "internal error: ValueError: boom"
+
+
+def test_repeated_internal_errors_grow_the_backoff() -> None:
+    """A bug that comes back at every attempt waits longer each time (no busy loop)."""
+    session = open_session()
+    delays = []
+    now = 0.0
+    for _ in range(5):
+        session.internal_error(now, reason="bug")
+        wait = session.poll(now)[-1]
+        assert isinstance(wait, WaitBackoff)
+        delays.append(wait.delay)
+        now = wait.until
+        assert kinds(session.poll(now)) == [Connect]
+    assert delays == sorted(delays) and delays[-1] > 4 * delays[0]
+
+
+def test_internal_error_while_connecting_drops_an_unsent_connect() -> None:
+    """A bug before the Connect was handed out leaves no Connect behind, only the wait."""
+    session = new_session()
+    session.start(0.0)
+    session.internal_error(0.0, reason="bug")
+    assert session.state == "reconnecting"
+    assert kinds(session.poll(0.0)) == [WaitBackoff]
+
+
+def test_internal_error_leaves_suspended_idle_and_closed_alone() -> None:
+    """A refused key stays suspended; an idle or closed session ignores the report."""
+    idle = new_session()
+    idle.internal_error(0.0, reason="bug")
+    assert idle.state == "idle"
+    suspended = open_session("private")
+    suspended.key_invalid(1.0)
+    suspended.internal_error(1.0, reason="bug")
+    assert suspended.state == "suspended"
+    closed = open_session()
+    closed.close(1.0)
+    closed.internal_error(1.0, reason="bug")
+    assert closed.state == "closed"
+
+
 # --- property-based: random input sequences ---------------------------------------------------
 
 FAILURES: list[BaseException] = [
@@ -858,6 +958,10 @@ class SessionMachine(RuleBasedStateMachine):
         self.s.key_valid(self.now)
 
     @rule()
+    def internal_error(self) -> None:
+        self.s.internal_error(self.now, reason="bug in the shell")
+
+    @rule()
     def close(self) -> None:
         self.s.close(self.now)
         self.ended = True
@@ -898,7 +1002,7 @@ class SessionMachine(RuleBasedStateMachine):
             return
         deadline = self.s.next_deadline(self.now)
         assert deadline is not None
-        assert deadline <= self.now + PING
+        assert deadline <= self.now + (PING if self.s.streaming else QUIET)
         if self.s.state == "degraded":
             assert deadline <= self.now + PONG
 

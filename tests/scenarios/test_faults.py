@@ -153,6 +153,43 @@ async def test_blackhole_with_default_keepalive() -> None:
         assert first.ws.close_code == 1006
 
 
+async def test_private_blackhole_with_default_keepalive() -> None:
+    """A stalled private socket (quiet: no silence probe) is found by its ping, replaced < 5 s."""
+    defaults = ConnectionConfig(key_health=KeyHealthConfig(check_interval=3600.0))
+    async with rig(config=defaults, keys=True) as r:
+        await r.streaming()
+        await r.log.state("private", "open", since=0)  # may come before public's
+        assert r.ws.private is not None and not r.ws.private.session.streaming
+        first = sim_connection(r.sim, "private")
+        fault = r.log.mark()
+        stalled_at = r.now()
+        r.sim.blackhole(60.0, first.id)
+        dead = await r.log.state("private", "reconnecting", within=5, since=fault)
+        reopened = await r.log.state("private", "open", within=5, since=fault)
+        assert dead.reason == "no pong within 1.5 s"
+        # Seed bar 5 s; the defaults' arithmetic gives at most 2.5 + 1.5 + 0.1 s on loopback.
+        assert reopened.at - stalled_at < 5.0
+        assert r.ws.private.generation == 2 and r.ws.private.statistics().declared_dead == 1
+        await sim_until(r.sim, lambda: first.closed_reason is not None)
+        assert first.ws.close_code == 1006  # aborted, not closed with a handshake that hangs
+        assert r.ws.public.generation == 1  # public untouched
+
+
+async def test_handshake_dropped_during_upgrade() -> None:
+    """A socket dropped before the upgrade answer is an ordinary failed connect: retried."""
+    async with rig() as r:
+        await r.streaming()
+        r.sim.refuse(0.3, how="stall")  # the upgrade gets no answer; the socket is dropped
+        r.sim.abort()
+        await r.log.state("public", "reconnecting", within=1)
+        await r.log.state("public", "open", within=5)
+        await r.resubscribed(2)
+        failed = reasons(r, "reconnecting")[1:]
+        assert any("closed during the websocket handshake" in reason for reason in failed)
+        assert r.ws.statistics().internal_errors == ()
+        assert r.ws.public.statistics().internal_errors == 0
+
+
 async def test_server_down_then_back() -> None:
     """While the server refuses connects the client keeps retrying with backoff, then recovers."""
     async with rig() as r:
@@ -226,7 +263,7 @@ async def test_error_frame() -> None:
 async def refusal_then_recovery(r: Rig, *, expected_name: str) -> None:
     """Revoke the key and drop private: it is refused, suspended, then restored on a key check."""
     await r.streaming()
-    await r.log.state("private", "open")
+    await r.log.state("private", "open", since=0)  # may come before public's
     public_generation = r.ws.public.generation
     public_changes = len(states(r))
     fault = r.log.mark()
@@ -266,7 +303,7 @@ async def test_key_revoked_then_restored() -> None:
     config = replace(FAST, key_health=KeyHealthConfig(check_interval=0.1))
     async with rig(config=config, keys=True) as r:
         await r.streaming()
-        await r.log.state("private", "open")
+        await r.log.state("private", "open", since=0)  # may come before public's
         fault = r.log.mark()
         r.sim.revoke_key()
         problem = await r.log.wait_for(KeyProblem, within=2, since=fault)
@@ -295,7 +332,7 @@ async def test_key_near_expiry() -> None:
         log = EventLog(ws.events())
         async with ws:
             warning = await log.wait_for(KeyExpiringSoon)
-            await log.state("private", "open")
+            await log.state("private", "open", since=0)
             assert ws.keys is not None
             checks = ws.keys.statistics().checks
             while ws.keys.statistics().checks < checks + 3:
@@ -310,7 +347,7 @@ async def test_fault_on_private_leaves_public_streaming() -> None:
     """Aborting private recovers private; public keeps its socket and keeps streaming."""
     async with rig(keys=True) as r:
         await r.streaming()
-        await r.log.state("private", "open")
+        await r.log.state("private", "open", since=0)  # may come before public's
         frames_before = r.listener.frames
         r.sim.abort(sim_connection(r.sim, "private").id)
         await r.log.state("private", "reconnecting", within=1)

@@ -31,7 +31,13 @@ which the session reconnects on its backoff.
 
 The private connection signs a fresh JWT (new nonce) for every connect and sends it in the
 handshake header (section 5). It does not normally stream (myOrder/myAsset are quiet), so its
-data-silence probe is off unless the listener turns it on.
+data-silence probe is off unless the listener turns it on; it is pinged more often instead
+(``KeepaliveConfig.quiet_ping_interval``).
+
+A bug in the connection's own code (never a network fault: the session classifies those) does
+not leave it down: :meth:`ManagedConnection.run` logs it with its traceback, counts it, aborts
+the socket and reconnects after the ordinary backoff, which grows while the bug repeats. A
+trader wants the data back, and the listener re-sends the full request on the new socket.
 """
 
 from __future__ import annotations
@@ -58,7 +64,13 @@ from upbit_ws.core.errors import (
     UpbitWsError,
 )
 from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
-from upbit_ws.core.ratelimit import Gcra, LimiterChain, connect_limiter, message_limiter
+from upbit_ws.core.ratelimit import (
+    Gcra,
+    LimiterChain,
+    LimiterStatistics,
+    connect_limiter,
+    message_limiter,
+)
 from upbit_ws.core.session import (
     Action,
     CloseSocket,
@@ -70,10 +82,12 @@ from upbit_ws.core.session import (
 
 __all__ = [
     "AuthRefusedCallback",
+    "ConnectLimiter",
     "ConnectionListener",
     "ConnectionStatistics",
     "ManagedConnection",
     "NullListener",
+    "SharedConnectLimiter",
     "shared_connect_limiter",
 ]
 
@@ -93,20 +107,100 @@ _TASK_PREFIX: Final = "upbit-ws"
 #: ``(name, message)``, never the key itself.
 AuthRefusedCallback = Callable[[str | None, str], None]
 
-_shared_limiters: dict[RateLimits, Gcra] = {}
+
+class ConnectLimiter(Protocol):
+    """What a connection asks before each connect: a :class:`Gcra` or the shared limiter."""
+
+    def delay(self, now: float) -> float:
+        """Return how long a connect at ``now`` would wait (0 if admitted at once)."""
+
+    def acquire(self, now: float) -> float:
+        """Reserve the next connect slot at ``now`` and return how long to wait."""
+
+    def statistics(self) -> LimiterStatistics:
+        """Return how many connects were admitted, how many waited, and for how long."""
 
 
-def shared_connect_limiter(limits: RateLimits | None = None) -> Gcra:
-    """Return the process-wide connect limiter for ``limits`` (one per distinct setting).
+class SharedConnectLimiter:
+    """A connect limiter that keeps every setting it was asked for: the strictest wins.
 
-    Upbit counts connects per IP (public) and per account (private) (section 8.1), so every
-    connection of the process, of every manager, must share one limiter.
+    Upbit counts connects per IP (public) and per account (private) (section 8.1) however
+    many managers a process runs, so the process has one of these
+    (:func:`shared_connect_limiter`). :meth:`require` adds the limiter of a
+    :class:`~upbit_ws.core.config.RateLimits` unless one already held is at least as strict; a
+    connect waits until every limiter held admits it, at one common instant, so no setting's
+    bound is ever exceeded, whichever manager connects.
     """
-    limits = limits or RateLimits()
-    limiter = _shared_limiters.get(limits)
-    if limiter is None:
-        limiter = _shared_limiters[limits] = connect_limiter(limits)
-    return limiter
+
+    __slots__ = ("_acquired", "_delayed", "_max_delay", "_parts", "_total_delay")
+
+    def __init__(self) -> None:
+        self._parts: list[Gcra] = []
+        self._acquired = 0
+        self._delayed = 0
+        self._total_delay = 0.0
+        self._max_delay = 0.0
+
+    def __repr__(self) -> str:
+        return f"SharedConnectLimiter({', '.join(map(repr, self._parts))})"
+
+    @property
+    def parts(self) -> tuple[Gcra, ...]:
+        """Return the limiters every connect must pass."""
+        return tuple(self._parts)
+
+    def require(self, limits: RateLimits) -> None:
+        """Make every later connect also respect ``limits`` (a no-op if already as strict)."""
+        new = connect_limiter(limits)
+        if not any(_at_least_as_strict(part, new) for part in self._parts):
+            self._parts = [p for p in self._parts if not _at_least_as_strict(new, p)] + [new]
+
+    def delay(self, now: float) -> float:
+        """Return how long a connect at ``now`` would wait (0 if admitted at once)."""
+        return max((part.delay(now) for part in self._parts), default=0.0)
+
+    def acquire(self, now: float) -> float:
+        """Reserve the next connect slot in every limiter held and return how long to wait."""
+        if not self._parts:
+            self.require(RateLimits())
+        at = max(part.earliest(now) for part in self._parts)
+        for part in self._parts:
+            part.reserve(at)
+        wait = max(0.0, at - now)
+        self._acquired += 1
+        if wait > 0:
+            self._delayed += 1
+            self._total_delay += wait
+            self._max_delay = max(self._max_delay, wait)
+        return wait
+
+    def statistics(self) -> LimiterStatistics:
+        """Return how many connects were admitted, how many waited, and for how long."""
+        return LimiterStatistics(self._acquired, self._delayed, self._total_delay, self._max_delay)
+
+
+def _at_least_as_strict(a: Gcra, b: Gcra) -> bool:
+    """Tell whether every sequence ``a`` admits, ``b`` admits too.
+
+    GCRA admits events ``j < k`` when ``t_k - t_j >= (k - j) * interval - tolerance``; that
+    holds for ``b`` whenever it holds for ``a`` if ``a``'s slope and its bound at ``k - j = 1``
+    are both at least ``b``'s.
+    """
+    return a.interval >= b.interval and a.interval - a.tolerance >= b.interval - b.tolerance - 1e-12
+
+
+_PROCESS_CONNECT_LIMITER: Final = SharedConnectLimiter()
+
+
+def shared_connect_limiter(limits: RateLimits | None = None) -> SharedConnectLimiter:
+    """Return the process-wide connect limiter, made to respect ``limits`` too.
+
+    There is one per process, whatever the settings: every connection of every manager shares
+    it, and the strictest setting asked for holds for all of them (Upbit counts connects per IP
+    and per account, section 8.1, not per manager).
+    """
+    _PROCESS_CONNECT_LIMITER.require(limits or RateLimits())
+    return _PROCESS_CONNECT_LIMITER
 
 
 class ConnectionListener(Protocol):
@@ -162,7 +256,8 @@ class ConnectionStatistics:
     counts opens after the first. Frame and byte counters cover every socket so far.
     ``send_waits`` / ``send_wait_seconds`` count sends the message limiter held back;
     ``connect_waits`` / ``connect_wait_seconds`` connects held back by the shared connect
-    limiter. ``last_error`` is the reason of the last failure (never a secret).
+    limiter. ``internal_errors`` counts bugs the connection recovered from (each logged with
+    its traceback). ``last_error`` is the reason of the last failure (never a secret).
     """
 
     connection: ConnectionKind
@@ -190,6 +285,7 @@ class ConnectionStatistics:
     connect_wait_seconds: float
     connect_timeout: float
     listener_errors: int
+    internal_errors: int
     events_dropped: int
     last_error: str | None
     last_error_at: float | None
@@ -205,6 +301,7 @@ class _Counters:
         "connect_waits",
         "error_frames",
         "frames_received",
+        "internal_errors",
         "listener_errors",
         "messages_sent",
         "send_wait_seconds",
@@ -222,6 +319,7 @@ class _Counters:
         self.connect_waits = 0
         self.connect_wait_seconds = 0.0
         self.listener_errors = 0
+        self.internal_errors = 0
 
 
 class _Socket:
@@ -316,7 +414,8 @@ class ManagedConnection:
 
     ``url`` is the WebSocket URL (``wss://api.upbit.com/websocket/v1`` or ``.../private``);
     ``credentials`` are required for ``private`` and refused for ``public``.
-    ``connect_limiter`` defaults to the process-wide one (:func:`shared_connect_limiter`).
+    ``connect_limiter`` defaults to the process-wide one (:func:`shared_connect_limiter`); any
+    :class:`ConnectLimiter` (a :class:`~upbit_ws.core.ratelimit.Gcra`) may replace it.
     ``publish`` receives every :class:`~upbit_ws.core.events.ConnectionStateChanged`;
     ``on_auth_refused`` hears when Upbit refused the key on this (private) connection.
     """
@@ -329,7 +428,7 @@ class ManagedConnection:
         config: ConnectionConfig | None = None,
         credentials: Credentials | None = None,
         listener: ConnectionListener | None = None,
-        connect_limiter: Gcra | None = None,
+        connect_limiter: ConnectLimiter | None = None,
         publish: Callable[[Event], None] | None = None,
         on_auth_refused: AuthRefusedCallback | None = None,
         clock: Clock | None = None,
@@ -346,7 +445,9 @@ class ManagedConnection:
         self.config = config or ConnectionConfig()
         self._credentials = credentials
         self._listener: ConnectionListener = listener or NullListener()
-        self._connect_limiter = connect_limiter or shared_connect_limiter(self.config.rate_limits)
+        self._connect_limiter: ConnectLimiter = connect_limiter or shared_connect_limiter(
+            self.config.rate_limits
+        )
         self._publish = publish or _discard_event
         self._on_auth_refused = on_auth_refused
         self._clock: Clock = clock or LoopClock()
@@ -440,6 +541,7 @@ class ManagedConnection:
             connect_wait_seconds=c.connect_wait_seconds,
             connect_timeout=s.connect_timeout,
             listener_errors=c.listener_errors,
+            internal_errors=c.internal_errors,
             events_dropped=s.events_dropped,
             last_error=self._last_error,
             last_error_at=self._last_error_at,
@@ -565,28 +667,91 @@ class ManagedConnection:
         await self.aclose()
 
     async def run(self) -> None:
-        """Keep the connection up until :meth:`close`; own every task in one TaskGroup."""
+        """Keep the connection up until :meth:`close`; own every task in one TaskGroup.
+
+        A bug in the driver or a task of its TaskGroup is logged with its traceback, counted
+        (``statistics().internal_errors``) and recovered from like a lost socket: the socket is
+        aborted and a new one opens after the ordinary backoff (see the module docs). Should the
+        recovery itself fail, the error propagates with the session left reconnecting, so a
+        supervisor (the manager) may run this again.
+        """
         if self._running:
             raise InvalidInputError(f"the {self.kind} connection is already running")
         self._running = True
         self._finished.clear()
         if isinstance(self._clock, LoopClock):
             self._now = asyncio.get_running_loop().time  # skip the loop lookup per frame
-        clean = False
+        crashed = False
+        try:
+            while not await self._run_driver():
+                await self._after_bug()
+        except Exception:
+            crashed = True
+            raise
+        finally:
+            self._tg = None
+            self._running = False
+            self._retire_attempt()
+            self._drop_socket(abort=True)
+            now = self._now()
+            if crashed:
+                self._session.internal_error(now, reason="the connection's recovery failed")
+            elif self._session.state != "closed":
+                self._session.close(now, reason="stopped: the driver was interrupted")
+            self._flush_events()
+            self._finished.set()
+            self._notify()
+
+    async def _run_driver(self) -> bool:
+        """Run the driver and its tasks; return False when a bug in them stopped it."""
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 await self._drive()
-            clean = True
-        finally:
+        except Exception as exc:
+            # Network faults never get here (they are inputs to the session); this is a bug.
             self._tg = None
-            self._running = False
-            if not clean and self._session.state != "closed":
-                self._session.close(self._now(), reason="stopped: the driver was interrupted")
-            self._drop_socket(abort=True)
-            self._flush_events()
-            self._finished.set()
-            self._notify()
+            self._recover(exc)
+            return False
+        return True
+
+    def _recover(self, exc: Exception) -> None:
+        """Log a bug loudly, let go of the socket and have the session retry on its backoff."""
+        now = self._now()
+        self._counters.internal_errors += 1
+        reason = f"internal error: {_describe_bug(exc)}"
+        self._record_error(reason, now)
+        self._retire_attempt()
+        self._drop_socket(abort=True)
+        self._session.internal_error(now, reason=reason)
+        retry_at = self._session.retry_at
+        _log.error(
+            "%s connection: %s; socket aborted, reconnecting in %.2f s",
+            self.kind,
+            reason,
+            max(0.0, retry_at - now) if retry_at is not None else 0.0,
+            exc_info=exc,
+            extra={"connection": self.kind, "reason": reason},
+        )
+        self._flush_events()
+
+    async def _after_bug(self) -> None:
+        """Wait for the session's retry time (or an input) before the driver runs again.
+
+        Waiting here rather than in the driver means a bug that strikes before the driver
+        first sleeps cannot become a busy loop: every restart waits the (growing) backoff.
+        """
+        retry_at = self._session.retry_at
+        if retry_at is None:
+            return  # closed (or never started): the driver returns at once
+        self._wake.clear()
+        await self._sleep(retry_at)
+
+    def _retire_attempt(self) -> None:
+        """Forget the connect attempt in progress; a socket it still opens is aborted."""
+        if self._attempt_handler is not None:
+            self._attempt_handler.live = False
+            self._attempt_handler = None
 
     # --- the driver -----------------------------------------------------------------------
 
@@ -650,11 +815,9 @@ class ManagedConnection:
             task.add_done_callback(self._attempts.discard)
         elif isinstance(action, DeclareDead):
             self._record_error(action.reason, now)
-            if self._attempt_handler is not None:
-                # The connect in progress is abandoned: its outcome is ignored, and a socket it
-                # still opens is aborted. It ends by its own timeout (the same as the session's).
-                self._attempt_handler.live = False
-                self._attempt_handler = None
+            # The connect in progress is abandoned: its outcome is ignored, and a socket it
+            # still opens is aborted. It ends by its own timeout (the same as the session's).
+            self._retire_attempt()
             self._log_dead(action.reason)
             self._drop_socket(abort=True)
         elif isinstance(action, CloseSocket):
@@ -740,6 +903,9 @@ class ManagedConnection:
                 await ws.close()
         except TimeoutError:
             ws.abort()
+        except asyncio.CancelledError:
+            ws.abort()  # the connection stops: the socket must not outlive it
+            raise
 
     # --- inputs from the socket -------------------------------------------------------------
 
@@ -896,6 +1062,14 @@ class ManagedConnection:
             reason,
             extra={"connection": self.kind, "reason": reason},
         )
+
+
+def _describe_bug(exc: BaseException) -> str:
+    """Describe an exception by its leaves (a TaskGroup wraps even its body's in a group)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe_bug(leaf) for leaf in exc.exceptions)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _discard_event(event: Event) -> None:

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 import ssl
 from collections.abc import Mapping
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import orjson
 import picows
@@ -84,6 +85,20 @@ class _PicowsLog(logging.LoggerAdapter[logging.Logger]):
 _PICOWS_LOG: Final = _PicowsLog(logging.getLogger("picows.client"))
 
 
+#: What a socket is opened and connected with: family, type, protocol and address.
+_Target = tuple[socket.AddressFamily, socket.SocketKind, int, tuple[Any, ...]]
+
+
+def _numeric_address(host: str, port: int) -> list[_Target]:
+    """Return the address of a literal IP host without asking the resolver (a thread hop)."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return []
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, (str(ip), port))]
+
+
 class _Dialer:
     """The socket factory picows connects through, so an abandoned connect can be cut.
 
@@ -101,11 +116,16 @@ class _Dialer:
         """Return a connected non-blocking TCP socket to ``url``'s host and port."""
         host, port = url.host, url.port
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos: list[_Target] = _numeric_address(host, port) or [
+            (family, kind, proto, address)
+            for family, kind, proto, _, address in await loop.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        ]
         if not infos:
             raise OSError(f"getaddrinfo returned no address for {host}")
         error: OSError | None = None
-        for family, kind, proto, _, address in infos:
+        for family, kind, proto, address in infos:
             sock = socket.socket(family, kind, proto)
             self._sockets.append(sock)
             try:

@@ -22,6 +22,12 @@ CLOSE_TIMEOUT                 1 s        graceful close handshake; abort after i
 PING_INTERVAL                 15 s       Upbit drops idle sockets after ~60 s and a 20 s ping
                                          kept them alive (section 6); the seed asks <= 20 s
 PING_INTERVAL_MAX             30 s       validation bound: half the observed 60 s idle kill
+QUIET_PING_INTERVAL           2.5 s      ping interval of a connection that does not stream
+                                         (private myOrder/myAsset, nothing subscribed): it
+                                         has no silence probe, so this ping alone finds a
+                                         blackhole, within 2.5 + 1.5 = 4 s (seed: 5 s); a
+                                         protocol ping is a control frame, not one of the
+                                         5/s and 100/min messages (section 8.1)
 PONG_TIMEOUT                  1.5 s      pongs come back in 160-360 ms on KR (section 6)
 SILENCE_PROBE                 1 s        a stream that normally flows and is quiet this long
                                          gets a ping at once (busy KRW books tick ~100 ms)
@@ -61,8 +67,14 @@ about 50-300 ms (2.9 s); the full subscription is re-sent at once and its snapsh
 within 150-650 ms on Upbit (section 1.3), at once from the simulator. So data flows again after
 about 2.6-2.7 s on loopback and at worst about 3.6 s against Upbit, under 5 s even when one
 connect attempt times out on the way (then the connect timeout grows to 2 s for the next one).
-A connection that does not normally stream (private myOrder/myAsset) is only probed by the
-periodic ping, so its blackhole is found within ``PING_INTERVAL + PONG_TIMEOUT`` (16.5 s).
+
+A connection that does not normally stream (private myOrder/myAsset: quiet for minutes) has no
+silence to notice, so it pings every ``QUIET_PING_INTERVAL`` (2.5 s) instead of every
+``PING_INTERVAL``. A blackhole starting just after an answered ping is found when the next ping
+gets no pong: at most ``QUIET_PING_INTERVAL + PONG_TIMEOUT`` (4.0 s) after it started, 2.75 s
+on average; the first retry follows within ``BACKOFF_FIRST_DELAY`` (4.1 s) and the connect
+takes 50-300 ms on Upbit, so the socket is replaced within about 4.4 s at worst, under the
+seed's 5 s.
 """
 
 from __future__ import annotations
@@ -103,6 +115,7 @@ __all__ = [
     "PING_INTERVAL",
     "PING_INTERVAL_MAX",
     "PONG_TIMEOUT",
+    "QUIET_PING_INTERVAL",
     "RATE_LIMITED_FLOOR",
     "RATE_LIMIT_MARGIN",
     "SEND_TIMEOUT",
@@ -128,6 +141,7 @@ CLOSE_TIMEOUT: Final = 1.0
 
 PING_INTERVAL: Final = 15.0
 PING_INTERVAL_MAX: Final = 30.0
+QUIET_PING_INTERVAL: Final = 2.5
 PONG_TIMEOUT: Final = 1.5
 SILENCE_PROBE: Final = 1.0
 
@@ -259,26 +273,35 @@ class Timeouts:
 class KeepaliveConfig:
     """Keepalive policy: periodic ping, pong deadline and the data-silence probe (section 6).
 
-    A ping goes out every ``ping_interval`` seconds whatever the traffic. A connection whose
-    subscriptions normally stream and that has been silent for ``silence_probe`` seconds gets a
-    ping at once. Any frame or pong within ``pong_timeout`` of a ping proves the connection
-    alive; otherwise it is declared dead.
+    A connection whose subscriptions normally stream gets a ping every ``ping_interval`` seconds
+    whatever the traffic, and one at once when it has been silent for ``silence_probe`` seconds.
+    A connection that does not stream (no silence to notice) gets a ping every
+    ``quiet_ping_interval`` seconds instead (or every ``ping_interval`` if that is shorter), so
+    its blackhole is found within the seed's 5 s too. Any frame or pong within ``pong_timeout``
+    of a ping proves the connection alive; otherwise it is declared dead.
     """
 
     ping_interval: float = PING_INTERVAL
+    quiet_ping_interval: float = QUIET_PING_INTERVAL
     pong_timeout: float = PONG_TIMEOUT
     silence_probe: float = SILENCE_PROBE
 
     def __post_init__(self) -> None:
         """Validate every field and raise one ConfigError listing all problems."""
         check = _Checker("keepalive", self)
-        for name in ("ping_interval", "pong_timeout", "silence_probe"):
+        for name in ("ping_interval", "quiet_ping_interval", "pong_timeout", "silence_probe"):
             check.number(name)
         check.rule(
             ("ping_interval",),
             lambda: self.ping_interval <= PING_INTERVAL_MAX,
             f"must be <= {PING_INTERVAL_MAX:g} s (Upbit drops sockets idle for ~60 s), "
             f"got {self.ping_interval!r}",
+        )
+        check.rule(
+            ("quiet_ping_interval",),
+            lambda: self.quiet_ping_interval <= PING_INTERVAL_MAX,
+            f"must be <= {PING_INTERVAL_MAX:g} s (Upbit drops sockets idle for ~60 s), "
+            f"got {self.quiet_ping_interval!r}",
         )
         check.rule(
             ("pong_timeout", "ping_interval"),
@@ -291,6 +314,12 @@ class KeepaliveConfig:
             f"must be <= ping_interval ({self.ping_interval!r} s), got {self.silence_probe!r}",
         )
         check.raise_if_any()
+
+    def interval(self, *, streaming: bool) -> float:
+        """Return the ping interval of a connection that streams or, if not, is quiet."""
+        if streaming:
+            return self.ping_interval
+        return min(self.ping_interval, self.quiet_ping_interval)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -22,15 +22,20 @@ States::
 Keepalive (``upbit-protocol.md`` section 6: Upbit drops sockets idle for ~60 s with 1006 and
 never pings by itself; quiet markets send nothing, so a dead stream looks like a quiet one):
 
-* a WebSocket ping goes out every ``ping_interval`` whatever the traffic;
-* when the subscription normally streams (the shell says so with :meth:`Session.set_streaming`;
-  public market data yes, private myOrder/myAsset no) and nothing arrived for
-  ``silence_probe`` seconds, a ping goes out at once and the state is ``degraded``; a probe
-  answered by a pong with no data in between means the stream is quiet, not dead, so the next
-  probe waits twice as long (up to ``ping_interval``) until data flows again;
+* a WebSocket ping goes out every ``ping_interval`` whatever the traffic when the subscription
+  normally streams (the shell says so with :meth:`Session.set_streaming`; public market data
+  yes, private myOrder/myAsset no), and every ``quiet_ping_interval`` (2.5 s) when it does not:
+  a quiet connection has no silence to notice, so only this ping finds its blackhole;
+* when the subscription normally streams and nothing arrived for ``silence_probe`` seconds, a
+  ping goes out at once and the state is ``degraded``; a probe answered by a pong with no data
+  in between means the stream is quiet, not dead, so the next probe waits twice as long (up to
+  ``ping_interval``) until data flows again;
 * any frame or pong proves the connection alive; no frame or pong within ``pong_timeout`` of a
   ping declares it dead: the shell aborts the socket without a closing handshake (a graceful
   close on a blackholed socket hangs) and the session plans the reconnect.
+
+A failure of the shell itself (a bug, not the network) is reported with
+:meth:`Session.internal_error` and handled like a lost socket, so the connection comes back.
 
 Reconnects follow :class:`~upbit_ws.core.backoff.Backoff` as chosen by
 :func:`~upbit_ws.core.classify.classify`; a session that stayed open ``reset_after`` seconds
@@ -233,6 +238,11 @@ class Session:
         return self._connect_timeout
 
     @property
+    def retry_at(self) -> float | None:
+        """Return when the next connect is due while reconnecting or suspended, else None."""
+        return self._retry_at if self._state in _WAITING else None
+
+    @property
     def last_decision(self) -> Decision | None:
         """Return the classification of the last failure, if any (``request_rejected``...)."""
         return self._last_decision
@@ -354,6 +364,21 @@ class Session:
         cause = error if error is not None else ConnectionClosedError(code or ABNORMAL_CLOSURE)
         self._fail(now, classify(cause))
 
+    def internal_error(self, now: float, *, reason: str) -> None:
+        """Report that the shell failed with a bug: drop the socket and retry on the backoff.
+
+        The shell logged the failure; the connection must not stay down for it (a trader wants
+        the data back), so it is handled like a lost socket: any socket or connect in progress
+        is dropped and the next connect waits the ordinary backoff, which grows while the
+        failure repeats. A suspended (key refused), idle or closed session is left as it is.
+        """
+        now = self._clock(now)
+        if self._state in ("idle", "closed", "suspended"):
+            return
+        # The shell let go of every socket and connect when it failed: nothing to abort.
+        self._pending = []
+        self._fail(now, Decision("retry", "normal", "bug", reason))
+
     def set_streaming(self, now: float, *, streaming: bool) -> None:
         """Say whether the current subscriptions normally stream (turns the silence probe on)."""
         now = self._clock(now)
@@ -432,7 +457,7 @@ class Session:
                 if self._streaming and state == "open":
                     return min(self._pong_deadline, self._probe_due())
                 return self._pong_deadline
-            due = self._last_ping + self.config.keepalive.ping_interval
+            due = self._last_ping + self.config.keepalive.interval(streaming=self._streaming)
             return min(due, self._probe_due()) if self._streaming else due
         return None
 
@@ -546,7 +571,7 @@ class Session:
         if self._pong_deadline is None:
             if silent:
                 self._ping(now, "silence")
-            elif now >= self._last_ping + keepalive.ping_interval:
+            elif now >= self._last_ping + keepalive.interval(streaming=self._streaming):
                 self._ping(now, "interval")
         if silent and self._state == "open":
             # A ping already in flight doubles as the probe.
