@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -18,6 +20,7 @@ from tests.aio.connection_helpers import (
 from upbit_ws.aio.manager import WebSocketManager, websocket_urls
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
+from upbit_ws.core.config import KeyHealthConfig
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.events import GapEvent, KeyProblem
 from upbit_ws.simulator import Simulator
@@ -212,3 +215,73 @@ async def test_no_secret_in_reprs_or_snapshots(sim: Simulator) -> None:
         secret = sim.credentials[1]
         for text in (repr(ws), repr(ws.statistics()), repr(ws.health()), repr(ws.rest)):
             assert secret not in text
+
+
+async def test_cancelled_start_closes_everything_it_started() -> None:
+    """start() cut short (a timeout around async with) leaves no task of ours and no socket."""
+    held = 0
+    accepted = asyncio.Event()
+    all_gone = asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal held
+        held += 1
+        accepted.set()
+        await reader.read()  # until the client lets the connection go
+        held -= 1
+        if held == 0:
+            all_gone.set()
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        ws = WebSocketManager(
+            base_url=f"http://127.0.0.1:{port}",
+            credentials=Credentials("A" * 20, "B" * 20),
+            config=FAST,
+            connect_limiter=fresh_limiter(),
+        )
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5), ws:
+                pytest.fail("start() cannot finish against a host that never answers")
+        assert accepted.is_set()  # REST and WebSocket connects were under way
+        assert our_tasks() == []
+        assert ws.public.state == "closed"
+        assert ws.private is not None and ws.private.state == "closed"
+        await asyncio.wait_for(all_gone.wait(), 2)  # every socket (REST, WebSocket) let go
+
+
+class InjectedBug(Exception):
+    """A failure no library code expects: stands for a bug."""
+
+
+async def test_a_part_stopped_by_a_bug_is_restarted(sim: Simulator) -> None:
+    """A bug that ends the key loop is logged and kept, and the loop runs again after a backoff."""
+    nonces = 0
+    restarted = asyncio.Event()
+
+    def nonce() -> str:
+        """Fail the second REST signature: the first key check works, the loop's first fails."""
+        nonlocal nonces
+        nonces += 1
+        if nonces == 2:
+            raise InjectedBug("nonce source broke")
+        if nonces == 4:  # a check after the restarted loop's first one
+            restarted.set()
+        return str(uuid.uuid4())
+
+    credentials = Credentials(*sim.credentials)
+    config = replace(FAST, key_health=KeyHealthConfig(check_interval=0.05))
+    async with RestClient(sim.url, credentials=credentials, nonce_factory=nonce) as rest:
+        ws = WebSocketManager(
+            base_url=sim.url,
+            credentials=credentials,
+            config=config,
+            rest=rest,
+            connect_limiter=fresh_limiter(),
+        )
+        async with ws:
+            await asyncio.wait_for(restarted.wait(), 3)
+            assert ws.statistics().internal_errors == ("keys: InjectedBug: nonce source broke",)
+            assert ws.health().key == "valid"

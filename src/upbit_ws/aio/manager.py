@@ -12,14 +12,22 @@ session, socket, backoff and tasks, and a fault on one never touches the other (
 the process-wide connect limiter, because Upbit counts connects per IP and account, section
 8.1). Every task is owned: one root task holds a TaskGroup with each connection's
 :meth:`~upbit_ws.aio.connection.ManagedConnection.run` and the key loop, and ``aclose()`` ends
-them all and leaves nothing behind.
+them all and leaves nothing behind; so does a ``start()`` that fails or is cancelled.
+
+A bug that stops a part (never a network fault: the sessions handle those) is logged with its
+traceback, kept in ``statistics().internal_errors``, and the part is restarted after a backoff
+that grows while the bug repeats, because a trader wants the feed kept up. A connection
+recovers from bugs in its own driver by itself; the manager restarts it only if that recovery
+fails too. The subscription service is not restarted: when its run ends, so do the
+subscriptions, so no consumer waits forever on a stream nobody feeds.
 
 The subscription layer (:class:`~upbit_ws.aio.subscriptions.SubscriptionService`) is each
 connection's :class:`~upbit_ws.aio.connection.ConnectionListener` unless ``listeners={...}``
 replaces it for a connection: ``ws.component(name).subscribe(...)`` adds interest, and the
 service keeps one merged request per connection. It reports rejected requests and gaps
 through :meth:`WebSocketManager.publish_event`. ``start()`` loads the market list (code checks,
-``KRW-*`` expansion) while the public connection opens.
+``KRW-*`` expansion) while the public connection opens and the key is checked; the flushers
+start as soon as the list is known, whatever the key check is doing.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, overload
@@ -37,6 +46,7 @@ from upbit_ws.aio.component import Component, SubscriptionsView
 from upbit_ws.aio.connection import (
     ConnectionListener,
     ConnectionStatistics,
+    ConnectLimiter,
     ManagedConnection,
     shared_connect_limiter,
 )
@@ -45,13 +55,15 @@ from upbit_ws.aio.keys import KeyHealth, KeyHealthStatistics, KeyStatus
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService, SubscriptionServiceStatistics
 from upbit_ws.core.auth import Credentials
+from upbit_ws.core.backoff import Backoff
 from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_PATH, PUBLIC_PATH
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
-from upbit_ws.core.ratelimit import Gcra, LimiterStatistics
+from upbit_ws.core.ratelimit import LimiterStatistics
 
 __all__ = [
+    "INTERNAL_ERRORS_KEPT",
     "ConnectionHealth",
     "Health",
     "ManagerStatistics",
@@ -65,6 +77,8 @@ _LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
 _SCHEMES: Final = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
 #: Extra time ``aclose()`` gives the tasks beyond the close timeout before cancelling them.
 _SHUTDOWN_SLACK: Final = 1.0
+#: Internal errors kept for ``statistics()`` (the newest; a repeating bug must not grow memory).
+INTERNAL_ERRORS_KEPT: Final = 32
 _Lifecycle = Literal["new", "running", "closing", "closed"]
 #: One part the manager runs: a connection's run() or the key loop.
 _Part = Callable[[], Coroutine[Any, Any, None]]
@@ -121,7 +135,8 @@ class Health:
 class ManagerStatistics:
     """A snapshot of the manager: each connection, the key checks, events, connect limiter.
 
-    ``connect_limiter`` is the process-wide limiter the connections share.
+    ``connect_limiter`` is the process-wide limiter the connections share. ``internal_errors``
+    lists the newest bugs that stopped a part (at most 32), as ``"part: Type: message"``.
     """
 
     public: ConnectionStatistics
@@ -155,7 +170,7 @@ class WebSocketManager:
         listeners: Mapping[ConnectionKind, ConnectionListener] | None = None,
         rest: RestClient | None = None,
         event_queue_size: int = DEFAULT_EVENT_QUEUE,
-        connect_limiter: Gcra | None = None,
+        connect_limiter: ConnectLimiter | None = None,
         clock: Clock | None = None,
     ) -> None:
         if credentials is not None and not isinstance(credentials, Credentials):
@@ -169,7 +184,9 @@ class WebSocketManager:
         self.config = config or ConnectionConfig()
         self._clock: Clock = clock or LoopClock()
         self._hub = EventHub(queue_size=event_queue_size)
-        self._limiter = connect_limiter or shared_connect_limiter(self.config.rate_limits)
+        self._limiter: ConnectLimiter = connect_limiter or shared_connect_limiter(
+            self.config.rate_limits
+        )
         self._own_rest = rest is None
         self._rest = rest or RestClient(base_url, credentials=credentials)
         self._subs = SubscriptionService(
@@ -221,7 +238,7 @@ class WebSocketManager:
         self._stopping = asyncio.Event()
         self._key_task: asyncio.Task[None] | None = None
         self._subs_task: asyncio.Task[None] | None = None
-        self._internal_errors: list[str] = []
+        self._internal_errors: deque[str] = deque(maxlen=INTERNAL_ERRORS_KEPT)
 
     def __repr__(self) -> str:
         private = self._private.state if self._private is not None else "none"
@@ -286,27 +303,46 @@ class WebSocketManager:
         await self.aclose()
 
     async def start(self) -> None:
-        """Open public at once; check the key and open private unless the key is refused."""
+        """Open public at once; check the key and open private unless the key is refused.
+
+        Returns once the key check and the market list load are done (each bounded by its
+        timeout; they run side by side). If it fails or is cancelled before that (a timeout
+        around ``async with``), it closes everything it started before the error propagates.
+        """
         if self._lifecycle != "new":
             raise InvalidInputError(f"start() can be called once; the manager is {self._lifecycle}")
         self._lifecycle = "running"
-        self._root = asyncio.create_task(self._supervise(), name="upbit-ws:manager")
-        await self._ready.wait()
-        self._spawn(self._public.run, "public")
-        if self._private is not None and self._keys is not None:
-            # A refused key suspends private before it ever connects (on_invalid); a check
-            # that cannot reach Upbit is not a key problem, so private opens anyway.
-            await self._keys.check()
-            if self._lifecycle != "running":
-                return
-            self._spawn(self._private.run, "private")
-            self._key_task = self._spawn(self._keys.run, "keys")
-        # The flushers start once the market list is known (or after a few seconds without
-        # it), so the first request already has KRW-* expanded; sockets open meanwhile.
+        try:
+            self._root = asyncio.create_task(self._supervise(), name="upbit-ws:manager")
+            await self._ready.wait()
+            self._spawn(self._public.run, "public")
+            async with asyncio.TaskGroup() as tg:
+                if self._private is not None and self._keys is not None:
+                    tg.create_task(self._start_private(), name="upbit-ws:start:private")
+                tg.create_task(self._start_subscriptions(), name="upbit-ws:start:subscriptions")
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _start_private(self) -> None:
+        """Check the key, then run private and the key loop."""
+        assert self._private is not None and self._keys is not None
+        # A refused key suspends private before it ever connects (on_invalid); a check that
+        # cannot reach Upbit is not a key problem, so private opens anyway.
+        await self._keys.check()
+        if self._lifecycle != "running":
+            return
+        self._spawn(self._private.run, "private")
+        self._key_task = self._spawn(self._keys.run, "keys")
+
+    async def _start_subscriptions(self) -> None:
+        """Load the market list (at most a few seconds), then run the flushers."""
+        # The first request then already has KRW-* expanded; sockets open meanwhile.
         await self._subs.load_markets()
         if self._lifecycle != "running":
             return
-        self._subs_task = self._spawn(self._subs.run, "subscriptions")
+        # Not restarted after a bug: its run ends every subscription on the way out.
+        self._subs_task = self._spawn(self._subs.run, "subscriptions", restart=False)
 
     async def aclose(self) -> None:
         """Close both connections, stop the key checks and wait until every task is gone."""
@@ -396,21 +432,46 @@ class WebSocketManager:
         self._tg = None
 
     def _spawn(
-        self, part: Callable[[], Coroutine[Any, Any, None]], name: str
+        self, part: Callable[[], Coroutine[Any, Any, None]], name: str, *, restart: bool = True
     ) -> asyncio.Task[None]:
         assert self._tg is not None
-        return self._tg.create_task(self._guard(part, name), name=f"upbit-ws:{name}")
+        return self._tg.create_task(self._guard(part, name, restart), name=f"upbit-ws:{name}")
 
-    async def _guard(self, part: _Part, name: str) -> None:
-        """Run one part; a bug in it is logged and kept, never allowed to stop the other."""
-        # The coroutine is made here, so a task cancelled before it starts leaves none behind.
-        try:
-            await part()
-        except Exception as exc:
-            # Network faults never get here (the sessions handle them); this is a bug. Public
-            # and private must stay independent, so it ends only the part it happened in.
-            self._internal_errors.append(f"{name}: {type(exc).__name__}: {exc}")
-            _log.error("%s stopped by an internal error", name, exc_info=True)
+    async def _guard(self, part: _Part, name: str, restart: bool) -> None:
+        """Run one part; a bug in it is logged, kept, and the part restarted on a backoff.
+
+        Network faults never get here (the sessions handle them); this is a bug. Public and
+        private must stay independent, so it touches only the part it happened in.
+        """
+        backoff = Backoff(self.config.backoff)
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            # The coroutine is made here, so a task cancelled before it starts leaves none.
+            try:
+                await part()
+                return
+            except Exception as exc:
+                self._internal_errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                if not restart:
+                    _log.error("%s stopped by an internal error", name, exc_info=True)
+                    return
+                if loop.time() - started >= self.config.backoff.reset_after:
+                    backoff.reset()  # it ran a good while: a new bug, not the same one again
+                delay = backoff.next_delay()
+                _log.error(
+                    "%s stopped by an internal error; restarting it in %.2f s",
+                    name,
+                    delay,
+                    exc_info=True,
+                )
+            if self._stopping.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
+            if self._stopping.is_set():
+                return
 
     async def _stop(self) -> None:
         self._subs.close()
