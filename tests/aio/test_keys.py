@@ -142,6 +142,42 @@ async def test_unreachable_rest_is_not_a_key_problem() -> None:
     assert stats.check_failures == 1 and stats.last_check_error is not None
 
 
+async def test_nonce_clash_is_not_a_key_problem(sim: Simulator) -> None:
+    """A REST 401 nonce_used refuses one token, not the key: nothing is suspended."""
+    events: list[Event] = []
+    invalid: list[str] = []
+    credentials = Credentials(*sim.credentials)
+    async with RestClient(sim.url, credentials=credentials, nonce_factory=lambda: "same") as rest:
+        keys = KeyHealth(
+            rest,
+            credentials=credentials,
+            publish=events.append,
+            on_invalid=invalid.append,
+            on_valid=lambda: None,
+        )
+        assert await keys.check() == "valid"
+        assert await keys.check() == "valid"  # the simulator answers 401 nonce_used
+    assert events == [] and invalid == [] and keys.usable
+    stats = keys.statistics()
+    assert stats.check_failures == 1 and stats.last_check_error is not None
+    assert "nonce_used" in stats.last_check_error
+
+
+def test_transient_refusal_reported_by_the_connection_is_ignored() -> None:
+    """A nonce_used seen at a private handshake is no KeyProblem (the next connect re-signs)."""
+    events: list[Event] = []
+    keys = KeyHealth(
+        RestClient("http://127.0.0.1:1"),
+        credentials=Credentials("A" * 40, "B" * 40),
+        publish=events.append,
+        on_invalid=lambda reason: None,
+        on_valid=lambda: None,
+        clock=FakeClock(),
+    )
+    keys.report_refused("nonce_used", "이미 요청한 nonce값이 다시 사용되었습니다.")
+    assert events == [] and keys.status == "unknown" and keys.usable
+
+
 async def test_refusal_seen_by_the_connection(harness: Harness) -> None:
     """A refusal the private socket saw is one KeyProblem; the next good check recovers it."""
     harness.keys.report_refused("INVALID_AUTH", "인증 정보가 올바르지 않습니다.")

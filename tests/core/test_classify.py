@@ -34,11 +34,23 @@ TABLE: list[tuple[BaseException, str, str, str]] = [
     (RateLimitedError(418), "retry", "blocked", "blocked"),
     (AuthError("refused"), "retry", "auth", "auth"),
     (AuthError("again", name="nonce_used", status=401), "retry", "normal", "server_error"),
+    (
+        AuthError("hash", name="invalid_query_payload", status=401),
+        "retry",
+        "normal",
+        "server_error",
+    ),
     (ServerRejectedError("INVALID_AUTH", "인증 정보 오류"), "retry", "auth", "auth"),
     (ServerRejectedError("WRONG_FORMAT", "Format 이 맞지 않습니다."), "retry", "normal", REJECTED),
     (ServerRejectedError("invalid_access_key", "bad", status=401), "retry", "auth", "auth"),
     (ServerRejectedError("jwt_verification", "bad", status=401), "retry", "auth", "auth"),
     (ServerRejectedError("nonce_used", "again", status=401), "retry", "normal", "server_error"),
+    (
+        ServerRejectedError("invalid_query_payload", "hash", status=401),
+        "retry",
+        "normal",
+        "server_error",
+    ),
     (ServerRejectedError("too_many", "slow", status=429), "retry", "rate_limited", "rate_limited"),
     (ServerRejectedError("teapot", "blocked", status=418), "retry", "blocked", "blocked"),
     (ServerRejectedError("oops", "down", status=503), "retry", "normal", "server_error"),
@@ -99,6 +111,23 @@ def test_every_library_exception_is_classified_in_tests() -> None:
     """The table above exercises every class of the exception tree at least once."""
     tested = {type(row[0]).__name__ for row in TABLE}
     assert set(errors.__all__) <= tested
+
+
+def test_every_documented_401_name_is_either_a_key_refusal_or_transient() -> None:
+    """Section 9.7's 401 names split into key refusals and one-token refusals, never both."""
+    section_9_7 = {
+        "invalid_query_payload",
+        "jwt_verification",
+        "expired_access_key",
+        "nonce_used",
+        "no_authorization_ip",
+        "out_of_scope",
+        "invalid_access_key",
+    }
+    assert section_9_7 <= classify_module.KEY_REFUSED_NAMES | classify_module.TRANSIENT_AUTH_NAMES
+    assert not classify_module.KEY_REFUSED_NAMES & classify_module.TRANSIENT_AUTH_NAMES
+    transient = classify_module.TRANSIENT_AUTH_NAMES
+    assert transient == {"nonce_used", "invalid_query_payload"}
 
 
 def test_websocket_error_frame_is_flagged_as_a_rejected_request() -> None:

@@ -21,6 +21,7 @@ from tests.aio.connection_helpers import (
     sim_until,
 )
 from upbit_ws.aio.manager import WebSocketManager
+from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import ConnectionConfig, KeyHealthConfig
 from upbit_ws.core.events import (
@@ -296,6 +297,28 @@ async def test_private_invalid_auth_as_frame() -> None:
     """A key refused with an INVALID_AUTH frame after the upgrade is handled the same way."""
     async with rig(keys=True, sim_options={"auth_failure": "frame"}) as r:
         await refusal_then_recovery(r, expected_name="INVALID_AUTH")
+
+
+async def test_nonce_clash_on_a_key_check_leaves_private_open() -> None:
+    """A key check refused with 401 nonce_used is no key problem: private stays open."""
+    async with running_sim() as sim:
+        credentials = Credentials(*sim.credentials)
+        async with RestClient(sim.url, credentials=credentials, nonce_factory=lambda: "0") as rest:
+            ws = WebSocketManager(
+                base_url=sim.url,
+                credentials=credentials,
+                config=FAST,
+                rest=rest,
+                connect_limiter=fresh_limiter(),
+            )
+            log = EventLog(ws.events())
+            async with ws:
+                await log.state("private", "open")
+                assert await ws.check_key() == "valid"  # the nonce was used: 401 nonce_used
+                assert ws.keys is not None and ws.keys.statistics().check_failures == 1
+                assert ws.private is not None and ws.private.is_open
+                assert ws.private.generation == 1 and ws.health().ok
+                assert not any(isinstance(e, KeyProblem) for e in log.drain())
 
 
 async def test_key_revoked_then_restored() -> None:

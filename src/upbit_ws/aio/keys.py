@@ -15,6 +15,9 @@ answer                                what happens
 401 ``out_of_scope``,                 ``KeyProblem(problem="permission")``, private suspended
 ``no_authorization_ip``
 401/403 anything else                 ``KeyProblem(problem="invalid")``, private suspended
+401 ``nonce_used``,                   *not* a key problem: Upbit refused that one token (a nonce
+``invalid_query_payload``             seen before), not the key; logged and counted, nothing
+                                      changes, so a healthy private socket stays up
 429/418, 5xx, network failure,        *not* a key problem: logged and counted, nothing changes;
 timeout, unreadable body              the next check tries again
 ====================================  ==============================================================
@@ -37,6 +40,7 @@ from typing import Final, Literal
 from upbit_ws.aio.clock import Clock, LoopClock, WallClock, utc_now
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
+from upbit_ws.core.classify import TRANSIENT_AUTH_NAMES
 from upbit_ws.core.config import KeyHealthConfig
 from upbit_ws.core.errors import AuthError, DecodeError, RateLimitedError, UpbitWsError
 from upbit_ws.core.events import (
@@ -168,6 +172,11 @@ class KeyHealth:
             try:
                 keys = await self._rest.api_keys()
             except AuthError as exc:
+                if exc.name in TRANSIENT_AUTH_NAMES:
+                    # The token was refused, not the key (section 9.7): the next check signs a
+                    # new one. Suspending private here would stop a working key.
+                    self._could_not_tell(exc)
+                    return self._status
                 self._last_error = None
                 name = exc.name
                 problem: Refusal = _PROBLEM_BY_NAME.get(name or "", "invalid")
@@ -188,6 +197,8 @@ class KeyHealth:
 
     def report_refused(self, name: str | None, message: str) -> None:
         """Take a refusal seen by the private connection itself (handshake 401, INVALID_AUTH)."""
+        if name in TRANSIENT_AUTH_NAMES:
+            return  # one token refused, not the key (section 9.7)
         problem: Refusal = _PROBLEM_BY_NAME.get(name or "", "invalid")
         self._refused(problem, name, message, from_connection=True)
 

@@ -11,11 +11,13 @@ exception                               verdict  backoff       cause            
 RateLimitedError(429)                   retry    rate_limited  rate_limited      (1)
 RateLimitedError(418)                   retry    blocked       blocked           (2)
 AuthError                               retry    auth          auth              (3)
-AuthError named nonce_used              retry    normal        server_error      (5)
+AuthError named nonce_used or           retry    normal        server_error      (5)
+invalid_query_payload
 ServerRejectedError INVALID_AUTH        retry    auth          auth              (3)
 ServerRejectedError, WS error frame     retry    normal        request_rejected  (4)
 ServerRejectedError HTTP 401 key names  retry    auth          auth              (3)
-ServerRejectedError HTTP nonce_used     retry    normal        server_error      (5)
+ServerRejectedError HTTP nonce_used,    retry    normal        server_error      (5)
+invalid_query_payload
 ServerRejectedError HTTP 429 / 418      retry    rate_limited  rate_limited /    (1) (2)
                                                  / blocked     blocked
 ServerRejectedError HTTP 5xx            retry    normal        server_error
@@ -55,7 +57,11 @@ Notes (section numbers refer to ``upbit-protocol.md``):
    1000 (sections 7.2, 7.3). That is a bug report, not a retry loop: reconnect, but re-send the
    last request Upbit accepted, never the rejected one, and surface a ``RequestRejected``
    event. ``Decision.request_rejected`` tells the shell so.
-5. ``nonce_used`` (REST 401) is cured by a fresh nonce on the next try (section 9.7).
+5. ``nonce_used`` and ``invalid_query_payload`` (REST 401, section 9.7) refuse one token (a
+   nonce seen before, a query hash that does not match), not the key: the next request signs a
+   new token. Stopping a private connection for them would stop a working key.
+   :data:`TRANSIENT_AUTH_NAMES` lists them, :data:`KEY_REFUSED_NAMES` the names that do refuse
+   the key; the key-health loop uses the same two sets.
 6. Any other REST 4xx means our request was wrong; retrying the same request cannot help.
 7. A closed socket is always reconnected; Upbit itself drops idle sockets with 1006 and closes
    with 1000 after an error frame (sections 6, 7.3).
@@ -91,7 +97,7 @@ from upbit_ws.core.errors import (
     UpbitWsError,
 )
 
-__all__ = ["Cause", "Decision", "Verdict", "classify"]
+__all__ = ["KEY_REFUSED_NAMES", "TRANSIENT_AUTH_NAMES", "Cause", "Decision", "Verdict", "classify"]
 
 #: ``retry``: reconnect on the backoff schedule; ``fatal``: stop and surface the exception.
 Verdict = Literal["retry", "fatal"]
@@ -115,8 +121,10 @@ Cause = Literal[
     "bug",
 ]
 
-# REST 401 error names that mean the key itself is refused (section 9.7).
-_KEY_ERROR_NAMES: Final = frozenset(
+#: Error names that mean the API key itself is refused: the WebSocket frame ``INVALID_AUTH``
+#: (section 7.2) and the REST 401 names of section 9.7 that are about the key (unknown, revoked,
+#: expired, wrong secret so the signature fails, IP not allowed, permission missing).
+KEY_REFUSED_NAMES: Final = frozenset(
     {
         "INVALID_AUTH",
         "invalid_access_key",
@@ -126,7 +134,8 @@ _KEY_ERROR_NAMES: Final = frozenset(
         "out_of_scope",
     }
 )
-_TRANSIENT_AUTH_NAMES: Final = frozenset({"nonce_used"})
+#: REST 401 names that refuse one token, not the key (note 5): a new token cures them.
+TRANSIENT_AUTH_NAMES: Final = frozenset({"nonce_used", "invalid_query_payload"})
 _BACKOFF_RANK: Final[dict[BackoffClass, int]] = {
     "normal": 0,
     "auth": 1,
@@ -192,9 +201,9 @@ def _by_status(status: int, reason: str, retry_after: float | None = None) -> De
 
 
 def _server_rejected(exc: ServerRejectedError, reason: str) -> Decision:
-    if exc.name in _KEY_ERROR_NAMES:
+    if exc.name in KEY_REFUSED_NAMES:
         return _retry("auth", reason, backoff="auth")
-    if exc.name in _TRANSIENT_AUTH_NAMES:
+    if exc.name in TRANSIENT_AUTH_NAMES:
         return _retry("server_error", reason)
     if exc.status is None:
         # A WebSocket error frame answers a request we built; Upbit closes right after it
@@ -217,7 +226,7 @@ def _library(exc: BaseException, reason: str) -> Decision | None:
                 "rate_limited", reason, backoff="rate_limited", retry_after=exc.retry_after
             )
     elif isinstance(exc, AuthError):
-        if exc.name in _TRANSIENT_AUTH_NAMES:
+        if exc.name in TRANSIENT_AUTH_NAMES:
             decision = _retry("server_error", reason)
         else:
             decision = _retry("auth", reason, backoff="auth")
