@@ -134,3 +134,17 @@ def test_queue_size_is_validated(size: object) -> None:
         EventHub(queue_size=size)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
         EventHub().subscribe(queue_size=size)  # type: ignore[arg-type]
+
+
+async def test_second_concurrent_reader_is_refused_not_left_hanging() -> None:
+    """A second task waiting on a stream another task waits on gets a clear error at once."""
+    hub = EventHub()
+    stream = hub.subscribe()
+    first = asyncio.create_task(anext(stream))
+    await asyncio.sleep(0)  # the first reader is now waiting
+    with pytest.raises(InvalidInputError, match="one reader"):
+        await asyncio.wait_for(anext(stream), 1)
+    hub.publish(change(1))
+    assert await asyncio.wait_for(first, 1) == change(1)
+    hub.publish(change(2))
+    assert await take(stream, 1) == [change(2)]  # the stream still works for its reader

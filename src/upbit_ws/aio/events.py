@@ -39,6 +39,10 @@ class EventStream:
 
     Created by :meth:`EventHub.subscribe`; events published after that call are queued even
     before the first iteration. :meth:`aclose` (or leaving ``async with``) unsubscribes.
+
+    A stream has one reader: each event is delivered once per stream, so for two readers call
+    ``events()`` twice. A second task that waits on a stream another task already waits on
+    raises :class:`~upbit_ws.InvalidInputError` at once rather than hang.
     """
 
     __slots__ = ("_closed", "_hub", "_queue", "_waiter", "dropped", "maxsize")
@@ -63,6 +67,11 @@ class EventStream:
         while not self._queue:
             if self._closed:
                 raise StopAsyncIteration
+            if self._waiter is not None:
+                raise InvalidInputError(
+                    "another task is already reading this event stream; an EventStream has one "
+                    "reader: call events() once per reader"
+                )
             waiter = asyncio.get_running_loop().create_future()
             self._waiter = waiter
             try:
