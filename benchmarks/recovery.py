@@ -10,7 +10,11 @@ simulator connection can be found) and then serves as a trial slot:
   receives on the new socket;
 * blackhole trial: the simulator stops sending anything on the connection, pongs included
   (a stalled link); the time runs from the start of the stall to the first frame on the new
-  socket. The connection must notice the stall by itself (data-silence probe, pong deadline).
+  socket. The connection must notice the stall by itself (data-silence probe, pong deadline);
+* quiet blackhole trial: the same stall on a *private* connection subscribed to myOrder,
+  which is quiet (no data-silence probe: only its periodic ping can find the stall); the time
+  runs from the start of the stall to the replacement socket's open (there is no next frame to
+  wait for on a quiet stream). Each stall starts at a random point between two pings.
 
 Trials on one connection are spaced so that its socket has been open for longer than the
 backoff reset time (10 s) before the next fault: every trial measures recovery of a *healthy*
@@ -19,7 +23,7 @@ different connections never overlap in their connect phase.
 
 Usage::
 
-    .venv/bin/python benchmarks/recovery.py                 # 50 + 50 trials, ~2-3 minutes
+    .venv/bin/python benchmarks/recovery.py                 # 50 trials per kind, ~4 minutes
     .venv/bin/python benchmarks/recovery.py --trials 10 --slots 5
 """
 
@@ -31,6 +35,7 @@ import contextlib
 import json
 import logging
 import platform
+import random
 import statistics
 import sys
 import time
@@ -39,25 +44,32 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from upbit_ws.aio.connection import ManagedConnection
+from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.encode import TypeRequest, encode_request
 from upbit_ws.core.errors import TransportError
 from upbit_ws.simulator import Simulator, SimulatorConfig
 
-Fault = Literal["abort", "blackhole"]
+Fault = Literal["abort", "blackhole", "quiet-blackhole"]
+FAULTS: tuple[Fault, ...] = ("abort", "blackhole", "quiet-blackhole")
 TYPES = (
     TypeRequest("ticker", ("KRW-BTC",)),
     TypeRequest("orderbook", ("KRW-BTC",)),
     TypeRequest("trade", ("KRW-BTC",)),
 )
+QUIET_TYPES = (TypeRequest("myOrder", ()),)
 
 
 class Slot:
-    """One connection's listener: subscribes on open, timestamps frames per socket."""
+    """One connection's listener: subscribes on open, timestamps frames per socket.
 
-    def __init__(self, index: int) -> None:
-        self.ticket = f"bench-{index}"
-        self.request = encode_request(TYPES, ticket=self.ticket)
+    A ``quiet`` slot (private, myOrder) resolves a trial on the replacement socket's open.
+    """
+
+    def __init__(self, index: int, *, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.ticket = f"bench-{'quiet-' if quiet else ''}{index}"
+        self.request = encode_request(QUIET_TYPES if quiet else TYPES, ticket=self.ticket)
         self.generation = 0
         self.opened_at = 0.0
         self.gaps: list[float] = []
@@ -71,6 +83,10 @@ class Slot:
         self.generation = connection.generation
         self.opened_at = asyncio.get_running_loop().time()
         self._last = 0.0
+        waiter = self._first_frame
+        quiet_trial = self.quiet and waiter is not None and not waiter.done()
+        if quiet_trial and waiter is not None and self.generation >= self._want_generation:
+            waiter.set_result(self.opened_at)
         task = asyncio.get_running_loop().create_task(self._send(connection))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -93,7 +109,10 @@ class Slot:
         """Nothing to do: the connection reconnects by itself."""
 
     def expect_frame_after(self, generation: int) -> asyncio.Future[float]:
-        """Return a future resolved with the receive time of the first frame on a newer socket."""
+        """Return a future resolved with the receive time of the first frame on a newer socket.
+
+        For a quiet slot: with the open time of the newer socket.
+        """
         self._want_generation = generation + 1
         self._first_frame = asyncio.get_running_loop().create_future()
         return self._first_frame
@@ -153,17 +172,22 @@ async def run_slot(
     """Run the planned faults of one kind on one connection, each on a healthy socket."""
     loop = asyncio.get_running_loop()
     fault, trials, start_at, spacing = plan.fault, plan.trials, plan.start_at, plan.spacing
+    phase = random.Random(index)  # reproducible stall phases
     for trial in range(trials):
         await asyncio.wait_for(conn.wait_open(), 10)
         # Wait until this socket is older than the backoff reset time and it is our turn.
         due = max(start_at + trial * spacing, slot.opened_at + spacing)
+        if fault == "quiet-blackhole":
+            # Only the periodic ping finds this stall, so where the stall falls between two
+            # pings decides the time; a fixed schedule would always hit the same phase.
+            due += phase.uniform(0.0, conn.config.keepalive.interval(streaming=False))
         await asyncio.sleep(max(0.0, due - loop.time()))
         sim_id = await wait_open(conn, slot, sim)
         frame = slot.expect_frame_after(conn.generation)
         started = loop.time()
         if fault == "abort":
             sim.abort(sim_id)
-        else:
+        else:  # blackhole, quiet-blackhole
             sim.blackhole(60.0, sim_id)
         received = await asyncio.wait_for(frame, 30)
         result.samples.append(received - started)
@@ -176,11 +200,24 @@ async def measure(
     """Run ``trials`` faults of one kind spread over ``slots`` connections."""
     config = ConnectionConfig()  # the defaults under test
     result = Result(fault)
-    listeners = [Slot(i) for i in range(slots)]
-    conns = [
-        ManagedConnection("public", url=sim.ws_url, config=config, listener=listener)
-        for listener in listeners
-    ]
+    quiet = fault == "quiet-blackhole"
+    listeners = [Slot(i, quiet=quiet) for i in range(slots)]
+    if quiet:
+        conns = [
+            ManagedConnection(
+                "private",
+                url=sim.private_ws_url,
+                config=config,
+                credentials=Credentials(*sim.credentials),
+                listener=listener,
+            )
+            for listener in listeners
+        ]
+    else:
+        conns = [
+            ManagedConnection("public", url=sim.ws_url, config=config, listener=listener)
+            for listener in listeners
+        ]
     per_slot = [trials // slots + (1 if i < trials % slots else 0) for i in range(slots)]
 
     def progress(text: str) -> None:
@@ -230,7 +267,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     async with Simulator(sim_config) as sim:
         results = {}
         all_gaps: list[float] = []
-        for fault in ("abort", "blackhole"):
+        for fault in args.faults:
             result, gaps = await measure(
                 fault,
                 sim=sim,
@@ -240,23 +277,25 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 verbose=args.verbose,
             )
             results[fault] = result.summary()
-            all_gaps.extend(gaps)
+            if fault != "quiet-blackhole":  # a quiet stream has no frame gaps to speak of
+                all_gaps.extend(gaps)
     report["recovery_s"] = results
-    report["frame_gap_s"] = gap_summary(all_gaps)
+    if all_gaps:
+        report["frame_gap_s"] = gap_summary(all_gaps)
     report["wall_s"] = time.perf_counter() - began
-    print(f"{'fault':<10} {'trials':>6} {'p50 s':>8} {'p99 s':>8} {'max s':>8} {'mean s':>8}")
+    print(f"{'fault':<16} {'trials':>6} {'p50 s':>8} {'p99 s':>8} {'max s':>8} {'mean s':>8}")
     for fault, figures in results.items():
         print(
-            f"{fault:<10} {figures['trials']:>6.0f} {figures['p50']:>8.3f} "
+            f"{fault:<16} {figures['trials']:>6.0f} {figures['p50']:>8.3f} "
             f"{figures['p99']:>8.3f} {figures['max']:>8.3f} {figures['mean']:>8.3f}"
         )
-    gap = report["frame_gap_s"]
-    assert isinstance(gap, dict)
-    print(
-        f"simulator frame gap on the subscription (KRW-BTC ticker+orderbook+trade): "
-        f"mean {gap['mean'] * 1000:.0f} ms, p50 {gap['p50'] * 1000:.0f} ms, "
-        f"p99 {gap['p99'] * 1000:.0f} ms, max {gap['max'] * 1000:.0f} ms"
-    )
+    gap = report.get("frame_gap_s")
+    if isinstance(gap, dict):
+        print(
+            f"simulator frame gap on the subscription (KRW-BTC ticker+orderbook+trade): "
+            f"mean {gap['mean'] * 1000:.0f} ms, p50 {gap['p50'] * 1000:.0f} ms, "
+            f"p99 {gap['p99'] * 1000:.0f} ms, max {gap['max'] * 1000:.0f} ms"
+        )
     print(f"wall time {report['wall_s']:.0f} s")
     return report
 
@@ -268,6 +307,13 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=10, help="connections running trials")
     parser.add_argument(
         "--spacing", type=float, default=10.5, help="seconds between faults on one connection"
+    )
+    parser.add_argument(
+        "--faults",
+        nargs="+",
+        choices=FAULTS,
+        default=list(FAULTS),
+        help="fault kinds to measure (default: all)",
     )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--verbose", action="store_true", help="print every trial")

@@ -691,13 +691,13 @@ class ManagedConnection:
         finally:
             self._tg = None
             self._running = False
-            self._retire_attempt()
-            self._drop_socket(abort=True)
             now = self._now()
             if crashed:
                 self._session.internal_error(now, reason="the connection's recovery failed")
             elif self._session.state != "closed":
                 self._session.close(now, reason="stopped: the driver was interrupted")
+            self._retire_attempt()
+            self._drop_socket(abort=True)
             self._flush_events()
             self._finished.set()
             self._notify()
@@ -721,9 +721,9 @@ class ManagedConnection:
         self._counters.internal_errors += 1
         reason = f"internal error: {_describe_bug(exc)}"
         self._record_error(reason, now)
+        self._session.internal_error(now, reason=reason)
         self._retire_attempt()
         self._drop_socket(abort=True)
-        self._session.internal_error(now, reason=reason)
         retry_at = self._session.retry_at
         _log.error(
             "%s connection: %s; socket aborted, reconnecting in %.2f s",

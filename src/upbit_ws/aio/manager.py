@@ -18,8 +18,8 @@ A bug that stops a part (never a network fault: the sessions handle those) is lo
 traceback, kept in ``statistics().internal_errors``, and the part is restarted after a backoff
 that grows while the bug repeats, because a trader wants the feed kept up. A connection
 recovers from bugs in its own driver by itself; the manager restarts it only if that recovery
-fails too. The subscription service is not restarted: when its run ends, so do the
-subscriptions, so no consumer waits forever on a stream nobody feeds.
+fails too. The subscription service supervises its own parts; the manager does not restart
+its run, whose end ends every subscription, so no consumer waits on a stream nobody feeds.
 
 The subscription layer (:class:`~upbit_ws.aio.subscriptions.SubscriptionService`) is each
 connection's :class:`~upbit_ws.aio.connection.ConnectionListener` unless ``listeners={...}``

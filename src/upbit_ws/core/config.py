@@ -26,8 +26,8 @@ QUIET_PING_INTERVAL           2.5 s      ping interval of a connection that does
                                          (private myOrder/myAsset, nothing subscribed): it
                                          has no silence probe, so this ping alone finds a
                                          blackhole, within 2.5 + 1.5 = 4 s (seed: 5 s); a
-                                         protocol ping is a control frame, not one of the
-                                         5/s and 100/min messages (section 8.1)
+                                         protocol ping is a control frame, not a request
+                                         counted by the 5/s and 100/min limit (section 8.1)
 PONG_TIMEOUT                  1.5 s      pongs come back in 160-360 ms on KR (section 6)
 SILENCE_PROBE                 1 s        a stream that normally flows and is quiet this long
                                          gets a ping at once (busy KRW books tick ~100 ms)
