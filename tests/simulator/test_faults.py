@@ -69,29 +69,34 @@ async def settle_connections(sim: Simulator, count: int) -> None:
 async def test_blackhole_stops_frames_and_pongs(
     make_sim: MakeSim, http: aiohttp.ClientSession
 ) -> None:
-    """A blackhole stops data and pongs for N s; afterwards pings are answered again."""
+    """A blackhole sends no frame and no pong for N s; afterwards frames and pongs flow again."""
     async with make_sim(status_interval=0.05) as sim, client(sim.ws_url, ping_interval=None) as ws:
         await ws.send("PING")
         assert await recv_json(ws) == {"status": "UP"}
-        await _control(http, sim, "/faults/blackhole", {"seconds": 0.4})
+        received = 1
+        conn = sim.connections()[0]
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        # Set and read on the server's own loop in one step: no time passes in between.
+        assert sim.blackhole(0.4) == 1
+        until = conn.blackhole_until
+        sent_before = conn.counters.frames_by_type["status"]
         pong = await ws.ping()
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.25):
                 await asyncio.shield(pong)
-        # The first frame after the blackhole comes only once it is over.
-        await recv_until_status(ws)
-        assert loop.time() - started >= 0.3
+        # Statuses sent before the blackhole may still be in flight; the next one is sent
+        # only once the blackhole is over.
+        while received <= sent_before:
+            assert await recv_json(ws) == {"status": "UP"}
+            received += 1
+        assert await recv_json(ws) == {"status": "UP"}
+        assert loop.time() >= until
+        assert conn.counters.dropped_blackhole > 0
         async with asyncio.timeout(2):
             await (await ws.ping())
-        assert sim.connections()[0].counters.dropped_blackhole > 0
-
-
-async def recv_until_status(ws: Any) -> None:
-    """Drain frames until a status frame arrives."""
-    while await recv_json(ws) != {"status": "UP"}:
-        pass
+        # The control API sets the same fault.
+        answer = await _control(http, sim, "/faults/blackhole", {"seconds": 0.01})
+        assert answer == {"ok": True, "affected": 1} and conn.blackhole_until > until
 
 
 async def test_delay_holds_every_frame(sim: Simulator, http: aiohttp.ClientSession) -> None:
@@ -101,9 +106,10 @@ async def test_delay_holds_every_frame(sim: Simulator, http: aiohttp.ClientSessi
         await _control(http, sim, "/faults/delay", {"ms": 300})
         loop = asyncio.get_running_loop()
         start = loop.time()
-        await ws.send("PING")
-        assert await recv_json(ws) == {"status": "UP"}
-        assert loop.time() - start >= 0.28
+        await ws.send(request({"ticket": "t"}, {"method": "LIST_SUBSCRIPTIONS"}))
+        assert (await recv_json(ws))["method"] == "LIST_SUBSCRIPTIONS"
+        # Queued at or after ``start``, written 300 ms after it was queued.
+        assert loop.time() - start >= 0.3 - 1e-6
         sim.delay(0)
 
 
@@ -123,16 +129,16 @@ async def test_inject_error_then_close(sim: Simulator, http: aiohttp.ClientSessi
 
 async def test_refuse_with_status_then_recover(sim: Simulator, http: aiohttp.ClientSession) -> None:
     """POST /_sim/faults/refuse answers handshakes with the status for N s, then accepts."""
-    await _control(http, sim, "/faults/refuse", {"seconds": 0.3, "status": 503})
     loop = asyncio.get_running_loop()
-    start = loop.time()
+    start = loop.time()  # before the call: the refusal starts at or after it
+    await _control(http, sim, "/faults/refuse", {"seconds": 0.3, "status": 503})
     with pytest.raises(InvalidStatus) as info:
         async with client(sim.ws_url):
             pass
     assert info.value.response.status_code == 503
     async with asyncio.timeout(3):
         await sim.wait_for(lambda: sim.refusing() is None)
-    assert loop.time() - start >= 0.25
+    assert loop.time() - start >= 0.3 - 1e-6
     async with client(sim.ws_url) as ws:
         await ws.send(TICKER)
         assert (await recv_json(ws))["cd"] == "KRW-BTC"

@@ -8,7 +8,7 @@ import pytest
 from upbit_ws.simulator import SimulatorConfig
 from upbit_ws.simulator.frames import FrameBuilder, encode_object
 from upbit_ws.simulator.listing import PRICE_SCALE
-from upbit_ws.simulator.market import BookSnapshot, MarketModel
+from upbit_ws.simulator.market import BookSnapshot, MarketModel, grouped_levels
 from upbit_ws.simulator.spelling import fixed8, java, zero_e8
 
 BUILDER = FrameBuilder(number_spelling="upbit")
@@ -77,6 +77,41 @@ def test_orderbook_padding_and_level_grouping() -> None:
     assert parsed["orderbook_units"][0]["ask_price"] == 110_000
     assert parsed["orderbook_units"][0]["ask_size"] == 2
     assert parsed["level"] == 10_000
+
+
+@pytest.mark.parametrize("level", [10_000, 100_000, 1_000_000])
+def test_grouped_deep_book_has_real_buckets_at_every_depth(level: int) -> None:
+    """A busy market grouped by a wide level still fills 30 buckets a side, stable per bucket."""
+    state = _model().states["KRW-BTC"]
+    book = state.book()
+    assert len(book.asks) == 30 and book.tail_notional > 0
+    step = level * PRICE_SCALE
+    asks, bids = grouped_levels(book, step=step, depth=30)
+    assert len(asks) == 30 and len(bids) == 30
+    assert all(size > 0 for _, size in asks + bids)
+    assert all(price % step == 0 for price, _ in asks + bids)
+    assert [p for p, _ in asks] == sorted({p for p, _ in asks})
+    assert [p for p, _ in bids] == sorted({p for p, _ in bids}, reverse=True)
+    # Past the modelled levels the buckets are one level apart and keep their sizes.
+    assert asks[-1][0] - asks[-2][0] == step and bids[-2][0] - bids[-1][0] == step
+    assert grouped_levels(book, step=step, depth=30) == (asks, bids)
+    # The native units are inside the first buckets: nothing is lost by grouping.
+    assert sum(s for _, s in asks) >= sum(s for _, s in book.asks)
+
+
+def test_grouped_book_stops_above_zero_and_thin_books_stay_padded() -> None:
+    """Bid buckets never reach price 0; a thin book is grouped as it is and zero-padded."""
+    state = _model().states["KRW-BTC"]
+    price = state.last_price
+    _, bids = grouped_levels(state.book(), step=price // 4 // PRICE_SCALE * PRICE_SCALE, depth=30)
+    assert 0 < len(bids) <= 4 and all(p > 0 for p, _ in bids)
+    thin = BookSnapshot(
+        code="KRW-X", timestamp=1, tick=PRICE_SCALE, asks=((10 * PRICE_SCALE, 5),), bids=()
+    )
+    obj = BUILDER.orderbook(thin, "REALTIME", depth=5, level=10)
+    units = orjson.loads(encode_object(obj, data_type="orderbook", simple=False))["orderbook_units"]
+    assert units[0]["ask_price"] == 10 and units[1]["ask_price"] == 0
+    assert all(u["bid_price"] == 0 for u in units)
 
 
 def test_plain_spelling_mode() -> None:

@@ -47,7 +47,7 @@ async def _status(sim: Simulator) -> int:
 
 
 async def test_connect_limit_on_handshake(make_sim: MakeSim) -> None:
-    """Over 5 connects/s the upgrade gets 429, then 418 while blocked (section 8.1)."""
+    """Past the connect limit (3 here; Upbit's is 5/s) the upgrade gets 429, then 418 (8.1)."""
     async with make_sim(
         connect_per_second=3, rate_window_second=30.0, connect_429s_before_block=1
     ) as sim:
@@ -64,7 +64,7 @@ async def test_connect_limit_disabled(make_sim: MakeSim) -> None:
 
 
 async def test_message_limit_error_close(make_sim: MakeSim) -> None:
-    """Past 5 messages/s the default is an error frame and close (section 8.1 [UNSURE])."""
+    """Past the message limit (2 here; Upbit's is 5/s) an error frame, then close (8.1 [UNSURE])."""
     async with (
         make_sim(messages_per_second=2, rate_window_second=30.0) as sim,
         client(sim.ws_url) as ws,
@@ -83,7 +83,12 @@ async def test_message_limit_error_close(make_sim: MakeSim) -> None:
 async def test_message_limit_per_minute_and_drop_mode(make_sim: MakeSim) -> None:
     """The per-minute limit applies too; 'drop' ignores the excess frame and stays open."""
     async with (
-        make_sim(messages_per_second=None, messages_per_minute=2, message_excess="drop") as sim,
+        make_sim(
+            messages_per_second=None,
+            messages_per_minute=2,
+            message_excess="drop",
+            status_interval=0.05,
+        ) as sim,
         client(sim.ws_url) as ws,
     ):
         for _ in range(3):

@@ -6,7 +6,7 @@ import itertools
 
 from upbit_ws.simulator import SimulatorConfig
 from upbit_ws.simulator.listing import PRICE_SCALE, build_listing, tick_units
-from upbit_ws.simulator.market import MarketModel
+from upbit_ws.simulator.market import CANDLE_UNITS, Candle, MarketModel, Trade
 
 
 def _everything(_type: str, _code: str) -> bool:
@@ -82,8 +82,8 @@ def test_sequential_ids_exceed_two_to_the_53() -> None:
     assert trade.sequential_id // 10_000 == trade.timestamp
 
 
-def test_candles_at_most_once_per_interval_and_only_when_changed() -> None:
-    """A candle type goes out at most once per candle_min_interval per code, and only on change."""
+def test_candles_at_most_once_per_interval() -> None:
+    """A candle type goes out at most once per candle_min_interval per code (section 4.4)."""
     cfg = SimulatorConfig(krw_markets=10, btc_markets=1, usdt_markets=1, trades_per_second=50)
     model = MarketModel(cfg, start=cfg.start_time)
     events = model.advance_to(cfg.start_time + 10, _everything)
@@ -94,6 +94,72 @@ def test_candles_at_most_once_per_interval_and_only_when_changed() -> None:
     model = MarketModel(quiet, start=quiet.start_time)
     events = model.advance_to(quiet.start_time + 5, _everything)
     assert not [e for e in events if e.type.startswith("candle.")]
+
+
+def test_candles_only_when_changed() -> None:
+    """Each candle event follows a trade of its market and differs from the one before (4.4)."""
+    cfg = SimulatorConfig(krw_markets=20, btc_markets=2, usdt_markets=2, trades_per_second=3)
+    model = MarketModel(cfg, start=cfg.start_time)
+    events = model.advance_to(cfg.start_time + 20, _everything)
+    last_trade: dict[str, Trade] = {}
+    traded_since: set[tuple[str, str]] = set()
+    previous: dict[tuple[str, str], object] = {}
+    candles = 0
+    for event in events:
+        if isinstance(event.data, Trade):
+            last_trade[event.code] = event.data
+            traded_since.update((event.code, unit) for unit in CANDLE_UNITS)
+        elif isinstance(event.data, Candle):
+            key = (event.code, event.type)
+            assert key in traded_since, f"{key} sent without a trade since its last frame"
+            traded_since.discard(key)
+            assert event.data != previous.get(key)
+            previous[key] = event.data
+            assert event.data.timestamp == last_trade[event.code].timestamp
+            candles += 1
+    assert candles > 50
+    # Quiet markets go seconds without a trade, so "always resend" would have shown.
+    assert len({code for code, _ in previous}) > 5
+
+
+def test_unordered_sequential_ids_keep_the_walk() -> None:
+    """sequential_ids='unordered' gives the same trades with ids out of order within a ms (15)."""
+    cfg = SimulatorConfig(krw_markets=5, btc_markets=1, usdt_markets=1, trades_per_second=1000)
+    walks = {}
+    for mode in ("ordered", "unordered"):
+        model = MarketModel(cfg.replace(sequential_ids=mode), start=cfg.start_time)
+        model.advance_to(cfg.start_time + 1, _everything)
+        walks[mode] = list(model.states["KRW-BTC"].trades)
+    ordered, unordered = walks["ordered"], walks["unordered"]
+    assert [(t.timestamp, t.price, t.volume) for t in ordered] == [
+        (t.timestamp, t.price, t.volume) for t in unordered
+    ]
+    ids = [t.sequential_id for t in ordered]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    ids = [t.sequential_id for t in unordered]
+    assert len(set(ids)) == len(ids)
+    assert all(t.sequential_id // 10_000 == t.timestamp for t in unordered)
+    assert any(
+        a.timestamp == b.timestamp and a.sequential_id > b.sequential_id
+        for a, b in itertools.pairwise(unordered)
+    )
+
+
+def test_trades_cover_one_day_before_a_time() -> None:
+    """trades() returns one UTC day (the newest trade's, minus days_ago), before a time of day."""
+    midnight = 1_785_369_600.0  # 2026-07-30 00:00:00 UTC
+    cfg = SimulatorConfig(
+        krw_markets=5, btc_markets=1, usdt_markets=1, start_time=midnight + 10, history_seconds=20
+    )
+    model = MarketModel(cfg, start=cfg.start_time)
+    day_ms = 86_400_000
+    today = model.trades("KRW-BTC", count=500)
+    yesterday = model.trades("KRW-BTC", count=500, days_ago=1)
+    assert today and all(t.timestamp >= midnight * 1000 for t in today)
+    assert yesterday and all(t.timestamp < midnight * 1000 for t in yesterday)
+    early = model.trades("KRW-BTC", count=500, before_ms=5000)
+    assert early == [t for t in today if t.timestamp % day_ms < 5000]
+    assert model.trades("KRW-BTC", count=500, days_ago=2) == []
 
 
 def test_history_seconds_prefills_trades_and_candles() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 
 import aiohttp
 import orjson
@@ -47,6 +48,14 @@ async def test_docs_example_with_plain_websockets_client(sim: Simulator) -> None
         assert all(f["stream_type"] == "SNAPSHOT" for f in snapshots)
         book = snapshots[2]
         assert len(book["orderbook_units"]) == 15 and book["level"] == 10000
+        # KRW-BTC's book is deep: 15 real buckets of 10,000 KRW, no zero padding (4.3 sample).
+        units = book["orderbook_units"]
+        assert all(u["ask_price"] and u["bid_price"] for u in units)
+        assert all(u["ask_size"] > 0 and u["bid_size"] > 0 for u in units)
+        asks = [u["ask_price"] for u in units]
+        bids = [u["bid_price"] for u in units]
+        assert all(p % 10000 == 0 for p in asks + bids)
+        assert asks == sorted(set(asks)) and bids == sorted(set(bids), reverse=True)
         ticker = snapshots[0]
         for key in ("trade_price", "acc_trade_volume_24h", "trade_date", "change", "timestamp"):
             assert key in ticker
@@ -167,15 +176,45 @@ async def test_list_formats_wrap_objects_in_arrays(sim: Simulator, fmt: str, key
         assert isinstance(frame, list) and len(frame) == 1 and keys in frame[0]
 
 
-async def test_text_ping_starts_status_cycle(make_sim: MakeSim) -> None:
-    """Text PING is answered with {"status":"UP"} and then every status_interval (section 6)."""
-    async with make_sim(status_interval=0.1) as sim, client(sim.ws_url) as ws:
-        await ws.send("PING")
+def _next_tick(now: float, interval: float) -> float:
+    """Return the first multiple of ``interval`` after ``now`` (the server's status tick)."""
+    return (math.floor(now / interval) + 1) * interval
+
+
+async def test_text_ping_starts_one_status_cycle_on_the_server_tick(make_sim: MakeSim) -> None:
+    """PING starts one {"status":"UP"} cycle on the server's next tick; more PINGs add none (6)."""
+    interval = 0.2
+    async with make_sim(status_interval=interval) as sim, client(sim.ws_url) as ws:
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = loop.time()  # before the PINGs: the cycle starts at or after it
+        for _ in range(5):
+            await ws.send("PING")
+        await settle(sim, 5)
+        conn = sim.connections()[0]
+        assert await recv_json(ws) == {"status": "UP"}
+        first_at = loop.time()
+        # Not at once: on the next multiple of the interval (0.6-8.9 s after, with 10 s).
+        assert first_at >= _next_tick(start, interval)
+        if first_at < _next_tick(start, interval) + interval:
+            # Read before the second tick: one status for five PINGs.
+            assert conn.counters.frames_by_type["status"] == 1
+        assert await recv_json(ws) == {"status": "UP"}
+        assert loop.time() >= _next_tick(start, interval) + interval
+        assert conn.counters.dropped_blackhole == 0
+
+
+async def test_status_start_immediate_answers_every_ping(make_sim: MakeSim) -> None:
+    """status_start='immediate' answers each PING at once (the knob; Upbit waits for a tick)."""
+    async with (
+        make_sim(status_start="immediate", status_interval=1000.0) as sim,
+        client(sim.ws_url) as ws,
+    ):
+        for _ in range(3):
+            await ws.send("PING")
+        # With a long period, all three replies come long before the first tick.
         frames = [await recv_json(ws) for _ in range(3)]
         assert frames == [{"status": "UP"}] * 3
-        assert loop.time() - start >= 0.15
+        assert sim.statistics().frames_sent == {"status": 3}
 
 
 async def test_protocol_ping_answered(sim: Simulator) -> None:
@@ -192,33 +231,40 @@ async def test_error_frame_then_close_1000(make_sim: MakeSim) -> None:
         await ws.send(request(T, {"type": "ticker", "codes": ["KRW-BTC"]}))
         await recv_json(ws)
         loop = asyncio.get_running_loop()
+        sent = loop.time()  # before the request: the error is queued at or after it
         await ws.send("hello")
         error = await recv_json(ws)
-        sent = loop.time()
         assert error == {"error": {"name": "WRONG_FORMAT", "message": "Format 이 맞지 않습니다."}}
         with pytest.raises(ConnectionClosed):
             async with asyncio.timeout(2):
                 while True:
                     await ws.recv()
         assert ws.close_code == 1000
-        assert loop.time() - sent >= 0.1
+        assert loop.time() - sent >= 0.15 - 1e-6
 
 
 async def test_idle_connection_dropped_without_close_frame(make_sim: MakeSim) -> None:
     """A silent connection is dropped after idle_timeout with no close frame (1006, section 6)."""
-    async with make_sim(idle_timeout=0.3) as sim, client(sim.ws_url, ping_interval=None) as ws:
+    async with make_sim(idle_timeout=0.3) as sim:
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        await closed_without_frame(ws)
-        assert loop.time() - start >= 0.25
+        start = loop.time()  # before the connect: the server's idle clock starts after it
+        async with client(sim.ws_url, ping_interval=None) as ws:
+            await closed_without_frame(ws)
+        assert loop.time() - start >= 0.3 - 1e-6
         conns = sim.connections(include_closed=True)
         assert conns[-1].closed_reason == "idle"
 
 
-async def test_pings_keep_connection_alive(make_sim: MakeSim) -> None:
-    """Inbound protocol pings count as activity: the idle kill does not fire."""
-    async with make_sim(idle_timeout=0.3) as sim, client(sim.ws_url, ping_interval=None) as ws:
-        for _ in range(6):
+async def test_inbound_pings_keep_connection_alive(make_sim: MakeSim) -> None:
+    """Inbound protocol pings count as activity: the idle kill does not fire (idle_mode inbound)."""
+    timeout = 0.4
+    async with (
+        make_sim(idle_timeout=timeout, idle_mode="inbound") as sim,
+        client(sim.ws_url, ping_interval=None) as ws,
+    ):
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while loop.time() - start < 2 * timeout:
             async with asyncio.timeout(1):
                 await (await ws.ping())
             await asyncio.sleep(0.1)

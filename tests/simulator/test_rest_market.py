@@ -112,3 +112,40 @@ async def test_rest_rate_limit_answers_429(make_sim: MakeSim, http: aiohttp.Clie
             assert resp.status == 429
             assert (await resp.json())["error"]["name"] == "too_many_requests"
         assert sim.statistics().rest_rate_limited == 1
+
+
+#: 2026-07-30 00:00:20 UTC: with a minute of history, the trades span two UTC days.
+_AFTER_MIDNIGHT = 1_785_369_620.0
+
+
+async def test_trades_ticks_to_and_days_ago(make_sim: MakeSim, http: aiohttp.ClientSession) -> None:
+    """Ticks cover one UTC day: days_ago picks an earlier one, to keeps trades before a time."""
+    async with make_sim(
+        start_time=_AFTER_MIDNIGHT, history_seconds=60.0, trades_per_second=5.0
+    ) as sim:
+        url = f"{sim.url}/v1/trades/ticks"
+
+        async def ticks(**params: str) -> list[dict[str, object]]:
+            async with http.get(url, params={"market": "KRW-BTC", "count": "500", **params}) as r:
+                assert r.status == 200, await r.text()
+                body: list[dict[str, object]] = await r.json()
+                return body
+
+        today = await ticks()
+        assert today and {t["trade_date_utc"] for t in today} == {"2026-07-30"}
+        assert [t["timestamp"] for t in today] == sorted(
+            (t["timestamp"] for t in today), reverse=True
+        )
+        yesterday = await ticks(days_ago="1")
+        assert yesterday and {t["trade_date_utc"] for t in yesterday} == {"2026-07-29"}
+        assert str(yesterday[0]["trade_time_utc"]) >= "23:59:00"
+        for spelling in ("00:00:10", "000010"):
+            early = await ticks(to=spelling)
+            assert early == [t for t in today if str(t["trade_time_utc"]) < "00:00:10"]
+            assert early and early[0] != today[0]
+        late = await ticks(days_ago="1", to="23:59:30")
+        assert late == [t for t in yesterday if str(t["trade_time_utc"]) < "23:59:30"]
+        assert await ticks(days_ago="7") == []  # no trades that old
+        for bad in ({"days_ago": "8"}, {"days_ago": "0"}, {"to": "25:00:00"}, {"to": "noon"}):
+            async with http.get(url, params={"market": "KRW-BTC", **bad}) as resp:
+                assert resp.status == 400, bad

@@ -25,7 +25,9 @@ __all__ = [
     "NumberSpelling",
     "PrivateOnPublicMode",
     "PublicOnPrivateMode",
+    "SequentialIds",
     "SimulatorConfig",
+    "StatusStart",
 ]
 
 #: The key pair every simulator accepts out of the box (``sim.credentials``).
@@ -47,6 +49,14 @@ PublicOnPrivateMode = Literal["unsupported_type", "serve"]
 BothFlagsMode = Literal["nothing", "snapshot", "realtime", "both"]
 #: Number spelling in frames: Upbit's real mix (section 4, 15) or plain shortest floats.
 NumberSpelling = Literal["upbit", "plain"]
+#: When the ``{"status":"UP"}`` cycle a text ``PING`` starts sends its first frame (section 6):
+#: on the server's next shared tick (measured 0.6-8.9 s after the PING, one cycle per socket),
+#: or at once and again on every PING (what a client may hope; not what Upbit does).
+StatusStart = Literal["tick", "immediate"]
+#: Trade ``sequential_id`` order (sections 4.2, 11 quirk 16, 15): ``timestamp * 10000 + n``
+#: with n counting up within a millisecond, or with n drawn at random, so ids of trades in
+#: the same millisecond are not in trade order (REST pages are then not ordered by id).
+SequentialIds = Literal["ordered", "unordered"]
 #: Data-type weights of a flood buffer, as (ticker, trade, orderbook, candle) shares.
 FloodMix = tuple[float, float, float, float]
 
@@ -90,13 +100,18 @@ class SimulatorConfig:
     trade_history: int = 2000
     #: Candles kept per market and unit for ``GET /v1/candles/minutes``.
     candle_history: int = 200
+    sequential_ids: SequentialIds = "ordered"
 
     # --- WebSocket behaviour (sections 2, 3, 6, 7) ----------------------------------------
     #: Idle kill without a close frame: ~60 s measured, 120 s documented (section 6).
     idle_timeout: float | None = 60.0
     idle_mode: IdleMode = "both"
-    #: ``{"status":"UP"}`` period after a text ``PING`` (section 6).
+    #: ``{"status":"UP"}`` period after a text ``PING``, on a server-wide tick (section 6).
     status_interval: float = 10.0
+    status_start: StatusStart = "tick"
+    #: Whether the server's own ``{"status":"UP"}`` frames count as activity for the idle kill
+    #: (section 6 does not say; off, so one PING does not keep a socket alive forever).
+    status_keeps_alive: bool = False
     #: Delay between an error frame and the close 1000 (section 7.3: ~150-180 ms on KR).
     error_close_delay: float = 0.15
     accept_camel_case_flags: bool = True
@@ -116,7 +131,8 @@ class SimulatorConfig:
     send_queue_limit: int = 100_000
     #: Frames of the old subscription still sent after a resubscribe (section 3.2: 0-2 in flight).
     stale_frames_after_resubscribe: int = 0
-    #: Delay before the first myAsset frame after the first subscription (section 4.6 quirk).
+    #: Delay before the first myAsset frame, counted from the connection's first myAsset
+    #: subscription (section 4.6: data may take minutes to start flowing).
     my_asset_start_delay: float = 0.0
 
     # --- private auth (section 5) ---------------------------------------------------------

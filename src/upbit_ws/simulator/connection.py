@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -110,10 +111,12 @@ class SimConnection:
         self._queue: deque[_Item] = deque()
         self._wake = asyncio.Event()
         self._status_handle: asyncio.TimerHandle | None = None
+        self._status_tick_index = 0
         self._idle_handle: asyncio.TimerHandle | None = None
         self._close_handle: asyncio.TimerHandle | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._asset_ready_at = self._loop.time() + config.my_asset_start_delay
+        # Set by the first myAsset subscription (section 4.6); None: not subscribed yet.
+        self._asset_ready_at: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -172,8 +175,10 @@ class SimConnection:
         """Queue one data object (list formats wrap it when it is written)."""
         if self.closing:
             return
-        if data_type == "myAsset" and self._loop.time() < self._asset_ready_at:
-            return  # myAsset may take a while to start flowing (section 4.6)
+        if data_type == "myAsset":
+            ready = self._asset_ready_at
+            if ready is None or self._loop.time() < ready:
+                return  # myAsset may take a while to start flowing (section 4.6)
         self._push(_Item(self._loop.time(), "data", data_type, payload))
 
     def send_control(self, label: str, payload: bytes) -> None:
@@ -217,17 +222,41 @@ class SimConnection:
             transport.abort()
         self._wake.set()
 
+    def start_my_asset(self) -> None:
+        """Start the ``my_asset_start_delay`` clock, at the first myAsset subscription only.
+
+        DOC-myasset: right after the first subscription, data may take minutes to flow (4.6).
+        """
+        if self._asset_ready_at is None:
+            self._asset_ready_at = self._loop.time() + self._config.my_asset_start_delay
+
     def start_status(self) -> None:
-        """Answer a text PING now and every ``status_interval`` after (section 6)."""
-        self.send_control("status", STATUS_UP)
-        if self._status_handle is None:
-            self._status_handle = self._loop.call_later(
-                self._config.status_interval, self._status_tick
-            )
+        """Answer a text PING: start this socket's ``{"status":"UP"}`` cycle (section 6).
+
+        Upbit sends the first status on its next server-wide tick (0.6-8.9 s after the PING
+        with a 10 s period), then one every period while the socket lives; a PING while the
+        cycle runs changes nothing. ``status_start="immediate"`` also answers every PING at
+        once (the periodic statuses still follow the tick).
+        """
+        if self._config.status_start == "immediate":
+            self.send_control("status", STATUS_UP)
+        if self._status_handle is not None:
+            return
+        interval = self._config.status_interval
+        # The tick is shared: every socket's statuses fall on multiples of the interval.
+        self._status_tick_index = math.floor(self._loop.time() / interval) + 1
+        self._status_handle = self._loop.call_at(
+            self._status_tick_index * interval, self._status_tick
+        )
 
     def _status_tick(self) -> None:
         self.send_control("status", STATUS_UP)
-        self._status_handle = self._loop.call_later(self._config.status_interval, self._status_tick)
+        interval = self._config.status_interval
+        # Integer tick numbers keep the grid exact; after a stalled loop, skip missed ticks
+        # rather than send a burst.
+        index = max(self._status_tick_index + 1, math.floor(self._loop.time() / interval) + 1)
+        self._status_tick_index = index
+        self._status_handle = self._loop.call_at(index * interval, self._status_tick)
 
     # --- idle kill ---------------------------------------------------------------------
 
@@ -307,7 +336,8 @@ class SimConnection:
         return True
 
     def _sent(self, label: str, size: int, *, count: int = 1) -> None:
-        self.last_out = self._loop.time()
+        if label != "status" or self._config.status_keeps_alive:
+            self.last_out = self._loop.time()
         self.counters.frames_by_type[label] += count
         self.counters.bytes_sent += size
         self._on_frame_sent(label, count)

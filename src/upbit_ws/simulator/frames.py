@@ -18,7 +18,13 @@ import orjson
 from upbit_ws.simulator import spelling
 from upbit_ws.simulator.config import NumberSpelling
 from upbit_ws.simulator.listing import PRICE_SCALE
-from upbit_ws.simulator.market import BookSnapshot, Candle, TickerSnapshot, Trade
+from upbit_ws.simulator.market import (
+    BookSnapshot,
+    Candle,
+    TickerSnapshot,
+    Trade,
+    grouped_levels,
+)
 from upbit_ws.simulator.spelling import Number
 
 __all__ = [
@@ -274,9 +280,7 @@ class FrameBuilder:
         asks: Sequence[tuple[int, int]] = book.asks
         bids: Sequence[tuple[int, int]] = book.bids
         if level > 0:
-            step = round(level * PRICE_SCALE)
-            asks = _group(asks, step, up=True)
-            bids = _group(bids, step, up=False)
+            asks, bids = grouped_levels(book, step=round(level * PRICE_SCALE), depth=depth)
         units: list[dict[str, object]] = []
         total_ask = total_bid = 0
         for i in range(depth):
@@ -341,15 +345,3 @@ def encode_object(obj: Mapping[str, object], *, data_type: str, simple: bool) ->
     if simple:
         return orjson.dumps(to_simple(obj, SIMPLE_KEYS[family(data_type)]))
     return orjson.dumps(obj)
-
-
-def _group(levels: Sequence[tuple[int, int]], step: int, *, up: bool) -> list[tuple[int, int]]:
-    """Bucket price levels by ``step`` (asks round up, bids round down), summing sizes."""
-    out: list[tuple[int, int]] = []
-    for price, size in levels:
-        bucket = -(-price // step) * step if up else price // step * step
-        if out and out[-1][0] == bucket:
-            out[-1] = (bucket, out[-1][1] + size)
-        else:
-            out.append((bucket, size))
-    return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ __all__ = [
     "TickerSnapshot",
     "Trade",
     "Wants",
+    "grouped_levels",
 ]
 
 #: Candle type -> length in seconds (section 4.4).
@@ -50,6 +52,10 @@ _BOOK_LEVELS: Final = 30
 _KRW_PER_USDT: Final = 1_390.0
 _MEAN_TRADE_KRW: Final = 250_000.0
 _MEAN_LEVEL_KRW: Final = 2_000_000.0
+#: Mean of lognormvariate(0, 1), the size draw of one level (see ``MarketModel._level_size``).
+_LOGNORMAL_MEAN: Final = math.exp(0.5)
+_MASK64: Final = (1 << 64) - 1
+_DAY_MS: Final = 86_400_000
 
 #: ``wants(type, code)`` tells the model whether anyone listens, so unused payloads are skipped.
 Wants = Callable[[str, str], bool]
@@ -88,13 +94,20 @@ class Candle:
 
 @dataclass(frozen=True, slots=True)
 class BookSnapshot:
-    """A whole order book at one instant: asks ascending, bids descending, (price, size)."""
+    """A whole order book at one instant: asks ascending, bids descending, (price, size).
+
+    ``tail_notional`` is the mean quote notional of one tick level beyond the modelled ones
+    when those are only the top of a deeper book (busy markets), 0 when the book ends there
+    (thin markets). ``salt`` keeps the sizes drawn for that tail stable per market and seed.
+    """
 
     code: str
     timestamp: int
     tick: int
     asks: tuple[tuple[int, int], ...]
     bids: tuple[tuple[int, int], ...]
+    tail_notional: float = 0.0
+    salt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +183,10 @@ class MarketState:
     book_timestamp: int = 0
     seq_ms: int = 0
     seq_n: int = 0
+    seq_used: set[int] = field(default_factory=set)
     trade_low: int | None = None
     trade_high: int | None = None
+    salt: int = 0
 
     @property
     def code(self) -> str:
@@ -216,6 +231,12 @@ class MarketState:
             tick=self.tick,
             asks=tuple((p, s) for p, s in self.asks),
             bids=tuple((p, s) for p, s in self.bids),
+            tail_notional=(
+                _MEAN_LEVEL_KRW * self.notional_scale * _LOGNORMAL_MEAN
+                if self.levels == _BOOK_LEVELS
+                else 0.0
+            ),
+            salt=self.salt,
         )
 
 
@@ -225,6 +246,10 @@ class MarketModel:
     def __init__(self, config: SimulatorConfig, *, start: float) -> None:
         self._config = config
         self._rng = random.Random(config.seed)
+        # A generator of its own, so both id orders give the same walk.
+        self._id_rng = (
+            random.Random(config.seed + 1) if config.sequential_ids == "unordered" else None
+        )
         self._origin = start - config.history_seconds
         self._dt = config.tick_interval
         self._tick_index = 0
@@ -283,6 +308,8 @@ class MarketModel:
             day=int(start // 86400),
             high_52w=price * 16 // 10 // tick * tick,
             low_52w=max(tick, price * 8 // 10 // tick * tick),
+            # Not drawn from the walk's generator, so adding it changed no seeded walk.
+            salt=zlib.crc32(f"{self._config.seed}:{info.market}".encode()),
         )
         for unit in CANDLE_UNITS:
             state.candles[unit] = deque(maxlen=self._config.candle_history)
@@ -414,6 +441,14 @@ class MarketModel:
             state.seq_n += 1
         else:
             state.seq_ms, state.seq_n = ts, 0
+            state.seq_used.clear()
+        n = state.seq_n
+        if self._id_rng is not None:
+            # Unique per trade but not in trade order within a millisecond (4.2, 15).
+            n = self._id_rng.randrange(10_000)
+            while n in state.seq_used:
+                n = self._id_rng.randrange(10_000)
+            state.seq_used.add(n)
         trade = Trade(
             market=state.code,
             timestamp=ts,
@@ -422,7 +457,7 @@ class MarketModel:
             ask_bid=side,
             prev_closing_price=state.prev_close,
             # Upbit's ids look like trade_timestamp * 10000 + n and exceed 2**53 (4.2, 15).
-            sequential_id=ts * 10_000 + state.seq_n,
+            sequential_id=ts * 10_000 + n,
             best_ask_price=state.asks[0][0],
             best_ask_size=state.asks[0][1],
             best_bid_price=state.bids[0][0],
@@ -531,11 +566,35 @@ class MarketModel:
         state.trade_low = state.trade_high = None
         return out
 
-    def trades(self, code: str, *, count: int, cursor: int | None = None) -> list[Trade]:
-        """Return up to ``count`` trades, newest first, older than ``cursor`` if given."""
+    def trades(
+        self,
+        code: str,
+        *,
+        count: int,
+        cursor: int | None = None,
+        days_ago: int = 0,
+        before_ms: int | None = None,
+    ) -> list[Trade]:
+        """Return up to ``count`` trades of one UTC day, newest first (``GET /v1/trades/ticks``).
+
+        The day is the newest trade's day minus ``days_ago`` (section 9.5: "empty gives the
+        most recent trade date"). ``cursor`` keeps trades whose ``sequential_id`` is below it;
+        ``before_ms`` keeps trades earlier than that many ms into the day (the ``to`` time).
+        """
+        history = self.states[code].trades
+        if not history:
+            return []
+        day = history[-1].timestamp // _DAY_MS - days_ago
         out: list[Trade] = []
-        for trade in reversed(self.states[code].trades):
+        for trade in reversed(history):
+            trade_day = trade.timestamp // _DAY_MS
+            if trade_day > day:
+                continue
+            if trade_day < day:
+                break  # the history is in time order
             if cursor is not None and trade.sequential_id >= cursor:
+                continue
+            if before_ms is not None and trade.timestamp % _DAY_MS >= before_ms:
                 continue
             out.append(trade)
             if len(out) >= count:
@@ -557,6 +616,71 @@ class MarketModel:
         """Return a copy of the newest candle of ``unit`` (the candle SNAPSHOT), if any."""
         history = self.states[code].candles[unit]
         return _copy(history[-1]) if history else None
+
+
+def grouped_levels(
+    book: BookSnapshot, *, step: int, depth: int
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Return up to ``depth`` (price, size) buckets of ``step`` per side (section 2.3 ``level``).
+
+    Asks round up to the bucket, bids down, sizes add up. The model keeps 30 tick levels, the
+    top of a busy market's book; a bucket many ticks wide needs far more, so past the modelled
+    levels each bucket gets the model's mean level size per tick it spans, with a stable
+    per-bucket factor. A thin book (``tail_notional`` 0) ends where it ends and the frame is
+    zero-padded. Bid buckets stop above price 0.
+    """
+    asks = _bucket(book.asks, step, up=True)
+    bids = _bucket(book.bids, step, up=False)
+    if book.tail_notional > 0 and book.tick > 0:
+        _extend(asks, book, step, depth, up=True)
+        _extend(bids, book, step, depth, up=False)
+    return asks[:depth], bids[:depth]
+
+
+def _bucket(levels: tuple[tuple[int, int], ...], step: int, *, up: bool) -> list[tuple[int, int]]:
+    """Bucket price levels by ``step`` (asks round up, bids round down), summing sizes."""
+    out: list[tuple[int, int]] = []
+    for price, size in levels:
+        bucket = -(-price // step) * step if up else price // step * step
+        if out and out[-1][0] == bucket:
+            out[-1] = (bucket, out[-1][1] + size)
+        else:
+            out.append((bucket, size))
+    return out
+
+
+def _extend(
+    side: list[tuple[int, int]], book: BookSnapshot, step: int, depth: int, *, up: bool
+) -> None:
+    """Fill ``side`` to ``depth`` buckets past the modelled levels of a deep book."""
+    native = book.asks if up else book.bids
+    if not native or not side:
+        return
+    tick = book.tick
+    # A price walk into a wider tick band can leave the level below one tick: buckets then
+    # step by the smallest multiple of the level that holds a tick (empty buckets are skipped).
+    stride = step * -(-tick // step)
+    far = native[-1][0]
+    price, size = side[-1]
+    missing = (price - far) // tick if up else (far - price) // tick
+    if missing > 0:
+        side[-1] = (price, size + _tail_size(book, price, missing, up=up))
+    per_bucket = max(1, stride // tick)
+    while len(side) < depth:
+        price = price + stride if up else price - stride
+        if price <= 0:
+            return
+        side.append((price, _tail_size(book, price, per_bucket, up=up)))
+
+
+def _tail_size(book: BookSnapshot, price: int, ticks: int, *, up: bool) -> int:
+    """Size of ``ticks`` unmodelled tick levels at ``price``: mean size times a stable factor."""
+    x = (book.salt * 0x9E3779B97F4A7C15 + price * 0xBF58476D1CE4E5B9 + (1 if up else 2)) & _MASK64
+    x ^= x >> 31
+    x = (x * 0x94D049BB133111EB) & _MASK64
+    x ^= x >> 29
+    factor = 0.3 + 1.4 * (x / 2**64)  # mean 1
+    return max(1, round(ticks * book.tail_notional * factor / price * PRICE_SCALE * PRICE_SCALE))
 
 
 def _copy(candle: Candle) -> Candle:

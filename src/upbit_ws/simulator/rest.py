@@ -154,6 +154,19 @@ def _parse_time(text: str) -> float | None:
     return moment.timestamp()
 
 
+def _time_of_day_ms(text: str | None) -> int | None:
+    """Parse a ticks ``to`` (``HHmmss`` or ``HH:mm:ss``, UTC) into ms of the day; -1 if bad."""
+    if text is None or text == "":
+        return None
+    digits = text.replace(":", "") if len(text) == 8 and text[2] == text[5] == ":" else text
+    if len(digits) != 6 or not digits.isdigit():
+        return -1
+    hours, minutes, seconds = int(digits[:2]), int(digits[2:4]), int(digits[4:])
+    if hours > 23 or minutes > 59 or seconds > 59:
+        return -1
+    return ((hours * 60 + minutes) * 60 + seconds) * 1000
+
+
 def _int(value: str | None, *, default: int) -> int | None:
     if value is None or value == "":
         return default
@@ -202,7 +215,12 @@ class _Rest:
         return _json(out)
 
     async def trades_ticks(self, request: web.Request) -> web.StreamResponse:
-        """``GET /v1/trades/ticks``: newest first, ``cursor`` pages by ``sequential_id`` (9.5)."""
+        """``GET /v1/trades/ticks`` (9.5): one UTC day, newest first.
+
+        ``days_ago`` (1-7) picks an earlier day than the newest trade's, ``to`` keeps trades
+        before that time of day ([UNSURE] whether Upbit's ``to`` is exclusive; candles' is),
+        ``cursor`` pages by ``sequential_id``.
+        """
         market = request.query.get("market")
         if not market:
             return _json(_MISSING, status=400)
@@ -210,9 +228,19 @@ class _Rest:
             return _json(_CODE_NOT_FOUND, status=404)
         count = _int(request.query.get("count"), default=1)
         cursor = _int(request.query.get("cursor"), default=0)
-        if count is None or cursor is None or count < 1:
+        days_ago = _int(request.query.get("days_ago"), default=0)
+        before_ms = _time_of_day_ms(request.query.get("to"))
+        if count is None or cursor is None or count < 1 or before_ms == -1:
             return _json(_INVALID, status=400)
-        trades = self.sim.model.trades(market, count=min(count, 500), cursor=cursor or None)
+        if days_ago is None or (request.query.get("days_ago") and not 1 <= days_ago <= 7):
+            return _json(_INVALID, status=400)  # the range is 1..7 (section 9.5)
+        trades = self.sim.model.trades(
+            market,
+            count=min(count, 500),
+            cursor=cursor or None,
+            days_ago=days_ago,
+            before_ms=before_ms,
+        )
         body = []
         for t in trades:
             moment = datetime.fromtimestamp(t.timestamp / 1000, UTC)

@@ -460,12 +460,20 @@ class Simulator:
             self._refuse_until = loop.time() + seconds
             self._refuse_status = status if status is not None else 503
             self._refuse_how = how
-            loop.call_later(seconds, self.notify)  # wake wait_for(lambda: not sim.refusing())
+            loop.call_at(self._refuse_until, self._refusal_over)
             return
         if self._tcp is not None:
             self._tcp.close()
             self._tcp = None
         self.spawn(self._reopen_after(seconds), name="sim-reopen")
+
+    def _refusal_over(self) -> None:
+        """Wake ``wait_for(lambda: sim.refusing() is None)`` once the refusal has ended."""
+        if self.refusing() is not None:
+            # A timer may fire a hair early (the loop's clock resolution): look again.
+            asyncio.get_running_loop().call_at(self._refuse_until, self._refusal_over)
+            return
+        self.notify()
 
     async def _reopen_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -261,6 +261,8 @@ def _subscribe(sim: Simulator, conn: SimConnection, request: Subscribe) -> None:
     conn.ticket = request.ticket
     conn.format = request.format
     conn.entries = served
+    if any(e.type == "myAsset" for e in served):
+        conn.start_my_asset()
     realtime = [e for e in served if _flags(sim, e)[1] and e.type not in ("myOrder", "myAsset")]
     sim.set_routes(conn, realtime)
     if conn.flood:
