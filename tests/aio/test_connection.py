@@ -115,8 +115,9 @@ async def test_send_waits_for_the_message_limiter(sim: Simulator) -> None:
             await conn.send(listener.request)
         await sim_until(sim, lambda: sim.requests_received >= 4)
         stats = conn.statistics()
-        # One from on_open and the first of these three fill the burst of 2; two had to wait.
-        assert stats.messages_sent == 4 and stats.send_waits == 2
+        # The burst is 2: of three back-to-back sends at least one waits, two if the one from
+        # on_open still counts (how long ago it went depends on the machine's load).
+        assert stats.messages_sent == 4 and 1 <= stats.send_waits <= 2
         assert stats.send_wait_seconds > 0
         assert sim.messages_over_limit == 0
         assert conn.is_open

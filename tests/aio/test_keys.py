@@ -204,13 +204,17 @@ async def test_run_checks_periodically(sim: Simulator) -> None:
             on_valid=lambda: None,
         )
         task = asyncio.create_task(keys.run())
-        sim.revoke_key()
         try:
+            # A second check starts by itself: the loop repeats, it does not check just once.
+            async with asyncio.timeout(2):
+                await sim.wait_for(lambda: sim.rest_requests >= 2)
+            assert keys.status == "valid" and not refused.is_set()
+            sim.revoke_key()
             await asyncio.wait_for(refused.wait(), 2)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    assert keys.statistics().checks >= 1 and keys.status == "invalid"
+    assert keys.statistics().checks >= 2 and keys.status == "invalid"
 
 
 async def test_no_secret_in_events_logs_or_reprs(

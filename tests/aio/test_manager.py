@@ -22,7 +22,7 @@ from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import KeyHealthConfig
 from upbit_ws.core.errors import InvalidInputError
-from upbit_ws.core.events import GapEvent, KeyProblem
+from upbit_ws.core.events import ConnectionStateChanged, GapEvent, KeyProblem
 from upbit_ws.simulator import Simulator
 
 
@@ -181,8 +181,13 @@ async def test_lifecycle_rules(sim: Simulator) -> None:
     await ws.aclose()
     assert our_tasks() == []
     async with asyncio.timeout(1):
-        seen = [event async for event in stream]
-    assert seen  # the state changes up to "closed" were delivered before the end
+        seen = [event async for event in stream]  # ends: aclose() ended the stream
+    # The state changes up to "closed" were delivered before the end, for every connection.
+    last: dict[str, str] = {}
+    for event in seen:
+        if isinstance(event, ConnectionStateChanged):
+            last[event.connection] = event.new
+    assert last and set(last.values()) == {"closed"}
 
 
 async def test_aclose_without_start(sim: Simulator) -> None:

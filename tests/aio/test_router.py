@@ -6,6 +6,8 @@ router takes bytes, exactly as the connection hands them over on the reader).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -25,12 +27,17 @@ from tests.aio.subscription_helpers import (
 from upbit_ws.aio.router import LatencyHistogram, Router
 from upbit_ws.aio.stream import Subscription
 from upbit_ws.aio.subscriptions import SubscriptionService
+from upbit_ws.core.book import SubscriptionBook
 from upbit_ws.core.messages import Orderbook, Ticker
+from upbit_ws.simulator.frames import SIMPLE_KEYS
 
 
-def drain(sub: Subscription[Any]) -> list[Any]:
-    """Return what waits in a subscription's buffer, without awaiting."""
-    return sub._buffer.drain(10_000) if sub.pending else []
+async def drain(sub: Subscription[Any]) -> list[Any]:
+    """Return what waits in a subscription's buffer (through its public ``batches()``)."""
+    if not sub.pending:
+        return []
+    async with asyncio.timeout(1), contextlib.aclosing(sub.batches(max_items=10_000)) as batches:
+        return await anext(batches)
 
 
 @pytest.fixture
@@ -60,9 +67,9 @@ async def test_frames_go_only_to_the_subscriptions_of_their_type_and_code(
     router.route(ticker("KRW-BTC"), 0.0)
     router.route(ticker("KRW-ETH", 200.0), 0.0)
     router.route(trade("KRW-BTC", 7), 0.0)
-    assert [m.code for m in drain(btc)] == ["KRW-BTC"]
-    assert [(m.code, m.trade_price) for m in drain(eth)] == [("KRW-ETH", 200.0)]
-    got = drain(trades)
+    assert [m.code for m in await drain(btc)] == ["KRW-BTC"]
+    assert [(m.code, m.trade_price) for m in await drain(eth)] == [("KRW-ETH", 200.0)]
+    got = await drain(trades)
     assert [(m.type, m.sequential_id) for m in got] == [("trade", 7)]
 
 
@@ -73,8 +80,8 @@ async def test_subscribers_of_one_key_share_one_decoded_object(
     a = service.component("a").subscribe("ticker", ["KRW-BTC"])
     b = service.component("b").subscribe("ticker", ["KRW-BTC", "KRW-ETH"])
     public(service).route(ticker("KRW-BTC"), 0.0)
-    (ma,) = drain(a)
-    (mb,) = drain(b)
+    (ma,) = await drain(a)
+    (mb,) = await drain(b)
     assert isinstance(ma, Ticker)
     assert ma is mb
 
@@ -88,7 +95,7 @@ async def test_orderbooks_are_cut_to_each_subscribers_depth_and_shared_per_depth
     fifteen = service.component("c").subscribe("orderbook", ["KRW-BTC"], depth=15)
     full = service.component("d").subscribe("orderbook", ["KRW-BTC"])
     public(service).route(orderbook("KRW-BTC", 30), 0.0)
-    (a,), (b,), (c,), (d,) = drain(five_a), drain(five_b), drain(fifteen), drain(full)
+    (a,), (b,), (c,), (d,) = [await drain(sub) for sub in (five_a, five_b, fifteen, full)]
     assert [len(x.units) for x in (a, b, c, d)] == [5, 5, 15, 30]
     assert a is b
     assert a.total_ask_size == 5.0  # totals cover the rows kept (section 4.3)
@@ -101,13 +108,13 @@ async def test_orderbook_levels_route_separately(service: SubscriptionService) -
     grouped = service.component("b").subscribe("orderbook", ["KRW-BTC"], level=10000)
     router = public(service)
     router.route(orderbook("KRW-BTC", level=10000.0), 0.0)
-    assert [m.level for m in drain(grouped)] == [10000.0]
-    assert drain(native) == []
+    assert [m.level for m in await drain(grouped)] == [10000.0]
+    assert await drain(native) == []
     router.route(orderbook("KRW-BTC", level=0.0, bid=50.0), 0.0)
-    assert [m.best_bid for m in drain(native)] == [50.0]
+    assert [m.best_bid for m in await drain(native)] == [50.0]
     router.route(orderbook("KRW-BTC", level=None, bid=60.0), 0.0)  # Indonesia: no level key
-    assert [m.best_bid for m in drain(native)] == [60.0]
-    assert drain(grouped) == []
+    assert [m.best_bid for m in await drain(native)] == [60.0]
+    assert await drain(grouped) == []
 
 
 async def test_my_order_frames_reach_all_market_and_per_market_subscribers(
@@ -121,9 +128,9 @@ async def test_my_order_frames_reach_all_market_and_per_market_subscribers(
     router.route(my_order("KRW-BTC", "1"), 0.0)
     router.route(my_order("KRW-ETH", "2"), 0.0)
     router.route(my_asset(), 0.0)
-    assert [m.uuid for m in drain(every)] == ["1", "2"]
-    assert [m.uuid for m in drain(btc_only)] == ["1"]
-    assert [m.type for m in drain(assets)] == ["myAsset"]
+    assert [m.uuid for m in await drain(every)] == ["1", "2"]
+    assert [m.uuid for m in await drain(btc_only)] == ["1"]
+    assert [m.type for m in await drain(assets)] == ["myAsset"]
 
 
 async def test_frames_nobody_wants_are_dropped_and_counted(service: SubscriptionService) -> None:
@@ -132,7 +139,7 @@ async def test_frames_nobody_wants_are_dropped_and_counted(service: Subscription
     router = public(service)
     router.route(ticker("KRW-BTC"), 0.0)
     router.route(candle("candle.1m", "KRW-ETH"), 0.0)
-    assert drain(sub) == []
+    assert await drain(sub) == []
     stats = router.statistics()
     assert stats.unwanted == 2
     assert stats.messages_by_type == {}
@@ -148,7 +155,7 @@ async def test_an_undecodable_frame_is_counted_logged_and_the_reader_goes_on(
     with caplog.at_level(logging.WARNING, logger="upbit_ws.router"):
         router.route(b"\x00\xffnot json at all", 0.0)
     router.route(ticker("KRW-BTC"), 0.0)
-    assert len(drain(sub)) == 1
+    assert len(await drain(sub)) == 1
     assert router.statistics().decode_errors == 1
     assert "not json at all" in caplog.text
 
@@ -178,10 +185,10 @@ async def test_routing_follows_book_changes_at_the_next_frame(
     assert router.statistics().routes == 1
     second = service.component("b").subscribe("trade", ["KRW-BTC"])
     router.route(trade("KRW-BTC", 1), 0.0)
-    assert len(drain(second)) == 1
+    assert len(await drain(second)) == 1
     await first.aclose()
     router.route(ticker("KRW-BTC", 101.0), 0.0)
-    assert drain(first) == []
+    assert await drain(first) == []
     assert router.statistics().unwanted == 1
 
 
@@ -193,11 +200,11 @@ async def test_a_snapshot_identical_to_what_subscribers_have_is_suppressed(
     router = public(service)
     router.route(ticker("KRW-BTC", 100.0, ts=1), 0.0)
     router.route(ticker("KRW-BTC", 100.0, stream="SNAPSHOT", ts=2), 0.0)
-    assert len(drain(sub)) == 1
+    assert len(await drain(sub)) == 1
     assert router.statistics().duplicate_snapshots == 1
     # A snapshot with news (the market moved while the socket was down) is the fresh state.
     router.route(ticker("KRW-BTC", 105.0, stream="SNAPSHOT", ts=3, seq=1), 0.0)
-    assert [m.trade_price for m in drain(sub)] == [105.0]
+    assert [m.trade_price for m in await drain(sub)] == [105.0]
 
 
 async def test_a_late_joiner_gets_the_current_state_at_once_and_no_duplicate_later(
@@ -207,13 +214,13 @@ async def test_a_late_joiner_gets_the_current_state_at_once_and_no_duplicate_lat
     first = service.component("a").subscribe("ticker", ["KRW-BTC"])
     router = public(service)
     router.route(ticker("KRW-BTC", 100.0), 0.0)
-    drain(first)
+    await drain(first)
     joiner = service.component("b").subscribe("ticker", ["KRW-BTC"])
-    seeded = drain(joiner)
+    seeded = await drain(joiner)
     assert [m.trade_price for m in seeded] == [100.0]
     router.route(ticker("KRW-BTC", 100.0, stream="SNAPSHOT", ts=9), 0.0)
-    assert drain(joiner) == []
-    assert drain(first) == []
+    assert await drain(joiner) == []
+    assert await drain(first) == []
 
 
 async def test_a_seeded_orderbook_is_cut_to_the_joiners_depth(
@@ -223,7 +230,7 @@ async def test_a_seeded_orderbook_is_cut_to_the_joiners_depth(
     service.component("a").subscribe("orderbook", ["KRW-BTC"])
     public(service).route(orderbook("KRW-BTC", 30), 0.0)
     joiner = service.component("b").subscribe("orderbook", ["KRW-BTC"], depth=5)
-    (book,) = drain(joiner)
+    (book,) = await drain(joiner)
     assert isinstance(book, Orderbook)
     assert len(book.units) == 5
 
@@ -235,10 +242,10 @@ async def test_seed_names_the_public_streams_it_had_nothing_for(
     joiner = service.component("a").subscribe("ticker", ["KRW-BTC"])
     router = public(service)
     router.route(ticker("KRW-BTC"), 0.0)
-    drain(joiner)
+    await drain(joiner)
     keys = [("ticker", "KRW-BTC", None), ("ticker", "KRW-ETH", None)]
     assert router.seed(joiner, keys) == [("ticker", "KRW-ETH", None)]
-    assert [m.code for m in drain(joiner)] == ["KRW-BTC"]
+    assert [m.code for m in await drain(joiner)] == ["KRW-BTC"]
     orders = service.component("b").subscribe("myOrder", ["KRW-BTC"])
     assert private(service).seed(orders, [("myOrder", "KRW-BTC", None)]) == []
 
@@ -250,7 +257,7 @@ async def test_private_events_are_never_replayed_to_a_joiner(
     service.component("a").subscribe("myOrder", ["KRW-BTC"])
     private(service).route(my_order("KRW-BTC"), 0.0)
     joiner = service.component("b").subscribe("myOrder", ["KRW-BTC"])
-    assert drain(joiner) == []
+    assert await drain(joiner) == []
 
 
 async def test_list_format_frames_with_several_messages_route_each(
@@ -260,7 +267,7 @@ async def test_list_format_frames_with_several_messages_route_each(
     sub = service.component("a").subscribe("ticker", ["KRW-BTC", "KRW-ETH"])
     frame = b"[" + ticker("KRW-BTC") + b"," + ticker("KRW-ETH") + b"]"
     public(service).route(frame, 0.0)
-    assert sorted(m.code for m in drain(sub)) == ["KRW-BTC", "KRW-ETH"]
+    assert sorted(m.code for m in await drain(sub)) == ["KRW-BTC", "KRW-ETH"]
 
 
 async def test_statistics_count_messages_and_bytes_by_type(service: SubscriptionService) -> None:
@@ -312,14 +319,16 @@ async def test_a_watched_stream_fires_once_at_its_first_frame(
 ) -> None:
     """The first frame of a watched key calls back once (request confirmation)."""
     hits: list[float] = []
+    book = SubscriptionBook()
+    book.subscribe("a", "ticker", ["KRW-BTC", "KRW-ETH"])
+    # A router over its own book: the routes exist, no subscription needs the frames.
     router = Router(
-        service._book,
+        book,
         connection="public",
-        sinks=service._sinks,
+        sinks={},
         on_control=lambda m, t: None,
         on_watch=hits.append,
     )
-    service.component("a").subscribe("ticker", ["KRW-BTC", "KRW-ETH"])
     router.watch(frozenset({("ticker", "KRW-ETH", None)}))
     router.route(ticker("KRW-BTC"), 1.0)
     router.route(ticker("KRW-ETH"), 2.0)
@@ -328,8 +337,33 @@ async def test_a_watched_stream_fires_once_at_its_first_frame(
 
 
 async def test_frames_encode_back_to_what_upbit_sends(service: SubscriptionService) -> None:
-    """Helper frames are DEFAULT JSON with the type first, as the decoder's fast path expects."""
-    for frame in (ticker("KRW-BTC"), trade("KRW-BTC", 1), orderbook("KRW-BTC", 1)):
-        assert frame.startswith(b'{"type":"')
-        assert orjson.loads(frame)["code"] == "KRW-BTC"
-    assert msgspec.json.decode(candle("candle.1m", "KRW-BTC"))["type"] == "candle.1m"
+    """Helper frames use only Upbit's DEFAULT keys, type first, and decode to what they encode."""
+    frames = {
+        "ticker": ticker("KRW-BTC", 123.0),
+        "trade": trade("KRW-BTC", 7),
+        "orderbook": orderbook("KRW-BTC", 3),
+        "candle": candle("candle.1m", "KRW-BTC", price=321.0),
+        "myOrder": my_order("KRW-BTC", "1"),
+        "myAsset": my_asset(),
+    }
+    for family, frame in frames.items():
+        assert frame.startswith(b'{"type":"'), family
+        # The simulator's key tables are written from section 4, apart from our codec.
+        upbit_keys = set(SIMPLE_KEYS[family])
+        obj = orjson.loads(frame)
+        assert set(obj) <= upbit_keys, (family, set(obj) - upbit_keys)
+        for unit in obj.get("orderbook_units", []):
+            assert set(unit) <= upbit_keys
+    subs = {
+        "ticker": service.component("a").subscribe("ticker", ["KRW-BTC"]),
+        "trade": service.component("a").subscribe("trade", ["KRW-BTC"]),
+        "orderbook": service.component("a").subscribe("orderbook", ["KRW-BTC"]),
+        "candle": service.component("a").subscribe("candle.1m", ["KRW-BTC"]),
+        "myOrder": service.component("a").subscribe("myOrder"),
+        "myAsset": service.component("a").subscribe("myAsset"),
+    }
+    for family, frame in frames.items():
+        router = private(service) if family.startswith("my") else public(service)
+        router.route(frame, 0.0)
+        (message,) = await drain(subs[family])
+        assert msgspec.json.encode(message) == frame, family

@@ -205,7 +205,7 @@ async def test_shutdown_ends_iteration_after_the_buffered_messages(
 async def test_update_hides_buffered_messages_of_codes_no_longer_wanted(
     service: SubscriptionService,
 ) -> None:
-    """After update(["KRW-ETH"]), a waiting KRW-BTC book is not delivered."""
+    """After update(["KRW-ETH"]), a waiting KRW-BTC ticker is not delivered."""
     sub = service.component("book").subscribe("ticker", ["KRW-BTC"])
     feed(service, ticker("KRW-BTC"))
     await sub.update(["krw-eth"])

@@ -140,7 +140,7 @@ async def test_market_sell_done_shape(sim: Simulator, http: aiohttp.ClientSessio
 async def test_resting_order_fills_when_walk_crosses(
     sim: Simulator, http: aiohttp.ClientSession
 ) -> None:
-    """A limit ask just above the best bid fills as maker once trades reach its price."""
+    """A limit ask at the best ask rests, then fills as maker once trades reach its price."""
     price = str(_best(sim, "ask"))
     async with private(sim) as ws:
         status, order = await _post(

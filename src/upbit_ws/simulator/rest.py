@@ -86,6 +86,7 @@ def rest_middleware(sim: Simulator) -> Middleware:
         headers: dict[str, str] = {}
         if group is not None:
             sim.rest_requests += 1
+            sim.notify()  # wake wait_for(lambda: sim.rest_requests >= n)
             name, by_ip = group
             limit = limits[name]
             # Quotation groups count per IP, exchange groups per account (section 8.2).
