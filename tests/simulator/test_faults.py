@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.simulator.conftest import MakeSim
 from tests.simulator.helpers import client, closed_without_frame, recv_json, request, settle
+from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.simulator import Simulator
 
 TICKER = request({"ticket": "t"}, {"type": "ticker", "codes": ["KRW-BTC"]}, {"format": "SIMPLE"})
@@ -272,3 +273,10 @@ async def test_refuse_status_none_means_tcp(sim: Simulator) -> None:
     assert not sim.listening
     async with asyncio.timeout(3):
         await sim.wait_for(lambda: sim.listening)
+
+
+async def test_advance_on_a_wall_clock_is_a_clear_error() -> None:
+    """advance() on a wall-clock simulator raises InvalidInputError saying how to get one."""
+    async with Simulator(port=0, krw_markets=3, btc_markets=0, usdt_markets=0) as sim:
+        with pytest.raises(InvalidInputError, match="ManualClock"):
+            await sim.advance(1.0)

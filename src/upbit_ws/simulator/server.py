@@ -23,6 +23,7 @@ from typing import Any, Final, Literal
 
 from aiohttp import web
 
+from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.simulator.auth import KeyStore
 from upbit_ws.simulator.clock import Clock, ManualClock, WallClock
 from upbit_ws.simulator.config import SimulatorConfig
@@ -213,7 +214,10 @@ class Simulator:
     async def advance(self, seconds: float) -> None:
         """Advance a manual clock by ``seconds`` and push the resulting frames."""
         if not isinstance(self.clock, ManualClock):
-            raise RuntimeError("advance() needs Simulator(clock=ManualClock(...))")
+            raise InvalidInputError(
+                "advance() steps a manual clock: build the simulator with "
+                "Simulator(clock=ManualClock(start)) to drive time by hand"
+            )
         self.clock.advance(seconds)
         self.step(self.clock.now())
         await asyncio.sleep(0)
