@@ -23,7 +23,6 @@ from upbit_ws.aio.connection import (
     ConnectionListener,
     ManagedConnection,
     NullListener,
-    SharedConnectLimiter,
     shared_connect_limiter,
 )
 from upbit_ws.aio.events import EventHub
@@ -31,7 +30,7 @@ from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import KeepaliveConfig, RateLimits
 from upbit_ws.core.errors import ConnectionClosedError, InvalidInputError, TransportError
 from upbit_ws.core.events import ConnectionStateChanged
-from upbit_ws.core.ratelimit import LimiterStatistics
+from upbit_ws.core.ratelimit import LimiterStatistics, SharedConnectLimiter
 from upbit_ws.simulator import Simulator
 
 

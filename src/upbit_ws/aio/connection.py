@@ -65,10 +65,9 @@ from upbit_ws.core.errors import (
 )
 from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
 from upbit_ws.core.ratelimit import (
-    Gcra,
+    ConnectLimiter,
     LimiterChain,
-    LimiterStatistics,
-    connect_limiter,
+    SharedConnectLimiter,
     message_limiter,
 )
 from upbit_ws.core.session import (
@@ -82,12 +81,10 @@ from upbit_ws.core.session import (
 
 __all__ = [
     "AuthRefusedCallback",
-    "ConnectLimiter",
     "ConnectionListener",
     "ConnectionStatistics",
     "ManagedConnection",
     "NullListener",
-    "SharedConnectLimiter",
     "shared_connect_limiter",
 ]
 
@@ -106,87 +103,6 @@ _TASK_PREFIX: Final = "upbit-ws"
 #: Called when Upbit refused the API key at the handshake or with an error frame:
 #: ``(name, message)``, never the key itself.
 AuthRefusedCallback = Callable[[str | None, str], None]
-
-
-class ConnectLimiter(Protocol):
-    """What a connection asks before each connect: a :class:`Gcra` or the shared limiter."""
-
-    def delay(self, now: float) -> float:
-        """Return how long a connect at ``now`` would wait (0 if admitted at once)."""
-
-    def acquire(self, now: float) -> float:
-        """Reserve the next connect slot at ``now`` and return how long to wait."""
-
-    def statistics(self) -> LimiterStatistics:
-        """Return how many connects were admitted, how many waited, and for how long."""
-
-
-class SharedConnectLimiter:
-    """A connect limiter that keeps every setting it was asked for: the strictest wins.
-
-    Upbit counts connects per IP (public) and per account (private) (section 8.1) however
-    many managers a process runs, so the process has one of these
-    (:func:`shared_connect_limiter`). :meth:`require` adds the limiter of a
-    :class:`~upbit_ws.core.config.RateLimits` unless one already held is at least as strict; a
-    connect waits until every limiter held admits it, at one common instant, so no setting's
-    bound is ever exceeded, whichever manager connects.
-    """
-
-    __slots__ = ("_acquired", "_delayed", "_max_delay", "_parts", "_total_delay")
-
-    def __init__(self) -> None:
-        self._parts: list[Gcra] = []
-        self._acquired = 0
-        self._delayed = 0
-        self._total_delay = 0.0
-        self._max_delay = 0.0
-
-    def __repr__(self) -> str:
-        return f"SharedConnectLimiter({', '.join(map(repr, self._parts))})"
-
-    @property
-    def parts(self) -> tuple[Gcra, ...]:
-        """Return the limiters every connect must pass."""
-        return tuple(self._parts)
-
-    def require(self, limits: RateLimits) -> None:
-        """Make every later connect also respect ``limits`` (a no-op if already as strict)."""
-        new = connect_limiter(limits)
-        if not any(_at_least_as_strict(part, new) for part in self._parts):
-            self._parts = [p for p in self._parts if not _at_least_as_strict(new, p)] + [new]
-
-    def delay(self, now: float) -> float:
-        """Return how long a connect at ``now`` would wait (0 if admitted at once)."""
-        return max((part.delay(now) for part in self._parts), default=0.0)
-
-    def acquire(self, now: float) -> float:
-        """Reserve the next connect slot in every limiter held and return how long to wait."""
-        if not self._parts:
-            self.require(RateLimits())
-        at = max(part.earliest(now) for part in self._parts)
-        for part in self._parts:
-            part.reserve(at)
-        wait = max(0.0, at - now)
-        self._acquired += 1
-        if wait > 0:
-            self._delayed += 1
-            self._total_delay += wait
-            self._max_delay = max(self._max_delay, wait)
-        return wait
-
-    def statistics(self) -> LimiterStatistics:
-        """Return how many connects were admitted, how many waited, and for how long."""
-        return LimiterStatistics(self._acquired, self._delayed, self._total_delay, self._max_delay)
-
-
-def _at_least_as_strict(a: Gcra, b: Gcra) -> bool:
-    """Tell whether every sequence ``a`` admits, ``b`` admits too.
-
-    GCRA admits events ``j < k`` when ``t_k - t_j >= (k - j) * interval - tolerance``; that
-    holds for ``b`` whenever it holds for ``a`` if ``a``'s slope and its bound at ``k - j = 1``
-    are both at least ``b``'s.
-    """
-    return a.interval >= b.interval and a.interval - a.tolerance >= b.interval - b.tolerance - 1e-12
 
 
 _PROCESS_CONNECT_LIMITER: Final = SharedConnectLimiter()

@@ -46,7 +46,6 @@ from upbit_ws.aio.component import Component, SubscriptionsView
 from upbit_ws.aio.connection import (
     ConnectionListener,
     ConnectionStatistics,
-    ConnectLimiter,
     ManagedConnection,
     shared_connect_limiter,
 )
@@ -60,7 +59,7 @@ from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_PATH, PUBLIC_PATH
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
-from upbit_ws.core.ratelimit import LimiterStatistics
+from upbit_ws.core.ratelimit import ConnectLimiter, LimiterStatistics
 
 __all__ = [
     "INTERNAL_ERRORS_KEPT",
