@@ -174,3 +174,21 @@ def test_rest_vectors_decode(row: dict[str, object]) -> None:
             assert got == Decimal(str(wanted)), path
         else:
             assert got == wanted, path
+
+
+def test_error_bodies_and_retry_after_parse_in_one_place() -> None:
+    """Upbit error bodies (numeric names too) and Retry-After parse the same for REST and WS."""
+    from upbit_ws.core.rest_types import parse_retry_after, read_error_body
+
+    body = b'{"error":{"name":404,"message":"Code not found"}}'
+    assert read_error_body(body) == ("404", "Code not found")
+    assert read_error_body(b'{"error":{"message":"no name"}}') is None
+    assert read_error_body(b"<html>bad gateway</html>") is None
+    assert [parse_retry_after(v) for v in ("3", "0.5", "-1", "nan", "soon", None)] == [
+        3.0,
+        0.5,
+        None,
+        None,
+        None,
+        None,
+    ]

@@ -43,6 +43,8 @@ from upbit_ws.core.rest_types import (
     RestOrder,
     TradeTick,
     decode_rest,
+    parse_retry_after,
+    read_error_body,
 )
 
 __all__ = ["DEFAULT_REST_TIMEOUT", "RemainingRequests", "RestClient", "parse_remaining_req"]
@@ -289,13 +291,11 @@ class RestClient:
 def _error_for(status: int, payload: bytes, retry_after: str | None, what: str) -> Exception:
     """Translate an HTTP error answer into our exception for its status."""
     if status in (429, 418):
-        seconds: float | None
-        try:
-            seconds = float(retry_after) if retry_after is not None else None
-        except ValueError:
-            seconds = None
-        return RateLimitedError(status, retry_after=seconds)
-    name, message = _read_error(payload)
+        return RateLimitedError(status, retry_after=parse_retry_after(retry_after))
+    name, message = read_error_body(payload) or (
+        "http_error",
+        payload[:200].decode("utf-8", "replace"),
+    )
     if status in (401, 403):
         return AuthError(
             f"{what} refused the API key (HTTP {status}): {name}: {message}",
@@ -303,15 +303,3 @@ def _error_for(status: int, payload: bytes, retry_after: str | None, what: str) 
             status=status,
         )
     return ServerRejectedError(name, message, status=status)
-
-
-def _read_error(payload: bytes) -> tuple[str, str]:
-    """Read Upbit's ``{"error": {"name", "message"}}`` (``name`` may be a number)."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return "http_error", payload[:200].decode("utf-8", "replace")
-    error = doc.get("error") if isinstance(doc, dict) else None
-    if not isinstance(error, dict):
-        return "http_error", payload[:200].decode("utf-8", "replace")
-    return str(error.get("name", "unknown")), str(error.get("message", ""))

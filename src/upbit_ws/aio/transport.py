@@ -33,7 +33,6 @@ import ssl
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
-import orjson
 import picows
 from picows.url import WSParsedURL
 
@@ -44,6 +43,7 @@ from upbit_ws.core.errors import (
     TransportError,
     UpbitWsError,
 )
+from upbit_ws.core.rest_types import parse_retry_after, read_error_body
 
 __all__ = ["ABNORMAL_CLOSURE", "NO_STATUS_RECEIVED", "FrameHandler", "WebSocket", "open_websocket"]
 
@@ -349,9 +349,9 @@ def _handshake_error(url: str, exc: picows.WSHandshakeError) -> UpbitWsError:
     body = response.body or exc.raw_body or b""
     if status in (429, 418):
         return RateLimitedError(
-            status, retry_after=_retry_after(response.headers.get("Retry-After"))
+            status, retry_after=parse_retry_after(response.headers.get("Retry-After"))
         )
-    name, message = _upbit_error(body)
+    name, message = read_error_body(body) or (None, "")
     if status in (401, 403):
         text = f"API key refused at the websocket handshake (HTTP {status})"
         if name:
@@ -362,28 +362,3 @@ def _handshake_error(url: str, exc: picows.WSHandshakeError) -> UpbitWsError:
     return TransportError(
         f"websocket handshake with {url} refused with HTTP {status}", status=status
     )
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Parse a ``Retry-After`` header given in seconds; ignore anything else."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
-
-
-def _upbit_error(body: bytes) -> tuple[str | None, str]:
-    """Read ``{"error": {"name", "message"}}`` from an error body, if it is one."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, ""
-    error = doc.get("error") if isinstance(doc, dict) else None
-    if not isinstance(error, dict):
-        return None, ""
-    name = error.get("name")
-    message = error.get("message")
-    return (str(name) if name is not None else None), (str(message) if message else "")

@@ -8,10 +8,12 @@ endpoints send JSON numbers. Unknown fields are ignored so that Upbit can add so
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import msgspec
+import orjson
 
 from upbit_ws.core.errors import DecodeError
 
@@ -26,6 +28,8 @@ __all__ = [
     "RestOrder",
     "TradeTick",
     "decode_rest",
+    "parse_retry_after",
+    "read_error_body",
 ]
 
 T = TypeVar("T")
@@ -179,3 +183,31 @@ def decode_rest(body: bytes, kind: type[T]) -> T:
         return decoder.decode(body)  # type: ignore[no-any-return]
     except msgspec.DecodeError as exc:
         raise DecodeError(f"unexpected REST body: {exc}", body) from exc
+
+
+def read_error_body(body: bytes) -> tuple[str, str] | None:
+    """Read Upbit's ``{"error": {"name", "message"}}`` (section 9.7), or None if not one.
+
+    ``name`` may be a number on quotation endpoints (``{"name": 404, ...}``); it is returned as
+    text. Used for REST answers and for refused WebSocket handshakes alike.
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if not isinstance(error, dict) or error.get("name") is None:
+        return None
+    message = error.get("message")
+    return str(error["name"]), str(message) if message else ""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Parse a ``Retry-After`` header given in seconds; None for anything else."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
