@@ -24,7 +24,7 @@ from tests.aio.subscription_helpers import (
     ticker,
     trade,
 )
-from upbit_ws.aio.router import LatencyHistogram, Router
+from upbit_ws.aio.router import LATENCY_SAMPLE_EVERY, LatencyHistogram, Router
 from upbit_ws.aio.stream import Subscription
 from upbit_ws.aio.subscriptions import SubscriptionService
 from upbit_ws.core.book import SubscriptionBook
@@ -268,6 +268,17 @@ async def test_list_format_frames_with_several_messages_route_each(
     frame = b"[" + ticker("KRW-BTC") + b"," + ticker("KRW-ETH") + b"]"
     public(service).route(frame, 0.0)
     assert sorted(m.code for m in await drain(sub)) == ["KRW-BTC", "KRW-ETH"]
+
+
+async def test_list_format_frames_feed_the_latency_sample_like_single_frames(
+    service: SubscriptionService,
+) -> None:
+    """Messages inside JSON_LIST frames are sampled for exchange latency like plain frames."""
+    service.component("a").subscribe("trade", ["KRW-BTC"])
+    router = public(service)
+    for seq in range(0, LATENCY_SAMPLE_EVERY * 4, 2):  # two messages per frame
+        router.route(b"[" + trade("KRW-BTC", seq) + b"," + trade("KRW-BTC", seq + 1) + b"]", 0.0)
+    assert router.latency.count == 4
 
 
 async def test_statistics_count_messages_and_bytes_by_type(service: SubscriptionService) -> None:
