@@ -5,25 +5,36 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv reads the lock. The bootstrap installs the version the lock itself names.
+UV_VERSION := $(shell awk '/^name = "uv"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' uv.lock)
+UV := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv
 
-.PHONY: demo test lint typecheck pytest bench soak clean venv
+.PHONY: demo test test-stress lint typecheck pytest bench soak clean venv lock
 
 venv: $(STAMP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Re-install only when pyproject.toml changed.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,dashboard,prometheus,redis]'
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
+
+# Exactly what uv.lock names, every extra included; --locked refuses a lock that no longer
+# matches pyproject.toml (run `make lock`). Re-runs only when either file changed.
+$(STAMP): pyproject.toml uv.lock | $(BIN)/uv
+	$(UV) sync --locked --all-extras --inexact --quiet
 	touch $(STAMP)
+
+# Refresh the lock on purpose: newest versions within pyproject.toml's ranges.
+lock: | $(BIN)/uv
+	$(UV) lock --upgrade
 
 demo: $(STAMP)
 	$(BIN)/upbit-ws demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
@@ -32,6 +43,12 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The suite STRESS_RUNS times while a busy loop holds one of the two cores: run it after
+# touching anything timing-related (keepalive, backoff, pacing, recovery, a test that waits).
+STRESS_RUNS ?= 5
+test-stress: $(STAMP)
+	$(BIN)/python tools/stress.py --runs $(STRESS_RUNS)
 
 # Long measurements; figures go into the README. Each prints a markdown table.
 bench: $(STAMP)

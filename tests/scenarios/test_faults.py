@@ -284,7 +284,11 @@ async def refusal_then_recovery(r: Rig, *, expected_name: str) -> None:
     await r.log.state("private", "open", within=3, since=recovery)
     assert r.ws.health().ok
     assert [e for e in r.log.drain() if isinstance(e, KeyProblem)] == [problem]
-    assert states(r)[public_changes:] == [], "public must not have changed state"
+    # Public was never dropped or replaced. A keepalive probe (open -> degraded -> open) may
+    # come and go at any time: public's data rate is the simulator's, not this test's, and a
+    # busy machine can leave it silent past the probe threshold. That is not the fault's doing.
+    assert r.ws.public.generation == public_generation and r.ws.public.is_open
+    assert {new for _, new in states(r)[public_changes:]} <= {"degraded", "open"}
 
 
 async def test_private_invalid_auth_at_handshake() -> None:

@@ -248,7 +248,7 @@ def decode(frame: Frame) -> Message:
     # by the DEFAULT decoder, at the cost of one 6-byte compare on DEFAULT frames.
     try:
         if frame[:6] != _SIMPLE_HEAD:
-            return _DEFAULT.decode(frame)  # type: ignore[no-any-return]
+            return _DEFAULT.decode(frame)
         return _from_simple(_SIMPLE.decode(frame))
     except _DECODE_FAILURES:
         pass
