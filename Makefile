@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := $(shell awk '/^name = "uv"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' uv.lock)
 UV := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv
 
-.PHONY: demo test test-stress lint typecheck pytest bench soak clean venv lock
+.PHONY: demo test test-stress lint typecheck pytest bench soak clean venv lock docs
 
 venv: $(STAMP)
 
@@ -50,6 +50,10 @@ STRESS_RUNS ?= 5
 test-stress: $(STAMP)
 	$(BIN)/python tools/stress.py --runs $(STRESS_RUNS)
 
+# The API reference and the notes in docs/, built into site/; any warning fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 # Long measurements; figures go into the README. Each prints a markdown table.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/decode.py
@@ -63,4 +67,4 @@ soak: $(STAMP)
 	$(BIN)/pytest -m soak -o addopts='-ra --strict-markers' -p no:logging -s
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build src/*.egg-info
+	rm -rf $(VENV) site .mypy_cache .pytest_cache .ruff_cache .hypothesis build src/*.egg-info
