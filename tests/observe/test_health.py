@@ -9,7 +9,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.aio.connection_helpers import FAST, fresh_limiter, running_sim, sim_connection
+from tests.aio.connection_helpers import (
+    FAST,
+    fresh_limiter,
+    our_tasks,
+    running_sim,
+    sim_connection,
+)
 from tests.observe.helpers import get, observed
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.core.config import KeepaliveConfig
@@ -138,3 +144,20 @@ async def test_a_port_in_use_is_a_clear_error() -> None:
         with pytest.raises(InvalidInputError, match="cannot serve health"):
             await serve_health(ws, port=taken.port).start()
     await ws.aclose()
+
+
+async def test_a_manager_whose_health_port_is_taken_fails_to_start_cleanly() -> None:
+    """start() raises InvalidInputError for a taken health port and leaves no task behind."""
+    async with running_sim() as sim:
+        holder = WebSocketManager(base_url=sim.url, config=FAST, connect_limiter=fresh_limiter())
+        async with serve_health(holder) as taken:
+            ws = WebSocketManager(
+                base_url=sim.url,
+                config=FAST,
+                connect_limiter=fresh_limiter(),
+                health_port=taken.port,
+            )
+            with pytest.raises(InvalidInputError, match="cannot serve health"):
+                await ws.start()
+        await holder.aclose()
+    assert our_tasks() == []

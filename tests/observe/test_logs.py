@@ -154,3 +154,13 @@ async def test_no_secret_or_jwt_in_any_record_or_rendered_line() -> None:
     for text in raw + cap.lines + cap.json_lines:
         for secret_text in forbidden:
             assert secret_text not in text, f"{secret_text[:6]}... leaked in: {text[:300]}"
+
+
+def test_text_formatter_shows_a_dash_for_a_missing_field_and_leaves_the_record_alone() -> None:
+    """The plain line reads [public/-]; the record keeps None for the JSON formatter."""
+    record = logging.LogRecord("upbit_ws.router", logging.WARNING, __file__, 1, "hi", None, None)
+    record.connection = "public"
+    line = text_formatter().format(record)
+    assert "[public/-] router: hi" in line
+    assert record.component is None  # type: ignore[attr-defined]
+    assert json.loads(json_formatter().format(record))["component"] is None

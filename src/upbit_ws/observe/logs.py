@@ -23,7 +23,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from upbit_ws.aio.logcontext import fill_log_fields
+from upbit_ws.aio.logcontext import FIELDS, fill_log_fields
 
 __all__ = ["TEXT_FORMAT", "JsonFormatter", "json_formatter", "text_formatter"]
 
@@ -67,10 +67,17 @@ class JsonFormatter(logging.Formatter):
 
 
 class _TextFormatter(logging.Formatter):
-    """The stdlib formatter, with the structured fields filled in first."""
+    """The stdlib formatter, with the structured fields filled in (``-`` for none)."""
 
     def format(self, record: logging.LogRecord) -> str:
         fill_log_fields(record)
+        fields = record.__dict__
+        if any(fields[name] is None for name in FIELDS):
+            # A copy: the record itself keeps None for the other handlers (JSON writes null).
+            record = logging.makeLogRecord(fields)
+            for name in FIELDS:
+                if fields[name] is None:
+                    record.__dict__[name] = "-"
         return super().format(record)
 
 

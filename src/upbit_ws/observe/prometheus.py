@@ -142,6 +142,12 @@ _CONNECTION_COUNTERS: Final = (
     ("upbit_ws_pongs_received_total", "pongs_received", "WebSocket pongs received."),
     ("upbit_ws_frames_received_total", "frames_received", "Frames received (every kind)."),
     ("upbit_ws_bytes_received_total", "bytes_received", "Payload bytes received."),
+    (
+        "upbit_ws_connection_error_frames_total",
+        "error_frames",
+        "Error frames seen on the sockets, before the subscription layer too (by name: "
+        "upbit_ws_error_frames_total).",
+    ),
     ("upbit_ws_messages_sent_total", "messages_sent", "Frames sent (subscription requests)."),
     ("upbit_ws_bytes_sent_total", "bytes_sent", "Payload bytes sent."),
     (
