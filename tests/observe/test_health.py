@@ -23,10 +23,10 @@ from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.observe import serve_health
 from upbit_ws.observe.server import is_loopback
 
-#: A long pong deadline keeps the suspected socket ``degraded`` for 2 s before it is replaced,
+#: A long pong deadline keeps the suspected socket ``degraded`` for 3 s before it is replaced,
 #: so the test reads the endpoint inside that window without racing the replacement.
 SLOW_DEATH = replace(
-    FAST, keepalive=KeepaliveConfig(ping_interval=5.0, pong_timeout=2.0, silence_probe=0.4)
+    FAST, keepalive=KeepaliveConfig(ping_interval=5.0, pong_timeout=3.0, silence_probe=0.4)
 )
 
 
@@ -71,6 +71,7 @@ async def test_healthz_reports_each_connection_and_the_key() -> None:
         assert set(conns) == {"public", "private"}
         assert all(c["state"] == "open" and c["ok"] for c in conns.values())
         assert all(c["last_frame_age_seconds"] is not None for c in conns.values())
+        assert all(c["since"].endswith("+00:00") for c in conns.values())
         assert doc["key"]["status"] == "valid"
 
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+from upbit_ws.aio.clock import utc_now
 from upbit_ws.core.book import WantedStream
 
 if TYPE_CHECKING:
@@ -103,6 +105,7 @@ def _connection(s: ConnectionStatistics, merged: ConnectionView) -> dict[str, An
         "connection": s.connection,
         "state": s.state,
         "ok": s.state == "open",
+        "since": _wall_clock_ago(s.state_age),
         "state_seconds": round(s.state_age, 3),
         "last_frame_age_seconds": (
             round(s.last_frame_age, 3) if s.last_frame_age is not None else None
@@ -119,6 +122,11 @@ def _connection(s: ConnectionStatistics, merged: ConnectionView) -> dict[str, An
             "requests_sent": merged.requests_sent,
         },
     }
+
+
+def _wall_clock_ago(seconds: float) -> str:
+    """Return the UTC time ``seconds`` ago, ISO 8601 to the millisecond."""
+    return (utc_now() - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
 
 
 def _by_type(streams: Iterable[WantedStream]) -> dict[str, list[str]]:
