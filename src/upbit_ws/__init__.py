@@ -17,6 +17,7 @@ demos, kept out of this import so ``import upbit_ws`` does not load a server).
 from __future__ import annotations
 
 from upbit_ws.aio.component import Component
+from upbit_ws.aio.logcontext import install_log_fields as _install_log_fields
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.aio.stream import Subscription
 from upbit_ws.core.auth import Credentials
@@ -98,3 +99,6 @@ __all__ = [
     "decode",
     "decode_all",
 ]
+
+# Every library logger (all made by the imports above) adds connection/component/event fields.
+_install_log_fields()

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, overload
 
+from upbit_ws.aio.logcontext import log_context
 from upbit_ws.aio.stream import Subscription
 from upbit_ws.core.book import Connection, WantedStream
 from upbit_ws.core.buffer import OverflowPolicy
@@ -189,15 +190,16 @@ class Component:
         not list, and :class:`~upbit_ws.InvalidInputError` for any other bad input. The
         merged request goes out within a few milliseconds, paced by the rate limiter.
         """
-        return self._owner.subscribe_for(
-            self.name,
-            type,
-            codes,
-            depth=depth,
-            level=level,
-            policy=policy,
-            capacity=capacity,
-        )
+        with log_context(component=self.name):
+            return self._owner.subscribe_for(
+                self.name,
+                type,
+                codes,
+                depth=depth,
+                level=level,
+                policy=policy,
+                capacity=capacity,
+            )
 
     def subscriptions(self) -> tuple[Subscription[Any], ...]:
         """Return this component's live subscriptions, oldest first."""
@@ -205,7 +207,8 @@ class Component:
 
     async def aclose(self) -> None:
         """Drop every subscription of this component; their iterations end."""
-        await self._owner.close_component(self.name)
+        with log_context(component=self.name):
+            await self._owner.close_component(self.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,13 +46,14 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import orjson
 
 from upbit_ws.aio.clock import Clock, LoopClock
+from upbit_ws.aio.logcontext import CONNECTION
 from upbit_ws.aio.transport import ABNORMAL_CLOSURE, WebSocket, open_websocket
 from upbit_ws.core.auth import Credentials, build_ws_token
 from upbit_ws.core.config import ConnectionConfig, RateLimits
@@ -205,6 +206,10 @@ class ConnectionStatistics:
     events_dropped: int
     last_error: str | None
     last_error_at: float | None
+    #: Observability (issue #10): see :class:`~upbit_ws.core.session.SessionStatistics`.
+    state_age: float = 0.0
+    last_frame_age: float | None = None
+    failures_by_cause: Mapping[str, int] = field(default_factory=dict)
 
 
 class _Counters:
@@ -461,6 +466,9 @@ class ManagedConnection:
             events_dropped=s.events_dropped,
             last_error=self._last_error,
             last_error_at=self._last_error_at,
+            state_age=s.state_age,
+            last_frame_age=s.last_frame_age,
+            failures_by_cause=s.failures_by_cause,
         )
 
     # --- commands -------------------------------------------------------------------------
@@ -595,6 +603,7 @@ class ManagedConnection:
             raise InvalidInputError(f"the {self.kind} connection is already running")
         self._running = True
         self._finished.clear()
+        CONNECTION.set(self.kind)  # log records of this task and its children name it
         if isinstance(self._clock, LoopClock):
             self._now = asyncio.get_running_loop().time  # skip the loop lookup per frame
         crashed = False

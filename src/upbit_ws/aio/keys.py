@@ -38,6 +38,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 from upbit_ws.aio.clock import Clock, LoopClock, WallClock, utc_now
+from upbit_ws.aio.logcontext import CONNECTION
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.classify import TRANSIENT_AUTH_NAMES
@@ -160,6 +161,7 @@ class KeyHealth:
 
     async def run(self) -> None:
         """Check the key every ``check_interval`` seconds, forever (cancel to stop)."""
+        CONNECTION.set("private")  # the key is the private connection's: its records say so
         while True:
             await asyncio.sleep(self.config.check_interval)
             await self.check()

@@ -38,7 +38,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 from urllib.parse import urlsplit, urlunsplit
 
 from upbit_ws.aio.clock import Clock, LoopClock
@@ -60,6 +60,9 @@ from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_PATH, PUBLIC_PATH
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
 from upbit_ws.core.ratelimit import ConnectLimiter, LimiterStatistics
+
+if TYPE_CHECKING:
+    from upbit_ws.observe.server import HealthServer
 
 __all__ = [
     "INTERNAL_ERRORS_KEPT",
@@ -157,7 +160,9 @@ class WebSocketManager:
     :mod:`upbit_ws.core.config`). ``listeners`` attach the subscription layer per connection
     kind; ``rest`` replaces the REST client (it is then not closed by the manager);
     ``event_queue_size`` bounds each :meth:`events` stream; ``connect_limiter`` replaces the
-    process-wide connect limiter; ``clock`` is the shell clock seam.
+    process-wide connect limiter; ``clock`` is the shell clock seam. ``health_port`` serves
+    ``/healthz`` and ``/metrics`` on 127.0.0.1 while the manager runs (0: a free port; see
+    :attr:`health_server`; ``upbit_ws.observe``, loaded only when asked).
     """
 
     def __init__(
@@ -171,6 +176,7 @@ class WebSocketManager:
         event_queue_size: int = DEFAULT_EVENT_QUEUE,
         connect_limiter: ConnectLimiter | None = None,
         clock: Clock | None = None,
+        health_port: int | None = None,
     ) -> None:
         if credentials is not None and not isinstance(credentials, Credentials):
             raise InvalidInputError("credentials must be a Credentials (or None)")
@@ -238,6 +244,12 @@ class WebSocketManager:
         self._key_task: asyncio.Task[None] | None = None
         self._subs_task: asyncio.Task[None] | None = None
         self._internal_errors: deque[str] = deque(maxlen=INTERNAL_ERRORS_KEPT)
+        #: The health/metrics HTTP server when ``health_port`` was given (observability hook).
+        self.health_server: HealthServer | None = None
+        if health_port is not None:
+            from upbit_ws.observe.server import HealthServer  # opt-in: loaded only when asked
+
+            self.health_server = HealthServer(self, port=health_port)
 
     def __repr__(self) -> str:
         private = self._private.state if self._private is not None else "none"
@@ -312,6 +324,8 @@ class WebSocketManager:
             raise InvalidInputError(f"start() can be called once; the manager is {self._lifecycle}")
         self._lifecycle = "running"
         try:
+            if self.health_server is not None:
+                await self.health_server.start()
             self._root = asyncio.create_task(self._supervise(), name="upbit-ws:manager")
             await self._ready.wait()
             self._spawn(self._public.run, "public")
@@ -353,6 +367,8 @@ class WebSocketManager:
             if started:
                 await self._stop()
         finally:
+            if self.health_server is not None:
+                await self.health_server.aclose()
             self._subs.close()
             if self._own_rest:
                 await self._rest.aclose()

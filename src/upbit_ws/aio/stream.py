@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
 
+from upbit_ws.aio.logcontext import log_context
 from upbit_ws.core.book import Connection, SubId, connection_of
 from upbit_ws.core.buffer import DeliveryBuffer, Gap, OverflowPolicy
 from upbit_ws.core.constants import PRIVATE_TYPES, DataType
@@ -257,13 +258,15 @@ class Subscription(Generic[M]):
         """
         if self.closed:
             raise InvalidInputError(f"{self!r} is closed; subscribe again instead")
-        await self._owner.update_subscription(self, codes)
+        with log_context(component=self.component):
+            await self._owner.update_subscription(self, codes)
 
     async def aclose(self) -> None:
         """Unsubscribe; waiting messages are discarded and iteration ends. Idempotent."""
         if self._closed:
             return
-        await self._owner.close_subscription(self)
+        with log_context(component=self.component):
+            await self._owner.close_subscription(self)
 
     async def __aenter__(self) -> Subscription[M]:
         return self

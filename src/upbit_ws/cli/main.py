@@ -7,6 +7,7 @@ import click
 from upbit_ws import __version__
 from upbit_ws.cli.demo import demo
 from upbit_ws.cli.simulate import simulate
+from upbit_ws.cli.status import status
 
 
 @click.group()
@@ -17,6 +18,7 @@ def cli() -> None:
 
 cli.add_command(simulate)
 cli.add_command(demo)
+cli.add_command(status)
 
 
 def main() -> None:

@@ -50,7 +50,8 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from upbit_ws.core.backoff import Backoff, BackoffClass
@@ -142,7 +143,11 @@ Action = Connect | SendPing | DeclareDead | CloseSocket | WaitBackoff
 class SessionStatistics:
     """A snapshot of one session: its state, counters and current timeouts.
 
-    ``uptime`` is how long the current socket has been open (0 when none is).
+    ``uptime`` is how long the current socket has been open (0 when none is). ``state_age`` is
+    how long the session has been in ``state``; ``last_frame_age`` how long ago the last frame
+    or pong arrived on the current socket (``None`` without an open socket).
+    ``failures_by_cause`` counts failures (each followed by a reconnect unless fatal) by the
+    :data:`~upbit_ws.core.classify.Cause` they were classified as.
     """
 
     connection: ConnectionKind
@@ -158,6 +163,9 @@ class SessionStatistics:
     connect_timeout: float
     uptime: float
     events_dropped: int
+    state_age: float = 0.0
+    last_frame_age: float | None = None
+    failures_by_cause: Mapping[str, int] = field(default_factory=dict)
 
 
 class Session:
@@ -205,6 +213,7 @@ class Session:
         self._connects = 0
         self._opens = 0
         self._failures = 0
+        self._causes: dict[str, int] = {}
         self._dead = 0
         self._pings = 0
         self._pongs = 0
@@ -265,6 +274,9 @@ class Session:
             connect_timeout=self._connect_timeout,
             uptime=0.0 if opened is None else now - opened,
             events_dropped=self._events_dropped,
+            state_age=max(0.0, now - self._state_since),
+            last_frame_age=None if opened is None else max(0.0, now - self._last_rx),
+            failures_by_cause=dict(self._causes),
         )
 
     def take_events(self) -> list[ConnectionStateChanged]:
@@ -398,6 +410,7 @@ class Session:
             return
         self._stop_socket(reason)
         self._failures += 1
+        self._causes["auth"] = self._causes.get("auth", 0) + 1
         self._last_decision = Decision("retry", "auth", "auth", reason)
         self._wait(now, "suspended", reason, "auth", self.backoff.next_delay(kind="auth"))
 
@@ -524,6 +537,7 @@ class Session:
     def _fail(self, now: float, decision: Decision) -> None:
         """Move on after the socket or the connect attempt ended, as ``decision`` says."""
         self._failures += 1
+        self._causes[decision.cause] = self._causes.get(decision.cause, 0) + 1
         self._last_decision = decision
         self._pong_deadline = None
         self._probe_outstanding = False
