@@ -558,7 +558,8 @@ def test_my_order_numbers_sent_as_strings_are_accepted() -> None:
 
 def test_my_order_amounts_are_exact_decimals() -> None:
     """myOrder amounts keep every digit Upbit sends (money on the account, docs/rest.md)."""
-    frame = MYORDER_4_5.replace(b'"paid_fee":22.467660028283017', b'"paid_fee":0.1000000000000000055')
+    exact = b'"paid_fee":0.1000000000000000055'
+    frame = MYORDER_4_5.replace(b'"paid_fee":22.467660028283017', exact)
     message = decode(frame)
     assert isinstance(message, MyOrder)
     assert message.paid_fee == Decimal("0.1000000000000000055")
