@@ -11,7 +11,7 @@ import pytest
 
 from upbit_ws.aio.rest import RestClient, parse_remaining_req
 from upbit_ws.core.auth import Credentials
-from upbit_ws.core.errors import AuthError, InvalidInputError, ServerRejectedError
+from upbit_ws.core.errors import AuthError, InvalidInputError, UnknownCodeError
 from upbit_ws.core.rest_types import (
     Account,
     ApiKeyInfo,
@@ -108,11 +108,29 @@ async def test_revoked_key_is_auth_error(rest: RestClient, sim: Simulator) -> No
     assert await rest.api_keys()
 
 
-async def test_unknown_market_is_server_rejected(rest: RestClient) -> None:
-    """A quotation call for an unlisted market raises ServerRejectedError with the status."""
-    with pytest.raises(ServerRejectedError) as info:
-        await rest.trades_ticks("KRW-NOPE", count=1)
-    assert info.value.status == 404
+async def test_unknown_market_is_unknown_code_error(rest: RestClient) -> None:
+    """An unlisted market raises UnknownCodeError naming close matches, like subscribe."""
+    with pytest.raises(UnknownCodeError) as info:
+        await rest.trades_ticks("KRW-BTX", count=1)
+    assert info.value.code == "KRW-BTX"
+    assert "KRW-BTC" in info.value.suggestions
+    # Once the list is known, the next typo is caught before any request.
+    before = rest.statistics().sent
+    with pytest.raises(UnknownCodeError):
+        await rest.ticker(["krw-btc", "KRW-BTX"])
+    assert rest.statistics().sent == before + 1  # one refresh of the list, no ticker call
+
+
+async def test_codes_are_normalised_like_subscribe(rest: RestClient, sim: Simulator) -> None:
+    """Lower-case codes work (issue 15: candles_minutes(1, "krw-btc")); malformed ones fail."""
+    candles = await rest.candles_minutes(1, "krw-btc", count=2)
+    assert candles and all(c.market == "KRW-BTC" for c in candles)
+    requests = sim.rest_requests
+    with pytest.raises(InvalidInputError, match="QUOTE-BASE"):
+        await rest.ticker("btc")
+    with pytest.raises(InvalidInputError, match="count"):
+        await rest.candles_days("KRW-BTC", count=201)
+    assert sim.rest_requests == requests  # refused before any request
 
 
 async def test_private_call_without_credentials_says_what_to_do(sim: Simulator) -> None:
