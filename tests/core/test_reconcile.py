@@ -258,3 +258,19 @@ def test_finished_orders_are_forgotten_past_the_bound() -> None:
         order = FakeOrder(f"o{i}", created=T0)
         rec.live(live_order(order, "cancel", None, T0))
     assert rec.statistics().tracked_orders == 2
+
+
+def test_reconciled_mark_survives_json_and_live_frames_carry_only_upbit_keys() -> None:
+    """Encoding keeps reconciled=True through JSON and adds no key to a live event."""
+    import msgspec
+
+    from upbit_ws import decode
+
+    rec = Reconciler()
+    a = FakeOrder("a", created=T0, state="cancel")
+    rebuilt = rec.reconcile(snapshot(rec, [a], 1, T0 + 1000))
+    for message in rebuilt:
+        again = decode(msgspec.json.encode(message))
+        assert again == message and again.reconciled  # type: ignore[union-attr]
+    live = msgspec.json.encode(live_order(a, "wait", None, T0))
+    assert b"reconciled" not in live

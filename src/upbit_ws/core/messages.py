@@ -24,7 +24,9 @@ router can read both from any message.
 
 All classes are frozen ``msgspec.Struct`` values (``gc=False``: they hold no reference cycles);
 build them with keyword arguments (the field order is not part of the API). They encode back
-to DEFAULT JSON with ``msgspec.json.encode``.
+to DEFAULT JSON with ``msgspec.json.encode``; :class:`MyOrder` and :class:`MyAsset` leave out
+fields at their default (``None``, and ``reconciled`` unless it is ``True``), so an encoded live
+event carries only Upbit's keys and a reconciled one keeps its mark through JSON.
 """
 
 from __future__ import annotations
@@ -247,7 +249,7 @@ class Candle(msgspec.Struct, **_PLAIN):
     stream_type: StreamType | None = None
 
 
-class MyOrder(msgspec.Struct, tag="myOrder", **_TAGGED):
+class MyOrder(msgspec.Struct, tag="myOrder", omit_defaults=True, **_TAGGED):
     """A private order event: placed, filled, cancelled (section 4.5).
 
     ``order_type`` is ``limit``, ``price`` (market buy by amount), ``market`` (market sell) or
@@ -304,7 +306,7 @@ class AssetBalance(msgspec.Struct, frozen=True, gc=False):
     locked: Decimal
 
 
-class MyAsset(msgspec.Struct, tag="myAsset", **_TAGGED):
+class MyAsset(msgspec.Struct, tag="myAsset", omit_defaults=True, **_TAGGED):
     """A private balance change, usually one changed currency per frame (section 4.6).
 
     myAsset has no market: ``code`` is ``None``. ``reconciled`` is ``True`` on a message
