@@ -330,3 +330,16 @@ async def test_closed_orders_since_pages_past_the_limit() -> None:
         assert created == sorted(created)
         with pytest.raises(InvalidInputError, match="page_size"):
             await rest.closed_orders_since(start, page_size=5)
+
+
+async def test_orderbook_instruments_say_which_levels_work(rest: RestClient) -> None:
+    """Instruments list each market's tick and levels; a listed level gives a grouped book."""
+    btc, usdt = await rest.orderbook_instruments(["krw-btc", "USDT-BTC"])
+    assert btc.market == "KRW-BTC" and btc.quote_currency == "KRW" and btc.tick_size > 0
+    assert btc.supports(0) and not btc.supports(7)
+    assert len(btc.supported_levels) > 1
+    assert usdt.supported_levels == (0,) and not usdt.supports(btc.supported_levels[-1])
+    level = btc.supported_levels[1]
+    (book,) = await rest.orderbook("KRW-BTC", level=float(level), count=3)
+    assert book.level == float(level)
+    assert all(u.ask_price % float(level) == 0 for u in book.units)

@@ -61,6 +61,7 @@ from upbit_ws.core.rest_types import (
     DayCandle,
     MarketInfo,
     MinuteCandle,
+    OrderbookInstrument,
     PeriodCandle,
     RestOrder,
     RestOrderbook,
@@ -278,6 +279,19 @@ class RestClient:
                 "groups KRW markets only, by the levels its orderbook policy lists"
             )
         return books
+
+    async def orderbook_instruments(
+        self, markets: str | Iterable[str]
+    ) -> list[OrderbookInstrument]:
+        """Return each market's tick size and supported ``level`` values.
+
+        ``GET /v1/orderbook/instruments``: use it to check an order book ``level`` before
+        subscribing (Upbit silently sends nothing for a level a market does not support).
+        """
+        codes = await self._codes(markets)
+        params: Params = {"markets": ",".join(codes)}
+        path = "/v1/orderbook/instruments"
+        return await self._quote(path, params, list[OrderbookInstrument], codes)
 
     async def trades_ticks(
         self,

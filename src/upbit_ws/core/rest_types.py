@@ -28,6 +28,7 @@ __all__ = [
     "MarketInfo",
     "MinuteCandle",
     "OrderTrade",
+    "OrderbookInstrument",
     "PeriodCandle",
     "RestOrder",
     "RestOrderbook",
@@ -264,6 +265,27 @@ class RestTicker(msgspec.Struct, frozen=True):
     highest_52_week_date: str | None = None
     lowest_52_week_price: float | None = None
     lowest_52_week_date: str | None = None
+
+
+class OrderbookInstrument(msgspec.Struct, frozen=True):
+    """One market of ``GET /v1/orderbook/instruments``: its tick and grouping levels.
+
+    ``supported_levels`` are the order book ``level`` values Upbit honours for the market
+    (``0``, the native tick, always; others on KRW markets only), exact as Upbit spells them.
+    """
+
+    market: str
+    quote_currency: str
+    tick_size: Decimal
+    supported_levels: tuple[Decimal, ...] = ()
+
+    def supports(self, level: float | int | str | Decimal) -> bool:
+        """Tell whether ``level`` (as a subscription or REST call would give it) is honoured."""
+        try:
+            wanted = Decimal(str(level)) if not isinstance(level, Decimal) else level
+        except ArithmeticError:
+            return False
+        return any(wanted == known for known in self.supported_levels)
 
 
 class RestOrderbook(msgspec.Struct, frozen=True):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, unquote
 
@@ -26,7 +27,7 @@ from aiohttp.typedefs import Middleware
 
 from upbit_ws.simulator.auth import ApiKey, AuthFailure, unverified_access_key, verify_token
 from upbit_ws.simulator.limits import SlidingWindow
-from upbit_ws.simulator.listing import PRICE_SCALE
+from upbit_ws.simulator.listing import PRICE_SCALE, tick_units
 from upbit_ws.simulator.market import Candle, grouped_levels
 from upbit_ws.simulator.orders import Order, RestError
 
@@ -143,6 +144,7 @@ def add_rest_routes(app: web.Application, sim: Simulator) -> None:
     app.router.add_get("/v1/market/all", rest.market_all)
     app.router.add_get("/v1/ticker", rest.ticker)
     app.router.add_get("/v1/orderbook", rest.orderbook)
+    app.router.add_get("/v1/orderbook/instruments", rest.orderbook_instruments)
     app.router.add_get("/v1/trades/ticks", rest.trades_ticks)
     app.router.add_get("/v1/candles/seconds", rest.candles_seconds)
     app.router.add_get("/v1/candles/minutes/{unit}", rest.candles_minutes)
@@ -344,6 +346,28 @@ class _Rest:
                     "total_bid_size": total_bid / PRICE_SCALE,
                     "orderbook_units": units,
                     "level": int(level) if level.is_integer() else level,
+                }
+            )
+        return _json(body)
+
+    async def orderbook_instruments(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/orderbook/instruments``: tick size and the levels the socket honours."""
+        from upbit_ws.simulator.websocket import allowed_levels
+
+        codes = self._markets(request)
+        if isinstance(codes, web.Response):
+            return codes
+        body: list[dict[str, object]] = []
+        for code in codes:
+            info = self.sim.model.states[code].info
+            tick = tick_units(info.quote, round(info.base_price * PRICE_SCALE))
+            levels = sorted(allowed_levels(self.sim, code))
+            body.append(
+                {
+                    "market": code,
+                    "quote_currency": info.quote,
+                    "tick_size": _decimal_text(tick / PRICE_SCALE),
+                    "supported_levels": [_decimal_text(level) for level in levels],
                 }
             )
         return _json(body)
@@ -694,6 +718,14 @@ class _Rest:
         start = (page - 1) * limit if not closed else 0
         page_orders = orders[start : start + limit]
         return _json([engine.rest_body(o, with_trades=False) for o in page_orders])
+
+
+def _decimal_text(value: float) -> str:
+    """Spell a level or tick as Upbit does in strings: plain digits, no exponent."""
+    text = format(Decimal(repr(value)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
 
 
 def _merge(out: list[Candle], part: Candle, start: int) -> None:
