@@ -22,7 +22,7 @@ from upbit_ws.core.auth import Credentials
 from upbit_ws.core.backoff import Backoff
 from upbit_ws.core.config import BackoffConfig
 from upbit_ws.core.errors import AuthError, UpbitWsError
-from upbit_ws.core.messages import MyAsset, MyOrder
+from upbit_ws.core.messages import AssetBalance, MyAsset, MyOrder
 from upbit_ws.core.reconcile import TERMINAL_STATES, Reconciler
 from upbit_ws.simulator import ManualClock, Simulator, SimulatorConfig
 
@@ -289,3 +289,26 @@ async def test_rate_limited_pass_waits_and_finishes() -> None:
             assert failures and all(f.__class__.__name__ == "RateLimitedError" for f in failures)
             assert isinstance(messages[-1], MyAsset)
             assert rest.statistics().refused >= 1
+
+
+async def test_settle_corrects_a_stale_balance_frame(sim: Simulator, rest: RestClient) -> None:
+    """A live balance frame older than the pass, arriving after it, is corrected by settle."""
+    reconciler = Reconciler()
+    before = sim.rest_requests
+    task = asyncio.create_task(
+        reconcile_private(rest, reconciler, since=datetime.now(UTC), settle=0.3)
+    )
+    async with asyncio.timeout(5):
+        await sim.wait_for(lambda: sim.rest_requests >= before + 3)  # open, closed, accounts
+    exchange = await rest_balances(rest)
+    stale = MyAsset(
+        asset_uuid="late",
+        assets=(AssetBalance(currency="KRW", balance=Decimal(1), locked=Decimal(0)),),
+        asset_timestamp=0,
+        timestamp=0,
+    )
+    assert reconciler.live(stale)  # delivered: it is what the socket said
+    async with asyncio.timeout(5):
+        messages = await task
+    assert isinstance(messages[-1], MyAsset) and messages[-1].reconciled
+    assert reconciler.balances()["KRW"] == exchange["KRW"]

@@ -23,7 +23,7 @@ Wiring, in the private subscription path (docs/rest.md, "Reconciliation")::
     # on every live myOrder/myAsset message, before delivering it:
     if reconciler.live(message): deliver(message)
     # on a private gap that began at `since`, once the socket is subscribed again:
-    for message in await reconcile_private(rest, reconciler, since=since):
+    for message in await reconcile_private(rest, reconciler, since=since, settle=0.5):
         deliver(message)
 """
 
@@ -80,12 +80,15 @@ async def reconcile_private(
     backoff: Backoff | None = None,
     wall_clock: Callable[[], datetime] = utc_now,
     on_retry: Callable[[UpbitWsError, float], None] | None = None,
+    settle: float = 0.0,
 ) -> list[MyOrder | MyAsset]:
     """Read what a private gap that began at ``since`` hid, and return the missed messages.
 
     Retries until a whole pass succeeds (cancel the task to stop it); ``on_retry(error,
-    delay)`` is told about each failed pass. Raises :class:`InvalidInputError` at once for
-    bad input (a naive ``since``, no credentials).
+    delay)`` is told about each failed pass. With ``settle`` > 0 the balances are read once
+    more that many seconds after the pass, so that a live balance frame older than the first
+    read (in flight during the pass) is corrected too. Raises :class:`InvalidInputError` at
+    once for bad input (a naive ``since``, no credentials).
     """
     start = _as_utc(since) - margin
     retry = backoff if backoff is not None else Backoff(RECONCILE_BACKOFF, rng=random.Random())
@@ -107,11 +110,30 @@ async def reconcile_private(
             await asyncio.sleep(delay)
             continue
         messages = reconciler.reconcile(data)
-        _log.info(
-            "private reconciliation done",
-            extra={"orders_read": len(data.orders), "messages": len(messages)},
-        )
-        return messages
+        break
+    if settle > 0:
+        await asyncio.sleep(settle)
+        while True:
+            # Only a change that arrives live while this read is in flight may be newer than
+            # it; frames that arrived during the settle delay are older and get corrected.
+            reconciler.begin()
+            try:
+                accounts = await rest.accounts()
+            except InvalidInputError:
+                raise
+            except UpbitWsError as exc:
+                kind, retry_after = _classify(exc)
+                await asyncio.sleep(retry.next_delay(kind=kind, retry_after=retry_after))
+                continue
+            taken_at = int(wall_clock().timestamp() * 1000)
+            again = ReconcileInput(orders=(), accounts=accounts, taken_at=taken_at)
+            messages += reconciler.reconcile(again)
+            break
+    _log.info(
+        "private reconciliation done",
+        extra={"orders_read": len(data.orders), "messages": len(messages)},
+    )
+    return messages
 
 
 async def _read(
