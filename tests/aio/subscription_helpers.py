@@ -20,6 +20,8 @@ from tests.aio.connection_helpers import FAST, fresh_limiter
 from upbit_ws.aio.connection import ManagedConnection
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService
+from upbit_ws.core.auth import Credentials
+from upbit_ws.core.book import Connection
 from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.events import Event
 from upbit_ws.core.messages import (
@@ -38,6 +40,7 @@ __all__ = [
     "MARKETS",
     "SMALL_SIM",
     "Stack",
+    "attached_service",
     "candle",
     "my_asset",
     "my_order",
@@ -194,6 +197,30 @@ async def next_item(iterator: Any, within: float = 5.0) -> Any:
     """Return the next item of an async iterator, failing after ``within`` seconds."""
     async with asyncio.timeout(within):
         return await anext(iterator)
+
+
+def attached_service(
+    *kinds: Connection, markets: tuple[str, ...] | None = MARKETS, **options: Any
+) -> SubscriptionService:
+    """Return a service (market list ``markets``) attached to unstarted connections of ``kinds``.
+
+    ``markets=None`` gives a service that has no market list yet.
+
+    As a manager builds it (both kinds: one with credentials); nothing is opened, so frames
+    are fed to the channels by hand.
+    """
+    service = SubscriptionService(markets=markets, **options)
+    for kind in kinds or ("public", "private"):
+        credentials = Credentials("A" * 40, "B" * 40) if kind == "private" else None
+        service.attach(
+            ManagedConnection(
+                kind,
+                url="ws://127.0.0.1:9",
+                credentials=credentials,
+                connect_limiter=fresh_limiter(),
+            )
+        )
+    return service
 
 
 def requests_of(conn: SimConnection) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from tests.aio.connection_helpers import (
     our_tasks,
     running_sim,
 )
+from upbit_ws.aio.connection import NullListener
 from upbit_ws.aio.manager import WebSocketManager, websocket_urls
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
@@ -162,6 +163,19 @@ async def test_listener_plugs_in_per_connection(sim: Simulator) -> None:
         await listener.until(lambda: listener.frames >= 2)
         assert ws.public.listener is listener
     await listener.aclose()
+
+
+async def test_a_connection_with_a_listener_of_its_own_refuses_subscriptions(
+    sim: Simulator,
+) -> None:
+    """Issue 16.4: with public's listener replaced, subscribe() raises instead of hanging."""
+    listener = NullListener()
+    ws = manager(sim, keys=False, listeners={"public": listener})
+    async with ws:
+        with pytest.raises(InvalidInputError, match="not attached"):
+            ws.component("coins").subscribe("ticker", ["KRW-BTC"])
+        assert ws.public.listener is listener
+        assert ws.subscriptions().public.desired == ()
 
 
 def test_private_listener_needs_credentials() -> None:

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.aio.subscription_helpers import (
-    MARKETS,
+    attached_service,
     candle,
     my_asset,
     my_order,
@@ -42,10 +42,7 @@ async def drain(sub: Subscription[Any]) -> list[Any]:
 
 @pytest.fixture
 def service() -> SubscriptionService:
-    svc = SubscriptionService(markets=MARKETS)
-    for kind in ("public", "private"):
-        svc.listener(kind)  # both connections attached, as a manager with credentials does
-    return svc
+    return attached_service()  # both connections, as a manager with credentials has
 
 
 def public(service: SubscriptionService) -> Router:

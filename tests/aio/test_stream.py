@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from tests.aio.subscription_helpers import MARKETS, my_order, next_item, ticker, trade
+from tests.aio.subscription_helpers import (
+    MARKETS,
+    attached_service,
+    my_order,
+    next_item,
+    ticker,
+    trade,
+)
 from upbit_ws.aio.subscriptions import SubscriptionService
 from upbit_ws.core.buffer import Gap
 from upbit_ws.core.errors import InvalidInputError, UnknownCodeError
@@ -27,10 +34,7 @@ def events() -> list[Event]:
 
 @pytest.fixture
 def service(events: list[Event]) -> SubscriptionService:
-    svc = SubscriptionService(markets=MARKETS, publish=events.append)
-    for kind in ("public", "private"):
-        svc.listener(kind)  # both connections attached, as a manager with credentials does
-    return svc
+    return attached_service(publish=events.append)  # as a manager with credentials has
 
 
 def feed(service: SubscriptionService, *frames: bytes) -> None:
@@ -217,7 +221,7 @@ async def test_update_hides_buffered_messages_of_codes_no_longer_wanted(
 
 async def test_a_code_found_unknown_when_the_list_arrives_ends_the_subscription_with_it() -> None:
     """Codes accepted before the market list loaded are checked later; an unknown one raises."""
-    service = SubscriptionService()  # no market list yet
+    service = attached_service("public", markets=None)  # no market list yet
     sub = service.component("a").subscribe("ticker", ["KRW-BTX"])
     ok = service.component("b").subscribe("ticker", ["KRW-BTC"])
     service.set_markets(MARKETS)
@@ -307,19 +311,20 @@ async def test_private_types_refuse_the_latest_policy(service: SubscriptionServi
 
 async def test_private_types_without_the_private_connection_raise_at_once() -> None:
     """Review #7: with no private connection attached, myOrder/myAsset say to pass credentials."""
-    service = SubscriptionService(markets=MARKETS)
-    service.listener("public")
+    service = attached_service("public")
     for kind in ("myOrder", "myAsset"):
         with pytest.raises(InvalidInputError, match="credentials"):
             service.component("bot").subscribe(kind)
     assert service.subscriptions().private.desired == ()
-    assert str(service.subscriptions()).startswith("public (not open yet)")
+    assert str(service.subscriptions()).startswith("public (idle)")
     assert "private: no connection" in str(service.subscriptions())
 
 
 async def test_update_of_a_subscription_closed_while_waiting_for_the_market_list() -> None:
     """Review M6: closing during the wait for the list makes update() say 'closed'."""
-    service = SubscriptionService()  # no market list yet: a wildcard waits for it
+    service = attached_service(
+        "public", markets=None
+    )  # no market list yet: a wildcard waits for it
     sub = service.component("coins").subscribe("ticker", ["KRW-BTC"])
     updating = asyncio.create_task(sub.update(["KRW-*"]))
     await asyncio.sleep(0)  # the update waits for the list

@@ -146,9 +146,8 @@ class Channel:
         )
         #: The hot path: frames go straight to the router (ConnectionListener.on_frame).
         self.on_frame: Callable[[bytes, float], None] = self.router.route
+        #: The connection that uses this channel as its listener (``None``: detached).
         self.connection: ManagedConnection | None = None
-        #: Whether a connection uses this channel as its listener (see ``attach``).
-        self.attached = False
         #: The error that stopped the flusher for good, if it crashed too often.
         self.broken: BaseException | None = None
         self._wake = asyncio.Event()
@@ -189,7 +188,6 @@ class Channel:
     def on_open(self, connection: ManagedConnection) -> None:
         """Take a new socket: forget what the old one streamed and send everything fresh."""
         self.connection = connection
-        self.attached = True
         self._forget_socket()
         now = self._now()
         connection.set_streaming(self.kind == "public" and bool(self._desired()))
@@ -528,12 +526,14 @@ class Channel:
             applied=plan is not None and self._inflight is None and plan.desired == confirmed,
         )
 
+    @property
+    def attached(self) -> bool:
+        """Tell whether a connection carries this channel's subscriptions."""
+        return self.connection is not None
+
     def _state(self) -> str:
         conn = self.connection
-        if conn is not None:
-            return conn.state
-        # A connection uses this channel but has not opened its first socket yet.
-        return "not open yet" if self.attached else "detached"
+        return conn.state if conn is not None else "detached"
 
     def statistics(self) -> ChannelStatistics:
         """Return this channel's counters."""

@@ -23,11 +23,12 @@ its run, whose end ends every subscription, so no consumer waits on a stream nob
 
 The subscription layer (:class:`~upbit_ws.aio.subscriptions.SubscriptionService`) is each
 connection's :class:`~upbit_ws.aio.connection.ConnectionListener` unless ``listeners={...}``
-replaces it for a connection: ``ws.component(name).subscribe(...)`` adds interest, and the
-service keeps one merged request per connection. It reports rejected requests and gaps
-through :meth:`WebSocketManager.publish_event`. ``start()`` loads the market list (code checks,
-``KRW-*`` expansion) while the public connection opens and the key is checked; the flushers
-start as soon as the list is known, whatever the key check is doing.
+replaces it for a connection, whose types then cannot be subscribed (nothing would send
+them): ``ws.component(name).subscribe(...)`` adds interest, and the service keeps one merged
+request per connection. It publishes rejected requests and gaps as events. ``start()`` loads
+the market list (code checks, ``KRW-*`` expansion) while the public connection opens and the
+key is checked; the flushers start as soon as the list is known, whatever the key check is
+doing.
 """
 
 from __future__ import annotations
@@ -154,8 +155,9 @@ class WebSocketManager:
     ``base_url`` is Upbit's REST base (the WebSocket URLs derive from it, see
     :func:`websocket_urls`); ``credentials`` turn the private connection and the key checks on.
     ``config`` holds every timing and limit (the defaults table of
-    :mod:`upbit_ws.core.config`). ``listeners`` attach the subscription layer per connection
-    kind; ``rest`` replaces the REST client (it is then not closed by the manager);
+    :mod:`upbit_ws.core.config`). ``listeners`` replace the subscription layer as the listener
+    of a connection kind (that kind then refuses subscriptions); ``rest`` replaces the REST
+    client (it is then not closed by the manager);
     ``event_queue_size`` bounds each :meth:`events` stream; ``connect_limiter`` replaces the
     process-wide connect limiter; ``clock`` is the shell clock seam.
     """
@@ -191,16 +193,12 @@ class WebSocketManager:
         self._subs = SubscriptionService(
             rest=self._rest, publish=self._hub.publish, clock=self._clock, config=self.config
         )
-        own: dict[ConnectionKind, ConnectionListener] = {"public": self._subs.listener("public")}
-        if credentials is not None:
-            own["private"] = self._subs.listener("private")
         user_listeners = listeners
-        listeners = {**own, **user_listeners}
         self._public = ManagedConnection(
             "public",
             url=public_url,
             config=self.config,
-            listener=listeners.get("public"),
+            listener=user_listeners.get("public"),
             connect_limiter=self._limiter,
             publish=self._hub.publish,
             clock=self._clock,
@@ -213,7 +211,7 @@ class WebSocketManager:
                 url=private_url,
                 config=self.config,
                 credentials=credentials,
-                listener=listeners.get("private"),
+                listener=user_listeners.get("private"),
                 connect_limiter=self._limiter,
                 publish=self._hub.publish,
                 on_auth_refused=self._auth_refused,
@@ -230,6 +228,12 @@ class WebSocketManager:
             )
         elif "private" in user_listeners:
             raise InvalidInputError("a private listener needs credentials")
+        # The subscription service carries the subscriptions of every connection whose
+        # listener the caller did not replace; the others refuse subscriptions (nothing
+        # would send them).
+        for conn in (self._public, self._private):
+            if conn is not None and conn.kind not in user_listeners:
+                self._subs.attach(conn)
         self._lifecycle: _Lifecycle = "new"
         self._root: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None

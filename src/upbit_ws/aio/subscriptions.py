@@ -87,7 +87,7 @@ from upbit_ws.aio.component import (
     SubscriptionInfo,
     SubscriptionsView,
 )
-from upbit_ws.aio.connection import ConnectionListener, ManagedConnection
+from upbit_ws.aio.connection import ManagedConnection
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.stream import Subscription, SubscriptionStatistics
 from upbit_ws.core.book import (
@@ -167,9 +167,10 @@ class SubscriptionServiceStatistics:
 class SubscriptionService:
     """Own every component's subscriptions and keep one merged request per connection.
 
-    It is the :class:`~upbit_ws.aio.connection.ConnectionListener` of both connections
-    (:meth:`listener`). ``rest`` loads the market list (``None``: give ``markets`` instead, or
-    codes are checked on their shape only and wildcards cannot expand). ``publish`` receives
+    It becomes the :class:`~upbit_ws.aio.connection.ConnectionListener` of each connection
+    passed to :meth:`attach`; the types of a connection not attached are refused. ``rest``
+    loads the market list (``None``: give ``markets`` instead, or codes are checked on their
+    shape only and wildcards cannot expand). ``publish`` receives
     :class:`~upbit_ws.core.events.RequestRejected` and :class:`~upbit_ws.core.events.GapEvent`
     events. The manager calls :meth:`load_markets`, runs :meth:`run` in its TaskGroup and
     calls :meth:`close`; standalone, use :meth:`start` and :meth:`aclose`.
@@ -240,22 +241,24 @@ class SubscriptionService:
 
     # -- wiring and lifecycle ----------------------------------------------------------------
 
-    def listener(self, kind: Connection) -> ConnectionListener:
-        """Return the :class:`ConnectionListener` for the ``kind`` connection.
+    def listener(self, kind: Connection) -> Channel:
+        """Return the :class:`ConnectionListener` of the ``kind`` connection (a plain lookup).
 
-        The connection counts as attached from then on: its types can be subscribed (the
-        manager asks for the private listener only when it has credentials).
+        Looking it up attaches nothing: only :meth:`attach` makes a connection carry this
+        service's subscriptions.
         """
         if kind not in self._channels:
             raise InvalidInputError(f"unknown connection {kind!r}; use public or private")
-        channel = self._channels[kind]
-        channel.attached = True
-        return channel
+        return self._channels[kind]
 
     def attach(self, connection: ManagedConnection) -> None:
-        """Become ``connection``'s listener (before it runs); views then show its state."""
-        channel = self._channels[connection.kind]
-        connection.set_listener(self.listener(connection.kind))
+        """Become ``connection``'s listener (before it runs); views then show its state.
+
+        Only the types of an attached connection can be subscribed: a subscription no
+        connection carries would be accepted and then never send or deliver anything.
+        """
+        channel = self.listener(connection.kind)
+        connection.set_listener(channel)
         channel.connection = connection
 
     @property
@@ -524,12 +527,8 @@ class SubscriptionService:
             raise InvalidInputError("the manager is closed; create a new one to subscribe")
         kind: DataType = _check_type(type)
         channel = self._channels[connection_of(kind)]
-        if kind in PRIVATE_TYPES and not channel.attached:
-            raise InvalidInputError(
-                f"{kind} needs the private connection, which runs only with API keys: pass "
-                "credentials=Credentials(access_key, secret_key) (or Credentials.from_env()) "
-                "to WebSocketManager"
-            )
+        if not channel.attached:
+            raise InvalidInputError(_detached_message(kind))
         if channel.broken is not None:
             raise UpbitWsError(str(channel.broken)) from channel.broken
         if policy is None:
@@ -774,6 +773,21 @@ class SubscriptionService:
         offset = time.time() - now
         for channel in self._channels.values():
             channel.router.wall_offset = offset
+
+
+def _detached_message(kind: DataType) -> str:
+    """Say why no connection will carry a subscription of ``kind``."""
+    if kind in PRIVATE_TYPES:
+        return (
+            f"{kind} needs the private connection, which runs only with API keys: pass "
+            "credentials=Credentials(access_key, secret_key) (or Credentials.from_env()) "
+            "to WebSocketManager"
+        )
+    return (
+        f"{kind} goes on the public connection, which is not attached to the subscription "
+        "service (WebSocketManager(listeners={'public': ...}) replaced it): the request "
+        "would never be sent; drop that listener to subscribe"
+    )
 
 
 def _check_type(type: object) -> DataType:
