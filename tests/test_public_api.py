@@ -7,6 +7,7 @@ import upbit_ws
 # Extend this list (sorted) in the same commit that adds a public name.
 EXPECTED_ALL = [
     "AuthError",
+    "BufferOverflowed",
     "Candle",
     "Component",
     "ConfigError",

@@ -37,6 +37,7 @@ from upbit_ws.core.errors import (
     UpbitWsError,
 )
 from upbit_ws.core.events import (
+    BufferOverflowed,
     ConnectionStateChanged,
     Event,
     GapEvent,
@@ -61,6 +62,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthError",
+    "BufferOverflowed",
     "Candle",
     "Component",
     "ConfigError",

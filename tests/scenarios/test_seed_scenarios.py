@@ -28,7 +28,7 @@ from upbit_ws.core.auth import Credentials
 from upbit_ws.core.buffer import Gap
 from upbit_ws.core.config import SUBSCRIPTION_CHANGE_TIMEOUT, ConnectionConfig, KeyHealthConfig
 from upbit_ws.core.errors import InvalidInputError, UnknownCodeError, UpbitWsError
-from upbit_ws.core.events import Event, GapEvent, RequestRejected
+from upbit_ws.core.events import BufferOverflowed, Event, GapEvent, RequestRejected
 from upbit_ws.core.messages import Candle, MyOrder, Orderbook, Ticker
 from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection
@@ -202,7 +202,7 @@ async def test_reconnect_restores_everything_with_fresh_snapshots() -> None:
 
 
 async def test_slow_consumers_under_each_policy_never_block_the_others() -> None:
-    """Stalled consumers lose only per their policy while a live consumer keeps flowing."""
+    """Stalled consumers lose only per their policy (never_drop: nothing) while others flow."""
     async with running() as (_sim, ws):
         events = ws.events()
         latest = ws.component("slow_coins").subscribe("ticker", ["KRW-*"])
@@ -213,18 +213,20 @@ async def test_slow_consumers_under_each_policy_never_block_the_others() -> None
         live = ws.component("live_tape").subscribe("trade", ["KRW-*"])
         received = [m async for m in _first(live, 40)]
         assert len(received) == 40
-        await until(lambda: oldest.statistics().dropped > 0 and never.statistics().dropped > 0)
+        await until(lambda: oldest.statistics().dropped > 0 and never.statistics().overflows > 0)
         assert latest.pending <= len(latest.codes)  # one per code at most: memory bounded
         assert latest.statistics().dropped == 0
         gap = await next_item(oldest.items())
-        assert isinstance(gap, Gap) and gap.dropped > 0 and not gap.reconcile
-        loud = await next_item(never.items())
-        assert isinstance(loud, Gap) and loud.reconcile
-        gaps = [e for e in drain_events(events) if isinstance(e, GapEvent)]
-        assert {(e.subscriber, e.reason) for e in gaps} == {
-            ("slow_tape", "overflow"),
-            ("slow_orders", "overflow"),
-        }
+        assert isinstance(gap, Gap) and gap.dropped > 0
+        # never_drop keeps every message past its bound: the first one is still there.
+        first = await next_item(never.items())
+        assert not isinstance(first, Gap)
+        assert never.statistics().dropped == 0
+        seen = drain_events(events)
+        gaps = [e for e in seen if isinstance(e, GapEvent)]
+        assert {(e.subscriber, e.reason) for e in gaps} == {("slow_tape", "overflow")}
+        loud = [e for e in seen if isinstance(e, BufferOverflowed)]
+        assert {e.subscriber for e in loud} == {"slow_orders"}
 
 
 async def _first(sub: Any, count: int) -> AsyncIterator[Any]:

@@ -51,7 +51,9 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   shape and checked when it arrives (a subscription with an unknown one then ends with the
   error), and wildcards wait for it.
 * **Gaps.** A :class:`~upbit_ws.core.events.GapEvent` event goes out when a consumer reaches an
-  overflow gap in its buffer (``reason="overflow"``), and after every reconnect for each
+  overflow gap in its buffer (``reason="overflow"``; ``never_drop`` buffers have none: they
+  grow past their bound instead, and each such episode is logged once, counted and published
+  as a :class:`~upbit_ws.core.events.BufferOverflowed` event), and after every reconnect for each
   trade, candle, myOrder and myAsset stream (``reason="reconnect"``: what Upbit sent while the
   socket was down is lost; tickers and order books are whole states and the fresh snapshot
   repairs them).
@@ -108,7 +110,7 @@ from upbit_ws.core.errors import (
     UnknownCodeError,
     UpbitWsError,
 )
-from upbit_ws.core.events import Event, GapEvent
+from upbit_ws.core.events import BufferOverflowed, Event, GapEvent
 from upbit_ws.core.messages import SubscribedType
 from upbit_ws.core.planner import SubscriptionPlanner
 
@@ -160,6 +162,8 @@ class SubscriptionServiceStatistics:
     markets: MarketListStatistics
     subscriptions: tuple[SubscriptionStatistics, ...]
     overflow_gaps: int
+    #: Overflow episodes of never_drop buffers (each grew past its bound; nothing was lost).
+    buffer_overflows: int
     #: Internal errors that stopped a flusher or the market refresher (each then restarted).
     internal_errors: tuple[str, ...] = ()
 
@@ -171,9 +175,11 @@ class SubscriptionService:
     passed to :meth:`attach`; the types of a connection not attached are refused. ``rest``
     loads the market list (``None``: give ``markets`` instead, or codes are checked on their
     shape only and wildcards cannot expand). ``publish`` receives
-    :class:`~upbit_ws.core.events.RequestRejected` and :class:`~upbit_ws.core.events.GapEvent`
-    events. The manager calls :meth:`load_markets`, runs :meth:`run` in its TaskGroup and
-    calls :meth:`close`; standalone, use :meth:`start` and :meth:`aclose`.
+    :class:`~upbit_ws.core.events.RequestRejected`, :class:`~upbit_ws.core.events.GapEvent`
+    and :class:`~upbit_ws.core.events.BufferOverflowed` events; ``on_overflow`` also receives
+    each ``BufferOverflowed`` (the hook for a REST reconciliation of order state). The manager
+    calls :meth:`load_markets`, runs :meth:`run` in its TaskGroup and calls :meth:`close`;
+    standalone, use :meth:`start` and :meth:`aclose`.
     """
 
     def __init__(
@@ -182,6 +188,7 @@ class SubscriptionService:
         rest: RestClient | None = None,
         markets: Iterable[str] | None = None,
         publish: Callable[[Event], None] | None = None,
+        on_overflow: Callable[[BufferOverflowed], None] | None = None,
         clock: Clock | None = None,
         config: ConnectionConfig | None = None,
     ) -> None:
@@ -189,6 +196,8 @@ class SubscriptionService:
         timings = config.subscriptions
         self._rest = rest
         self._publish_fn = publish
+        self._on_overflow = on_overflow
+        self._buffer_overflows = 0
         self._clock: Clock = clock or LoopClock()
         self._now: Callable[[], float] = self._clock.now
         self._market_refresh = timings.market_refresh
@@ -631,16 +640,38 @@ class SubscriptionService:
         )
 
     def overflowed(self, sub: Subscription[Any]) -> float:
-        """Note the first loss of an overflow episode of ``sub``; return the time."""
-        if sub.policy == "never_drop":
-            _log.warning(
-                "%s: the never_drop buffer of %s overflowed; order/balance events were lost "
-                "and must be reconciled from REST",
-                sub.component,
-                sub.type,
-                extra={"component": sub.component, "data_type": sub.type},
-            )
-        return self._now()
+        """Note the start of an overflow episode of ``sub``; return the time.
+
+        A ``never_drop`` buffer lost nothing but grew past its bound: logged once per
+        episode, counted (``statistics().buffer_overflows``), published as a
+        :class:`~upbit_ws.core.events.BufferOverflowed` event and handed to ``on_overflow``.
+        """
+        now = self._now()
+        if sub.policy != "never_drop":
+            return now
+        self._buffer_overflows += 1
+        stats = sub.statistics()
+        _log.warning(
+            "%s: the never_drop buffer of its %s subscription grew past its bound of %d "
+            "(%d waiting); nothing is dropped, but the consumer is too slow",
+            sub.component,
+            sub.type,
+            stats.capacity,
+            stats.depth,
+            extra={"component": sub.component, "data_type": sub.type},
+        )
+        event = BufferOverflowed(
+            at=now,
+            connection=sub.connection,
+            type=sub.type,
+            subscriber=sub.component,
+            capacity=stats.capacity,
+            depth=stats.depth,
+        )
+        self._publish(event)
+        if self._on_overflow is not None:
+            self._on_overflow(event)
+        return now
 
     def _remove(self, sub: Subscription[Any]) -> None:
         if self._sinks.get(sub.sub_id) is not sub:
@@ -755,6 +786,7 @@ class SubscriptionService:
             ),
             subscriptions=tuple(sub.statistics() for sub in self._sinks.values()),
             overflow_gaps=self._overflow_gaps,
+            buffer_overflows=self._buffer_overflows,
             internal_errors=tuple(self._internal_errors),
         )
 

@@ -17,6 +17,7 @@ import msgspec
 from upbit_ws.core.constants import DataType
 
 __all__ = [
+    "BufferOverflowed",
     "ConnectionKind",
     "ConnectionState",
     "ConnectionStateChanged",
@@ -125,6 +126,22 @@ class GapEvent(SystemEvent, frozen=True, kw_only=True, tag="gap"):
     subscriber: str | None = None
 
 
+class BufferOverflowed(SystemEvent, frozen=True, kw_only=True, tag="buffer_overflowed"):
+    """A ``never_drop`` subscription's buffer grew past its bound: its consumer is too slow.
+
+    Nothing was lost (the buffer keeps every message and grows); it goes out once per
+    overflow episode. ``subscriber`` names the component, ``depth`` is what waited when the
+    episode began and ``capacity`` the bound it passed. An application that would rather
+    rebuild its order state than read the backlog can reconcile from REST on this event.
+    """
+
+    connection: ConnectionKind
+    type: DataType
+    subscriber: str
+    capacity: int
+    depth: int
+
+
 #: Every system event, for ``msgspec`` decoding and exhaustive ``match`` statements.
 Event = (
     ConnectionStateChanged
@@ -133,4 +150,5 @@ Event = (
     | KeyExpiringSoon
     | RequestRejected
     | GapEvent
+    | BufferOverflowed
 )
