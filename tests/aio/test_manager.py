@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -202,6 +204,41 @@ async def test_lifecycle_rules(sim: Simulator) -> None:
         if isinstance(event, ConnectionStateChanged):
             last[event.connection] = event.new
     assert last and set(last.values()) == {"closed"}
+
+
+async def test_a_second_aclose_waits_for_the_first(sim: Simulator) -> None:
+    """Issue 16.11: aclose() called while another is closing returns only once all is gone."""
+    ws = manager(sim)
+    await ws.start()
+    first = asyncio.create_task(ws.aclose())
+    await asyncio.sleep(0)  # the first call is closing now
+    await ws.aclose()
+    assert our_tasks() == []
+    assert "closed" in repr(ws)
+    await first
+
+
+def test_leaving_the_loop_without_aclose_releases_the_http_session() -> None:
+    """Issue 16.11: a loop that ends without aclose() leaves no HTTP session or socket open."""
+
+    async def main(box: list[WebSocketManager]) -> None:
+        async with running_sim() as sim:
+            ws = manager(sim, keys=False)
+            box.append(ws)
+            await ws.start()
+            ws.component("coins").subscribe("ticker", ["KRW-BTC"])
+            await asyncio.wait_for(ws.public.wait_open(), 5)
+        # Leaves without ws.aclose(): the runner cancels what is left.
+
+    box: list[WebSocketManager] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with asyncio.Runner() as runner:
+            runner.run(main(box))
+        del box
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
 
 
 async def test_aclose_without_start(sim: Simulator) -> None:

@@ -725,7 +725,7 @@ class ManagedConnection:
             assert self._tg is not None
             task = self._tg.create_task(
                 self._connect(action, handler),
-                name=f"{_TASK_PREFIX}:{self.kind}:connect-{action.attempt}",
+                name=f"{_TASK_PREFIX}:{self.kind}:socket-{action.attempt}",
             )
             self._attempts.add(task)
             task.add_done_callback(self._attempts.discard)
@@ -762,7 +762,12 @@ class ManagedConnection:
             )
 
     async def _connect(self, action: Connect, handler: _Handler) -> None:
-        """Open one socket for ``action``; report the outcome unless it was abandoned."""
+        """Open one socket for ``action``, report the outcome, and stay until the socket ends.
+
+        Staying keeps every socket owned by the TaskGroup until it is really gone, and
+        collects how it ended (picows keeps a local protocol error for whoever waits; unread,
+        asyncio would report it as never retrieved).
+        """
         headers = None
         if self._credentials is not None:
             # A fresh nonce for every connect (section 5); the token is never logged.
@@ -781,6 +786,13 @@ class ManagedConnection:
                 self._after_input()
                 self._check_auth(str(exc), getattr(exc, "name", None))
             return
+        try:
+            self._opened(ws, handler)
+        finally:
+            await ws.wait_closed()
+
+    def _opened(self, ws: WebSocket, handler: _Handler) -> None:
+        """Take the socket a connect attempt opened, unless the attempt was abandoned."""
         if handler is not self._attempt_handler or not handler.live:
             ws.abort()
             return
@@ -972,6 +984,16 @@ class ManagedConnection:
         self._last_error_at = now
 
     def _log_dead(self, reason: str) -> None:
+        if self._session.state == "closed":
+            # Closing abandons the connect in progress: expected, and the state change to
+            # closed is already logged.
+            _log.debug(
+                "%s connection: abandoning the connect in progress (%s)",
+                self.kind,
+                reason,
+                extra={"connection": self.kind, "reason": reason},
+            )
+            return
         _log.warning(
             "%s connection declared dead: %s; aborting the socket",
             self.kind,

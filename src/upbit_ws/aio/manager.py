@@ -239,6 +239,7 @@ class WebSocketManager:
         self._tg: asyncio.TaskGroup | None = None
         self._ready = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._closed = asyncio.Event()
         self._key_task: asyncio.Task[None] | None = None
         self._subs_task: asyncio.Task[None] | None = None
         self._internal_errors: deque[str] = deque(maxlen=INTERNAL_ERRORS_KEPT)
@@ -348,8 +349,12 @@ class WebSocketManager:
         self._subs_task = self._spawn(self._subs.run, "subscriptions", restart=False)
 
     async def aclose(self) -> None:
-        """Close both connections, stop the key checks and wait until every task is gone."""
+        """Close both connections, stop the key checks and wait until every task is gone.
+
+        Idempotent; a call made while another is closing waits for that one to finish.
+        """
         if self._lifecycle in ("closing", "closed"):
+            await self._closed.wait()
             return
         started = self._lifecycle == "running"
         self._lifecycle = "closing"
@@ -357,11 +362,18 @@ class WebSocketManager:
             if started:
                 await self._stop()
         finally:
-            self._subs.close()
-            if self._own_rest:
-                await self._rest.aclose()
-            self._hub.close()
-            self._lifecycle = "closed"
+            try:
+                await self._release()
+            finally:
+                self._lifecycle = "closed"
+                self._closed.set()
+
+    async def _release(self) -> None:
+        """End the subscriptions and event streams and close the REST client if it is ours."""
+        self._subs.close()
+        self._hub.close()
+        if self._own_rest:
+            await self._rest.aclose()
 
     async def check_key(self) -> KeyStatus:
         """Check the API key now (as the periodic loop does) and return its status."""
@@ -427,12 +439,20 @@ class WebSocketManager:
     # --- internals --------------------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        """Hold the TaskGroup that owns every task of the manager until :meth:`aclose`."""
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            self._ready.set()
-            await self._stopping.wait()
-        self._tg = None
+        """Hold the TaskGroup that owns every task of the manager until :meth:`aclose`.
+
+        Cancelled from outside instead (``asyncio.run`` ending without ``aclose()``), it still
+        releases what the manager holds: the REST client's HTTP session and its sockets.
+        """
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self._ready.set()
+                await self._stopping.wait()
+        finally:
+            self._tg = None
+            if not self._stopping.is_set():
+                await self._release()
 
     def _spawn(
         self, part: Callable[[], Coroutine[Any, Any, None]], name: str, *, restart: bool = True

@@ -336,11 +336,15 @@ class SubscriptionService:
         self._runner = asyncio.create_task(self.run(), name="upbit-ws:subscriptions")
 
     async def aclose(self) -> None:
-        """Stop the service started with :meth:`start` and wait for its tasks."""
+        """Stop the service started with :meth:`start` and wait for its tasks.
+
+        A call made while another is closing waits for the same end.
+        """
         self.close()
-        runner, self._runner = self._runner, None
+        runner = self._runner
         if runner is not None:
             await runner
+            self._runner = None
 
     async def _supervise(
         self,
