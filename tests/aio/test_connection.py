@@ -500,7 +500,10 @@ async def test_a_bug_in_the_driver_is_logged_and_the_connection_comes_back(
         await listener.until(lambda: listener.opens == 2)
         await listener.next_frame()
         stats = conn.statistics()
-        assert stats.internal_errors == 1 and stats.generation == 2
+        assert stats.generation == 2
+        assert [(e.part, e.error) for e in stats.internal_errors] == [
+            ("driver", "InjectedBug: limiter broke on connect 2")
+        ]
         assert stats.last_error == bug.reason
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].name == "upbit_ws.connection"

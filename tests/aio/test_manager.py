@@ -339,5 +339,7 @@ async def test_a_part_stopped_by_a_bug_is_restarted(sim: Simulator) -> None:
         )
         async with ws:
             await asyncio.wait_for(restarted.wait(), 3)
-            assert ws.statistics().internal_errors == ("keys: InjectedBug: nonce source broke",)
+            assert [str(e) for e in ws.statistics().internal_errors] == [
+                "keys: InjectedBug: nonce source broke"
+            ]
             assert ws.health().key == "valid"

@@ -381,7 +381,7 @@ async def test_a_bug_in_the_private_flusher_is_restarted_and_never_stops_public(
         )
         assert (await next_item(orders)).uuid == placed.uuid
         stats = ws.statistics().subscriptions
-        assert len(stats.internal_errors) == 1 and "_PlantedBug" in stats.internal_errors[0]
+        assert len(stats.internal_errors) == 1 and "_PlantedBug" in stats.internal_errors[0].error
         assert (stats.private.flusher_restarts, stats.public.flusher_restarts) == (1, 0)
 
 

@@ -236,6 +236,10 @@ class Channel:
         if missing:
             self._planner.request_snapshot(self.kind, missing)
 
+    def progress(self) -> int:
+        """Return a counter that grows while the flusher does useful work (for its supervisor)."""
+        return self.requests_sent + self.send_failures
+
     def restart(self) -> None:
         """Start the flusher over after an internal error: plan everything fresh."""
         self.flusher_restarts += 1

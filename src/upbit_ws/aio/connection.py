@@ -53,6 +53,7 @@ from typing import Final, Protocol
 import orjson
 
 from upbit_ws.aio.clock import Clock, LoopClock
+from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
 from upbit_ws.aio.transport import ABNORMAL_CLOSURE, WebSocket, open_websocket
 from upbit_ws.core.auth import Credentials, build_ws_token
 from upbit_ws.core.config import ConnectionConfig, RateLimits
@@ -172,8 +173,8 @@ class ConnectionStatistics:
     counts opens after the first. Frame and byte counters cover every socket so far.
     ``send_waits`` / ``send_wait_seconds`` count sends the message limiter held back;
     ``connect_waits`` / ``connect_wait_seconds`` connects held back by the shared connect
-    limiter. ``internal_errors`` counts bugs the connection recovered from (each logged with
-    its traceback). ``last_error`` is the reason of the last failure (never a secret).
+    limiter. ``internal_errors`` lists the bugs the connection recovered from (the newest; each
+    logged with its traceback). ``last_error`` is the reason of the last failure (never a secret).
     """
 
     connection: ConnectionKind
@@ -201,7 +202,7 @@ class ConnectionStatistics:
     connect_wait_seconds: float
     connect_timeout: float
     listener_errors: int
-    internal_errors: int
+    internal_errors: tuple[InternalError, ...]
     events_dropped: int
     last_error: str | None
     last_error_at: float | None
@@ -217,7 +218,6 @@ class _Counters:
         "connect_waits",
         "error_frames",
         "frames_received",
-        "internal_errors",
         "listener_errors",
         "messages_sent",
         "send_wait_seconds",
@@ -235,7 +235,6 @@ class _Counters:
         self.connect_waits = 0
         self.connect_wait_seconds = 0.0
         self.listener_errors = 0
-        self.internal_errors = 0
 
 
 class _Socket:
@@ -372,6 +371,9 @@ class ManagedConnection:
         if self._session.connection != kind:
             raise InvalidInputError("the session must be of the same kind as the connection")
         self._counters = _Counters()
+        self._supervisor = Supervisor(
+            f"{kind} connection", config=self.config.backoff, clock=self._clock, logger=_log
+        )
         self._sock: _Socket | None = None
         self._generation = 0
         # The connect attempt whose outcome the session waits for, if any; abandoned attempts
@@ -457,7 +459,7 @@ class ManagedConnection:
             connect_wait_seconds=c.connect_wait_seconds,
             connect_timeout=s.connect_timeout,
             listener_errors=c.listener_errors,
-            internal_errors=c.internal_errors,
+            internal_errors=self._supervisor.errors,
             events_dropped=s.events_dropped,
             last_error=self._last_error,
             last_error_at=self._last_error_at,
@@ -599,8 +601,15 @@ class ManagedConnection:
             self._now = asyncio.get_running_loop().time  # skip the loop lookup per frame
         crashed = False
         try:
-            while not await self._run_driver():
-                await self._after_bug()
+            # The one supervisor helper: a restart here is a reconnect, so it waits the
+            # session's reconnect delay (its backoff grows while the bug repeats).
+            await self._supervisor.run(
+                "driver",
+                self._run_driver,
+                on_crash=self._recover,
+                delay=self._retry_delay,
+                wait=self._wait_retry,
+            )
         except Exception:
             crashed = True
             raise
@@ -618,50 +627,38 @@ class ManagedConnection:
             self._finished.set()
             self._notify()
 
-    async def _run_driver(self) -> bool:
-        """Run the driver and its tasks; return False when a bug in them stopped it."""
+    async def _run_driver(self) -> None:
+        """Run the driver and its tasks (a bug in them propagates to the supervisor)."""
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 await self._drive()
-        except Exception as exc:
-            # Network faults never get here (they are inputs to the session); this is a bug.
+        finally:
             self._tg = None
-            self._recover(exc)
-            return False
-        return True
 
     def _recover(self, exc: Exception) -> None:
-        """Log a bug loudly, let go of the socket and have the session retry on its backoff."""
+        """Let go of the socket after a bug and have the session retry on its backoff."""
         now = self._now()
-        self._counters.internal_errors += 1
-        reason = f"internal error: {_describe_bug(exc)}"
+        reason = f"internal error: {describe_error(exc)}"
         self._record_error(reason, now)
         self._session.internal_error(now, reason=reason)
         self._retire_attempt()
         self._drop_socket(abort=True)
-        retry_at = self._session.retry_at
-        _log.error(
-            "%s connection: %s; socket aborted, reconnecting in %.2f s",
-            self.kind,
-            reason,
-            max(0.0, retry_at - now) if retry_at is not None else 0.0,
-            exc_info=exc,
-            extra={"connection": self.kind, "reason": reason},
-        )
         self._flush_events()
 
-    async def _after_bug(self) -> None:
-        """Wait for the session's retry time (or an input) before the driver runs again.
+    def _retry_delay(self) -> float:
+        """Return how long the session waits before it reconnects (0: it does not)."""
+        retry_at = self._session.retry_at
+        return max(0.0, retry_at - self._now()) if retry_at is not None else 0.0
+
+    async def _wait_retry(self, seconds: float) -> None:
+        """Wait ``seconds`` (or until an input) before the driver runs again.
 
         Waiting here rather than in the driver means a bug that strikes before the driver
         first sleeps cannot become a busy loop: every restart waits the (growing) backoff.
         """
-        retry_at = self._session.retry_at
-        if retry_at is None:
-            return  # closed (or never started): the driver returns at once
         self._wake.clear()
-        await self._sleep(retry_at)
+        await self._sleep(self._now() + seconds)
 
     def _retire_attempt(self) -> None:
         """Forget the connect attempt in progress; a socket it still opens is aborted."""
@@ -1000,14 +997,6 @@ class ManagedConnection:
             reason,
             extra={"connection": self.kind, "reason": reason},
         )
-
-
-def _describe_bug(exc: BaseException) -> str:
-    """Describe an exception by its leaves (a TaskGroup wraps even its body's in a group)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe_bug(leaf) for leaf in exc.exceptions)
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _discard_event(event: Event) -> None:

@@ -16,7 +16,8 @@ them all and leaves nothing behind; so does a ``start()`` that fails or is cance
 
 A bug that stops a part (never a network fault: the sessions handle those) is logged with its
 traceback, kept in ``statistics().internal_errors``, and the part is restarted after a backoff
-that grows while the bug repeats, because a trader wants the feed kept up. A connection
+that grows while the bug repeats, because a trader wants the feed kept up (the one supervisor
+of :mod:`upbit_ws.aio.supervisor`, as for every part that restarts). A connection
 recovers from bugs in its own driver by itself; the manager restarts it only if that recovery
 fails too. The subscription service supervises its own parts; the manager does not restart
 its run, whose end ends every subscription, so no consumer waits on a stream nobody feeds.
@@ -36,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, overload
@@ -54,8 +54,8 @@ from upbit_ws.aio.events import DEFAULT_EVENT_QUEUE, EventHub, EventHubStatistic
 from upbit_ws.aio.keys import KeyHealth, KeyHealthStatistics, KeyStatus
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService, SubscriptionServiceStatistics
+from upbit_ws.aio.supervisor import InternalError, Supervisor
 from upbit_ws.core.auth import Credentials
-from upbit_ws.core.backoff import Backoff
 from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_PATH, PUBLIC_PATH
 from upbit_ws.core.errors import InvalidInputError
@@ -63,7 +63,6 @@ from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
 from upbit_ws.core.ratelimit import ConnectLimiter, LimiterStatistics
 
 __all__ = [
-    "INTERNAL_ERRORS_KEPT",
     "ConnectionHealth",
     "Health",
     "ManagerStatistics",
@@ -77,8 +76,6 @@ _LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
 _SCHEMES: Final = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
 #: Extra time ``aclose()`` gives the tasks beyond the close timeout before cancelling them.
 _SHUTDOWN_SLACK: Final = 1.0
-#: Internal errors kept for ``statistics()`` (the newest; a repeating bug must not grow memory).
-INTERNAL_ERRORS_KEPT: Final = 32
 _Lifecycle = Literal["new", "running", "closing", "closed"]
 #: One part the manager runs: a connection's run() or the key loop.
 _Part = Callable[[], Coroutine[Any, Any, None]]
@@ -136,7 +133,7 @@ class ManagerStatistics:
     """A snapshot of the manager: each connection, the key checks, events, connect limiter.
 
     ``connect_limiter`` is the process-wide limiter the connections share. ``internal_errors``
-    lists the newest bugs that stopped a part (at most 32), as ``"part: Type: message"``.
+    lists the newest bugs that stopped a part (at most 32).
     """
 
     public: ConnectionStatistics
@@ -144,7 +141,7 @@ class ManagerStatistics:
     key: KeyHealthStatistics | None
     events: EventHubStatistics
     connect_limiter: LimiterStatistics
-    internal_errors: tuple[str, ...]
+    internal_errors: tuple[InternalError, ...]
     #: The subscription layer: book, requests, routing, buffers, market list.
     subscriptions: SubscriptionServiceStatistics
 
@@ -242,7 +239,13 @@ class WebSocketManager:
         self._closed = asyncio.Event()
         self._key_task: asyncio.Task[None] | None = None
         self._subs_task: asyncio.Task[None] | None = None
-        self._internal_errors: deque[str] = deque(maxlen=INTERNAL_ERRORS_KEPT)
+        self._supervisor = Supervisor(
+            "manager",
+            config=self.config.backoff,
+            clock=self._clock,
+            stopping=self._stopping,
+            logger=_log,
+        )
 
     def __repr__(self) -> str:
         private = self._private.state if self._private is not None else "none"
@@ -421,7 +424,7 @@ class WebSocketManager:
             key=self._keys.statistics() if self._keys is not None else None,
             events=self._hub.statistics(),
             connect_limiter=self._limiter.statistics(),
-            internal_errors=tuple(self._internal_errors),
+            internal_errors=self._supervisor.errors,
             subscriptions=self._subs.statistics(),
         )
 
@@ -461,40 +464,12 @@ class WebSocketManager:
         return self._tg.create_task(self._guard(part, name, restart), name=f"upbit-ws:{name}")
 
     async def _guard(self, part: _Part, name: str, restart: bool) -> None:
-        """Run one part; a bug in it is logged, kept, and the part restarted on a backoff.
+        """Run one part under the manager's supervisor (see :mod:`upbit_ws.aio.supervisor`).
 
-        Network faults never get here (the sessions handle them); this is a bug. Public and
-        private must stay independent, so it touches only the part it happened in.
+        Public and private must stay independent, so a bug touches only the part it happened
+        in. A part that must not restart is recorded and logged, then left stopped.
         """
-        backoff = Backoff(self.config.backoff)
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            # The coroutine is made here, so a task cancelled before it starts leaves none.
-            try:
-                await part()
-                return
-            except Exception as exc:
-                self._internal_errors.append(f"{name}: {type(exc).__name__}: {exc}")
-                if not restart:
-                    _log.error("%s stopped by an internal error", name, exc_info=True)
-                    return
-                if loop.time() - started >= self.config.backoff.reset_after:
-                    backoff.reset()  # it ran a good while: a new bug, not the same one again
-                delay = backoff.next_delay()
-                _log.error(
-                    "%s stopped by an internal error; restarting it in %.2f s",
-                    name,
-                    delay,
-                    exc_info=True,
-                )
-            if self._stopping.is_set():
-                return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._stopping.wait()
-            if self._stopping.is_set():
-                return
+        await self._supervisor.run(name, part, give_up_after=None if restart else 1)
 
     async def _stop(self) -> None:
         self._subs.close()

@@ -65,17 +65,18 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   Their events are not states, so the ``latest`` policy (which merges messages per code) is
   refused for them.
 * **Independence.** Each connection's flusher and the market-list refresher run as separate
-  supervised tasks: an internal error in one is logged, counted in
-  ``statistics().internal_errors`` and the part restarts after a short, growing delay; the
-  other parts never notice. A flusher that fails five times in a row without sending a
-  request in between is given up, and the subscriptions of its connection end with an
-  :class:`~upbit_ws.UpbitWsError` instead of waiting forever.
+  parts under the one supervisor (:mod:`upbit_ws.aio.supervisor`): an internal error in one
+  is logged, kept in ``statistics().internal_errors`` and the part restarts after a delay
+  from the core backoff; the other parts never notice. A flusher that fails five times in a
+  row without sending a request in between is given up, and the subscriptions of its
+  connection end with an :class:`~upbit_ws.UpbitWsError` instead of waiting forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -92,6 +93,8 @@ from upbit_ws.aio.component import (
 from upbit_ws.aio.connection import ManagedConnection
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.stream import Subscription, SubscriptionStatistics
+from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
+from upbit_ws.core.backoff import Backoff
 from upbit_ws.core.book import (
     CONNECTIONS,
     BookStatistics,
@@ -103,7 +106,7 @@ from upbit_ws.core.book import (
 )
 from upbit_ws.core.buffer import OVERFLOW_POLICIES, Gap, OverflowPolicy, default_policy
 from upbit_ws.core.codes import close_matches, expand_wildcard, is_wildcard, normalize_code
-from upbit_ws.core.config import ConnectionConfig
+from upbit_ws.core.config import BackoffConfig, ConnectionConfig
 from upbit_ws.core.constants import PRIVATE_TYPES, DataType
 from upbit_ws.core.errors import (
     InvalidInputError,
@@ -132,10 +135,7 @@ _MARKET_RETRY_FIRST: Final = 1.0
 _MARKET_MIN_SHARE: Final = 0.5
 #: A suspect (short) list is accepted once it came back this many refreshes in a row.
 _MARKET_SUSPECT_ACCEPT: Final = 3
-#: A crashed part (flusher, market refresher) restarts after this delay, doubling to the cap.
-_RESTART_FIRST: Final = 0.1
-_RESTART_CAP: Final = 5.0
-#: Crashes in a row, without progress in between, before a part is given up.
+#: Crashes in a row, without progress in between, before a flusher is given up.
 _MAX_CRASHES: Final = 5
 
 
@@ -164,8 +164,8 @@ class SubscriptionServiceStatistics:
     overflow_gaps: int
     #: Overflow episodes of never_drop buffers (each grew past its bound; nothing was lost).
     buffer_overflows: int
-    #: Internal errors that stopped a flusher or the market refresher (each then restarted).
-    internal_errors: tuple[str, ...] = ()
+    #: Internal errors that stopped a flusher or the market refresher (the newest).
+    internal_errors: tuple[InternalError, ...] = ()
 
 
 class SubscriptionService:
@@ -239,7 +239,9 @@ class SubscriptionService:
         self._closed = False
         self._overflow_gaps = 0
         self._wall_offset_at = -1.0
-        self._internal_errors: list[str] = []
+        self._supervisor = Supervisor(
+            "subscriptions", config=config.backoff, clock=self._clock, logger=_log
+        )
 
     def __repr__(self) -> str:
         markets = "unknown" if self._markets is None else str(len(self._markets))
@@ -302,7 +304,14 @@ class SubscriptionService:
                 # public and private connections are independent).
                 tasks = [
                     tg.create_task(
-                        self._supervise(f"{c.kind} flusher", c.run, channel=c),
+                        self._supervisor.run(
+                            f"{c.kind} flusher",
+                            c.run,
+                            progress=c.progress,
+                            give_up_after=_MAX_CRASHES,
+                            on_restart=c.restart,
+                            on_give_up=functools.partial(self._give_up, c),
+                        ),
                         name=f"upbit-ws:subscriptions:{c.kind}",
                     )
                     for c in self._channels.values()
@@ -310,7 +319,11 @@ class SubscriptionService:
                 if self._rest is not None:
                     tasks.append(
                         tg.create_task(
-                            self._supervise("market refresher", self._refresh_loop),
+                            self._supervisor.run(
+                                "market refresher",
+                                self._refresh_loop,
+                                progress=self._market_progress,
+                            ),
                             name="upbit-ws:subscriptions:markets",
                         )
                     )
@@ -346,62 +359,16 @@ class SubscriptionService:
             await runner
             self._runner = None
 
-    async def _supervise(
-        self,
-        name: str,
-        part: Callable[[], Coroutine[Any, Any, None]],
-        *,
-        channel: Channel | None = None,
-    ) -> None:
-        """Run ``part``; restart it after an internal error, give it up after repeated ones."""
-        crashes = 0
-        delay = _RESTART_FIRST
-        progress = -1
-        while True:
-            try:
-                if crashes:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _RESTART_CAP)
-                    if channel is not None:
-                        channel.restart()
-                await part()
-                return
-            except Exception as exc:
-                # Network faults never get here (the connections handle them): this is a bug.
-                now_progress = self._progress(channel)
-                if now_progress != progress:
-                    crashes, delay, progress = 0, _RESTART_FIRST, now_progress
-                crashes += 1
-                self._internal_errors.append(f"{name}: {type(exc).__name__}: {exc}")
-                if crashes < _MAX_CRASHES:
-                    _log.error(
-                        "the %s stopped by an internal error; restarting it in %.2f s",
-                        name,
-                        delay,
-                        exc_info=True,
-                    )
-                    continue
-                _log.error(
-                    "the %s stopped by an internal error %d times in a row; giving it up",
-                    name,
-                    crashes,
-                    exc_info=True,
-                )
-                if channel is not None:
-                    self._give_up(channel, name, exc)
-                return
-
-    def _progress(self, channel: Channel | None) -> int:
-        """Return a counter that grows while a part does useful work."""
-        if channel is not None:
-            return channel.requests_sent + channel.send_failures
+    def _market_progress(self) -> int:
+        """Return a counter that grows while the market refresher does useful work."""
         return self._market_loads + self._market_failures
 
-    def _give_up(self, channel: Channel, name: str, exc: Exception) -> None:
+    def _give_up(self, channel: Channel, exc: Exception) -> None:
         """End the subscriptions of a connection whose flusher cannot run."""
         error = UpbitWsError(
-            f"the {name} stopped after repeated internal errors ({type(exc).__name__}: {exc}); "
-            f"the {channel.kind} subscriptions cannot be sent (a bug: see the log)"
+            f"the {channel.kind} flusher stopped after repeated internal errors "
+            f"({describe_error(exc)}); the {channel.kind} subscriptions cannot be sent "
+            "(a bug: see the log)"
         )
         error.__cause__ = exc
         channel.broken = error
@@ -508,13 +475,22 @@ class SubscriptionService:
             self._apply_codes(sub, sub.requested, codes_now)
 
     async def _refresh_loop(self) -> None:
-        delay = _MARKET_RETRY_FIRST if self._markets is None else self._market_refresh
+        """Refresh every ``market_refresh`` seconds; after a failure retry sooner, backing off.
+
+        The retry delays come from the core :class:`~upbit_ws.core.backoff.Backoff`, from
+        about a second up to the refresh interval.
+        """
+        retries = Backoff(
+            BackoffConfig(first_delay=_MARKET_RETRY_FIRST, cap=self._market_refresh, jitter=0.1)
+        )
+        delay = retries.next_delay() if self._markets is None else self._market_refresh
         while True:
             await asyncio.sleep(delay)
             if await self.refresh_markets():
+                retries.reset()
                 delay = self._market_refresh
             else:
-                delay = min(self._market_refresh, delay * 2)
+                delay = retries.next_delay()
 
     # -- components and subscriptions --------------------------------------------------------
 
@@ -791,7 +767,7 @@ class SubscriptionService:
             subscriptions=tuple(sub.statistics() for sub in self._sinks.values()),
             overflow_gaps=self._overflow_gaps,
             buffer_overflows=self._buffer_overflows,
-            internal_errors=tuple(self._internal_errors),
+            internal_errors=self._supervisor.errors,
         )
 
     # -- plumbing ----------------------------------------------------------------------------

@@ -521,15 +521,23 @@ class Session:
         self._pong_deadline = None
         self._probe_outstanding = False
 
+    def _proved_healthy(self, now: float) -> bool:
+        """Tell whether the socket now ending proved healthy: THE reconnect backoff reset rule.
+
+        A socket that stayed open ``BackoffConfig.reset_after`` seconds starts the reconnect
+        backoff over from its first step; any other failure keeps it growing. This is the one
+        place that decides it.
+        """
+        opened = self._opened_at
+        return opened is not None and now - opened >= self.config.backoff.reset_after
+
     def _fail(self, now: float, decision: Decision) -> None:
         """Move on after the socket or the connect attempt ended, as ``decision`` says."""
         self._failures += 1
         self._last_decision = decision
         self._pong_deadline = None
         self._probe_outstanding = False
-        opened = self._opened_at
-        healthy = opened is not None and now - opened >= self.config.backoff.reset_after
-        if self._state in _LIVE and healthy:
+        if self._state in _LIVE and self._proved_healthy(now):
             self.backoff.reset()
         if not decision.retry:
             self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket)]
