@@ -157,19 +157,17 @@ async def test_an_undecodable_frame_is_counted_logged_and_the_reader_goes_on(
     assert "not json at all" in caplog.text
 
 
-async def test_control_frames_are_counted_by_name(service: SubscriptionService) -> None:
-    """Error frames count by Upbit's name, keep-alives and LIST replies by kind."""
+async def test_control_frames_are_counted_by_kind(service: SubscriptionService) -> None:
+    """Keep-alives and LIST replies count by kind; error frames are not the router's."""
     router = public(service)
-    router.route(b'{"error":{"name":"WRONG_FORMAT","message":"x"}}', 0.0)
-    router.route(b'{"error":{"name":"WRONG_FORMAT","message":"x"}}', 0.0)
     router.route(b'{"status":"UP"}', 0.0)
     router.route(b'{"method":"LIST_SUBSCRIPTIONS","result":[],"ticket":"t"}', 0.0)
     router.route(b'{"type":"indicator","code":"KRW-BTC"}', 0.0)
+    router.route(b'{"error":{"name":"WRONG_FORMAT","message":"x"}}', 0.0)  # never routed
     stats = router.statistics()
-    assert stats.server_errors == {"WRONG_FORMAT": 2}
     assert stats.keepalives == 1
     assert stats.list_replies == 1
-    assert stats.unknown_types == 1
+    assert stats.unknown_types == 2
 
 
 async def test_routing_follows_book_changes_at_the_next_frame(

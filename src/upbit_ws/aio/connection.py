@@ -22,12 +22,15 @@ limiter waits, never drops), is written, and must drain within the send timeout.
 for the connect limiter shared by the whole process (5 connects/s, section 8.1) *before* the
 session hands out the connect, so the wait never eats into the connect timeout.
 
-Error frames (``{"error":...}``, section 7) are passed to the listener like any frame (the
-subscription layer decides whether a request it built was rejected); the connection only notes
-them, because Upbit closes the socket with 1000 right after one (section 7.3). That close is
-then reported as what it is: an ``INVALID_AUTH`` on the private connection is a refused key
-(the session suspends until the key works again), anything else is an ordinary close after
-which the session reconnects on its backoff.
+Error frames (``{"error":...}``, section 7) are read here and nowhere else: decoded once into
+a typed :class:`~upbit_ws.core.messages.ErrorFrame`, logged once, counted by name, and handed
+to the listener's ``on_error`` (the subscription layer decides whether a request it built was
+rejected), never to ``on_frame``. Upbit closes the socket with 1000 right after one (section
+7.3); that close is reported to the session as a
+:class:`~upbit_ws.core.errors.ServerRejectedError` carrying the name and the close code, and
+:func:`~upbit_ws.core.classify.classify` (its one table of error-frame names) says what it is:
+an ``INVALID_AUTH`` on the private connection is a refused key (the session suspends until the
+key works again), anything else a close after which the session reconnects on its backoff.
 
 The private connection signs a fresh JWT (new nonce) for every connect and sends it in the
 handshake header (section 5). It does not normally stream (myOrder/myAsset are quiet), so its
@@ -50,21 +53,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-import orjson
-
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
 from upbit_ws.aio.transport import ABNORMAL_CLOSURE, WebSocket, open_websocket
 from upbit_ws.core.auth import Credentials, build_ws_token
+from upbit_ws.core.classify import ErrorFrameMeaning, error_frame_meaning
 from upbit_ws.core.config import ConnectionConfig, RateLimits
+from upbit_ws.core.decode import decode
 from upbit_ws.core.errors import (
     ConnectionClosedError,
+    DecodeError,
     InvalidInputError,
     ServerRejectedError,
     TransportError,
     UpbitWsError,
 )
 from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
+from upbit_ws.core.messages import ErrorFrame
 from upbit_ws.core.ratelimit import (
     ConnectLimiter,
     LimiterChain,
@@ -91,8 +96,6 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.connection")
 
-#: Error names on the private socket that mean the key itself was refused (section 7.2).
-_KEY_REFUSED_NAMES: Final = frozenset({"INVALID_AUTH"})
 #: Every Upbit error frame starts like this (section 7.1: ``{"error":{...}}``, compact JSON).
 _ERROR_PREFIX: Final = b'{"error"'
 _LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
@@ -100,6 +103,12 @@ _CONNECT_STATES: Final[frozenset[ConnectionState]] = frozenset(
     {"connecting", "reconnecting", "suspended"}
 )
 _TASK_PREFIX: Final = "upbit-ws"
+#: How the error-frame log line says what the name means.
+_MEANINGS: Final[dict[ErrorFrameMeaning, str]] = {
+    "request_rejected": "the request was malformed",
+    "key_refused": "the API key is refused",
+    "other": "nothing against the request",
+}
 
 #: Called when Upbit refused the API key at the handshake or with an error frame:
 #: ``(name, message)``, never the key itself.
@@ -136,6 +145,14 @@ class ConnectionListener(Protocol):
         """Take one data frame (binary or text) as bytes; ``received_at`` is the shell clock.
 
         This is the hot path: decode, route and buffer only, never run user code inline.
+        Error frames never come here (see :meth:`on_error`).
+        """
+
+    def on_error(self, error: ErrorFrame) -> None:
+        """Take an error frame Upbit sent on the open socket, decoded once by the connection.
+
+        Upbit closes the socket right after it (section 7.3); :func:`error_frame_meaning`
+        says what its name means. The connection already logged it.
         """
 
     def on_closed(self, connection: ManagedConnection) -> None:
@@ -160,6 +177,9 @@ class NullListener:
 
     def on_frame(self, payload: bytes, received_at: float) -> None:
         """Ignore the frame."""
+
+    def on_error(self, error: ErrorFrame) -> None:
+        """Ignore the error frame (the connection logged it)."""
 
     def on_closed(self, connection: ManagedConnection) -> None:
         """Do nothing."""
@@ -194,6 +214,7 @@ class ConnectionStatistics:
     frames_received: int
     bytes_received: int
     error_frames: int
+    server_errors: dict[str, int]
     messages_sent: int
     bytes_sent: int
     send_waits: int
@@ -222,12 +243,16 @@ class _Counters:
         "messages_sent",
         "send_wait_seconds",
         "send_waits",
+        "server_errors",
+        "undecodable_errors",
     )
 
     def __init__(self) -> None:
         self.frames_received = 0
         self.bytes_received = 0
         self.error_frames = 0
+        self.server_errors: dict[str, int] = {}
+        self.undecodable_errors = 0
         self.messages_sent = 0
         self.bytes_sent = 0
         self.send_waits = 0
@@ -265,6 +290,7 @@ class _Handler:
         "_frame_received",
         "_now",
         "error",
+        "listener",
         "live",
     )
 
@@ -276,12 +302,14 @@ class _Handler:
         # Frames before the socket is handed to the listener are only inspected (Upbit sends
         # nothing unasked, except an INVALID_AUTH frame on a refused private key, section 5).
         self._deliver: Callable[[bytes, float], None] = _ignore
+        self.listener: ConnectionListener | None = None
         self.live = True
-        #: The last error frame seen on this socket: (name, message).
-        self.error: tuple[str, str] | None = None
+        #: The last error frame seen on this socket.
+        self.error: ErrorFrame | None = None
 
-    def install(self, deliver: Callable[[bytes, float], None]) -> None:
-        self._deliver = deliver
+    def install(self, listener: ConnectionListener) -> None:
+        self.listener = listener
+        self._deliver = listener.on_frame
 
     def on_frame(self, payload: bytes) -> None:
         if not self.live:
@@ -293,7 +321,9 @@ class _Handler:
         counters.bytes_received += len(payload)
         conn = self._conn
         if payload.startswith(_ERROR_PREFIX):
+            # The one place that reads error frames: decoded once, handed on typed.
             conn._error_frame(self, payload)
+            return
         if conn._degraded:
             conn._flush_events()
         try:
@@ -451,6 +481,7 @@ class ManagedConnection:
             frames_received=c.frames_received,
             bytes_received=c.bytes_received,
             error_frames=c.error_frames,
+            server_errors=dict(c.server_errors),
             messages_sent=c.messages_sent,
             bytes_sent=c.bytes_sent,
             send_waits=c.send_waits,
@@ -805,7 +836,7 @@ class ManagedConnection:
         self._generation += 1
         sock = _Socket(ws, handler, self._generation, message_limiter(self.config.rate_limits))
         self._sock = sock
-        handler.install(self._listener.on_frame)
+        handler.install(self._listener)
         self._after_input()
         _log.info(
             "%s connection open (socket %d)",
@@ -839,36 +870,59 @@ class ManagedConnection:
         self._after_input()
 
     def _error_frame(self, handler: _Handler, payload: bytes) -> None:
-        """Note an error frame (section 7); Upbit closes the socket right after it."""
+        """Read an error frame (section 7) once; Upbit closes the socket right after it.
+
+        It is logged once here, kept for the close that follows (whose cause it is) and handed
+        typed to the listener (``on_error``); it never reaches ``on_frame``.
+        """
         try:
-            doc = orjson.loads(payload)
-            error = doc["error"]
-            name, message = str(error.get("name")), str(error.get("message", ""))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            error = decode(payload)
+        except DecodeError:
+            error = None
+        if not isinstance(error, ErrorFrame):
+            handler.error = None
+            self._counters.undecodable_errors += 1
+            _log.warning(
+                "%s connection: an error frame that does not decode: %r",
+                self.kind,
+                payload[:200],
+                extra={"connection": self.kind},
+            )
             return
-        handler.error = (name, message)
-        self._counters.error_frames += 1
+        handler.error = error
+        counters = self._counters
+        counters.error_frames += 1
+        counters.server_errors[error.name] = counters.server_errors.get(error.name, 0) + 1
+        meaning = error_frame_meaning(error.name, connection=self.kind)
         _log.warning(
-            "%s connection: Upbit sent error %s: %s",
+            "%s connection: Upbit sent error %s: %s (%s); it closes the socket next",
             self.kind,
-            name,
-            message,
-            extra={"connection": self.kind, "error_name": name},
+            error.name,
+            error.message,
+            _MEANINGS[meaning],
+            extra={"connection": self.kind, "error_name": error.name, "meaning": meaning},
         )
+        listener = handler.listener
+        if listener is None:
+            return
+        try:
+            listener.on_error(error)
+        except Exception:
+            counters.listener_errors += 1
+            _log.exception(
+                "%s connection: listener failed on an error frame",
+                self.kind,
+                extra={"connection": self.kind},
+            )
 
     def _socket_closed(self, handler: _Handler, code: int, reason: str) -> None:
         """Report a close or reset noticed by the reader, at once."""
         now = self._now()
         error: UpbitWsError
-        refused = False
-        if handler.error is not None:
-            name, message = handler.error
-            if self.kind == "private" and name in _KEY_REFUSED_NAMES:
-                # The key was refused with a frame rather than at the handshake (section 5).
-                error = ServerRejectedError(name, message)
-                refused = True
-            else:
-                error = ConnectionClosedError(code, f"after error frame {name}: {message}")
+        frame = handler.error
+        if frame is not None:
+            # The error frame is the cause; classify reads its name (one table).
+            error = ServerRejectedError(frame.name, frame.message, close_code=code)
         else:
             error = ConnectionClosedError(code, reason)
         self._record_error(str(error), now)
@@ -883,8 +937,8 @@ class ManagedConnection:
             self._session.closed(now, code=code, error=error)
         handler.live = False
         self._after_input()
-        if refused and handler.error is not None:
-            self._check_auth(handler.error[1], handler.error[0])
+        if frame is not None:
+            self._check_auth(frame.message, frame.name)
 
     def _send_stalled(self, sock: _Socket, timeout: float) -> None:
         """Replace a socket whose write buffer did not drain: the link is stalled."""

@@ -12,9 +12,9 @@ fewer orderbook units than the merged request carries).
 * **Depth.** Upbit sends one book per (code, level) per connection, at the merged (largest)
   depth (upbit-protocol.md section 2.3). Each subscriber gets the depth it asked for; those
   asking for the same depth share one truncated object.
-* **Control frames.** Error frames, ``{"status":"UP"}`` and LIST_SUBSCRIPTIONS replies go to
-  the owner's ``on_control`` callback (the subscription service: rejection path, pending
-  ``subscriptions(ask_server=True)``); the router only counts them.
+* **Control frames.** ``{"status":"UP"}`` and LIST_SUBSCRIPTIONS replies go to the owner's
+  ``on_control`` callback (pending ``subscriptions(ask_server=True)``); the router only counts
+  them. Error frames never come here: the connection reads them (one place).
 * **Unwanted frames.** After a resubscribe a few frames of the old set still arrive (section
   3.2); frames nobody wants are dropped and counted, never an error. A frame that does not
   decode is counted and logged (its first 200 bytes) and the reader carries on.
@@ -30,7 +30,7 @@ fewer orderbook units than the merged request carries).
   suppressed; a snapshot with new content (the market moved while the socket was down) is
   delivered, because it *is* the fresh state. Private streams (myOrder, myAsset) are events,
   never seeded.
-* **Statistics.** Messages and bytes by type, decode errors, server errors by name,
+* **Statistics.** Messages and bytes by type, decode errors,
   exchange-to-client latency (receive time minus the frame's ``timestamp``, sampled one frame
   in :data:`LATENCY_SAMPLE_EVERY`, REALTIME frames only since snapshots carry old times,
   section 4.3), unwanted and duplicate counts.
@@ -78,7 +78,7 @@ _SAMPLE_MASK: Final = LATENCY_SAMPLE_EVERY - 1
 _LOG_FIRST: Final = 10
 _LOG_EVERY: Final = 1000
 
-#: Called with every control frame (error, keep-alive, LIST reply) and its receive time.
+#: Called with every control frame (keep-alive, LIST reply) and its receive time.
 ControlHandler = Callable[[Message, float], None]
 #: Called when a frame of a watched stream arrives (the first data of a new request).
 WatchHandler = Callable[[float], None]
@@ -220,7 +220,6 @@ class RouterStatistics:
     messages_by_type: dict[str, int]
     bytes_by_type: dict[str, int]
     decode_errors: int
-    server_errors: dict[str, int]
     keepalives: int
     list_replies: int
     unknown_types: int
@@ -269,7 +268,6 @@ class Router:
         self._other_frames = 0
         self._other_bytes = 0
         self._decode_errors = 0
-        self._server_errors: dict[str, int] = {}
         self._keepalives = 0
         self._list_replies = 0
         self._unknown = 0
@@ -355,11 +353,11 @@ class Router:
         """Route what missed the fast path: control frames, levels, myOrder for all markets."""
         kind = msg.type
         if isinstance(msg, ErrorFrame | KeepAlive | SubscriptionList | UnknownMessage):
+            # Error frames are read by the connection and never routed (it hands them to the
+            # channel typed); one that reaches a router anyway counts as an unknown frame.
             self._other_frames += 1
             self._other_bytes += size
-            if isinstance(msg, ErrorFrame):
-                self._server_errors[msg.name] = self._server_errors.get(msg.name, 0) + 1
-            elif isinstance(msg, KeepAlive):
+            if isinstance(msg, KeepAlive):
                 self._keepalives += 1
             elif isinstance(msg, SubscriptionList):
                 self._list_replies += 1
@@ -545,7 +543,6 @@ class Router:
             messages_by_type={k: v for k, v in sorted(messages.items()) if v},
             bytes_by_type={k: v for k, v in sorted(nbytes.items()) if v},
             decode_errors=self._decode_errors,
-            server_errors=dict(self._server_errors),
             keepalives=self._keepalives,
             list_replies=self._list_replies,
             unknown_types=self._unknown,

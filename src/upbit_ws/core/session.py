@@ -307,7 +307,7 @@ class Session:
         now = self._clock(now)
         if not self._connecting():
             return
-        decision = classify(error)
+        decision = classify(error, connection=self.connection)
         if decision.cause == "timeout":
             self._grow_connect_timeout()
         self._fail(now, decision)
@@ -362,7 +362,7 @@ class Session:
         if self._state not in _LIVE:
             return
         cause = error if error is not None else ConnectionClosedError(code or ABNORMAL_CLOSURE)
-        self._fail(now, classify(cause))
+        self._fail(now, classify(cause, connection=self.connection))
 
     def internal_error(self, now: float, *, reason: str) -> None:
         """Report that the shell failed with a bug: drop the socket and retry on the backoff.
