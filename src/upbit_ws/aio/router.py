@@ -291,39 +291,10 @@ class Router:
         except DecodeError as exc:
             self._undecodable(payload, exc, received_at)
             return
-        # The body of _dispatch, inlined: this is the hot path (one call less per frame);
-        # keep the two in step.
-        table = self._tables.get(msg.type)
-        route = table.get(msg.code) if table is not None else None
-        if route is None or route.level_check:
-            route = self._slow_route(msg, len(payload), received_at)
-            if route is None:
-                return
-        route.messages += 1
-        route.nbytes += len(payload)
-        last = route.last
-        route.last = msg
-        if last is not None and msg.stream_type == "SNAPSHOT" and _same(last, msg):
-            route.suppressed += 1
-            return
-        if route.watched:
-            self._watch_hit(received_at)
-        n = self._n + 1
-        self._n = n
-        if not n & _SAMPLE_MASK and msg.stream_type == "REALTIME":
-            self.latency.add((received_at + self.wall_offset) * 1000.0 - msg.timestamp)
-        single = route.single
-        if single is not None:
-            single(msg, msg.code)
-            return
-        code = msg.code
-        for depth, pushes in route.groups:
-            item = msg if depth is None else msg.truncated(depth)
-            for push in pushes:
-                push(item, code)
+        self._deliver(msg, len(payload), received_at)
 
-    def _dispatch(self, msg: Any, size: int, received_at: float) -> None:
-        """Deliver one decoded message (list-format frames; :meth:`route` inlines this)."""
+    def _deliver(self, msg: Any, size: int, received_at: float) -> None:
+        """Deliver one decoded message: THE delivery function (list-format frames use it too)."""
         table = self._tables.get(msg.type)
         route = table.get(msg.code) if table is not None else None
         if route is None or route.level_check:
@@ -343,6 +314,10 @@ class Router:
         self._n = n
         if not n & _SAMPLE_MASK and msg.stream_type == "REALTIME":
             self.latency.add((received_at + self.wall_offset) * 1000.0 - msg.timestamp)
+        single = route.single
+        if single is not None:
+            single(msg, msg.code)
+            return
         code = msg.code
         for depth, pushes in route.groups:
             item = msg if depth is None else msg.truncated(depth)
@@ -392,7 +367,7 @@ class Router:
             else:
                 share = len(payload) // max(1, len(messages))
                 for message in messages:
-                    self._dispatch(message, share, received_at)
+                    self._deliver(message, share, received_at)
                 return
         self._decode_errors += 1
         count = self._decode_errors
@@ -453,11 +428,6 @@ class Router:
                 msg = msg.truncated(sub.depth)
             push(msg, msg.code)
         return missing
-
-    def forget_last(self) -> None:
-        """Drop the cached last messages (e.g. when the service shuts down)."""
-        for route in self._routes.values():
-            route.last = None
 
     def sync(self) -> None:
         """Rebuild the routing table now if the book changed since the last build."""
