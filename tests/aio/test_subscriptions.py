@@ -171,11 +171,11 @@ async def test_leaving_everything_quiesces_the_socket_without_closing_it() -> No
 
 
 async def test_upbit_is_asked_what_it_streams_with_list_subscriptions() -> None:
-    """subscriptions(ask_server=True) returns Upbit's LIST_SUBSCRIPTIONS answer beside ours."""
+    """list_subscriptions() returns Upbit's LIST_SUBSCRIPTIONS answer beside ours."""
     async with stack() as st:
         sub = st.service.component("book").subscribe("orderbook", ["KRW-BTC"], depth=15)
         await next_item(sub)
-        view = await st.service.subscriptions(ask_server=True)
+        view = await st.service.list_subscriptions()
         assert view.public.server is not None
         assert [(s.type, s.codes) for s in view.public.server] == [("orderbook", ("KRW-BTC",))]
         assert view.private.server is None  # no private connection in this stack
@@ -396,9 +396,9 @@ async def test_list_subscriptions_answers_are_matched_by_their_ticket() -> None:
     async with stack(connection_config=PATIENT) as st:
         st.sim.blackhole(30.0)  # the simulator's own answers never come
         ask = st.service.listener("public")
-        first = asyncio.create_task(st.service.subscriptions(ask_server=True))
+        first = asyncio.create_task(st.service.list_subscriptions())
         await st.until(lambda: st.service.statistics().public.list_requests == 1)
-        second = asyncio.create_task(st.service.subscriptions(ask_server=True))
+        second = asyncio.create_task(st.service.list_subscriptions())
         await st.until(lambda: len(st.sim_public().requests) == 2)
         tickets = [r.parsed["ticket"] for r in st.sim_public().requests]
         # The answers arrive in the other order, each naming what it answers.
@@ -415,7 +415,7 @@ async def test_a_pending_list_question_ends_with_an_error_when_the_service_close
     """Review S3: closing the service fails a waiting LIST question, never cancels the caller."""
     async with stack(connection_config=PATIENT) as st:
         st.sim.blackhole(30.0)
-        asking = asyncio.create_task(st.service.subscriptions(ask_server=True))
+        asking = asyncio.create_task(st.service.list_subscriptions())
         await st.until(lambda: st.service.statistics().public.list_requests == 1)
         await st.service.aclose()
         with pytest.raises(TransportError, match="closed before Upbit answered"):
@@ -483,7 +483,7 @@ async def test_list_subscriptions_asks_both_connections_at_once() -> None:
             await asyncio.wait_for(private.wait_open(), 5.0)
             (pub,) = [c for c in sim.connections() if c.kind == "public"]
             sim.blackhole(30.0, conn_id=pub.id)  # public never answers
-            asking = asyncio.create_task(service.subscriptions(ask_server=True))
+            asking = asyncio.create_task(service.list_subscriptions())
 
             def private_asked() -> bool:
                 return any(c.kind == "private" and c.requests for c in sim.connections())

@@ -63,7 +63,7 @@ class ComponentOwner(Protocol):
         """Return the live subscriptions of ``component``."""
         ...
 
-    async def close_component(self, component: str) -> None:
+    def close_component(self, component: str) -> None:
         """Drop every subscription of ``component``."""
         ...
 
@@ -205,7 +205,7 @@ class Component:
 
     async def aclose(self) -> None:
         """Drop every subscription of this component; their iterations end."""
-        await self._owner.close_component(self.name)
+        self._owner.close_component(self.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,6 +87,7 @@ from upbit_ws.core.session import (
 
 __all__ = [
     "AuthRefusedCallback",
+    "ConnectionHandle",
     "ConnectionListener",
     "ConnectionStatistics",
     "ManagedConnection",
@@ -1051,6 +1052,68 @@ class ManagedConnection:
             reason,
             extra={"connection": self.kind, "reason": reason},
         )
+
+
+class ConnectionHandle:
+    """What a manager shows of one of its connections: read it and wait on it, never send.
+
+    ``ws.public`` and ``ws.private`` are handles. There is no ``send()`` here on purpose: a
+    raw request would replace the merged subscription the manager keeps on that socket
+    (Upbit replaces the whole subscription on every request, section 3); subscribe through
+    ``ws.component(name)`` instead. (A listener given with ``listeners={...}`` owns its
+    connection and gets the :class:`ManagedConnection` itself in ``on_open``.)
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, connection: ManagedConnection) -> None:
+        self._conn = connection
+
+    def __repr__(self) -> str:
+        return repr(self._conn)
+
+    @property
+    def kind(self) -> ConnectionKind:
+        """Return ``public`` or ``private``."""
+        return self._conn.kind
+
+    @property
+    def url(self) -> str:
+        """Return the WebSocket URL."""
+        return self._conn.url
+
+    @property
+    def state(self) -> ConnectionState:
+        """Return the state (``open``, ``reconnecting``, ``suspended``...)."""
+        return self._conn.state
+
+    @property
+    def is_open(self) -> bool:
+        """Tell whether a socket is open and usable."""
+        return self._conn.is_open
+
+    @property
+    def generation(self) -> int:
+        """Return the number of sockets opened so far."""
+        return self._conn.generation
+
+    @property
+    def listener(self) -> ConnectionListener:
+        """Return the listener frames go to."""
+        return self._conn.listener
+
+    @property
+    def session(self) -> Session:
+        """Return the pure session the connection drives (read it, do not feed it)."""
+        return self._conn.session
+
+    def statistics(self) -> ConnectionStatistics:
+        """Return a snapshot of the state and counters."""
+        return self._conn.statistics()
+
+    async def wait_open(self) -> None:
+        """Return once a socket is open; raise ConnectionClosedError if closed for good."""
+        await self._conn.wait_open()
 
 
 def _discard_event(event: Event) -> None:

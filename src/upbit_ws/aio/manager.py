@@ -39,12 +39,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, overload
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.component import Component, SubscriptionsView
 from upbit_ws.aio.connection import (
+    ConnectionHandle,
     ConnectionListener,
     ConnectionStatistics,
     ManagedConnection,
@@ -225,6 +226,10 @@ class WebSocketManager:
             )
         elif "private" in user_listeners:
             raise InvalidInputError("a private listener needs credentials")
+        self._public_handle = ConnectionHandle(self._public)
+        self._private_handle = (
+            ConnectionHandle(self._private) if self._private is not None else None
+        )
         # The subscription service carries the subscriptions of every connection whose
         # listener the caller did not replace; the others refuse subscriptions (nothing
         # would send them).
@@ -257,21 +262,21 @@ class WebSocketManager:
     # --- parts ------------------------------------------------------------------------------
 
     @property
-    def public(self) -> ManagedConnection:
-        """Return the public connection (market data)."""
-        return self._public
+    def public(self) -> ConnectionHandle:
+        """Return the public connection (market data), to read and wait on."""
+        return self._public_handle
 
     @property
-    def private(self) -> ManagedConnection | None:
+    def private(self) -> ConnectionHandle | None:
         """Return the private connection (myOrder, myAsset), or None without credentials."""
-        return self._private
+        return self._private_handle
 
-    def connection(self, kind: ConnectionKind) -> ManagedConnection:
+    def connection(self, kind: ConnectionKind) -> ConnectionHandle:
         """Return the connection of ``kind``; raise InvalidInputError for private without keys."""
         if kind == "public":
-            return self._public
-        if kind == "private" and self._private is not None:
-            return self._private
+            return self._public_handle
+        if kind == "private" and self._private_handle is not None:
+            return self._private_handle
         if kind == "private":
             raise InvalidInputError("no private connection: the manager has no credentials")
         raise InvalidInputError(f"kind must be 'public' or 'private', not {kind!r}")
@@ -390,24 +395,17 @@ class WebSocketManager:
         """Return the handle of component ``name``: ``ws.component("chart").subscribe(...)``."""
         return self._subs.component(name)
 
-    @overload
-    def subscriptions(self, *, ask_server: Literal[False] = False) -> SubscriptionsView: ...
-
-    @overload
-    def subscriptions(
-        self, *, ask_server: Literal[True]
-    ) -> Coroutine[Any, Any, SubscriptionsView]: ...
-
-    def subscriptions(
-        self, *, ask_server: bool = False
-    ) -> SubscriptionsView | Coroutine[Any, Any, SubscriptionsView]:
-        """Return the merged subscription per connection and per component.
-
-        With ``ask_server=True``, await it: it also asks Upbit (LIST_SUBSCRIPTIONS).
-        """
-        if ask_server:
-            return self._subs.subscriptions(ask_server=True)
+    def subscriptions(self) -> SubscriptionsView:
+        """Return the merged subscription per connection and per component (local state)."""
         return self._subs.subscriptions()
+
+    async def list_subscriptions(self) -> SubscriptionsView:
+        """Return :meth:`subscriptions` plus what Upbit says each socket streams.
+
+        Asks Upbit with LIST_SUBSCRIPTIONS on both connections at once (it counts toward the
+        message limit).
+        """
+        return await self._subs.list_subscriptions()
 
     @property
     def subscription_service(self) -> SubscriptionService:

@@ -13,7 +13,7 @@ fewer orderbook units than the merged request carries).
   depth (upbit-protocol.md section 2.3). Each subscriber gets the depth it asked for; those
   asking for the same depth share one truncated object.
 * **Control frames.** ``{"status":"UP"}`` and LIST_SUBSCRIPTIONS replies go to the owner's
-  ``on_control`` callback (pending ``subscriptions(ask_server=True)``); the router only counts
+  ``on_control`` callback (pending ``list_subscriptions()``); the router only counts
   them. Error frames never come here: the connection reads them (one place).
 * **Unwanted frames.** After a resubscribe a few frames of the old set still arrive (section
   3.2); frames nobody wants are dropped and counted, never an error. A frame that does not

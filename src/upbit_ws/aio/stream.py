@@ -68,7 +68,7 @@ class SubscriptionOwner(Protocol):
         """Replace the codes of ``sub`` (expanding and checking them)."""
         ...
 
-    async def close_subscription(self, sub: Subscription[Any]) -> None:
+    def close_subscription(self, sub: Subscription[Any]) -> None:
         """Unsubscribe ``sub``."""
         ...
 
@@ -269,7 +269,7 @@ class Subscription(Generic[M]):
         """Unsubscribe; waiting messages are discarded and iteration ends. Idempotent."""
         if self._closed:
             return
-        await self._owner.close_subscription(self)
+        self._owner.close_subscription(self)
 
     async def __aenter__(self) -> Subscription[M]:
         return self

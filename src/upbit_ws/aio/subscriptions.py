@@ -57,7 +57,7 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   trade, candle, myOrder and myAsset stream (``reason="reconnect"``: what Upbit sent while the
   socket was down is lost; tickers and order books are whole states and the fresh snapshot
   repairs them).
-* **LIST_SUBSCRIPTIONS.** ``subscriptions(ask_server=True)`` sends it on both connections at
+* **LIST_SUBSCRIPTIONS.** ``list_subscriptions()`` sends it on both connections at
   once, through the same rate-limited path (it counts toward the limit, section 3.3), and
   returns Upbit's answers beside the merged state.
 * **Private types.** ``myOrder`` and ``myAsset`` need the private connection, which runs only
@@ -79,9 +79,9 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Literal, overload
+from typing import Any, Final
 
 from upbit_ws.aio.channel import Channel, ChannelStatistics
 from upbit_ws.aio.clock import Clock, LoopClock
@@ -564,7 +564,7 @@ class SubscriptionService:
         """Return the live subscriptions of ``component``."""
         return tuple(self._sinks[s.sub_id] for s in self._book.subscriptions(component))
 
-    async def close_component(self, component: str) -> None:
+    def close_component(self, component: str) -> None:
         """Drop every subscription of ``component``; their iterations end."""
         removed = self._book.drop_component(component)
         touched: set[Connection] = set()
@@ -597,7 +597,7 @@ class SubscriptionService:
             self._unchecked.discard(sub.sub_id)
         self._apply_codes(sub, requested, resolved)
 
-    async def close_subscription(self, sub: Subscription[Any]) -> None:
+    def close_subscription(self, sub: Subscription[Any]) -> None:
         """Unsubscribe ``sub``; its iteration ends."""
         self._remove(sub)
         sub._mark_closed()
@@ -703,29 +703,16 @@ class SubscriptionService:
 
     # -- views and statistics ----------------------------------------------------------------
 
-    @overload
-    def subscriptions(self, *, ask_server: Literal[False] = False) -> SubscriptionsView: ...
-
-    @overload
-    def subscriptions(
-        self, *, ask_server: Literal[True]
-    ) -> Coroutine[Any, Any, SubscriptionsView]: ...
-
-    def subscriptions(
-        self, *, ask_server: bool = False
-    ) -> SubscriptionsView | Coroutine[Any, Any, SubscriptionsView]:
-        """Return the merged state per connection and per component.
-
-        Plain ``subscriptions()`` answers at once from local state. With
-        ``ask_server=True`` it returns an awaitable that also asks Upbit (LIST_SUBSCRIPTIONS,
-        section 3.3, through the rate-limited send path) and fills ``server`` in for each open
-        connection: ``view = await ws.subscriptions(ask_server=True)``.
-        """
-        if ask_server:
-            return self._ask_server()
+    def subscriptions(self) -> SubscriptionsView:
+        """Return the merged state per connection and per component, from local state."""
         return self._view({})
 
-    async def _ask_server(self) -> SubscriptionsView:
+    async def list_subscriptions(self) -> SubscriptionsView:
+        """Return :meth:`subscriptions` with what Upbit itself says each socket streams.
+
+        Asks Upbit (LIST_SUBSCRIPTIONS, section 3.3, through the rate-limited send path) on
+        both connections at once and fills ``server`` in for each open connection.
+        """
         # Both connections at once: each waits for its own socket's answer.
         kinds = list(self._channels)
         results = await asyncio.gather(

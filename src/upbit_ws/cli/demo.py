@@ -215,7 +215,7 @@ async def _summary(ws: WebSocketManager) -> None:
     click.echo("")
     click.echo("merged subscription (ours, and Upbit's LIST_SUBSCRIPTIONS answer):")
     try:
-        view = await ws.subscriptions(ask_server=True)
+        view = await ws.list_subscriptions()
     except Exception as exc:  # the demo must still print what it knows and exit 0
         click.echo(f"  (Upbit did not answer: {exc})")
         click.echo(str(ws.subscriptions()))
