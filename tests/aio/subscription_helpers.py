@@ -21,8 +21,8 @@ from upbit_ws.aio.connection import ManagedConnection
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService
 from upbit_ws.core.auth import Credentials
-from upbit_ws.core.book import Connection
 from upbit_ws.core.config import ConnectionConfig
+from upbit_ws.core.constants import ConnectionKind
 from upbit_ws.core.events import Event
 from upbit_ws.core.messages import (
     Candle,
@@ -200,7 +200,7 @@ async def next_item(iterator: Any, within: float = 5.0) -> Any:
 
 
 def attached_service(
-    *kinds: Connection, markets: tuple[str, ...] | None = MARKETS, **options: Any
+    *kinds: ConnectionKind, markets: tuple[str, ...] | None = MARKETS, **options: Any
 ) -> SubscriptionService:
     """Return a service (market list ``markets``) attached to unstarted connections of ``kinds``.
 

@@ -47,9 +47,9 @@ from upbit_ws.aio.component import ConnectionView
 from upbit_ws.aio.connection import ManagedConnection
 from upbit_ws.aio.router import LatencyHistogram, LatencySummary, Router, RouterStatistics
 from upbit_ws.aio.stream import Subscription
-from upbit_ws.core.book import Connection, StreamKey, SubId, SubscriptionBook, WantedStream
+from upbit_ws.core.book import StreamKey, SubId, SubscriptionBook, WantedStream
 from upbit_ws.core.classify import error_frame_meaning
-from upbit_ws.core.constants import CANDLE_TYPES, PRIVATE_TYPES
+from upbit_ws.core.constants import CANDLE_TYPES, PRIVATE_TYPES, ConnectionKind
 from upbit_ws.core.encode import TypeRequest, encode_list_subscriptions, encode_request, new_ticket
 from upbit_ws.core.errors import ServerRejectedError, TransportError, UpbitWsError
 from upbit_ws.core.events import Event, GapEvent, RequestRejected
@@ -79,7 +79,7 @@ class ChannelStatistics:
     flusher after an internal error.
     """
 
-    connection: Connection
+    connection: ConnectionKind
     state: str
     desired_streams: int
     confirmed_streams: int
@@ -112,7 +112,7 @@ class Channel:
 
     def __init__(
         self,
-        kind: Connection,
+        kind: ConnectionKind,
         *,
         book: SubscriptionBook,
         planner: SubscriptionPlanner,
@@ -125,7 +125,7 @@ class Channel:
         markets: Callable[[], frozenset[str] | None],
         before_send: Callable[[], None],
     ) -> None:
-        self.kind: Connection = kind
+        self.kind: ConnectionKind = kind
         self._book = book
         self._planner = planner
         self._now = now

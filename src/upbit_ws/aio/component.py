@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, overload
 
 from upbit_ws.aio.stream import Subscription
-from upbit_ws.core.book import Connection, WantedStream
+from upbit_ws.core.book import WantedStream
 from upbit_ws.core.buffer import OverflowPolicy
+from upbit_ws.core.constants import ConnectionKind
 from upbit_ws.core.encode import TypeRequest
 from upbit_ws.core.messages import (
     Candle,
@@ -246,7 +247,7 @@ class ConnectionView:
     no connection carries these types (private without credentials).
     """
 
-    connection: Connection
+    connection: ConnectionKind
     state: str
     desired: tuple[WantedStream, ...]
     confirmed: tuple[WantedStream, ...]

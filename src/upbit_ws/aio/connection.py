@@ -55,10 +55,11 @@ from typing import Final, Protocol
 
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
-from upbit_ws.aio.transport import ABNORMAL_CLOSURE, WebSocket, open_websocket
+from upbit_ws.aio.transport import WebSocket, open_websocket
 from upbit_ws.core.auth import Credentials, build_ws_token
 from upbit_ws.core.classify import ErrorFrameMeaning, error_frame_meaning
 from upbit_ws.core.config import ConnectionConfig, RateLimits
+from upbit_ws.core.constants import ABNORMAL_CLOSURE, check_connection
 from upbit_ws.core.decode import decode
 from upbit_ws.core.errors import (
     ConnectionClosedError,
@@ -77,6 +78,7 @@ from upbit_ws.core.ratelimit import (
     message_limiter,
 )
 from upbit_ws.core.session import (
+    LIVE_STATES,
     Action,
     CloseSocket,
     Connect,
@@ -99,7 +101,6 @@ _log = logging.getLogger("upbit_ws.connection")
 
 #: Every Upbit error frame starts like this (section 7.1: ``{"error":{...}}``, compact JSON).
 _ERROR_PREFIX: Final = b'{"error"'
-_LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
 _CONNECT_STATES: Final[frozenset[ConnectionState]] = frozenset(
     {"connecting", "reconnecting", "suspended"}
 )
@@ -380,8 +381,7 @@ class ManagedConnection:
         clock: Clock | None = None,
         session: Session | None = None,
     ) -> None:
-        if kind not in ("public", "private"):
-            raise InvalidInputError(f"kind must be 'public' or 'private', not {kind!r}")
+        kind = check_connection(kind)
         if kind == "private" and credentials is None:
             raise InvalidInputError("a private connection needs credentials")
         if kind == "public" and credentials is not None:
@@ -437,7 +437,7 @@ class ManagedConnection:
     @property
     def is_open(self) -> bool:
         """Tell whether a socket is open and usable for :meth:`send`."""
-        return self._sock is not None and self._session.state in _LIVE
+        return self._sock is not None and self._session.state in LIVE_STATES
 
     @property
     def generation(self) -> int:
@@ -518,7 +518,7 @@ class ManagedConnection:
         time (the socket is then declared dead and replaced).
         """
         sock = self._sock
-        if sock is None or self._session.state not in _LIVE:
+        if sock is None or self._session.state not in LIVE_STATES:
             raise TransportError(f"the {self.kind} connection is not open ({self.state})")
         wait = sock.limiter.acquire(self._now())
         counters = self._counters
@@ -828,7 +828,7 @@ class ManagedConnection:
         self._attempt_handler = None
         session = self._session
         session.connected(self._now())
-        if session.state not in _LIVE:
+        if session.state not in LIVE_STATES:
             # Closed during the handshake (the close was already reported) or no longer wanted.
             handler.live = False
             ws.abort()

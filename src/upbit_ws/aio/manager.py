@@ -58,10 +58,16 @@ from upbit_ws.aio.subscriptions import SubscriptionService, SubscriptionServiceS
 from upbit_ws.aio.supervisor import InternalError, Supervisor
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import ConnectionConfig
-from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_PATH, PUBLIC_PATH
+from upbit_ws.core.constants import (
+    DEFAULT_BASE_URL,
+    PRIVATE_PATH,
+    PUBLIC_PATH,
+    check_connection,
+)
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
 from upbit_ws.core.ratelimit import ConnectLimiter, LimiterStatistics
+from upbit_ws.core.session import LIVE_STATES
 
 __all__ = [
     "ConnectionHealth",
@@ -73,7 +79,6 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.manager")
 
-_LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
 _SCHEMES: Final = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
 #: Extra time ``aclose()`` gives the tasks beyond the close timeout before cancelling them.
 _SHUTDOWN_SLACK: Final = 1.0
@@ -175,9 +180,8 @@ class WebSocketManager:
         if credentials is not None and not isinstance(credentials, Credentials):
             raise InvalidInputError("credentials must be a Credentials (or None)")
         listeners = listeners or {}
-        unknown = set(listeners) - {"public", "private"}
-        if unknown:
-            raise InvalidInputError(f"listeners are keyed 'public' or 'private', not {unknown}")
+        for key in listeners:
+            check_connection(key)
         public_url, private_url = websocket_urls(base_url)
         self.base_url = base_url
         self.config = config or ConnectionConfig()
@@ -271,15 +275,13 @@ class WebSocketManager:
         """Return the private connection (myOrder, myAsset), or None without credentials."""
         return self._private_handle
 
-    def connection(self, kind: ConnectionKind) -> ConnectionHandle:
-        """Return the connection of ``kind``; raise InvalidInputError for private without keys."""
-        if kind == "public":
+    def connection(self, connection: ConnectionKind) -> ConnectionHandle:
+        """Return the ``connection`` (public or private); private needs credentials."""
+        if check_connection(connection) == "public":
             return self._public_handle
-        if kind == "private" and self._private_handle is not None:
-            return self._private_handle
-        if kind == "private":
+        if self._private_handle is None:
             raise InvalidInputError("no private connection: the manager has no credentials")
-        raise InvalidInputError(f"kind must be 'public' or 'private', not {kind!r}")
+        return self._private_handle
 
     @property
     def rest(self) -> RestClient:
@@ -507,7 +509,7 @@ def _health(conn: ManagedConnection) -> ConnectionHealth:
     stats = conn.statistics()
     return ConnectionHealth(
         connection=conn.kind,
-        ok=stats.state in _LIVE,
+        ok=stats.state in LIVE_STATES,
         state=stats.state,
         since=stats.state_since,
         reason=stats.last_error,

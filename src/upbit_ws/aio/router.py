@@ -48,8 +48,8 @@ from typing import Any, Final
 import msgspec
 
 from upbit_ws.aio.stream import PushFn, Subscription
-from upbit_ws.core.book import ALL_CODES, Connection, StreamKey, SubId, SubscriptionBook
-from upbit_ws.core.constants import DEFAULT_ORDERBOOK_DEPTH, PRIVATE_TYPES
+from upbit_ws.core.book import ALL_CODES, StreamKey, SubId, SubscriptionBook
+from upbit_ws.core.constants import DEFAULT_ORDERBOOK_DEPTH, PRIVATE_TYPES, ConnectionKind
 from upbit_ws.core.decode import decode, decode_all
 from upbit_ws.core.errors import DecodeError
 from upbit_ws.core.messages import (
@@ -214,7 +214,7 @@ class RouterStatistics:
     ``latency`` is exchange-to-client latency (sampled, REALTIME frames).
     """
 
-    connection: Connection
+    connection: ConnectionKind
     frames: int
     bytes: int
     messages_by_type: dict[str, int]
@@ -242,14 +242,14 @@ class Router:
         self,
         book: SubscriptionBook,
         *,
-        connection: Connection,
+        connection: ConnectionKind,
         sinks: Mapping[SubId, Subscription[Any]],
         on_control: ControlHandler,
         on_watch: WatchHandler,
         wall_offset: float = 0.0,
     ) -> None:
         self._book = book
-        self._connection: Connection = connection
+        self._connection: ConnectionKind = connection
         self._private = connection == "private"
         self._sinks = sinks
         self._on_control = on_control

@@ -36,9 +36,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
 
-from upbit_ws.core.book import Connection, SubId, connection_of
+from upbit_ws.core.book import SubId, connection_of
 from upbit_ws.core.buffer import DeliveryBuffer, Gap, OverflowPolicy
-from upbit_ws.core.constants import PRIVATE_TYPES, DataType
+from upbit_ws.core.constants import PRIVATE_TYPES, ConnectionKind, DataType
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.messages import DataMessage
 
@@ -98,7 +98,7 @@ class SubscriptionStatistics:
     sub_id: int
     component: str
     type: DataType
-    connection: Connection
+    connection: ConnectionKind
     codes: int
     policy: OverflowPolicy
     capacity: int
@@ -177,7 +177,7 @@ class Subscription(Generic[M]):
         return self._buffer.policy
 
     @property
-    def connection(self) -> Connection:
+    def connection(self) -> ConnectionKind:
         """Return the connection that carries this subscription (public or private)."""
         return connection_of(self.type)
 

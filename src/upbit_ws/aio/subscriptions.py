@@ -96,9 +96,7 @@ from upbit_ws.aio.stream import Subscription, SubscriptionStatistics
 from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
 from upbit_ws.core.backoff import Backoff
 from upbit_ws.core.book import (
-    CONNECTIONS,
     BookStatistics,
-    Connection,
     StreamKey,
     SubId,
     SubscriptionBook,
@@ -107,7 +105,13 @@ from upbit_ws.core.book import (
 from upbit_ws.core.buffer import OVERFLOW_POLICIES, Gap, OverflowPolicy, default_policy
 from upbit_ws.core.codes import close_matches, expand_wildcard, is_wildcard, normalize_code
 from upbit_ws.core.config import BackoffConfig, ConnectionConfig
-from upbit_ws.core.constants import PRIVATE_TYPES, DataType
+from upbit_ws.core.constants import (
+    CONNECTIONS,
+    PRIVATE_TYPES,
+    ConnectionKind,
+    DataType,
+    check_connection,
+)
 from upbit_ws.core.errors import (
     InvalidInputError,
     UnknownCodeError,
@@ -217,7 +221,7 @@ class SubscriptionService:
             self._markets_ready.set()
         # Subscriptions whose codes could not be checked yet (no market list at the time).
         self._unchecked: set[SubId] = set()
-        self._channels: dict[Connection, Channel] = {
+        self._channels: dict[ConnectionKind, Channel] = {
             kind: Channel(
                 kind,
                 book=self._book,
@@ -252,15 +256,13 @@ class SubscriptionService:
 
     # -- wiring and lifecycle ----------------------------------------------------------------
 
-    def listener(self, kind: Connection) -> Channel:
+    def listener(self, kind: ConnectionKind) -> Channel:
         """Return the :class:`ConnectionListener` of the ``kind`` connection (a plain lookup).
 
         Looking it up attaches nothing: only :meth:`attach` makes a connection carry this
         service's subscriptions.
         """
-        if kind not in self._channels:
-            raise InvalidInputError(f"unknown connection {kind!r}; use public or private")
-        return self._channels[kind]
+        return self._channels[check_connection(kind)]
 
     def attach(self, connection: ManagedConnection) -> None:
         """Become ``connection``'s listener (before it runs); views then show its state.
@@ -567,7 +569,7 @@ class SubscriptionService:
     def close_component(self, component: str) -> None:
         """Drop every subscription of ``component``; their iterations end."""
         removed = self._book.drop_component(component)
-        touched: set[Connection] = set()
+        touched: set[ConnectionKind] = set()
         for sub_id in removed:
             sub = self._sinks.pop(sub_id, None)
             self._unchecked.discard(sub_id)
@@ -718,7 +720,7 @@ class SubscriptionService:
         results = await asyncio.gather(
             *(self._channels[kind].ask_server() for kind in kinds), return_exceptions=True
         )
-        answers: dict[Connection, tuple[SubscribedType, ...] | None] = {}
+        answers: dict[ConnectionKind, tuple[SubscribedType, ...] | None] = {}
         for kind, result in zip(kinds, results, strict=True):
             if isinstance(result, BaseException):
                 raise result
@@ -726,7 +728,7 @@ class SubscriptionService:
         return self._view(answers)
 
     def _view(
-        self, server: dict[Connection, tuple[SubscribedType, ...] | None]
+        self, server: dict[ConnectionKind, tuple[SubscribedType, ...] | None]
     ) -> SubscriptionsView:
         components: dict[str, tuple[SubscriptionInfo, ...]] = {}
         for name in self._book.components():

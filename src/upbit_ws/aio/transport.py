@@ -36,6 +36,7 @@ from typing import Any, Final, Protocol
 import picows
 from picows.url import WSParsedURL
 
+from upbit_ws.core.constants import ABNORMAL_CLOSURE
 from upbit_ws.core.errors import (
     AuthError,
     ConnectTimeoutError,
@@ -45,12 +46,10 @@ from upbit_ws.core.errors import (
 )
 from upbit_ws.core.rest_types import parse_retry_after, read_error_body
 
-__all__ = ["ABNORMAL_CLOSURE", "NO_STATUS_RECEIVED", "FrameHandler", "WebSocket", "open_websocket"]
+__all__ = ["NO_STATUS_RECEIVED", "FrameHandler", "WebSocket", "open_websocket"]
 
 _log = logging.getLogger("upbit_ws.transport")
 
-#: Close code reported when the socket went away without a close frame (RFC 6455 section 7.1.5).
-ABNORMAL_CLOSURE: Final = 1006
 #: Close code reported for a close frame that carried no code (RFC 6455 section 7.1.5).
 NO_STATUS_RECEIVED: Final = 1005
 #: Codes that only report what happened and must never go on the wire (RFC 6455 section 7.4.1);

@@ -14,7 +14,7 @@ from typing import Literal
 
 import msgspec
 
-from upbit_ws.core.constants import DataType
+from upbit_ws.core.constants import ConnectionKind, DataType
 
 __all__ = [
     "BufferOverflowed",
@@ -31,9 +31,6 @@ __all__ = [
     "RequestRejected",
     "SystemEvent",
 ]
-
-#: The two independent connections a manager keeps (section 1.1).
-ConnectionKind = Literal["public", "private"]
 
 #: States of one managed connection (see :class:`upbit_ws.core.session.Session`).
 ConnectionState = Literal[
