@@ -51,7 +51,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Protocol, assert_never
 
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
@@ -85,6 +85,7 @@ from upbit_ws.core.session import (
     DeclareDead,
     SendPing,
     Session,
+    WaitBackoff,
 )
 
 __all__ = [
@@ -239,6 +240,7 @@ class _Counters:
         "bytes_sent",
         "connect_wait_seconds",
         "connect_waits",
+        "degraded",
         "error_frames",
         "frames_received",
         "listener_errors",
@@ -250,6 +252,8 @@ class _Counters:
     )
 
     def __init__(self) -> None:
+        #: The session is probing the socket (state ``degraded``): the next frame recovers it.
+        self.degraded = False
         self.frames_received = 0
         self.bytes_received = 0
         self.error_frames = 0
@@ -282,25 +286,45 @@ class _Handler:
     """The transport's FrameHandler for one socket; retired when the socket is let go.
 
     ``on_frame`` is the hot path: a liveness store in the session, two counters, a prefix
-    check for error frames, and the listener.
+    check for error frames, and the listener. It is given what it uses when the connection
+    builds it (:meth:`ManagedConnection._new_handler`) and touches nothing else.
     """
 
     __slots__ = (
-        "_conn",
         "_counters",
         "_deliver",
         "_frame_received",
+        "_kind",
         "_now",
+        "_on_close",
+        "_on_error_frame",
+        "_on_pong",
+        "_on_recovery",
         "error",
         "listener",
         "live",
     )
 
-    def __init__(self, conn: ManagedConnection) -> None:
-        self._conn = conn
-        self._counters = conn._counters
-        self._frame_received = conn._session.frame_received
-        self._now = conn._now
+    def __init__(
+        self,
+        *,
+        kind: ConnectionKind,
+        counters: _Counters,
+        now: Callable[[], float],
+        frame_received: Callable[[float], None],
+        on_error_frame: Callable[[_Handler, bytes], None],
+        on_recovery: Callable[[], None],
+        on_pong: Callable[[], None],
+        on_close: Callable[[_Handler, int, str], None],
+    ) -> None:
+        self._kind = kind
+        self._counters = counters
+        self._now = now
+        self._frame_received = frame_received
+        self._on_error_frame = on_error_frame
+        self._on_recovery = on_recovery
+        self._on_pong = on_pong
+        self._on_close = on_close
         # Frames before the socket is handed to the listener are only inspected (Upbit sends
         # nothing unasked, except an INVALID_AUTH frame on a refused private key, section 5).
         self._deliver: Callable[[bytes, float], None] = _ignore
@@ -321,13 +345,12 @@ class _Handler:
         counters = self._counters
         counters.frames_received += 1
         counters.bytes_received += len(payload)
-        conn = self._conn
         if payload.startswith(_ERROR_PREFIX):
             # The one place that reads error frames: decoded once, handed on typed.
-            conn._error_frame(self, payload)
+            self._on_error_frame(self, payload)
             return
-        if conn._degraded:
-            conn._flush_events()
+        if counters.degraded:
+            self._on_recovery()  # the frame proved the socket alive: publish the recovery
         try:
             self._deliver(payload, now)
         except Exception:
@@ -336,17 +359,17 @@ class _Handler:
             if counters.listener_errors == 1 or _log.isEnabledFor(logging.DEBUG):
                 _log.exception(
                     "%s connection: listener failed on a frame",
-                    conn.kind,
-                    extra={"connection": conn.kind},
+                    self._kind,
+                    extra={"connection": self._kind},
                 )
 
     def on_pong(self) -> None:
         if self.live:
-            self._conn._pong()
+            self._on_pong()
 
     def on_close(self, code: int, reason: str) -> None:
         if self.live:
-            self._conn._socket_closed(self, code, reason)
+            self._on_close(self, code, reason)
 
 
 def _ignore(payload: bytes, received_at: float) -> None:
@@ -411,7 +434,6 @@ class ManagedConnection:
         # (declared dead) stay in _attempts until they end by their own timeout.
         self._attempt_handler: _Handler | None = None
         self._attempts: set[asyncio.Task[None]] = set()
-        self._degraded = False
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
@@ -606,8 +628,14 @@ class ManagedConnection:
                     await task
             self._task = None
         elif self._running:
-            async with asyncio.timeout(grace):
-                await self._finished.wait()
+            # Run by someone else's TaskGroup: wait for it to stop, in our error tree.
+            try:
+                async with asyncio.timeout(grace):
+                    await self._finished.wait()
+            except TimeoutError as exc:
+                raise TransportError(
+                    f"the {self.kind} connection did not stop within {grace:g} s"
+                ) from exc
 
     async def __aenter__(self) -> ManagedConnection:
         await self.start()
@@ -655,7 +683,7 @@ class ManagedConnection:
                 self._session.close(now, reason="stopped: the driver was interrupted")
             self._retire_attempt()
             self._drop_socket(abort=True)
-            self._flush_events()
+            self._report()
             self._finished.set()
             self._notify()
 
@@ -676,7 +704,7 @@ class ManagedConnection:
         self._session.internal_error(now, reason=reason)
         self._retire_attempt()
         self._drop_socket(abort=True)
-        self._flush_events()
+        self._report()
 
     def _retry_delay(self) -> float:
         """Return how long the session waits before it reconnects (0: it does not)."""
@@ -721,7 +749,7 @@ class ManagedConnection:
                         continue
             for action in session.poll(now):
                 self._perform(action, now)
-            self._flush_events()
+            self._report()
             if session.state == "closed":
                 for attempt in self._attempts:
                     attempt.cancel()
@@ -742,53 +770,69 @@ class ManagedConnection:
             async with asyncio.timeout(delay):
                 await self._wake.wait()
 
+    def _new_handler(self) -> _Handler:
+        """Build the frame handler of one socket with exactly what it needs."""
+        return _Handler(
+            kind=self.kind,
+            counters=self._counters,
+            now=self._now,
+            frame_received=self._session.frame_received,
+            on_error_frame=self._error_frame,
+            on_recovery=self._report,
+            on_pong=self._pong,
+            on_close=self._socket_closed,
+        )
+
     def _perform(self, action: Action, now: float) -> None:
-        if isinstance(action, SendPing):
-            sock = self._sock
-            if sock is not None:
-                sock.ws.send_ping()
-        elif isinstance(action, Connect):
-            self._connect_limiter.acquire(now)
-            handler = _Handler(self)
-            self._attempt_handler = handler
-            assert self._tg is not None
-            task = self._tg.create_task(
-                self._connect(action, handler),
-                name=f"{_TASK_PREFIX}:{self.kind}:socket-{action.attempt}",
-            )
-            self._attempts.add(task)
-            task.add_done_callback(self._attempts.discard)
-        elif isinstance(action, DeclareDead):
-            self._record_error(action.reason, now)
-            # The connect in progress is abandoned: its outcome is ignored, and a socket it
-            # still opens is aborted. It ends by its own timeout (the same as the session's).
-            self._retire_attempt()
-            self._log_dead(action.reason)
-            self._drop_socket(abort=True)
-        elif isinstance(action, CloseSocket):
-            sock = self._sock
-            # A degraded socket may be blackholed: its closing handshake could hang.
-            abort = self._degraded
-            self._drop_socket(abort=abort)
-            if sock is not None and not abort:
+        match action:
+            case SendPing():
+                sock = self._sock
+                if sock is not None:
+                    sock.ws.send_ping()
+            case Connect():
+                self._connect_limiter.acquire(now)
+                handler = self._new_handler()
+                self._attempt_handler = handler
                 assert self._tg is not None
-                self._tg.create_task(
-                    self._close_gracefully(sock.ws, action.timeout),
-                    name=f"{_TASK_PREFIX}:{self.kind}:close-{sock.generation}",
+                task = self._tg.create_task(
+                    self._connect(action, handler),
+                    name=f"{_TASK_PREFIX}:{self.kind}:socket-{action.attempt}",
                 )
-        else:
-            _log.info(
-                "%s connection: retrying in %.2f s (%s)",
-                self.kind,
-                action.delay,
-                action.reason,
-                extra={
-                    "connection": self.kind,
-                    "delay": action.delay,
-                    "backoff": action.backoff,
-                    "reason": action.reason,
-                },
-            )
+                self._attempts.add(task)
+                task.add_done_callback(self._attempts.discard)
+            case DeclareDead():
+                self._record_error(action.reason, now)
+                # The connect in progress is abandoned: its outcome is ignored, and a socket it
+                # still opens is aborted. It ends by its own timeout (the same as the session's).
+                self._retire_attempt()
+                self._log_dead(action.reason)
+                self._drop_socket(abort=True)
+            case CloseSocket():
+                sock = self._sock
+                # A degraded socket may be blackholed: its closing handshake could hang.
+                abort = self._counters.degraded
+                self._drop_socket(abort=abort)
+                if sock is not None and not abort:
+                    assert self._tg is not None
+                    self._tg.create_task(
+                        self._close_gracefully(sock.ws, action.timeout),
+                        name=f"{_TASK_PREFIX}:{self.kind}:close-{sock.generation}",
+                    )
+            case WaitBackoff():
+                _log.info(
+                    "%s connection: retrying in %.2f s (%s)",
+                    self.kind,
+                    action.delay,
+                    action.reason,
+                    extra={
+                        "connection": self.kind,
+                        "delay": action.delay,
+                        "backoff": action.backoff,
+                        "reason": action.reason,
+                    },
+                )
+            case _:
+                assert_never(action)
 
     async def _connect(self, action: Connect, handler: _Handler) -> None:
         """Open one socket for ``action``, report the outcome, and stay until the socket ends.
@@ -985,14 +1029,25 @@ class ManagedConnection:
         raise ConnectionClosedError(sock.close_code, "closed while waiting for the rate limiter")
 
     def _after_input(self) -> None:
-        """Publish what the session did and wake the driver to act on it."""
-        self._flush_events()
+        """Report what the session did and wake the driver to act on it."""
+        self._report()
         self._wake.set()
 
-    def _flush_events(self) -> None:
+    def _report(self) -> None:
+        """Publish the session's state changes, then follow its state (if it changed)."""
+        if self._flush_events():
+            self._follow_state()
+
+    def _follow_state(self) -> None:
+        """Mirror the session's state where the reader checks it, and wake wait_open()."""
+        self._counters.degraded = self._session.state == "degraded"
+        self._notify()
+
+    def _flush_events(self) -> bool:
+        """Log and publish the session's pending events; return whether there were any."""
         events = self._session.take_events()
         if not events:
-            return
+            return False
         for event in events:
             level = logging.WARNING if event.new in ("reconnecting", "suspended") else logging.INFO
             _log.log(
@@ -1012,8 +1067,7 @@ class ManagedConnection:
                 },
             )
             self._publish(event)
-        self._degraded = self._session.state == "degraded"
-        self._notify()
+        return True
 
     def _notify(self) -> None:
         """Wake every :meth:`wait_open` caller to re-check the state."""

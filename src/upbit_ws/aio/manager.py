@@ -247,7 +247,6 @@ class WebSocketManager:
         self._stopping = asyncio.Event()
         self._closed = asyncio.Event()
         self._key_task: asyncio.Task[None] | None = None
-        self._subs_task: asyncio.Task[None] | None = None
         self._supervisor = Supervisor(
             "manager",
             config=self.config.backoff,
@@ -356,7 +355,7 @@ class WebSocketManager:
         if self._lifecycle != "running":
             return
         # Not restarted after a bug: its run ends every subscription on the way out.
-        self._subs_task = self._spawn(self._subs.run, "subscriptions", restart=False)
+        self._spawn(self._subs.run, "subscriptions", restart=False)
 
     async def aclose(self) -> None:
         """Close both connections, stop the key checks and wait until every task is gone.
