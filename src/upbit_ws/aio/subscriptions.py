@@ -40,12 +40,13 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   place (order events are rare) and its frames are dropped as unwanted. The silence probe is
   turned off meanwhile (``set_streaming(False)``).
 * **Codes.** Codes are upper-cased and checked against the market list
-  (``GET /v1/market/all``, section 9.1), cached and refreshed every
-  ``SubscriptionConfig.market_refresh`` seconds; ``KRW-*`` style wildcards expand against it,
+  (:mod:`upbit_ws.aio.markets`: ``GET /v1/market/all``, section 9.1, cached and refreshed every
+  ``SubscriptionConfig.market_refresh`` seconds); ``KRW-*`` style wildcards expand against it,
   and each refresh re-expands them so new listings join and delisted markets leave. A refresh
   that returns an empty list, or fewer than half the markets known, is treated as an anomaly
-  of the REST answer: the previous list stays (counted in ``statistics().markets.anomalies``
-  and logged), unless the same short list comes back on three refreshes in a row. An unknown code
+  of the REST answer (:class:`~upbit_ws.core.markets.MarketListPolicy`): the previous list
+  stays (counted in ``statistics().markets.anomalies`` and logged), unless the same short list
+  comes back on three refreshes in a row. An unknown code
   raises :class:`~upbit_ws.UnknownCodeError` naming the close matches, instead of Upbit's
   silence (section 2.4). Before the list is first loaded, explicit codes are accepted on their
   shape and checked when it arrives (a subscription with an unknown one then ends with the
@@ -78,7 +79,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -91,10 +91,10 @@ from upbit_ws.aio.component import (
     SubscriptionsView,
 )
 from upbit_ws.aio.connection import ManagedConnection
+from upbit_ws.aio.markets import FIRST_LOAD_TIMEOUT, MarketList, MarketListStatistics
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.stream import Subscription, SubscriptionStatistics
 from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
-from upbit_ws.core.backoff import Backoff
 from upbit_ws.core.book import (
     BookStatistics,
     StreamKey,
@@ -104,7 +104,7 @@ from upbit_ws.core.book import (
 )
 from upbit_ws.core.buffer import OVERFLOW_POLICIES, Gap, OverflowPolicy, default_policy
 from upbit_ws.core.codes import close_matches, expand_wildcard, is_wildcard, normalize_code
-from upbit_ws.core.config import BackoffConfig, ConnectionConfig
+from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.constants import (
     CONNECTIONS,
     PRIVATE_TYPES,
@@ -130,30 +130,8 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.subscriptions")
 
-#: How long the first market-list load may take in :meth:`SubscriptionService.start`.
-_FIRST_LOAD_TIMEOUT: Final = 5.0
-#: Retry delays after a failed market-list load grow from this up to the refresh interval.
-_MARKET_RETRY_FIRST: Final = 1.0
-#: A refreshed market list shorter than this share of the known one is suspect (Upbit never
-#: delists half its markets at once; a short answer is a glitch of the REST side).
-_MARKET_MIN_SHARE: Final = 0.5
-#: A suspect (short) list is accepted once it came back this many refreshes in a row.
-_MARKET_SUSPECT_ACCEPT: Final = 3
 #: Crashes in a row, without progress in between, before a flusher is given up.
 _MAX_CRASHES: Final = 5
-
-
-@dataclass(frozen=True, slots=True)
-class MarketListStatistics:
-    """The market-list cache: how many codes, when loaded, how loads went."""
-
-    markets: int | None
-    loaded_at: float | None
-    loads: int
-    failures: int
-    last_error: str | None
-    #: Refreshes whose list was empty or drastically shorter and was not taken.
-    anomalies: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,27 +176,21 @@ class SubscriptionService:
     ) -> None:
         config = config or ConnectionConfig()
         timings = config.subscriptions
-        self._rest = rest
         self._publish_fn = publish
         self._on_overflow = on_overflow
         self._buffer_overflows = 0
         self._clock: Clock = clock or LoopClock()
         self._now: Callable[[], float] = self._clock.now
-        self._market_refresh = timings.market_refresh
         self._book = SubscriptionBook()
         self._planner = SubscriptionPlanner(self._book)
         self._sinks: dict[SubId, Subscription[Any]] = {}
-        self._markets: frozenset[str] | None = None if markets is None else frozenset(markets)
-        self._markets_at: float | None = None
-        self._market_loads = 0
-        self._market_failures = 0
-        self._market_error: str | None = None
-        self._market_anomalies = 0
-        self._market_suspect: frozenset[str] | None = None
-        self._market_suspect_seen = 0
-        self._markets_ready = asyncio.Event()
-        if self._markets is not None:
-            self._markets_ready.set()
+        self._markets = MarketList(
+            rest,
+            markets=markets,
+            refresh_every=timings.market_refresh,
+            on_change=self._markets_changed,
+            clock=self._clock,
+        )
         # Subscriptions whose codes could not be checked yet (no market list at the time).
         self._unchecked: set[SubId] = set()
         self._channels: dict[ConnectionKind, Channel] = {
@@ -232,7 +204,7 @@ class SubscriptionService:
                 coalesce=timings.coalesce,
                 confirm_quiet=timings.confirm_quiet,
                 change_timeout=config.timeouts.subscription_change,
-                markets=lambda: self._markets,
+                markets=lambda: self._markets.codes,
                 before_send=self._refresh_wall_offset,
             )
             for kind in CONNECTIONS
@@ -248,7 +220,7 @@ class SubscriptionService:
         )
 
     def __repr__(self) -> str:
-        markets = "unknown" if self._markets is None else str(len(self._markets))
+        markets = "unknown" if self._markets.codes is None else str(len(self._markets.codes))
         return (
             f"<SubscriptionService components={len(self._book.components())} "
             f"subscriptions={len(self._book)} markets={markets}>"
@@ -277,19 +249,15 @@ class SubscriptionService:
     @property
     def markets(self) -> frozenset[str] | None:
         """Return the cached market codes, or ``None`` before the first load."""
-        return self._markets
+        return self._markets.codes
 
-    async def load_markets(self, *, wait: float = _FIRST_LOAD_TIMEOUT) -> bool:
+    async def load_markets(self, *, wait: float = FIRST_LOAD_TIMEOUT) -> bool:
         """Load the market list unless it is known, waiting at most ``wait`` seconds.
 
         Returns whether a list is known afterwards. A failure is not fatal: :meth:`run`
         retries, and codes are checked once a list arrives.
         """
-        if self._markets is None and self._rest is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self.refresh_markets()
-        return self._markets is not None
+        return await self._markets.load(wait=wait)
 
     async def run(self) -> None:
         """Run the flushers and the market-list refresher until :meth:`close`.
@@ -318,13 +286,13 @@ class SubscriptionService:
                     )
                     for c in self._channels.values()
                 ]
-                if self._rest is not None:
+                if self._markets.can_load:
                     tasks.append(
                         tg.create_task(
                             self._supervisor.run(
                                 "market refresher",
-                                self._refresh_loop,
-                                progress=self._market_progress,
+                                self._markets.run,
+                                progress=self._markets.progress,
                             ),
                             name="upbit-ws:subscriptions:markets",
                         )
@@ -361,10 +329,6 @@ class SubscriptionService:
             await runner
             self._runner = None
 
-    def _market_progress(self) -> int:
-        """Return a counter that grows while the market refresher does useful work."""
-        return self._market_loads + self._market_failures
-
     def _give_up(self, channel: Channel, exc: Exception) -> None:
         """End the subscriptions of a connection whose flusher cannot run."""
         error = UpbitWsError(
@@ -396,66 +360,14 @@ class SubscriptionService:
         An empty list, or one shorter than half the known list, is not taken (see the module
         docs) and counts as not loaded.
         """
-        if self._rest is None:
-            return False
-        try:
-            listed = await self._rest.market_all()
-        except UpbitWsError as exc:
-            self._market_failures += 1
-            self._market_error = str(exc)
-            _log.warning("market list not loaded: %s", exc)
-            return False
-        codes = frozenset(m.market for m in listed)
-        if not self._plausible(codes):
-            return False
-        self._market_loads += 1
-        self._market_error = None
-        self.set_markets(codes)
-        return True
-
-    def _plausible(self, codes: frozenset[str]) -> bool:
-        """Tell whether a freshly loaded market list may replace the known one."""
-        known = self._markets
-        if codes and (known is None or len(codes) >= len(known) * _MARKET_MIN_SHARE):
-            self._market_suspect = None
-            self._market_suspect_seen = 0
-            return True
-        if codes:
-            if codes == self._market_suspect:
-                self._market_suspect_seen += 1
-            else:
-                self._market_suspect = codes
-                self._market_suspect_seen = 1
-            if self._market_suspect_seen >= _MARKET_SUSPECT_ACCEPT:
-                _log.warning(
-                    "the market list shrank from %d to %d codes on %d refreshes in a row; "
-                    "taking it",
-                    len(known or ()),
-                    len(codes),
-                    self._market_suspect_seen,
-                )
-                self._market_suspect = None
-                self._market_suspect_seen = 0
-                return True
-        self._market_anomalies += 1
-        known_text = "no list" if known is None else f"{len(known)} codes"
-        self._market_error = (
-            f"GET /v1/market/all answered {len(codes)} codes against {known_text} known; "
-            "kept the known list"
-        )
-        _log.warning(
-            "market list refresh ignored: %s (wildcard subscriptions keep their codes)",
-            self._market_error,
-        )
-        return False
+        return await self._markets.refresh()
 
     def set_markets(self, codes: Iterable[str]) -> None:
         """Replace the market list and re-resolve every subscription against it."""
-        new = frozenset(codes)
-        old = self._markets
-        self._markets = new
-        self._markets_at = self._now()
-        self._markets_ready.set()
+        self._markets.set(codes)
+
+    def _markets_changed(self, old: frozenset[str] | None, new: frozenset[str]) -> None:
+        """Re-resolve wildcards and unchecked codes against a market list just taken."""
         if old == new and not self._unchecked:
             return
         for sub in list(self._sinks.values()):
@@ -475,24 +387,6 @@ class SubscriptionService:
                 continue
             self._unchecked.discard(sub.sub_id)
             self._apply_codes(sub, sub.requested, codes_now)
-
-    async def _refresh_loop(self) -> None:
-        """Refresh every ``market_refresh`` seconds; after a failure retry sooner, backing off.
-
-        The retry delays come from the core :class:`~upbit_ws.core.backoff.Backoff`, from
-        about a second up to the refresh interval.
-        """
-        retries = Backoff(
-            BackoffConfig(first_delay=_MARKET_RETRY_FIRST, cap=self._market_refresh, jitter=0.1)
-        )
-        delay = retries.next_delay() if self._markets is None else self._market_refresh
-        while True:
-            await asyncio.sleep(delay)
-            if await self.refresh_markets():
-                retries.reset()
-                delay = self._market_refresh
-            else:
-                delay = retries.next_delay()
 
     # -- components and subscriptions --------------------------------------------------------
 
@@ -585,11 +479,11 @@ class SubscriptionService:
         if sub.closed or self._sinks.get(sub.sub_id) is not sub:
             raise InvalidInputError(f"{sub!r} is closed; subscribe again instead")
         requested = _requested(sub.type, codes)
-        if self._markets is None and any(is_wildcard(c) for c in requested):
+        if self._markets.codes is None and any(is_wildcard(c) for c in requested):
             # A wildcard needs the list; wait for the first load rather than send nothing.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_FIRST_LOAD_TIMEOUT):
-                    await self._markets_ready.wait()
+                async with asyncio.timeout(FIRST_LOAD_TIMEOUT):
+                    await self._markets.ready.wait()
             if sub.closed or self._sinks.get(sub.sub_id) is not sub:
                 raise InvalidInputError(f"{sub!r} was closed while its codes were resolved")
         resolved, unchecked = self._resolve(sub.type, requested)
@@ -684,7 +578,7 @@ class SubscriptionService:
 
         ``strict=False`` keeps explicit codes the list no longer has (delisted after check).
         """
-        markets = self._markets
+        markets = self._markets.codes
         out: dict[str, None] = {}
         unchecked = False
         for code in requested:
@@ -745,14 +639,7 @@ class SubscriptionService:
             public=self._channels["public"].statistics(),
             private=self._channels["private"].statistics(),
             book=self._book.statistics(),
-            markets=MarketListStatistics(
-                markets=None if self._markets is None else len(self._markets),
-                loaded_at=self._markets_at,
-                loads=self._market_loads,
-                failures=self._market_failures,
-                last_error=self._market_error,
-                anomalies=self._market_anomalies,
-            ),
+            markets=self._markets.statistics(),
             subscriptions=tuple(sub.statistics() for sub in self._sinks.values()),
             overflow_gaps=self._overflow_gaps,
             buffer_overflows=self._buffer_overflows,
@@ -771,7 +658,7 @@ class SubscriptionService:
         if not force and now - self._wall_offset_at < 1.0:
             return
         self._wall_offset_at = now
-        offset = time.time() - now
+        offset = self._clock.wall() - now
         for channel in self._channels.values():
             channel.router.wall_offset = offset
 

@@ -43,11 +43,11 @@ planner what happened:
 An empty desired state cannot be sent (Upbit rejects a request without type objects, and an
 empty ``codes`` list is ``INVALID_PARAM``, section 7.2). When something is still streaming and
 nothing is wanted, :meth:`~SubscriptionPlanner.plan_for` returns an empty :class:`Plan`
-(``plan.is_empty``). The shell must then send nothing and close the socket cleanly, the only way
-to stop Upbit's streams (section 3.2: no unsubscribe), and call ``connection_lost``; it opens the
-connection again when the desired state becomes non-empty. (A shell that keeps the socket may
-instead call ``sent`` and ``confirmed`` with the empty plan; the router then drops the frames
-nobody wants.)
+(``plan.is_empty``). There is no unsubscribe (section 3.2), and closing the socket would cost a
+reconnect and a connect-limit slot, so the shell keeps the socket: it sends what quiets the
+connection (on public, a one-frame ``is_only_snapshot`` request; on private, nothing, the old
+subscription stays and its rare frames are dropped as unwanted), then calls ``sent`` and
+``confirmed`` with the empty plan.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Plan:
     ``types`` is what goes to :func:`~upbit_ws.core.encode.encode_request`; ``desired`` is the
     canonical desired state (sorted :class:`~upbit_ws.core.book.WantedStream` values) that the
     server streams once the request is applied. An empty plan means "nothing to subscribe":
-    send nothing (see the module docstring).
+    its ``types`` are empty and cannot be sent as they are (see the module docstring).
     """
 
     connection: ConnectionKind
