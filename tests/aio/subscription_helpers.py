@@ -50,6 +50,7 @@ __all__ = [
     "stack",
     "ticker",
     "trade",
+    "until",
 ]
 
 T = TypeVar("T")
@@ -199,6 +200,18 @@ async def next_item(iterator: Any, within: float = 5.0) -> Any:
         return await anext(iterator)
 
 
+async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds (checked every few ms), failing after ``within``.
+
+    The one polling helper: the conditions span the simulator, the sockets and the service,
+    so there is no one event to wait on; the check is cheap and the deadline makes a miss
+    fail loudly.
+    """
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+
 def attached_service(
     *kinds: ConnectionKind, markets: tuple[str, ...] | None = MARKETS, **options: Any
 ) -> SubscriptionService:
@@ -248,12 +261,8 @@ class Stack:
         return conns[-1]
 
     async def until(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
-        """Wait until ``predicate()`` holds (checked every few ms), failing after ``within``."""
-        # The conditions span the simulator, the sockets and the service, so there is no one
-        # event to wait on; the check is cheap and the deadline makes a miss fail loudly.
-        async with asyncio.timeout(within):
-            while not predicate():  # noqa: ASYNC110
-                await asyncio.sleep(0.005)
+        """Wait until ``predicate()`` holds (see :func:`until`)."""
+        await until(predicate, within)
 
 
 @asynccontextmanager

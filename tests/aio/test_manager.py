@@ -25,7 +25,7 @@ from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import KeyHealthConfig
 from upbit_ws.core.errors import InvalidInputError
-from upbit_ws.core.events import ConnectionStateChanged, GapEvent, KeyProblem
+from upbit_ws.core.events import ConnectionStateChanged, KeyProblem
 from upbit_ws.simulator import Simulator
 
 
@@ -249,18 +249,6 @@ async def test_aclose_without_start(sim: Simulator) -> None:
     assert [event async for event in stream] == []
     with pytest.raises(InvalidInputError):
         await ws.start()
-
-
-async def test_publish_event_reaches_streams(sim: Simulator) -> None:
-    """The subscription layer's events (gaps, rejections) reach every events() stream."""
-    ws = manager(sim, keys=False)
-    log = EventLog(ws.events())
-    gap = GapEvent(
-        at=1.0, connection="public", type="trade", code="KRW-BTC", reason="overflow", since=0
-    )
-    ws.publish_event(gap)
-    assert await log.wait_for(GapEvent) == gap
-    await ws.aclose()
 
 
 async def test_no_secret_in_reprs_or_snapshots(sim: Simulator) -> None:

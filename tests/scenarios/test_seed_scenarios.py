@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.aio.connection_helpers import FAST, fresh_limiter
-from tests.aio.subscription_helpers import SMALL_SIM, next_item
+from tests.aio.subscription_helpers import SMALL_SIM, next_item, until
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.core.auth import Credentials
@@ -69,13 +69,6 @@ def subscribe_requests(conn: SimConnection) -> list[dict[str, Any]]:
 def wire(request: dict[str, Any]) -> set[tuple[str, str, int, bool]]:
     """Return (type, code, depth, realtime-only) per entry of a recorded request."""
     return {(e["type"], e["code"], e["depth"], e["is_only_realtime"]) for e in request["entries"]}
-
-
-async def until(predicate: Any, within: float = 5.0) -> None:
-    """Wait until ``predicate()`` holds, checked every few ms, failing after ``within``."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110  (conditions span sockets and simulator)
-            await asyncio.sleep(0.005)
 
 
 async def take(sub: Any, count: int, within: float = 5.0) -> list[Any]:

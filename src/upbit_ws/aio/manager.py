@@ -65,7 +65,7 @@ from upbit_ws.core.constants import (
     check_connection,
 )
 from upbit_ws.core.errors import InvalidInputError
-from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
+from upbit_ws.core.events import ConnectionKind, ConnectionState
 from upbit_ws.core.ratelimit import ConnectLimiter, LimiterStatistics
 from upbit_ws.core.session import LIVE_STATES
 
@@ -301,10 +301,6 @@ class WebSocketManager:
         slow reader lets it fill); the stream ends when the manager closes.
         """
         return self._hub.subscribe(queue_size=queue_size)
-
-    def publish_event(self, event: Event) -> None:
-        """Publish an event to every stream (for the subscription layer: rejections, gaps)."""
-        self._hub.publish(event)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
