@@ -20,8 +20,9 @@ from typing import Any, Literal, Protocol, overload
 
 from upbit_ws.aio.logcontext import log_context
 from upbit_ws.aio.stream import Subscription
-from upbit_ws.core.book import Connection, WantedStream
+from upbit_ws.core.book import WantedStream
 from upbit_ws.core.buffer import OverflowPolicy
+from upbit_ws.core.constants import ConnectionKind
 from upbit_ws.core.encode import TypeRequest
 from upbit_ws.core.messages import (
     Candle,
@@ -64,7 +65,7 @@ class ComponentOwner(Protocol):
         """Return the live subscriptions of ``component``."""
         ...
 
-    async def close_component(self, component: str) -> None:
+    def close_component(self, component: str) -> None:
         """Drop every subscription of ``component``."""
         ...
 
@@ -208,7 +209,7 @@ class Component:
     async def aclose(self) -> None:
         """Drop every subscription of this component; their iterations end."""
         with log_context(component=self.name):
-            await self._owner.close_component(self.name)
+            self._owner.close_component(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +250,7 @@ class ConnectionView:
     no connection carries these types (private without credentials).
     """
 
-    connection: Connection
+    connection: ConnectionKind
     state: str
     desired: tuple[WantedStream, ...]
     confirmed: tuple[WantedStream, ...]

@@ -27,7 +27,13 @@ from typing import Any, Final
 import click
 
 from upbit_ws.aio.manager import WebSocketManager
-from upbit_ws.core.events import ConnectionStateChanged, Event, GapEvent, RequestRejected
+from upbit_ws.core.events import (
+    BufferOverflowed,
+    ConnectionStateChanged,
+    Event,
+    GapEvent,
+    RequestRejected,
+)
 from upbit_ws.core.messages import Candle, Orderbook, Ticker
 from upbit_ws.simulator import Simulator
 
@@ -142,6 +148,8 @@ def _status(event: Event, view: _View) -> str | None:
         return f"gap in {event.type} ({event.reason}): frames sent while the socket was down"
     if isinstance(event, RequestRejected):
         return f"Upbit rejected a request: {event.name}: {event.message}"
+    if isinstance(event, BufferOverflowed):
+        return f"{event.subscriber} reads {event.type} too slowly ({event.depth} waiting)"
     return None
 
 
@@ -207,7 +215,7 @@ async def _summary(ws: WebSocketManager) -> None:
     click.echo("")
     click.echo("merged subscription (ours, and Upbit's LIST_SUBSCRIPTIONS answer):")
     try:
-        view = await ws.subscriptions(ask_server=True)
+        view = await ws.list_subscriptions()
     except Exception as exc:  # the demo must still print what it knows and exit 0
         click.echo(f"  (Upbit did not answer: {exc})")
         click.echo(str(ws.subscriptions()))

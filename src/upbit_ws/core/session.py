@@ -57,11 +57,13 @@ from typing import Final, Literal
 from upbit_ws.core.backoff import Backoff, BackoffClass
 from upbit_ws.core.classify import Decision, classify
 from upbit_ws.core.config import ConnectionConfig
-from upbit_ws.core.errors import ConnectionClosedError, InvalidInputError
+from upbit_ws.core.constants import ABNORMAL_CLOSURE, check_connection
+from upbit_ws.core.errors import ConnectionClosedError
 from upbit_ws.core.events import ConnectionKind, ConnectionState, ConnectionStateChanged
 
 __all__ = [
     "EVENT_BACKLOG",
+    "LIVE_STATES",
     "Action",
     "CloseSocket",
     "Connect",
@@ -73,8 +75,8 @@ __all__ = [
 ]
 
 #: Close code used when the shell reports a close without one: no close frame came (RFC 6455).
-ABNORMAL_CLOSURE: Final = 1006
-_LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
+#: The states in which a socket is open and usable (``degraded``: open, being probed).
+LIVE_STATES: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
 _WAITING: Final[frozenset[ConnectionState]] = frozenset({"reconnecting", "suspended"})
 #: State changes kept for :meth:`Session.take_events`; older ones are dropped (and counted) if
 #: the shell stops draining them, so memory stays bounded.
@@ -184,9 +186,7 @@ class Session:
         streaming: bool | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if connection not in ("public", "private"):
-            raise InvalidInputError(f"connection must be 'public' or 'private', not {connection!r}")
-        self.connection: ConnectionKind = connection
+        self.connection: ConnectionKind = check_connection(connection)
         self.config = config or ConnectionConfig()
         self.backoff = Backoff(self.config.backoff, rng=rng)
         self._streaming = connection == "public" if streaming is None else streaming
@@ -259,7 +259,7 @@ class Session:
     def statistics(self, now: float) -> SessionStatistics:
         """Return a snapshot of the state, counters and timeouts at ``now``."""
         now = self._clock(now)
-        opened = self._opened_at if self._state in _LIVE else None
+        opened = self._opened_at if self._state in LIVE_STATES else None
         return SessionStatistics(
             connection=self.connection,
             state=self._state,
@@ -319,7 +319,7 @@ class Session:
         now = self._clock(now)
         if not self._connecting():
             return
-        decision = classify(error)
+        decision = classify(error, connection=self.connection)
         if decision.cause == "timeout":
             self._grow_connect_timeout()
         self._fail(now, decision)
@@ -340,7 +340,7 @@ class Session:
             self._last_rx = now
             self._quiet_probes = 0
             return
-        if self._state not in _LIVE:
+        if self._state not in LIVE_STATES:
             return
         self._last_rx = now
         self._pong_deadline = None
@@ -352,7 +352,7 @@ class Session:
     def pong_received(self, now: float) -> None:
         """Report a pong: proof of life; a probe answered without data marks the stream quiet."""
         now = self._clock(now)
-        if self._state not in _LIVE:
+        if self._state not in LIVE_STATES:
             return
         self._pongs += 1
         self._last_rx = now
@@ -371,10 +371,10 @@ class Session:
         if self._connecting():
             self.connect_failed(now, error or ConnectionClosedError(code or ABNORMAL_CLOSURE))
             return
-        if self._state not in _LIVE:
+        if self._state not in LIVE_STATES:
             return
         cause = error if error is not None else ConnectionClosedError(code or ABNORMAL_CLOSURE)
-        self._fail(now, classify(cause))
+        self._fail(now, classify(cause, connection=self.connection))
 
     def internal_error(self, now: float, *, reason: str) -> None:
         """Report that the shell failed with a bug: drop the socket and retry on the backoff.
@@ -445,7 +445,7 @@ class Session:
             self._fail(now, Decision("retry", "normal", "timeout", reason))
         elif state in _WAITING and now >= self._retry_at:
             self._begin_connect(now, "retrying")
-        elif state in _LIVE:
+        elif state in LIVE_STATES:
             self._keepalive(now)
         actions, self._pending = self._pending, []
         if self._state == "connecting" and any(isinstance(a, Connect) for a in actions):
@@ -465,7 +465,7 @@ class Session:
             return self._connect_deadline
         if state in _WAITING:
             return self._retry_at
-        if state in _LIVE:
+        if state in LIVE_STATES:
             if self._pong_deadline is not None:
                 if self._streaming and state == "open":
                     return min(self._pong_deadline, self._probe_due())
@@ -529,10 +529,20 @@ class Session:
                 self._pending = [a for a in self._pending if not isinstance(a, Connect)]
             else:
                 self._pending.append(DeclareDead(reason))
-        elif self._state in _LIVE:
+        elif self._state in LIVE_STATES:
             self._pending.append(CloseSocket(reason, self.config.timeouts.close))
         self._pong_deadline = None
         self._probe_outstanding = False
+
+    def _proved_healthy(self, now: float) -> bool:
+        """Tell whether the socket now ending proved healthy: THE reconnect backoff reset rule.
+
+        A socket that stayed open ``BackoffConfig.reset_after`` seconds starts the reconnect
+        backoff over from its first step; any other failure keeps it growing. This is the one
+        place that decides it.
+        """
+        opened = self._opened_at
+        return opened is not None and now - opened >= self.config.backoff.reset_after
 
     def _fail(self, now: float, decision: Decision) -> None:
         """Move on after the socket or the connect attempt ended, as ``decision`` says."""
@@ -541,9 +551,7 @@ class Session:
         self._last_decision = decision
         self._pong_deadline = None
         self._probe_outstanding = False
-        opened = self._opened_at
-        healthy = opened is not None and now - opened >= self.config.backoff.reset_after
-        if self._state in _LIVE and healthy:
+        if self._state in LIVE_STATES and self._proved_healthy(now):
             self.backoff.reset()
         if not decision.retry:
             self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket)]

@@ -177,7 +177,7 @@ _CONNECTION_COUNTERS: Final = (
     ),
     (
         "upbit_ws_connection_internal_errors_total",
-        "internal_errors",
+        "internal_error_count",
         "Bugs in the connection's own code it recovered from.",
     ),
 )
@@ -229,6 +229,15 @@ def _connections(conns: list[ConnectionStatistics]) -> Iterator[Metric]:
             for cause, n in sorted(c.failures_by_cause.items())
         ],
     )
+    yield _counter(
+        "upbit_ws_error_frames_total",
+        "Error frames from Upbit by error name (INVALID_AUTH, WRONG_FORMAT, ...).",
+        [
+            ({"connection": c.connection, "name": name}, float(n))
+            for c in conns
+            for name, n in sorted(c.server_errors.items())
+        ],
+    )
 
 
 def _channels(channels: list[ChannelStatistics]) -> Iterator[Metric]:
@@ -274,15 +283,6 @@ def _channels(channels: list[ChannelStatistics]) -> Iterator[Metric]:
         "upbit_ws_decode_errors_total",
         "Frames the decoder could not parse.",
         [({"connection": conn}, float(r.decode_errors)) for conn, r in routers],
-    )
-    yield _counter(
-        "upbit_ws_error_frames_total",
-        "Error frames from Upbit by error name (INVALID_AUTH, WRONG_FORMAT, ...).",
-        [
-            ({"connection": conn, "name": name}, float(n))
-            for conn, r in routers
-            for name, n in sorted(r.server_errors.items())
-        ],
     )
     yield _summary(
         "upbit_ws_exchange_latency_seconds",
