@@ -81,9 +81,9 @@ class Handoff:
         ``timeout`` (seconds, None waits for ever) raises ``TimeoutError`` when nothing came.
         """
         with self._cond:
-            if self._slot is _EMPTY and not self._asked and not self._ended:
-                if not self._ask(fetch):
-                    self._ended = True
+            idle = self._slot is _EMPTY and not self._asked and not self._ended
+            if idle and not self._ask(fetch):
+                self._ended = True
             if not self._cond.wait_for(self._ready, timeout):
                 raise TimeoutError(f"nothing arrived within {timeout:g} s")
             item = self._slot

@@ -11,7 +11,7 @@ an error that ended the subscription) are raised in the caller's thread with the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from upbit_ws.aio.events import EventStream as AioEventStream
 from upbit_ws.aio.stream import DEFAULT_BATCH, SubscriptionStatistics
