@@ -137,6 +137,20 @@ def test_batches_read_what_waits(ws: sync.WebSocketManager) -> None:
     assert all(code.startswith("KRW-") for code in seen)
 
 
+def test_nothing_is_read_ahead(ws: sync.WebSocketManager) -> None:
+    """Only what the caller took leaves the buffer; the rest waits there, under its policy."""
+    sub = ws.component("coin_list").subscribe("ticker", ["KRW-*"])
+    taken = [sub.get(timeout=WITHIN) for _ in range(5)]
+    # A second subscriber of the same frames is the clock: every frame it reads was pushed to
+    # the first one too, in the same dispatch.
+    clock = ws.component("clock").subscribe("ticker", ["KRW-*"])
+    for _ in range(30):
+        clock.get(timeout=WITHIN)
+    stats = sub.statistics()
+    assert stats.delivered == len(taken) == 5
+    assert stats.pushed >= 30 and stats.depth >= 1 and stats.policy == "latest"
+
+
 def test_close_ends_iteration(ws: sync.WebSocketManager) -> None:
     """close() ends `for` at once and get() raises EndOfStream; closing twice is fine."""
     sub = ws.component("x").subscribe("ticker", ["KRW-BTC"])

@@ -133,6 +133,7 @@ class WebSocketManager(QObject):
             raise InvalidInputError(f"mode must be 'auto', 'thread' or 'qasync', not {mode!r}")
         self.base_url = base_url
         self._lifecycle: _Lifecycle = "new"
+        self._start_error: BaseException | None = None
         #: The last state seen per connection, as ``connection_state`` reported it.
         self.states: dict[str, str] = {}
         app = QCoreApplication.instance()
@@ -169,10 +170,8 @@ class WebSocketManager(QObject):
             raise InvalidInputError(f"start() can be called once; the manager is {self._lifecycle}")
         self._lifecycle = "starting"
         self._engine.start(self._on_started)
-        if self.mode == "thread" and isinstance(self._start_error, BaseException):
+        if self.mode == "thread" and self._start_error is not None:
             raise self._start_error
-
-    _start_error: BaseException | None = None
 
     def _on_started(self, error: BaseException | None) -> None:
         if error is not None:
