@@ -17,7 +17,7 @@ import qasync
 from pytestqt.qtbot import QtBot
 
 from tests.sync.helpers import FAST, SimThread, library_threads, sim_thread
-from upbit_ws import Orderbook, Ticker, UnknownCodeError
+from upbit_ws import Credentials, GapEvent, KeyProblem, Orderbook, Ticker, UnknownCodeError
 from upbit_ws.qt import WebSocketManager
 from upbit_ws.qt.binding import QtWidgets
 
@@ -157,3 +157,33 @@ def test_qasync_mode_runs_on_the_gui_loop(qtbot: QtBot, sim: SimThread) -> None:
         loop.close()
     assert ws.mode == "qasync" and library_threads() == []
     assert got.off_gui_thread == 0 and "open" in states
+
+
+def test_key_problem_at_start_reaches_the_gui(qtbot: QtBot, sim: SimThread) -> None:
+    """A key refused at start emits key_problem (on the GUI thread); public still opens."""
+    sim.call(sim.sim.revoke_key)
+    ws = WebSocketManager(
+        base_url=sim.url, config=FAST, credentials=Credentials(*sim.sim.credentials), mode="thread"
+    )
+    got = Recorder()
+    ws.key_problem.connect(got)
+    try:
+        ws.start()
+        qtbot.waitUntil(lambda: bool(got.items), timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: ws.states.get("public") == "open", timeout=WAIT_MS)
+    finally:
+        ws.close()
+    assert isinstance(got.items[0], KeyProblem) and got.items[0].problem == "invalid"
+    assert got.off_gui_thread == 0
+
+
+def test_gap_signal_on_overflow(qtbot: QtBot, ws: WebSocketManager) -> None:
+    """A slow frame rate over a tiny drop_oldest buffer loses trades: gap(GapEvent) says so."""
+    tape = ws.component("tape").subscribe(
+        "trade", ["KRW-BTC", "KRW-ETH", "KRW-XRP"], policy="drop_oldest", capacity=1, rate=2.0
+    )
+    with qtbot.waitSignal(ws.gap, timeout=WAIT_MS) as blocker:
+        pass
+    gap = blocker.args[0]
+    assert isinstance(gap, GapEvent) and gap.reason == "overflow" and gap.subscriber == "tape"
+    assert tape.statistics().dropped >= 1

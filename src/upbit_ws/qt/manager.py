@@ -78,7 +78,7 @@ class WebSocketManager(QObject):
 
     Takes the asyncio manager's main keywords plus ``mode`` and ``parent``. Signals carry the
     library's typed events; ``connection_state(connection, state, reason)`` is the one a
-    status bar needs (the current state is emitted once at start, then every change).
+    status bar needs (every change from ``start()`` on; :attr:`states` keeps the last).
     """
 
     started = Signal()
@@ -169,6 +169,15 @@ class WebSocketManager(QObject):
         if self._lifecycle != "new":
             raise InvalidInputError(f"start() can be called once; the manager is {self._lifecycle}")
         self._lifecycle = "starting"
+        try:
+            aio = self.aio
+            # Subscribed before the start, so the status bar sees it (connecting, open, a key
+            # refused at start...).
+            stream = self._engine.call(aio.events)
+        except BaseException:
+            self._lifecycle = "closed"
+            raise
+        self._engine.spawn(self._pump_events(stream))
         self._engine.start(self._on_started)
         if self.mode == "thread" and self._start_error is not None:
             raise self._start_error
@@ -183,16 +192,6 @@ class WebSocketManager(QObject):
         if self._lifecycle != "starting":
             return
         self._lifecycle = "running"
-        aio = self.aio
-
-        def snapshot() -> tuple[AioEventStream, Health]:
-            # Subscribed before the snapshot, on the loop: no change falls in between.
-            return aio.events(), aio.health()
-
-        stream, health = self._engine.call(snapshot)
-        for conn in health.connections:
-            self._set_state(conn.connection, conn.state, conn.reason or "")
-        self._engine.spawn(self._pump_events(stream))
         self.started.emit()
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ to the asyncio side for what the facade does not wrap (``ws.run(ws.aio.rest.mark
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Literal, TypeVar, overload
@@ -85,7 +86,14 @@ def _shutdown(shared: _Shared, timeout: float) -> None:
         if aio is not None:
             await aio.aclose()
 
-    shared.runner.stop(last, timeout=timeout)
+    runner = shared.runner
+    if runner.in_loop_thread():
+        # Dropped by code running on the loop itself: the loop cannot join its own thread.
+        threading.Thread(
+            target=runner.stop, args=(last,), kwargs={"timeout": timeout}, daemon=True
+        ).start()
+        return
+    runner.stop(last, timeout=timeout)
 
 
 class WebSocketManager:
@@ -116,6 +124,8 @@ class WebSocketManager:
         self.base_url = base_url
         self.close_timeout = close_timeout
         self._shared = _Shared(LoopThread())
+        self._lock = threading.Lock()
+        self._started = False
         self._finalizer = weakref.finalize(self, _shutdown, self._shared, close_timeout)
 
     def __repr__(self) -> str:
@@ -127,14 +137,33 @@ class WebSocketManager:
 
     def start(self) -> None:
         """Start the loop thread and the manager; raise here what the manager's start raised."""
-        runner = self._shared.runner
-        runner.start()  # raises if started before; nothing to undo then
+        with self._lock:
+            if self._started:
+                raise InvalidInputError("start() can be called once")
+            self._started = True
+        aio = self._create()
         try:
-            self._shared.aio = runner.call(lambda: AioManager(**self._options))
-            runner.run(self.aio.start())
+            self._shared.runner.run(aio.start())
         except BaseException:
             self.close()
             raise
+
+    def _create(self) -> AioManager:
+        """Start the loop thread and build the (not started) manager on it, once."""
+        with self._lock:
+            aio = self._shared.aio
+            if aio is not None:
+                return aio
+            if self.closed:
+                raise InvalidInputError("the manager is closed; create a new one")
+            runner = self._shared.runner
+            runner.start()
+            try:
+                aio = self._shared.aio = runner.call(lambda: AioManager(**self._options))
+            except BaseException:
+                self._finalizer()
+                raise
+            return aio
 
     def close(self) -> None:
         """Close the manager, end every subscription, stop the loop, join the thread."""
@@ -164,11 +193,12 @@ class WebSocketManager:
 
     @property
     def aio(self) -> AioManager:
-        """Return the asyncio manager underneath; touch it only on :attr:`loop` (see run/call)."""
-        aio = self._shared.aio
-        if aio is None:
-            raise InvalidInputError("the manager is not started: use `with` or call start()")
-        return aio
+        """Return the asyncio manager underneath; touch it only on :attr:`loop` (see run/call).
+
+        Before :meth:`start`, the first use starts the loop thread and builds the manager
+        (not started), as :meth:`events` does.
+        """
+        return self._create()
 
     def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
         """Run a coroutine on the manager's loop and return its result in this thread."""
@@ -188,7 +218,8 @@ class WebSocketManager:
         """Return a new blocking stream of system events (state changes, key problems, gaps).
 
         Events published from this call on are queued (bounded; the oldest is dropped when
-        full). ``timeout`` ends a ``for`` loop over it after that long without an event.
+        full); call it before :meth:`start` to see the start too. ``timeout`` ends a ``for``
+        loop over it after that long without an event.
         """
         aio = self.aio
         stream = self._shared.runner.call(lambda: aio.events(queue_size=queue_size))
