@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
@@ -24,7 +25,7 @@ from upbit_ws.aio.manager import WebSocketManager as AioManager
 from upbit_ws.qt.binding import QObject, Qt, Signal, Slot
 from upbit_ws.sync.manager import WebSocketManager as SyncManager
 
-__all__ = ["Engine", "Mailbox", "QasyncEngine", "ThreadEngine", "qasync_loop"]
+__all__ = ["Engine", "Mailbox", "QasyncEngine", "ThreadEngine", "gui_mailbox", "qasync_loop"]
 
 T = TypeVar("T")
 
@@ -44,17 +45,33 @@ def qasync_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class Mailbox(QObject):
-    """Runs callables posted from any thread on the thread it lives in (the GUI thread)."""
+    """Runs callables posted from any thread on the thread it lives in (the GUI thread).
+
+    One per GUI thread (:func:`gui_mailbox`), never deleted: work posted to it may hold the
+    last reference to a manager, and a QObject must not be deleted inside its own slot.
+    """
 
     posted = Signal(object)
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self) -> None:
+        super().__init__()
         self.posted.connect(self._run, Qt.ConnectionType.QueuedConnection)
 
     @Slot(object)
     def _run(self, work: Callable[[], None]) -> None:
         work()
+
+
+_MAILBOXES: dict[int, Mailbox] = {}
+
+
+def gui_mailbox() -> Mailbox:
+    """Return the mailbox of the calling (GUI) thread, creating it on first use."""
+    ident = threading.get_ident()
+    box = _MAILBOXES.get(ident)
+    if box is None:
+        box = _MAILBOXES[ident] = Mailbox()
+    return box
 
 
 class Engine(Protocol):

@@ -27,6 +27,7 @@ gap, exactly as for an async consumer.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterable
 from functools import partial
 from typing import Any, Final, Literal
@@ -53,7 +54,7 @@ from upbit_ws.core.events import (
     RequestRejected,
 )
 from upbit_ws.qt.binding import QCoreApplication, QObject, Signal
-from upbit_ws.qt.engine import Engine, Mailbox, QasyncEngine, ThreadEngine, qasync_loop
+from upbit_ws.qt.engine import Engine, QasyncEngine, ThreadEngine, gui_mailbox, qasync_loop
 from upbit_ws.sync.loop import STOP_TIMEOUT
 from upbit_ws.sync.manager import WebSocketManager as SyncManager
 
@@ -128,7 +129,7 @@ class WebSocketManager(QObject):
         elif mode == "thread":
             self.mode = "thread"
             sync = SyncManager(**options, close_timeout=close_timeout)
-            self._engine = ThreadEngine(sync, Mailbox(self))
+            self._engine = ThreadEngine(sync, gui_mailbox())
         else:
             raise InvalidInputError(f"mode must be 'auto', 'thread' or 'qasync', not {mode!r}")
         self.base_url = base_url
@@ -177,7 +178,7 @@ class WebSocketManager(QObject):
         except BaseException:
             self._lifecycle = "closed"
             raise
-        self._engine.spawn(self._pump_events(stream))
+        self._engine.spawn(_pump_events(weakref.ref(self), self._engine, stream))
         self._engine.start(self._on_started)
         if self.mode == "thread" and self._start_error is not None:
             raise self._start_error
@@ -232,36 +233,22 @@ class WebSocketManager(QObject):
 
     # --- events -----------------------------------------------------------------------------
 
-    async def _pump_events(self, stream: AioEventStream) -> None:
-        """Hand events to the GUI a batch at a time, each after the last was emitted."""
-        loop = asyncio.get_running_loop()
-        async for first in stream:
-            batch: list[Event] = [first]
-            while (more := stream.get_nowait()) is not None:
-                batch.append(more)
-            ack: asyncio.Future[None] = loop.create_future()
-            self._engine.to_gui(partial(self._emit_events, batch, ack))
-            await ack
-
-    def _emit_events(self, batch: list[Event], ack: asyncio.Future[None]) -> None:
-        try:
-            for event in batch:
-                self.system_event.emit(event)
-                if isinstance(event, ConnectionStateChanged):
-                    self._set_state(event.connection, event.new, event.reason)
-                    self.state_changed.emit(event)
-                elif isinstance(event, KeyProblem):
-                    self.key_problem.emit(event)
-                elif isinstance(event, KeyRecovered):
-                    self.key_recovered.emit(event)
-                elif isinstance(event, KeyExpiringSoon):
-                    self.key_expiring.emit(event)
-                elif isinstance(event, GapEvent):
-                    self.gap.emit(event)
-                elif isinstance(event, RequestRejected):
-                    self.request_rejected.emit(event)
-        finally:
-            self._engine.to_loop(partial(_release, ack))
+    def _emit_events(self, batch: list[Event]) -> None:
+        for event in batch:
+            self.system_event.emit(event)
+            if isinstance(event, ConnectionStateChanged):
+                self._set_state(event.connection, event.new, event.reason)
+                self.state_changed.emit(event)
+            elif isinstance(event, KeyProblem):
+                self.key_problem.emit(event)
+            elif isinstance(event, KeyRecovered):
+                self.key_recovered.emit(event)
+            elif isinstance(event, KeyExpiringSoon):
+                self.key_expiring.emit(event)
+            elif isinstance(event, GapEvent):
+                self.gap.emit(event)
+            elif isinstance(event, RequestRejected):
+                self.request_rejected.emit(event)
 
     def _set_state(self, connection: str, state: str, reason: str) -> None:
         self.states[connection] = state
@@ -317,11 +304,7 @@ class Component:
 
     def close(self) -> None:
         """Drop every subscription of this component (their ``ended`` signals follow)."""
-
-        async def run() -> None:
-            await self._aio.aclose()
-
-        self._manager._engine.spawn(run())
+        self._manager._engine.spawn(self._aio.aclose())
 
 
 class Subscription(QObject):
@@ -350,7 +333,9 @@ class Subscription(QObject):
         self._aio = aio
         self.rate = rate
         self.max_items = max_items
-        self._engine.spawn(self._pump())
+        self._engine.spawn(
+            _pump_subscription(weakref.ref(self), self._engine, aio, rate=rate, max_items=max_items)
+        )
 
     def __repr__(self) -> str:
         return repr(self._aio).replace("<Subscription", "<qt.Subscription", 1)
@@ -378,55 +363,97 @@ class Subscription(QObject):
     def update(self, codes: Iterable[str]) -> None:
         """Replace the codes (one merged request); ``updated`` or ``error`` follows."""
         wanted = list(codes)
+        weak, aio, engine = weakref.ref(self), self._aio, self._engine
 
         async def run() -> None:
             try:
-                await self._aio.update(wanted)
+                await aio.update(wanted)
             except Exception as exc:
-                self._engine.to_gui(partial(self.error.emit, exc))
+                engine.to_gui(partial(_emit, weak, "error", exc))
                 return
-            self._engine.to_gui(self.updated.emit)
+            engine.to_gui(partial(_emit, weak, "updated"))
 
-        self._engine.spawn(run())
+        engine.spawn(run())
 
     def close(self) -> None:
         """Unsubscribe; ``ended(None)`` follows."""
-
-        async def run() -> None:
-            await self._aio.aclose()
-
-        self._engine.spawn(run())
+        self._engine.spawn(self._aio.aclose())
 
     def statistics(self) -> SubscriptionStatistics:
         """Return a snapshot of the subscription's buffer counters."""
         return self._engine.call(self._aio.statistics)
 
-    # --- the pump (on the manager's loop) ---------------------------------------------------
+    def _deliver(self, batch: list[Any]) -> None:
+        if self.rate is None:
+            for message in batch:
+                self.message.emit(message)
+        else:
+            self.batch.emit(batch)
 
-    async def _pump(self) -> None:
-        loop = asyncio.get_running_loop()
-        interval = 1.0 / self.rate if self.rate else 0.0
-        error: BaseException | None = None
-        try:
-            async for batch in self._aio.batches(max_items=self.max_items):
-                taken = loop.time()
-                ack: asyncio.Future[None] = loop.create_future()
-                self._engine.to_gui(partial(self._deliver, batch, ack))
-                await ack
-                if interval:
-                    delay = taken + interval - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)  # pacing to the frame rate
-        except Exception as exc:
-            error = exc
-        self._engine.to_gui(partial(self.ended.emit, error))
 
-    def _deliver(self, batch: list[Any], ack: asyncio.Future[None]) -> None:
-        try:
-            if self.rate is None:
-                for message in batch:
-                    self.message.emit(message)
-            else:
-                self.batch.emit(batch)
-        finally:
-            self._engine.to_loop(partial(_release, ack))
+# The pumps run on the manager's loop and hold the Qt objects only weakly: the last reference
+# to a QObject must drop on the GUI thread, where it lives, never on the loop's thread.
+
+
+async def _pump_events(
+    weak: weakref.ref[WebSocketManager], engine: Engine, stream: AioEventStream
+) -> None:
+    """Hand events to the GUI a batch at a time, each after the last was emitted."""
+    loop = asyncio.get_running_loop()
+    async for first in stream:
+        batch: list[Event] = [first]
+        while (more := stream.get_nowait()) is not None:
+            batch.append(more)
+        ack: asyncio.Future[None] = loop.create_future()
+        engine.to_gui(partial(_hand_over, engine, weak, "_emit_events", batch, ack))
+        await ack
+
+
+async def _pump_subscription(
+    weak: weakref.ref[Subscription],
+    engine: Engine,
+    aio: AioSubscription[Any],
+    *,
+    rate: float | None,
+    max_items: int,
+) -> None:
+    """Hand batches to the GUI, one at a time, at most ``rate`` a second; then ``ended``."""
+    loop = asyncio.get_running_loop()
+    interval = 1.0 / rate if rate else 0.0
+    error: BaseException | None = None
+    try:
+        async for batch in aio.batches(max_items=max_items):
+            taken = loop.time()
+            ack: asyncio.Future[None] = loop.create_future()
+            engine.to_gui(partial(_hand_over, engine, weak, "_deliver", batch, ack))
+            await ack
+            if interval:
+                delay = taken + interval - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # pacing to the frame rate
+    except Exception as exc:
+        error = exc
+    engine.to_gui(partial(_emit, weak, "ended", error))
+
+
+def _hand_over(
+    engine: Engine,
+    weak: weakref.ref[Any],
+    method: str,
+    batch: list[Any],
+    ack: asyncio.Future[None],
+) -> None:
+    """On the GUI thread: pass ``batch`` to the object's ``method``, then release the pump."""
+    try:
+        target = weak()
+        if target is not None:
+            getattr(target, method)(batch)
+    finally:
+        engine.to_loop(partial(_release, ack))
+
+
+def _emit(weak: weakref.ref[Any], signal: str, *args: Any) -> None:
+    """On the GUI thread: emit ``signal`` of the object, if it still exists."""
+    target = weak()
+    if target is not None:
+        getattr(target, signal).emit(*args)
