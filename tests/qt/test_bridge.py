@@ -6,22 +6,24 @@ qasync loop. Waits are qtbot.waitSignal / waitUntil with bounds; nothing sleeps.
 
 from __future__ import annotations
 
-import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 from pytestqt.qtbot import QtBot
 
 from tests.sync.helpers import FAST, SimThread, library_threads, sim_thread
 from upbit_ws import Credentials, GapEvent, KeyProblem, Orderbook, Ticker, UnknownCodeError
 from upbit_ws.qt import WebSocketManager
-from upbit_ws.qt.binding import QtWidgets
 
 WAIT_MS = 5000
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -124,39 +126,71 @@ def test_close_ends_subscriptions_and_stops_the_thread(qtbot: QtBot, sim: SimThr
     assert library_threads() == [] and ws.loop.is_closed()
 
 
-def test_qasync_mode_runs_on_the_gui_loop(qtbot: QtBot, sim: SimThread) -> None:
-    """Under a running qasync loop, auto mode uses it: no thread, signals on the GUI thread."""
-    app = QtWidgets.QApplication.instance()
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    got = Recorder()
-    states: list[str] = []
+QASYNC_SCENARIO = """
+import asyncio, os, threading
+import qasync
+from upbit_ws.qt import WebSocketManager
+from upbit_ws.qt.binding import QtWidgets
+from tests.sync.helpers import FAST
 
-    async def scenario() -> WebSocketManager:
-        ws = WebSocketManager(base_url=sim.url, config=FAST)
-        ws.connection_state.connect(lambda _c, state, _r: states.append(state))
-        started = asyncio.Event()
-        ws.started.connect(started.set)
-        ws.start()
-        await asyncio.wait_for(started.wait(), 5)
-        sub = ws.component("x").subscribe("ticker", ["KRW-BTC"], rate=None)
-        three = asyncio.Event()
-        sub.message.connect(got)
-        sub.message.connect(lambda _m: len(got.items) >= 3 and three.set())
-        await asyncio.wait_for(three.wait(), 5)
-        closed = asyncio.Event()
-        ws.closed.connect(closed.set)
-        ws.close()
-        await asyncio.wait_for(closed.wait(), 5)
-        return ws
+app = QtWidgets.QApplication([])
+loop = qasync.QEventLoop(app)
+asyncio.set_event_loop(loop)
+gui = threading.current_thread()
+messages, states, off_gui = [], [], []
 
-    try:
-        ws = loop.run_until_complete(scenario())
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
-    assert ws.mode == "qasync" and library_threads() == []
-    assert got.off_gui_thread == 0 and "open" in states
+def on_message(msg):
+    off_gui.append(threading.current_thread() is not gui)
+    messages.append(msg)
+    if len(messages) >= 3:
+        three.set()
+
+async def scenario():
+    global three
+    three = asyncio.Event()
+    ws = WebSocketManager(base_url=os.environ["SIM_URL"], config=FAST)
+    ws.connection_state.connect(lambda _c, state, _r: states.append(state))
+    started, closed = asyncio.Event(), asyncio.Event()
+    ws.started.connect(started.set)
+    ws.closed.connect(closed.set)
+    ws.start()
+    await asyncio.wait_for(started.wait(), 5)
+    sub = ws.component("x").subscribe("ticker", ["KRW-BTC"], rate=None)
+    sub.message.connect(on_message)
+    await asyncio.wait_for(three.wait(), 5)
+    ws.close()
+    await asyncio.wait_for(closed.wait(), 5)
+    return ws
+
+with loop:
+    ws = loop.run_until_complete(scenario())
+threads = [t.name for t in threading.enumerate() if t.name == "upbit-ws-sync"]
+print(ws.mode, threads, any(off_gui), "open" in states, len(messages) >= 3)
+"""
+
+
+def test_qasync_mode_runs_on_the_gui_loop(sim: SimThread) -> None:
+    """Under a running qasync loop, auto mode uses it: no thread, signals on the GUI thread.
+
+    In its own process: a qasync loop leaves Qt state behind that later tests must not share.
+    """
+    env = {
+        **os.environ,
+        "SIM_URL": sim.url,
+        "PYTHONPATH": str(ROOT),
+        "QT_QPA_PLATFORM": "offscreen",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", QASYNC_SCENARIO],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "qasync [] False True True", result.stderr
 
 
 def test_key_problem_at_start_reaches_the_gui(qtbot: QtBot, sim: SimThread) -> None:
