@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := $(shell awk '/^name = "uv"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' uv.lock)
 UV := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv
 
-.PHONY: demo test test-stress lint typecheck pytest bench soak clean venv lock docs
+.PHONY: demo test test-stress lint typecheck pytest bench soak clean venv lock docs qt-runtime
 
 venv: $(STAMP)
 
@@ -33,14 +33,41 @@ demo: $(STAMP)
 	$(BIN)/upbit-ws demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks tools
-	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/ruff check src tests benchmarks tools examples
+	$(BIN)/ruff format --check src tests benchmarks tools examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-pytest: $(STAMP)
-	$(BIN)/pytest
+pytest: $(STAMP) qt-runtime
+	$(BIN)/pytest $$(cat $(QT_SKIP) 2>/dev/null)
+
+# Qt's system libraries, for the qt extra's tests. PySide6's wheels bundle Qt itself but not
+# what Qt links from the system (libEGL, libGL, libxkbcommon, fontconfig...). Without them
+# `import PySide6.QtGui` fails, and pytest-qt imports it when pytest starts, so the whole run
+# would fail. qt-runtime starts an offscreen QApplication; if that fails it installs the
+# packages with apt-get when it runs as root (CI), and otherwise writes the pytest options
+# that leave Qt out to $(QT_SKIP) and says so once.
+QT_APT_PACKAGES := libegl1 libgl1 libxkbcommon0 libfontconfig1 libfreetype6 libglib2.0-0 \
+	libdbus-1-3 fonts-dejavu-core
+QT_SKIP := $(VENV)/.qt-skip
+QT_PROBE ?= QT_QPA_PLATFORM=offscreen $(BIN)/python -c \
+	"from PySide6.QtWidgets import QApplication; QApplication([])"
+
+qt-runtime: $(STAMP)
+	@rm -f $(QT_SKIP)
+	@if ! $(QT_PROBE) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "qt-runtime: installing Qt's system libraries: $(QT_APT_PACKAGES)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(QT_APT_PACKAGES) >/dev/null; \
+	  fi; \
+	  if ! $(QT_PROBE) >/dev/null 2>&1; then \
+	    echo "qt-runtime: Qt cannot start here (missing system libraries; as root with" \
+	      "apt-get they are installed: $(QT_APT_PACKAGES)). SKIPPING the Qt tests (tests/qt)."; \
+	    echo "-p no:pytestqt --ignore=tests/qt" > $(QT_SKIP); \
+	  fi; \
+	fi
 
 test: lint typecheck pytest
 

@@ -198,7 +198,8 @@ class ConnectionStatistics:
     ``send_waits`` / ``send_wait_seconds`` count sends the message limiter held back;
     ``connect_waits`` / ``connect_wait_seconds`` connects held back by the shared connect
     limiter. ``internal_errors`` lists the bugs the connection recovered from (the newest; each
-    logged with its traceback), ``internal_error_count`` counts them all. ``last_error`` is the reason of the last failure (never a secret).
+    logged with its traceback), ``internal_error_count`` counts them all. ``last_error`` is the
+    reason of the last failure (never a secret).
     """
 
     connection: ConnectionKind
