@@ -182,6 +182,7 @@ class DashboardApp(App[None]):
         self._asked: SubscriptionsView | None = None
         self._asked_at: float | None = None
         self._ask_now = asyncio.Event()
+        self._asked_for: tuple[int, int, int, int] | None = None
         self._switching: asyncio.Lock = asyncio.Lock()
         #: Plain text of what the panels show now (for tests and the plain fallback).
         self.shown: dict[str, str] = {}
@@ -216,7 +217,16 @@ class DashboardApp(App[None]):
 
     def on_mount(self) -> None:
         """Subscribe the three components, start the readers and the redraw timers."""
-        table = self.query_one("#coins", DataTable)
+        # Held, not queried on each redraw: a query searches the active screen, which is the
+        # help screen while it shows (and nothing while the app shuts down).
+        self._table: DataTable[Any] = self.query_one("#coins", DataTable)
+        self._status_w = self.query_one("#status", Static)
+        self._book_w = self.query_one("#book", Static)
+        self._chart_w = self.query_one("#chart", PlotextPlot)
+        self._subs_w = self.query_one("#subs", Static)
+        self._stats_w = self.query_one("#stats", Static)
+        self._log_w = self.query_one("#log", Static)
+        table = self._table
         table.add_column("code", key="code", width=10)
         table.add_column("name", key="name", width=8)
         table.add_column("price", key="price", width=11)
@@ -271,11 +281,8 @@ class DashboardApp(App[None]):
         async for event in self.ws.events():
             self.model.on_event(event)
             if isinstance(event, ConnectionStateChanged):
-                # A state change is drawn at once (a fast recovery would otherwise fall
-                # between two redraws), and the server is asked again once a socket opens.
+                # Drawn at once: a fast recovery would otherwise fall between two redraws.
                 self._draw_status()
-                if event.new == "open":
-                    self._ask_now.set()
 
     @work(group="rest", exit_on_error=False)
     async def _load_names(self) -> None:
@@ -318,8 +325,6 @@ class DashboardApp(App[None]):
                 async with asyncio.timeout(ASK_INTERVAL):
                     await self._ask_now.wait()
             self._ask_now.clear()
-            # Let the merged request go out first (it coalesces over a few ms).
-            await asyncio.sleep(0.05)
             try:
                 async with asyncio.timeout(5):
                     self._asked = await self.ws.subscriptions(ask_server=True)
@@ -340,7 +345,6 @@ class DashboardApp(App[None]):
             # Both updates land in the same coalescing window: one request on the wire.
             await asyncio.gather(self._book.update([code]), self._chart.update([code]))
             self.model.note(f"selected {code} (was {old}): order book and chart, one request")
-            self._ask_now.set()
             self._load_history(code)
 
     @on(DataTable.RowSelected, "#coins")
@@ -405,7 +409,7 @@ class DashboardApp(App[None]):
         model = self.model
         if not model.dirty:
             return
-        table = self.query_one("#coins", DataTable)
+        table = self._table
         dirty, model.dirty = model.dirty, set()
         added = False
         for code in dirty:
@@ -435,7 +439,7 @@ class DashboardApp(App[None]):
             self._resort()
 
     def _resort(self) -> None:
-        table = self.query_one("#coins", DataTable)
+        table = self._table
         if not table.row_count:
             return
         order = sort_codes(self.model.tickers, self.sort_key)
@@ -460,7 +464,7 @@ class DashboardApp(App[None]):
             return
         self._drawn_book = state
         name = model.names.get(model.selected, "")
-        self.query_one("#book", Static).update(book_table(model.book, model.selected, name))
+        self._book_w.update(book_table(model.book, model.selected, name))
         book = model.book
         self.shown["book"] = f"{model.selected} " + (
             f"{book.code} {len(book.units)} levels" if book is not None else "waiting"
@@ -472,7 +476,7 @@ class DashboardApp(App[None]):
         if state == self._drawn_chart:
             return
         self._drawn_chart = state
-        widget = self.query_one("#chart", PlotextPlot)
+        widget = self._chart_w
         bars = model.chart_bars()
         plt: Any = widget.plt  # plotext is untyped
         plt.clear_data()
@@ -513,14 +517,29 @@ class DashboardApp(App[None]):
             latency = channels[conn.connection].router.latency.p50_ms
             lines.append(connection_text(status, now=now, latency_ms=latency))
         text = Text("\n").join(lines)
-        self.query_one("#status", Static).update(text)
+        self._status_w.update(text)
         self.shown["status"] = text.plain
+
+    def _ask_when_settled(self, local: SubscriptionsView, stats: ManagerStatistics) -> None:
+        """Ask Upbit again once a new request (a change, a reconnect) is no longer in flight."""
+        if local.public.in_flight or local.private.in_flight:
+            return
+        sent = (
+            stats.public.generation,
+            local.public.requests_sent,
+            stats.private.generation if stats.private is not None else 0,
+            local.private.requests_sent,
+        )
+        if sent != self._asked_for:
+            self._asked_for = sent
+            self._ask_now.set()
 
     def _draw_panels(self) -> None:
         stats = self.ws.statistics()
         self._draw_status(stats)
         now = asyncio.get_running_loop().time()
         local = self.ws.subscriptions()
+        self._ask_when_settled(local, stats)
         asked = self._asked
         if asked is not None:
             local = dataclasses.replace(
@@ -530,14 +549,14 @@ class DashboardApp(App[None]):
             )
         ago = None if self._asked_at is None else now - self._asked_at
         subs = subscriptions_text(local, asked_ago=ago)
-        self.query_one("#subs", Static).update(subs)
+        self._subs_w.update(subs)
         self.shown["subs"] = subs.plain
         panel = statistics_text(stats, self.model)
-        self.query_one("#stats", Static).update(panel)
+        self._stats_w.update(panel)
         self.shown["stats"] = panel.plain
         if self.model.log_version != self._drawn_log:
             self._drawn_log = self.model.log_version
-            log = self.query_one("#log", Static)
+            log = self._log_w
             height = max(1, log.size.height or 9)
             lines = list(self.model.log)[-height:]
             log.update(Text("\n".join(lines)))
