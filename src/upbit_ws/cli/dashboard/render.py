@@ -6,6 +6,7 @@ ask side of the book is blue, the bid side red.
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from rich.table import Table
@@ -91,11 +92,17 @@ def colored_price(ticker: Ticker) -> Text:
 
 
 def _bar(size: float, biggest: float, width: int) -> str:
+    """Return a bar of up to ``width`` cells for ``size``, scaled by the square root.
+
+    A square-root scale keeps thin levels visible beside one very large order (order books
+    often have one wall many times bigger than the rest).
+    """
     if biggest <= 0 or size <= 0:
         return ""
-    cells = size / biggest * width
+    cells = min(1.0, math.sqrt(size / biggest)) * width
     full = int(cells)
-    rest = "▏▎▍▌▋▊▉"[int((cells - full) * 7)] if full < width and cells - full >= 1 / 7 else ""
+    eighths = int((cells - full) * 8)
+    rest = "▏▎▍▌▋▊▉"[eighths - 1] if full < width and eighths > 0 else ""
     return "█" * full + rest
 
 
@@ -116,10 +123,10 @@ def book_table(book: Orderbook | None, code: str, name: str, *, depth: int = 15)
         show_edge=False,
         title=Text.assemble((code, "bold"), " · ", name),
     )
-    bar_width = 7
+    bar_width = 6
     table.add_column("", justify="right", width=bar_width, no_wrap=True)
     table.add_column("ask size", justify="right", width=11, no_wrap=True)
-    table.add_column("price", justify="center", width=12, no_wrap=True)
+    table.add_column("price", justify="center", width=11, no_wrap=True)
     table.add_column("bid size", justify="left", width=11, no_wrap=True)
     table.add_column("", justify="left", width=bar_width, no_wrap=True)
     if book is None:
@@ -129,9 +136,9 @@ def book_table(book: Orderbook | None, code: str, name: str, *, depth: int = 15)
     biggest = max([u.ask_size for u in units] + [u.bid_size for u in units] + [0.0])
     for unit in reversed(units):
         table.add_row(
-            Text(_bar(unit.ask_size, biggest, bar_width), style=_ASK_BAR, justify="right"),
-            Text(size_text(unit.ask_size) + " ", style="#9cc0ff"),
-            Text(price_text(unit.ask_price), style=f"bold {FALL}"),
+            Text(_bar(unit.ask_size, biggest, bar_width).rjust(bar_width), style=_ASK_BAR),
+            Text(size_text(unit.ask_size) + " ", style="#9cc0ff", justify="right"),
+            Text(price_text(unit.ask_price), style=f"bold {FALL}", justify="center"),
             "",
             "",
         )
@@ -139,8 +146,8 @@ def book_table(book: Orderbook | None, code: str, name: str, *, depth: int = 15)
         table.add_row(
             "",
             "",
-            Text(price_text(unit.bid_price), style=f"bold {RISE}"),
-            Text(" " + size_text(unit.bid_size), style="#ffb0b3"),
+            Text(price_text(unit.bid_price), style=f"bold {RISE}", justify="center"),
+            Text(" " + size_text(unit.bid_size), style="#ffb0b3", justify="left"),
             Text(_bar(unit.bid_size, biggest, bar_width), style=_BID_BAR),
         )
     spread = (
