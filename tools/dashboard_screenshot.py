@@ -3,7 +3,8 @@
 Runs the embedded simulator (with market history, so the chart has candles), a manager with
 both connections, and the dashboard headless under Textual's pilot; waits until every panel
 shows live data and Upbit's LIST_SUBSCRIPTIONS answer, sorts the coin list by 24 h value,
-selects a coin (scenario 2), then writes the SVG. Convert it to PNG with any SVG renderer, e.g. Debian's ``librsvg2-bin``::
+selects a coin (scenario 2), then writes the SVG. Convert it to PNG with any SVG renderer,
+e.g. Debian's ``librsvg2-bin``::
 
     .venv/bin/python tools/dashboard_screenshot.py --out /tmp/dashboard.svg
     rsvg-convert /tmp/dashboard.svg -o docs/dashboard.png
