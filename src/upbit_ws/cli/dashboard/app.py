@@ -78,6 +78,12 @@ RESTART_DOWN_SECONDS: Final = 1.0
 #: Minute candles of history read over REST when a coin is selected.
 HISTORY_CANDLES: Final = 30
 
+_SORT_BY_COLUMN: Final[dict[str, SortKey]] = {
+    "price": "price",
+    "change": "change",
+    "volume": "volume",
+}
+
 KEYS_HELP: Final = """\
 [b]Keys[/b]
 
@@ -177,7 +183,8 @@ class DashboardApp(App[None]):
         self._drawn_book: tuple[str, int] = ("", -1)
         self._drawn_chart: tuple[str, int] = ("", -1)
         self._drawn_log = -1
-        self._rows_drawn: dict[str, tuple[float, float, float]] = {}
+        #: What each coin-list row shows now: (name, price, change rate, 24 h value).
+        self._rows_drawn: dict[str, tuple[str, float, float, float]] = {}
         self._order: list[str] = []
         self._asked: SubscriptionsView | None = None
         self._asked_at: float | None = None
@@ -355,10 +362,7 @@ class DashboardApp(App[None]):
 
     @on(DataTable.HeaderSelected, "#coins")
     def _header_selected(self, message: DataTable.HeaderSelected) -> None:
-        column = message.column_key.value
-        self.sort_key = {"price": "price", "change": "change", "volume": "volume"}.get(
-            column or "", "code"
-        )  # type: ignore[assignment]
+        self.sort_key = _SORT_BY_COLUMN.get(message.column_key.value or "", "code")
         self._resort()
 
     # --- actions ------------------------------------------------------------------------
@@ -417,22 +421,24 @@ class DashboardApp(App[None]):
             if ticker is None:
                 continue
             name = model.names.get(code, "")[:4]
-            drawn = (ticker.trade_price, ticker.signed_change_rate, _volume_24h(ticker))
-            if code not in self._rows_drawn:
+            drawn = (name, ticker.trade_price, ticker.signed_change_rate, _volume_24h(ticker))
+            before = self._rows_drawn.get(code)
+            if before is None:
                 table.add_row(
                     code,
                     name,
                     colored_price(ticker),
                     change_text(ticker),
-                    Text(volume_text(drawn[2]), justify="right"),
+                    Text(volume_text(drawn[3]), justify="right"),
                     key=code,
                 )
                 added = True
-            elif self._rows_drawn[code] != drawn or name:
-                table.update_cell(code, "name", name)
+            elif before != drawn:
+                if before[0] != name:
+                    table.update_cell(code, "name", name)
                 table.update_cell(code, "price", colored_price(ticker))
                 table.update_cell(code, "change", change_text(ticker))
-                table.update_cell(code, "volume", Text(volume_text(drawn[2]), justify="right"))
+                table.update_cell(code, "volume", Text(volume_text(drawn[3]), justify="right"))
             self._rows_drawn[code] = drawn
         table.border_subtitle = f"{len(model.tickers)} markets · sorted by {self.sort_key}"
         if added:
