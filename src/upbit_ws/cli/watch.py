@@ -67,6 +67,8 @@ class _Options(msgspec.Struct, frozen=True, kw_only=True):
 )
 @click.option(
     "--base-url",
+    "--url",
+    "base_url",
     default=DEFAULT_BASE_URL,
     show_default=True,
     metavar="URL",
