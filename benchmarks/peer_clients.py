@@ -100,6 +100,7 @@ class Counter:
     def __init__(self) -> None:
         self.n = 0
         self.extra = 0  # a second count some drivers keep (messages parsed inside the peer)
+        self.batches = 0  # lists handed over by batches()
 
 
 def _result(client: str, measure: tuple[float, float, int]) -> dict[str, Any]:
@@ -200,12 +201,26 @@ async def _upbit_ws(args: argparse.Namespace, *, batches: bool) -> tuple[float, 
         async def in_batches() -> None:
             async for batch in sub.batches():
                 counter.n += len(batch)
+                counter.batches += 1
 
         task = asyncio.create_task(in_batches() if batches else one_by_one())
-        measure = await _measure_async(counter, args.warmup, args.seconds)
+        if args.cprofile:  # benchmarks/hotpath.py --cprofile: the measured window only
+            import cProfile
+
+            await asyncio.sleep(args.warmup)
+            profile = cProfile.Profile()
+            profile.enable()
+            measure = await _measure_async(counter, 0.0, args.seconds)
+            profile.disable()
+            profile.dump_stats(args.cprofile)
+        else:
+            measure = await _measure_async(counter, args.warmup, args.seconds)
         counter.extra = sub.statistics().dropped  # reported as a note
         task.cancel()
         await sub.aclose()
+    if batches:
+        args.notes["batches"] = counter.batches  # over the whole run, warm-up included
+        args.notes["batched_messages"] = counter.n
     return (*measure[:3], counter.extra)
 
 
@@ -389,9 +404,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.5)
     parser.add_argument("--codes", default=",".join(CODES))
+    parser.add_argument("--cprofile", help="upbit-ws drivers: cProfile the window into this file")
     args = parser.parse_args()
     args.codes = args.codes.split(",")
     args.cleanup = []
+    args.notes = {}
     if not args.base.startswith(("http://127.0.0.1:", "http://localhost:")):
         parser.error("--base must be a loopback URL")
     try:
@@ -403,6 +420,8 @@ def main() -> None:
     except BaseException as exc:  # a peer that fails is a row, not a crash
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         out = {"client": args.client, "error": detail[:300]}
+    if "error" not in out:
+        out.update(args.notes)
     for step in args.cleanup:
         step()
     print(json.dumps(out), flush=True)

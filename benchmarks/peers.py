@@ -142,16 +142,22 @@ def _table(rows: list[Row]) -> list[str]:
     ticker_peers = [r for r in rows if r.peer and r.baseline == "ceiling" and r.runs]
     fastest = max(ticker_peers, key=rate, default=None)
     lines = [
-        "| client | msg/s | CPU µs/msg | peak RSS MB | / ceiling | / fastest peer | notes |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| client | msg/s | CPU µs/msg | peak RSS MB | msg/s / ceiling | CPU efficiency / ceiling "
+        "| msg/s / fastest peer | notes |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
         if not row.runs:
-            lines.append(f"| {row.label} | - | - | - | - | - | {row.error or 'no run'} |")
+            lines.append(f"| {row.label} | - | - | - | - | - | - | {row.error or 'no run'} |")
             continue
         ours = rate(row)
         base = by_driver.get(row.baseline)
         to_base = ours / rate(base) if base and base.runs and rate(base) else None
+        # ceiling's CPU µs per message / this client's: how much of the CPU budget per message
+        # the client needs beyond the ceiling, whatever share of a core the machine gave it.
+        efficiency = None
+        if base and base.runs and row.median("cpu_us"):
+            efficiency = base.median("cpu_us") / row.median("cpu_us")
         to_fast = None
         if fastest is not None and rate(fastest) and row.baseline == "ceiling":
             to_fast = ours / rate(fastest)
@@ -167,12 +173,17 @@ def _table(rows: list[Row]) -> list[str]:
         dropped = sum(r.get("dropped", 0) for r in row.runs)
         if row.driver.startswith("upbit-ws"):
             notes.append(f"dropped {dropped}")
+        batches = sum(r.get("batches", 0) for r in row.runs)
+        if batches:
+            size = sum(r.get("batched_messages", 0) for r in row.runs) / batches
+            notes.append(f"mean batch {size:.1f} messages")
         failed = len([r for r in row.runs if "error" in r])
         if failed:
             notes.append(f"{failed} failed round(s)")
         lines.append(
             f"| {row.label} | {ours:,.0f} | {row.median('cpu_us'):.1f} "
-            f"| {row.median('rss_mb'):.0f} | {_fmt_ratio(to_base)} | {_fmt_ratio(to_fast)} "
+            f"| {row.median('rss_mb'):.0f} | {_fmt_ratio(to_base)} | {_fmt_ratio(efficiency)} "
+            f"| {_fmt_ratio(to_fast)} "
             f"| {'; '.join(notes)} |"
         )
     return lines
