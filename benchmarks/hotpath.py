@@ -45,7 +45,11 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("buffer append / pop / drain (core/buffer.py)", ("upbit_ws/core/buffer.py",)),
     ("subscription push, wake, wait, next (stream.py)", ("upbit_ws/aio/stream.py",)),
     ("subscription service / other library code", ("upbit_ws/",)),
-    ("the user's loop (async for / batches resumption)", ("peer_clients.py",)),
+    (
+        "the user's code: ceiling = orjson.loads + free; upbit-ws = loop resumption + "
+        "freeing each message",
+        ("peer_clients.py",),
+    ),
     (
         "event loop: picows frame parsing + socket read (C, under Handle._run), "
         "wakeups, futures, clock",

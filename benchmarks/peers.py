@@ -177,6 +177,10 @@ def _table(rows: list[Row]) -> list[str]:
         if batches:
             size = sum(r.get("batched_messages", 0) for r in row.runs) / batches
             notes.append(f"mean batch {size:.1f} messages")
+        if base is not None and base is not row and len(base.runs) == len(row.runs) > 1:
+            # Same round, same minute of machine load: the paired ratios show the noise.
+            paired = [r["rate"] / b["rate"] for r, b in zip(row.runs, base.runs, strict=True)]
+            notes.append("per round " + ", ".join(f"{x:.2f}" for x in paired))
         failed = len([r for r in row.runs if "error" in r])
         if failed:
             notes.append(f"{failed} failed round(s)")
