@@ -86,6 +86,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/decode.py
 	$(BIN)/python benchmarks/flood.py --seconds 8 --parse
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/peers.py
 	$(BIN)/python benchmarks/change_latency.py
 	$(BIN)/python benchmarks/recovery.py
 
