@@ -6,6 +6,7 @@ import click
 
 from upbit_ws import __version__
 from upbit_ws.cli.demo import demo
+from upbit_ws.cli.relay import relay
 from upbit_ws.cli.simulate import simulate
 
 
@@ -17,6 +18,7 @@ def cli() -> None:
 
 cli.add_command(simulate)
 cli.add_command(demo)
+cli.add_command(relay)
 
 
 def main() -> None:

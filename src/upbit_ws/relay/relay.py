@@ -207,6 +207,11 @@ class Relay:
         return self._role
 
     @property
+    def redis_url(self) -> str:
+        """Return the Redis URL, any password masked."""
+        return self._redis.url
+
+    @property
     def manager(self) -> WebSocketManager:
         """Return the manager this relay reads from (for its health and statistics)."""
         return self._ws
@@ -555,7 +560,8 @@ class Relay:
         self._lease_losses += 1
         _log.warning("relay %s: stepping down: %s", self.relay_id, reason)
         self._token = None
-        self._losses.clear()
+        # Losses stay recorded: if no other relay appends after them, they are still holes
+        # readers must hear about when this relay leads again (see _take_over).
         self._aged_out.clear()
         self._set_role("standby")
 
@@ -593,6 +599,10 @@ class Relay:
                 continue  # a standby's own events were logged, not relayed
             kept.append(entry)
         self._outbox = kept
+        for key in list(self._losses):
+            mark = marks.get(key)
+            if mark is not None and mark[2] >= self._losses[key][0]:
+                del self._losses[key]  # another leader appended after the loss: covered
         self._token = token
         self._takeovers += 1
         self._refilled += refilled
