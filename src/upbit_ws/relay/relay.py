@@ -26,8 +26,8 @@ token inside the same atomic script, so a relay that lost the lease (stalled, pa
 can never write again, even if it does not know yet. A standby runs its own manager (hot) and
 keeps the newest ``buffer_size`` entries as a backlog; it polls the lease, sleeping until the
 lease's remaining time to live runs out (at most a third of the lease). On taking over it reads
-the newest entries of each stream and appends only what comes after them in its backlog
-(Upbit's ``timestamp`` orders a stream; equal timestamps are told apart by the stored bytes),
+the newest entries of each stream, finds the newest one in its backlog by its bytes, and
+appends only what came after it (see :meth:`Relay._take_over`),
 so readers get no duplicate and, when the backlog reaches back, no loss either: they see a
 :class:`LeaseAcquired` event whose ``at - since`` is the wait (at most the lease time to live
 plus one renewal period), and a :class:`FeedGap` (cause ``takeover``) on any stream the backlog
@@ -61,7 +61,6 @@ from upbit_ws.core.config import BackoffConfig, ConnectionConfig
 from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_TYPES
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.events import ConnectionStateChanged, GapEvent
-from upbit_ws.core.messages import DataMessage
 from upbit_ws.relay.codec import (
     KIND_GAP,
     KIND_MESSAGE,
@@ -94,13 +93,23 @@ _REDIS_BACKOFF: Final = BackoffConfig(
     first_delay=0.05, cap=1.0, reset_after=1.0, rate_limited_floor=1.0, blocked_floor=1.0
 )
 #: Newest entries read per stream at takeover to find where the previous leader stopped.
-_HIGH_WATER_ENTRIES: Final = 32
+_HIGH_WATER_ENTRIES: Final = 64
 #: How long aclose() lets the writer flush what is buffered before giving up.
 _FLUSH_TIMEOUT: Final = 2.0
 
 # One outbox entry: stream key, kind (message or gap), ordering timestamp (None: not a data
 # message), payload.
 _Entry = tuple[str, int, int | None, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """A stream's newest stored message, the recent ones, their newest timestamp, its time."""
+
+    payload: bytes
+    recent: frozenset[bytes]
+    timestamp: int
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +185,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._closing = False
+        self._inputs_done = False
         self._root: asyncio.Task[None] | None = None
         self._subs: list[Subscription[Any]] = []
         self._stream_keys: dict[tuple[str, str | None], str] = {}
@@ -315,13 +325,17 @@ class Relay:
         async with asyncio.TaskGroup() as tg:
             lease = tg.create_task(self._lease_loop(), name="upbit-ws:relay:lease")
             writer = tg.create_task(self._writer(), name="upbit-ws:relay:writer")
-            events = tg.create_task(self._events(), name="upbit-ws:relay:events")
-            for sub in self._subs:
+            inputs = [tg.create_task(self._events(), name="upbit-ws:relay:events")]
+            inputs += [
                 tg.create_task(self._pump(sub), name=f"upbit-ws:relay:pump:{sub.type}")
-            # The writer returns once aclose() has begun and the outbox is flushed.
-            await writer
+                for sub in self._subs
+            ]
+            # The inputs end when the manager closes (aclose), after what it had buffered.
+            await asyncio.gather(*inputs)
+            self._inputs_done = True
+            self._wake.set()
+            await writer  # returns once the outbox is flushed (or this relay does not lead)
             lease.cancel()
-            events.cancel()
 
     async def _pump(self, sub: Subscription[Any]) -> None:
         """Encode each message the manager delivers into the outbox."""
@@ -443,7 +457,7 @@ class Relay:
                 self._inflight = None
             if self._inflight is None:
                 if self._role != "leader" or not self._outbox:
-                    if self._closing and (self._role != "leader" or not self._outbox):
+                    if self._inputs_done and (self._role != "leader" or not self._outbox):
                         self._drained.set()
                         return
                     self._wake.clear()
@@ -566,7 +580,15 @@ class Relay:
         self._set_role("standby")
 
     async def _take_over(self, token: str) -> None:
-        """Filter the backlog against what the streams hold, then lead (module docs)."""
+        """Filter the backlog against what the streams hold, then lead (module docs).
+
+        Per stream, the previous leader's newest entry is looked up in the backlog by its
+        bytes; everything up to it is dropped (already in Redis), everything after it is
+        appended: exact, whatever order Upbit's timestamps are in (a trade's ``timestamp`` is
+        its send time, which does not follow ``sequential_id``). When the backlog does not
+        hold that entry (it aged out, or this relay's feed differs), only what is newer than
+        every recent entry and not among them is appended, and the stream gets a gap.
+        """
         if self._inflight is not None and not self._writing:
             self._outbox.extendleft(reversed(self._inflight))
             self._inflight = None
@@ -574,49 +596,58 @@ class Relay:
         streams.update(self._stream_keys.values())
         ordered = sorted(streams)
         newest = await self._redis.last_entries(ordered, _HIGH_WATER_ENTRIES)
-        marks: dict[str, tuple[int, set[bytes], float]] = {}
+        marks: dict[str, _Mark] = {}
         for key, entries in zip(ordered, newest, strict=True):
             mark = self._high_water(key, entries)
             if mark is not None:
                 marks[key] = mark
-        kept: deque[_Entry] = deque()
-        passed: set[str] = set()
-        oldest: dict[str, int] = {}
-        refilled = skipped = 0
-        for entry in self._outbox:
-            key, kind, ts, payload = entry
+        outbox = self._outbox
+        # Position of the last backlog copy of each stream's newest stored entry.
+        found: dict[str, int] = {}
+        for position, (key, kind, _, payload) in enumerate(outbox):
             mark = marks.get(key)
-            if kind == KIND_MESSAGE and ts is not None:
-                oldest.setdefault(key, ts)
-                if mark is not None and (ts < mark[0] or (ts == mark[0] and payload in mark[1])):
-                    skipped += 1
-                    continue
-                passed.add(key)
-                refilled += 1
-            elif kind == KIND_GAP and mark is not None and key not in passed:
-                continue  # a backlog gap from before the previous leader's last entry
-            elif key == self._keys.events:
+            if mark is not None and kind == KIND_MESSAGE and payload == mark.payload:
+                found[key] = position
+        kept: deque[_Entry] = deque()
+        backlog: set[str] = set()
+        refilled = skipped = 0
+        for position, entry in enumerate(outbox):
+            key, kind, ts, payload = entry
+            if key == self._keys.events:
                 continue  # a standby's own events were logged, not relayed
+            mark = marks.get(key)
+            if mark is not None:
+                at = found.get(key)
+                if at is not None:
+                    stale = position <= at
+                else:
+                    stale = kind == KIND_GAP or (
+                        ts is not None and (ts <= mark.timestamp or payload in mark.recent)
+                    )
+                if stale:
+                    skipped += kind == KIND_MESSAGE
+                    continue
+            if kind == KIND_MESSAGE:
+                refilled += 1
+                backlog.add(key)
             kept.append(entry)
         self._outbox = kept
         for key in list(self._losses):
             mark = marks.get(key)
-            if mark is not None and mark[2] >= self._losses[key][0]:
+            if mark is not None and mark.at >= self._losses[key][0]:
                 del self._losses[key]  # another leader appended after the loss: covered
         self._token = token
         self._takeovers += 1
         self._refilled += refilled
         self._skipped += skipped
         now = time.time()
-        since = max((m[2] for m in marks.values()), default=None)
+        since = max((m.at for m in marks.values()), default=None)
         by_key = {key: tc for tc, key in self._stream_keys.items()}
         self._set_role("leader")
-        # Streams whose backlog does not reach back to the previous leader's last entry and
-        # that aged entries out (else nothing happened in between): readers may miss data.
+        # Streams where the backlog could not be joined to the previous leader's last entry
+        # although something happened since (backlog entries, or entries aged out of it).
         holes = [
-            key
-            for key, mark in marks.items()
-            if self._aged_out.get(key) and (key not in oldest or oldest[key] > mark[0])
+            key for key in marks if key not in found and (key in backlog or self._aged_out.get(key))
         ]
         for key in reversed(holes):
             type, code = by_key.get(key, (None, None))
@@ -627,7 +658,7 @@ class Relay:
                     type=type,
                     code=code,
                     cause="takeover",
-                    since=marks[key][2],
+                    since=marks[key].at,
                 ),
                 first=True,
             )
@@ -645,26 +676,21 @@ class Relay:
 
     def _high_water(
         self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]
-    ) -> tuple[int, set[bytes], float] | None:
-        """Return (newest timestamp, payloads with that timestamp, entry time) of a stream."""
+    ) -> _Mark | None:
+        """Return what a stream's newest entries say about where its last leader stopped."""
         type = key[len(self.config.namespace) + 1 :].split(":", 1)[0]
         decoder = decoder_for(type)
-        newest: int | None = None
-        same: set[bytes] = set()
-        at = 0.0
-        for entry_id, fields in entries:
-            payload = fields.get(b"m")
-            if payload is None:
-                continue
-            message: DataMessage = decoder.decode(payload)
-            if newest is None:
-                newest, at = message.timestamp, entry_id_seconds(entry_id)
-            if message.timestamp != newest:
-                break
-            same.add(payload)
-        if newest is None:
+        payloads = [(entry_id, fields[b"m"]) for entry_id, fields in entries if b"m" in fields]
+        if not payloads:
             return None
-        return newest, same, at
+        newest_id, newest = payloads[0]
+        timestamps = [decoder.decode(p).timestamp for _, p in payloads]
+        return _Mark(
+            payload=newest,
+            recent=frozenset(p for _, p in payloads),
+            timestamp=max(timestamps),
+            at=entry_id_seconds(newest_id),
+        )
 
     async def _release(self) -> None:
         """Append LeaseReleased and give the lease up (clean exit)."""
