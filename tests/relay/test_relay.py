@@ -47,12 +47,12 @@ def relay_for(
 
 
 class Collector:
-    """Read an async iterable (a feed subscription's items by default) in a task we own."""
+    """Read a feed subscription's items (data and gaps) in a task this test owns."""
 
-    def __init__(self, sub: FeedSubscription[Any], source: AsyncIterable[Any] | None = None):
+    def __init__(self, sub: FeedSubscription[Any]) -> None:
         self.sub = sub
         self.items: list[Any] = []
-        self.task = asyncio.create_task(self._run(source or sub.items()))
+        self.task = asyncio.create_task(self._run(sub.items()))
 
     async def _run(self, source: AsyncIterable[Any]) -> None:
         async for item in source:
@@ -62,6 +62,27 @@ class Collector:
     def messages(self) -> list[DataMessage]:
         """Return the data messages read so far."""
         return [i for i in self.items if not isinstance(i, FeedGap)]
+
+    async def stop(self) -> None:
+        """Close the subscription and wait for the task (the reads end within a block)."""
+        await self.sub.aclose()
+        done, _ = await asyncio.wait([self.task], timeout=10)
+        if not done:
+            self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+class LocalCollector:
+    """Read a local async iterable (a subscription, an event stream) in a task we own."""
+
+    def __init__(self, source: AsyncIterable[Any]) -> None:
+        self.items: list[Any] = []
+        self.task = asyncio.create_task(self._run(source))
+
+    async def _run(self, source: AsyncIterable[Any]) -> None:
+        async for item in source:
+            self.items.append(item)
 
     async def stop(self) -> None:
         """Cancel the reading task."""
@@ -84,8 +105,7 @@ async def event_log(feed: RedisFeed) -> AsyncIterator[list[RelayEvent]]:
         yield events
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait([task], timeout=10)
 
 
 def assert_trades_unique_and_ordered(messages: list[DataMessage]) -> None:
@@ -190,8 +210,8 @@ async def test_standby_takes_over_within_the_lease(
                 truth = observer.component("truth").subscribe(
                     "trade", ["KRW-BTC"], policy="drop_oldest", capacity=1 << 16
                 )
-                sent = Collector(reader.sub, truth)
-                observed = Collector(reader.sub, observer.events())
+                sent = LocalCollector(truth)
+                observed = LocalCollector(observer.events())
                 await eventually(
                     lambda: standby.statistics().buffered >= 3 and len(reader.messages) >= 3,
                     what="A streaming to the reader and B holding a backlog",

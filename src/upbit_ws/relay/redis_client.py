@@ -10,6 +10,7 @@ exception.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -117,6 +118,11 @@ class RedisClient:
         try:
             yield
         except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py can turn a cancelled read into a ConnectionError; a cancellation
+                # must stay one, or the caller's retry loop would swallow it.
+                raise asyncio.CancelledError from exc
             raise RedisUnavailableError(self.url, f"{type(exc).__name__}: {exc}") from exc
         except rex.ResponseError as exc:
             raise RedisCommandError(str(exc)) from exc

@@ -293,8 +293,8 @@ class Relay:
                     await self._drained.wait()
         if root is not None and not root.done():
             root.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await root
+            # Bounded: a third-party call that swallowed the cancellation must not hang close.
+            await asyncio.wait([root], timeout=_FLUSH_TIMEOUT)
         if self._role == "leader" and self._token is not None:
             await self._release()
         self._set_role("closed")
