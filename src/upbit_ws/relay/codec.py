@@ -66,7 +66,7 @@ DEFAULT_LEASE_SECONDS: Final = 3.0
 #: Entries the relay holds while Redis is down (and, on a standby, its takeover backlog).
 DEFAULT_BUFFER_SIZE: Final = 65_536
 #: Most entries one append script call carries.
-DEFAULT_BATCH_SIZE: Final = 2048
+DEFAULT_BATCH_SIZE: Final = 8192
 #: Bound of each upstream subscription buffer in the relay's manager (drop_oldest, counted).
 DEFAULT_UPSTREAM_CAPACITY: Final = 1 << 16
 

@@ -470,7 +470,9 @@ class Relay:
             self._writing = True
             try:
                 result = await self._redis.script(
-                    APPEND, keys, [self._token, batch_id, self.config.maxlen, blob]
+                    APPEND,
+                    keys,
+                    [self._token, batch_id, self.config.maxlen, blob, self.config.lease_ms],
                 )
             except RedisUnavailableError as exc:
                 self._redis_errors += 1
@@ -700,7 +702,9 @@ class Relay:
         with contextlib.suppress(RedisUnavailableError, RedisCommandError):
             async with asyncio.timeout(_FLUSH_TIMEOUT):
                 await self._redis.script(
-                    APPEND, keys, [token, f"{token}:release", self.config.maxlen, blob]
+                    APPEND,
+                    keys,
+                    [token, f"{token}:release", self.config.maxlen, blob, self.config.lease_ms],
                 )
                 await self._redis.script(RELEASE, [self._lease_key], [token])
         self._token = None

@@ -15,7 +15,9 @@ from typing import Final
 
 __all__ = ["APPEND", "GROUP_READ", "READ", "RELEASE", "RENEW"]
 
-#: KEYS: lease, batch key, stream keys... ARGV: token, batch id, maxlen, blob.
+#: KEYS: lease, batch key, stream keys... ARGV: token, batch id, maxlen, blob, lease ttl ms.
+#: A successful append also extends the lease: a leader whose loop is too busy to run its
+#: renewal on time keeps the lease as long as its appends get through.
 #: The blob is entries framed as (>H key index, >B kind 0 = "m" / 1 = "g", >I4 length, payload).
 #: Returns the number of entries appended, -1 when the lease is not ours, -2 when this batch
 #: was appended already (a retry after a lost reply).
@@ -33,6 +35,7 @@ while pos <= size do
   n = n + 1
 end
 redis.call('SET', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return n
 """
 
