@@ -419,8 +419,10 @@ class FeedSubscription(Generic[M]):
             picked = [self._unacked.pop(id(m), None) for m in messages]
             entries = [p for p in picked if p is not None]
         else:
-            entries = list(self._unacked.values())
-            self._unacked.clear()
+            # Every message handed out: not those read ahead and still waiting in the buffer.
+            waiting = {id(m) for m, _ in self._items if m is not None}
+            handed = [k for k in self._unacked if k not in waiting]
+            entries = [self._unacked.pop(k) for k in handed]
         if not entries:
             return 0
         by_key: dict[str, list[str]] = {}
@@ -445,7 +447,7 @@ class FeedSubscription(Generic[M]):
             gaps=self._gaps,
             reconnects=self._reconnects,
             acked=self._acked,
-            unacked=len(self._unacked),
+            unacked=len(self._unacked) - sum(1 for m, _ in self._items if m is not None),
             buffered=len(self._items),
         )
 
@@ -523,8 +525,10 @@ class FeedSubscription(Generic[M]):
             return
         block_ms = max(1, int(self._feed.block_seconds * 1000))
         if self.group is None:
+            # COUNT 1: the blocking read only waits for data; its reply goes through redis-py's
+            # parser (microseconds per element), the bulk comes through the script above.
             reply = await self._redis.xread_block(
-                dict(zip(self._keys, self._last, strict=True)), block_ms=block_ms, count=count
+                dict(zip(self._keys, self._last, strict=True)), block_ms=block_ms, count=1
             )
         else:
             assert self.consumer is not None
@@ -533,7 +537,7 @@ class FeedSubscription(Generic[M]):
                 self.consumer,
                 dict.fromkeys(self._keys, ">"),
                 block_ms=block_ms,
-                count=count,
+                count=1,
             )
         decode = self._entry_decoder.decode
         slow: list[tuple[int, str, Any, FeedGap | None]] = []

@@ -26,7 +26,8 @@ token inside the same atomic script, so a relay that lost the lease (stalled, pa
 can never write again, even if it does not know yet. A standby runs its own manager (hot) and
 keeps the newest ``buffer_size`` entries as a backlog; it polls the lease, sleeping until the
 lease's remaining time to live runs out (at most a third of the lease). On taking over it reads
-the newest entries of each stream, finds the newest one in its backlog by its bytes, and
+the newest entries of each stream, finds the newest one in its backlog by its bytes (without
+``stream_type``), and
 appends only what came after it (see :meth:`Relay._take_over`),
 so readers get no duplicate and, when the backlog reaches back, no loss either: they see a
 :class:`LeaseAcquired` event whose ``at - since`` is the wait (at most the lease time to live
@@ -51,6 +52,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+
+import msgspec
 
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.aio.stream import Subscription
@@ -137,6 +140,14 @@ class RelayStatistics:
     refilled: int
     skipped: int
     gaps: int
+
+
+def _identity(key: str, payload: bytes, namespace: str) -> bytes:
+    """Return a message's bytes without ``stream_type`` (SNAPSHOT and REALTIME copies match)."""
+    message = decoder_for(key[len(namespace) + 1 :].split(":", 1)[0]).decode(payload)
+    if getattr(message, "stream_type", None) is None:
+        return payload
+    return encode_message(msgspec.structs.replace(message, stream_type=None))
 
 
 def _default_relay_id() -> str:
@@ -604,12 +615,17 @@ class Relay:
             if mark is not None:
                 marks[key] = mark
         outbox = self._outbox
-        # Position of the last backlog copy of each stream's newest stored entry.
+        # Position of the last backlog copy of each stream's newest stored entry, compared
+        # without stream_type (a snapshot re-sends a message the old leader stored realtime).
         found: dict[str, int] = {}
+        same: dict[int, bool] = {}
         for position, (key, kind, _, payload) in enumerate(outbox):
             mark = marks.get(key)
-            if mark is not None and kind == KIND_MESSAGE and payload == mark.payload:
-                found[key] = position
+            if mark is not None and kind == KIND_MESSAGE:
+                identity = _identity(key, payload, self.config.namespace)
+                same[position] = identity in mark.recent
+                if identity == mark.payload:
+                    found[key] = position
         kept: deque[_Entry] = deque()
         backlog: set[str] = set()
         refilled = skipped = 0
@@ -621,10 +637,10 @@ class Relay:
             if mark is not None:
                 at = found.get(key)
                 if at is not None:
-                    stale = position <= at
+                    stale = position <= at or same.get(position, False)
                 else:
                     stale = kind == KIND_GAP or (
-                        ts is not None and (ts <= mark.timestamp or payload in mark.recent)
+                        ts is not None and (ts <= mark.timestamp or same.get(position, False))
                     )
                 if stale:
                     skipped += kind == KIND_MESSAGE
@@ -687,9 +703,10 @@ class Relay:
             return None
         newest_id, newest = payloads[0]
         timestamps = [decoder.decode(p).timestamp for _, p in payloads]
+        namespace = self.config.namespace
         return _Mark(
-            payload=newest,
-            recent=frozenset(p for _, p in payloads),
+            payload=_identity(key, newest, namespace),
+            recent=frozenset(_identity(key, p, namespace) for _, p in payloads),
             timestamp=max(timestamps),
             at=entry_id_seconds(newest_id),
         )
