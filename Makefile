@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := $(shell awk '/^name = "uv"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' uv.lock)
 UV := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv
 
-.PHONY: demo test test-stress lint typecheck pytest bench soak clean venv lock redis-server
+.PHONY: demo test test-stress lint typecheck pytest bench soak clean venv lock docs qt-runtime redis-server
 
 venv: $(STAMP)
 
@@ -33,14 +33,41 @@ demo: $(STAMP)
 	$(BIN)/upbit-ws demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks tools
-	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/ruff check src tests benchmarks tools examples
+	$(BIN)/ruff format --check src tests benchmarks tools examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-pytest: $(STAMP) redis-server
-	$(BIN)/pytest
+pytest: $(STAMP) qt-runtime redis-server
+	$(BIN)/pytest $$(cat $(QT_SKIP) 2>/dev/null)
+
+# Qt's system libraries, for the qt extra's tests. PySide6's wheels bundle Qt itself but not
+# what Qt links from the system (libEGL, libGL, libxkbcommon, fontconfig...). Without them
+# `import PySide6.QtGui` fails, and pytest-qt imports it when pytest starts, so the whole run
+# would fail. qt-runtime starts an offscreen QApplication; if that fails it installs the
+# packages with apt-get when it runs as root (CI), and otherwise writes the pytest options
+# that leave Qt out to $(QT_SKIP) and says so once.
+QT_APT_PACKAGES := libegl1 libgl1 libxkbcommon0 libfontconfig1 libfreetype6 libglib2.0-0 \
+	libdbus-1-3 fonts-dejavu-core
+QT_SKIP := $(VENV)/.qt-skip
+QT_PROBE ?= QT_QPA_PLATFORM=offscreen $(BIN)/python -c \
+	"from PySide6.QtWidgets import QApplication; QApplication([])"
+
+qt-runtime: $(STAMP)
+	@rm -f $(QT_SKIP)
+	@if ! $(QT_PROBE) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "qt-runtime: installing Qt's system libraries: $(QT_APT_PACKAGES)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(QT_APT_PACKAGES) >/dev/null; \
+	  fi; \
+	  if ! $(QT_PROBE) >/dev/null 2>&1; then \
+	    echo "qt-runtime: Qt cannot start here (missing system libraries; as root with" \
+	      "apt-get they are installed: $(QT_APT_PACKAGES)). SKIPPING the Qt tests (tests/qt)."; \
+	    echo "-p no:pytestqt --ignore=tests/qt" > $(QT_SKIP); \
+	  fi; \
+	fi
 
 # The relay tests (tests/relay/) start their own redis-server on a free port. Debian's package
 # is installed when missing and we are root; otherwise they skip, saying why. Installing it may
@@ -61,11 +88,16 @@ STRESS_RUNS ?= 5
 test-stress: $(STAMP)
 	$(BIN)/python tools/stress.py --runs $(STRESS_RUNS)
 
+# The API reference and the notes in docs/, built into site/; any warning fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 # Long measurements; figures go into the README. Each prints a markdown table.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/decode.py
 	$(BIN)/python benchmarks/flood.py --seconds 8 --parse
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/peers.py
 	$(BIN)/python benchmarks/change_latency.py
 	$(BIN)/python benchmarks/recovery.py
 
@@ -74,4 +106,4 @@ soak: $(STAMP)
 	$(BIN)/pytest -m soak -o addopts='-ra --strict-markers' -p no:logging -s
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build src/*.egg-info
+	rm -rf $(VENV) site .mypy_cache .pytest_cache .ruff_cache .hypothesis build src/*.egg-info

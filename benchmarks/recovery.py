@@ -48,6 +48,7 @@ from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.encode import TypeRequest, encode_request
 from upbit_ws.core.errors import TransportError
+from upbit_ws.core.messages import ErrorFrame
 from upbit_ws.simulator import Simulator, SimulatorConfig
 
 Fault = Literal["abort", "blackhole", "quiet-blackhole"]
@@ -104,6 +105,9 @@ class Slot:
         waiter = self._first_frame
         if waiter is not None and not waiter.done() and self.generation >= self._want_generation:
             waiter.set_result(received_at)
+
+    def on_error(self, error: ErrorFrame) -> None:
+        """Nothing to do: the connection logged it and reconnects after the close."""
 
     def on_closed(self, connection: ManagedConnection) -> None:
         """Nothing to do: the connection reconnects by itself."""

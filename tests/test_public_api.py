@@ -2,38 +2,62 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import typing
+
 import upbit_ws
 
 # Extend this list (sorted) in the same commit that adds a public name.
 EXPECTED_ALL = [
+    "AssetBalance",
     "AuthError",
+    "BackoffConfig",
+    "BufferOverflowed",
     "Candle",
     "Component",
     "ConfigError",
     "ConnectTimeoutError",
     "ConnectionClosedError",
     "ConnectionConfig",
+    "ConnectionHandle",
+    "ConnectionHealth",
     "ConnectionStateChanged",
+    "ConnectionView",
     "Credentials",
     "DecodeError",
     "ErrorFrame",
     "Event",
+    "EventStream",
     "Gap",
     "GapEvent",
+    "Health",
     "InvalidInputError",
+    "KeepAlive",
+    "KeepaliveConfig",
     "KeyExpiringSoon",
+    "KeyHealthConfig",
     "KeyProblem",
     "KeyRecovered",
+    "ManagerStatistics",
     "Message",
     "MyAsset",
     "MyOrder",
     "Orderbook",
+    "OrderbookUnit",
     "OverflowPolicy",
     "RateLimitedError",
+    "RateLimits",
     "RequestRejected",
     "ServerRejectedError",
+    "SubscribedType",
     "Subscription",
+    "SubscriptionConfig",
+    "SubscriptionInfo",
+    "SubscriptionList",
+    "SubscriptionStatistics",
+    "SubscriptionsView",
     "Ticker",
+    "Timeouts",
     "Trade",
     "TransportError",
     "UnknownCodeError",
@@ -96,3 +120,35 @@ def test_import_does_not_load_the_simulator() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    """Issue 16.10: one version string, read from the package metadata (pyproject.toml)."""
+    assert upbit_ws.__version__ == importlib.metadata.version("upbit-ws")
+
+
+def test_what_the_facade_returns_is_exported() -> None:
+    """Issue 16.10: the types the manager's public methods return can be imported from upbit_ws."""
+    exported = set(upbit_ws.__all__)
+    missing = []
+    for cls in (upbit_ws.WebSocketManager, upbit_ws.Component, upbit_ws.Subscription):
+        for name, member in vars(cls).items():
+            if name.startswith("_") or name in ("rest", "keys", "subscription_service"):
+                continue  # the advanced parts stay in their modules
+            target = member.fget if isinstance(member, property) else member
+            if not callable(target):
+                continue
+            returned = typing.get_type_hints(target).get("return")
+            for arg in (returned, *typing.get_args(returned)):
+                module = getattr(arg, "__module__", "")
+                ours = isinstance(arg, type) and module.startswith("upbit_ws")
+                if ours and arg.__name__ not in exported:
+                    missing.append(f"{cls.__name__}.{name} -> {arg.__name__}")
+    assert missing == []
+
+
+def test_the_facade_offers_no_raw_send() -> None:
+    """Issue 16.10: ws.public cannot send a request that would replace the merged one."""
+    ws = upbit_ws.WebSocketManager()
+    assert not hasattr(ws.public, "send")
+    assert isinstance(ws.public, upbit_ws.ConnectionHandle)

@@ -16,12 +16,31 @@ demos, kept out of this import so ``import upbit_ws`` does not load a server).
 
 from __future__ import annotations
 
-from upbit_ws.aio.component import Component
-from upbit_ws.aio.manager import WebSocketManager
-from upbit_ws.aio.stream import Subscription
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
+from upbit_ws.aio.component import (
+    Component,
+    ConnectionView,
+    SubscriptionInfo,
+    SubscriptionsView,
+)
+from upbit_ws.aio.connection import ConnectionHandle
+from upbit_ws.aio.events import EventStream
+from upbit_ws.aio.logcontext import install_log_fields as _install_log_fields
+from upbit_ws.aio.manager import ConnectionHealth, Health, ManagerStatistics, WebSocketManager
+from upbit_ws.aio.stream import Subscription, SubscriptionStatistics
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.buffer import Gap, OverflowPolicy
-from upbit_ws.core.config import ConnectionConfig
+from upbit_ws.core.config import (
+    BackoffConfig,
+    ConnectionConfig,
+    KeepaliveConfig,
+    KeyHealthConfig,
+    RateLimits,
+    SubscriptionConfig,
+    Timeouts,
+)
 from upbit_ws.core.decode import decode, decode_all
 from upbit_ws.core.errors import (
     AuthError,
@@ -37,6 +56,7 @@ from upbit_ws.core.errors import (
     UpbitWsError,
 )
 from upbit_ws.core.events import (
+    BufferOverflowed,
     ConnectionStateChanged,
     Event,
     GapEvent,
@@ -46,48 +66,78 @@ from upbit_ws.core.events import (
     RequestRejected,
 )
 from upbit_ws.core.messages import (
+    AssetBalance,
     Candle,
     ErrorFrame,
+    KeepAlive,
     Message,
     MyAsset,
     MyOrder,
     Orderbook,
+    OrderbookUnit,
+    SubscribedType,
+    SubscriptionList,
     Ticker,
     Trade,
     UnknownMessage,
 )
 
-__version__ = "0.1.0"
+try:
+    #: The installed distribution's version: the one version string, from pyproject.toml.
+    __version__ = _version("upbit-ws")
+except _PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
+    "AssetBalance",
     "AuthError",
+    "BackoffConfig",
+    "BufferOverflowed",
     "Candle",
     "Component",
     "ConfigError",
     "ConnectTimeoutError",
     "ConnectionClosedError",
     "ConnectionConfig",
+    "ConnectionHandle",
+    "ConnectionHealth",
     "ConnectionStateChanged",
+    "ConnectionView",
     "Credentials",
     "DecodeError",
     "ErrorFrame",
     "Event",
+    "EventStream",
     "Gap",
     "GapEvent",
+    "Health",
     "InvalidInputError",
+    "KeepAlive",
+    "KeepaliveConfig",
     "KeyExpiringSoon",
+    "KeyHealthConfig",
     "KeyProblem",
     "KeyRecovered",
+    "ManagerStatistics",
     "Message",
     "MyAsset",
     "MyOrder",
     "Orderbook",
+    "OrderbookUnit",
     "OverflowPolicy",
     "RateLimitedError",
+    "RateLimits",
     "RequestRejected",
     "ServerRejectedError",
+    "SubscribedType",
     "Subscription",
+    "SubscriptionConfig",
+    "SubscriptionInfo",
+    "SubscriptionList",
+    "SubscriptionStatistics",
+    "SubscriptionsView",
     "Ticker",
+    "Timeouts",
     "Trade",
     "TransportError",
     "UnknownCodeError",
@@ -98,3 +148,6 @@ __all__ = [
     "decode",
     "decode_all",
 ]
+
+# Every library logger (all made by the imports above) adds connection/component/event fields.
+_install_log_fields()

@@ -17,6 +17,7 @@ from upbit_ws.core.config import BackoffConfig, ConnectionConfig, KeepaliveConfi
 from upbit_ws.core.encode import TypeRequest, encode_request
 from upbit_ws.core.errors import TransportError
 from upbit_ws.core.events import ConnectionKind, ConnectionStateChanged, Event
+from upbit_ws.core.messages import ErrorFrame
 from upbit_ws.core.ratelimit import Gcra, connect_limiter
 from upbit_ws.simulator import Simulator, SimulatorConfig
 from upbit_ws.simulator.connection import SimConnection
@@ -99,7 +100,7 @@ class SubscribingListener:
         self.sent_before_open: list[int] = []
         self.frames = 0
         self.last_frame_at = 0.0
-        self.error_frames: list[bytes] = []
+        self.error_frames: list[ErrorFrame] = []
         self.send_errors: list[BaseException] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
@@ -114,11 +115,14 @@ class SubscribingListener:
         self._notify()
 
     def on_frame(self, payload: bytes, received_at: float) -> None:
-        """Count the frame; keep error frames."""
+        """Count the frame."""
         self.frames += 1
         self.last_frame_at = received_at
-        if payload.startswith(b'{"error"'):
-            self.error_frames.append(payload)
+        self._notify()
+
+    def on_error(self, error: ErrorFrame) -> None:
+        """Keep the error frame."""
+        self.error_frames.append(error)
         self._notify()
 
     def on_closed(self, connection: ManagedConnection) -> None:

@@ -20,7 +20,9 @@ from tests.aio.connection_helpers import FAST, fresh_limiter
 from upbit_ws.aio.connection import ManagedConnection
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService
+from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import ConnectionConfig
+from upbit_ws.core.constants import ConnectionKind
 from upbit_ws.core.events import Event
 from upbit_ws.core.messages import (
     Candle,
@@ -38,6 +40,7 @@ __all__ = [
     "MARKETS",
     "SMALL_SIM",
     "Stack",
+    "attached_service",
     "candle",
     "my_asset",
     "my_order",
@@ -47,6 +50,7 @@ __all__ = [
     "stack",
     "ticker",
     "trade",
+    "until",
 ]
 
 T = TypeVar("T")
@@ -196,6 +200,42 @@ async def next_item(iterator: Any, within: float = 5.0) -> Any:
         return await anext(iterator)
 
 
+async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds (checked every few ms), failing after ``within``.
+
+    The one polling helper: the conditions span the simulator, the sockets and the service,
+    so there is no one event to wait on; the check is cheap and the deadline makes a miss
+    fail loudly.
+    """
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+
+def attached_service(
+    *kinds: ConnectionKind, markets: tuple[str, ...] | None = MARKETS, **options: Any
+) -> SubscriptionService:
+    """Return a service (market list ``markets``) attached to unstarted connections of ``kinds``.
+
+    ``markets=None`` gives a service that has no market list yet.
+
+    As a manager builds it (both kinds: one with credentials); nothing is opened, so frames
+    are fed to the channels by hand.
+    """
+    service = SubscriptionService(markets=markets, **options)
+    for kind in kinds or ("public", "private"):
+        credentials = Credentials("A" * 40, "B" * 40) if kind == "private" else None
+        service.attach(
+            ManagedConnection(
+                kind,
+                url="ws://127.0.0.1:9",
+                credentials=credentials,
+                connect_limiter=fresh_limiter(),
+            )
+        )
+    return service
+
+
 def requests_of(conn: SimConnection) -> list[dict[str, Any]]:
     """Return the subscription requests a simulated connection received, parsed."""
     return [r.parsed for r in conn.requests if r.parsed.get("kind") == "subscribe"]
@@ -221,12 +261,8 @@ class Stack:
         return conns[-1]
 
     async def until(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
-        """Wait until ``predicate()`` holds (checked every few ms), failing after ``within``."""
-        # The conditions span the simulator, the sockets and the service, so there is no one
-        # event to wait on; the check is cheap and the deadline makes a miss fail loudly.
-        async with asyncio.timeout(within):
-            while not predicate():  # noqa: ASYNC110
-                await asyncio.sleep(0.005)
+        """Wait until ``predicate()`` holds (see :func:`until`)."""
+        await until(predicate, within)
 
 
 @asynccontextmanager

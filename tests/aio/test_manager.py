@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -17,12 +19,13 @@ from tests.aio.connection_helpers import (
     our_tasks,
     running_sim,
 )
+from upbit_ws.aio.connection import NullListener
 from upbit_ws.aio.manager import WebSocketManager, websocket_urls
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import KeyHealthConfig
 from upbit_ws.core.errors import InvalidInputError
-from upbit_ws.core.events import ConnectionStateChanged, GapEvent, KeyProblem
+from upbit_ws.core.events import ConnectionStateChanged, KeyProblem
 from upbit_ws.simulator import Simulator
 
 
@@ -164,6 +167,19 @@ async def test_listener_plugs_in_per_connection(sim: Simulator) -> None:
     await listener.aclose()
 
 
+async def test_a_connection_with_a_listener_of_its_own_refuses_subscriptions(
+    sim: Simulator,
+) -> None:
+    """Issue 16.4: with public's listener replaced, subscribe() raises instead of hanging."""
+    listener = NullListener()
+    ws = manager(sim, keys=False, listeners={"public": listener})
+    async with ws:
+        with pytest.raises(InvalidInputError, match="not attached"):
+            ws.component("coins").subscribe("ticker", ["KRW-BTC"])
+        assert ws.public.listener is listener
+        assert ws.subscriptions().public.desired == ()
+
+
 def test_private_listener_needs_credentials() -> None:
     """Giving a private listener without credentials is a mistake reported at once."""
     with pytest.raises(InvalidInputError):
@@ -190,6 +206,41 @@ async def test_lifecycle_rules(sim: Simulator) -> None:
     assert last and set(last.values()) == {"closed"}
 
 
+async def test_a_second_aclose_waits_for_the_first(sim: Simulator) -> None:
+    """Issue 16.11: aclose() called while another is closing returns only once all is gone."""
+    ws = manager(sim)
+    await ws.start()
+    first = asyncio.create_task(ws.aclose())
+    await asyncio.sleep(0)  # the first call is closing now
+    await ws.aclose()
+    assert our_tasks() == []
+    assert "closed" in repr(ws)
+    await first
+
+
+def test_leaving_the_loop_without_aclose_releases_the_http_session() -> None:
+    """Issue 16.11: a loop that ends without aclose() leaves no HTTP session or socket open."""
+
+    async def main(box: list[WebSocketManager]) -> None:
+        async with running_sim() as sim:
+            ws = manager(sim, keys=False)
+            box.append(ws)
+            await ws.start()
+            ws.component("coins").subscribe("ticker", ["KRW-BTC"])
+            await asyncio.wait_for(ws.public.wait_open(), 5)
+        # Leaves without ws.aclose(): the runner cancels what is left.
+
+    box: list[WebSocketManager] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with asyncio.Runner() as runner:
+            runner.run(main(box))
+        del box
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
+
+
 async def test_aclose_without_start(sim: Simulator) -> None:
     """A manager closed before it started just releases its REST client and event streams."""
     ws = manager(sim)
@@ -198,18 +249,6 @@ async def test_aclose_without_start(sim: Simulator) -> None:
     assert [event async for event in stream] == []
     with pytest.raises(InvalidInputError):
         await ws.start()
-
-
-async def test_publish_event_reaches_streams(sim: Simulator) -> None:
-    """The subscription layer's events (gaps, rejections) reach every events() stream."""
-    ws = manager(sim, keys=False)
-    log = EventLog(ws.events())
-    gap = GapEvent(
-        at=1.0, connection="public", type="trade", code="KRW-BTC", reason="overflow", since=0
-    )
-    ws.publish_event(gap)
-    assert await log.wait_for(GapEvent) == gap
-    await ws.aclose()
 
 
 async def test_no_secret_in_reprs_or_snapshots(sim: Simulator) -> None:
@@ -288,5 +327,7 @@ async def test_a_part_stopped_by_a_bug_is_restarted(sim: Simulator) -> None:
         )
         async with ws:
             await asyncio.wait_for(restarted.wait(), 3)
-            assert ws.statistics().internal_errors == ("keys: InjectedBug: nonce source broke",)
+            assert [str(e) for e in ws.statistics().internal_errors] == [
+                "keys: InjectedBug: nonce source broke"
+            ]
             assert ws.health().key == "valid"

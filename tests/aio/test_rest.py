@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,16 +12,28 @@ import pytest
 
 from upbit_ws.aio.rest import RestClient, parse_remaining_req
 from upbit_ws.core.auth import Credentials
-from upbit_ws.core.errors import AuthError, InvalidInputError, ServerRejectedError
+from upbit_ws.core.errors import (
+    AuthError,
+    InvalidInputError,
+    RateLimitedError,
+    UnknownCodeError,
+)
+from upbit_ws.core.rest_pacing import DEFAULT_GROUP_LIMITS, GroupLimit, RestPacer
 from upbit_ws.core.rest_types import (
     Account,
     ApiKeyInfo,
+    DayCandle,
     MarketInfo,
+    MinuteCandle,
+    PeriodCandle,
     RestOrder,
+    RestOrderbook,
+    RestTicker,
+    SecondCandle,
     TradeTick,
     decode_rest,
 )
-from upbit_ws.simulator import Simulator
+from upbit_ws.simulator import ManualClock, Simulator, SimulatorConfig
 
 VECTORS = Path(__file__).parent.parent / "vectors" / "rest.jsonl"
 
@@ -108,11 +121,29 @@ async def test_revoked_key_is_auth_error(rest: RestClient, sim: Simulator) -> No
     assert await rest.api_keys()
 
 
-async def test_unknown_market_is_server_rejected(rest: RestClient) -> None:
-    """A quotation call for an unlisted market raises ServerRejectedError with the status."""
-    with pytest.raises(ServerRejectedError) as info:
-        await rest.trades_ticks("KRW-NOPE", count=1)
-    assert info.value.status == 404
+async def test_unknown_market_is_unknown_code_error(rest: RestClient) -> None:
+    """An unlisted market raises UnknownCodeError naming close matches, like subscribe."""
+    with pytest.raises(UnknownCodeError) as info:
+        await rest.trades_ticks("KRW-BTX", count=1)
+    assert info.value.code == "KRW-BTX"
+    assert "KRW-BTC" in info.value.suggestions
+    # Once the list is known, the next typo is caught before any request.
+    before = rest.statistics().sent
+    with pytest.raises(UnknownCodeError):
+        await rest.ticker(["krw-btc", "KRW-BTX"])
+    assert rest.statistics().sent == before + 1  # one refresh of the list, no ticker call
+
+
+async def test_codes_are_normalised_like_subscribe(rest: RestClient, sim: Simulator) -> None:
+    """Lower-case codes work (issue 15: candles_minutes(1, "krw-btc")); malformed ones fail."""
+    candles = await rest.candles_minutes(1, "krw-btc", count=2)
+    assert candles and all(c.market == "KRW-BTC" for c in candles)
+    requests = sim.rest_requests
+    with pytest.raises(InvalidInputError, match="QUOTE-BASE"):
+        await rest.ticker("btc")
+    with pytest.raises(InvalidInputError, match="count"):
+        await rest.candles_days("KRW-BTC", count=201)
+    assert sim.rest_requests == requests  # refused before any request
 
 
 async def test_private_call_without_credentials_says_what_to_do(sim: Simulator) -> None:
@@ -192,3 +223,123 @@ def test_error_bodies_and_retry_after_parse_in_one_place() -> None:
         None,
         None,
     ]
+
+
+async def test_ticker_is_the_models_current_ticker(rest: RestClient, sim: Simulator) -> None:
+    """GET /v1/ticker for several markets returns typed tickers at the model's last price."""
+    tickers = await rest.ticker(["krw-btc", "KRW-ETH", "KRW-BTC"])
+    assert [t.market for t in tickers] == ["KRW-BTC", "KRW-ETH"]
+    btc = tickers[0]
+    state = sim.model.states["KRW-BTC"]
+    assert isinstance(btc, RestTicker) and isinstance(btc.trade_price, float)
+    assert btc.trade_price == state.last_price / 100_000_000
+    assert btc.change in ("RISE", "EVEN", "FALL")
+    assert len(btc.trade_date_kst) == 8 and len(btc.trade_time) == 6
+
+
+async def test_orderbook_snapshot_depth_and_level(rest: RestClient, sim: Simulator) -> None:
+    """The book snapshot has the asked depth; an unsupported level is an error, not silence."""
+    (book,) = await rest.orderbook("krw-btc", count=5)
+    assert isinstance(book, RestOrderbook) and book.market == "KRW-BTC"
+    assert len(book.units) == 5 and book.level == 0
+    best_ask = sim.model.states["KRW-BTC"].asks[0][0] / 100_000_000
+    assert book.units[0].ask_price == best_ask
+    assert book.units[0].bid_price < book.units[0].ask_price
+    with pytest.raises(InvalidInputError, match="level"):
+        await rest.orderbook("KRW-BTC", level=7)
+    with pytest.raises(InvalidInputError, match="count"):
+        await rest.orderbook("KRW-BTC", count=31)
+
+
+async def test_candles_of_every_period(rest: RestClient) -> None:
+    """Seconds, minutes, days, weeks and months candles decode, newest first, one market."""
+    seconds = await rest.candles_seconds("KRW-BTC", count=3)
+    minutes = await rest.candles_minutes(60, "KRW-BTC", count=2)
+    days = await rest.candles_days("KRW-BTC", count=2)
+    weeks = await rest.candles_weeks("KRW-BTC")
+    months = await rest.candles_months("KRW-BTC")
+    for kind, candles in [
+        (SecondCandle, seconds),
+        (MinuteCandle, minutes),
+        (DayCandle, days),
+        (PeriodCandle, weeks),
+        (PeriodCandle, months),
+    ]:
+        assert candles and all(isinstance(c, kind) and c.market == "KRW-BTC" for c in candles)
+        times = [c.candle_date_time_utc for c in candles]
+        assert times == sorted(times, reverse=True)
+    (ticker,) = await rest.ticker("KRW-BTC")
+    assert days[0].trade_price == ticker.trade_price
+    assert days[0].prev_closing_price == ticker.prev_closing_price
+    assert weeks[0].first_day_of_period <= days[0].candle_date_time_utc[:10]
+    assert months[0].first_day_of_period.endswith("-01")
+    with pytest.raises(InvalidInputError, match="naive"):
+        await rest.candles_days("KRW-BTC", to=datetime(2026, 1, 1))
+
+
+async def test_pacing_keeps_under_the_servers_limit() -> None:
+    """Twelve calls against a 3-per-second group: the client waits, the server never says 429."""
+    async with Simulator(port=0, krw_markets=20, rest_quotation_per_second=3) as sim:
+        async with RestClient(sim.url) as rest:
+            for _ in range(12):
+                await rest.market_all()
+            stats = rest.statistics()
+        assert sim.statistics().rest_rate_limited == 0
+        assert stats.sent == 12 and stats.waits >= 2 and stats.refused == 0
+        assert stats.remaining["market"].per_second < 3
+
+
+async def test_a_refused_group_is_held_back() -> None:
+    """After a 429 the pacer holds that group back instead of hammering the server."""
+    async with (
+        Simulator(port=0, krw_markets=20, rest_quotation_per_second=1) as limited,
+        RestClient(limited.url) as first,
+        RestClient(limited.url) as second,
+    ):
+        await first.market_all()
+        with pytest.raises(RateLimitedError):
+            await second.market_all()  # its pacer had not seen the budget spent
+        await second.market_all()  # waits out the block, then succeeds
+        assert second.statistics().refused == 1 and second.statistics().waits >= 1
+
+
+async def test_closed_orders_since_pages_past_the_limit() -> None:
+    """More closed orders than one page, some within one second: each returned exactly once."""
+    config = SimulatorConfig(
+        krw_markets=20, btc_markets=3, usdt_markets=3, rest_order_per_second=None
+    )
+    pacer = RestPacer({**DEFAULT_GROUP_LIMITS, "order": GroupLimit(1000)})
+    async with (
+        Simulator(config, clock=ManualClock(config.start_time)) as sim,
+        RestClient(sim.url, credentials=Credentials(*sim.credentials), pacer=pacer) as rest,
+    ):
+        start = datetime.fromtimestamp(config.start_time, UTC)
+        placed: list[str] = []
+        for batch in (9, 9, 9, 30):  # the last 30 share one second: more than a page
+            for _ in range(batch):
+                order = await rest.place_order(
+                    market="KRW-BTC", side="bid", ord_type="price", price="10000"
+                )
+                placed.append(order.uuid)
+            await sim.advance(1.0)
+        found = await rest.closed_orders_since(
+            start, end=start + timedelta(seconds=10), page_size=20
+        )
+        assert sorted(o.uuid for o in found) == sorted(placed)
+        created = [o.created_at for o in found]
+        assert created == sorted(created)
+        with pytest.raises(InvalidInputError, match="page_size"):
+            await rest.closed_orders_since(start, page_size=5)
+
+
+async def test_orderbook_instruments_say_which_levels_work(rest: RestClient) -> None:
+    """Instruments list each market's tick and levels; a listed level gives a grouped book."""
+    btc, usdt = await rest.orderbook_instruments(["krw-btc", "USDT-BTC"])
+    assert btc.market == "KRW-BTC" and btc.quote_currency == "KRW" and btc.tick_size > 0
+    assert btc.supports(0) and not btc.supports(7)
+    assert len(btc.supported_levels) > 1
+    assert usdt.supported_levels == (0,) and not usdt.supports(btc.supported_levels[-1])
+    level = btc.supported_levels[1]
+    (book,) = await rest.orderbook("KRW-BTC", level=float(level), count=3)
+    assert book.level == float(level)
+    assert all(u.ask_price % float(level) == 0 for u in book.units)

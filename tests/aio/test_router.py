@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.aio.subscription_helpers import (
-    MARKETS,
+    attached_service,
     candle,
     my_asset,
     my_order,
@@ -42,10 +42,7 @@ async def drain(sub: Subscription[Any]) -> list[Any]:
 
 @pytest.fixture
 def service() -> SubscriptionService:
-    svc = SubscriptionService(markets=MARKETS)
-    for kind in ("public", "private"):
-        svc.listener(kind)  # both connections attached, as a manager with credentials does
-    return svc
+    return attached_service()  # both connections, as a manager with credentials has
 
 
 def public(service: SubscriptionService) -> Router:
@@ -160,19 +157,17 @@ async def test_an_undecodable_frame_is_counted_logged_and_the_reader_goes_on(
     assert "not json at all" in caplog.text
 
 
-async def test_control_frames_are_counted_by_name(service: SubscriptionService) -> None:
-    """Error frames count by Upbit's name, keep-alives and LIST replies by kind."""
+async def test_control_frames_are_counted_by_kind(service: SubscriptionService) -> None:
+    """Keep-alives and LIST replies count by kind; error frames are not the router's."""
     router = public(service)
-    router.route(b'{"error":{"name":"WRONG_FORMAT","message":"x"}}', 0.0)
-    router.route(b'{"error":{"name":"WRONG_FORMAT","message":"x"}}', 0.0)
     router.route(b'{"status":"UP"}', 0.0)
     router.route(b'{"method":"LIST_SUBSCRIPTIONS","result":[],"ticket":"t"}', 0.0)
     router.route(b'{"type":"indicator","code":"KRW-BTC"}', 0.0)
+    router.route(b'{"error":{"name":"WRONG_FORMAT","message":"x"}}', 0.0)  # never routed
     stats = router.statistics()
-    assert stats.server_errors == {"WRONG_FORMAT": 2}
     assert stats.keepalives == 1
     assert stats.list_replies == 1
-    assert stats.unknown_types == 1
+    assert stats.unknown_types == 2
 
 
 async def test_routing_follows_book_changes_at_the_next_frame(

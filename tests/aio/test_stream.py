@@ -12,11 +12,18 @@ from typing import Any
 
 import pytest
 
-from tests.aio.subscription_helpers import MARKETS, my_order, next_item, ticker, trade
+from tests.aio.subscription_helpers import (
+    MARKETS,
+    attached_service,
+    my_order,
+    next_item,
+    ticker,
+    trade,
+)
 from upbit_ws.aio.subscriptions import SubscriptionService
 from upbit_ws.core.buffer import Gap
 from upbit_ws.core.errors import InvalidInputError, UnknownCodeError
-from upbit_ws.core.events import Event, GapEvent
+from upbit_ws.core.events import BufferOverflowed, Event, GapEvent
 from upbit_ws.core.messages import Trade
 
 
@@ -27,10 +34,7 @@ def events() -> list[Event]:
 
 @pytest.fixture
 def service(events: list[Event]) -> SubscriptionService:
-    svc = SubscriptionService(markets=MARKETS, publish=events.append)
-    for kind in ("public", "private"):
-        svc.listener(kind)  # both connections attached, as a manager with credentials does
-    return svc
+    return attached_service(publish=events.append)  # as a manager with credentials has
 
 
 def feed(service: SubscriptionService, *frames: bytes) -> None:
@@ -92,7 +96,7 @@ async def test_drop_oldest_overflow_yields_a_counted_gap_marker_and_an_event(
     items = sub.items()
     got = [await next_item(items) for _ in range(4)]
     assert isinstance(got[0], Gap)
-    assert (got[0].dropped, got[0].reconcile) == (2, False)
+    assert (got[0].dropped, got[0].policy) == (2, "drop_oldest")
     assert [m.sequential_id for m in got[1:]] == [2, 3, 4]
     (event,) = [e for e in events if isinstance(e, GapEvent)]
     assert (event.reason, event.dropped, event.subscriber, event.code) == (
@@ -115,21 +119,30 @@ async def test_plain_iteration_skips_gap_markers_but_still_reports_them(
     assert [e.dropped for e in events if isinstance(e, GapEvent)] == [2]
 
 
-async def test_never_drop_overflow_is_loud_and_asks_for_reconciliation(
-    service: SubscriptionService, events: list[Event], caplog: pytest.LogCaptureFixture
+async def test_never_drop_overflow_is_loud_and_loses_nothing(
+    events: list[Event], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A full myOrder buffer logs a warning and hands out a Gap with reconcile=True."""
+    """A myOrder buffer past its bound keeps every event; one warning, event and hook call."""
+    hooked: list[BufferOverflowed] = []
+    service = attached_service(publish=events.append, on_overflow=hooked.append)
     sub = service.component("bot").subscribe("myOrder", capacity=2)
     assert sub.policy == "never_drop"
     router = service.listener("private").router
     with caplog.at_level(logging.WARNING, logger="upbit_ws.subscriptions"):
-        for i in range(3):
+        for i in range(5):
             router.route(my_order("KRW-BTC", str(i)), 0.0)
-    assert "never_drop" in caplog.text
-    gap = await next_item(sub.items())
-    assert isinstance(gap, Gap) and gap.reconcile and gap.dropped == 1
-    assert sub.statistics().overflows == 1
-    assert any(isinstance(e, GapEvent) and e.type == "myOrder" for e in events)
+    assert caplog.text.count("never_drop") == 1  # once per episode
+    got = [await next_item(sub.items()) for _ in range(5)]
+    assert [m.uuid for m in got] == ["0", "1", "2", "3", "4"]  # no Gap, nothing lost
+    stats = sub.statistics()
+    assert (stats.overflows, stats.dropped, stats.high_water) == (1, 0, 5)
+    overflows = [e for e in events if isinstance(e, BufferOverflowed)]
+    assert [(e.subscriber, e.type, e.capacity, e.depth) for e in overflows] == [
+        ("bot", "myOrder", 2, 3)
+    ]
+    assert hooked == overflows
+    assert service.statistics().buffer_overflows == 1
+    assert not any(isinstance(e, GapEvent) for e in events)
 
 
 async def test_a_slow_consumer_never_blocks_the_reader_or_other_consumers(
@@ -217,7 +230,7 @@ async def test_update_hides_buffered_messages_of_codes_no_longer_wanted(
 
 async def test_a_code_found_unknown_when_the_list_arrives_ends_the_subscription_with_it() -> None:
     """Codes accepted before the market list loaded are checked later; an unknown one raises."""
-    service = SubscriptionService()  # no market list yet
+    service = attached_service("public", markets=None)  # no market list yet
     sub = service.component("a").subscribe("ticker", ["KRW-BTX"])
     ok = service.component("b").subscribe("ticker", ["KRW-BTC"])
     service.set_markets(MARKETS)
@@ -307,19 +320,20 @@ async def test_private_types_refuse_the_latest_policy(service: SubscriptionServi
 
 async def test_private_types_without_the_private_connection_raise_at_once() -> None:
     """Review #7: with no private connection attached, myOrder/myAsset say to pass credentials."""
-    service = SubscriptionService(markets=MARKETS)
-    service.listener("public")
+    service = attached_service("public")
     for kind in ("myOrder", "myAsset"):
         with pytest.raises(InvalidInputError, match="credentials"):
             service.component("bot").subscribe(kind)
     assert service.subscriptions().private.desired == ()
-    assert str(service.subscriptions()).startswith("public (not open yet)")
+    assert str(service.subscriptions()).startswith("public (idle)")
     assert "private: no connection" in str(service.subscriptions())
 
 
 async def test_update_of_a_subscription_closed_while_waiting_for_the_market_list() -> None:
     """Review M6: closing during the wait for the list makes update() say 'closed'."""
-    service = SubscriptionService()  # no market list yet: a wildcard waits for it
+    service = attached_service(
+        "public", markets=None
+    )  # no market list yet: a wildcard waits for it
     sub = service.component("coins").subscribe("ticker", ["KRW-BTC"])
     updating = asyncio.create_task(sub.update(["KRW-*"]))
     await asyncio.sleep(0)  # the update waits for the list

@@ -18,6 +18,7 @@ from tests.aio.subscription_helpers import (
     MARKETS,
     SMALL_SIM,
     Stack,
+    attached_service,
     next_item,
     requests_of,
     stack,
@@ -136,7 +137,7 @@ async def test_a_market_list_refresh_adds_new_listings_and_drops_delisted_ones()
 
 async def test_a_delisting_keeps_explicit_codes_that_were_checked_before() -> None:
     """A refresh drops delisted codes from wildcards but never fails a checked subscription."""
-    service = SubscriptionService(markets=MARKETS)
+    service = attached_service("public")
     sub = service.component("coins").subscribe("ticker", ["KRW-*", "BTC-ETH"])
     service.set_markets(set(MARKETS) - {"KRW-XRP", "BTC-ETH"})
     assert not sub.closed
@@ -145,7 +146,7 @@ async def test_a_delisting_keeps_explicit_codes_that_were_checked_before() -> No
 
 async def test_a_wildcard_before_the_market_list_waits_for_it() -> None:
     """Without a list, a wildcard subscribes to nothing yet and expands when the list arrives."""
-    service = SubscriptionService()
+    service = attached_service("public", markets=None)
     sub = service.component("coins").subscribe("ticker", ["KRW-*"])
     assert sub.codes == ()
     service.set_markets(MARKETS)
@@ -170,11 +171,11 @@ async def test_leaving_everything_quiesces_the_socket_without_closing_it() -> No
 
 
 async def test_upbit_is_asked_what_it_streams_with_list_subscriptions() -> None:
-    """subscriptions(ask_server=True) returns Upbit's LIST_SUBSCRIPTIONS answer beside ours."""
+    """list_subscriptions() returns Upbit's LIST_SUBSCRIPTIONS answer beside ours."""
     async with stack() as st:
         sub = st.service.component("book").subscribe("orderbook", ["KRW-BTC"], depth=15)
         await next_item(sub)
-        view = await st.service.subscriptions(ask_server=True)
+        view = await st.service.list_subscriptions()
         assert view.public.server is not None
         assert [(s.type, s.codes) for s in view.public.server] == [("orderbook", ("KRW-BTC",))]
         assert view.private.server is None  # no private connection in this stack
@@ -290,7 +291,7 @@ async def test_service_timings_are_validated_all_at_once() -> None:
 
 async def test_a_service_runs_once_and_stops_cleanly() -> None:
     """start() twice is misuse; aclose() ends its tasks and the subscriptions."""
-    service = SubscriptionService(markets=MARKETS)
+    service = attached_service("public")
     sub = service.component("a").subscribe("trade", ["KRW-BTC"])
     await service.start()
     with pytest.raises(InvalidInputError):
@@ -395,9 +396,9 @@ async def test_list_subscriptions_answers_are_matched_by_their_ticket() -> None:
     async with stack(connection_config=PATIENT) as st:
         st.sim.blackhole(30.0)  # the simulator's own answers never come
         ask = st.service.listener("public")
-        first = asyncio.create_task(st.service.subscriptions(ask_server=True))
+        first = asyncio.create_task(st.service.list_subscriptions())
         await st.until(lambda: st.service.statistics().public.list_requests == 1)
-        second = asyncio.create_task(st.service.subscriptions(ask_server=True))
+        second = asyncio.create_task(st.service.list_subscriptions())
         await st.until(lambda: len(st.sim_public().requests) == 2)
         tickets = [r.parsed["ticket"] for r in st.sim_public().requests]
         # The answers arrive in the other order, each naming what it answers.
@@ -414,7 +415,7 @@ async def test_a_pending_list_question_ends_with_an_error_when_the_service_close
     """Review S3: closing the service fails a waiting LIST question, never cancels the caller."""
     async with stack(connection_config=PATIENT) as st:
         st.sim.blackhole(30.0)
-        asking = asyncio.create_task(st.service.subscriptions(ask_server=True))
+        asking = asyncio.create_task(st.service.list_subscriptions())
         await st.until(lambda: st.service.statistics().public.list_requests == 1)
         await st.service.aclose()
         with pytest.raises(TransportError, match="closed before Upbit answered"):
@@ -439,15 +440,25 @@ async def test_the_view_describes_the_current_socket_not_the_last_one() -> None:
 
 async def test_the_view_before_the_first_socket_does_not_say_no_connection() -> None:
     """Review M2: an attached connection that has not opened yet is not 'no connection'."""
-    service = SubscriptionService(markets=MARKETS)
-    service.listener("public")
+    service = attached_service("public")
     service.component("coins").subscribe("ticker", ["KRW-BTC"])
     head = service.subscriptions().public.lines()[0]
-    assert head.startswith("public (not open yet): 1 streams wanted, 0 confirmed")
+    assert head.startswith("public (idle): 1 streams wanted, 0 confirmed")
     assert "nothing sent on this socket yet" in head
     attached = SubscriptionService(markets=MARKETS)
     attached.attach(ManagedConnection("public", url="ws://127.0.0.1:9", config=FAST))
     assert attached.subscriptions().public.lines()[0].startswith("public (idle): 0 streams")
+
+
+async def test_a_detached_connection_refuses_subscriptions_and_looking_it_up_attaches_nothing() -> (
+    None
+):
+    """Issue 16.4: a type whose connection is not attached is refused; listener() is a lookup."""
+    service = SubscriptionService(markets=MARKETS)
+    service.listener("public")
+    with pytest.raises(InvalidInputError, match="not attached"):
+        service.component("coins").subscribe("ticker", ["KRW-BTC"])
+    assert service.subscriptions().public.desired == ()
 
 
 async def test_list_subscriptions_asks_both_connections_at_once() -> None:
@@ -472,7 +483,7 @@ async def test_list_subscriptions_asks_both_connections_at_once() -> None:
             await asyncio.wait_for(private.wait_open(), 5.0)
             (pub,) = [c for c in sim.connections() if c.kind == "public"]
             sim.blackhole(30.0, conn_id=pub.id)  # public never answers
-            asking = asyncio.create_task(service.subscriptions(ask_server=True))
+            asking = asyncio.create_task(service.list_subscriptions())
 
             def private_asked() -> bool:
                 return any(c.kind == "private" and c.requests for c in sim.connections())
@@ -504,7 +515,7 @@ async def test_an_empty_or_truncated_market_list_keeps_the_known_one() -> None:
     port = runner.addresses[0][1]
     try:
         async with RestClient(f"http://127.0.0.1:{port}") as rest:
-            service = SubscriptionService(rest=rest)
+            service = attached_service("public", markets=None, rest=rest)
             assert await service.refresh_markets()
             coins = service.component("coins").subscribe("ticker", ["KRW-*"])
             assert len(coins.codes) == 20

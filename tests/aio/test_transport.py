@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -363,3 +364,42 @@ async def test_close_we_started_is_not_answered_again() -> None:
         await asyncio.wait_for(finished.wait(), 2)
         assert rec.closed == (1000, "")
     assert seen == [(0x8, (1000).to_bytes(2, "big"))]
+
+
+def _peer_breaks_protocol(frame: bytes) -> Script:
+    """Return a script that upgrades, sends ``frame`` (a protocol violation) and waits."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_upgrade(reader, writer)
+        writer.write(frame)
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await read_client_frame(reader)
+        writer.close()
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"\x83\x00", 1002),  # reserved opcode 3
+        (b"\x82\x7f" + (20 * 1024 * 1024).to_bytes(8, "big"), 1009),  # a 20 MB frame
+    ],
+    ids=["bad-opcode", "frame-too-big"],
+)
+async def test_a_protocol_error_of_the_peer_is_reported_with_its_close_code(
+    frame: bytes, code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16.11: a bad opcode closes with 1002, a 20 MB frame 1009 (not 1006), quietly."""
+    rec = Recorder()
+    with caplog.at_level(logging.DEBUG):
+        async for url in raw_server(_peer_breaks_protocol(frame)):
+            ws = await open_websocket(url, rec, connect_timeout=2)
+            await rec.until(lambda: rec.closed is not None)
+            await ws.wait_closed()
+    assert rec.closed is not None
+    assert rec.closed[0] == code and rec.closed[1].startswith("protocol error")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("WS parser error" in r.getMessage() for r in caplog.records)  # at DEBUG

@@ -17,15 +17,13 @@ from hypothesis.stateful import (
 
 from upbit_ws.core.book import (
     ALL_CODES,
-    CONNECTIONS,
-    Connection,
     StreamKey,
     SubId,
     SubscriptionBook,
     WantedStream,
     connection_of,
 )
-from upbit_ws.core.constants import PRIVATE_TYPES, DataType
+from upbit_ws.core.constants import CONNECTIONS, PRIVATE_TYPES, ConnectionKind, DataType
 from upbit_ws.core.encode import encode_request
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.planner import Plan, SubscriptionPlanner, build_plan
@@ -46,7 +44,7 @@ class ModelSub:
     level: int | None
 
 
-def model_wanted(subs: dict[SubId, ModelSub], connection: Connection) -> set[WantedStream]:
+def model_wanted(subs: dict[SubId, ModelSub], connection: ConnectionKind) -> set[WantedStream]:
     """Compute the union of live interest independently of the book."""
     depth: dict[tuple[DataType, str, int | None], int | None] = {}
     for sub in subs.values():
@@ -76,18 +74,20 @@ class BookMachine(RuleBasedStateMachine):
         self.dead: list[SubId] = []
         # What the (model) server certainly streams: the last confirmed request's streams,
         # narrowed by every request sent since (each request replaces the whole set).
-        self.certain: dict[Connection, set[WantedStream]] = {c: set() for c in CONNECTIONS}
-        self.in_flight: dict[Connection, Plan | None] = dict.fromkeys(CONNECTIONS)
+        self.certain: dict[ConnectionKind, set[WantedStream]] = {c: set() for c in CONNECTIONS}
+        self.in_flight: dict[ConnectionKind, Plan | None] = dict.fromkeys(CONNECTIONS)
         # The streams of the last confirmed request ever: the fallback after a rejection.
-        self.last_good: dict[Connection, set[WantedStream]] = {c: set() for c in CONNECTIONS}
-        self.old_plans: dict[Connection, list[Plan]] = {c: [] for c in CONNECTIONS}
+        self.last_good: dict[ConnectionKind, set[WantedStream]] = {c: set() for c in CONNECTIONS}
+        self.old_plans: dict[ConnectionKind, list[Plan]] = {c: [] for c in CONNECTIONS}
         # The desired state when Upbit last rejected a request, while it is unchanged.
-        self.rejected_at: dict[Connection, set[WantedStream] | None] = dict.fromkeys(CONNECTIONS)
-        self.rejected_states: dict[Connection, list[tuple[WantedStream, ...]]] = {
+        self.rejected_at: dict[ConnectionKind, set[WantedStream] | None] = dict.fromkeys(
+            CONNECTIONS
+        )
+        self.rejected_states: dict[ConnectionKind, list[tuple[WantedStream, ...]]] = {
             c: [] for c in CONNECTIONS
         }
         # Streaming keys a late joiner asked a fresh snapshot for, until a plan carries it.
-        self.resnapshot: dict[Connection, set[StreamKey]] = {c: set() for c in CONNECTIONS}
+        self.resnapshot: dict[ConnectionKind, set[StreamKey]] = {c: set() for c in CONNECTIONS}
 
     @initialize()
     def start(self) -> None:
@@ -173,7 +173,7 @@ class BookMachine(RuleBasedStateMachine):
     # -- planner rules -------------------------------------------------------------------
 
     @rule(connection=connection_st)
-    def plan_and_send(self, connection: Connection) -> None:
+    def plan_and_send(self, connection: ConnectionKind) -> None:
         """Ask for the next plan and send it (or close the socket for an empty plan)."""
         plan = self.planner.plan_for(connection)
         if plan is None:
@@ -196,7 +196,7 @@ class BookMachine(RuleBasedStateMachine):
         """The first data frame (or a quiet window) confirms the plan in flight."""
         self.confirm(data.draw(st.sampled_from([c for c in CONNECTIONS if self.in_flight[c]])))
 
-    def confirm(self, connection: Connection) -> None:
+    def confirm(self, connection: ConnectionKind) -> None:
         plan = self.in_flight[connection]
         if plan is None:
             return
@@ -224,7 +224,7 @@ class BookMachine(RuleBasedStateMachine):
         """Upbit answers the plan in flight with an error frame, then closes the socket."""
         self.reject_on(data.draw(st.sampled_from([c for c in CONNECTIONS if self.in_flight[c]])))
 
-    def reject_on(self, connection: Connection) -> None:
+    def reject_on(self, connection: ConnectionKind) -> None:
         plan = self.in_flight[connection]
         assert plan is not None
         # A state made only of streams Upbit accepted before is not remembered as rejected.
@@ -237,7 +237,7 @@ class BookMachine(RuleBasedStateMachine):
         self.lose(connection)
 
     @rule(connection=connection_st, data=st.data())
-    def late_joiner_without_cache(self, connection: Connection, data: st.DataObject) -> None:
+    def late_joiner_without_cache(self, connection: ConnectionKind, data: st.DataObject) -> None:
         """A new subscriber joins streams with nothing cached: ask Upbit for snapshots."""
         keys = data.draw(
             st.sets(
@@ -253,7 +253,7 @@ class BookMachine(RuleBasedStateMachine):
         self.resnapshot[connection] |= hit
 
     @rule(connection=connection_st)
-    def connection_lost(self, connection: Connection) -> None:
+    def connection_lost(self, connection: ConnectionKind) -> None:
         """The socket dies; the next plan must snapshot everything."""
         self.lose(connection)
         plan = self.planner.plan_for(connection)
@@ -261,7 +261,7 @@ class BookMachine(RuleBasedStateMachine):
             assert not any(t.is_only_realtime for t in plan.types)
 
     @rule(connection=connection_st)
-    def settle(self, connection: Connection) -> None:
+    def settle(self, connection: ConnectionKind) -> None:
         """Send and confirm every plan: the confirmed state converges to the desired one."""
         self.confirm(connection)
         for _ in range(4):
@@ -282,7 +282,7 @@ class BookMachine(RuleBasedStateMachine):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def lose(self, connection: Connection) -> None:
+    def lose(self, connection: ConnectionKind) -> None:
         self.planner.connection_lost(connection)
         if self.in_flight[connection] is not None:
             self.old_plans[connection].append(self.in_flight[connection])  # type: ignore[arg-type]
@@ -292,7 +292,7 @@ class BookMachine(RuleBasedStateMachine):
         assert self.planner.confirmed_state(connection) == ()
         assert self.planner.streaming(connection) == frozenset()
 
-    def check_plan(self, connection: Connection, plan: Plan) -> None:
+    def check_plan(self, connection: ConnectionKind, plan: Plan) -> None:
         """Every proposed plan is valid on the wire, canonical, and flags exactly the certain."""
         assert plan.connection == connection
         if not plan.is_empty:
@@ -367,7 +367,7 @@ class BookMachine(RuleBasedStateMachine):
                     }
                     assert found == expected
 
-    def expected_target(self, connection: Connection) -> set[WantedStream]:
+    def expected_target(self, connection: ConnectionKind) -> set[WantedStream]:
         """Return the state the planner must steer to: the union, or the accepted part of it."""
         wanted = model_wanted(self.subs, connection)
         rejected = {frozenset(r) for r in self.rejected_states[connection]}

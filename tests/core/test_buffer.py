@@ -50,7 +50,7 @@ def test_drop_oldest_reports_a_gap_before_the_next_message() -> None:
     results = [buf.push(i) for i in range(5)]
     assert results == [False, False, True, True, True]
     assert len(buf) == 3  # two messages and one gap marker
-    assert buf.pop() == Gap(3, "drop_oldest", reconcile=False)
+    assert buf.pop() == Gap(3, "drop_oldest")
     assert buf.pop() == 3
     assert buf.pop() == 4
     stats = buf.statistics()
@@ -108,16 +108,34 @@ def test_latest_evicts_the_oldest_key_when_too_many_keys_wait() -> None:
 
 
 def test_never_drop_overflow_is_loud() -> None:
-    """A never_drop buffer over its bound returns True, counts an overflow, asks to reconcile."""
+    """A never_drop buffer past its bound keeps everything; True once per overflow episode."""
     buf: DeliveryBuffer[str] = DeliveryBuffer(policy="never_drop", capacity=2)
     assert buf.push("order1") is False
     assert buf.push("order2") is False
-    assert buf.push("order3") is True
+    assert buf.push("order3") is True  # the episode begins: loud
+    assert buf.push("order4") is False  # the same episode: said once
     stats = buf.statistics()
-    assert (stats.overflows, stats.dropped) == (1, 1)
-    gap = buf.pop()
-    assert gap == Gap(1, "never_drop", reconcile=True)
-    assert buf.drain(5) == ["order2", "order3"]
+    assert (stats.overflows, stats.dropped, stats.depth, stats.high_water) == (1, 0, 4, 4)
+    assert buf.drain(1) == ["order1"]  # no Gap: nothing was lost
+    assert buf.push("order5") is False  # depth 4 > 2 all along: still the first episode
+    assert buf.drain(3) == ["order2", "order3", "order4"]  # back within the bound: it ended
+    assert buf.push("order6") is False
+    assert buf.push("order7") is True  # a second episode
+    assert buf.statistics().overflows == 2
+    assert buf.drain(10) == ["order5", "order6", "order7"]
+
+
+def test_never_drop_discard_keeps_order_and_ends_the_overflow_episode() -> None:
+    """discard() on a never_drop buffer over its bound keeps order; the next overflow is new."""
+    buf: DeliveryBuffer[str] = DeliveryBuffer(policy="never_drop", capacity=4)
+    for item in ("A1", "B1", "A2", "B2", "A3"):
+        buf.push(item)
+    assert buf.discard(lambda item: item.startswith("A")) == 2
+    assert buf.push("A4") is False  # depth 4: within the bound again
+    assert buf.push("A5") is True  # a new episode
+    assert buf.drain(10) == ["A1", "A2", "A3", "A4", "A5"]
+    stats = buf.statistics()
+    assert (stats.overflows, stats.dropped, stats.gaps) == (2, 2, 0)
 
 
 def test_pop_on_empty_raises_index_error() -> None:
@@ -187,7 +205,7 @@ _ops = st.lists(
 def test_buffer_properties(
     policy: OverflowPolicy, capacity: int, ops: list[tuple[str, str]]
 ) -> None:
-    """Never over the bound; counters add up; gaps sum to drops; latest yields last per key."""
+    """Lossy policies stay within the bound, never_drop loses nothing; counters add up."""
     buf: DeliveryBuffer[tuple[str, int]] = DeliveryBuffer(policy=policy, capacity=capacity)
     out: list[tuple[str, int] | Gap] = []
     latest_pushed: dict[str, int] = {}
@@ -201,8 +219,11 @@ def test_buffer_properties(
         else:
             out.extend(buf.drain(int(arg)))
         stats = buf.statistics()
-        assert stats.depth <= capacity
-        assert stats.high_water <= capacity
+        if policy != "never_drop":
+            assert stats.depth <= capacity
+            assert stats.high_water <= capacity
+        else:
+            assert stats.dropped == 0  # never_drop keeps everything, over its bound too
         assert stats.pushed == stats.delivered + stats.dropped + stats.conflated + stats.depth
         assert len(buf) >= stats.depth
     out.extend(buf.drain(10_000))
@@ -213,7 +234,7 @@ def test_buffer_properties(
     assert sum(g.dropped for g in gaps) == stats.dropped
     assert len(gaps) == stats.gaps
     assert len(messages) == stats.delivered
-    assert all(g.reconcile == (policy == "never_drop") for g in gaps)
+    assert not gaps or policy != "never_drop"
     # Every gap marker is followed by a message: a drop only happens while a newer message
     # is being pushed. Two markers can be adjacent when the message waiting behind the first
     # was itself dropped before the consumer reached it.
@@ -245,14 +266,14 @@ def test_latest_gap_then_dropped_waiter_gives_two_gaps_then_message() -> None:
     assert buf.drain(10) == [Gap(1, "latest"), "a2"]
 
 
-@pytest.mark.parametrize("policy", OVERFLOW_POLICIES)
+@pytest.mark.parametrize("policy", ["latest", "drop_oldest"])
 def test_discard_drops_unwanted_messages_in_place_and_counts_them(
     policy: OverflowPolicy,
 ) -> None:
     """discard() keeps order and a pending gap, drops the rest as counted, unmarked losses."""
     buf: DeliveryBuffer[str] = DeliveryBuffer(policy=policy, capacity=4)
     for item in ("A1", "B1", "A2", "B2", "A3"):
-        buf.push(item, item)  # five distinct keys: the first one overflows every policy
+        buf.push(item, item)  # five distinct keys: the first one overflows both policies
     assert buf.discard(lambda item: item.startswith("A")) == 2
     out = buf.drain(10)
     assert isinstance(out[0], Gap)  # the overflow before the discard is still marked

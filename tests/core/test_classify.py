@@ -11,7 +11,7 @@ import pytest
 
 from upbit_ws.core import classify as classify_module
 from upbit_ws.core import errors
-from upbit_ws.core.classify import Decision, classify
+from upbit_ws.core.classify import Decision, classify, error_frame_meaning
 from upbit_ws.core.errors import (
     AuthError,
     ConfigError,
@@ -231,3 +231,38 @@ def test_decision_is_frozen() -> None:
     assert isinstance(decision, Decision)
     with pytest.raises(AttributeError):
         decision.verdict = "fatal"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "connection", "meaning"),
+    [
+        ("WRONG_FORMAT", "public", "request_rejected"),
+        ("NO_CODES", "private", "request_rejected"),
+        ("INVALID_AUTH", "private", "key_refused"),
+        ("INVALID_AUTH", "public", "other"),
+        ("TOO_MANY_REQUEST", "public", "other"),
+        ("SOMETHING_NEW", "private", "other"),
+    ],
+)
+def test_error_frame_names_have_one_table(name: str, connection: str, meaning: str) -> None:
+    """Issue 16.3: what an error-frame name means, per socket, comes from one function."""
+    assert error_frame_meaning(name, connection=connection) == meaning  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "connection", "cause"),
+    [
+        ("INVALID_AUTH", "private", "auth"),
+        ("INVALID_AUTH", "public", "closed"),
+        ("WRONG_FORMAT", "public", "request_rejected"),
+        ("TOO_MANY_REQUEST", "private", "closed"),
+    ],
+)
+def test_an_error_frame_close_is_classified_by_that_table(
+    name: str, connection: str, cause: str
+) -> None:
+    """The close after an error frame is classified by its name and socket, nothing else."""
+    error = ServerRejectedError(name, "x", close_code=1000)
+    decision = classify(error, connection=connection)  # type: ignore[arg-type]
+    assert decision.retry and decision.cause == cause
+    assert "1000" in decision.reason

@@ -206,24 +206,24 @@ EXPECTED: dict[str, Message] = {
         state="trade",
         timestamp=1710751597500,
         trade_uuid="68315169-fba4-4175-ade3-aff14a616657",
-        price=0.001453,
-        avg_price=0.00145372,
-        volume=30925891.29839369,
-        remaining_volume=29968038.09235948,
-        executed_volume=30925891.29839369,
+        price=Decimal("0.001453"),
+        avg_price=Decimal("0.00145372"),
+        volume=Decimal("30925891.29839369"),
+        remaining_volume=Decimal("29968038.09235948"),
+        executed_volume=Decimal("30925891.29839369"),
         trades_count=1,
-        reserved_fee=44.23943970238218,
-        remaining_fee=21.77177967409916,
-        paid_fee=22.467660028283017,
-        locked=43565.33112787242,
-        executed_funds=44935.32005656603,
+        reserved_fee=Decimal("44.23943970238218"),
+        remaining_fee=Decimal("21.77177967409916"),
+        paid_fee=Decimal("22.467660028283017"),
+        locked=Decimal("43565.33112787242"),
+        executed_funds=Decimal("44935.32005656603"),
         time_in_force=None,
-        trade_fee=22.467660028283017,
+        trade_fee=Decimal("22.467660028283017"),
         is_maker=True,
         identifier="test-1",
         smp_type="cancel_maker",
-        prevented_volume=1.174291929,
-        prevented_locked=0.001706246173,
+        prevented_volume=Decimal("1.174291929"),
+        prevented_locked=Decimal("0.001706246173"),
         trade_timestamp=1710751590421,
         order_timestamp=1710751590000,
         stream_type="REALTIME",
@@ -542,8 +542,9 @@ def test_market_buy_order_with_nulls() -> None:
         assert message.executed_volume is None
         assert message.trade_uuid is None
         assert message.is_maker is None
-        assert message.avg_price == 0.0
-        assert message.prevented_locked == 0.0
+        assert message.avg_price == 0
+        assert message.prevented_locked == 0
+        assert isinstance(message.prevented_locked, Decimal)
         assert message.order_type == "price"
 
 
@@ -552,7 +553,17 @@ def test_my_order_numbers_sent_as_strings_are_accepted() -> None:
     frame = MYORDER_4_5.replace(b'"prevented_volume":1.174291929', b'"prevented_volume":"0"')
     message = decode(frame)
     assert isinstance(message, MyOrder)
-    assert message.prevented_volume == 0.0
+    assert message.prevented_volume == Decimal(0)
+
+
+def test_my_order_amounts_are_exact_decimals() -> None:
+    """myOrder amounts keep every digit Upbit sends (money on the account, docs/rest.md)."""
+    exact = b'"paid_fee":0.1000000000000000055'
+    frame = MYORDER_4_5.replace(b'"paid_fee":22.467660028283017', exact)
+    message = decode(frame)
+    assert isinstance(message, MyOrder)
+    assert message.paid_fee == Decimal("0.1000000000000000055")
+    assert message.reconciled is False
 
 
 def test_ticker_delisting_date_is_opaque() -> None:

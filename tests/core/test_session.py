@@ -683,6 +683,32 @@ def test_statistics_snapshot() -> None:
     assert (stats.failures, stats.uptime) == (1, 0.0)
 
 
+def test_statistics_report_state_age_last_frame_age_and_failures_by_cause() -> None:
+    """State age, the age of the last frame or pong, and failures counted by their cause."""
+    session = open_session(at=1.0)
+    session.frame_received(1.5)
+    stats = session.statistics(2.0)
+    assert (stats.state_age, stats.last_frame_age, dict(stats.failures_by_cause)) == (
+        1.0,
+        0.5,
+        {},
+    )
+    session.closed(3.0, code=1006)
+    session.poll(3.0)
+    stats = session.statistics(3.5)
+    assert (stats.state, stats.state_age, stats.last_frame_age) == ("reconnecting", 0.5, None)
+    assert stats.failures_by_cause == {"closed": 1}
+    session.connect_failed(4.0, TimeoutError("connect timed out"))  # not connecting: ignored
+    assert session.statistics(4.0).failures_by_cause == {"closed": 1}
+    session.poll(10.0)  # the backoff elapsed: connecting again
+    session.connect_failed(10.0, TimeoutError("connect timed out"))
+    assert session.statistics(10.0).failures_by_cause == {"closed": 1, "timeout": 1}
+    session.key_invalid(11.0)
+    assert session.statistics(11.0).failures == sum(
+        session.statistics(11.0).failures_by_cause.values()
+    )
+
+
 def test_time_never_runs_backwards() -> None:
     """A smaller now than seen before is treated as the latest time."""
     session = open_session(at=10.0)
@@ -990,6 +1016,13 @@ class SessionMachine(RuleBasedStateMachine):
         if self.ended:
             assert self.s.state == "closed"
             assert self.s.next_deadline(self.now) in (None, self.now)  # at most the close action
+
+    @invariant()
+    def every_failure_has_a_cause(self) -> None:
+        if self.session is not None:
+            stats = self.s.statistics(self.now)
+            assert sum(stats.failures_by_cause.values()) == stats.failures
+            assert stats.state_age >= 0 and (stats.last_frame_age or 0.0) >= 0
 
     @invariant()
     def never_gives_up(self) -> None:

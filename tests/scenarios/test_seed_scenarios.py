@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 
 from tests.aio.connection_helpers import FAST, fresh_limiter
-from tests.aio.subscription_helpers import SMALL_SIM, next_item
+from tests.aio.subscription_helpers import SMALL_SIM, next_item, until
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.buffer import Gap
 from upbit_ws.core.config import SUBSCRIPTION_CHANGE_TIMEOUT, ConnectionConfig, KeyHealthConfig
 from upbit_ws.core.errors import InvalidInputError, UnknownCodeError, UpbitWsError
-from upbit_ws.core.events import Event, GapEvent, RequestRejected
+from upbit_ws.core.events import BufferOverflowed, Event, GapEvent, RequestRejected
 from upbit_ws.core.messages import Candle, MyOrder, Orderbook, Ticker
 from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection
@@ -69,13 +69,6 @@ def subscribe_requests(conn: SimConnection) -> list[dict[str, Any]]:
 def wire(request: dict[str, Any]) -> set[tuple[str, str, int, bool]]:
     """Return (type, code, depth, realtime-only) per entry of a recorded request."""
     return {(e["type"], e["code"], e["depth"], e["is_only_realtime"]) for e in request["entries"]}
-
-
-async def until(predicate: Any, within: float = 5.0) -> None:
-    """Wait until ``predicate()`` holds, checked every few ms, failing after ``within``."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110  (conditions span sockets and simulator)
-            await asyncio.sleep(0.005)
 
 
 async def take(sub: Any, count: int, within: float = 5.0) -> list[Any]:
@@ -202,7 +195,7 @@ async def test_reconnect_restores_everything_with_fresh_snapshots() -> None:
 
 
 async def test_slow_consumers_under_each_policy_never_block_the_others() -> None:
-    """Stalled consumers lose only per their policy while a live consumer keeps flowing."""
+    """Stalled consumers lose only per their policy (never_drop: nothing) while others flow."""
     async with running() as (_sim, ws):
         events = ws.events()
         latest = ws.component("slow_coins").subscribe("ticker", ["KRW-*"])
@@ -213,18 +206,20 @@ async def test_slow_consumers_under_each_policy_never_block_the_others() -> None
         live = ws.component("live_tape").subscribe("trade", ["KRW-*"])
         received = [m async for m in _first(live, 40)]
         assert len(received) == 40
-        await until(lambda: oldest.statistics().dropped > 0 and never.statistics().dropped > 0)
+        await until(lambda: oldest.statistics().dropped > 0 and never.statistics().overflows > 0)
         assert latest.pending <= len(latest.codes)  # one per code at most: memory bounded
         assert latest.statistics().dropped == 0
         gap = await next_item(oldest.items())
-        assert isinstance(gap, Gap) and gap.dropped > 0 and not gap.reconcile
-        loud = await next_item(never.items())
-        assert isinstance(loud, Gap) and loud.reconcile
-        gaps = [e for e in drain_events(events) if isinstance(e, GapEvent)]
-        assert {(e.subscriber, e.reason) for e in gaps} == {
-            ("slow_tape", "overflow"),
-            ("slow_orders", "overflow"),
-        }
+        assert isinstance(gap, Gap) and gap.dropped > 0
+        # never_drop keeps every message past its bound: the first one is still there.
+        first = await next_item(never.items())
+        assert not isinstance(first, Gap)
+        assert never.statistics().dropped == 0
+        seen = drain_events(events)
+        gaps = [e for e in seen if isinstance(e, GapEvent)]
+        assert {(e.subscriber, e.reason) for e in gaps} == {("slow_tape", "overflow")}
+        loud = [e for e in seen if isinstance(e, BufferOverflowed)]
+        assert {e.subscriber for e in loud} == {"slow_orders"}
 
 
 async def _first(sub: Any, count: int) -> AsyncIterator[Any]:
@@ -379,7 +374,7 @@ async def test_a_bug_in_the_private_flusher_is_restarted_and_never_stops_public(
         )
         assert (await next_item(orders)).uuid == placed.uuid
         stats = ws.statistics().subscriptions
-        assert len(stats.internal_errors) == 1 and "_PlantedBug" in stats.internal_errors[0]
+        assert len(stats.internal_errors) == 1 and "_PlantedBug" in stats.internal_errors[0].error
         assert (stats.private.flusher_restarts, stats.public.flusher_restarts) == (1, 0)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from tests.simulator.conftest import MakeSim
-from tests.simulator.helpers import client, recv_until, request, settle
+from tests.simulator.helpers import client, recv_until, request, rest_headers, settle
 from upbit_ws.simulator import Simulator
 
 
@@ -149,3 +150,108 @@ async def test_trades_ticks_to_and_days_ago(make_sim: MakeSim, http: aiohttp.Cli
         for bad in ({"days_ago": "8"}, {"days_ago": "0"}, {"to": "25:00:00"}, {"to": "noon"}):
             async with http.get(url, params={"market": "KRW-BTC", **bad}) as resp:
                 assert resp.status == 400, bad
+
+
+async def test_ticker_and_orderbook_equal_the_last_streamed(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """REST ticker and book snapshots are what the socket last streamed (one market model)."""
+    async with client(sim.ws_url) as ws:
+        await ws.send(
+            request(
+                {"ticket": "t"},
+                {"type": "ticker", "codes": ["KRW-BTC"]},
+                {"type": "orderbook", "codes": ["KRW-BTC.5"]},
+            )
+        )
+        await settle(sim, 1)
+        await sim.advance(3.0)
+        await ws.send(request({"ticket": "t"}, {"method": "LIST_SUBSCRIPTIONS"}))
+        _, frames = await recv_until(ws, lambda f: "method" in f)
+    ticker = [f for f in frames if f.get("type") == "ticker"][-1]
+    book = [f for f in frames if f.get("type") == "orderbook"][-1]
+    async with http.get(f"{sim.url}/v1/ticker", params={"markets": "KRW-BTC,KRW-ETH"}) as resp:
+        assert resp.status == 200
+        assert resp.headers["Remaining-Req"].startswith("group=ticker;")
+        rest_tickers = await resp.json()
+    assert [t["market"] for t in rest_tickers] == ["KRW-BTC", "KRW-ETH"]
+    rest_ticker = rest_tickers[0]
+    for name in ("trade_price", "acc_trade_price", "trade_timestamp", "signed_change_rate"):
+        assert float(rest_ticker[name]) == float(ticker[name]), name
+    assert "code" not in rest_ticker and "trade_date_kst" in rest_ticker
+    params = {"markets": "KRW-BTC", "count": "5"}
+    async with http.get(f"{sim.url}/v1/orderbook", params=params) as resp:
+        assert resp.headers["Remaining-Req"].startswith("group=orderbook;")
+        (rest_book,) = await resp.json()
+    assert rest_book["market"] == "KRW-BTC" and rest_book["timestamp"] == book["timestamp"]
+    assert rest_book["orderbook_units"] == [
+        {k: float(v) for k, v in unit.items()} for unit in book["orderbook_units"]
+    ]
+    assert rest_book["total_ask_size"] == pytest.approx(float(book["total_ask_size"]))
+
+
+async def test_orderbook_level_and_count_rules(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    """count outside 1-30 gives 30 rows; an unsupported level answers an empty list."""
+    url = f"{sim.url}/v1/orderbook"
+    async with http.get(url, params={"markets": "KRW-BTC", "count": "99"}) as resp:
+        (book,) = await resp.json()
+    assert len(book["orderbook_units"]) == 30 and book["level"] == 0
+    async with http.get(url, params={"markets": "KRW-BTC", "level": "7"}) as resp:
+        assert resp.status == 200 and await resp.json() == []
+    async with http.get(url, params={"markets": "KRW-BTC,krw-eth"}) as resp:
+        assert resp.status == 404
+        assert await resp.json() == {"error": {"name": 404, "message": "Code not found"}}
+    async with http.get(url) as resp:
+        assert resp.status == 400
+
+
+async def test_day_week_month_candles_agree_with_the_ticker(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """Today's day candle is the ticker's day; weeks and months contain it; seconds stream."""
+    await sim.advance(5.0)
+    async with http.get(f"{sim.url}/v1/ticker", params={"markets": "KRW-BTC"}) as resp:
+        (ticker,) = await resp.json()
+    params = {"market": "KRW-BTC", "count": "3"}
+    got = {}
+    for kind in ("seconds", "days", "weeks", "months"):
+        async with http.get(f"{sim.url}/v1/candles/{kind}", params=params) as resp:
+            assert resp.status == 200, kind
+            assert resp.headers["Remaining-Req"].startswith("group=candles;")
+            got[kind] = await resp.json()
+    day = got["days"][0]
+    for name in ("opening_price", "high_price", "low_price", "trade_price", "prev_closing_price"):
+        assert day[name] == ticker[name], name
+    assert day["candle_acc_trade_price"] == ticker["acc_trade_price"]
+    assert day["change_price"] == pytest.approx(ticker["signed_change_price"])
+    for kind in ("weeks", "months"):
+        period = got[kind][0]
+        assert period["first_day_of_period"] <= day["candle_date_time_utc"][:10]
+        assert (
+            period["high_price"] >= day["high_price"]
+            and period["trade_price"] == day["trade_price"]
+        )
+    second = got["seconds"][0]
+    assert "unit" not in second and second["trade_price"] == ticker["trade_price"]
+
+
+async def test_closed_orders_span_at_most_seven_days(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """/v1/orders/closed takes ISO or epoch-ms bounds and refuses a span over 7 days."""
+    now_ms = int(sim.wall_time() * 1000)
+    week_ms = 7 * 86_400_000
+    ok = {"start_time": str(now_ms - week_ms), "end_time": str(now_ms)}
+    status, body = await _signed_get(http, sim, "/v1/orders/closed", ok)
+    assert status == 200 and body == []
+    too_long = {"start_time": str(now_ms - week_ms - 1000), "end_time": str(now_ms)}
+    status, _ = await _signed_get(http, sim, "/v1/orders/closed", too_long)
+    assert status == 400
+
+
+async def _signed_get(
+    http: aiohttp.ClientSession, sim: Simulator, path: str, params: dict[str, str]
+) -> tuple[int, object]:
+    headers = rest_headers(sim.credentials, params)
+    async with http.get(f"{sim.url}{path}", params=params, headers=headers) as resp:
+        return resp.status, await resp.json()

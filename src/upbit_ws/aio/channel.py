@@ -15,14 +15,15 @@ connection (public or private). The subscription service owns one per connection
   request that adds no public stream, ``change_timeout`` for one that does (a request whose
   new streams stay silent that long is counted as *silent* and logged: Upbit ignores unknown
   codes and unsupported levels without an error, sections 2.3 and 2.4);
-* an error frame naming a malformed request (``INVALID_PARAM``, ``WRONG_FORMAT``, ``NO_TICKET``,
-  ``NO_TYPE``, ``NO_CODES``; section 7.2) while a request is in flight is its rejection. Other
-  names are not about the request's content and never mark the desired state rejected:
-  ``INVALID_AUTH`` on the private socket is the key being refused (the connection reports it
-  to the key-health path, section 5), and ``TOO_MANY_REQUEST`` is documented only for
-  indicator requests, which this library never sends, so it can only be a limit we do not
-  know (section 14.1); in every case Upbit closes the socket (section 7.3) and the current
-  desired state goes out again on the next one, paced by the reconnect backoff;
+* error frames come decoded from the connection (``on_error``; the connection reads and logs
+  them, :func:`~upbit_ws.core.classify.error_frame_meaning` says what a name means). One
+  naming a malformed request while a request is in flight is its rejection. Other names are
+  not about the request's content and never mark the desired state rejected: ``INVALID_AUTH``
+  on the private socket is the key being refused (the connection reports it to the key-health
+  path, section 5), and ``TOO_MANY_REQUEST`` is documented only for indicator requests, which
+  this library never sends, so it can only be a limit we do not know (section 14.1); in every
+  case Upbit closes the socket (section 7.3) and the current desired state goes out again on
+  the next one, paced by the reconnect backoff;
 * a new subscriber to a stream already flowing is seeded with the stream's last message; when
   there is none, the planner re-sends that stream without ``is_only_realtime`` so that Upbit
   sends its snapshot again (:meth:`Channel.seed`);
@@ -46,15 +47,16 @@ from upbit_ws.aio.component import ConnectionView
 from upbit_ws.aio.connection import ManagedConnection
 from upbit_ws.aio.router import LatencyHistogram, LatencySummary, Router, RouterStatistics
 from upbit_ws.aio.stream import Subscription
-from upbit_ws.core.book import Connection, StreamKey, SubId, SubscriptionBook, WantedStream
-from upbit_ws.core.constants import CANDLE_TYPES, PRIVATE_TYPES
+from upbit_ws.core.book import StreamKey, SubId, SubscriptionBook, WantedStream
+from upbit_ws.core.classify import error_frame_meaning
+from upbit_ws.core.constants import CANDLE_TYPES, PRIVATE_TYPES, ConnectionKind
 from upbit_ws.core.encode import TypeRequest, encode_list_subscriptions, encode_request, new_ticket
 from upbit_ws.core.errors import ServerRejectedError, TransportError, UpbitWsError
 from upbit_ws.core.events import Event, GapEvent, RequestRejected
 from upbit_ws.core.messages import ErrorFrame, Message, SubscribedType, SubscriptionList
 from upbit_ws.core.planner import Plan, PlannerStatistics, SubscriptionPlanner
 
-__all__ = ["REQUEST_ERRORS", "Channel", "ChannelStatistics"]
+__all__ = ["Channel", "ChannelStatistics"]
 
 _log = logging.getLogger("upbit_ws.subscriptions")
 
@@ -62,10 +64,6 @@ _log = logging.getLogger("upbit_ws.subscriptions")
 _QUIESCE_CODE: Final = "KRW-BTC"
 #: Streams whose frames are events, lost for good while a socket is down.
 _GAP_TYPES: Final = frozenset({"trade", "myOrder", "myAsset", *CANDLE_TYPES})
-#: Error names that say the request itself is malformed (section 7.2): only these reject it.
-REQUEST_ERRORS: Final = frozenset(
-    {"INVALID_PARAM", "WRONG_FORMAT", "NO_TICKET", "NO_TYPE", "NO_CODES"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +79,7 @@ class ChannelStatistics:
     flusher after an internal error.
     """
 
-    connection: Connection
+    connection: ConnectionKind
     state: str
     desired_streams: int
     confirmed_streams: int
@@ -114,7 +112,7 @@ class Channel:
 
     def __init__(
         self,
-        kind: Connection,
+        kind: ConnectionKind,
         *,
         book: SubscriptionBook,
         planner: SubscriptionPlanner,
@@ -127,7 +125,7 @@ class Channel:
         markets: Callable[[], frozenset[str] | None],
         before_send: Callable[[], None],
     ) -> None:
-        self.kind: Connection = kind
+        self.kind: ConnectionKind = kind
         self._book = book
         self._planner = planner
         self._now = now
@@ -146,9 +144,8 @@ class Channel:
         )
         #: The hot path: frames go straight to the router (ConnectionListener.on_frame).
         self.on_frame: Callable[[bytes, float], None] = self.router.route
+        #: The connection that uses this channel as its listener (``None``: detached).
         self.connection: ManagedConnection | None = None
-        #: Whether a connection uses this channel as its listener (see ``attach``).
-        self.attached = False
         #: The error that stopped the flusher for good, if it crashed too often.
         self.broken: BaseException | None = None
         self._wake = asyncio.Event()
@@ -189,7 +186,6 @@ class Channel:
     def on_open(self, connection: ManagedConnection) -> None:
         """Take a new socket: forget what the old one streamed and send everything fresh."""
         self.connection = connection
-        self.attached = True
         self._forget_socket()
         now = self._now()
         connection.set_streaming(self.kind == "public" and bool(self._desired()))
@@ -237,6 +233,10 @@ class Channel:
         missing = self.router.seed(sub, keys)
         if missing:
             self._planner.request_snapshot(self.kind, missing)
+
+    def progress(self) -> int:
+        """Return a counter that grows while the flusher does useful work (for its supervisor)."""
+        return self.requests_sent + self.send_failures
 
     def restart(self) -> None:
         """Start the flusher over after an internal error: plan everything fresh."""
@@ -397,27 +397,17 @@ class Channel:
     def _on_control(self, message: Message, received_at: float) -> None:
         if isinstance(message, SubscriptionList):
             self._list_answered(message)
-        elif isinstance(message, ErrorFrame):
-            self._on_error(message)
 
-    def _on_error(self, error: ErrorFrame) -> None:
+    def on_error(self, error: ErrorFrame) -> None:
+        """Take an error frame (the connection decoded and logged it); see the module docs."""
         # Upbit closes the socket after any error frame (section 7.3): no LIST answer follows.
         self._fail_list_waiters(ServerRejectedError(error.name, error.message))
-        plan = self._inflight
-        if error.name not in REQUEST_ERRORS:
+        if error_frame_meaning(error.name, connection=self.kind) != "request_rejected":
+            # The key (reported to the key-health path by the connection) or nothing against
+            # the request: the current subscription goes out again after the reconnect.
             self.other_errors += 1
-            if error.name == "INVALID_AUTH" and self.kind == "private":
-                # The key was refused; the connection reports it to the key-health path.
-                return
-            _log.warning(
-                "Upbit sent %s on the %s connection (%s); it does not say our request was "
-                "malformed, so the current subscription goes out again after the reconnect",
-                error.name,
-                self.kind,
-                error.message,
-                extra={"connection": self.kind, "error_name": error.name},
-            )
             return
+        plan = self._inflight
         if plan is not None and self._sent_recorded:
             # Upbit refused the request in flight (section 7); it closes the socket next.
             self._reject(plan, error)
@@ -427,7 +417,7 @@ class Channel:
         self._reset_inflight()
         remembered = self._planner.rejected(self.kind, plan)
         self.rejections += 1
-        _log.error(
+        _log.info(
             "Upbit rejected the %s subscription request with %s: %s; %s",
             self.kind,
             error.name,
@@ -528,12 +518,14 @@ class Channel:
             applied=plan is not None and self._inflight is None and plan.desired == confirmed,
         )
 
+    @property
+    def attached(self) -> bool:
+        """Tell whether a connection carries this channel's subscriptions."""
+        return self.connection is not None
+
     def _state(self) -> str:
         conn = self.connection
-        if conn is not None:
-            return conn.state
-        # A connection uses this channel but has not opened its first socket yet.
-        return "not open yet" if self.attached else "detached"
+        return conn.state if conn is not None else "detached"
 
     def statistics(self) -> ChannelStatistics:
         """Return this channel's counters."""

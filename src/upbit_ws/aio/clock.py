@@ -7,8 +7,10 @@ managed connection and the manager, so tests may replace it (for example with a 
 starts at a known value); whatever it returns must advance at the loop's rate, because the
 shell sleeps ``deadline - clock.now()`` seconds of loop time.
 
-The wall clock (:func:`utc_now`) is used only where Upbit speaks in calendar time: API key
-expiry (``GET /v1/api_keys`` answers ``expire_at`` in KST, ``upbit-protocol.md`` section 9.2).
+The wall clock is used only where Upbit speaks in calendar time: :meth:`Clock.wall` converts
+the monotonic receive time to epoch for the exchange-to-client latency (frames carry an epoch
+``timestamp``), and :func:`utc_now` serves API key expiry (``GET /v1/api_keys`` answers
+``expire_at`` in KST, section 9.2).
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ __all__ = ["Clock", "LoopClock", "WallClock", "utc_now"]
 
 
 class Clock(Protocol):
-    """Monotonic seconds at the event loop's rate."""
+    """Monotonic seconds at the event loop's rate, and epoch seconds."""
 
     def now(self) -> float:
         """Return the current monotonic time in seconds."""
+        ...
+
+    def wall(self) -> float:
+        """Return the current epoch time in seconds (to compare with Upbit's timestamps)."""
         ...
 
 
@@ -49,6 +55,10 @@ class LoopClock:
         except RuntimeError:
             return time.monotonic()
         return loop.time()
+
+    def wall(self) -> float:
+        """Return ``time.time()``."""
+        return time.time()
 
 
 class WallClock(Protocol):

@@ -18,9 +18,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, overload
 
+from upbit_ws.aio.logcontext import log_context
 from upbit_ws.aio.stream import Subscription
-from upbit_ws.core.book import Connection, WantedStream
+from upbit_ws.core.book import WantedStream
 from upbit_ws.core.buffer import OverflowPolicy
+from upbit_ws.core.constants import ConnectionKind
 from upbit_ws.core.encode import TypeRequest
 from upbit_ws.core.messages import (
     Candle,
@@ -63,7 +65,7 @@ class ComponentOwner(Protocol):
         """Return the live subscriptions of ``component``."""
         ...
 
-    async def close_component(self, component: str) -> None:
+    def close_component(self, component: str) -> None:
         """Drop every subscription of ``component``."""
         ...
 
@@ -189,15 +191,16 @@ class Component:
         not list, and :class:`~upbit_ws.InvalidInputError` for any other bad input. The
         merged request goes out within a few milliseconds, paced by the rate limiter.
         """
-        return self._owner.subscribe_for(
-            self.name,
-            type,
-            codes,
-            depth=depth,
-            level=level,
-            policy=policy,
-            capacity=capacity,
-        )
+        with log_context(component=self.name):
+            return self._owner.subscribe_for(
+                self.name,
+                type,
+                codes,
+                depth=depth,
+                level=level,
+                policy=policy,
+                capacity=capacity,
+            )
 
     def subscriptions(self) -> tuple[Subscription[Any], ...]:
         """Return this component's live subscriptions, oldest first."""
@@ -205,7 +208,8 @@ class Component:
 
     async def aclose(self) -> None:
         """Drop every subscription of this component; their iterations end."""
-        await self._owner.close_component(self.name)
+        with log_context(component=self.name):
+            self._owner.close_component(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +250,7 @@ class ConnectionView:
     no connection carries these types (private without credentials).
     """
 
-    connection: Connection
+    connection: ConnectionKind
     state: str
     desired: tuple[WantedStream, ...]
     confirmed: tuple[WantedStream, ...]

@@ -22,12 +22,15 @@ limiter waits, never drops), is written, and must drain within the send timeout.
 for the connect limiter shared by the whole process (5 connects/s, section 8.1) *before* the
 session hands out the connect, so the wait never eats into the connect timeout.
 
-Error frames (``{"error":...}``, section 7) are passed to the listener like any frame (the
-subscription layer decides whether a request it built was rejected); the connection only notes
-them, because Upbit closes the socket with 1000 right after one (section 7.3). That close is
-then reported as what it is: an ``INVALID_AUTH`` on the private connection is a refused key
-(the session suspends until the key works again), anything else is an ordinary close after
-which the session reconnects on its backoff.
+Error frames (``{"error":...}``, section 7) are read here and nowhere else: decoded once into
+a typed :class:`~upbit_ws.core.messages.ErrorFrame`, logged once, counted by name, and handed
+to the listener's ``on_error`` (the subscription layer decides whether a request it built was
+rejected), never to ``on_frame``. Upbit closes the socket with 1000 right after one (section
+7.3); that close is reported to the session as a
+:class:`~upbit_ws.core.errors.ServerRejectedError` carrying the name and the close code, and
+:func:`~upbit_ws.core.classify.classify` (its one table of error-frame names) says what it is:
+an ``INVALID_AUTH`` on the private connection is a refused key (the session suspends until the
+key works again), anything else a close after which the session reconnects on its backoff.
 
 The private connection signs a fresh JWT (new nonce) for every connect and sends it in the
 handshake header (section 5). It does not normally stream (myOrder/myAsset are quiet), so its
@@ -46,24 +49,29 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final, Protocol
-
-import orjson
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Protocol, assert_never
 
 from upbit_ws.aio.clock import Clock, LoopClock
-from upbit_ws.aio.transport import ABNORMAL_CLOSURE, WebSocket, open_websocket
+from upbit_ws.aio.logcontext import CONNECTION
+from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
+from upbit_ws.aio.transport import WebSocket, open_websocket
 from upbit_ws.core.auth import Credentials, build_ws_token
+from upbit_ws.core.classify import ErrorFrameMeaning, error_frame_meaning
 from upbit_ws.core.config import ConnectionConfig, RateLimits
+from upbit_ws.core.constants import ABNORMAL_CLOSURE, check_connection
+from upbit_ws.core.decode import decode
 from upbit_ws.core.errors import (
     ConnectionClosedError,
+    DecodeError,
     InvalidInputError,
     ServerRejectedError,
     TransportError,
     UpbitWsError,
 )
 from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
+from upbit_ws.core.messages import ErrorFrame
 from upbit_ws.core.ratelimit import (
     ConnectLimiter,
     LimiterChain,
@@ -71,16 +79,19 @@ from upbit_ws.core.ratelimit import (
     message_limiter,
 )
 from upbit_ws.core.session import (
+    LIVE_STATES,
     Action,
     CloseSocket,
     Connect,
     DeclareDead,
     SendPing,
     Session,
+    WaitBackoff,
 )
 
 __all__ = [
     "AuthRefusedCallback",
+    "ConnectionHandle",
     "ConnectionListener",
     "ConnectionStatistics",
     "ManagedConnection",
@@ -90,15 +101,18 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.connection")
 
-#: Error names on the private socket that mean the key itself was refused (section 7.2).
-_KEY_REFUSED_NAMES: Final = frozenset({"INVALID_AUTH"})
 #: Every Upbit error frame starts like this (section 7.1: ``{"error":{...}}``, compact JSON).
 _ERROR_PREFIX: Final = b'{"error"'
-_LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
 _CONNECT_STATES: Final[frozenset[ConnectionState]] = frozenset(
     {"connecting", "reconnecting", "suspended"}
 )
 _TASK_PREFIX: Final = "upbit-ws"
+#: How the error-frame log line says what the name means.
+_MEANINGS: Final[dict[ErrorFrameMeaning, str]] = {
+    "request_rejected": "the request was malformed",
+    "key_refused": "the API key is refused",
+    "other": "nothing against the request",
+}
 
 #: Called when Upbit refused the API key at the handshake or with an error frame:
 #: ``(name, message)``, never the key itself.
@@ -135,6 +149,14 @@ class ConnectionListener(Protocol):
         """Take one data frame (binary or text) as bytes; ``received_at`` is the shell clock.
 
         This is the hot path: decode, route and buffer only, never run user code inline.
+        Error frames never come here (see :meth:`on_error`).
+        """
+
+    def on_error(self, error: ErrorFrame) -> None:
+        """Take an error frame Upbit sent on the open socket, decoded once by the connection.
+
+        Upbit closes the socket right after it (section 7.3); :func:`error_frame_meaning`
+        says what its name means. The connection already logged it.
         """
 
     def on_closed(self, connection: ManagedConnection) -> None:
@@ -160,6 +182,9 @@ class NullListener:
     def on_frame(self, payload: bytes, received_at: float) -> None:
         """Ignore the frame."""
 
+    def on_error(self, error: ErrorFrame) -> None:
+        """Ignore the error frame (the connection logged it)."""
+
     def on_closed(self, connection: ManagedConnection) -> None:
         """Do nothing."""
 
@@ -172,8 +197,9 @@ class ConnectionStatistics:
     counts opens after the first. Frame and byte counters cover every socket so far.
     ``send_waits`` / ``send_wait_seconds`` count sends the message limiter held back;
     ``connect_waits`` / ``connect_wait_seconds`` connects held back by the shared connect
-    limiter. ``internal_errors`` counts bugs the connection recovered from (each logged with
-    its traceback). ``last_error`` is the reason of the last failure (never a secret).
+    limiter. ``internal_errors`` lists the bugs the connection recovered from (the newest; each
+    logged with its traceback), ``internal_error_count`` counts them all. ``last_error`` is the
+    reason of the last failure (never a secret).
     """
 
     connection: ConnectionKind
@@ -193,6 +219,7 @@ class ConnectionStatistics:
     frames_received: int
     bytes_received: int
     error_frames: int
+    server_errors: dict[str, int]
     messages_sent: int
     bytes_sent: int
     send_waits: int
@@ -201,10 +228,15 @@ class ConnectionStatistics:
     connect_wait_seconds: float
     connect_timeout: float
     listener_errors: int
-    internal_errors: int
+    internal_errors: tuple[InternalError, ...]
+    internal_error_count: int
     events_dropped: int
     last_error: str | None
     last_error_at: float | None
+    #: Observability (issue #10): see :class:`~upbit_ws.core.session.SessionStatistics`.
+    state_age: float = 0.0
+    last_frame_age: float | None = None
+    failures_by_cause: Mapping[str, int] = field(default_factory=dict)
 
 
 class _Counters:
@@ -215,19 +247,25 @@ class _Counters:
         "bytes_sent",
         "connect_wait_seconds",
         "connect_waits",
+        "degraded",
         "error_frames",
         "frames_received",
-        "internal_errors",
         "listener_errors",
         "messages_sent",
         "send_wait_seconds",
         "send_waits",
+        "server_errors",
+        "undecodable_errors",
     )
 
     def __init__(self) -> None:
+        #: The session is probing the socket (state ``degraded``): the next frame recovers it.
+        self.degraded = False
         self.frames_received = 0
         self.bytes_received = 0
         self.error_frames = 0
+        self.server_errors: dict[str, int] = {}
+        self.undecodable_errors = 0
         self.messages_sent = 0
         self.bytes_sent = 0
         self.send_waits = 0
@@ -235,7 +273,6 @@ class _Counters:
         self.connect_waits = 0
         self.connect_wait_seconds = 0.0
         self.listener_errors = 0
-        self.internal_errors = 0
 
 
 class _Socket:
@@ -256,33 +293,56 @@ class _Handler:
     """The transport's FrameHandler for one socket; retired when the socket is let go.
 
     ``on_frame`` is the hot path: a liveness store in the session, two counters, a prefix
-    check for error frames, and the listener.
+    check for error frames, and the listener. It is given what it uses when the connection
+    builds it (:meth:`ManagedConnection._new_handler`) and touches nothing else.
     """
 
     __slots__ = (
-        "_conn",
         "_counters",
         "_deliver",
         "_frame_received",
+        "_kind",
         "_now",
+        "_on_close",
+        "_on_error_frame",
+        "_on_pong",
+        "_on_recovery",
         "error",
+        "listener",
         "live",
     )
 
-    def __init__(self, conn: ManagedConnection) -> None:
-        self._conn = conn
-        self._counters = conn._counters
-        self._frame_received = conn._session.frame_received
-        self._now = conn._now
+    def __init__(
+        self,
+        *,
+        kind: ConnectionKind,
+        counters: _Counters,
+        now: Callable[[], float],
+        frame_received: Callable[[float], None],
+        on_error_frame: Callable[[_Handler, bytes], None],
+        on_recovery: Callable[[], None],
+        on_pong: Callable[[], None],
+        on_close: Callable[[_Handler, int, str], None],
+    ) -> None:
+        self._kind = kind
+        self._counters = counters
+        self._now = now
+        self._frame_received = frame_received
+        self._on_error_frame = on_error_frame
+        self._on_recovery = on_recovery
+        self._on_pong = on_pong
+        self._on_close = on_close
         # Frames before the socket is handed to the listener are only inspected (Upbit sends
         # nothing unasked, except an INVALID_AUTH frame on a refused private key, section 5).
         self._deliver: Callable[[bytes, float], None] = _ignore
+        self.listener: ConnectionListener | None = None
         self.live = True
-        #: The last error frame seen on this socket: (name, message).
-        self.error: tuple[str, str] | None = None
+        #: The last error frame seen on this socket.
+        self.error: ErrorFrame | None = None
 
-    def install(self, deliver: Callable[[bytes, float], None]) -> None:
-        self._deliver = deliver
+    def install(self, listener: ConnectionListener) -> None:
+        self.listener = listener
+        self._deliver = listener.on_frame
 
     def on_frame(self, payload: bytes) -> None:
         if not self.live:
@@ -292,11 +352,12 @@ class _Handler:
         counters = self._counters
         counters.frames_received += 1
         counters.bytes_received += len(payload)
-        conn = self._conn
         if payload.startswith(_ERROR_PREFIX):
-            conn._error_frame(self, payload)
-        if conn._degraded:
-            conn._flush_events()
+            # The one place that reads error frames: decoded once, handed on typed.
+            self._on_error_frame(self, payload)
+            return
+        if counters.degraded:
+            self._on_recovery()  # the frame proved the socket alive: publish the recovery
         try:
             self._deliver(payload, now)
         except Exception:
@@ -305,17 +366,17 @@ class _Handler:
             if counters.listener_errors == 1 or _log.isEnabledFor(logging.DEBUG):
                 _log.exception(
                     "%s connection: listener failed on a frame",
-                    conn.kind,
-                    extra={"connection": conn.kind},
+                    self._kind,
+                    extra={"connection": self._kind},
                 )
 
     def on_pong(self) -> None:
         if self.live:
-            self._conn._pong()
+            self._on_pong()
 
     def on_close(self, code: int, reason: str) -> None:
         if self.live:
-            self._conn._socket_closed(self, code, reason)
+            self._on_close(self, code, reason)
 
 
 def _ignore(payload: bytes, received_at: float) -> None:
@@ -350,8 +411,7 @@ class ManagedConnection:
         clock: Clock | None = None,
         session: Session | None = None,
     ) -> None:
-        if kind not in ("public", "private"):
-            raise InvalidInputError(f"kind must be 'public' or 'private', not {kind!r}")
+        kind = check_connection(kind)
         if kind == "private" and credentials is None:
             raise InvalidInputError("a private connection needs credentials")
         if kind == "public" and credentials is not None:
@@ -372,13 +432,15 @@ class ManagedConnection:
         if self._session.connection != kind:
             raise InvalidInputError("the session must be of the same kind as the connection")
         self._counters = _Counters()
+        self._supervisor = Supervisor(
+            f"{kind} connection", config=self.config.backoff, clock=self._clock, logger=_log
+        )
         self._sock: _Socket | None = None
         self._generation = 0
         # The connect attempt whose outcome the session waits for, if any; abandoned attempts
         # (declared dead) stay in _attempts until they end by their own timeout.
         self._attempt_handler: _Handler | None = None
         self._attempts: set[asyncio.Task[None]] = set()
-        self._degraded = False
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
@@ -404,7 +466,7 @@ class ManagedConnection:
     @property
     def is_open(self) -> bool:
         """Tell whether a socket is open and usable for :meth:`send`."""
-        return self._sock is not None and self._session.state in _LIVE
+        return self._sock is not None and self._session.state in LIVE_STATES
 
     @property
     def generation(self) -> int:
@@ -449,6 +511,7 @@ class ManagedConnection:
             frames_received=c.frames_received,
             bytes_received=c.bytes_received,
             error_frames=c.error_frames,
+            server_errors=dict(c.server_errors),
             messages_sent=c.messages_sent,
             bytes_sent=c.bytes_sent,
             send_waits=c.send_waits,
@@ -457,10 +520,14 @@ class ManagedConnection:
             connect_wait_seconds=c.connect_wait_seconds,
             connect_timeout=s.connect_timeout,
             listener_errors=c.listener_errors,
-            internal_errors=c.internal_errors,
+            internal_errors=self._supervisor.errors,
+            internal_error_count=self._supervisor.count,
             events_dropped=s.events_dropped,
             last_error=self._last_error,
             last_error_at=self._last_error_at,
+            state_age=s.state_age,
+            last_frame_age=s.last_frame_age,
+            failures_by_cause=s.failures_by_cause,
         )
 
     # --- commands -------------------------------------------------------------------------
@@ -484,7 +551,7 @@ class ManagedConnection:
         time (the socket is then declared dead and replaced).
         """
         sock = self._sock
-        if sock is None or self._session.state not in _LIVE:
+        if sock is None or self._session.state not in LIVE_STATES:
             raise TransportError(f"the {self.kind} connection is not open ({self.state})")
         wait = sock.limiter.acquire(self._now())
         counters = self._counters
@@ -572,8 +639,14 @@ class ManagedConnection:
                     await task
             self._task = None
         elif self._running:
-            async with asyncio.timeout(grace):
-                await self._finished.wait()
+            # Run by someone else's TaskGroup: wait for it to stop, in our error tree.
+            try:
+                async with asyncio.timeout(grace):
+                    await self._finished.wait()
+            except TimeoutError as exc:
+                raise TransportError(
+                    f"the {self.kind} connection did not stop within {grace:g} s"
+                ) from exc
 
     async def __aenter__(self) -> ManagedConnection:
         await self.start()
@@ -595,12 +668,20 @@ class ManagedConnection:
             raise InvalidInputError(f"the {self.kind} connection is already running")
         self._running = True
         self._finished.clear()
+        CONNECTION.set(self.kind)  # log records of this task and its children name it
         if isinstance(self._clock, LoopClock):
             self._now = asyncio.get_running_loop().time  # skip the loop lookup per frame
         crashed = False
         try:
-            while not await self._run_driver():
-                await self._after_bug()
+            # The one supervisor helper: a restart here is a reconnect, so it waits the
+            # session's reconnect delay (its backoff grows while the bug repeats).
+            await self._supervisor.run(
+                "driver",
+                self._run_driver,
+                on_crash=self._recover,
+                delay=self._retry_delay,
+                wait=self._wait_retry,
+            )
         except Exception:
             crashed = True
             raise
@@ -614,54 +695,42 @@ class ManagedConnection:
                 self._session.close(now, reason="stopped: the driver was interrupted")
             self._retire_attempt()
             self._drop_socket(abort=True)
-            self._flush_events()
+            self._report()
             self._finished.set()
             self._notify()
 
-    async def _run_driver(self) -> bool:
-        """Run the driver and its tasks; return False when a bug in them stopped it."""
+    async def _run_driver(self) -> None:
+        """Run the driver and its tasks (a bug in them propagates to the supervisor)."""
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 await self._drive()
-        except Exception as exc:
-            # Network faults never get here (they are inputs to the session); this is a bug.
+        finally:
             self._tg = None
-            self._recover(exc)
-            return False
-        return True
 
     def _recover(self, exc: Exception) -> None:
-        """Log a bug loudly, let go of the socket and have the session retry on its backoff."""
+        """Let go of the socket after a bug and have the session retry on its backoff."""
         now = self._now()
-        self._counters.internal_errors += 1
-        reason = f"internal error: {_describe_bug(exc)}"
+        reason = f"internal error: {describe_error(exc)}"
         self._record_error(reason, now)
         self._session.internal_error(now, reason=reason)
         self._retire_attempt()
         self._drop_socket(abort=True)
-        retry_at = self._session.retry_at
-        _log.error(
-            "%s connection: %s; socket aborted, reconnecting in %.2f s",
-            self.kind,
-            reason,
-            max(0.0, retry_at - now) if retry_at is not None else 0.0,
-            exc_info=exc,
-            extra={"connection": self.kind, "reason": reason},
-        )
-        self._flush_events()
+        self._report()
 
-    async def _after_bug(self) -> None:
-        """Wait for the session's retry time (or an input) before the driver runs again.
+    def _retry_delay(self) -> float:
+        """Return how long the session waits before it reconnects (0: it does not)."""
+        retry_at = self._session.retry_at
+        return max(0.0, retry_at - self._now()) if retry_at is not None else 0.0
+
+    async def _wait_retry(self, seconds: float) -> None:
+        """Wait ``seconds`` (or until an input) before the driver runs again.
 
         Waiting here rather than in the driver means a bug that strikes before the driver
         first sleeps cannot become a busy loop: every restart waits the (growing) backoff.
         """
-        retry_at = self._session.retry_at
-        if retry_at is None:
-            return  # closed (or never started): the driver returns at once
         self._wake.clear()
-        await self._sleep(retry_at)
+        await self._sleep(self._now() + seconds)
 
     def _retire_attempt(self) -> None:
         """Forget the connect attempt in progress; a socket it still opens is aborted."""
@@ -692,7 +761,7 @@ class ManagedConnection:
                         continue
             for action in session.poll(now):
                 self._perform(action, now)
-            self._flush_events()
+            self._report()
             if session.state == "closed":
                 for attempt in self._attempts:
                     attempt.cancel()
@@ -713,56 +782,77 @@ class ManagedConnection:
             async with asyncio.timeout(delay):
                 await self._wake.wait()
 
+    def _new_handler(self) -> _Handler:
+        """Build the frame handler of one socket with exactly what it needs."""
+        return _Handler(
+            kind=self.kind,
+            counters=self._counters,
+            now=self._now,
+            frame_received=self._session.frame_received,
+            on_error_frame=self._error_frame,
+            on_recovery=self._report,
+            on_pong=self._pong,
+            on_close=self._socket_closed,
+        )
+
     def _perform(self, action: Action, now: float) -> None:
-        if isinstance(action, SendPing):
-            sock = self._sock
-            if sock is not None:
-                sock.ws.send_ping()
-        elif isinstance(action, Connect):
-            self._connect_limiter.acquire(now)
-            handler = _Handler(self)
-            self._attempt_handler = handler
-            assert self._tg is not None
-            task = self._tg.create_task(
-                self._connect(action, handler),
-                name=f"{_TASK_PREFIX}:{self.kind}:connect-{action.attempt}",
-            )
-            self._attempts.add(task)
-            task.add_done_callback(self._attempts.discard)
-        elif isinstance(action, DeclareDead):
-            self._record_error(action.reason, now)
-            # The connect in progress is abandoned: its outcome is ignored, and a socket it
-            # still opens is aborted. It ends by its own timeout (the same as the session's).
-            self._retire_attempt()
-            self._log_dead(action.reason)
-            self._drop_socket(abort=True)
-        elif isinstance(action, CloseSocket):
-            sock = self._sock
-            # A degraded socket may be blackholed: its closing handshake could hang.
-            abort = self._degraded
-            self._drop_socket(abort=abort)
-            if sock is not None and not abort:
+        match action:
+            case SendPing():
+                sock = self._sock
+                if sock is not None:
+                    sock.ws.send_ping()
+            case Connect():
+                self._connect_limiter.acquire(now)
+                handler = self._new_handler()
+                self._attempt_handler = handler
                 assert self._tg is not None
-                self._tg.create_task(
-                    self._close_gracefully(sock.ws, action.timeout),
-                    name=f"{_TASK_PREFIX}:{self.kind}:close-{sock.generation}",
+                task = self._tg.create_task(
+                    self._connect(action, handler),
+                    name=f"{_TASK_PREFIX}:{self.kind}:socket-{action.attempt}",
                 )
-        else:
-            _log.info(
-                "%s connection: retrying in %.2f s (%s)",
-                self.kind,
-                action.delay,
-                action.reason,
-                extra={
-                    "connection": self.kind,
-                    "delay": action.delay,
-                    "backoff": action.backoff,
-                    "reason": action.reason,
-                },
-            )
+                self._attempts.add(task)
+                task.add_done_callback(self._attempts.discard)
+            case DeclareDead():
+                self._record_error(action.reason, now)
+                # The connect in progress is abandoned: its outcome is ignored, and a socket it
+                # still opens is aborted. It ends by its own timeout (the same as the session's).
+                self._retire_attempt()
+                self._log_dead(action.reason)
+                self._drop_socket(abort=True)
+            case CloseSocket():
+                sock = self._sock
+                # A degraded socket may be blackholed: its closing handshake could hang.
+                abort = self._counters.degraded
+                self._drop_socket(abort=abort)
+                if sock is not None and not abort:
+                    assert self._tg is not None
+                    self._tg.create_task(
+                        self._close_gracefully(sock.ws, action.timeout),
+                        name=f"{_TASK_PREFIX}:{self.kind}:close-{sock.generation}",
+                    )
+            case WaitBackoff():
+                _log.info(
+                    "%s connection: retrying in %.2f s (%s)",
+                    self.kind,
+                    action.delay,
+                    action.reason,
+                    extra={
+                        "connection": self.kind,
+                        "delay": action.delay,
+                        "backoff": action.backoff,
+                        "reason": action.reason,
+                    },
+                )
+            case _:
+                assert_never(action)
 
     async def _connect(self, action: Connect, handler: _Handler) -> None:
-        """Open one socket for ``action``; report the outcome unless it was abandoned."""
+        """Open one socket for ``action``, report the outcome, and stay until the socket ends.
+
+        Staying keeps every socket owned by the TaskGroup until it is really gone, and
+        collects how it ended (picows keeps a local protocol error for whoever waits; unread,
+        asyncio would report it as never retrieved).
+        """
         headers = None
         if self._credentials is not None:
             # A fresh nonce for every connect (section 5); the token is never logged.
@@ -781,13 +871,20 @@ class ManagedConnection:
                 self._after_input()
                 self._check_auth(str(exc), getattr(exc, "name", None))
             return
+        try:
+            self._opened(ws, handler)
+        finally:
+            await ws.wait_closed()
+
+    def _opened(self, ws: WebSocket, handler: _Handler) -> None:
+        """Take the socket a connect attempt opened, unless the attempt was abandoned."""
         if handler is not self._attempt_handler or not handler.live:
             ws.abort()
             return
         self._attempt_handler = None
         session = self._session
         session.connected(self._now())
-        if session.state not in _LIVE:
+        if session.state not in LIVE_STATES:
             # Closed during the handshake (the close was already reported) or no longer wanted.
             handler.live = False
             ws.abort()
@@ -796,7 +893,7 @@ class ManagedConnection:
         self._generation += 1
         sock = _Socket(ws, handler, self._generation, message_limiter(self.config.rate_limits))
         self._sock = sock
-        handler.install(self._listener.on_frame)
+        handler.install(self._listener)
         self._after_input()
         _log.info(
             "%s connection open (socket %d)",
@@ -830,36 +927,59 @@ class ManagedConnection:
         self._after_input()
 
     def _error_frame(self, handler: _Handler, payload: bytes) -> None:
-        """Note an error frame (section 7); Upbit closes the socket right after it."""
+        """Read an error frame (section 7) once; Upbit closes the socket right after it.
+
+        It is logged once here, kept for the close that follows (whose cause it is) and handed
+        typed to the listener (``on_error``); it never reaches ``on_frame``.
+        """
         try:
-            doc = orjson.loads(payload)
-            error = doc["error"]
-            name, message = str(error.get("name")), str(error.get("message", ""))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            error = decode(payload)
+        except DecodeError:
+            error = None
+        if not isinstance(error, ErrorFrame):
+            handler.error = None
+            self._counters.undecodable_errors += 1
+            _log.warning(
+                "%s connection: an error frame that does not decode: %r",
+                self.kind,
+                payload[:200],
+                extra={"connection": self.kind},
+            )
             return
-        handler.error = (name, message)
-        self._counters.error_frames += 1
+        handler.error = error
+        counters = self._counters
+        counters.error_frames += 1
+        counters.server_errors[error.name] = counters.server_errors.get(error.name, 0) + 1
+        meaning = error_frame_meaning(error.name, connection=self.kind)
         _log.warning(
-            "%s connection: Upbit sent error %s: %s",
+            "%s connection: Upbit sent error %s: %s (%s); it closes the socket next",
             self.kind,
-            name,
-            message,
-            extra={"connection": self.kind, "error_name": name},
+            error.name,
+            error.message,
+            _MEANINGS[meaning],
+            extra={"connection": self.kind, "error_name": error.name, "meaning": meaning},
         )
+        listener = handler.listener
+        if listener is None:
+            return
+        try:
+            listener.on_error(error)
+        except Exception:
+            counters.listener_errors += 1
+            _log.exception(
+                "%s connection: listener failed on an error frame",
+                self.kind,
+                extra={"connection": self.kind},
+            )
 
     def _socket_closed(self, handler: _Handler, code: int, reason: str) -> None:
         """Report a close or reset noticed by the reader, at once."""
         now = self._now()
         error: UpbitWsError
-        refused = False
-        if handler.error is not None:
-            name, message = handler.error
-            if self.kind == "private" and name in _KEY_REFUSED_NAMES:
-                # The key was refused with a frame rather than at the handshake (section 5).
-                error = ServerRejectedError(name, message)
-                refused = True
-            else:
-                error = ConnectionClosedError(code, f"after error frame {name}: {message}")
+        frame = handler.error
+        if frame is not None:
+            # The error frame is the cause; classify reads its name (one table).
+            error = ServerRejectedError(frame.name, frame.message, close_code=code)
         else:
             error = ConnectionClosedError(code, reason)
         self._record_error(str(error), now)
@@ -874,8 +994,8 @@ class ManagedConnection:
             self._session.closed(now, code=code, error=error)
         handler.live = False
         self._after_input()
-        if refused and handler.error is not None:
-            self._check_auth(handler.error[1], handler.error[0])
+        if frame is not None:
+            self._check_auth(frame.message, frame.name)
 
     def _send_stalled(self, sock: _Socket, timeout: float) -> None:
         """Replace a socket whose write buffer did not drain: the link is stalled."""
@@ -921,14 +1041,25 @@ class ManagedConnection:
         raise ConnectionClosedError(sock.close_code, "closed while waiting for the rate limiter")
 
     def _after_input(self) -> None:
-        """Publish what the session did and wake the driver to act on it."""
-        self._flush_events()
+        """Report what the session did and wake the driver to act on it."""
+        self._report()
         self._wake.set()
 
-    def _flush_events(self) -> None:
+    def _report(self) -> None:
+        """Publish the session's state changes, then follow its state (if it changed)."""
+        if self._flush_events():
+            self._follow_state()
+
+    def _follow_state(self) -> None:
+        """Mirror the session's state where the reader checks it, and wake wait_open()."""
+        self._counters.degraded = self._session.state == "degraded"
+        self._notify()
+
+    def _flush_events(self) -> bool:
+        """Log and publish the session's pending events; return whether there were any."""
         events = self._session.take_events()
         if not events:
-            return
+            return False
         for event in events:
             level = logging.WARNING if event.new in ("reconnecting", "suspended") else logging.INFO
             _log.log(
@@ -948,8 +1079,7 @@ class ManagedConnection:
                 },
             )
             self._publish(event)
-        self._degraded = self._session.state == "degraded"
-        self._notify()
+        return True
 
     def _notify(self) -> None:
         """Wake every :meth:`wait_open` caller to re-check the state."""
@@ -972,6 +1102,16 @@ class ManagedConnection:
         self._last_error_at = now
 
     def _log_dead(self, reason: str) -> None:
+        if self._session.state == "closed":
+            # Closing abandons the connect in progress: expected, and the state change to
+            # closed is already logged.
+            _log.debug(
+                "%s connection: abandoning the connect in progress (%s)",
+                self.kind,
+                reason,
+                extra={"connection": self.kind, "reason": reason},
+            )
+            return
         _log.warning(
             "%s connection declared dead: %s; aborting the socket",
             self.kind,
@@ -980,12 +1120,66 @@ class ManagedConnection:
         )
 
 
-def _describe_bug(exc: BaseException) -> str:
-    """Describe an exception by its leaves (a TaskGroup wraps even its body's in a group)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe_bug(leaf) for leaf in exc.exceptions)
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+class ConnectionHandle:
+    """What a manager shows of one of its connections: read it and wait on it, never send.
+
+    ``ws.public`` and ``ws.private`` are handles. There is no ``send()`` here on purpose: a
+    raw request would replace the merged subscription the manager keeps on that socket
+    (Upbit replaces the whole subscription on every request, section 3); subscribe through
+    ``ws.component(name)`` instead. (A listener given with ``listeners={...}`` owns its
+    connection and gets the :class:`ManagedConnection` itself in ``on_open``.)
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, connection: ManagedConnection) -> None:
+        self._conn = connection
+
+    def __repr__(self) -> str:
+        return repr(self._conn)
+
+    @property
+    def kind(self) -> ConnectionKind:
+        """Return ``public`` or ``private``."""
+        return self._conn.kind
+
+    @property
+    def url(self) -> str:
+        """Return the WebSocket URL."""
+        return self._conn.url
+
+    @property
+    def state(self) -> ConnectionState:
+        """Return the state (``open``, ``reconnecting``, ``suspended``...)."""
+        return self._conn.state
+
+    @property
+    def is_open(self) -> bool:
+        """Tell whether a socket is open and usable."""
+        return self._conn.is_open
+
+    @property
+    def generation(self) -> int:
+        """Return the number of sockets opened so far."""
+        return self._conn.generation
+
+    @property
+    def listener(self) -> ConnectionListener:
+        """Return the listener frames go to."""
+        return self._conn.listener
+
+    @property
+    def session(self) -> Session:
+        """Return the pure session the connection drives (read it, do not feed it)."""
+        return self._conn.session
+
+    def statistics(self) -> ConnectionStatistics:
+        """Return a snapshot of the state and counters."""
+        return self._conn.statistics()
+
+    async def wait_open(self) -> None:
+        """Return once a socket is open; raise ConnectionClosedError if closed for good."""
+        await self._conn.wait_open()
 
 
 def _discard_event(event: Event) -> None:

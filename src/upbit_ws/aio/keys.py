@@ -23,14 +23,21 @@ timeout, unreadable body              the next check tries again
 ====================================  ==============================================================
 
 The private connection also reports refusals it sees itself (an HTTP 401 at the handshake, or
-an ``INVALID_AUTH`` frame, section 5) through :meth:`KeyHealth.report_refused`; one
-``KeyProblem`` is published per spell of trouble, however many sources confirm it. No event,
+an ``INVALID_AUTH`` frame, section 5) through :meth:`KeyHealth.report_refused`. One such
+refusal is a suspicion, not a verdict (issue 9: a single spurious ``INVALID_AUTH`` frame while
+the key was valid took private down for the 60 s auth retry and published a false
+``KeyProblem``): it wakes :meth:`KeyHealth.run`, which asks ``GET /v1/api_keys`` at once. If
+REST says the key works, no event goes out and the suspended connection re-opens at once
+(``on_valid``); if REST refuses it, that answer is the ``KeyProblem``; if REST cannot be asked,
+the connection's refusal stands and is published. One ``KeyProblem`` is published per spell
+of trouble, however many sources confirm it. No event,
 log line or exception here carries the key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +45,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 from upbit_ws.aio.clock import Clock, LoopClock, WallClock, utc_now
+from upbit_ws.aio.logcontext import CONNECTION
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.classify import TRANSIENT_AUTH_NAMES
@@ -130,6 +138,10 @@ class KeyHealth:
         self._last_check_at: float | None = None
         self._expires_at: datetime | None = None
         self._last_error: str | None = None
+        # A refusal the connection saw and REST has not confirmed yet, and the loop's wake-up.
+        self._suspect: tuple[Refusal, str | None, str] | None = None
+        self._recheck = asyncio.Event()
+        self._spurious = 0
 
     def __repr__(self) -> str:
         return f"<KeyHealth status={self._status} checks={self._checks}>"
@@ -158,10 +170,22 @@ class KeyHealth:
             last_check_error=self._last_error,
         )
 
+    @property
+    def spurious_refusals(self) -> int:
+        """Return how many refusals seen by the connection REST then found the key valid for."""
+        return self._spurious
+
     async def run(self) -> None:
-        """Check the key every ``check_interval`` seconds, forever (cancel to stop)."""
+        """Check the key every ``check_interval`` seconds, and at once after a refusal.
+
+        Runs forever (cancel to stop).
+        """
+        CONNECTION.set("private")  # the key is the private connection's: its records say so
         while True:
-            await asyncio.sleep(self.config.check_interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.check_interval):
+                    await self._recheck.wait()
+            self._recheck.clear()
             await self.check()
 
     async def check(self) -> KeyStatus:
@@ -169,38 +193,60 @@ class KeyHealth:
         async with self._lock:
             self._checks += 1
             self._last_check_at = self._clock.now()
+            suspect, self._suspect = self._suspect, None
             try:
                 keys = await self._rest.api_keys()
             except AuthError as exc:
                 if exc.name in TRANSIENT_AUTH_NAMES:
                     # The token was refused, not the key (section 9.7): the next check signs a
                     # new one. Suspending private here would stop a working key.
-                    self._could_not_tell(exc)
+                    self._could_not_tell(exc, suspect)
                     return self._status
                 self._last_error = None
                 name = exc.name
                 problem: Refusal = _PROBLEM_BY_NAME.get(name or "", "invalid")
-                self._refused(problem, name, _safe_message(exc, name))
+                # After a refusal seen by the connection, it is suspended already.
+                self._refused(
+                    problem, name, _safe_message(exc, name), from_connection=suspect is not None
+                )
                 return self._status
             except (RateLimitedError, DecodeError) as exc:
-                self._could_not_tell(exc)
+                self._could_not_tell(exc, suspect)
                 return self._status
             except UpbitWsError as exc:
                 # TransportError and 5xx answers: Upbit could not be asked, the key is not at
                 # fault (issue #4: REST transport errors are not key problems).
-                self._could_not_tell(exc)
+                self._could_not_tell(exc, suspect)
                 return self._status
             self._last_error = None
             expiry = next((k.expire_at for k in keys if k.access_key == self._access_key), None)
+            was = self._status
             self._accepted(expiry)
+            if suspect is not None and was not in _PROBLEMS:
+                # A refusal the key does not deserve: re-open the suspended socket now.
+                self._spurious += 1
+                _log.warning(
+                    "the private connection saw the key refused (%s) but REST says it works; "
+                    "reconnecting at once",
+                    suspect[1] or suspect[0],
+                    extra={"error_name": suspect[1]},
+                )
+                self._on_valid()
             return self._status
 
     def report_refused(self, name: str | None, message: str) -> None:
-        """Take a refusal seen by the private connection itself (handshake 401, INVALID_AUTH)."""
+        """Take a refusal seen by the private connection itself (handshake 401, INVALID_AUTH).
+
+        The key is checked over REST at once (by :meth:`run`, or the next :meth:`check`); see
+        the module docs. While the key is already known refused, nothing changes.
+        """
         if name in TRANSIENT_AUTH_NAMES:
             return  # one token refused, not the key (section 9.7)
+        if self._status in _PROBLEMS:
+            return  # already a spell of trouble: one KeyProblem per spell
         problem: Refusal = _PROBLEM_BY_NAME.get(name or "", "invalid")
-        self._refused(problem, name, message, from_connection=True)
+        self._suspect = (problem, name, message)
+        self._recheck.set()
 
     # --- internals -----------------------------------------------------------------------
 
@@ -265,7 +311,12 @@ class KeyHealth:
         )
         self._publish(KeyExpiringSoon(at=now, expires_at=expires, seconds_left=left))
 
-    def _could_not_tell(self, exc: UpbitWsError) -> None:
+    def _could_not_tell(
+        self, exc: UpbitWsError, suspect: tuple[Refusal, str | None, str] | None = None
+    ) -> None:
+        if suspect is not None:
+            # REST cannot confirm or deny: the connection's own refusal stands.
+            self._refused(*suspect, from_connection=True)
         self._failures += 1
         self._last_error = f"{type(exc).__name__}: {exc}"
         _log.info(

@@ -16,18 +16,20 @@ them all and leaves nothing behind; so does a ``start()`` that fails or is cance
 
 A bug that stops a part (never a network fault: the sessions handle those) is logged with its
 traceback, kept in ``statistics().internal_errors``, and the part is restarted after a backoff
-that grows while the bug repeats, because a trader wants the feed kept up. A connection
+that grows while the bug repeats, because a trader wants the feed kept up (the one supervisor
+of :mod:`upbit_ws.aio.supervisor`, as for every part that restarts). A connection
 recovers from bugs in its own driver by itself; the manager restarts it only if that recovery
 fails too. The subscription service supervises its own parts; the manager does not restart
 its run, whose end ends every subscription, so no consumer waits on a stream nobody feeds.
 
 The subscription layer (:class:`~upbit_ws.aio.subscriptions.SubscriptionService`) is each
 connection's :class:`~upbit_ws.aio.connection.ConnectionListener` unless ``listeners={...}``
-replaces it for a connection: ``ws.component(name).subscribe(...)`` adds interest, and the
-service keeps one merged request per connection. It reports rejected requests and gaps
-through :meth:`WebSocketManager.publish_event`. ``start()`` loads the market list (code checks,
-``KRW-*`` expansion) while the public connection opens and the key is checked; the flushers
-start as soon as the list is known, whatever the key check is doing.
+replaces it for a connection, whose types then cannot be subscribed (nothing would send
+them): ``ws.component(name).subscribe(...)`` adds interest, and the service keeps one merged
+request per connection. It publishes rejected requests and gaps as events. ``start()`` loads
+the market list (code checks, ``KRW-*`` expansion) while the public connection opens and the
+key is checked; the flushers start as soon as the list is known, whatever the key check is
+doing.
 """
 
 from __future__ import annotations
@@ -35,15 +37,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.component import Component, SubscriptionsView
 from upbit_ws.aio.connection import (
+    ConnectionHandle,
     ConnectionListener,
     ConnectionStatistics,
     ManagedConnection,
@@ -53,16 +55,24 @@ from upbit_ws.aio.events import DEFAULT_EVENT_QUEUE, EventHub, EventHubStatistic
 from upbit_ws.aio.keys import KeyHealth, KeyHealthStatistics, KeyStatus
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService, SubscriptionServiceStatistics
+from upbit_ws.aio.supervisor import InternalError, Supervisor
 from upbit_ws.core.auth import Credentials
-from upbit_ws.core.backoff import Backoff
 from upbit_ws.core.config import ConnectionConfig
-from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_PATH, PUBLIC_PATH
+from upbit_ws.core.constants import (
+    DEFAULT_BASE_URL,
+    PRIVATE_PATH,
+    PUBLIC_PATH,
+    check_connection,
+)
 from upbit_ws.core.errors import InvalidInputError
-from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
+from upbit_ws.core.events import ConnectionKind, ConnectionState
 from upbit_ws.core.ratelimit import ConnectLimiter, LimiterStatistics
+from upbit_ws.core.session import LIVE_STATES
+
+if TYPE_CHECKING:
+    from upbit_ws.observe.server import HealthServer
 
 __all__ = [
-    "INTERNAL_ERRORS_KEPT",
     "ConnectionHealth",
     "Health",
     "ManagerStatistics",
@@ -72,12 +82,9 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.manager")
 
-_LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
 _SCHEMES: Final = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
 #: Extra time ``aclose()`` gives the tasks beyond the close timeout before cancelling them.
 _SHUTDOWN_SLACK: Final = 1.0
-#: Internal errors kept for ``statistics()`` (the newest; a repeating bug must not grow memory).
-INTERNAL_ERRORS_KEPT: Final = 32
 _Lifecycle = Literal["new", "running", "closing", "closed"]
 #: One part the manager runs: a connection's run() or the key loop.
 _Part = Callable[[], Coroutine[Any, Any, None]]
@@ -135,7 +142,7 @@ class ManagerStatistics:
     """A snapshot of the manager: each connection, the key checks, events, connect limiter.
 
     ``connect_limiter`` is the process-wide limiter the connections share. ``internal_errors``
-    lists the newest bugs that stopped a part (at most 32), as ``"part: Type: message"``.
+    lists the newest bugs that stopped a part (at most 32).
     """
 
     public: ConnectionStatistics
@@ -143,7 +150,7 @@ class ManagerStatistics:
     key: KeyHealthStatistics | None
     events: EventHubStatistics
     connect_limiter: LimiterStatistics
-    internal_errors: tuple[str, ...]
+    internal_errors: tuple[InternalError, ...]
     #: The subscription layer: book, requests, routing, buffers, market list.
     subscriptions: SubscriptionServiceStatistics
 
@@ -154,10 +161,13 @@ class WebSocketManager:
     ``base_url`` is Upbit's REST base (the WebSocket URLs derive from it, see
     :func:`websocket_urls`); ``credentials`` turn the private connection and the key checks on.
     ``config`` holds every timing and limit (the defaults table of
-    :mod:`upbit_ws.core.config`). ``listeners`` attach the subscription layer per connection
-    kind; ``rest`` replaces the REST client (it is then not closed by the manager);
+    :mod:`upbit_ws.core.config`). ``listeners`` replace the subscription layer as the listener
+    of a connection kind (that kind then refuses subscriptions); ``rest`` replaces the REST
+    client (it is then not closed by the manager);
     ``event_queue_size`` bounds each :meth:`events` stream; ``connect_limiter`` replaces the
-    process-wide connect limiter; ``clock`` is the shell clock seam.
+    process-wide connect limiter; ``clock`` is the shell clock seam. ``health_port`` serves
+    ``/healthz`` and ``/metrics`` on 127.0.0.1 while the manager runs (0: a free port; see
+    :attr:`health_server`; ``upbit_ws.observe``, loaded only when asked).
     """
 
     def __init__(
@@ -171,13 +181,13 @@ class WebSocketManager:
         event_queue_size: int = DEFAULT_EVENT_QUEUE,
         connect_limiter: ConnectLimiter | None = None,
         clock: Clock | None = None,
+        health_port: int | None = None,
     ) -> None:
         if credentials is not None and not isinstance(credentials, Credentials):
             raise InvalidInputError("credentials must be a Credentials (or None)")
         listeners = listeners or {}
-        unknown = set(listeners) - {"public", "private"}
-        if unknown:
-            raise InvalidInputError(f"listeners are keyed 'public' or 'private', not {unknown}")
+        for key in listeners:
+            check_connection(key)
         public_url, private_url = websocket_urls(base_url)
         self.base_url = base_url
         self.config = config or ConnectionConfig()
@@ -191,16 +201,12 @@ class WebSocketManager:
         self._subs = SubscriptionService(
             rest=self._rest, publish=self._hub.publish, clock=self._clock, config=self.config
         )
-        own: dict[ConnectionKind, ConnectionListener] = {"public": self._subs.listener("public")}
-        if credentials is not None:
-            own["private"] = self._subs.listener("private")
         user_listeners = listeners
-        listeners = {**own, **user_listeners}
         self._public = ManagedConnection(
             "public",
             url=public_url,
             config=self.config,
-            listener=listeners.get("public"),
+            listener=user_listeners.get("public"),
             connect_limiter=self._limiter,
             publish=self._hub.publish,
             clock=self._clock,
@@ -213,7 +219,7 @@ class WebSocketManager:
                 url=private_url,
                 config=self.config,
                 credentials=credentials,
-                listener=listeners.get("private"),
+                listener=user_listeners.get("private"),
                 connect_limiter=self._limiter,
                 publish=self._hub.publish,
                 on_auth_refused=self._auth_refused,
@@ -230,14 +236,36 @@ class WebSocketManager:
             )
         elif "private" in user_listeners:
             raise InvalidInputError("a private listener needs credentials")
+        self._public_handle = ConnectionHandle(self._public)
+        self._private_handle = (
+            ConnectionHandle(self._private) if self._private is not None else None
+        )
+        # The subscription service carries the subscriptions of every connection whose
+        # listener the caller did not replace; the others refuse subscriptions (nothing
+        # would send them).
+        for conn in (self._public, self._private):
+            if conn is not None and conn.kind not in user_listeners:
+                self._subs.attach(conn)
         self._lifecycle: _Lifecycle = "new"
         self._root: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._ready = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._closed = asyncio.Event()
         self._key_task: asyncio.Task[None] | None = None
-        self._subs_task: asyncio.Task[None] | None = None
-        self._internal_errors: deque[str] = deque(maxlen=INTERNAL_ERRORS_KEPT)
+        self._supervisor = Supervisor(
+            "manager",
+            config=self.config.backoff,
+            clock=self._clock,
+            stopping=self._stopping,
+            logger=_log,
+        )
+        #: The health/metrics HTTP server when ``health_port`` was given (observability hook).
+        self.health_server: HealthServer | None = None
+        if health_port is not None:
+            from upbit_ws.observe.server import HealthServer  # opt-in: loaded only when asked
+
+            self.health_server = HealthServer(self, port=health_port)
 
     def __repr__(self) -> str:
         private = self._private.state if self._private is not None else "none"
@@ -249,24 +277,22 @@ class WebSocketManager:
     # --- parts ------------------------------------------------------------------------------
 
     @property
-    def public(self) -> ManagedConnection:
-        """Return the public connection (market data)."""
-        return self._public
+    def public(self) -> ConnectionHandle:
+        """Return the public connection (market data), to read and wait on."""
+        return self._public_handle
 
     @property
-    def private(self) -> ManagedConnection | None:
+    def private(self) -> ConnectionHandle | None:
         """Return the private connection (myOrder, myAsset), or None without credentials."""
-        return self._private
+        return self._private_handle
 
-    def connection(self, kind: ConnectionKind) -> ManagedConnection:
-        """Return the connection of ``kind``; raise InvalidInputError for private without keys."""
-        if kind == "public":
-            return self._public
-        if kind == "private" and self._private is not None:
-            return self._private
-        if kind == "private":
+    def connection(self, connection: ConnectionKind) -> ConnectionHandle:
+        """Return the ``connection`` (public or private); private needs credentials."""
+        if check_connection(connection) == "public":
+            return self._public_handle
+        if self._private_handle is None:
             raise InvalidInputError("no private connection: the manager has no credentials")
-        raise InvalidInputError(f"kind must be 'public' or 'private', not {kind!r}")
+        return self._private_handle
 
     @property
     def rest(self) -> RestClient:
@@ -288,10 +314,6 @@ class WebSocketManager:
         """
         return self._hub.subscribe(queue_size=queue_size)
 
-    def publish_event(self, event: Event) -> None:
-        """Publish an event to every stream (for the subscription layer: rejections, gaps)."""
-        self._hub.publish(event)
-
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> WebSocketManager:
@@ -312,6 +334,8 @@ class WebSocketManager:
             raise InvalidInputError(f"start() can be called once; the manager is {self._lifecycle}")
         self._lifecycle = "running"
         try:
+            if self.health_server is not None:
+                await self.health_server.start()
             self._root = asyncio.create_task(self._supervise(), name="upbit-ws:manager")
             await self._ready.wait()
             self._spawn(self._public.run, "public")
@@ -341,11 +365,15 @@ class WebSocketManager:
         if self._lifecycle != "running":
             return
         # Not restarted after a bug: its run ends every subscription on the way out.
-        self._subs_task = self._spawn(self._subs.run, "subscriptions", restart=False)
+        self._spawn(self._subs.run, "subscriptions", restart=False)
 
     async def aclose(self) -> None:
-        """Close both connections, stop the key checks and wait until every task is gone."""
+        """Close both connections, stop the key checks and wait until every task is gone.
+
+        Idempotent; a call made while another is closing waits for that one to finish.
+        """
         if self._lifecycle in ("closing", "closed"):
+            await self._closed.wait()
             return
         started = self._lifecycle == "running"
         self._lifecycle = "closing"
@@ -353,11 +381,20 @@ class WebSocketManager:
             if started:
                 await self._stop()
         finally:
-            self._subs.close()
-            if self._own_rest:
-                await self._rest.aclose()
-            self._hub.close()
-            self._lifecycle = "closed"
+            try:
+                if self.health_server is not None:
+                    await self.health_server.aclose()
+                await self._release()
+            finally:
+                self._lifecycle = "closed"
+                self._closed.set()
+
+    async def _release(self) -> None:
+        """End the subscriptions and event streams and close the REST client if it is ours."""
+        self._subs.close()
+        self._hub.close()
+        if self._own_rest:
+            await self._rest.aclose()
 
     async def check_key(self) -> KeyStatus:
         """Check the API key now (as the periodic loop does) and return its status."""
@@ -371,24 +408,17 @@ class WebSocketManager:
         """Return the handle of component ``name``: ``ws.component("chart").subscribe(...)``."""
         return self._subs.component(name)
 
-    @overload
-    def subscriptions(self, *, ask_server: Literal[False] = False) -> SubscriptionsView: ...
-
-    @overload
-    def subscriptions(
-        self, *, ask_server: Literal[True]
-    ) -> Coroutine[Any, Any, SubscriptionsView]: ...
-
-    def subscriptions(
-        self, *, ask_server: bool = False
-    ) -> SubscriptionsView | Coroutine[Any, Any, SubscriptionsView]:
-        """Return the merged subscription per connection and per component.
-
-        With ``ask_server=True``, await it: it also asks Upbit (LIST_SUBSCRIPTIONS).
-        """
-        if ask_server:
-            return self._subs.subscriptions(ask_server=True)
+    def subscriptions(self) -> SubscriptionsView:
+        """Return the merged subscription per connection and per component (local state)."""
         return self._subs.subscriptions()
+
+    async def list_subscriptions(self) -> SubscriptionsView:
+        """Return :meth:`subscriptions` plus what Upbit says each socket streams.
+
+        Asks Upbit with LIST_SUBSCRIPTIONS on both connections at once (it counts toward the
+        message limit).
+        """
+        return await self._subs.list_subscriptions()
 
     @property
     def subscription_service(self) -> SubscriptionService:
@@ -405,7 +435,7 @@ class WebSocketManager:
             key=self._keys.statistics() if self._keys is not None else None,
             events=self._hub.statistics(),
             connect_limiter=self._limiter.statistics(),
-            internal_errors=tuple(self._internal_errors),
+            internal_errors=self._supervisor.errors,
             subscriptions=self._subs.statistics(),
         )
 
@@ -423,12 +453,20 @@ class WebSocketManager:
     # --- internals --------------------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        """Hold the TaskGroup that owns every task of the manager until :meth:`aclose`."""
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            self._ready.set()
-            await self._stopping.wait()
-        self._tg = None
+        """Hold the TaskGroup that owns every task of the manager until :meth:`aclose`.
+
+        Cancelled from outside instead (``asyncio.run`` ending without ``aclose()``), it still
+        releases what the manager holds: the REST client's HTTP session and its sockets.
+        """
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self._ready.set()
+                await self._stopping.wait()
+        finally:
+            self._tg = None
+            if not self._stopping.is_set():
+                await self._release()
 
     def _spawn(
         self, part: Callable[[], Coroutine[Any, Any, None]], name: str, *, restart: bool = True
@@ -437,40 +475,12 @@ class WebSocketManager:
         return self._tg.create_task(self._guard(part, name, restart), name=f"upbit-ws:{name}")
 
     async def _guard(self, part: _Part, name: str, restart: bool) -> None:
-        """Run one part; a bug in it is logged, kept, and the part restarted on a backoff.
+        """Run one part under the manager's supervisor (see :mod:`upbit_ws.aio.supervisor`).
 
-        Network faults never get here (the sessions handle them); this is a bug. Public and
-        private must stay independent, so it touches only the part it happened in.
+        Public and private must stay independent, so a bug touches only the part it happened
+        in. A part that must not restart is recorded and logged, then left stopped.
         """
-        backoff = Backoff(self.config.backoff)
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            # The coroutine is made here, so a task cancelled before it starts leaves none.
-            try:
-                await part()
-                return
-            except Exception as exc:
-                self._internal_errors.append(f"{name}: {type(exc).__name__}: {exc}")
-                if not restart:
-                    _log.error("%s stopped by an internal error", name, exc_info=True)
-                    return
-                if loop.time() - started >= self.config.backoff.reset_after:
-                    backoff.reset()  # it ran a good while: a new bug, not the same one again
-                delay = backoff.next_delay()
-                _log.error(
-                    "%s stopped by an internal error; restarting it in %.2f s",
-                    name,
-                    delay,
-                    exc_info=True,
-                )
-            if self._stopping.is_set():
-                return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._stopping.wait()
-            if self._stopping.is_set():
-                return
+        await self._supervisor.run(name, part, give_up_after=None if restart else 1)
 
     async def _stop(self) -> None:
         self._subs.close()
@@ -510,7 +520,7 @@ def _health(conn: ManagedConnection) -> ConnectionHealth:
     stats = conn.statistics()
     return ConnectionHealth(
         connection=conn.kind,
-        ok=stats.state in _LIVE,
+        ok=stats.state in LIVE_STATES,
         state=stats.state,
         since=stats.state_since,
         reason=stats.last_error,

@@ -12,9 +12,9 @@ fewer orderbook units than the merged request carries).
 * **Depth.** Upbit sends one book per (code, level) per connection, at the merged (largest)
   depth (upbit-protocol.md section 2.3). Each subscriber gets the depth it asked for; those
   asking for the same depth share one truncated object.
-* **Control frames.** Error frames, ``{"status":"UP"}`` and LIST_SUBSCRIPTIONS replies go to
-  the owner's ``on_control`` callback (the subscription service: rejection path, pending
-  ``subscriptions(ask_server=True)``); the router only counts them.
+* **Control frames.** ``{"status":"UP"}`` and LIST_SUBSCRIPTIONS replies go to the owner's
+  ``on_control`` callback (pending ``list_subscriptions()``); the router only counts
+  them. Error frames never come here: the connection reads them (one place).
 * **Unwanted frames.** After a resubscribe a few frames of the old set still arrive (section
   3.2); frames nobody wants are dropped and counted, never an error. A frame that does not
   decode is counted and logged (its first 200 bytes) and the reader carries on.
@@ -30,7 +30,7 @@ fewer orderbook units than the merged request carries).
   suppressed; a snapshot with new content (the market moved while the socket was down) is
   delivered, because it *is* the fresh state. Private streams (myOrder, myAsset) are events,
   never seeded.
-* **Statistics.** Messages and bytes by type, decode errors, server errors by name,
+* **Statistics.** Messages and bytes by type, decode errors,
   exchange-to-client latency (receive time minus the frame's ``timestamp``, sampled one frame
   in :data:`LATENCY_SAMPLE_EVERY`, REALTIME frames only since snapshots carry old times,
   section 4.3), unwanted and duplicate counts.
@@ -48,8 +48,8 @@ from typing import Any, Final
 import msgspec
 
 from upbit_ws.aio.stream import PushFn, Subscription
-from upbit_ws.core.book import ALL_CODES, Connection, StreamKey, SubId, SubscriptionBook
-from upbit_ws.core.constants import DEFAULT_ORDERBOOK_DEPTH, PRIVATE_TYPES
+from upbit_ws.core.book import ALL_CODES, StreamKey, SubId, SubscriptionBook
+from upbit_ws.core.constants import DEFAULT_ORDERBOOK_DEPTH, PRIVATE_TYPES, ConnectionKind
 from upbit_ws.core.decode import decode, decode_all
 from upbit_ws.core.errors import DecodeError
 from upbit_ws.core.messages import (
@@ -78,7 +78,7 @@ _SAMPLE_MASK: Final = LATENCY_SAMPLE_EVERY - 1
 _LOG_FIRST: Final = 10
 _LOG_EVERY: Final = 1000
 
-#: Called with every control frame (error, keep-alive, LIST reply) and its receive time.
+#: Called with every control frame (keep-alive, LIST reply) and its receive time.
 ControlHandler = Callable[[Message, float], None]
 #: Called when a frame of a watched stream arrives (the first data of a new request).
 WatchHandler = Callable[[float], None]
@@ -214,13 +214,12 @@ class RouterStatistics:
     ``latency`` is exchange-to-client latency (sampled, REALTIME frames).
     """
 
-    connection: Connection
+    connection: ConnectionKind
     frames: int
     bytes: int
     messages_by_type: dict[str, int]
     bytes_by_type: dict[str, int]
     decode_errors: int
-    server_errors: dict[str, int]
     keepalives: int
     list_replies: int
     unknown_types: int
@@ -243,14 +242,14 @@ class Router:
         self,
         book: SubscriptionBook,
         *,
-        connection: Connection,
+        connection: ConnectionKind,
         sinks: Mapping[SubId, Subscription[Any]],
         on_control: ControlHandler,
         on_watch: WatchHandler,
         wall_offset: float = 0.0,
     ) -> None:
         self._book = book
-        self._connection: Connection = connection
+        self._connection: ConnectionKind = connection
         self._private = connection == "private"
         self._sinks = sinks
         self._on_control = on_control
@@ -269,7 +268,6 @@ class Router:
         self._other_frames = 0
         self._other_bytes = 0
         self._decode_errors = 0
-        self._server_errors: dict[str, int] = {}
         self._keepalives = 0
         self._list_replies = 0
         self._unknown = 0
@@ -293,16 +291,18 @@ class Router:
         except DecodeError as exc:
             self._undecodable(payload, exc, received_at)
             return
-        # The body of _dispatch, inlined: this is the hot path (one call less per frame);
-        # keep the two in step.
+        self._deliver(msg, len(payload), received_at)
+
+    def _deliver(self, msg: Any, size: int, received_at: float) -> None:
+        """Deliver one decoded message: THE delivery function (list-format frames use it too)."""
         table = self._tables.get(msg.type)
         route = table.get(msg.code) if table is not None else None
         if route is None or route.level_check:
-            route = self._slow_route(msg, len(payload), received_at)
+            route = self._slow_route(msg, size, received_at)
             if route is None:
                 return
         route.messages += 1
-        route.nbytes += len(payload)
+        route.nbytes += size
         last = route.last
         route.last = msg
         if last is not None and msg.stream_type == "SNAPSHOT" and _same(last, msg):
@@ -324,42 +324,15 @@ class Router:
             for push in pushes:
                 push(item, code)
 
-    def _dispatch(self, msg: Any, size: int, received_at: float) -> None:
-        """Deliver one decoded message (list-format frames; :meth:`route` inlines this)."""
-        table = self._tables.get(msg.type)
-        route = table.get(msg.code) if table is not None else None
-        if route is None or route.level_check:
-            route = self._slow_route(msg, size, received_at)
-            if route is None:
-                return
-        route.messages += 1
-        route.nbytes += size
-        last = route.last
-        route.last = msg
-        if last is not None and msg.stream_type == "SNAPSHOT" and _same(last, msg):
-            route.suppressed += 1
-            return
-        if route.watched:
-            self._watch_hit(received_at)
-        n = self._n + 1
-        self._n = n
-        if not n & _SAMPLE_MASK and msg.stream_type == "REALTIME":
-            self.latency.add((received_at + self.wall_offset) * 1000.0 - msg.timestamp)
-        code = msg.code
-        for depth, pushes in route.groups:
-            item = msg if depth is None else msg.truncated(depth)
-            for push in pushes:
-                push(item, code)
-
     def _slow_route(self, msg: Any, size: int, received_at: float) -> _Route | None:
         """Route what missed the fast path: control frames, levels, myOrder for all markets."""
         kind = msg.type
         if isinstance(msg, ErrorFrame | KeepAlive | SubscriptionList | UnknownMessage):
+            # Error frames are read by the connection and never routed (it hands them to the
+            # channel typed); one that reaches a router anyway counts as an unknown frame.
             self._other_frames += 1
             self._other_bytes += size
-            if isinstance(msg, ErrorFrame):
-                self._server_errors[msg.name] = self._server_errors.get(msg.name, 0) + 1
-            elif isinstance(msg, KeepAlive):
+            if isinstance(msg, KeepAlive):
                 self._keepalives += 1
             elif isinstance(msg, SubscriptionList):
                 self._list_replies += 1
@@ -394,7 +367,7 @@ class Router:
             else:
                 share = len(payload) // max(1, len(messages))
                 for message in messages:
-                    self._dispatch(message, share, received_at)
+                    self._deliver(message, share, received_at)
                 return
         self._decode_errors += 1
         count = self._decode_errors
@@ -455,11 +428,6 @@ class Router:
                 msg = msg.truncated(sub.depth)
             push(msg, msg.code)
         return missing
-
-    def forget_last(self) -> None:
-        """Drop the cached last messages (e.g. when the service shuts down)."""
-        for route in self._routes.values():
-            route.last = None
 
     def sync(self) -> None:
         """Rebuild the routing table now if the book changed since the last build."""
@@ -545,7 +513,6 @@ class Router:
             messages_by_type={k: v for k, v in sorted(messages.items()) if v},
             bytes_by_type={k: v for k, v in sorted(nbytes.items()) if v},
             decode_errors=self._decode_errors,
-            server_errors=dict(self._server_errors),
             keepalives=self._keepalives,
             list_replies=self._list_replies,
             unknown_types=self._unknown,

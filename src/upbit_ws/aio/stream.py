@@ -20,8 +20,9 @@ marker itself is skipped; ``items()`` hands it over.
 
 Overflow policies (see :mod:`upbit_ws.core.buffer`): ``latest`` (ticker, orderbook: newest per
 code, each frame supersedes the last, nothing is lost), ``drop_oldest`` (trade, candles: a
-bounded FIFO that drops the oldest and counts it) and ``never_drop`` (myOrder, myAsset: a large
-bound; an overflow is loud and asks for a REST reconciliation).
+bounded FIFO that drops the oldest and counts it) and ``never_drop`` (myOrder, myAsset: drops
+nothing; past its large, soft bound it grows, and each overflow episode is logged, counted and
+published as a :class:`~upbit_ws.core.events.BufferOverflowed` event).
 
 Lifecycle: :meth:`Subscription.aclose` (or leaving ``async with``) unsubscribes at once and
 discards what is still waiting; iteration then ends with ``StopAsyncIteration``. When the
@@ -35,9 +36,10 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
 
-from upbit_ws.core.book import Connection, SubId, connection_of
+from upbit_ws.aio.logcontext import log_context
+from upbit_ws.core.book import SubId, connection_of
 from upbit_ws.core.buffer import DeliveryBuffer, Gap, OverflowPolicy
-from upbit_ws.core.constants import PRIVATE_TYPES, DataType
+from upbit_ws.core.constants import PRIVATE_TYPES, ConnectionKind, DataType
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.messages import DataMessage
 
@@ -67,7 +69,7 @@ class SubscriptionOwner(Protocol):
         """Replace the codes of ``sub`` (expanding and checking them)."""
         ...
 
-    async def close_subscription(self, sub: Subscription[Any]) -> None:
+    def close_subscription(self, sub: Subscription[Any]) -> None:
         """Unsubscribe ``sub``."""
         ...
 
@@ -76,7 +78,11 @@ class SubscriptionOwner(Protocol):
         ...
 
     def overflowed(self, sub: Subscription[Any]) -> float:
-        """Note the first loss of an overflow episode; return the time it happened."""
+        """Note the start of an overflow episode of ``sub``; return the time it happened.
+
+        For ``latest`` and ``drop_oldest`` that is the first loss before a gap; for
+        ``never_drop`` the buffer grew past its bound and lost nothing.
+        """
         ...
 
 
@@ -85,14 +91,15 @@ class SubscriptionStatistics:
     """A snapshot of one subscription: its identity, its codes and its buffer's counters.
 
     ``pushed == delivered + dropped + conflated + depth`` (the buffer's invariant);
-    ``gaps`` counts gap markers reached by the consumer; ``overflows`` counts losses in a
-    ``never_drop`` buffer (each one needs a REST reconciliation).
+    ``gaps`` counts gap markers reached by the consumer; ``overflows`` counts the episodes in
+    which a ``never_drop`` buffer grew past its bound (it drops nothing: ``depth`` and
+    ``high_water`` may then exceed ``capacity``).
     """
 
     sub_id: int
     component: str
     type: DataType
-    connection: Connection
+    connection: ConnectionKind
     codes: int
     policy: OverflowPolicy
     capacity: int
@@ -171,7 +178,7 @@ class Subscription(Generic[M]):
         return self._buffer.policy
 
     @property
-    def connection(self) -> Connection:
+    def connection(self) -> ConnectionKind:
         """Return the connection that carries this subscription (public or private)."""
         return connection_of(self.type)
 
@@ -257,13 +264,15 @@ class Subscription(Generic[M]):
         """
         if self.closed:
             raise InvalidInputError(f"{self!r} is closed; subscribe again instead")
-        await self._owner.update_subscription(self, codes)
+        with log_context(component=self.component):
+            await self._owner.update_subscription(self, codes)
 
     async def aclose(self) -> None:
         """Unsubscribe; waiting messages are discarded and iteration ends. Idempotent."""
         if self._closed:
             return
-        await self._owner.close_subscription(self)
+        with log_context(component=self.component):
+            self._owner.close_subscription(self)
 
     async def __aenter__(self) -> Subscription[M]:
         return self
@@ -297,13 +306,19 @@ class Subscription(Generic[M]):
 
     def _push(self, message: M, key: object) -> None:
         """Buffer ``message`` for market ``key`` and wake the consumer; never blocks."""
-        if self._buffer.push(message, key) and self._loss_since is None:
-            self._loss_since = self._owner.overflowed(self)
+        if self._buffer.push(message, key):
+            self._overflowed()
         box = self._waiter_box
         if box:
             waiter = box.pop()
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _overflowed(self) -> None:
+        """Report the start of an overflow episode (the rare branch of :meth:`_push`)."""
+        at = self._owner.overflowed(self)
+        if self._buffer.policy != "never_drop" and self._loss_since is None:
+            self._loss_since = at  # the gap the consumer reaches next starts here
 
     # -- service side ------------------------------------------------------------------------
 

@@ -40,22 +40,25 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   place (order events are rare) and its frames are dropped as unwanted. The silence probe is
   turned off meanwhile (``set_streaming(False)``).
 * **Codes.** Codes are upper-cased and checked against the market list
-  (``GET /v1/market/all``, section 9.1), cached and refreshed every
-  ``SubscriptionConfig.market_refresh`` seconds; ``KRW-*`` style wildcards expand against it,
+  (:mod:`upbit_ws.aio.markets`: ``GET /v1/market/all``, section 9.1, cached and refreshed every
+  ``SubscriptionConfig.market_refresh`` seconds); ``KRW-*`` style wildcards expand against it,
   and each refresh re-expands them so new listings join and delisted markets leave. A refresh
   that returns an empty list, or fewer than half the markets known, is treated as an anomaly
-  of the REST answer: the previous list stays (counted in ``statistics().markets.anomalies``
-  and logged), unless the same short list comes back on three refreshes in a row. An unknown code
+  of the REST answer (:class:`~upbit_ws.core.markets.MarketListPolicy`): the previous list
+  stays (counted in ``statistics().markets.anomalies`` and logged), unless the same short list
+  comes back on three refreshes in a row. An unknown code
   raises :class:`~upbit_ws.UnknownCodeError` naming the close matches, instead of Upbit's
   silence (section 2.4). Before the list is first loaded, explicit codes are accepted on their
   shape and checked when it arrives (a subscription with an unknown one then ends with the
   error), and wildcards wait for it.
 * **Gaps.** A :class:`~upbit_ws.core.events.GapEvent` event goes out when a consumer reaches an
-  overflow gap in its buffer (``reason="overflow"``), and after every reconnect for each
+  overflow gap in its buffer (``reason="overflow"``; ``never_drop`` buffers have none: they
+  grow past their bound instead, and each such episode is logged once, counted and published
+  as a :class:`~upbit_ws.core.events.BufferOverflowed` event), and after every reconnect for each
   trade, candle, myOrder and myAsset stream (``reason="reconnect"``: what Upbit sent while the
   socket was down is lost; tickers and order books are whole states and the fresh snapshot
   repairs them).
-* **LIST_SUBSCRIPTIONS.** ``subscriptions(ask_server=True)`` sends it on both connections at
+* **LIST_SUBSCRIPTIONS.** ``list_subscriptions()`` sends it on both connections at
   once, through the same rate-limited path (it counts toward the limit, section 3.3), and
   returns Upbit's answers beside the merged state.
 * **Private types.** ``myOrder`` and ``myAsset`` need the private connection, which runs only
@@ -63,22 +66,22 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   Their events are not states, so the ``latest`` policy (which merges messages per code) is
   refused for them.
 * **Independence.** Each connection's flusher and the market-list refresher run as separate
-  supervised tasks: an internal error in one is logged, counted in
-  ``statistics().internal_errors`` and the part restarts after a short, growing delay; the
-  other parts never notice. A flusher that fails five times in a row without sending a
-  request in between is given up, and the subscriptions of its connection end with an
-  :class:`~upbit_ws.UpbitWsError` instead of waiting forever.
+  parts under the one supervisor (:mod:`upbit_ws.aio.supervisor`): an internal error in one
+  is logged, kept in ``statistics().internal_errors`` and the part restarts after a delay
+  from the core backoff; the other parts never notice. A flusher that fails five times in a
+  row without sending a request in between is given up, and the subscriptions of its
+  connection end with an :class:`~upbit_ws.UpbitWsError` instead of waiting forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Literal, overload
+from typing import Any, Final
 
 from upbit_ws.aio.channel import Channel, ChannelStatistics
 from upbit_ws.aio.clock import Clock, LoopClock
@@ -87,13 +90,13 @@ from upbit_ws.aio.component import (
     SubscriptionInfo,
     SubscriptionsView,
 )
-from upbit_ws.aio.connection import ConnectionListener, ManagedConnection
+from upbit_ws.aio.connection import ManagedConnection
+from upbit_ws.aio.markets import FIRST_LOAD_TIMEOUT, MarketList, MarketListStatistics
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.stream import Subscription, SubscriptionStatistics
+from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
 from upbit_ws.core.book import (
-    CONNECTIONS,
     BookStatistics,
-    Connection,
     StreamKey,
     SubId,
     SubscriptionBook,
@@ -102,13 +105,19 @@ from upbit_ws.core.book import (
 from upbit_ws.core.buffer import OVERFLOW_POLICIES, Gap, OverflowPolicy, default_policy
 from upbit_ws.core.codes import close_matches, expand_wildcard, is_wildcard, normalize_code
 from upbit_ws.core.config import ConnectionConfig
-from upbit_ws.core.constants import PRIVATE_TYPES, DataType
+from upbit_ws.core.constants import (
+    CONNECTIONS,
+    PRIVATE_TYPES,
+    ConnectionKind,
+    DataType,
+    check_connection,
+)
 from upbit_ws.core.errors import (
     InvalidInputError,
     UnknownCodeError,
     UpbitWsError,
 )
-from upbit_ws.core.events import Event, GapEvent
+from upbit_ws.core.events import BufferOverflowed, Event, GapEvent
 from upbit_ws.core.messages import SubscribedType
 from upbit_ws.core.planner import SubscriptionPlanner
 
@@ -121,33 +130,8 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.subscriptions")
 
-#: How long the first market-list load may take in :meth:`SubscriptionService.start`.
-_FIRST_LOAD_TIMEOUT: Final = 5.0
-#: Retry delays after a failed market-list load grow from this up to the refresh interval.
-_MARKET_RETRY_FIRST: Final = 1.0
-#: A refreshed market list shorter than this share of the known one is suspect (Upbit never
-#: delists half its markets at once; a short answer is a glitch of the REST side).
-_MARKET_MIN_SHARE: Final = 0.5
-#: A suspect (short) list is accepted once it came back this many refreshes in a row.
-_MARKET_SUSPECT_ACCEPT: Final = 3
-#: A crashed part (flusher, market refresher) restarts after this delay, doubling to the cap.
-_RESTART_FIRST: Final = 0.1
-_RESTART_CAP: Final = 5.0
-#: Crashes in a row, without progress in between, before a part is given up.
+#: Crashes in a row, without progress in between, before a flusher is given up.
 _MAX_CRASHES: Final = 5
-
-
-@dataclass(frozen=True, slots=True)
-class MarketListStatistics:
-    """The market-list cache: how many codes, when loaded, how loads went."""
-
-    markets: int | None
-    loaded_at: float | None
-    loads: int
-    failures: int
-    last_error: str | None
-    #: Refreshes whose list was empty or drastically shorter and was not taken.
-    anomalies: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,19 +144,24 @@ class SubscriptionServiceStatistics:
     markets: MarketListStatistics
     subscriptions: tuple[SubscriptionStatistics, ...]
     overflow_gaps: int
-    #: Internal errors that stopped a flusher or the market refresher (each then restarted).
-    internal_errors: tuple[str, ...] = ()
+    #: Overflow episodes of never_drop buffers (each grew past its bound; nothing was lost).
+    buffer_overflows: int
+    #: Internal errors that stopped a flusher or the market refresher (the newest).
+    internal_errors: tuple[InternalError, ...] = ()
 
 
 class SubscriptionService:
     """Own every component's subscriptions and keep one merged request per connection.
 
-    It is the :class:`~upbit_ws.aio.connection.ConnectionListener` of both connections
-    (:meth:`listener`). ``rest`` loads the market list (``None``: give ``markets`` instead, or
-    codes are checked on their shape only and wildcards cannot expand). ``publish`` receives
-    :class:`~upbit_ws.core.events.RequestRejected` and :class:`~upbit_ws.core.events.GapEvent`
-    events. The manager calls :meth:`load_markets`, runs :meth:`run` in its TaskGroup and
-    calls :meth:`close`; standalone, use :meth:`start` and :meth:`aclose`.
+    It becomes the :class:`~upbit_ws.aio.connection.ConnectionListener` of each connection
+    passed to :meth:`attach`; the types of a connection not attached are refused. ``rest``
+    loads the market list (``None``: give ``markets`` instead, or codes are checked on their
+    shape only and wildcards cannot expand). ``publish`` receives
+    :class:`~upbit_ws.core.events.RequestRejected`, :class:`~upbit_ws.core.events.GapEvent`
+    and :class:`~upbit_ws.core.events.BufferOverflowed` events; ``on_overflow`` also receives
+    each ``BufferOverflowed`` (the hook for a REST reconciliation of order state). The manager
+    calls :meth:`load_markets`, runs :meth:`run` in its TaskGroup and calls :meth:`close`;
+    standalone, use :meth:`start` and :meth:`aclose`.
     """
 
     def __init__(
@@ -181,33 +170,30 @@ class SubscriptionService:
         rest: RestClient | None = None,
         markets: Iterable[str] | None = None,
         publish: Callable[[Event], None] | None = None,
+        on_overflow: Callable[[BufferOverflowed], None] | None = None,
         clock: Clock | None = None,
         config: ConnectionConfig | None = None,
     ) -> None:
         config = config or ConnectionConfig()
         timings = config.subscriptions
-        self._rest = rest
         self._publish_fn = publish
+        self._on_overflow = on_overflow
+        self._buffer_overflows = 0
         self._clock: Clock = clock or LoopClock()
         self._now: Callable[[], float] = self._clock.now
-        self._market_refresh = timings.market_refresh
         self._book = SubscriptionBook()
         self._planner = SubscriptionPlanner(self._book)
         self._sinks: dict[SubId, Subscription[Any]] = {}
-        self._markets: frozenset[str] | None = None if markets is None else frozenset(markets)
-        self._markets_at: float | None = None
-        self._market_loads = 0
-        self._market_failures = 0
-        self._market_error: str | None = None
-        self._market_anomalies = 0
-        self._market_suspect: frozenset[str] | None = None
-        self._market_suspect_seen = 0
-        self._markets_ready = asyncio.Event()
-        if self._markets is not None:
-            self._markets_ready.set()
+        self._markets = MarketList(
+            rest,
+            markets=markets,
+            refresh_every=timings.market_refresh,
+            on_change=self._markets_changed,
+            clock=self._clock,
+        )
         # Subscriptions whose codes could not be checked yet (no market list at the time).
         self._unchecked: set[SubId] = set()
-        self._channels: dict[Connection, Channel] = {
+        self._channels: dict[ConnectionKind, Channel] = {
             kind: Channel(
                 kind,
                 book=self._book,
@@ -218,7 +204,7 @@ class SubscriptionService:
                 coalesce=timings.coalesce,
                 confirm_quiet=timings.confirm_quiet,
                 change_timeout=config.timeouts.subscription_change,
-                markets=lambda: self._markets,
+                markets=lambda: self._markets.codes,
                 before_send=self._refresh_wall_offset,
             )
             for kind in CONNECTIONS
@@ -229,10 +215,12 @@ class SubscriptionService:
         self._closed = False
         self._overflow_gaps = 0
         self._wall_offset_at = -1.0
-        self._internal_errors: list[str] = []
+        self._supervisor = Supervisor(
+            "subscriptions", config=config.backoff, clock=self._clock, logger=_log
+        )
 
     def __repr__(self) -> str:
-        markets = "unknown" if self._markets is None else str(len(self._markets))
+        markets = "unknown" if self._markets.codes is None else str(len(self._markets.codes))
         return (
             f"<SubscriptionService components={len(self._book.components())} "
             f"subscriptions={len(self._book)} markets={markets}>"
@@ -240,40 +228,36 @@ class SubscriptionService:
 
     # -- wiring and lifecycle ----------------------------------------------------------------
 
-    def listener(self, kind: Connection) -> ConnectionListener:
-        """Return the :class:`ConnectionListener` for the ``kind`` connection.
+    def listener(self, kind: ConnectionKind) -> Channel:
+        """Return the :class:`ConnectionListener` of the ``kind`` connection (a plain lookup).
 
-        The connection counts as attached from then on: its types can be subscribed (the
-        manager asks for the private listener only when it has credentials).
+        Looking it up attaches nothing: only :meth:`attach` makes a connection carry this
+        service's subscriptions.
         """
-        if kind not in self._channels:
-            raise InvalidInputError(f"unknown connection {kind!r}; use public or private")
-        channel = self._channels[kind]
-        channel.attached = True
-        return channel
+        return self._channels[check_connection(kind)]
 
     def attach(self, connection: ManagedConnection) -> None:
-        """Become ``connection``'s listener (before it runs); views then show its state."""
-        channel = self._channels[connection.kind]
-        connection.set_listener(self.listener(connection.kind))
+        """Become ``connection``'s listener (before it runs); views then show its state.
+
+        Only the types of an attached connection can be subscribed: a subscription no
+        connection carries would be accepted and then never send or deliver anything.
+        """
+        channel = self.listener(connection.kind)
+        connection.set_listener(channel)
         channel.connection = connection
 
     @property
     def markets(self) -> frozenset[str] | None:
         """Return the cached market codes, or ``None`` before the first load."""
-        return self._markets
+        return self._markets.codes
 
-    async def load_markets(self, *, wait: float = _FIRST_LOAD_TIMEOUT) -> bool:
+    async def load_markets(self, *, wait: float = FIRST_LOAD_TIMEOUT) -> bool:
         """Load the market list unless it is known, waiting at most ``wait`` seconds.
 
         Returns whether a list is known afterwards. A failure is not fatal: :meth:`run`
         retries, and codes are checked once a list arrives.
         """
-        if self._markets is None and self._rest is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self.refresh_markets()
-        return self._markets is not None
+        return await self._markets.load(wait=wait)
 
     async def run(self) -> None:
         """Run the flushers and the market-list refresher until :meth:`close`.
@@ -290,15 +274,26 @@ class SubscriptionService:
                 # public and private connections are independent).
                 tasks = [
                     tg.create_task(
-                        self._supervise(f"{c.kind} flusher", c.run, channel=c),
+                        self._supervisor.run(
+                            f"{c.kind} flusher",
+                            c.run,
+                            progress=c.progress,
+                            give_up_after=_MAX_CRASHES,
+                            on_restart=c.restart,
+                            on_give_up=functools.partial(self._give_up, c),
+                        ),
                         name=f"upbit-ws:subscriptions:{c.kind}",
                     )
                     for c in self._channels.values()
                 ]
-                if self._rest is not None:
+                if self._markets.can_load:
                     tasks.append(
                         tg.create_task(
-                            self._supervise("market refresher", self._refresh_loop),
+                            self._supervisor.run(
+                                "market refresher",
+                                self._markets.run,
+                                progress=self._markets.progress,
+                            ),
                             name="upbit-ws:subscriptions:markets",
                         )
                     )
@@ -324,68 +319,22 @@ class SubscriptionService:
         self._runner = asyncio.create_task(self.run(), name="upbit-ws:subscriptions")
 
     async def aclose(self) -> None:
-        """Stop the service started with :meth:`start` and wait for its tasks."""
+        """Stop the service started with :meth:`start` and wait for its tasks.
+
+        A call made while another is closing waits for the same end.
+        """
         self.close()
-        runner, self._runner = self._runner, None
+        runner = self._runner
         if runner is not None:
             await runner
+            self._runner = None
 
-    async def _supervise(
-        self,
-        name: str,
-        part: Callable[[], Coroutine[Any, Any, None]],
-        *,
-        channel: Channel | None = None,
-    ) -> None:
-        """Run ``part``; restart it after an internal error, give it up after repeated ones."""
-        crashes = 0
-        delay = _RESTART_FIRST
-        progress = -1
-        while True:
-            try:
-                if crashes:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _RESTART_CAP)
-                    if channel is not None:
-                        channel.restart()
-                await part()
-                return
-            except Exception as exc:
-                # Network faults never get here (the connections handle them): this is a bug.
-                now_progress = self._progress(channel)
-                if now_progress != progress:
-                    crashes, delay, progress = 0, _RESTART_FIRST, now_progress
-                crashes += 1
-                self._internal_errors.append(f"{name}: {type(exc).__name__}: {exc}")
-                if crashes < _MAX_CRASHES:
-                    _log.error(
-                        "the %s stopped by an internal error; restarting it in %.2f s",
-                        name,
-                        delay,
-                        exc_info=True,
-                    )
-                    continue
-                _log.error(
-                    "the %s stopped by an internal error %d times in a row; giving it up",
-                    name,
-                    crashes,
-                    exc_info=True,
-                )
-                if channel is not None:
-                    self._give_up(channel, name, exc)
-                return
-
-    def _progress(self, channel: Channel | None) -> int:
-        """Return a counter that grows while a part does useful work."""
-        if channel is not None:
-            return channel.requests_sent + channel.send_failures
-        return self._market_loads + self._market_failures
-
-    def _give_up(self, channel: Channel, name: str, exc: Exception) -> None:
+    def _give_up(self, channel: Channel, exc: Exception) -> None:
         """End the subscriptions of a connection whose flusher cannot run."""
         error = UpbitWsError(
-            f"the {name} stopped after repeated internal errors ({type(exc).__name__}: {exc}); "
-            f"the {channel.kind} subscriptions cannot be sent (a bug: see the log)"
+            f"the {channel.kind} flusher stopped after repeated internal errors "
+            f"({describe_error(exc)}); the {channel.kind} subscriptions cannot be sent "
+            "(a bug: see the log)"
         )
         error.__cause__ = exc
         channel.broken = error
@@ -411,66 +360,14 @@ class SubscriptionService:
         An empty list, or one shorter than half the known list, is not taken (see the module
         docs) and counts as not loaded.
         """
-        if self._rest is None:
-            return False
-        try:
-            listed = await self._rest.market_all()
-        except UpbitWsError as exc:
-            self._market_failures += 1
-            self._market_error = str(exc)
-            _log.warning("market list not loaded: %s", exc)
-            return False
-        codes = frozenset(m.market for m in listed)
-        if not self._plausible(codes):
-            return False
-        self._market_loads += 1
-        self._market_error = None
-        self.set_markets(codes)
-        return True
-
-    def _plausible(self, codes: frozenset[str]) -> bool:
-        """Tell whether a freshly loaded market list may replace the known one."""
-        known = self._markets
-        if codes and (known is None or len(codes) >= len(known) * _MARKET_MIN_SHARE):
-            self._market_suspect = None
-            self._market_suspect_seen = 0
-            return True
-        if codes:
-            if codes == self._market_suspect:
-                self._market_suspect_seen += 1
-            else:
-                self._market_suspect = codes
-                self._market_suspect_seen = 1
-            if self._market_suspect_seen >= _MARKET_SUSPECT_ACCEPT:
-                _log.warning(
-                    "the market list shrank from %d to %d codes on %d refreshes in a row; "
-                    "taking it",
-                    len(known or ()),
-                    len(codes),
-                    self._market_suspect_seen,
-                )
-                self._market_suspect = None
-                self._market_suspect_seen = 0
-                return True
-        self._market_anomalies += 1
-        known_text = "no list" if known is None else f"{len(known)} codes"
-        self._market_error = (
-            f"GET /v1/market/all answered {len(codes)} codes against {known_text} known; "
-            "kept the known list"
-        )
-        _log.warning(
-            "market list refresh ignored: %s (wildcard subscriptions keep their codes)",
-            self._market_error,
-        )
-        return False
+        return await self._markets.refresh()
 
     def set_markets(self, codes: Iterable[str]) -> None:
         """Replace the market list and re-resolve every subscription against it."""
-        new = frozenset(codes)
-        old = self._markets
-        self._markets = new
-        self._markets_at = self._now()
-        self._markets_ready.set()
+        self._markets.set(codes)
+
+    def _markets_changed(self, old: frozenset[str] | None, new: frozenset[str]) -> None:
+        """Re-resolve wildcards and unchecked codes against a market list just taken."""
         if old == new and not self._unchecked:
             return
         for sub in list(self._sinks.values()):
@@ -490,15 +387,6 @@ class SubscriptionService:
                 continue
             self._unchecked.discard(sub.sub_id)
             self._apply_codes(sub, sub.requested, codes_now)
-
-    async def _refresh_loop(self) -> None:
-        delay = _MARKET_RETRY_FIRST if self._markets is None else self._market_refresh
-        while True:
-            await asyncio.sleep(delay)
-            if await self.refresh_markets():
-                delay = self._market_refresh
-            else:
-                delay = min(self._market_refresh, delay * 2)
 
     # -- components and subscriptions --------------------------------------------------------
 
@@ -524,12 +412,8 @@ class SubscriptionService:
             raise InvalidInputError("the manager is closed; create a new one to subscribe")
         kind: DataType = _check_type(type)
         channel = self._channels[connection_of(kind)]
-        if kind in PRIVATE_TYPES and not channel.attached:
-            raise InvalidInputError(
-                f"{kind} needs the private connection, which runs only with API keys: pass "
-                "credentials=Credentials(access_key, secret_key) (or Credentials.from_env()) "
-                "to WebSocketManager"
-            )
+        if not channel.attached:
+            raise InvalidInputError(_detached_message(kind))
         if channel.broken is not None:
             raise UpbitWsError(str(channel.broken)) from channel.broken
         if policy is None:
@@ -576,10 +460,10 @@ class SubscriptionService:
         """Return the live subscriptions of ``component``."""
         return tuple(self._sinks[s.sub_id] for s in self._book.subscriptions(component))
 
-    async def close_component(self, component: str) -> None:
+    def close_component(self, component: str) -> None:
         """Drop every subscription of ``component``; their iterations end."""
         removed = self._book.drop_component(component)
-        touched: set[Connection] = set()
+        touched: set[ConnectionKind] = set()
         for sub_id in removed:
             sub = self._sinks.pop(sub_id, None)
             self._unchecked.discard(sub_id)
@@ -595,11 +479,11 @@ class SubscriptionService:
         if sub.closed or self._sinks.get(sub.sub_id) is not sub:
             raise InvalidInputError(f"{sub!r} is closed; subscribe again instead")
         requested = _requested(sub.type, codes)
-        if self._markets is None and any(is_wildcard(c) for c in requested):
+        if self._markets.codes is None and any(is_wildcard(c) for c in requested):
             # A wildcard needs the list; wait for the first load rather than send nothing.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_FIRST_LOAD_TIMEOUT):
-                    await self._markets_ready.wait()
+                async with asyncio.timeout(FIRST_LOAD_TIMEOUT):
+                    await self._markets.ready.wait()
             if sub.closed or self._sinks.get(sub.sub_id) is not sub:
                 raise InvalidInputError(f"{sub!r} was closed while its codes were resolved")
         resolved, unchecked = self._resolve(sub.type, requested)
@@ -609,7 +493,7 @@ class SubscriptionService:
             self._unchecked.discard(sub.sub_id)
         self._apply_codes(sub, requested, resolved)
 
-    async def close_subscription(self, sub: Subscription[Any]) -> None:
+    def close_subscription(self, sub: Subscription[Any]) -> None:
         """Unsubscribe ``sub``; its iteration ends."""
         self._remove(sub)
         sub._mark_closed()
@@ -632,16 +516,38 @@ class SubscriptionService:
         )
 
     def overflowed(self, sub: Subscription[Any]) -> float:
-        """Note the first loss of an overflow episode of ``sub``; return the time."""
-        if sub.policy == "never_drop":
-            _log.warning(
-                "%s: the never_drop buffer of %s overflowed; order/balance events were lost "
-                "and must be reconciled from REST",
-                sub.component,
-                sub.type,
-                extra={"component": sub.component, "data_type": sub.type},
-            )
-        return self._now()
+        """Note the start of an overflow episode of ``sub``; return the time.
+
+        A ``never_drop`` buffer lost nothing but grew past its bound: logged once per
+        episode, counted (``statistics().buffer_overflows``), published as a
+        :class:`~upbit_ws.core.events.BufferOverflowed` event and handed to ``on_overflow``.
+        """
+        now = self._now()
+        if sub.policy != "never_drop":
+            return now
+        self._buffer_overflows += 1
+        stats = sub.statistics()
+        _log.warning(
+            "%s: the never_drop buffer of its %s subscription grew past its bound of %d "
+            "(%d waiting); nothing is dropped, but the consumer is too slow",
+            sub.component,
+            sub.type,
+            stats.capacity,
+            stats.depth,
+            extra={"component": sub.component, "data_type": sub.type},
+        )
+        event = BufferOverflowed(
+            at=now,
+            connection=sub.connection,
+            type=sub.type,
+            subscriber=sub.component,
+            capacity=stats.capacity,
+            depth=stats.depth,
+        )
+        self._publish(event)
+        if self._on_overflow is not None:
+            self._on_overflow(event)
+        return now
 
     def _remove(self, sub: Subscription[Any]) -> None:
         if self._sinks.get(sub.sub_id) is not sub:
@@ -672,7 +578,7 @@ class SubscriptionService:
 
         ``strict=False`` keeps explicit codes the list no longer has (delisted after check).
         """
-        markets = self._markets
+        markets = self._markets.codes
         out: dict[str, None] = {}
         unchecked = False
         for code in requested:
@@ -693,35 +599,22 @@ class SubscriptionService:
 
     # -- views and statistics ----------------------------------------------------------------
 
-    @overload
-    def subscriptions(self, *, ask_server: Literal[False] = False) -> SubscriptionsView: ...
-
-    @overload
-    def subscriptions(
-        self, *, ask_server: Literal[True]
-    ) -> Coroutine[Any, Any, SubscriptionsView]: ...
-
-    def subscriptions(
-        self, *, ask_server: bool = False
-    ) -> SubscriptionsView | Coroutine[Any, Any, SubscriptionsView]:
-        """Return the merged state per connection and per component.
-
-        Plain ``subscriptions()`` answers at once from local state. With
-        ``ask_server=True`` it returns an awaitable that also asks Upbit (LIST_SUBSCRIPTIONS,
-        section 3.3, through the rate-limited send path) and fills ``server`` in for each open
-        connection: ``view = await ws.subscriptions(ask_server=True)``.
-        """
-        if ask_server:
-            return self._ask_server()
+    def subscriptions(self) -> SubscriptionsView:
+        """Return the merged state per connection and per component, from local state."""
         return self._view({})
 
-    async def _ask_server(self) -> SubscriptionsView:
+    async def list_subscriptions(self) -> SubscriptionsView:
+        """Return :meth:`subscriptions` with what Upbit itself says each socket streams.
+
+        Asks Upbit (LIST_SUBSCRIPTIONS, section 3.3, through the rate-limited send path) on
+        both connections at once and fills ``server`` in for each open connection.
+        """
         # Both connections at once: each waits for its own socket's answer.
         kinds = list(self._channels)
         results = await asyncio.gather(
             *(self._channels[kind].ask_server() for kind in kinds), return_exceptions=True
         )
-        answers: dict[Connection, tuple[SubscribedType, ...] | None] = {}
+        answers: dict[ConnectionKind, tuple[SubscribedType, ...] | None] = {}
         for kind, result in zip(kinds, results, strict=True):
             if isinstance(result, BaseException):
                 raise result
@@ -729,7 +622,7 @@ class SubscriptionService:
         return self._view(answers)
 
     def _view(
-        self, server: dict[Connection, tuple[SubscribedType, ...] | None]
+        self, server: dict[ConnectionKind, tuple[SubscribedType, ...] | None]
     ) -> SubscriptionsView:
         components: dict[str, tuple[SubscriptionInfo, ...]] = {}
         for name in self._book.components():
@@ -746,17 +639,11 @@ class SubscriptionService:
             public=self._channels["public"].statistics(),
             private=self._channels["private"].statistics(),
             book=self._book.statistics(),
-            markets=MarketListStatistics(
-                markets=None if self._markets is None else len(self._markets),
-                loaded_at=self._markets_at,
-                loads=self._market_loads,
-                failures=self._market_failures,
-                last_error=self._market_error,
-                anomalies=self._market_anomalies,
-            ),
+            markets=self._markets.statistics(),
             subscriptions=tuple(sub.statistics() for sub in self._sinks.values()),
             overflow_gaps=self._overflow_gaps,
-            internal_errors=tuple(self._internal_errors),
+            buffer_overflows=self._buffer_overflows,
+            internal_errors=self._supervisor.errors,
         )
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -771,9 +658,24 @@ class SubscriptionService:
         if not force and now - self._wall_offset_at < 1.0:
             return
         self._wall_offset_at = now
-        offset = time.time() - now
+        offset = self._clock.wall() - now
         for channel in self._channels.values():
             channel.router.wall_offset = offset
+
+
+def _detached_message(kind: DataType) -> str:
+    """Say why no connection will carry a subscription of ``kind``."""
+    if kind in PRIVATE_TYPES:
+        return (
+            f"{kind} needs the private connection, which runs only with API keys: pass "
+            "credentials=Credentials(access_key, secret_key) (or Credentials.from_env()) "
+            "to WebSocketManager"
+        )
+    return (
+        f"{kind} goes on the public connection, which is not attached to the subscription "
+        "service (WebSocketManager(listeners={'public': ...}) replaced it): the request "
+        "would never be sent; drop that listener to subscribe"
+    )
 
 
 def _check_type(type: object) -> DataType:

@@ -36,6 +36,7 @@ from typing import Any, Final, Protocol
 import picows
 from picows.url import WSParsedURL
 
+from upbit_ws.core.constants import ABNORMAL_CLOSURE
 from upbit_ws.core.errors import (
     AuthError,
     ConnectTimeoutError,
@@ -45,12 +46,10 @@ from upbit_ws.core.errors import (
 )
 from upbit_ws.core.rest_types import parse_retry_after, read_error_body
 
-__all__ = ["ABNORMAL_CLOSURE", "NO_STATUS_RECEIVED", "FrameHandler", "WebSocket", "open_websocket"]
+__all__ = ["NO_STATUS_RECEIVED", "FrameHandler", "WebSocket", "open_websocket"]
 
 _log = logging.getLogger("upbit_ws.transport")
 
-#: Close code reported when the socket went away without a close frame (RFC 6455 section 7.1.5).
-ABNORMAL_CLOSURE: Final = 1006
 #: Close code reported for a close frame that carried no code (RFC 6455 section 7.1.5).
 NO_STATUS_RECEIVED: Final = 1005
 #: Codes that only report what happened and must never go on the wire (RFC 6455 section 7.4.1);
@@ -81,7 +80,26 @@ class _PicowsLog(logging.LoggerAdapter[logging.Logger]):
         """Refuse anything below DEBUG; otherwise ask the wrapped logger."""
         return level >= logging.DEBUG and self.logger.isEnabledFor(level)
 
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log a record; a protocol error the peer caused goes to DEBUG.
 
+        The close it causes (1002, 1009, ...) reaches the connection with its code and reason
+        and is logged there once, as every close is; picows's own ERROR line for it would be
+        a second, louder report of the same event. Errors with a traceback (a failure in our
+        callbacks) stay as they are.
+        """
+        if (
+            level >= logging.ERROR
+            and not kwargs.get("exc_info")
+            and isinstance(msg, str)
+            and msg.startswith(_PEER_PROTOCOL_ERROR)
+        ):
+            level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)
+
+
+#: How picows's log line for a bad frame from the peer begins (picows 2.x).
+_PEER_PROTOCOL_ERROR: Final = "WS parser error"
 _PICOWS_LOG: Final = _PicowsLog(logging.getLogger("picows.client"))
 
 
@@ -165,14 +183,16 @@ class FrameHandler(Protocol):
     def on_close(self, code: int, reason: str) -> None:
         """Note that the socket is gone; ``code`` is 1006 when no close frame came.
 
-        A close frame without a code is reported as 1005 (RFC 6455 section 7.1.5).
+        A close frame without a code is reported as 1005 (RFC 6455 section 7.1.5). A socket
+        this side closed because the peer broke the protocol (a bad opcode: 1002, a frame
+        over the size limit: 1009) is reported with the code sent to the peer.
         """
 
 
 class _Listener(picows.WSListener):
     """Bridge from picows callbacks to a :class:`FrameHandler`."""
 
-    __slots__ = ("_close_code", "_close_reason", "_handler", "_writable")
+    __slots__ = ("_close_code", "_close_reason", "_handler", "_writable", "closing")
 
     def __init__(self, handler: FrameHandler) -> None:
         self._handler = handler
@@ -180,6 +200,8 @@ class _Listener(picows.WSListener):
         self._close_reason = ""
         self._writable = asyncio.Event()
         self._writable.set()
+        #: We started a graceful close (so a close frame we sent is not a protocol error).
+        self.closing = False
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         msg_type = frame.msg_type
@@ -202,7 +224,16 @@ class _Listener(picows.WSListener):
 
     def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
         self._writable.set()
-        self._handler.on_close(self._close_code, self._close_reason)
+        code, reason = self._close_code, self._close_reason
+        if code == ABNORMAL_CLOSURE and not self.closing:
+            # No close frame came, and we did not close: a close frame picows sent is the
+            # one it answered a protocol error of the peer with; that code is the cause.
+            handshake = transport.close_handshake
+            sent = handshake.sent if handshake is not None else None
+            if sent is not None:
+                code = sent.code.value
+                reason = f"protocol error: {sent.reason or sent.code.name}"
+        self._handler.on_close(code, reason)
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -251,6 +282,7 @@ class WebSocket:
 
     async def close(self, code: int = 1000) -> None:
         """Close with a closing handshake, aborting if the peer does not finish it in time."""
+        self._listener.closing = True
         if not self._transport.is_disconnected:
             if not self._transport.is_close_frame_sent:
                 self._transport.send_close(picows.WSCloseCode(code))

@@ -1,4 +1,8 @@
-"""``upbit-ws demo``: the seed's three components against the embedded simulator, in plain text.
+"""``upbit-ws demo``: the seed's three components against the embedded simulator.
+
+On a terminal it runs the Textual dashboard (:mod:`upbit_ws.cli.dashboard.app`). Without one
+(``make demo`` in CI, output piped to a file), or with ``--plain``, it prints the plain stream
+below and exits 0.
 
 The simulator starts in this process; a :class:`~upbit_ws.aio.manager.WebSocketManager` connects
 to it and three components subscribe through the public API, sharing one public connection:
@@ -12,14 +16,15 @@ selected coin switches (the seed's scenario 2: the order book and the chart chan
 one merged request, the coin list keeps streaming). At 60% of the run the simulator drops the
 connection without a close frame; status lines show the drop and the recovery while the
 component lines carry on. At the end it prints the merged subscription (with Upbit's own
-LIST_SUBSCRIPTIONS answer) and the statistics, and exits 0. A later version becomes a full
-terminal dashboard.
+LIST_SUBSCRIPTIONS answer) and the statistics, and exits 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -27,7 +32,13 @@ from typing import Any, Final
 import click
 
 from upbit_ws.aio.manager import WebSocketManager
-from upbit_ws.core.events import ConnectionStateChanged, Event, GapEvent, RequestRejected
+from upbit_ws.core.events import (
+    BufferOverflowed,
+    ConnectionStateChanged,
+    Event,
+    GapEvent,
+    RequestRejected,
+)
 from upbit_ws.core.messages import Candle, Orderbook, Ticker
 from upbit_ws.simulator import Simulator
 
@@ -142,6 +153,8 @@ def _status(event: Event, view: _View) -> str | None:
         return f"gap in {event.type} ({event.reason}): frames sent while the socket was down"
     if isinstance(event, RequestRejected):
         return f"Upbit rejected a request: {event.name}: {event.message}"
+    if isinstance(event, BufferOverflowed):
+        return f"{event.subscriber} reads {event.type} too slowly ({event.depth} waiting)"
     return None
 
 
@@ -207,7 +220,7 @@ async def _summary(ws: WebSocketManager) -> None:
     click.echo("")
     click.echo("merged subscription (ours, and Upbit's LIST_SUBSCRIPTIONS answer):")
     try:
-        view = await ws.subscriptions(ask_server=True)
+        view = await ws.list_subscriptions()
     except Exception as exc:  # the demo must still print what it knows and exit 0
         click.echo(f"  (Upbit did not answer: {exc})")
         click.echo(str(ws.subscriptions()))
@@ -276,17 +289,63 @@ async def _demo(seconds: float, seed: int) -> None:
                 await events.aclose()
 
 
+def _has_terminal() -> bool:
+    """Tell whether both ends of the session are a terminal (a dashboard can be shown)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _has_textual() -> bool:
+    """Tell whether the ``dashboard`` extra (textual, textual-plotext) is installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("textual", "textual_plotext"))
+
+
 @click.command()
 @click.option(
-    "--seconds", type=float, default=20.0, show_default=True, help="How long the demo runs."
+    "--seconds",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="How long the plain stream runs (the dashboard runs until you press q).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Market model seed.")
+@click.option(
+    "--plain",
+    is_flag=True,
+    help="Print the plain text stream even on a terminal (the default without one).",
+)
+@click.option(
+    "--history",
+    type=click.IntRange(0, 200),
+    default=10,
+    show_default=True,
+    help="Minutes of market history the simulator makes up first, for the dashboard's chart "
+    "(each takes it about 0.3 s at start).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Also show the library's log lines.")
-def demo(*, seconds: float, seed: int, verbose: bool) -> None:
-    """Run the seed's components against the embedded simulator and print what they see."""
+def demo(*, seconds: float, seed: int, plain: bool, history: int, verbose: bool) -> None:
+    """Run the seed's coin list, order book and chart against the embedded simulator.
+
+    On a terminal this is a live dashboard: select a coin with Enter, inject faults with
+    a (abort), b (blackhole), e (error frame), r (restart), press ? for the keys and q to quit.
+    Without a terminal, or with --plain, it prints a plain stream for --seconds and exits 0.
+    """
     if seconds < 2:
         raise click.BadParameter("the demo needs at least 2 seconds", param_hint="--seconds")
+    dashboard = not plain and _has_terminal()
+    if dashboard and not _has_textual():
+        click.echo(
+            "the dashboard needs the 'dashboard' extra (pip install 'upbit-ws[dashboard]'); "
+            "printing the plain stream",
+            err=True,
+        )
+        dashboard = False
     # Status lines already tell about drops and recoveries; the library's own warnings would
-    # repeat them on stderr unless asked for.
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR)
+    # repeat them on stderr (and under a dashboard, scribble over it) unless asked for.
+    logging.basicConfig(level=logging.INFO if verbose and not dashboard else logging.ERROR)
+    if dashboard:
+        from upbit_ws.cli.dashboard.app import run_dashboard
+
+        click.echo(f"starting the simulator ({history} minutes of market history)...")
+        asyncio.run(run_dashboard(seed=seed, history_minutes=history))
+        return
     asyncio.run(_demo(seconds, seed))

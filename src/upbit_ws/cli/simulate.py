@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from upbit_ws.cli.common import run
 from upbit_ws.simulator import Simulator, SimulatorConfig
 
 __all__ = ["simulate"]
@@ -93,7 +94,8 @@ def simulate(
         config = SimulatorConfig().replace(**options)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    asyncio.run(_serve(config))
+    # A port in use (or any OS refusal) is one line and exit 1, not a traceback.
+    run(_serve(config))
 
 
 async def _serve(config: SimulatorConfig) -> None:

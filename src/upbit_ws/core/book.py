@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, Literal, NewType, cast
+from typing import Final, NewType, cast
 
 from upbit_ws.core.codes import normalize_code
 from upbit_ws.core.constants import (
@@ -37,15 +37,15 @@ from upbit_ws.core.constants import (
     DEFAULT_ORDERBOOK_DEPTH,
     ORDERBOOK_DEPTHS,
     PRIVATE_TYPES,
+    ConnectionKind,
     DataType,
+    check_connection,
 )
 from upbit_ws.core.errors import InvalidInputError
 
 __all__ = [
     "ALL_CODES",
-    "CONNECTIONS",
     "BookStatistics",
-    "Connection",
     "StreamKey",
     "SubId",
     "Subscription",
@@ -53,10 +53,6 @@ __all__ = [
     "WantedStream",
     "connection_of",
 ]
-
-#: Which socket carries a type: ``myOrder``/``myAsset`` need the private endpoint (section 1.1).
-Connection = Literal["public", "private"]
-CONNECTIONS: Final[tuple[Connection, ...]] = ("public", "private")
 
 #: The handle of one subscription, unique for the life of a book.
 SubId = NewType("SubId", int)
@@ -72,7 +68,7 @@ StreamKey = tuple[DataType, str, int | float | None]
 _TYPE_RANK: Final[dict[str, int]] = {t: i for i, t in enumerate(DATA_TYPES)}
 
 
-def connection_of(type: DataType) -> Connection:
+def connection_of(type: DataType) -> ConnectionKind:
     """Return the connection that carries ``type``: ``"private"`` for myOrder/myAsset."""
     if type not in _TYPE_RANK:
         raise InvalidInputError(f"unknown data type {type!r}; use one of {', '.join(DATA_TYPES)}")
@@ -97,7 +93,7 @@ class Subscription:
     level: int | float | None
 
     @property
-    def connection(self) -> Connection:
+    def connection(self) -> ConnectionKind:
         """Return the connection that carries this subscription."""
         return connection_of(self.type)
 
@@ -160,7 +156,7 @@ class SubscriptionBook:
         # Live interest per stream key: the subscriptions holding it and the depth each asked
         # for (None for non-orderbook). Keys with no holder are deleted at once.
         self._interest: dict[StreamKey, dict[SubId, int | None]] = {}
-        self._wanted_cache: dict[Connection, tuple[int, tuple[WantedStream, ...]]] = {}
+        self._wanted_cache: dict[ConnectionKind, tuple[int, tuple[WantedStream, ...]]] = {}
 
     # -- mutations -------------------------------------------------------------------------
 
@@ -243,15 +239,14 @@ class SubscriptionBook:
         """Return the names of the components holding at least one subscription."""
         return tuple(self._by_component)
 
-    def wanted(self, connection: Connection) -> tuple[WantedStream, ...]:
+    def wanted(self, connection: ConnectionKind) -> tuple[WantedStream, ...]:
         """Return the merged desired state of ``connection``, in canonical (sorted) order.
 
         This is the union of every live subscription on that connection: orderbook depth is
         the largest requested per (code, level), and ``myOrder`` for all markets absorbs the
         per-market ``myOrder`` interest (section 2.2: no codes means all markets).
         """
-        if connection not in CONNECTIONS:
-            raise InvalidInputError(f"unknown connection {connection!r}; use public or private")
+        check_connection(connection)
         cached = self._wanted_cache.get(connection)
         if cached is not None and cached[0] == self._version:
             return cached[1]

@@ -17,14 +17,16 @@ Policies (the names are public API):
     gets one :class:`Gap` carrying the number dropped before the next message. Default for
     ``trade`` and ``candle.*`` (a trade gap can be backfilled from ``/v1/trades/ticks``).
 ``never_drop``
-    For ``myOrder`` and ``myAsset``: losing an order event is data loss. Memory is still bounded
-    (a large bound, :data:`DEFAULT_CAPACITY`), and overflow is made loud rather than silent:
-    the oldest message goes as with ``drop_oldest``, :meth:`DeliveryBuffer.push` returns
-    ``True``, the :class:`Gap` the consumer then receives has ``reconcile=True``, and
-    :attr:`BufferStatistics.overflows` counts it. The shell must turn that into a gap event and
-    a REST reconciliation (``/v1/orders/open``, ``/v1/orders/closed``, ``/v1/accounts``), the
-    same repair it runs after a private reconnect. Dropping the oldest (not the newest) keeps
-    the buffer holding the most recent order state, which is what reconciliation builds on.
+    For ``myOrder`` and ``myAsset``: losing an order event is data loss, so this buffer never
+    drops anything and never blocks the reader. Its bound (:data:`DEFAULT_CAPACITY`) is a soft
+    one: a push beyond it is kept, and the buffer grows. Growing past the bound is an
+    *overflow episode* (the consumer is too slow), made loud rather than silent: the first
+    push of each episode returns ``True``, :attr:`BufferStatistics.overflows` counts the
+    episodes and :attr:`BufferStatistics.high_water` shows how far it grew. The episode ends
+    once the consumer brings the depth back within the bound. No :class:`Gap` marks it,
+    because nothing was lost; the shell turns the signal into a log line, a counter and a
+    :class:`~upbit_ws.core.events.BufferOverflowed` event, which is where a REST
+    reconciliation (``/v1/orders/open``, ``/v1/accounts``) can hook in.
 
 ``latest`` buffers also evict the oldest waiting key when more distinct keys are waiting than
 the bound allows; that is a real loss, counted as ``dropped`` and signalled by a :class:`Gap`.
@@ -56,7 +58,8 @@ OverflowPolicy = Literal["latest", "drop_oldest", "never_drop"]
 OVERFLOW_POLICIES: Final[tuple[OverflowPolicy, ...]] = ("latest", "drop_oldest", "never_drop")
 
 #: Default bound per policy: distinct keys for ``latest`` (Upbit lists a few hundred markets),
-#: messages for the others. ``never_drop`` is large because a loss there needs a REST repair.
+#: messages for the others. ``never_drop``'s is large and soft: past it the buffer still keeps
+#: everything, and reports an overflow episode.
 DEFAULT_CAPACITY: Final[dict[OverflowPolicy, int]] = {
     "latest": 1024,
     "drop_oldest": 1024,
@@ -68,7 +71,7 @@ def default_policy(type: DataType) -> OverflowPolicy:
     """Return the default overflow policy for a data type.
 
     ``ticker`` and ``orderbook`` conflate (each frame supersedes the last), ``trade`` and
-    candles drop the oldest with a counted gap, ``myOrder`` and ``myAsset`` never drop silently.
+    candles drop the oldest with a counted gap, ``myOrder`` and ``myAsset`` never drop.
     """
     if type in ("ticker", "orderbook"):
         return "latest"
@@ -81,13 +84,12 @@ def default_policy(type: DataType) -> OverflowPolicy:
 class Gap:
     """The delivery gap marker: ``dropped`` messages were lost before the next one.
 
-    ``reconcile`` is true when the buffer's policy is ``never_drop``: the lost messages were
-    order or balance events and the consumer's state must be re-read from REST.
+    Only ``latest`` and ``drop_oldest`` buffers lose messages; a ``never_drop`` buffer never
+    hands out a gap.
     """
 
     dropped: int
     policy: OverflowPolicy
-    reconcile: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +97,9 @@ class BufferStatistics:
     """A snapshot of one buffer.
 
     ``pushed == delivered + dropped + conflated + depth`` always holds; ``gaps`` counts the
-    :class:`Gap` markers handed out and ``overflows`` the pushes that lost data in a
-    ``never_drop`` buffer.
+    :class:`Gap` markers handed out and ``overflows`` the episodes in which a ``never_drop``
+    buffer grew past its bound (it keeps everything: ``dropped`` stays 0 for it, and
+    ``depth`` and ``high_water`` may exceed ``capacity``).
     """
 
     policy: OverflowPolicy
@@ -115,7 +118,8 @@ class DeliveryBuffer(Generic[T]):
     """A bounded buffer of messages for one consumer, with a named overflow policy.
 
     ``push`` never blocks and never raises for a full buffer; ``pop`` returns the next message
-    or a :class:`Gap` that says how many were lost just before it.
+    or a :class:`Gap` that says how many were lost just before it. A ``never_drop`` buffer's
+    bound is soft (see the module docs).
     """
 
     __slots__ = (
@@ -128,6 +132,8 @@ class DeliveryBuffer(Generic[T]):
         "_high_water",
         "_keyed",
         "_latest",
+        "_never_drop",
+        "_over",
         "_overflows",
         "_pending_gap",
         "_policy",
@@ -145,6 +151,9 @@ class DeliveryBuffer(Generic[T]):
             raise InvalidInputError(f"buffer capacity must be an integer >= 1, not {capacity!r}")
         self._policy: OverflowPolicy = policy
         self._latest = policy == "latest"
+        self._never_drop = policy == "never_drop"
+        # Inside a never_drop overflow episode (depth above the bound since it began).
+        self._over = False
         self._capacity = capacity
         self._fifo: deque[T] = deque()
         self._keyed: OrderedDict[Hashable, T] = OrderedDict()
@@ -168,11 +177,12 @@ class DeliveryBuffer(Generic[T]):
         return self._capacity
 
     def push(self, item: T, key: Hashable = None) -> bool:
-        """Add ``item`` (for market ``key``) and return whether an undelivered message was lost.
+        """Add ``item`` (for market ``key``); return whether the buffer overflowed.
 
-        ``key`` matters only to ``latest``, which keeps the newest item per key. A ``True``
-        result from a ``never_drop`` buffer is the loud overflow signal: raise a gap event and
-        reconcile from REST.
+        ``True`` means an undelivered message was lost (``latest``, ``drop_oldest``), or, for
+        ``never_drop``, that this push began an overflow episode: the buffer kept the item
+        and grew past its bound (once per episode; see the module docs). ``key`` matters only
+        to ``latest``, which keeps the newest item per key.
         """
         self._pushed += 1
         lost = False
@@ -194,6 +204,9 @@ class DeliveryBuffer(Generic[T]):
         else:
             fifo = self._fifo
             if len(fifo) >= self._capacity:
+                if self._never_drop:
+                    fifo.append(item)
+                    return self._grew(len(fifo))
                 fifo.popleft()
                 lost = True
             fifo.append(item)
@@ -201,11 +214,24 @@ class DeliveryBuffer(Generic[T]):
         if lost:
             self._dropped += 1
             self._pending_gap += 1
-            if self._policy == "never_drop":
-                self._overflows += 1
         if depth > self._high_water:
             self._high_water = depth
         return lost
+
+    def _grew(self, depth: int) -> bool:
+        """Note a never_drop buffer holding ``depth`` > capacity; True if an episode began."""
+        if depth > self._high_water:
+            self._high_water = depth
+        if self._over:
+            return False
+        self._over = True
+        self._overflows += 1
+        return True
+
+    def _shrank(self) -> None:
+        """End the overflow episode once the depth is back within the bound."""
+        if self._over and len(self._fifo) <= self._capacity:
+            self._over = False
 
     def pop(self) -> T | Gap:
         """Return the next message, or a :class:`Gap` first if messages were lost before it.
@@ -216,7 +242,7 @@ class DeliveryBuffer(Generic[T]):
         Raises :class:`IndexError` when the buffer is empty (check ``len()`` or truth first).
         """
         if self._pending_gap:
-            gap = Gap(self._pending_gap, self._policy, reconcile=self._policy == "never_drop")
+            gap = Gap(self._pending_gap, self._policy)
             self._pending_gap = 0
             self._gaps += 1
             return gap
@@ -225,6 +251,8 @@ class DeliveryBuffer(Generic[T]):
         except (KeyError, IndexError):
             raise IndexError("pop from an empty delivery buffer") from None
         self._delivered += 1
+        if self._over:
+            self._shrank()
         return item
 
     def drain(self, max_items: int) -> list[T | Gap]:
@@ -257,6 +285,7 @@ class DeliveryBuffer(Generic[T]):
                 fifo.clear()
                 fifo.extend(kept)
         self._dropped += gone
+        self._shrank()
         return gone
 
     def clear(self) -> int:
@@ -266,6 +295,7 @@ class DeliveryBuffer(Generic[T]):
         self._fifo.clear()
         self._pending_gap = 0
         self._dropped += gone
+        self._over = False
         return gone
 
     def __len__(self) -> int:

@@ -14,7 +14,12 @@ AuthError                               retry    auth          auth             
 AuthError named nonce_used or           retry    normal        server_error      (5)
 invalid_query_payload
 ServerRejectedError INVALID_AUTH        retry    auth          auth              (3)
+(WS frame; not on the public socket)
 ServerRejectedError, WS error frame     retry    normal        request_rejected  (4)
+named INVALID_PARAM, WRONG_FORMAT,
+NO_TICKET, NO_TYPE or NO_CODES
+ServerRejectedError, other WS error     retry    normal        closed            (15)
+frame (TOO_MANY_REQUEST, ...)
 ServerRejectedError HTTP 401 key names  retry    auth          auth              (3)
 ServerRejectedError HTTP nonce_used,    retry    normal        server_error      (5)
 invalid_query_payload
@@ -77,6 +82,16 @@ Notes (section numbers refer to ``upbit-protocol.md``):
 13. Cancellation and interpreter exit must propagate, never be retried.
 14. A group (from a TaskGroup) is fatal if any leaf is fatal, else it retries on the longest
     schedule among its leaves (blocked > rate_limited > auth > normal).
+15. An error frame whose name says neither that the request is malformed nor that the key is
+    refused (``TOO_MANY_REQUEST`` is documented only for indicator requests, which the library
+    never sends; ``INVALID_AUTH`` on the public socket answers a private type asked there)
+    says nothing against the request: the socket Upbit closes after it (section 7.3) is
+    reconnected like any close, and the current request goes out again.
+
+Error frames themselves (section 7.2) are read in one place, the managed connection, which
+decodes each one once into a typed :class:`~upbit_ws.core.messages.ErrorFrame`; what its name
+means is :func:`error_frame_meaning`, the one table of error-frame names (notes 3, 4, 15), used
+by the connection (through :func:`classify`) and the subscription layer alike.
 """
 
 from __future__ import annotations
@@ -96,8 +111,19 @@ from upbit_ws.core.errors import (
     TransportError,
     UpbitWsError,
 )
+from upbit_ws.core.events import ConnectionKind
 
-__all__ = ["KEY_REFUSED_NAMES", "TRANSIENT_AUTH_NAMES", "Cause", "Decision", "Verdict", "classify"]
+__all__ = [
+    "KEY_REFUSED_NAMES",
+    "REQUEST_ERROR_NAMES",
+    "TRANSIENT_AUTH_NAMES",
+    "Cause",
+    "Decision",
+    "ErrorFrameMeaning",
+    "Verdict",
+    "classify",
+    "error_frame_meaning",
+]
 
 #: ``retry``: reconnect on the backoff schedule; ``fatal``: stop and surface the exception.
 Verdict = Literal["retry", "fatal"]
@@ -136,6 +162,31 @@ KEY_REFUSED_NAMES: Final = frozenset(
 )
 #: REST 401 names that refuse one token, not the key (note 5): a new token cures them.
 TRANSIENT_AUTH_NAMES: Final = frozenset({"nonce_used", "invalid_query_payload"})
+#: Error-frame names that say the request itself is malformed (section 7.2; note 4).
+REQUEST_ERROR_NAMES: Final = frozenset(
+    {"INVALID_PARAM", "WRONG_FORMAT", "NO_TICKET", "NO_TYPE", "NO_CODES"}
+)
+
+#: What an error frame says: Upbit refused the request in flight, refused the API key, or
+#: neither (note 15).
+ErrorFrameMeaning = Literal["request_rejected", "key_refused", "other"]
+
+
+def error_frame_meaning(
+    name: str, *, connection: ConnectionKind | None = None
+) -> ErrorFrameMeaning:
+    """Return what an error frame named ``name`` means on the ``connection`` socket.
+
+    The one table of error-frame names (notes 3, 4 and 15): ``INVALID_AUTH`` refuses the key
+    except on the public socket, where it answers a private type asked there.
+    """
+    if name in REQUEST_ERROR_NAMES:
+        return "request_rejected"
+    if name in KEY_REFUSED_NAMES and connection != "public":
+        return "key_refused"
+    return "other"
+
+
 _BACKOFF_RANK: Final[dict[BackoffClass, int]] = {
     "normal": 0,
     "auth": 1,
@@ -200,22 +251,29 @@ def _by_status(status: int, reason: str, retry_after: float | None = None) -> De
     return None
 
 
-def _server_rejected(exc: ServerRejectedError, reason: str) -> Decision:
+def _server_rejected(
+    exc: ServerRejectedError, reason: str, connection: ConnectionKind | None
+) -> Decision:
+    if exc.status is None:
+        # A WebSocket error frame; Upbit closes the socket right after it (section 7.3).
+        meaning = error_frame_meaning(exc.name, connection=connection)
+        if meaning == "key_refused":
+            return _retry("auth", reason, backoff="auth")
+        if meaning == "request_rejected":
+            # It answers a request we built: reconnect, never re-send the rejected request.
+            return _retry("request_rejected", reason, request_rejected=True)
+        return _retry("closed", reason)
     if exc.name in KEY_REFUSED_NAMES:
         return _retry("auth", reason, backoff="auth")
     if exc.name in TRANSIENT_AUTH_NAMES:
         return _retry("server_error", reason)
-    if exc.status is None:
-        # A WebSocket error frame answers a request we built; Upbit closes right after it
-        # (section 7.3). Reconnect, but never re-send the rejected request.
-        return _retry("request_rejected", reason, request_rejected=True)
     by_status = _by_status(exc.status, reason)
     if by_status is not None:
         return by_status
     return _fatal("request_rejected", reason, request_rejected=True)
 
 
-def _library(exc: BaseException, reason: str) -> Decision | None:
+def _library(exc: BaseException, reason: str, connection: ConnectionKind | None) -> Decision | None:
     """Classify the library's own exceptions, or return None for anything else."""
     decision: Decision | None = None
     if isinstance(exc, RateLimitedError):
@@ -231,7 +289,7 @@ def _library(exc: BaseException, reason: str) -> Decision | None:
         else:
             decision = _retry("auth", reason, backoff="auth")
     elif isinstance(exc, ServerRejectedError):
-        decision = _server_rejected(exc, reason)
+        decision = _server_rejected(exc, reason, connection)
     elif isinstance(exc, ConnectionClosedError):
         decision = _retry("closed", reason)
     elif isinstance(exc, TransportError):
@@ -277,8 +335,8 @@ def _builtin(exc: BaseException, reason: str) -> Decision:
     return _fatal("bug", reason)
 
 
-def _group(group: BaseExceptionGroup[BaseException]) -> Decision:
-    leaves = [classify(exc) for exc in group.exceptions]
+def _group(group: BaseExceptionGroup[BaseException], connection: ConnectionKind | None) -> Decision:
+    leaves = [classify(exc, connection=connection) for exc in group.exceptions]
     fatal = [d for d in leaves if not d.retry]
     if fatal:
         # Cancellation wins over other fatal causes: it must propagate first.
@@ -286,15 +344,16 @@ def _group(group: BaseExceptionGroup[BaseException]) -> Decision:
     return max(leaves, key=lambda d: _BACKOFF_RANK[d.backoff])
 
 
-def classify(exc: BaseException) -> Decision:
+def classify(exc: BaseException, *, connection: ConnectionKind | None = None) -> Decision:
     """Return what to do about ``exc``: retry or stop, on which backoff schedule, and why.
 
-    The full table is in the module docstring.
+    ``connection`` is the socket it ended, when known (it matters to error frames only). The
+    full table is in the module docstring.
     """
     if isinstance(exc, BaseExceptionGroup):
         if not exc.exceptions:
             return _fatal("bug", _describe(exc))
-        return _group(exc)
+        return _group(exc, connection)
     reason = _describe(exc)
     # asyncio.CancelledError is a BaseException; matched by name so the core never imports
     # asyncio.
@@ -302,7 +361,7 @@ def classify(exc: BaseException) -> Decision:
         cls.__name__ == "CancelledError" for cls in type(exc).__mro__
     ):
         return _fatal("cancelled", reason)
-    decision = _library(exc, reason)
+    decision = _library(exc, reason, connection)
     if decision is not None:
         return decision
     if isinstance(exc, UpbitWsError):

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Final, Literal, get_args
 
+from upbit_ws.core.errors import InvalidInputError
+
 __all__ = [
+    "ABNORMAL_CLOSURE",
     "CANDLE_TYPES",
+    "CONNECTIONS",
     "DATA_TYPES",
     "DEFAULT_BASE_URL",
     "DEFAULT_ORDERBOOK_DEPTH",
@@ -19,10 +23,31 @@ __all__ = [
     "PUBLIC_PATH",
     "PUBLIC_TYPES",
     "CandleType",
+    "ConnectionKind",
     "DataType",
     "Format",
     "StreamType",
+    "check_connection",
 ]
+
+#: The two independent connections a manager keeps (section 1.1): the one name for them.
+ConnectionKind = Literal["public", "private"]
+CONNECTIONS: Final[tuple[ConnectionKind, ...]] = ("public", "private")
+
+#: Close code for a socket that went away without a close frame (RFC 6455 section 7.1.5);
+#: Upbit's idle kill ends a socket this way (section 6).
+ABNORMAL_CLOSURE: Final = 1006
+
+
+def check_connection(value: object) -> ConnectionKind:
+    """Return ``value`` as a :data:`ConnectionKind`; raise InvalidInputError otherwise.
+
+    The one check of a connection name, wherever one is given.
+    """
+    if value not in CONNECTIONS:
+        raise InvalidInputError(f"unknown connection {value!r}; use 'public' or 'private'")
+    return value
+
 
 #: The nine candle intervals (section 4.4).
 CandleType = Literal[

@@ -48,15 +48,25 @@ class ServerRejectedError(UpbitWsError):
 
     ``name`` is Upbit's error name (``INVALID_AUTH``, ``NO_TICKET``, ``invalid_access_key``...;
     REST sometimes sends a number, kept as its string), ``message`` its human text, ``status``
-    the HTTP status for REST errors (``None`` for WebSocket error frames).
+    the HTTP status for REST errors (``None`` for WebSocket error frames). ``close_code`` is
+    the code of the close Upbit sent after an error frame, when the socket ended with it.
     """
 
-    def __init__(self, name: str, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        message: str,
+        *,
+        status: int | None = None,
+        close_code: int | None = None,
+    ) -> None:
         self.name = name
         self.message = message
         self.status = status
+        self.close_code = close_code
         where = f"HTTP {status} " if status is not None else ""
-        super().__init__(f"Upbit rejected the request: {where}{name}: {message}")
+        closed = f" (socket closed with {close_code})" if close_code is not None else ""
+        super().__init__(f"Upbit rejected the request: {where}{name}: {message}{closed}")
 
 
 class DecodeError(UpbitWsError):

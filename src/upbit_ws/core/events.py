@@ -14,9 +14,10 @@ from typing import Literal
 
 import msgspec
 
-from upbit_ws.core.constants import DataType
+from upbit_ws.core.constants import ConnectionKind, DataType
 
 __all__ = [
+    "BufferOverflowed",
     "ConnectionKind",
     "ConnectionState",
     "ConnectionStateChanged",
@@ -30,9 +31,6 @@ __all__ = [
     "RequestRejected",
     "SystemEvent",
 ]
-
-#: The two independent connections a manager keeps (section 1.1).
-ConnectionKind = Literal["public", "private"]
 
 #: States of one managed connection (see :class:`upbit_ws.core.session.Session`).
 ConnectionState = Literal[
@@ -125,6 +123,22 @@ class GapEvent(SystemEvent, frozen=True, kw_only=True, tag="gap"):
     subscriber: str | None = None
 
 
+class BufferOverflowed(SystemEvent, frozen=True, kw_only=True, tag="buffer_overflowed"):
+    """A ``never_drop`` subscription's buffer grew past its bound: its consumer is too slow.
+
+    Nothing was lost (the buffer keeps every message and grows); it goes out once per
+    overflow episode. ``subscriber`` names the component, ``depth`` is what waited when the
+    episode began and ``capacity`` the bound it passed. An application that would rather
+    rebuild its order state than read the backlog can reconcile from REST on this event.
+    """
+
+    connection: ConnectionKind
+    type: DataType
+    subscriber: str
+    capacity: int
+    depth: int
+
+
 #: Every system event, for ``msgspec`` decoding and exhaustive ``match`` statements.
 Event = (
     ConnectionStateChanged
@@ -133,4 +147,5 @@ Event = (
     | KeyExpiringSoon
     | RequestRejected
     | GapEvent
+    | BufferOverflowed
 )

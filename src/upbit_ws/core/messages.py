@@ -4,11 +4,17 @@ One class per message kind, with Upbit's DEFAULT field names (upbit-protocol.md 
 SIMPLE-format frames decode into the same classes (:mod:`upbit_ws.core.decode` reads the
 abbreviated keys listed in :data:`SIMPLE_KEYS`).
 
-Numbers: prices and sizes are ``float`` (Upbit sends JSON doubles, in any spelling: ``1.16539E8``,
-``0E-8``, ``91361000.0``, bare integers; section 15). Timestamps and ``sequential_id`` are
-``int`` (``sequential_id`` exceeds 2**53, so it never goes through a float). myAsset balances
-carry more than 17 significant digits (section 4.6) and are kept exact as
-:class:`decimal.Decimal`.
+Numbers follow one rule (docs/rest.md, "Numbers"): market data (ticker, trade, orderbook,
+candle) is ``float``, for display and signals at a high rate (Upbit sends JSON doubles, in any
+spelling: ``1.16539E8``, ``0E-8``, ``91361000.0``, bare integers; section 15 of the protocol
+notes); everything a trader adds or compares as money on their own account (every amount of
+:class:`MyOrder` and :class:`MyAsset`) is an exact :class:`decimal.Decimal`, as in the REST
+results. Timestamps and ``sequential_id`` are ``int`` (``sequential_id`` exceeds 2**53, so it
+never goes through a float).
+
+:class:`MyOrder` and :class:`MyAsset` carry ``reconciled``: ``False`` for a frame received on
+the socket, ``True`` for a message rebuilt from REST after a private gap
+(:mod:`upbit_ws.core.reconcile`).
 
 Every data message has ``.type`` (the wire type, e.g. ``"ticker"`` or ``"candle.1m"``) and
 ``.code`` (the market, e.g. ``"KRW-BTC"``; ``None`` for myAsset, which has no market). The
@@ -18,7 +24,9 @@ router can read both from any message.
 
 All classes are frozen ``msgspec.Struct`` values (``gc=False``: they hold no reference cycles);
 build them with keyword arguments (the field order is not part of the API). They encode back
-to DEFAULT JSON with ``msgspec.json.encode``.
+to DEFAULT JSON with ``msgspec.json.encode``; :class:`MyOrder` and :class:`MyAsset` leave out
+fields at their default (``None``, and ``reconciled`` unless it is ``True``), so an encoded live
+event carries only Upbit's keys and a reconciled one keeps its mark through JSON.
 """
 
 from __future__ import annotations
@@ -241,14 +249,16 @@ class Candle(msgspec.Struct, **_PLAIN):
     stream_type: StreamType | None = None
 
 
-class MyOrder(msgspec.Struct, tag="myOrder", **_TAGGED):
+class MyOrder(msgspec.Struct, tag="myOrder", omit_defaults=True, **_TAGGED):
     """A private order event: placed, filled, cancelled (section 4.5).
 
     ``order_type`` is ``limit``, ``price`` (market buy by amount), ``market`` (market sell) or
     ``best``; ``state`` is ``wait``, ``watch``, ``trade`` (a fill; ``trade_*`` fields set),
     ``done``, ``cancel`` or ``prevented``. They are plain strings so that a value Upbit adds
     later does not lose the event. Upbit sends many fields as ``null`` (a market buy has no
-    ``volume``; a non-fill has no ``trade_uuid``); those read ``None``.
+    ``volume``; a non-fill has no ``trade_uuid``); those read ``None``. Amounts are exact
+    :class:`~decimal.Decimal` values (numbers or strings on the wire, section 4.5).
+    ``reconciled`` is ``True`` on an event rebuilt from REST after a private gap.
     """
 
     type: ClassVar[Literal["myOrder"]] = "myOrder"
@@ -259,27 +269,29 @@ class MyOrder(msgspec.Struct, tag="myOrder", **_TAGGED):
     state: str
     timestamp: int
     trade_uuid: str | None = None
-    price: float | None = None
-    avg_price: float | None = None
-    volume: float | None = None
-    remaining_volume: float | None = None
-    executed_volume: float | None = None
+    price: Decimal | None = None
+    avg_price: Decimal | None = None
+    volume: Decimal | None = None
+    remaining_volume: Decimal | None = None
+    executed_volume: Decimal | None = None
     trades_count: int | None = None
-    reserved_fee: float | None = None
-    remaining_fee: float | None = None
-    paid_fee: float | None = None
-    locked: float | None = None
-    executed_funds: float | None = None
+    reserved_fee: Decimal | None = None
+    remaining_fee: Decimal | None = None
+    paid_fee: Decimal | None = None
+    locked: Decimal | None = None
+    executed_funds: Decimal | None = None
     time_in_force: str | None = None
-    trade_fee: float | None = None
+    trade_fee: Decimal | None = None
     is_maker: bool | None = None
     identifier: str | None = None
     smp_type: str | None = None
-    prevented_volume: float | None = None
-    prevented_locked: float | None = None
+    prevented_volume: Decimal | None = None
+    prevented_locked: Decimal | None = None
     trade_timestamp: int | None = None
     order_timestamp: int | None = None
     stream_type: StreamType | None = None
+    #: ``True`` when rebuilt from REST after a private gap rather than received live.
+    reconciled: bool = False
 
 
 class AssetBalance(msgspec.Struct, frozen=True, gc=False):
@@ -294,10 +306,11 @@ class AssetBalance(msgspec.Struct, frozen=True, gc=False):
     locked: Decimal
 
 
-class MyAsset(msgspec.Struct, tag="myAsset", **_TAGGED):
+class MyAsset(msgspec.Struct, tag="myAsset", omit_defaults=True, **_TAGGED):
     """A private balance change, usually one changed currency per frame (section 4.6).
 
-    myAsset has no market: ``code`` is ``None``.
+    myAsset has no market: ``code`` is ``None``. ``reconciled`` is ``True`` on a message
+    rebuilt from ``GET /v1/accounts`` after a private gap.
     """
 
     type: ClassVar[Literal["myAsset"]] = "myAsset"
@@ -307,6 +320,8 @@ class MyAsset(msgspec.Struct, tag="myAsset", **_TAGGED):
     asset_timestamp: int
     timestamp: int
     stream_type: StreamType | None = None
+    #: ``True`` when rebuilt from ``GET /v1/accounts`` after a private gap.
+    reconciled: bool = False
 
 
 class KeepAlive(msgspec.Struct, **_PLAIN):

@@ -43,11 +43,11 @@ planner what happened:
 An empty desired state cannot be sent (Upbit rejects a request without type objects, and an
 empty ``codes`` list is ``INVALID_PARAM``, section 7.2). When something is still streaming and
 nothing is wanted, :meth:`~SubscriptionPlanner.plan_for` returns an empty :class:`Plan`
-(``plan.is_empty``). The shell must then send nothing and close the socket cleanly, the only way
-to stop Upbit's streams (section 3.2: no unsubscribe), and call ``connection_lost``; it opens the
-connection again when the desired state becomes non-empty. (A shell that keeps the socket may
-instead call ``sent`` and ``confirmed`` with the empty plan; the router then drops the frames
-nobody wants.)
+(``plan.is_empty``). There is no unsubscribe (section 3.2), and closing the socket would cost a
+reconnect and a connect-limit slot, so the shell keeps the socket: it sends what quiets the
+connection (on public, a one-frame ``is_only_snapshot`` request; on private, nothing, the old
+subscription stays and its rare frames are dropped as unwanted), then calls ``sent`` and
+``confirmed`` with the empty plan.
 """
 
 from __future__ import annotations
@@ -58,13 +58,19 @@ from typing import Final
 
 from upbit_ws.core.book import (
     ALL_CODES,
-    CONNECTIONS,
-    Connection,
     StreamKey,
     SubscriptionBook,
     WantedStream,
 )
-from upbit_ws.core.constants import DATA_TYPES, DEFAULT_ORDERBOOK_DEPTH, PRIVATE_TYPES, DataType
+from upbit_ws.core.constants import (
+    CONNECTIONS,
+    DATA_TYPES,
+    DEFAULT_ORDERBOOK_DEPTH,
+    PRIVATE_TYPES,
+    ConnectionKind,
+    DataType,
+    check_connection,
+)
 from upbit_ws.core.encode import TypeRequest, orderbook_code
 from upbit_ws.core.errors import InvalidInputError
 
@@ -86,10 +92,10 @@ class Plan:
     ``types`` is what goes to :func:`~upbit_ws.core.encode.encode_request`; ``desired`` is the
     canonical desired state (sorted :class:`~upbit_ws.core.book.WantedStream` values) that the
     server streams once the request is applied. An empty plan means "nothing to subscribe":
-    send nothing (see the module docstring).
+    its ``types`` are empty and cannot be sent as they are (see the module docstring).
     """
 
-    connection: Connection
+    connection: ConnectionKind
     types: tuple[TypeRequest, ...]
     desired: tuple[WantedStream, ...]
 
@@ -114,7 +120,7 @@ class Plan:
 class PlannerStatistics:
     """Counters of the planner for one connection."""
 
-    connection: Connection
+    connection: ConnectionKind
     plans_sent: int
     plans_confirmed: int
     plans_rejected: int
@@ -163,7 +169,7 @@ def wire_code(stream: WantedStream) -> str:
 
 
 def build_plan(
-    connection: Connection,
+    connection: ConnectionKind,
     desired: Iterable[WantedStream],
     *,
     streaming: Set[WantedStream] = frozenset(),
@@ -210,7 +216,7 @@ class SubscriptionPlanner:
 
     def __init__(self, book: SubscriptionBook) -> None:
         self._book = book
-        self._states: dict[Connection, _ConnectionState] = {
+        self._states: dict[ConnectionKind, _ConnectionState] = {
             c: _ConnectionState() for c in CONNECTIONS
         }
 
@@ -219,7 +225,7 @@ class SubscriptionPlanner:
         """Return the book this planner reads."""
         return self._book
 
-    def plan_for(self, connection: Connection) -> Plan | None:
+    def plan_for(self, connection: ConnectionKind) -> Plan | None:
         """Return the next request for ``connection``, or ``None`` when there is nothing to do.
 
         ``None`` means the target state equals what was last sent (in flight) or, with
@@ -244,7 +250,7 @@ class SubscriptionPlanner:
             return None
         return build_plan(connection, target, streaming=streaming)
 
-    def sent(self, connection: Connection, plan: Plan) -> None:
+    def sent(self, connection: ConnectionKind, plan: Plan) -> None:
         """Record that ``plan`` was sent on ``connection`` and is now in flight."""
         state = self._state(connection)
         self._check_plan(connection, plan)
@@ -256,7 +262,7 @@ class SubscriptionPlanner:
         if state.resnapshot:
             state.resnapshot.difference_update(w.key for w in plan.snapshot_streams())
 
-    def confirmed(self, connection: Connection, plan: Plan) -> bool:
+    def confirmed(self, connection: ConnectionKind, plan: Plan) -> bool:
         """Record that ``plan`` is applied; return ``False`` (and change nothing) if stale.
 
         A plan is stale when it is not the one in flight: a newer request replaced it, or the
@@ -274,7 +280,7 @@ class SubscriptionPlanner:
         state.confirmed_count += 1
         return True
 
-    def rejected(self, connection: Connection, plan: Plan) -> bool:
+    def rejected(self, connection: ConnectionKind, plan: Plan) -> bool:
         """Record that Upbit refused ``plan`` as malformed; return whether it is remembered.
 
         A remembered state is not proposed again until the book's desired state changes.
@@ -295,7 +301,7 @@ class SubscriptionPlanner:
             state.rejected_for = self._book.wanted(connection)
         return True
 
-    def request_snapshot(self, connection: Connection, keys: Iterable[StreamKey]) -> bool:
+    def request_snapshot(self, connection: ConnectionKind, keys: Iterable[StreamKey]) -> bool:
         """Ask that the streams of ``keys`` get a fresh snapshot with the next request.
 
         For a new subscriber joining a stream the server already sends, when the shell has no
@@ -314,7 +320,7 @@ class SubscriptionPlanner:
         state.snapshots_requested += len(hit)
         return True
 
-    def connection_lost(self, connection: Connection) -> None:
+    def connection_lost(self, connection: ConnectionKind) -> None:
         """Forget what was streaming and in flight: the next plan re-sends everything fresh."""
         state = self._state(connection)
         state.streaming = frozenset()
@@ -323,19 +329,19 @@ class SubscriptionPlanner:
         state.resnapshot.clear()
         state.lost += 1
 
-    def confirmed_state(self, connection: Connection) -> tuple[WantedStream, ...]:
+    def confirmed_state(self, connection: ConnectionKind) -> tuple[WantedStream, ...]:
         """Return the desired state of the last confirmed request on the current socket."""
         return self._state(connection).confirmed
 
-    def streaming(self, connection: Connection) -> frozenset[WantedStream]:
+    def streaming(self, connection: ConnectionKind) -> frozenset[WantedStream]:
         """Return the streams the server is certainly sending (sent ``is_only_realtime``)."""
         return self._state(connection).streaming
 
-    def in_flight(self, connection: Connection) -> Plan | None:
+    def in_flight(self, connection: ConnectionKind) -> Plan | None:
         """Return the plan sent and not yet confirmed or rejected, if any."""
         return self._state(connection).in_flight
 
-    def statistics(self, connection: Connection) -> PlannerStatistics:
+    def statistics(self, connection: ConnectionKind) -> PlannerStatistics:
         """Return the planner's counters for ``connection``."""
         state = self._state(connection)
         return PlannerStatistics(
@@ -358,16 +364,11 @@ class SubscriptionPlanner:
         )
         return f"<SubscriptionPlanner {parts}>"
 
-    def _state(self, connection: Connection) -> _ConnectionState:
-        try:
-            return self._states[connection]
-        except KeyError as exc:
-            raise InvalidInputError(
-                f"unknown connection {connection!r}; use public or private"
-            ) from exc
+    def _state(self, connection: ConnectionKind) -> _ConnectionState:
+        return self._states[check_connection(connection)]
 
     @staticmethod
-    def _check_plan(connection: Connection, plan: Plan) -> None:
+    def _check_plan(connection: ConnectionKind, plan: Plan) -> None:
         if not isinstance(plan, Plan) or plan.connection != connection:
             raise InvalidInputError(f"plan {plan!r} is not a plan for the {connection} connection")
 

@@ -1,9 +1,10 @@
 """Typed, immutable REST response bodies for the endpoints a WebSocket manager needs.
 
-REST shapes differ from the WebSocket ones (upbit-protocol.md section 9): exchange endpoints
-send numbers as strings (kept exact here as :class:`~decimal.Decimal`), name the side
+REST shapes differ from the WebSocket ones (docs/rest.md): exchange endpoints send numbers as
+strings (kept exact here as :class:`~decimal.Decimal`: money on the account), name the side
 ``side``/``ord_type`` (WebSocket: ``ask_bid``/``order_type``) and omit null fields; quotation
-endpoints send JSON numbers. Unknown fields are ignored so that Upbit can add some.
+endpoints send JSON numbers (``float`` here, like the streamed market data). Unknown fields are
+ignored so that Upbit can add some.
 """
 
 from __future__ import annotations
@@ -16,16 +17,23 @@ import msgspec
 import orjson
 
 from upbit_ws.core.errors import DecodeError
+from upbit_ws.core.messages import OrderbookUnit
 
 __all__ = [
     "Account",
     "ApiKeyInfo",
+    "DayCandle",
     "MarketCaution",
     "MarketEvent",
     "MarketInfo",
     "MinuteCandle",
     "OrderTrade",
+    "OrderbookInstrument",
+    "PeriodCandle",
     "RestOrder",
+    "RestOrderbook",
+    "RestTicker",
+    "SecondCandle",
     "TradeTick",
     "decode_rest",
     "parse_retry_after",
@@ -165,6 +173,139 @@ class MinuteCandle(msgspec.Struct, frozen=True):
     candle_acc_trade_price: float
     candle_acc_trade_volume: float
     unit: int
+
+
+class SecondCandle(msgspec.Struct, frozen=True):
+    """One candle of ``GET /v1/candles/seconds`` (newest first; the last 3 months only)."""
+
+    market: str
+    candle_date_time_utc: str
+    candle_date_time_kst: str
+    opening_price: float
+    high_price: float
+    low_price: float
+    trade_price: float
+    timestamp: int
+    candle_acc_trade_price: float
+    candle_acc_trade_volume: float
+
+
+class DayCandle(msgspec.Struct, frozen=True):
+    """One candle of ``GET /v1/candles/days`` (newest first; days start 00:00 UTC).
+
+    ``converted_trade_price`` is set only when ``converting_price_unit`` was asked for.
+    """
+
+    market: str
+    candle_date_time_utc: str
+    candle_date_time_kst: str
+    opening_price: float
+    high_price: float
+    low_price: float
+    trade_price: float
+    timestamp: int
+    candle_acc_trade_price: float
+    candle_acc_trade_volume: float
+    prev_closing_price: float
+    change_price: float
+    change_rate: float
+    converted_trade_price: float | None = None
+
+
+class PeriodCandle(msgspec.Struct, frozen=True):
+    """One candle of ``GET /v1/candles/weeks`` or ``/months`` (newest first).
+
+    ``first_day_of_period`` (``yyyy-MM-dd``) names the week's Monday or the month's first day.
+    """
+
+    market: str
+    candle_date_time_utc: str
+    candle_date_time_kst: str
+    opening_price: float
+    high_price: float
+    low_price: float
+    trade_price: float
+    timestamp: int
+    candle_acc_trade_price: float
+    candle_acc_trade_volume: float
+    first_day_of_period: str
+
+
+class RestTicker(msgspec.Struct, frozen=True):
+    """One market of ``GET /v1/ticker``: the snapshot the ``ticker`` stream starts from.
+
+    ``market`` is the code (the stream calls it ``code``); ``trade_date``/``trade_time`` are UTC
+    ``yyyyMMdd``/``HHmmss`` and the ``_kst`` twins the same instant in KST. The ``change*``
+    fields compare with the previous UTC-midnight close.
+    """
+
+    market: str
+    trade_date: str
+    trade_time: str
+    trade_timestamp: int
+    opening_price: float
+    high_price: float
+    low_price: float
+    trade_price: float
+    prev_closing_price: float
+    change: str
+    change_price: float
+    change_rate: float
+    signed_change_price: float
+    signed_change_rate: float
+    trade_volume: float
+    acc_trade_price: float
+    acc_trade_price_24h: float
+    acc_trade_volume: float
+    acc_trade_volume_24h: float
+    timestamp: int
+    trade_date_kst: str = ""
+    trade_time_kst: str = ""
+    highest_52_week_price: float | None = None
+    highest_52_week_date: str | None = None
+    lowest_52_week_price: float | None = None
+    lowest_52_week_date: str | None = None
+
+
+class OrderbookInstrument(msgspec.Struct, frozen=True):
+    """One market of ``GET /v1/orderbook/instruments``: its tick and grouping levels.
+
+    ``supported_levels`` are the order book ``level`` values Upbit honours for the market
+    (``0``, the native tick, always; others on KRW markets only), exact as Upbit spells them.
+    """
+
+    market: str
+    quote_currency: str
+    tick_size: Decimal
+    supported_levels: tuple[Decimal, ...] = ()
+
+    def supports(self, level: float | int | str | Decimal) -> bool:
+        """Tell whether ``level`` (as a subscription or REST call would give it) is honoured."""
+        try:
+            wanted = Decimal(str(level)) if not isinstance(level, Decimal) else level
+        except ArithmeticError:
+            return False
+        return any(wanted == known for known in self.supported_levels)
+
+
+class RestOrderbook(msgspec.Struct, frozen=True):
+    """One market of ``GET /v1/orderbook``: the whole top-N book, best first.
+
+    ``orderbook_units`` rows are the stream's :class:`~upbit_ws.core.messages.OrderbookUnit`;
+    ``level`` echoes the price grouping (0: native tick).
+    """
+
+    market: str
+    timestamp: int
+    total_ask_size: float
+    total_bid_size: float
+    orderbook_units: tuple[OrderbookUnit, ...]
+    level: float = 0.0
+
+    @property
+    def units(self) -> tuple[OrderbookUnit, ...]:
+        """Return the book's rows, best first (the same tuple as ``orderbook_units``)."""
+        return self.orderbook_units
 
 
 _DECODERS: Final[dict[Any, msgspec.json.Decoder[Any]]] = {}

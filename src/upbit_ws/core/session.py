@@ -50,17 +50,20 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from upbit_ws.core.backoff import Backoff, BackoffClass
 from upbit_ws.core.classify import Decision, classify
 from upbit_ws.core.config import ConnectionConfig
-from upbit_ws.core.errors import ConnectionClosedError, InvalidInputError
+from upbit_ws.core.constants import ABNORMAL_CLOSURE, check_connection
+from upbit_ws.core.errors import ConnectionClosedError
 from upbit_ws.core.events import ConnectionKind, ConnectionState, ConnectionStateChanged
 
 __all__ = [
     "EVENT_BACKLOG",
+    "LIVE_STATES",
     "Action",
     "CloseSocket",
     "Connect",
@@ -72,8 +75,8 @@ __all__ = [
 ]
 
 #: Close code used when the shell reports a close without one: no close frame came (RFC 6455).
-ABNORMAL_CLOSURE: Final = 1006
-_LIVE: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
+#: The states in which a socket is open and usable (``degraded``: open, being probed).
+LIVE_STATES: Final[frozenset[ConnectionState]] = frozenset({"open", "degraded"})
 _WAITING: Final[frozenset[ConnectionState]] = frozenset({"reconnecting", "suspended"})
 #: State changes kept for :meth:`Session.take_events`; older ones are dropped (and counted) if
 #: the shell stops draining them, so memory stays bounded.
@@ -142,7 +145,11 @@ Action = Connect | SendPing | DeclareDead | CloseSocket | WaitBackoff
 class SessionStatistics:
     """A snapshot of one session: its state, counters and current timeouts.
 
-    ``uptime`` is how long the current socket has been open (0 when none is).
+    ``uptime`` is how long the current socket has been open (0 when none is). ``state_age`` is
+    how long the session has been in ``state``; ``last_frame_age`` how long ago the last frame
+    or pong arrived on the current socket (``None`` without an open socket).
+    ``failures_by_cause`` counts failures (each followed by a reconnect unless fatal) by the
+    :data:`~upbit_ws.core.classify.Cause` they were classified as.
     """
 
     connection: ConnectionKind
@@ -158,6 +165,9 @@ class SessionStatistics:
     connect_timeout: float
     uptime: float
     events_dropped: int
+    state_age: float = 0.0
+    last_frame_age: float | None = None
+    failures_by_cause: Mapping[str, int] = field(default_factory=dict)
 
 
 class Session:
@@ -176,9 +186,7 @@ class Session:
         streaming: bool | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if connection not in ("public", "private"):
-            raise InvalidInputError(f"connection must be 'public' or 'private', not {connection!r}")
-        self.connection: ConnectionKind = connection
+        self.connection: ConnectionKind = check_connection(connection)
         self.config = config or ConnectionConfig()
         self.backoff = Backoff(self.config.backoff, rng=rng)
         self._streaming = connection == "public" if streaming is None else streaming
@@ -205,6 +213,7 @@ class Session:
         self._connects = 0
         self._opens = 0
         self._failures = 0
+        self._causes: dict[str, int] = {}
         self._dead = 0
         self._pings = 0
         self._pongs = 0
@@ -250,7 +259,7 @@ class Session:
     def statistics(self, now: float) -> SessionStatistics:
         """Return a snapshot of the state, counters and timeouts at ``now``."""
         now = self._clock(now)
-        opened = self._opened_at if self._state in _LIVE else None
+        opened = self._opened_at if self._state in LIVE_STATES else None
         return SessionStatistics(
             connection=self.connection,
             state=self._state,
@@ -265,6 +274,9 @@ class Session:
             connect_timeout=self._connect_timeout,
             uptime=0.0 if opened is None else now - opened,
             events_dropped=self._events_dropped,
+            state_age=max(0.0, now - self._state_since),
+            last_frame_age=None if opened is None else max(0.0, now - self._last_rx),
+            failures_by_cause=dict(self._causes),
         )
 
     def take_events(self) -> list[ConnectionStateChanged]:
@@ -307,7 +319,7 @@ class Session:
         now = self._clock(now)
         if not self._connecting():
             return
-        decision = classify(error)
+        decision = classify(error, connection=self.connection)
         if decision.cause == "timeout":
             self._grow_connect_timeout()
         self._fail(now, decision)
@@ -328,7 +340,7 @@ class Session:
             self._last_rx = now
             self._quiet_probes = 0
             return
-        if self._state not in _LIVE:
+        if self._state not in LIVE_STATES:
             return
         self._last_rx = now
         self._pong_deadline = None
@@ -340,7 +352,7 @@ class Session:
     def pong_received(self, now: float) -> None:
         """Report a pong: proof of life; a probe answered without data marks the stream quiet."""
         now = self._clock(now)
-        if self._state not in _LIVE:
+        if self._state not in LIVE_STATES:
             return
         self._pongs += 1
         self._last_rx = now
@@ -359,10 +371,10 @@ class Session:
         if self._connecting():
             self.connect_failed(now, error or ConnectionClosedError(code or ABNORMAL_CLOSURE))
             return
-        if self._state not in _LIVE:
+        if self._state not in LIVE_STATES:
             return
         cause = error if error is not None else ConnectionClosedError(code or ABNORMAL_CLOSURE)
-        self._fail(now, classify(cause))
+        self._fail(now, classify(cause, connection=self.connection))
 
     def internal_error(self, now: float, *, reason: str) -> None:
         """Report that the shell failed with a bug: drop the socket and retry on the backoff.
@@ -398,6 +410,7 @@ class Session:
             return
         self._stop_socket(reason)
         self._failures += 1
+        self._causes["auth"] = self._causes.get("auth", 0) + 1
         self._last_decision = Decision("retry", "auth", "auth", reason)
         self._wait(now, "suspended", reason, "auth", self.backoff.next_delay(kind="auth"))
 
@@ -432,7 +445,7 @@ class Session:
             self._fail(now, Decision("retry", "normal", "timeout", reason))
         elif state in _WAITING and now >= self._retry_at:
             self._begin_connect(now, "retrying")
-        elif state in _LIVE:
+        elif state in LIVE_STATES:
             self._keepalive(now)
         actions, self._pending = self._pending, []
         if self._state == "connecting" and any(isinstance(a, Connect) for a in actions):
@@ -452,7 +465,7 @@ class Session:
             return self._connect_deadline
         if state in _WAITING:
             return self._retry_at
-        if state in _LIVE:
+        if state in LIVE_STATES:
             if self._pong_deadline is not None:
                 if self._streaming and state == "open":
                     return min(self._pong_deadline, self._probe_due())
@@ -516,20 +529,29 @@ class Session:
                 self._pending = [a for a in self._pending if not isinstance(a, Connect)]
             else:
                 self._pending.append(DeclareDead(reason))
-        elif self._state in _LIVE:
+        elif self._state in LIVE_STATES:
             self._pending.append(CloseSocket(reason, self.config.timeouts.close))
         self._pong_deadline = None
         self._probe_outstanding = False
 
+    def _proved_healthy(self, now: float) -> bool:
+        """Tell whether the socket now ending proved healthy: THE reconnect backoff reset rule.
+
+        A socket that stayed open ``BackoffConfig.reset_after`` seconds starts the reconnect
+        backoff over from its first step; any other failure keeps it growing. This is the one
+        place that decides it.
+        """
+        opened = self._opened_at
+        return opened is not None and now - opened >= self.config.backoff.reset_after
+
     def _fail(self, now: float, decision: Decision) -> None:
         """Move on after the socket or the connect attempt ended, as ``decision`` says."""
         self._failures += 1
+        self._causes[decision.cause] = self._causes.get(decision.cause, 0) + 1
         self._last_decision = decision
         self._pong_deadline = None
         self._probe_outstanding = False
-        opened = self._opened_at
-        healthy = opened is not None and now - opened >= self.config.backoff.reset_after
-        if self._state in _LIVE and healthy:
+        if self._state in LIVE_STATES and self._proved_healthy(now):
             self.backoff.reset()
         if not decision.retry:
             self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket)]

@@ -12,6 +12,7 @@ redis-py is the optional ``redis`` extra; it is imported when a relay or feed is
 
 from __future__ import annotations
 
+from upbit_ws.aio.logcontext import install_log_fields
 from upbit_ws.relay.codec import (
     FeedGap,
     GapCause,
@@ -25,6 +26,8 @@ from upbit_ws.relay.codec import (
 from upbit_ws.relay.feed import FeedStatistics, FeedSubscription, RedisFeed
 from upbit_ws.relay.redis_client import RedisCommandError, RedisUnavailableError
 from upbit_ws.relay.relay import Relay, RelayRole, RelayStatistics
+
+install_log_fields()  # this package's loggers carry the structured fields too
 
 __all__ = [
     "FeedGap",

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from upbit_ws.aio.logcontext import install_log_fields
 from upbit_ws.simulator.clock import Clock, ManualClock, WallClock
 from upbit_ws.simulator.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, SimulatorConfig
 from upbit_ws.simulator.server import Simulator, SimulatorStats
@@ -20,3 +21,5 @@ __all__ = [
     "SimulatorStats",
     "WallClock",
 ]
+
+install_log_fields()  # the simulator's loggers carry the structured fields too

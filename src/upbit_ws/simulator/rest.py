@@ -1,18 +1,23 @@
 """The REST subset of section 9, in Upbit's shapes, over the same market model as the socket.
 
-Quotation (no auth): ``GET /v1/market/all``, ``/v1/trades/ticks``, ``/v1/candles/minutes/{unit}``.
+Quotation (no auth): ``GET /v1/market/all``, ``/v1/ticker``, ``/v1/orderbook``,
+``/v1/trades/ticks``, ``/v1/candles/seconds``, ``/v1/candles/minutes/{unit}``,
+``/v1/candles/days``, ``/weeks``, ``/months``; all read the same market model the socket
+streams, so a REST ticker, book or candle equals the last streamed one (docs/rest.md).
 Exchange (JWT with ``query_hash``): ``GET /v1/accounts``, ``/v1/api_keys``, ``POST /v1/orders``,
 ``DELETE /v1/order``, ``GET /v1/order``, ``/v1/orders/open``, ``/v1/orders/closed``.
 Every ``/v1`` answer carries ``Remaining-Req: group=...; min=...; sec=...`` (section 8.2) and
 the group's per-second limit answers 429 when exceeded. Errors are
-``{"error":{"name","message"}}`` (section 9.7), unknown paths included.
+``{"error":{"name","message"}}`` (section 9.7), unknown paths included. Quotation numbers are
+JSON numbers, exchange amounts strings, as Upbit sends them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, unquote
 
@@ -22,7 +27,8 @@ from aiohttp.typedefs import Middleware
 
 from upbit_ws.simulator.auth import ApiKey, AuthFailure, unverified_access_key, verify_token
 from upbit_ws.simulator.limits import SlidingWindow
-from upbit_ws.simulator.listing import PRICE_SCALE
+from upbit_ws.simulator.listing import PRICE_SCALE, tick_units
+from upbit_ws.simulator.market import Candle, grouped_levels
 from upbit_ws.simulator.orders import Order, RestError
 
 if TYPE_CHECKING:
@@ -45,6 +51,7 @@ _MISSING: Final = {
 }
 _INVALID: Final = {"error": {"name": 400, "message": "Invalid parameter. Check the parameters!"}}
 _KST: Final = 9 * 3600
+_CLOSED_SPAN: Final = 7 * 86400.0
 
 
 def _json(body: object, *, status: int = 200) -> web.Response:
@@ -62,6 +69,10 @@ def _group(request: web.Request) -> tuple[str, bool] | None:
         return "candles", True
     if path == "/v1/trades/ticks":
         return "crix-trades", True
+    if path.startswith("/v1/ticker"):
+        return "ticker", True
+    if path.startswith("/v1/orderbook"):
+        return "orderbook", True
     if path == "/v1/orders" and request.method == "POST":
         return "order", False
     return "default", False
@@ -75,6 +86,8 @@ def rest_middleware(sim: Simulator) -> Middleware:
         "market": cfg.rest_quotation_per_second,
         "candles": cfg.rest_quotation_per_second,
         "crix-trades": cfg.rest_quotation_per_second,
+        "ticker": cfg.rest_quotation_per_second,
+        "orderbook": cfg.rest_quotation_per_second,
         "default": cfg.rest_exchange_per_second,
         "order": cfg.rest_order_per_second,
     }
@@ -129,8 +142,15 @@ def add_rest_routes(app: web.Application, sim: Simulator) -> None:
     """Serve the REST endpoints on ``app``."""
     rest = _Rest(sim)
     app.router.add_get("/v1/market/all", rest.market_all)
+    app.router.add_get("/v1/ticker", rest.ticker)
+    app.router.add_get("/v1/orderbook", rest.orderbook)
+    app.router.add_get("/v1/orderbook/instruments", rest.orderbook_instruments)
     app.router.add_get("/v1/trades/ticks", rest.trades_ticks)
+    app.router.add_get("/v1/candles/seconds", rest.candles_seconds)
     app.router.add_get("/v1/candles/minutes/{unit}", rest.candles_minutes)
+    app.router.add_get("/v1/candles/days", rest.candles_days)
+    app.router.add_get("/v1/candles/weeks", rest.candles_weeks)
+    app.router.add_get("/v1/candles/months", rest.candles_months)
     app.router.add_get("/v1/accounts", rest.accounts)
     app.router.add_get("/v1/api_keys", rest.api_keys)
     app.router.add_post("/v1/orders", rest.create_order)
@@ -145,7 +165,9 @@ def _iso_kst(epoch: float) -> str:
 
 
 def _parse_time(text: str) -> float | None:
-    """Parse a REST ``to``/``start_time``: ISO 8601, naive means UTC (DOC-rest)."""
+    """Parse a REST ``to``/``start_time``: ISO 8601 (naive means UTC) or epoch ms (DOC-rest)."""
+    if text.isdigit():
+        return int(text) / 1000
     try:
         moment = datetime.fromisoformat(text.replace(" ", "T"))
     except ValueError:
@@ -215,6 +237,141 @@ class _Rest:
             out.append(item)
         return _json(out)
 
+    def _markets(self, request: web.Request) -> list[str] | web.Response:
+        """Read ``markets=A,B``: 400 when missing, 404 when any code is not listed (9.7)."""
+        raw = request.query.get("markets", "")
+        codes = [c.strip() for c in raw.split(",") if c.strip()]
+        if not codes:
+            return _json(_MISSING, status=400)
+        if any(c not in self.sim.model.states for c in codes):
+            return _json(_CODE_NOT_FOUND, status=404)
+        return list(dict.fromkeys(codes))
+
+    async def ticker(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/ticker?markets=...``: the ticker the stream would send now, REST-shaped."""
+        codes = self._markets(request)
+        if isinstance(codes, web.Response):
+            return codes
+        now_ms = int(self.sim.wall_time() * 1000)
+        body: list[dict[str, object]] = []
+        for code in codes:
+            t = self.sim.model.states[code].ticker()
+            if t is None:
+                continue
+            trade = t.trade
+            price, prev = trade.price, t.prev_close
+            diff = (price - prev) / PRICE_SCALE
+            rate = round(abs(price - prev) / prev, 10) if prev else 0.0
+            moment = datetime.fromtimestamp(trade.timestamp / 1000, UTC)
+            kst = moment + timedelta(seconds=_KST)
+            body.append(
+                {
+                    "market": code,
+                    "trade_date": moment.strftime("%Y%m%d"),
+                    "trade_time": moment.strftime("%H%M%S"),
+                    "trade_date_kst": kst.strftime("%Y%m%d"),
+                    "trade_time_kst": kst.strftime("%H%M%S"),
+                    "trade_timestamp": trade.timestamp,
+                    "opening_price": t.open / PRICE_SCALE,
+                    "high_price": t.high / PRICE_SCALE,
+                    "low_price": t.low / PRICE_SCALE,
+                    "trade_price": price / PRICE_SCALE,
+                    "prev_closing_price": prev / PRICE_SCALE,
+                    "change": "RISE" if price > prev else "FALL" if price < prev else "EVEN",
+                    "change_price": abs(diff),
+                    "change_rate": rate,
+                    "signed_change_price": diff,
+                    "signed_change_rate": rate if diff >= 0 else -rate,
+                    "trade_volume": trade.volume / PRICE_SCALE,
+                    "acc_trade_price": t.acc_price,
+                    "acc_trade_price_24h": t.acc_price_24h,
+                    "acc_trade_volume": t.acc_volume,
+                    "acc_trade_volume_24h": t.acc_volume_24h,
+                    "highest_52_week_price": t.high_52w / PRICE_SCALE,
+                    "highest_52_week_date": t.high_52w_date,
+                    "lowest_52_week_price": t.low_52w / PRICE_SCALE,
+                    "lowest_52_week_date": t.low_52w_date,
+                    "timestamp": now_ms,
+                }
+            )
+        return _json(body)
+
+    async def orderbook(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/orderbook?markets=...&count=&level=``: the book the stream would send now.
+
+        ``count`` outside 1-30 falls back to 30; a ``level`` the market does not support
+        answers an empty list (KRW markets group, others only 0).
+        """
+        from upbit_ws.simulator.websocket import allowed_levels
+
+        codes = self._markets(request)
+        if isinstance(codes, web.Response):
+            return codes
+        depth = _int(request.query.get("count"), default=30)
+        if depth is None or not 1 <= depth <= 30:
+            depth = 30
+        try:
+            level = float(request.query.get("level") or 0)
+        except ValueError:
+            return _json(_INVALID, status=400)
+        body: list[dict[str, object]] = []
+        for code in codes:
+            if level and level not in allowed_levels(self.sim, code):
+                return _json([])
+            book = self.sim.model.states[code].book()
+            asks: tuple[tuple[int, int], ...] | list[tuple[int, int]] = book.asks
+            bids: tuple[tuple[int, int], ...] | list[tuple[int, int]] = book.bids
+            if level > 0:
+                asks, bids = grouped_levels(book, step=round(level * PRICE_SCALE), depth=depth)
+            units: list[dict[str, float]] = []
+            total_ask = total_bid = 0
+            for i in range(depth):
+                ask_p, ask_s = asks[i] if i < len(asks) else (0, 0)
+                bid_p, bid_s = bids[i] if i < len(bids) else (0, 0)
+                total_ask += ask_s
+                total_bid += bid_s
+                units.append(
+                    {
+                        "ask_price": ask_p / PRICE_SCALE,
+                        "bid_price": bid_p / PRICE_SCALE,
+                        "ask_size": ask_s / PRICE_SCALE,
+                        "bid_size": bid_s / PRICE_SCALE,
+                    }
+                )
+            body.append(
+                {
+                    "market": code,
+                    "timestamp": book.timestamp,
+                    "total_ask_size": total_ask / PRICE_SCALE,
+                    "total_bid_size": total_bid / PRICE_SCALE,
+                    "orderbook_units": units,
+                    "level": int(level) if level.is_integer() else level,
+                }
+            )
+        return _json(body)
+
+    async def orderbook_instruments(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/orderbook/instruments``: tick size and the levels the socket honours."""
+        from upbit_ws.simulator.websocket import allowed_levels
+
+        codes = self._markets(request)
+        if isinstance(codes, web.Response):
+            return codes
+        body: list[dict[str, object]] = []
+        for code in codes:
+            info = self.sim.model.states[code].info
+            tick = tick_units(info.quote, round(info.base_price * PRICE_SCALE))
+            levels = sorted(allowed_levels(self.sim, code))
+            body.append(
+                {
+                    "market": code,
+                    "quote_currency": info.quote,
+                    "tick_size": _decimal_text(tick / PRICE_SCALE),
+                    "supported_levels": [_decimal_text(level) for level in levels],
+                }
+            )
+        return _json(body)
+
     async def trades_ticks(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/trades/ticks`` (9.5): one UTC day, newest first.
 
@@ -262,11 +419,8 @@ class _Rest:
             )
         return _json(body)
 
-    async def candles_minutes(self, request: web.Request) -> web.StreamResponse:
-        """``GET /v1/candles/minutes/{unit}``: newest first, ``to`` exclusive (section 9.6)."""
-        unit = _int(request.match_info["unit"], default=0)
-        if unit not in _MINUTE_UNITS:
-            return _json(_INVALID, status=400)
+    def _candle_query(self, request: web.Request) -> tuple[str, int, float | None] | web.Response:
+        """Read ``market``, ``count`` (over 200 gives 200, section 9.6) and ``to`` (exclusive)."""
         market = request.query.get("market")
         if not market:
             return _json(_MISSING, status=400)
@@ -280,28 +434,117 @@ class _Rest:
             to = _parse_time(request.query["to"])
             if to is None:
                 return _json(_INVALID, status=400)
-        # More than 200 silently returns 200 (section 9.6).
-        candles = self.sim.model.candles(market, f"candle.{unit}m", count=min(count, 200), to=to)
-        body = []
-        for c in candles:
-            utc = datetime.fromtimestamp(c.start, UTC)
-            kst = datetime.fromtimestamp(c.start + _KST, UTC)
-            body.append(
-                {
-                    "market": market,
-                    "candle_date_time_utc": utc.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "candle_date_time_kst": kst.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "opening_price": c.open / PRICE_SCALE,
-                    "high_price": c.high / PRICE_SCALE,
-                    "low_price": c.low / PRICE_SCALE,
-                    "trade_price": c.close / PRICE_SCALE,
-                    "timestamp": c.timestamp,
-                    "candle_acc_trade_price": c.acc_price,
-                    "candle_acc_trade_volume": c.volume,
-                    "unit": unit,
-                }
-            )
+        return market, min(count, 200), to
+
+    async def candles_seconds(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/candles/seconds``: the streamed ``candle.1s`` candles, newest first."""
+        query = self._candle_query(request)
+        if isinstance(query, web.Response):
+            return query
+        market, count, to = query
+        candles = self.sim.model.candles(market, "candle.1s", count=count, to=to)
+        return _json([_candle_body(market, c) for c in candles])
+
+    async def candles_minutes(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/candles/minutes/{unit}``: newest first, ``to`` exclusive (section 9.6)."""
+        unit = _int(request.match_info["unit"], default=0)
+        if unit not in _MINUTE_UNITS:
+            return _json(_INVALID, status=400)
+        query = self._candle_query(request)
+        if isinstance(query, web.Response):
+            return query
+        market, count, to = query
+        candles = self.sim.model.candles(market, f"candle.{unit}m", count=count, to=to)
+        return _json([{**_candle_body(market, c), "unit": unit} for c in candles])
+
+    async def candles_days(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/candles/days``: UTC days; today's equals the streamed ticker's day."""
+        query = self._candle_query(request)
+        if isinstance(query, web.Response):
+            return query
+        market, count, to = query
+        days = self._days(market)
+        body: list[dict[str, object]] = []
+        for i in range(len(days) - 1, -1, -1):
+            day, prev_close = days[i]
+            if to is not None and day.start >= to:
+                continue
+            change = (day.close - prev_close) / PRICE_SCALE
+            item = _candle_body(market, day)
+            item["prev_closing_price"] = prev_close / PRICE_SCALE
+            item["change_price"] = change
+            item["change_rate"] = round(change * PRICE_SCALE / prev_close, 10) if prev_close else 0
+            body.append(item)
+            if len(body) >= count:
+                break
         return _json(body)
+
+    async def candles_weeks(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/candles/weeks``: weeks from Monday 00:00 UTC, built from the days."""
+        return await self._periods(request, week=True)
+
+    async def candles_months(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/candles/months``: calendar months (UTC), built from the days."""
+        return await self._periods(request, week=False)
+
+    async def _periods(self, request: web.Request, *, week: bool) -> web.StreamResponse:
+        query = self._candle_query(request)
+        if isinstance(query, web.Response):
+            return query
+        market, count, to = query
+        periods: list[Candle] = []
+        for day, _prev in self._days(market):
+            moment = datetime.fromtimestamp(day.start, UTC)
+            first = moment - timedelta(days=moment.weekday()) if week else moment.replace(day=1)
+            _merge(periods, day, int(first.timestamp()))
+        body: list[dict[str, object]] = []
+        for period in reversed(periods):
+            if to is not None and period.start >= to:
+                continue
+            item = _candle_body(market, period)
+            item["first_day_of_period"] = datetime.fromtimestamp(period.start, UTC).strftime(
+                "%Y-%m-%d"
+            )
+            body.append(item)
+            if len(body) >= count:
+                break
+        return _json(body)
+
+    def _days(self, market: str) -> list[tuple[Candle, int]]:
+        """Return (day candle, previous close) pairs, oldest first.
+
+        Past days aggregate the 240-minute candles (they nest in UTC days); the current day is
+        the ticker's day (open, high, low, last price, accumulated volume and value), so a
+        REST day candle and the streamed ticker agree.
+        """
+        state = self.sim.model.states[market]
+        days: list[Candle] = []
+        for c in self.sim.model.candles(market, "candle.240m", count=10**9, to=None)[::-1]:
+            _merge(days, c, c.start // 86400 * 86400)
+        trade = state.last_trade
+        if trade is not None and trade.timestamp // 86_400_000 == state.day:
+            today = Candle(
+                start=state.day * 86400,
+                open=state.open,
+                high=state.high,
+                low=state.low,
+                close=state.last_price,
+                volume=state.acc_volume,
+                acc_price=state.acc_price,
+                timestamp=trade.timestamp,
+            )
+            if days and days[-1].start == today.start:
+                days[-1] = today
+            else:
+                days.append(today)
+        out: list[tuple[Candle, int]] = []
+        for i, day in enumerate(days):
+            if day.start == state.day * 86400:
+                prev = state.prev_close
+            else:
+                prev = days[i - 1].close if i else day.open
+            out.append((day, prev))
+        return out
 
     # --- exchange ----------------------------------------------------------------------
 
@@ -446,17 +689,86 @@ class _Rest:
             orders = [o for o in orders if o.market == single["market"]]
         if states:
             orders = [o for o in orders if o.state in states]
-        for bound, keep in (("start_time", True), ("end_time", False)):
+        bounds: dict[str, float] = {}
+        for bound in ("start_time", "end_time"):
             if bound in single:
                 moment = _parse_time(single[bound])
                 if moment is None:
                     return _json(bad.body(), status=400)
-                orders = [o for o in orders if (o.created_at >= moment) == keep]
+                bounds[bound] = moment
+        if closed:
+            # Closed orders are searched by creation time over at most 7 days (DOC-rest).
+            begin, end = bounds.get("start_time"), bounds.get("end_time")
+            if begin is None and end is None:
+                end = self.sim.wall_time()
+            if begin is None:
+                assert end is not None
+                begin = end - _CLOSED_SPAN
+            if end is None:
+                end = begin + _CLOSED_SPAN
+            if end - begin > _CLOSED_SPAN or end < begin:
+                return _json(bad.body(), status=400)
+            bounds = {"start_time": begin, "end_time": end}
+        if "start_time" in bounds:
+            orders = [o for o in orders if o.created_at >= bounds["start_time"]]
+        if "end_time" in bounds:
+            orders = [o for o in orders if o.created_at <= bounds["end_time"]]
         if single.get("order_by", "desc") == "desc":
             orders = orders[::-1]
         start = (page - 1) * limit if not closed else 0
         page_orders = orders[start : start + limit]
         return _json([engine.rest_body(o, with_trades=False) for o in page_orders])
+
+
+def _decimal_text(value: float) -> str:
+    """Spell a level or tick as Upbit does in strings: plain digits, no exponent."""
+    text = format(Decimal(repr(value)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _merge(out: list[Candle], part: Candle, start: int) -> None:
+    """Add ``part`` (in time order) into the candle of ``out`` starting at ``start``."""
+    if out and out[-1].start == start:
+        last = out[-1]
+        last.high = max(last.high, part.high)
+        last.low = min(last.low, part.low)
+        last.close = part.close
+        last.volume += part.volume
+        last.acc_price += part.acc_price
+        last.timestamp = part.timestamp
+    else:
+        out.append(
+            Candle(
+                start=start,
+                open=part.open,
+                high=part.high,
+                low=part.low,
+                close=part.close,
+                volume=part.volume,
+                acc_price=part.acc_price,
+                timestamp=part.timestamp,
+            )
+        )
+
+
+def _candle_body(market: str, c: Candle) -> dict[str, object]:
+    """Return the fields every REST candle shares (section 9.6), numbers as JSON numbers."""
+    utc = datetime.fromtimestamp(c.start, UTC)
+    kst = datetime.fromtimestamp(c.start + _KST, UTC)
+    return {
+        "market": market,
+        "candle_date_time_utc": utc.strftime("%Y-%m-%dT%H:%M:%S"),
+        "candle_date_time_kst": kst.strftime("%Y-%m-%dT%H:%M:%S"),
+        "opening_price": c.open / PRICE_SCALE,
+        "high_price": c.high / PRICE_SCALE,
+        "low_price": c.low / PRICE_SCALE,
+        "trade_price": c.close / PRICE_SCALE,
+        "timestamp": c.timestamp,
+        "candle_acc_trade_price": c.acc_price,
+        "candle_acc_trade_volume": c.volume,
+    }
 
 
 def _scalar(value: object) -> str:

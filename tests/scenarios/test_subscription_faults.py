@@ -1,0 +1,174 @@
+"""The fault catalogue through the real subscription path: components recover, not a test listener.
+
+Each scenario runs a manager with its own subscription service (no ``listeners=``), two
+components subscribed, then a named fault. After it, the new socket must carry the full merged
+request again, the components must receive data from it, and the trade stream must get its
+reconnect gap event. Also: a change made during a reconnect, and a change made while the
+request is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, our_tasks
+from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, until
+from upbit_ws.aio.manager import WebSocketManager
+from upbit_ws.core.events import GapEvent
+from upbit_ws.simulator import Simulator
+from upbit_ws.simulator.connection import SimConnection
+
+Fault = Callable[[Simulator], Awaitable[None]]
+
+
+@asynccontextmanager
+async def streaming() -> AsyncIterator[tuple[Simulator, WebSocketManager, EventLog, Any, Any]]:
+    """Run a simulator and a manager with a book (orderbook) and a tape (trade) flowing."""
+    async with Simulator(port=0, **SMALL_SIM) as sim:
+        ws = WebSocketManager(base_url=sim.url, config=FAST, connect_limiter=fresh_limiter())
+        log = EventLog(ws.events())
+        async with ws:
+            book = ws.component("book").subscribe("orderbook", ["KRW-BTC"])
+            tape = ws.component("tape").subscribe("trade", ["KRW-BTC"])
+            await next_item(book)
+            await until(lambda: "last request applied" in str(ws.subscriptions()))
+            yield sim, ws, log, book, tape
+        assert our_tasks() == []
+
+
+def newest_public(sim: Simulator) -> SimConnection:
+    """Return the simulator's side of the newest public socket."""
+    return [c for c in sim.connections(include_closed=True) if c.kind == "public"][-1]
+
+
+async def requests_on_a_new_socket(sim: Simulator, old: SimConnection) -> list[dict[str, Any]]:
+    """Wait for a public socket newer than ``old`` to receive a request; return its requests."""
+    await until(lambda: newest_public(sim) is not old and bool(requests_of(newest_public(sim))))
+    return requests_of(newest_public(sim))
+
+
+def entries(request: dict[str, Any]) -> set[tuple[str, str]]:
+    """Return (type, code) of each entry of a recorded subscription request."""
+    return {(e["type"], e["code"]) for e in request["entries"]}
+
+
+async def fresh(sub: Any) -> Any:
+    """Return a message that arrived after everything already buffered."""
+    while sub.pending:
+        await next_item(sub)
+    return await next_item(sub)
+
+
+async def _abort(sim: Simulator) -> None:
+    sim.abort()
+
+
+async def _close_1000(sim: Simulator) -> None:
+    sim.close(code=1000)
+
+
+async def _blackhole(sim: Simulator) -> None:
+    sim.blackhole(30.0)
+
+
+async def _dropped_upgrade(sim: Simulator) -> None:
+    sim.refuse(0.3, how="stall")
+    sim.abort()
+
+
+async def _server_down(sim: Simulator) -> None:
+    sim.refuse(0.4, status=None)
+    sim.abort()
+
+
+async def _restart(sim: Simulator) -> None:
+    await sim.restart(down_seconds=0.3)
+
+
+async def _rate_limited(sim: Simulator) -> None:
+    sim.refuse(0.3, how="status", status=429)
+    sim.abort()
+
+
+async def _error_frame(sim: Simulator) -> None:
+    sim.inject_error("TOO_MANY_REQUEST")
+
+
+CATALOGUE: dict[str, Fault] = {
+    "abort": _abort,
+    "clean-close-1000": _close_1000,
+    "blackhole": _blackhole,
+    "dropped-upgrade": _dropped_upgrade,
+    "server-down": _server_down,
+    "restart": _restart,
+    "http-429": _rate_limited,
+    "error-frame": _error_frame,
+}
+
+
+@pytest.mark.parametrize("fault", list(CATALOGUE), ids=list(CATALOGUE))
+async def test_components_recover_from_each_fault(fault: str) -> None:
+    """After each named fault the merged request is re-sent and both components get data."""
+    async with streaming() as (sim, ws, log, book, tape):
+        first = newest_public(sim)
+        await CATALOGUE[fault](sim)
+        await log.state("public", "reconnecting", within=3)
+        await log.state("public", "open", within=8)
+        await until(
+            lambda: newest_public(sim) is not first and bool(requests_of(newest_public(sim)))
+        )
+        resent = requests_of(newest_public(sim))[0]
+        assert entries(resent) == {("orderbook", "KRW-BTC"), ("trade", "KRW-BTC")}
+        assert not any(e["is_only_realtime"] for e in resent["entries"])  # fresh snapshots
+        assert (await fresh(book)).code == "KRW-BTC"
+        assert (await fresh(tape)).code == "KRW-BTC"
+        await until(lambda: "last request applied" in str(ws.subscriptions()))
+        gaps = [e for e in log.drain() if isinstance(e, GapEvent)]
+        assert [(g.type, g.reason) for g in gaps] == [("trade", "reconnect")]
+        assert ws.statistics().subscriptions.internal_errors == ()
+
+
+async def test_a_change_made_during_a_reconnect_goes_out_on_the_new_socket() -> None:
+    """Changes made while the socket is down are in the first request of the next one."""
+    async with streaming() as (sim, ws, log, book, tape):
+        first = newest_public(sim)
+        sim.refuse(0.5, how="status", status=503)
+        sim.abort()
+        await log.state("public", "reconnecting", within=3)
+        await book.update(["KRW-ETH"])
+        await tape.aclose()
+        coins = ws.component("coins").subscribe("ticker", ["KRW-XRP"])
+        await log.state("public", "open", within=8)
+        await until(
+            lambda: newest_public(sim) is not first and bool(requests_of(newest_public(sim)))
+        )
+        requests = requests_of(newest_public(sim))
+        assert entries(requests[0]) == {("orderbook", "KRW-ETH"), ("ticker", "KRW-XRP")}
+        assert (await fresh(book)).code == "KRW-ETH"
+        assert (await next_item(coins)).code == "KRW-XRP"
+        await until(lambda: "last request applied" in str(ws.subscriptions()))
+
+
+async def test_a_change_made_while_the_request_is_in_flight_is_not_lost() -> None:
+    """A change made before Upbit's answer to the request in flight follows in the next one."""
+    async with Simulator(port=0, **SMALL_SIM) as sim:
+        ws = WebSocketManager(base_url=sim.url, config=FAST, connect_limiter=fresh_limiter())
+        async with ws:
+            await asyncio.wait_for(ws.public.wait_open(), 5)
+            sim.delay(300)  # answers (and data) come 0.3 s late: the request stays in flight
+            book = ws.component("book").subscribe("orderbook", ["KRW-BTC"])
+            conn = newest_public(sim)
+            await until(lambda: len(requests_of(conn)) == 1)
+            assert ws.subscriptions().public.in_flight
+            await book.update(["KRW-ETH"])  # before any answer to the first request
+            await until(lambda: len(requests_of(conn)) == 2)
+            assert entries(requests_of(conn)[1]) == {("orderbook", "KRW-ETH")}
+            assert (await next_item(book)).code == "KRW-ETH"  # old-code frames are not delivered
+            await until(lambda: "last request applied" in str(ws.subscriptions()), within=8)
+            view = ws.subscriptions().public
+            assert [(w.type, w.code) for w in view.confirmed] == [("orderbook", "KRW-ETH")]
