@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := $(shell awk '/^name = "uv"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' uv.lock)
 UV := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv
 
-.PHONY: demo test test-stress lint typecheck pytest bench soak clean venv lock docs qt-runtime
+.PHONY: demo test test-stress lint typecheck pytest bench soak clean venv lock docs qt-runtime redis-server
 
 venv: $(STAMP)
 
@@ -39,7 +39,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-pytest: $(STAMP) qt-runtime
+pytest: $(STAMP) qt-runtime redis-server
 	$(BIN)/pytest $$(cat $(QT_SKIP) 2>/dev/null)
 
 # Qt's system libraries, for the qt extra's tests. PySide6's wheels bundle Qt itself but not
@@ -68,6 +68,17 @@ qt-runtime: $(STAMP)
 	    echo "-p no:pytestqt --ignore=tests/qt" > $(QT_SKIP); \
 	  fi; \
 	fi
+
+# The relay tests (tests/relay/) start their own redis-server on a free port. Debian's package
+# is installed when missing and we are root; otherwise they skip, saying why. Installing it may
+# also start a system service on 6379: harmless, the tests never use it.
+redis-server:
+	@if command -v redis-server >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing redis-server (Debian package) for the relay tests"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } \
+			>/dev/null 2>&1 || echo "apt-get could not install redis-server: relay tests will skip"; \
+	else echo "redis-server not found and cannot install it (needs root and apt-get): relay tests will skip"; fi
 
 test: lint typecheck pytest
 

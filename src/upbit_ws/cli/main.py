@@ -7,6 +7,7 @@ import click
 from upbit_ws import __version__
 from upbit_ws.cli.bench import bench
 from upbit_ws.cli.demo import demo
+from upbit_ws.cli.relay import relay
 from upbit_ws.cli.simulate import simulate
 from upbit_ws.cli.status import status
 from upbit_ws.cli.watch import watch
@@ -20,6 +21,7 @@ def cli() -> None:
 
 cli.add_command(simulate)
 cli.add_command(demo)
+cli.add_command(relay)
 cli.add_command(status)
 cli.add_command(watch)
 cli.add_command(bench)

@@ -1,0 +1,727 @@
+"""The relay: one manager's subscriptions appended to Redis Streams, highly available.
+
+::
+
+    async with Relay("redis://127.0.0.1:6379", {"trade": ["KRW-BTC"], "ticker": ["KRW-BTC"]}):
+        ...  # every message goes to upbit:trade:KRW-BTC / upbit:ticker:KRW-BTC
+
+**Data path.** One :class:`~upbit_ws.WebSocketManager` subscription per type (``drop_oldest``
+with a large bound, so tickers and books are never conflated away), read with ``batches()``;
+each message is encoded once (msgpack with its type tag, :mod:`upbit_ws.relay.codec`) into the
+relay's *outbox*, a bounded FIFO. One writer takes up to ``batch_size`` entries at a time and
+appends them with one Lua script call (:data:`~upbit_ws.relay.scripts.APPEND`), so a flood
+costs one round trip per batch, not per message. Connection changes and gaps of the manager
+go to ``upbit:events`` (and each gap also into the affected data streams, in band).
+
+**Redis down.** Appends fail, the writer retries the same batch with capped backoff (0.05 s
+to 1 s) and the outbox keeps filling up to ``buffer_size`` entries; past that the oldest are
+dropped and counted per stream, and the next append writes a :class:`FeedGap` (cause
+``relay_overflow``) before the data that follows the loss. A batch whose reply was lost is not
+appended twice: the script remembers the last batch id.
+
+**High availability.** Relays of one subscription set share a lease (``upbit:lease:relay``):
+``SET NX PX`` to take it, a compare-and-set script to renew it every third of its time to live,
+and a compare-and-delete on clean exit. Only the holder appends, and every append checks the
+token inside the same atomic script, so a relay that lost the lease (stalled, partitioned)
+can never write again, even if it does not know yet. A standby runs its own manager (hot) and
+keeps the newest ``buffer_size`` entries as a backlog; it polls the lease, sleeping until the
+lease's remaining time to live runs out (at most a third of the lease). On taking over it reads
+the newest entries of each stream, finds the newest one in its backlog by its bytes (without
+``stream_type``), and
+appends only what came after it (see :meth:`Relay._take_over`),
+so readers get no duplicate and, when the backlog reaches back, no loss either: they see a
+:class:`LeaseAcquired` event whose ``at - since`` is the wait (at most the lease time to live
+plus one renewal period), and a :class:`FeedGap` (cause ``takeover``) on any stream the backlog
+could not close.
+
+A bug in one of the relay's tasks stops the relay (``wait_closed()`` raises it) and a standby
+takes over; Redis and Upbit faults never stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import msgspec
+
+from upbit_ws.aio.manager import WebSocketManager
+from upbit_ws.aio.stream import Subscription
+from upbit_ws.core.auth import Credentials
+from upbit_ws.core.backoff import Backoff
+from upbit_ws.core.buffer import OverflowPolicy
+from upbit_ws.core.config import BackoffConfig, ConnectionConfig
+from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_TYPES
+from upbit_ws.core.errors import InvalidInputError
+from upbit_ws.core.events import ConnectionStateChanged, GapEvent
+from upbit_ws.relay.codec import (
+    KIND_GAP,
+    KIND_MESSAGE,
+    FeedGap,
+    GapCause,
+    LeaseAcquired,
+    LeaseReleased,
+    RelayConfig,
+    RelayEvent,
+    UpstreamStateChanged,
+    check_subscriptions,
+    decoder_for,
+    encode_event,
+    encode_gap,
+    encode_message,
+    entry_header,
+    entry_id_seconds,
+)
+from upbit_ws.relay.redis_client import RedisClient, RedisCommandError, RedisUnavailableError
+from upbit_ws.relay.scripts import APPEND, RELEASE, RENEW
+
+__all__ = ["Relay", "RelayRole", "RelayStatistics"]
+
+_log = logging.getLogger("upbit_ws.relay")
+
+RelayRole = Literal["new", "standby", "leader", "closed"]
+
+#: Redis retry delays: quick first retry, capped at one second (Redis restarts are short).
+_REDIS_BACKOFF: Final = BackoffConfig(
+    first_delay=0.05, cap=1.0, reset_after=1.0, rate_limited_floor=1.0, blocked_floor=1.0
+)
+#: Newest entries read per stream at takeover to find where the previous leader stopped.
+_HIGH_WATER_ENTRIES: Final = 64
+#: How long aclose() lets the writer flush what is buffered before giving up.
+_FLUSH_TIMEOUT: Final = 2.0
+
+# One outbox entry: stream key, kind (message or gap), ordering timestamp (None: not a data
+# message), payload.
+_Entry = tuple[str, int, int | None, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """A stream's newest stored message, the recent ones, their newest timestamp, its time."""
+
+    payload: bytes
+    recent: frozenset[bytes]
+    timestamp: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStatistics:
+    """A snapshot of one relay.
+
+    ``received`` messages came from the manager; ``appended`` entries reached Redis (messages,
+    gaps and events); ``buffered`` wait in the outbox; ``dropped`` were lost to a full outbox
+    while leading (Redis down or slower than the feed), ``discarded`` aged out of a standby's
+    backlog (not a loss: the leader had them). ``refilled`` counts backlog messages appended at
+    takeovers, ``skipped`` backlog messages the previous leader had appended already.
+    """
+
+    relay: str
+    role: RelayRole
+    received: int
+    appended: int
+    buffered: int
+    dropped: int
+    discarded: int
+    batches: int
+    redis_errors: int
+    takeovers: int
+    lease_losses: int
+    refilled: int
+    skipped: int
+    gaps: int
+
+
+def _identity(key: str, payload: bytes, namespace: str) -> bytes:
+    """Return a message's bytes without ``stream_type`` (SNAPSHOT and REALTIME copies match)."""
+    message = decoder_for(key[len(namespace) + 1 :].split(":", 1)[0]).decode(payload)
+    if getattr(message, "stream_type", None) is None:
+        return payload
+    return encode_message(msgspec.structs.replace(message, stream_type=None))
+
+
+def _default_relay_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Relay:
+    """Relay the given subscriptions from Upbit to Redis Streams; see the module docs.
+
+    ``subscriptions`` maps a data type to its codes (``{"trade": ["KRW-BTC"]}``; wildcards such
+    as ``KRW-*`` expand through the market list). ``base_url``, ``credentials`` and
+    ``connection_config`` go to the :class:`~upbit_ws.WebSocketManager`; ``config`` holds the
+    Redis side (:class:`~upbit_ws.relay.codec.RelayConfig`); ``relay_id`` names this relay in
+    events (host, pid and a random suffix by default).
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        subscriptions: Mapping[str, Iterable[str]],
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        credentials: Credentials | None = None,
+        config: RelayConfig | None = None,
+        connection_config: ConnectionConfig | None = None,
+        relay_id: str | None = None,
+    ) -> None:
+        self.subscriptions = check_subscriptions(subscriptions)
+        if credentials is None and any(t in PRIVATE_TYPES for t in self.subscriptions):
+            raise InvalidInputError("myOrder and myAsset need credentials")
+        self.config = config or RelayConfig()
+        self.relay_id = relay_id or _default_relay_id()
+        self._redis = RedisClient(redis_url)
+        self._ws = WebSocketManager(
+            base_url=base_url, credentials=credentials, config=connection_config
+        )
+        self._keys = self.config.keys
+        self._lease_key = self._keys.lease(self.config.lease_name)
+        self._batch_key = self._keys.batch(self.config.lease_name)
+        self._role: RelayRole = "new"
+        self._role_changed = asyncio.Event()
+        self._token: str | None = None
+        self._outbox: deque[_Entry] = deque()
+        self._inflight: list[_Entry] | None = None
+        self._writing = False
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._closing = False
+        self._inputs_done = False
+        self._root: asyncio.Task[None] | None = None
+        self._subs: list[Subscription[Any]] = []
+        self._stream_keys: dict[tuple[str, str | None], str] = {}
+        # Per stream: (first loss time, messages dropped) of the current loss episode.
+        self._losses: dict[str, tuple[float, int]] = {}
+        # Per stream: entries a standby's backlog aged out since it last led.
+        self._aged_out: dict[str, int] = {}
+        self._received = 0
+        self._appended = 0
+        self._dropped = 0
+        self._discarded = 0
+        self._batches = 0
+        self._redis_errors = 0
+        self._takeovers = 0
+        self._lease_losses = 0
+        self._refilled = 0
+        self._skipped = 0
+        self._gaps = 0
+
+    def __repr__(self) -> str:
+        kinds = ",".join(self.subscriptions)
+        return f"<Relay {self.relay_id} {self._role} {kinds} -> {self._redis.url}>"
+
+    # --- public surface ----------------------------------------------------------------------
+
+    @property
+    def role(self) -> RelayRole:
+        """Return ``new``, ``standby``, ``leader`` or ``closed``."""
+        return self._role
+
+    @property
+    def redis_url(self) -> str:
+        """Return the Redis URL, any password masked."""
+        return self._redis.url
+
+    @property
+    def manager(self) -> WebSocketManager:
+        """Return the manager this relay reads from (for its health and statistics)."""
+        return self._ws
+
+    async def __aenter__(self) -> Relay:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Check Redis, start the manager and subscribe, then compete for the lease.
+
+        Raises :class:`~upbit_ws.relay.RedisUnavailableError` when Redis does not answer (the
+        relay gives up only at start: later outages are buffered and retried).
+        """
+        if self._role != "new":
+            raise InvalidInputError(f"start() can be called once; the relay is {self._role}")
+        await self._redis.ping()
+        self._set_role("standby")
+        try:
+            await self._ws.start()
+            for type, codes in self.subscriptions.items():
+                policy: OverflowPolicy | None = None if type in PRIVATE_TYPES else "drop_oldest"
+                sub = self._ws.component(f"relay:{type}").subscribe(
+                    type, codes, policy=policy, capacity=self.config.upstream_capacity
+                )
+                self._subs.append(sub)
+            self._root = asyncio.create_task(self._run(), name="upbit-ws:relay")
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def wait_closed(self) -> None:
+        """Wait until the relay stops (after ``aclose()``, or a bug: then it is raised)."""
+        root = self._root
+        if root is None:
+            return
+        await asyncio.wait([root])
+        if not root.cancelled() and root.exception() is not None:
+            raise root.exception()  # type: ignore[misc]
+
+    async def wait_role(self, role: RelayRole) -> None:
+        """Wait until the relay's role is ``role`` (wrap it in ``asyncio.timeout``)."""
+        while self._role != role:
+            await self._role_changed.wait()
+
+    async def run(self) -> None:
+        """Start, relay until cancelled or a bug stops it, then close."""
+        await self.start()
+        try:
+            await self.wait_closed()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop: flush what is buffered (briefly), release the lease, close everything."""
+        if self._closing:
+            return
+        self._closing = True
+        with contextlib.suppress(Exception):
+            await self._ws.aclose()  # the pumps end once their subscriptions are drained
+        root = self._root
+        self._wake.set()
+        if root is not None and not root.done() and self._role == "leader":
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_FLUSH_TIMEOUT):
+                    await self._drained.wait()
+        if root is not None and not root.done():
+            root.cancel()
+            # Bounded: a third-party call that swallowed the cancellation must not hang close.
+            await asyncio.wait([root], timeout=_FLUSH_TIMEOUT)
+        if self._role == "leader" and self._token is not None:
+            await self._release()
+        self._set_role("closed")
+        await self._redis.aclose()
+
+    def statistics(self) -> RelayStatistics:
+        """Return a snapshot of this relay's counters."""
+        return RelayStatistics(
+            relay=self.relay_id,
+            role=self._role,
+            received=self._received,
+            appended=self._appended,
+            buffered=len(self._outbox) + len(self._inflight or ()),
+            dropped=self._dropped,
+            discarded=self._discarded,
+            batches=self._batches,
+            redis_errors=self._redis_errors,
+            takeovers=self._takeovers,
+            lease_losses=self._lease_losses,
+            refilled=self._refilled,
+            skipped=self._skipped,
+            gaps=self._gaps,
+        )
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            lease = tg.create_task(self._lease_loop(), name="upbit-ws:relay:lease")
+            writer = tg.create_task(self._writer(), name="upbit-ws:relay:writer")
+            inputs = [tg.create_task(self._events(), name="upbit-ws:relay:events")]
+            inputs += [
+                tg.create_task(self._pump(sub), name=f"upbit-ws:relay:pump:{sub.type}")
+                for sub in self._subs
+            ]
+            # The inputs end when the manager closes (aclose), after what it had buffered.
+            await asyncio.gather(*inputs)
+            self._inputs_done = True
+            self._wake.set()
+            await writer  # returns once the outbox is flushed (or this relay does not lead)
+            lease.cancel()
+
+    async def _pump(self, sub: Subscription[Any]) -> None:
+        """Encode each message the manager delivers into the outbox."""
+        out = self._outbox_append
+        kind = sub.type
+        stream_key = self._stream_key
+        keys = self._stream_keys
+        async for batch in sub.batches():
+            for message in batch:
+                key = keys.get((kind, message.code)) or stream_key(kind, message.code)
+                out((key, KIND_MESSAGE, message.timestamp, encode_message(message)))
+            self._received += len(batch)
+            self._trim()
+            self._wake.set()
+
+    def _outbox_append(self, entry: _Entry) -> None:
+        self._outbox.append(entry)
+
+    def _stream_key(self, type: str, code: str | None) -> str:
+        key = self._stream_keys.get((type, code))
+        if key is None:
+            key = self._stream_keys[(type, code)] = self._keys.stream(type, code)
+        return key
+
+    def _trim(self) -> None:
+        """Hold the outbox to ``buffer_size``: drop the oldest, counted (see the module docs)."""
+        out = self._outbox
+        excess = len(out) - self.config.buffer_size
+        if excess <= 0:
+            return
+        leading = self._role == "leader"
+        now = time.time()
+        for _ in range(excess):
+            key, kind, _, _ = out.popleft()
+            if kind != KIND_MESSAGE or key == self._keys.events:
+                continue
+            if leading:
+                self._dropped += 1
+                since, count = self._losses.get(key, (now, 0))
+                self._losses[key] = (since, count + 1)
+            else:
+                self._discarded += 1
+                self._aged_out[key] = self._aged_out.get(key, 0) + 1
+
+    async def _events(self) -> None:
+        """Turn the manager's connection changes and gaps into relay events."""
+        loop = asyncio.get_running_loop()
+        async for event in self._ws.events():
+            offset = time.time() - loop.time()
+            if isinstance(event, ConnectionStateChanged):
+                self._emit(
+                    UpstreamStateChanged(
+                        at=event.at + offset,
+                        relay=self.relay_id,
+                        connection=event.connection,
+                        old=event.old,
+                        new=event.new,
+                        reason=event.reason,
+                    )
+                )
+            elif isinstance(event, GapEvent):
+                cause: GapCause = (
+                    "upstream_reconnect" if event.reason == "reconnect" else "upstream_overflow"
+                )
+                gap = FeedGap(
+                    at=event.at + offset,
+                    relay=self.relay_id,
+                    type=event.type,
+                    code=event.code,
+                    cause=cause,
+                    since=event.since + offset,
+                    dropped=event.dropped,
+                )
+                self._gap(gap)
+
+    def _emit(self, event: RelayEvent, *, first: bool = False) -> None:
+        """Queue an event for ``upbit:events`` (only a leader's events are written)."""
+        if self._role != "leader" and not first:
+            _log.info("relay %s (standby): %s", self.relay_id, event)
+            return
+        entry = (self._keys.events, KIND_MESSAGE, None, encode_event(event))
+        if first:
+            self._outbox.appendleft(entry)
+        else:
+            self._outbox.append(entry)
+        self._wake.set()
+
+    def _gap(self, gap: FeedGap, *, first: bool = False) -> None:
+        """Queue ``gap`` for the events stream and in band into each stream it covers."""
+        self._gaps += 1
+        payload = encode_gap(gap)
+        if gap.type is None:
+            streams = list(self._stream_keys.values())
+        elif gap.code is not None:
+            streams = [self._stream_key(gap.type, gap.code)]
+        else:
+            codes = [c for (t, c) in self._stream_keys if t == gap.type]
+            streams = [self._stream_key(gap.type, c) for c in codes]
+        entries = [(key, KIND_GAP, None, payload) for key in streams]
+        if first:
+            self._outbox.extendleft(reversed(entries))
+        else:
+            # A standby keeps in-band gaps in its backlog: they matter if it takes over.
+            self._outbox.extend(entries)
+        self._emit(gap, first=first)
+
+    # --- the writer --------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        backoff = Backoff(_REDIS_BACKOFF)
+        seq = itertools.count(1)
+        batch_id = ""
+        blob = b""
+        keys: list[str] = []
+        while True:
+            if self._inflight is not None and self._role != "leader":
+                # Lost the lease between retries: the batch goes back, filtered at a takeover.
+                self._outbox.extendleft(reversed(self._inflight))
+                self._inflight = None
+            if self._inflight is None:
+                if self._role != "leader" or not self._outbox:
+                    if self._inputs_done and (self._role != "leader" or not self._outbox):
+                        self._drained.set()
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                self._write_losses()
+                self._inflight = self._take_batch()
+                keys, blob = self._frame(self._inflight)
+                batch_id = f"{self._token}:{next(seq)}"
+            self._writing = True
+            try:
+                result = await self._redis.script(
+                    APPEND,
+                    keys,
+                    [self._token, batch_id, self.config.maxlen, blob, self.config.lease_ms],
+                )
+            except RedisUnavailableError as exc:
+                self._redis_errors += 1
+                if backoff.attempt == 0:
+                    _log.warning("relay %s: cannot append: %s", self.relay_id, exc)
+                self._trim()
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            finally:
+                self._writing = False
+            backoff.reset()
+            batch, self._inflight = self._inflight, None
+            if batch is None:
+                continue
+            if result == -1:
+                # The lease is gone: give the batch back; a takeover filters it later.
+                self._outbox.extendleft(reversed(batch))
+                self._step_down("the lease expired or another relay holds it")
+                continue
+            self._batches += 1
+            self._appended += len(batch)
+
+    def _take_batch(self) -> list[_Entry]:
+        out = self._outbox
+        size = min(len(out), self.config.batch_size)
+        return [out.popleft() for _ in range(size)]
+
+    def _frame(self, batch: list[_Entry]) -> tuple[list[str], bytes]:
+        """Return the script's KEYS and the framed blob of ``batch``."""
+        keys = [self._lease_key, self._batch_key]
+        index: dict[str, int] = {}
+        parts: list[bytes] = []
+        for key, kind, _, payload in batch:
+            i = index.get(key)
+            if i is None:
+                keys.append(key)
+                i = index[key] = len(keys)
+            parts.append(entry_header(i, kind, len(payload)))
+            parts.append(payload)
+        return keys, b"".join(parts)
+
+    def _write_losses(self) -> None:
+        """Queue a gap, ahead of the data, for each stream that lost messages to a full outbox."""
+        if not self._losses:
+            return
+        losses, self._losses = self._losses, {}
+        now = time.time()
+        by_key = {key: tc for tc, key in self._stream_keys.items()}
+        for key, (since, dropped) in losses.items():
+            type, code = by_key.get(key, (None, None))
+            self._gap(
+                FeedGap(
+                    at=now,
+                    relay=self.relay_id,
+                    type=type,
+                    code=code,
+                    cause="relay_overflow",
+                    since=since,
+                    dropped=dropped,
+                ),
+                first=True,
+            )
+
+    # --- the lease ---------------------------------------------------------------------------
+
+    async def _lease_loop(self) -> None:
+        backoff = Backoff(_REDIS_BACKOFF)
+        period = self.config.lease_seconds / 3
+        while True:
+            try:
+                if self._role == "leader":
+                    await asyncio.sleep(period)
+                    renewed = await self._redis.script(
+                        RENEW, [self._lease_key], [self._token, self.config.lease_ms]
+                    )
+                    if not renewed:
+                        self._step_down("the lease expired before it was renewed")
+                else:
+                    token = uuid.uuid4().hex
+                    if await self._redis.set_nx(self._lease_key, token, px=self.config.lease_ms):
+                        await self._take_over(token)
+                    else:
+                        left = await self._redis.pttl(self._lease_key)
+                        await asyncio.sleep(min(max(left, 10) / 1000, period))
+                backoff.reset()
+            except RedisUnavailableError:
+                self._redis_errors += 1
+                await asyncio.sleep(backoff.next_delay())
+
+    def _set_role(self, role: RelayRole) -> None:
+        if role != self._role:
+            _log.info("relay %s: %s -> %s", self.relay_id, self._role, role)
+        self._role = role
+        changed, self._role_changed = self._role_changed, asyncio.Event()
+        changed.set()
+        self._wake.set()
+
+    def _step_down(self, reason: str) -> None:
+        if self._role != "leader":
+            return
+        self._lease_losses += 1
+        _log.warning("relay %s: stepping down: %s", self.relay_id, reason)
+        self._token = None
+        # Losses stay recorded: if no other relay appends after them, they are still holes
+        # readers must hear about when this relay leads again (see _take_over).
+        self._aged_out.clear()
+        self._set_role("standby")
+
+    async def _take_over(self, token: str) -> None:
+        """Filter the backlog against what the streams hold, then lead (module docs).
+
+        Per stream, the previous leader's newest entry is looked up in the backlog by its
+        bytes; everything up to it is dropped (already in Redis), everything after it is
+        appended: exact, whatever order Upbit's timestamps are in (a trade's ``timestamp`` is
+        its send time, which does not follow ``sequential_id``). When the backlog does not
+        hold that entry (it aged out, or this relay's feed differs), only what is newer than
+        every recent entry and not among them is appended, and the stream gets a gap.
+        """
+        if self._inflight is not None and not self._writing:
+            self._outbox.extendleft(reversed(self._inflight))
+            self._inflight = None
+        streams = {key for key, kind, _, _ in self._outbox if key != self._keys.events}
+        streams.update(self._stream_keys.values())
+        ordered = sorted(streams)
+        newest = await self._redis.last_entries(ordered, _HIGH_WATER_ENTRIES)
+        marks: dict[str, _Mark] = {}
+        for key, entries in zip(ordered, newest, strict=True):
+            mark = self._high_water(key, entries)
+            if mark is not None:
+                marks[key] = mark
+        outbox = self._outbox
+        # Position of the last backlog copy of each stream's newest stored entry, compared
+        # without stream_type (a snapshot re-sends a message the old leader stored realtime).
+        found: dict[str, int] = {}
+        same: dict[int, bool] = {}
+        for position, (key, kind, _, payload) in enumerate(outbox):
+            mark = marks.get(key)
+            if mark is not None and kind == KIND_MESSAGE:
+                identity = _identity(key, payload, self.config.namespace)
+                same[position] = identity in mark.recent
+                if identity == mark.payload:
+                    found[key] = position
+        kept: deque[_Entry] = deque()
+        backlog: set[str] = set()
+        refilled = skipped = 0
+        for position, entry in enumerate(outbox):
+            key, kind, ts, payload = entry
+            if key == self._keys.events:
+                continue  # a standby's own events were logged, not relayed
+            mark = marks.get(key)
+            if mark is not None:
+                at = found.get(key)
+                if at is not None:
+                    stale = position <= at or same.get(position, False)
+                else:
+                    stale = kind == KIND_GAP or (
+                        ts is not None and (ts <= mark.timestamp or same.get(position, False))
+                    )
+                if stale:
+                    skipped += kind == KIND_MESSAGE
+                    continue
+            if kind == KIND_MESSAGE:
+                refilled += 1
+                backlog.add(key)
+            kept.append(entry)
+        self._outbox = kept
+        for key in list(self._losses):
+            mark = marks.get(key)
+            if mark is not None and mark.at >= self._losses[key][0]:
+                del self._losses[key]  # another leader appended after the loss: covered
+        self._token = token
+        self._takeovers += 1
+        self._refilled += refilled
+        self._skipped += skipped
+        now = time.time()
+        since = max((m.at for m in marks.values()), default=None)
+        by_key = {key: tc for tc, key in self._stream_keys.items()}
+        self._set_role("leader")
+        # Streams where the backlog could not be joined to the previous leader's last entry
+        # although something happened since (backlog entries, or entries aged out of it).
+        holes = [
+            key for key in marks if key not in found and (key in backlog or self._aged_out.get(key))
+        ]
+        for key in reversed(holes):
+            type, code = by_key.get(key, (None, None))
+            self._gap(
+                FeedGap(
+                    at=now,
+                    relay=self.relay_id,
+                    type=type,
+                    code=code,
+                    cause="takeover",
+                    since=marks[key].at,
+                ),
+                first=True,
+            )
+        self._aged_out.clear()
+        self._emit(
+            LeaseAcquired(at=now, relay=self.relay_id, since=since, refilled=refilled),
+            first=True,
+        )
+        _log.info(
+            "relay %s leads: %d backlog messages appended, %d already in Redis",
+            self.relay_id,
+            refilled,
+            skipped,
+        )
+
+    def _high_water(
+        self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]
+    ) -> _Mark | None:
+        """Return what a stream's newest entries say about where its last leader stopped."""
+        type = key[len(self.config.namespace) + 1 :].split(":", 1)[0]
+        decoder = decoder_for(type)
+        payloads = [(entry_id, fields[b"m"]) for entry_id, fields in entries if b"m" in fields]
+        if not payloads:
+            return None
+        newest_id, newest = payloads[0]
+        timestamps = [decoder.decode(p).timestamp for _, p in payloads]
+        namespace = self.config.namespace
+        return _Mark(
+            payload=_identity(key, newest, namespace),
+            recent=frozenset(_identity(key, p, namespace) for _, p in payloads),
+            timestamp=max(timestamps),
+            at=entry_id_seconds(newest_id),
+        )
+
+    async def _release(self) -> None:
+        """Append LeaseReleased and give the lease up (clean exit)."""
+        token = self._token
+        event = LeaseReleased(at=time.time(), relay=self.relay_id)
+        keys, blob = self._frame([(self._keys.events, KIND_MESSAGE, None, encode_event(event))])
+        with contextlib.suppress(RedisUnavailableError, RedisCommandError):
+            async with asyncio.timeout(_FLUSH_TIMEOUT):
+                await self._redis.script(
+                    APPEND,
+                    keys,
+                    [token, f"{token}:release", self.config.maxlen, blob, self.config.lease_ms],
+                )
+                await self._redis.script(RELEASE, [self._lease_key], [token])
+        self._token = None

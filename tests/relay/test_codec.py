@@ -1,0 +1,186 @@
+"""The relay's pure parts: key names, entry encoding, configuration, the import boundary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+
+import msgspec
+import pytest
+
+import upbit_ws.relay
+from upbit_ws.core.errors import ConfigError, InvalidInputError
+from upbit_ws.core.messages import (
+    AssetBalance,
+    Candle,
+    MyAsset,
+    Orderbook,
+    OrderbookUnit,
+    Trade,
+)
+from upbit_ws.relay.codec import (
+    EVENT_DECODER,
+    FeedGap,
+    Keys,
+    LeaseAcquired,
+    RelayConfig,
+    batch_decoder,
+    check_subscriptions,
+    decoder_for,
+    encode_event,
+    encode_gap,
+    encode_message,
+    entry_id_seconds,
+)
+
+TRADE = Trade(
+    code="KRW-BTC",
+    trade_price=1.5e8,
+    trade_volume=0.01,
+    ask_bid="BID",
+    prev_closing_price=1.4e8,
+    change="RISE",
+    change_price=1e7,
+    trade_date="2024-01-01",
+    trade_time="00:00:00",
+    trade_timestamp=1704067200000,
+    timestamp=1704067200012,
+    sequential_id=17040672000000001,
+)
+
+
+def test_relay_public_names_are_pinned() -> None:
+    """upbit_ws.relay exports exactly these names."""
+    assert sorted(upbit_ws.relay.__all__) == [
+        "FeedGap",
+        "FeedStatistics",
+        "FeedSubscription",
+        "GapCause",
+        "Keys",
+        "LeaseAcquired",
+        "LeaseReleased",
+        "RedisCommandError",
+        "RedisFeed",
+        "RedisUnavailableError",
+        "Relay",
+        "RelayConfig",
+        "RelayEvent",
+        "RelayRole",
+        "RelayStatistics",
+        "UpstreamStateChanged",
+    ]
+
+
+def test_importing_the_relay_does_not_import_redis() -> None:
+    """`import upbit_ws.relay` works without redis-py: it is loaded when a client is built."""
+    code = (
+        "import json, sys, upbit_ws, upbit_ws.relay, upbit_ws.cli.main\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'redis')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_stream_keys_follow_type_and_code() -> None:
+    """Streams are upbit:{type}:{code}; myAsset has no code; other namespaces prefix all keys."""
+    keys = Keys()
+    assert keys.stream("trade", "KRW-BTC") == "upbit:trade:KRW-BTC"
+    assert keys.stream("myAsset", None) == "upbit:myAsset"
+    assert keys.events == "upbit:events"
+    assert Keys("lab").lease("relay") == "lab:lease:relay"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        TRADE,
+        Orderbook(
+            code="KRW-BTC",
+            timestamp=1,
+            total_ask_size=1.0,
+            total_bid_size=2.0,
+            orderbook_units=(
+                OrderbookUnit(ask_price=2.0, bid_price=1.0, ask_size=1.0, bid_size=2.0),
+            ),
+        ),
+        Candle(
+            type="candle.1m",
+            code="KRW-ETH",
+            candle_date_time_utc="2024-01-01T00:00:00",
+            candle_date_time_kst="2024-01-01T09:00:00",
+            opening_price=1.0,
+            high_price=2.0,
+            low_price=0.5,
+            trade_price=1.5,
+            candle_acc_trade_volume=3.0,
+            candle_acc_trade_price=4.0,
+            timestamp=5,
+        ),
+        MyAsset(
+            asset_uuid="u",
+            assets=(
+                AssetBalance(
+                    currency="KRW",
+                    balance=Decimal("1386929.37231066771348207123"),
+                    locked=Decimal(0),
+                ),
+            ),
+            asset_timestamp=1,
+            timestamp=2,
+        ),
+    ],
+)
+def test_messages_round_trip_into_the_same_class(message: object) -> None:
+    """A message encodes with its type tag and decodes back equal, in its own class."""
+    payload = encode_message(message)  # type: ignore[arg-type]
+    back = decoder_for(message.type).decode(payload)  # type: ignore[attr-defined]
+    assert type(back) is type(message)
+    assert back == message
+
+
+def test_a_read_script_answer_decodes_in_one_call() -> None:
+    """The read scripts' array of [index, id, message|nil, gap|nil] decodes to typed values."""
+    gap = FeedGap(
+        at=2.0,
+        relay="r",
+        type="trade",
+        code="KRW-BTC",
+        cause="relay_overflow",
+        since=1.0,
+        dropped=3,
+    )
+    header = b"\xdd\x00\x00\x00\x02"
+    one = b"\x94\xcd\x00\x01\xd9\x03" + b"1-0" + encode_message(TRADE) + b"\xc0"
+    two = b"\x94\xcd\x00\x02\xd9\x03" + b"2-5" + b"\xc0" + encode_gap(gap)
+    assert batch_decoder("trade").decode(header + one + two) == [
+        (1, "1-0", TRADE, None),
+        (2, "2-5", None, gap),
+    ]
+
+
+def test_events_decode_by_their_tag() -> None:
+    """Relay events carry an ``event`` tag and decode back into their class."""
+    event = LeaseAcquired(at=3.0, relay="r", since=2.5, refilled=4)
+    assert EVENT_DECODER.decode(encode_event(event)) == event
+    assert msgspec.to_builtins(event)["event"] == "lease_acquired"
+    assert entry_id_seconds(b"1700000000123-4") == 1700000000.123
+
+
+def test_config_reports_every_problem_at_once() -> None:
+    """RelayConfig validates all fields and names each bad one."""
+    with pytest.raises(ConfigError) as info:
+        RelayConfig(maxlen=0, lease_seconds=0.01, namespace="a b")
+    text = str(info.value)
+    assert "relay.maxlen" in text and "relay.lease_seconds" in text and "relay.namespace" in text
+    assert RelayConfig(lease_seconds=0.5).lease_ms == 500
+
+
+def test_subscriptions_are_checked_and_normalised() -> None:
+    """Types must be Upbit's; codes are upper-cased; a public type needs codes."""
+    assert check_subscriptions({"trade": ["krw-btc"]}) == {"trade": ("KRW-BTC",)}
+    with pytest.raises(InvalidInputError, match="unknown type 'trades'"):
+        check_subscriptions({"trades": ["KRW-BTC"]})
+    with pytest.raises(InvalidInputError, match="needs at least one code"):
+        check_subscriptions({"ticker": []})
