@@ -58,7 +58,7 @@ from upbit_ws.aio.logcontext import CONNECTION
 from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
 from upbit_ws.aio.transport import WebSocket, open_websocket
 from upbit_ws.core.auth import Credentials, build_ws_token
-from upbit_ws.core.classify import ErrorFrameMeaning, error_frame_meaning
+from upbit_ws.core.classify import ErrorFrameMeaning, error_frame_meaning, lasting_problem
 from upbit_ws.core.config import ConnectionConfig, RateLimits
 from upbit_ws.core.constants import ABNORMAL_CLOSURE, check_connection
 from upbit_ws.core.decode import decode
@@ -70,7 +70,12 @@ from upbit_ws.core.errors import (
     TransportError,
     UpbitWsError,
 )
-from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
+from upbit_ws.core.events import (
+    ConnectionKind,
+    ConnectionMisconfigured,
+    ConnectionState,
+    Event,
+)
 from upbit_ws.core.messages import ErrorFrame
 from upbit_ws.core.ratelimit import (
     ConnectLimiter,
@@ -449,6 +454,11 @@ class ManagedConnection:
         self._task: asyncio.Task[None] | None = None
         self._last_error: str | None = None
         self._last_error_at: float | None = None
+        # The last connect failure, and the lasting problem it showed (a 404 to the WebSocket
+        # path, a host that does not resolve) once announced: then it is published and logged
+        # once, not at every backoff step (core.classify.lasting_problem).
+        self._last_failure: UpbitWsError | None = None
+        self._lasting: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -831,7 +841,8 @@ class ManagedConnection:
                         name=f"{_TASK_PREFIX}:{self.kind}:close-{sock.generation}",
                     )
             case WaitBackoff():
-                _log.info(
+                _log.log(
+                    logging.DEBUG if self._lasting is not None else logging.INFO,
                     "%s connection: retrying in %.2f s (%s)",
                     self.kind,
                     action.delay,
@@ -867,6 +878,8 @@ class ManagedConnection:
                 self._attempt_handler = None
                 now = self._now()
                 self._record_error(str(exc), now)
+                self._last_failure = exc
+                self._announce_lasting(lasting_problem(exc, url=self.url), now)
                 self._session.connect_failed(now, exc)
                 self._after_input()
                 self._check_auth(str(exc), getattr(exc, "name", None))
@@ -882,6 +895,8 @@ class ManagedConnection:
             ws.abort()
             return
         self._attempt_handler = None
+        self._last_failure = None
+        self._lasting = None
         session = self._session
         session.connected(self._now())
         if session.state not in LIVE_STATES:
@@ -1062,6 +1077,8 @@ class ManagedConnection:
             return False
         for event in events:
             level = logging.WARNING if event.new in ("reconnecting", "suspended") else logging.INFO
+            if self._lasting is not None and event.new in ("connecting", "reconnecting"):
+                level = logging.DEBUG  # announced once by _announce_lasting
             _log.log(
                 level,
                 "%s connection %s -> %s (%s, attempt %d)",
@@ -1096,6 +1113,29 @@ class ManagedConnection:
             and self._session.state == "suspended"
         ):
             self._on_auth_refused(name, message)
+
+    @property
+    def last_failure(self) -> UpbitWsError | None:
+        """Return the exception of the last failed connect (None once a socket opened)."""
+        return self._last_failure
+
+    @property
+    def lasting_problem(self) -> str | None:
+        """Return the failure retrying cannot fix, with its fix, while it lasts (else None)."""
+        return self._lasting
+
+    def _announce_lasting(self, problem: str | None, now: float) -> None:
+        """Publish and log a lasting problem once (again only if it changes)."""
+        if problem is None or problem == self._lasting:
+            return
+        self._lasting = problem
+        _log.error(
+            "%s connection cannot work as configured: %s (retrying quietly)",
+            self.kind,
+            problem,
+            extra={"connection": self.kind, "reason": problem},
+        )
+        self._publish(ConnectionMisconfigured(at=now, connection=self.kind, problem=problem))
 
     def _record_error(self, reason: str, now: float) -> None:
         self._last_error = reason

@@ -19,6 +19,7 @@ from upbit_ws.core.constants import ConnectionKind, DataType
 __all__ = [
     "BufferOverflowed",
     "ConnectionKind",
+    "ConnectionMisconfigured",
     "ConnectionState",
     "ConnectionStateChanged",
     "Event",
@@ -64,6 +65,22 @@ class ConnectionStateChanged(SystemEvent, frozen=True, kw_only=True, tag="state_
     new: ConnectionState
     reason: str
     attempt: int
+
+
+class ConnectionMisconfigured(
+    SystemEvent, frozen=True, kw_only=True, tag="connection_misconfigured"
+):
+    """A connection fails in a way retrying cannot fix: ``problem`` says what, and the fix.
+
+    Published once when such a failure is first seen (a URL that answers 404 to the WebSocket
+    handshake, a host that does not resolve), and logged once as a warning; the connection
+    keeps retrying quietly (the fix may be outside the process, such as a DNS entry) and
+    publishes again only if the problem changes or comes back after an open socket.
+    ``wait_ready()`` raises :class:`~upbit_ws.ConfigError` with the same text.
+    """
+
+    connection: ConnectionKind
+    problem: str
 
 
 class KeyProblem(SystemEvent, frozen=True, kw_only=True, tag="key_problem"):
@@ -142,6 +159,7 @@ class BufferOverflowed(SystemEvent, frozen=True, kw_only=True, tag="buffer_overf
 #: Every system event, for ``msgspec`` decoding and exhaustive ``match`` statements.
 Event = (
     ConnectionStateChanged
+    | ConnectionMisconfigured
     | KeyProblem
     | KeyRecovered
     | KeyExpiringSoon

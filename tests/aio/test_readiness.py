@@ -1,0 +1,166 @@
+"""Readiness and fail-fast misconfiguration (issue 15), over loopback sockets and the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, running_sim
+from upbit_ws.aio.manager import WebSocketManager, websocket_urls
+from upbit_ws.core.auth import Credentials
+from upbit_ws.core.errors import AuthError, ConfigError, NotReadyError
+from upbit_ws.core.events import ConnectionMisconfigured, ConnectionStateChanged
+from upbit_ws.simulator import Simulator
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    """Run a wall-clock simulator."""
+    async with running_sim() as running:
+        yield running
+
+
+def manager(base_url: str, **options: object) -> WebSocketManager:
+    """Build a manager with the fast test timings."""
+    return WebSocketManager(
+        base_url=base_url,
+        config=FAST,
+        connect_limiter=fresh_limiter(),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def free_port() -> int:
+    """Return a loopback port with nothing listening on it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def test_wait_ready_returns_once_open_and_confirmed(sim: Simulator) -> None:
+    """wait_ready() returns when public and private are open and the subscription applied."""
+    ws = manager(sim.url, credentials=Credentials(*sim.credentials))
+    async with ws:
+        sub = ws.component("view").subscribe("ticker", ["KRW-BTC"])
+        await ws.wait_ready(timeout=10)
+        view = ws.subscriptions()
+        assert set(view.public.confirmed) == set(view.public.desired) != set()
+        assert ws.public.is_open and ws.private is not None and ws.private.is_open
+        health = ws.health()
+        assert health.ok and all(c.reason is None for c in health.connections)
+        await sub.aclose()
+
+
+async def test_ready_timeout_makes_start_wait(sim: Simulator) -> None:
+    """With ready_timeout, health is ok as soon as ``async with`` returns (private too)."""
+    async with manager(sim.url, credentials=Credentials(*sim.credentials), ready_timeout=10) as ws:
+        assert ws.health().ok
+
+
+async def test_handshake_404_raises_config_error_at_start(sim: Simulator) -> None:
+    """A WebSocket path that answers 404 fails start() at once with the fix, not a timeout."""
+    sim.refuse(60, how="status", status=404)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(ConfigError) as info:
+        async with manager(sim.url, ready_timeout=30):
+            pass
+    assert "404" in str(info.value) and "https://api.upbit.com" in str(info.value)
+    assert loop.time() - began < 20  # raised on the failure, not when ready_timeout ran out
+
+
+async def test_handshake_404_is_one_event_and_one_log_line(
+    sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without waiting, a lasting 404 is one event and one log line, not one per retry."""
+    sim.refuse(60, how="status", status=404)
+    caplog.set_level(logging.INFO, logger="upbit_ws")
+    ws = manager(sim.url)
+    log = EventLog(ws.events())
+    async with ws:
+        for _ in range(4):  # several retries of the same failure
+            await log.state("public", "reconnecting", within=10)
+        events = [e for e in log.drain() if isinstance(e, ConnectionMisconfigured)]
+        assert len(events) == 1 and "404" in events[0].problem
+    noisy = [
+        r
+        for r in caplog.records
+        if r.name.startswith("upbit_ws.")
+        and r.levelno >= logging.INFO
+        and "public" in r.message
+        and ("retrying" in r.message or "-> reconnecting" in r.message or "404" in r.message)
+    ]
+    assert len(noisy) == 1, [r.message for r in noisy]
+    assert noisy[0].levelno == logging.ERROR
+
+
+async def test_unresolvable_host_raises_config_error() -> None:
+    """A host that does not resolve fails a waiting start() with a ConfigError naming it."""
+    with pytest.raises(ConfigError, match="does not resolve"):
+        async with manager("http://nonexistent.invalid:8080", ready_timeout=30):
+            pass
+
+
+async def test_nothing_listening_times_out_naming_the_failure() -> None:
+    """A port with nothing listening may come up later: NotReadyError names the refusal."""
+    port = free_port()
+    ws = manager(f"http://127.0.0.1:{port}")
+    async with ws:
+        with pytest.raises(NotReadyError) as info:
+            await ws.wait_ready(timeout=0.5)
+    assert info.value.problems and info.value.problems[0].startswith("public: ")
+    assert str(port) in str(info.value)
+    assert ws.public.statistics().failures >= 1
+
+
+async def test_refused_key_raises_auth_error_at_start(sim: Simulator) -> None:
+    """Keys Upbit refuses fail a waiting start() with AuthError, never a timeout."""
+    bad = Credentials("not-a-key", "not-a-secret")
+    with pytest.raises(AuthError, match="refused"):
+        async with manager(sim.url, credentials=bad, ready_timeout=30):
+            pass
+
+
+async def test_health_reason_describes_now(sim: Simulator) -> None:
+    """After a failure the connection opens again: reason is None, statistics keep history."""
+    sim.refuse(0.3, how="status", status=503)
+    ws = manager(sim.url)
+    log = EventLog(ws.events())
+    async with ws:
+        await log.wait_for(ConnectionStateChanged, lambda e: e.new == "reconnecting")
+        await ws.wait_ready(timeout=10)
+        health = ws.health()
+        (public,) = health.connections
+        assert public.ok and public.reason is None
+        assert ws.statistics().public.last_error is not None
+        assert abs(health.at_wall - public.since_wall) < 60
+        assert public.since <= health.at
+
+
+@pytest.mark.parametrize(
+    ("base", "fix"),
+    [
+        ("wss://api.upbit.com/websocket/v1", "'https://api.upbit.com'"),
+        ("ws://127.0.0.1:8080", "'http://127.0.0.1:8080'"),
+        ("https://api.upbit.com/v1", "'https://api.upbit.com'"),
+        ("https://api.upbit.com/websocket/v1", "WebSocket path"),
+        ("http://127.0.0.1:8080/some/path", "'http://127.0.0.1:8080'"),
+        ("https://api.upbit.com/?a=1", "query"),
+        ("ftp://x", "https://HOST"),
+    ],
+)
+def test_base_url_says_how_to_fix(base: str, fix: str) -> None:
+    """base_url takes only http(s)://HOST[:PORT]; anything else is a ConfigError with the fix."""
+    with pytest.raises(ConfigError, match="base_url") as info:
+        websocket_urls(base)
+    assert fix in str(info.value)
+
+
+def test_base_url_trailing_slash_is_accepted() -> None:
+    """A single trailing slash is the documented base URL too."""
+    assert websocket_urls("https://api.upbit.com/")[0] == "wss://api.upbit.com/websocket/v1"
