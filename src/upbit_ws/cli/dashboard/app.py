@@ -38,6 +38,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
 from upbit_ws.aio.component import SubscriptionsView
+from upbit_ws.aio.logcontext import install_log_fields
 from upbit_ws.aio.manager import ManagerStatistics, WebSocketManager
 from upbit_ws.aio.stream import Subscription
 from upbit_ws.cli.dashboard.model import SORT_KEYS, Bar, DashboardModel, SortKey, sort_codes
@@ -60,6 +61,7 @@ from upbit_ws.simulator import Simulator
 __all__ = ["DashboardApp", "HelpScreen", "run_dashboard"]
 
 _log = logging.getLogger("upbit_ws.dashboard")
+install_log_fields()  # a logger made after the package's call needs its own
 
 #: Seconds between redraws of the coin list, the order book and the chart.
 TABLE_INTERVAL: Final = 0.1
