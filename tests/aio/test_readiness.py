@@ -12,7 +12,7 @@ import pytest
 from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, running_sim
 from upbit_ws.aio.manager import WebSocketManager, websocket_urls
 from upbit_ws.core.auth import Credentials
-from upbit_ws.core.errors import AuthError, ConfigError, NotReadyError
+from upbit_ws.core.errors import AuthError, ConfigError, InvalidInputError, NotReadyError
 from upbit_ws.core.events import ConnectionMisconfigured, ConnectionStateChanged
 from upbit_ws.simulator import Simulator
 
@@ -164,3 +164,31 @@ def test_base_url_says_how_to_fix(base: str, fix: str) -> None:
 def test_base_url_trailing_slash_is_accepted() -> None:
     """A single trailing slash is the documented base URL too."""
     assert websocket_urls("https://api.upbit.com/")[0] == "wss://api.upbit.com/websocket/v1"
+
+
+async def test_unsupported_orderbook_level_raises_at_subscribe(sim: Simulator) -> None:
+    """level=7 on KRW-BTC is refused at subscribe time, naming the levels Upbit supports."""
+    async with manager(sim.url, ready_timeout=10) as ws:
+        (info,) = await ws.rest.orderbook_instruments("KRW-BTC")
+        with pytest.raises(InvalidInputError, match="supported: ") as refused:
+            ws.component("book").subscribe("orderbook", ["krw-btc"], level=7)
+        assert "KRW-BTC" in str(refused.value)
+        assert all(f"{v.normalize():f}" in str(refused.value) for v in info.supported_levels)
+        good = float(max(info.supported_levels))
+        assert good > 0
+        sub = ws.component("book").subscribe("orderbook", ["KRW-BTC"], level=good)
+        async with asyncio.timeout(10):
+            frame = await anext(aiter(sub))
+        assert frame.code == "KRW-BTC"
+        await sub.aclose()
+
+
+async def test_level_checked_when_instruments_load(sim: Simulator) -> None:
+    """A subscription made before the levels are known fails loudly once they load."""
+    ws = manager(sim.url)
+    sub = ws.component("book").subscribe("orderbook", ["KRW-BTC"], level=7)
+    async with ws:
+        with pytest.raises(InvalidInputError, match="level 7 is not supported"):
+            async with asyncio.timeout(10):
+                await anext(aiter(sub))
+        assert ws.subscriptions().public.desired == ()

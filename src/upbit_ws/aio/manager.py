@@ -420,6 +420,8 @@ class WebSocketManager:
         """Load the market list (at most a few seconds), then run the flushers."""
         # The first request then already has KRW-* expanded; sockets open meanwhile.
         await self._subs.load_markets()
+        # Then the orderbook levels each market honours (level checks, docs/protocol.md 2.3).
+        await self._subs.load_orderbook_levels()
         if self._lifecycle != "running":
             return
         # Not restarted after a bug: its run ends every subscription on the way out.
