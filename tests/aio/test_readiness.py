@@ -192,3 +192,18 @@ async def test_level_checked_when_instruments_load(sim: Simulator) -> None:
             async with asyncio.timeout(10):
                 await anext(aiter(sub))
         assert ws.subscriptions().public.desired == ()
+
+
+async def test_update_to_a_market_without_the_level_is_refused(sim: Simulator) -> None:
+    """Switching an orderbook with a level to a market lacking it raises; the codes stay."""
+    async with manager(sim.url, ready_timeout=10) as ws:
+        (krw,) = await ws.rest.orderbook_instruments("KRW-BTC")
+        level = float(max(krw.supported_levels))
+        sub = ws.component("book").subscribe("orderbook", ["KRW-BTC"], level=level)
+        btc_market = next(
+            c for c in sorted(ws.subscription_service.markets or ()) if c.startswith("BTC-")
+        )
+        with pytest.raises(InvalidInputError, match=btc_market):
+            await sub.update([btc_market])
+        assert sub.codes == ("KRW-BTC",)
+        await sub.aclose()

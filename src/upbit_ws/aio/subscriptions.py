@@ -542,6 +542,10 @@ class SubscriptionService:
             if sub.closed or self._sinks.get(sub.sub_id) is not sub:
                 raise InvalidInputError(f"{sub!r} was closed while its codes were resolved")
         resolved, unchecked = self._resolve(sub.type, requested)
+        if sub.type == "orderbook" and sub.level and self._levels is not None:
+            refused = unsupported_level(sub.level, resolved, self._levels)
+            if refused is not None:
+                raise refused  # the subscription keeps its codes
         if unchecked:
             self._unchecked.add(sub.sub_id)
         else:
