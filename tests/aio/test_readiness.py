@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -207,3 +208,15 @@ async def test_update_to_a_market_without_the_level_is_refused(sim: Simulator) -
             await sub.update([btc_market])
         assert sub.codes == ("KRW-BTC",)
         await sub.aclose()
+
+
+async def test_events_carry_wall_clock_time(sim: Simulator) -> None:
+    """Every event from ws.events() has at_wall in epoch seconds beside its monotonic at."""
+    ws = manager(sim.url)
+    log = EventLog(ws.events())
+    before = time.time()
+    async with ws:
+        opened = await log.state("public", "open")
+    after = time.time()
+    assert opened.at_wall is not None
+    assert before - 1 <= opened.at_wall <= after + 1

@@ -246,7 +246,7 @@ class WebSocketManager:
         self.ready_timeout = ready_timeout
         self.config = config or ConnectionConfig()
         self._clock: Clock = clock or LoopClock()
-        self._hub = EventHub(queue_size=event_queue_size)
+        self._hub = EventHub(queue_size=event_queue_size, clock=self._clock)
         self._limiter: ConnectLimiter = connect_limiter or shared_connect_limiter(
             self.config.rate_limits
         )

@@ -2,8 +2,11 @@
 
 ``manager.events()`` yields these. They are frozen msgspec Structs tagged with an ``event``
 field, so a UI, the CLI's JSON output or the relay can encode them and decode them back into
-the right class (``msgspec.json.decode(data, type=Event)``). Times (``at``, ``since``) are the
-shell's monotonic clock in seconds, the same clock the core's ``now`` comes from. No event
+the right class (``msgspec.json.decode(data, type=Event)``). ``at_wall`` is the wall clock:
+epoch seconds (UTC), stamped when the event is published through a manager's event hub.
+``at`` and ``since`` are the shell's monotonic clock in seconds (``loop.time()``, the same
+clock the core's ``now`` comes from): use them for durations and ordering, ``at_wall`` to
+show or store a time. No event
 carries a key, a token or a secret.
 """
 
@@ -47,9 +50,14 @@ GapReason = Literal["overflow", "reconnect"]
 
 
 class SystemEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event"):
-    """Base of every system event: ``at`` is when it happened (monotonic seconds)."""
+    """Base of every system event: ``at`` is when it happened (monotonic seconds).
+
+    ``at_wall`` is the same instant in epoch seconds (UTC wall clock); None on an event that
+    did not pass through a manager's event hub (which stamps it).
+    """
 
     at: float
+    at_wall: float | None = None
 
 
 class ConnectionStateChanged(SystemEvent, frozen=True, kw_only=True, tag="state_changed"):
