@@ -220,3 +220,14 @@ async def test_events_carry_wall_clock_time(sim: Simulator) -> None:
     after = time.time()
     assert opened.at_wall is not None
     assert before - 1 <= opened.at_wall <= after + 1
+
+
+async def test_statistics_carry_wall_clock_times(sim: Simulator) -> None:
+    """Connection and key statistics give epoch seconds beside their monotonic times."""
+    before = time.time()
+    async with manager(sim.url, credentials=Credentials(*sim.credentials), ready_timeout=10) as ws:
+        stats = ws.statistics()
+    after = time.time()
+    assert before - 1 <= stats.public.state_since_wall <= after + 1
+    assert stats.key is not None and stats.key.last_check_at_wall is not None
+    assert before - 1 <= stats.key.last_check_at_wall <= after + 1

@@ -204,7 +204,10 @@ class ConnectionStatistics:
     ``connect_waits`` / ``connect_wait_seconds`` connects held back by the shared connect
     limiter. ``internal_errors`` lists the bugs the connection recovered from (the newest; each
     logged with its traceback), ``internal_error_count`` counts them all. ``last_error`` is the
-    reason of the last failure (never a secret).
+    reason of the last failure (never a secret). ``state_since_wall`` and
+    ``last_error_at_wall`` are epoch seconds (UTC wall clock); ``state_since`` and
+    ``last_error_at`` the same instants on the shell's monotonic clock (``loop.time()``), and
+    ``uptime``, ``state_age``, ``last_frame_age`` durations in seconds.
     """
 
     connection: ConnectionKind
@@ -242,6 +245,8 @@ class ConnectionStatistics:
     state_age: float = 0.0
     last_frame_age: float | None = None
     failures_by_cause: Mapping[str, int] = field(default_factory=dict)
+    state_since_wall: float = 0.0
+    last_error_at_wall: float | None = None
 
 
 class _Counters:
@@ -501,8 +506,10 @@ class ManagedConnection:
 
     def statistics(self) -> ConnectionStatistics:
         """Return a snapshot of the state and counters."""
-        s = self._session.statistics(self._now())
+        now = self._now()
+        s = self._session.statistics(now)
         c = self._counters
+        to_wall = self._clock.wall() - now  # monotonic -> epoch seconds
         return ConnectionStatistics(
             connection=self.kind,
             url=self.url,
@@ -538,6 +545,10 @@ class ManagedConnection:
             state_age=s.state_age,
             last_frame_age=s.last_frame_age,
             failures_by_cause=s.failures_by_cause,
+            state_since_wall=s.state_since + to_wall,
+            last_error_at_wall=(
+                self._last_error_at + to_wall if self._last_error_at is not None else None
+            ),
         )
 
     # --- commands -------------------------------------------------------------------------
