@@ -54,6 +54,12 @@ def test_docs_build_without_warnings(tmp_path: Path) -> None:
     assert (tmp_path / "api" / "manager" / "index.html").read_text(encoding="utf-8").count(
         "WebSocketManager"
     ) > 3
+    manager = (tmp_path / "api" / "manager" / "index.html").read_text(encoding="utf-8")
+    events = (tmp_path / "api" / "events" / "index.html").read_text(encoding="utf-8")
+    for name in ("wait_ready", "ready_timeout", "since_wall", "ConnectionStatistics"):
+        assert name in manager, name
+    for name in ("NotReadyError", "ConnectionMisconfigured", "at_wall"):
+        assert name in events, name
 
 
 def test_readme_rest_example_runs() -> None:
