@@ -85,3 +85,12 @@ def test_readme_rest_example_runs() -> None:
     for name in named:
         if name.islower() and not name.startswith("_"):
             assert hasattr(RestClient, name), name
+
+
+def test_readme_names_every_command() -> None:
+    """The command table lists every registered `upbit-ws` command and no other."""
+    from upbit_ws.cli.main import cli
+
+    section = README.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"^\| `upbit-ws ([a-z]+)", section, re.M))
+    assert named == set(cli.commands)
