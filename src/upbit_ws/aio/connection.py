@@ -41,6 +41,8 @@ A bug in the connection's own code (never a network fault: the session classifie
 not leave it down: :meth:`ManagedConnection.run` logs it with its traceback, counts it, aborts
 the socket and reconnects after the ordinary backoff, which grows while the bug repeats. A
 trader wants the data back, and the listener re-sends the full request on the new socket.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

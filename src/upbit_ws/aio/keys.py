@@ -1,6 +1,6 @@
 """API key health: check the key at start and every minute, suspend and resume private on it.
 
-``GET /v1/api_keys`` (``upbit-protocol.md`` section 9.2; no permission needed) answers with the
+``GET /v1/api_keys`` (``docs/protocol.md`` section 9.2; no permission needed) answers with the
 account's keys and their expiry, or 401 with a reason when the key is refused (section 9.7).
 :class:`KeyHealth` turns those answers into the private connection's key state:
 

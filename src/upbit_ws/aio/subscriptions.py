@@ -1,7 +1,7 @@
 """The subscription service: one merged request per connection, many components, no lost updates.
 
 Upbit replaces a connection's whole subscription on every request and has no unsubscribe
-(upbit-protocol.md section 3), so the union of what every component wants is owned here:
+(docs/protocol.md section 3), so the union of what every component wants is owned here:
 
 * **Book and planner.** Components subscribe through :class:`~upbit_ws.aio.component.Component`;
   interest is reference-counted in :class:`~upbit_ws.core.book.SubscriptionBook`, and

@@ -51,7 +51,7 @@ BaseExceptionGroup                      worst of its leaves                     
 anything else                           fatal    normal        bug               (11)
 ======================================  =======  ============  ================  ============
 
-Notes (section numbers refer to ``upbit-protocol.md``):
+Notes (section numbers refer to ``docs/protocol.md``):
 
 1. HTTP 429 on the handshake or REST: back off longer, at least a floor of several seconds,
    honouring Retry-After (section 8.1).

@@ -1,6 +1,6 @@
 """Wire names and limits of Upbit's WebSocket API, defined once.
 
-Sources are in ``upbit-protocol.md`` (sections 2, 6 and 8).
+Sources are in ``docs/protocol.md`` (sections 2, 6 and 8).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Request frames: pure functions that build what the client sends to Upbit.
 
 A request is one TEXT frame holding a JSON array ``[{ticket}, {type objects...}, {format}]``
-(upbit-protocol.md section 2.1), and each request replaces the connection's whole subscription
+(docs/protocol.md section 2.1), and each request replaces the connection's whole subscription
 (section 3), so callers always pass the full desired set. Inputs are validated here, because
 Upbit answers most mistakes with an error frame and a closed socket (section 7.3) and some
 (lowercase or unknown codes, section 2.4) with silence.

@@ -8,6 +8,8 @@ epoch seconds (UTC), stamped when the event is published through a manager's eve
 clock the core's ``now`` comes from): use them for durations and ordering, ``at_wall`` to
 show or store a time. No event
 carries a key, a token or a secret.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations
