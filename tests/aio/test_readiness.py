@@ -12,6 +12,7 @@ import pytest
 
 from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, running_sim
 from upbit_ws.aio.manager import WebSocketManager, websocket_urls
+from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.errors import AuthError, ConfigError, InvalidInputError, NotReadyError
 from upbit_ws.core.events import ConnectionMisconfigured, ConnectionStateChanged
@@ -242,3 +243,10 @@ async def test_statistics_carry_wall_clock_times(sim: Simulator) -> None:
     assert before - 1 <= stats.public.state_since_wall <= after + 1
     assert stats.key is not None and stats.key.last_check_at_wall is not None
     assert before - 1 <= stats.key.last_check_at_wall <= after + 1
+
+
+def test_rest_client_takes_the_same_base_url() -> None:
+    """RestClient refuses the base URLs the manager refuses, with the same fix."""
+    with pytest.raises(ConfigError, match=r"'https://api\.upbit\.com'"):
+        RestClient("https://api.upbit.com/v1")
+    assert RestClient("https://api.upbit.com/").base_url == "https://api.upbit.com"

@@ -40,7 +40,6 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.component import Component, SubscriptionsView
@@ -60,9 +59,8 @@ from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.constants import (
     DEFAULT_BASE_URL,
-    PRIVATE_PATH,
-    PUBLIC_PATH,
     check_connection,
+    websocket_urls,
 )
 from upbit_ws.core.errors import AuthError, ConfigError, InvalidInputError, NotReadyError
 from upbit_ws.core.events import ConnectionKind, ConnectionState
@@ -83,7 +81,6 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.manager")
 
-_SCHEMES: Final = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
 #: Extra time ``aclose()`` gives the tasks beyond the close timeout before cancelling them.
 _SHUTDOWN_SLACK: Final = 1.0
 #: How long :meth:`WebSocketManager.wait_ready` waits by default, in seconds.
@@ -93,55 +90,6 @@ _READY_POLL: Final = 0.02
 _Lifecycle = Literal["new", "running", "closing", "closed"]
 #: One part the manager runs: a connection's run() or the key loop.
 _Part = Callable[[], Coroutine[Any, Any, None]]
-
-
-def websocket_urls(base_url: str) -> tuple[str, str]:
-    """Return the (public, private) WebSocket URLs of a REST base URL.
-
-    ``base_url`` is exactly ``https://HOST[:PORT]`` or ``http://HOST[:PORT]`` (one trailing
-    ``/`` allowed): ``https://api.upbit.com`` gives ``wss://api.upbit.com/websocket/v1`` and
-    ``.../private`` (docs/protocol.md section 1.1); ``http://127.0.0.1:PORT`` (the simulator)
-    gives ``ws://...``. Anything else (a ``ws://`` or ``wss://`` scheme, a path such as
-    ``/v1`` or ``/websocket/v1``, a query) raises :class:`~upbit_ws.ConfigError` saying the
-    base URL to give instead.
-    """
-    parts = urlsplit(base_url)
-    scheme = parts.scheme.lower()
-    host = parts.netloc
-    fixed = f"https://{host}" if scheme in ("wss", "https") else f"http://{host}"
-    problems: list[str] = []
-    if scheme in ("ws", "wss"):
-        problems.append(
-            f"base_url is the REST base, not a WebSocket URL: give {fixed!r} "
-            f"(the WebSocket URLs derive from it), not {base_url!r}"
-        )
-    elif scheme not in ("http", "https") or not host or parts.username or parts.password:
-        raise ConfigError(
-            [
-                "base_url must be https://HOST or http://HOST:PORT, such as "
-                f"https://api.upbit.com or http://127.0.0.1:8080 (the simulator); got {base_url!r}"
-            ]
-        )
-    path = parts.path.rstrip("/")
-    if path:
-        what = (
-            "a WebSocket path"
-            if path.startswith("/websocket")
-            else "an API version"
-            if path.rstrip("/").endswith("/v1")
-            else "a path"
-        )
-        problems.append(
-            f"base_url must not carry {what} ({path!r}): give {fixed!r}; the library adds "
-            f"{PUBLIC_PATH} and the REST paths itself"
-        )
-    if parts.query or parts.fragment:
-        problems.append(f"base_url must not have a query or fragment: give {fixed!r}")
-    if problems:
-        raise ConfigError(problems)
-    public = urlunsplit((_SCHEMES[scheme], host, PUBLIC_PATH, "", ""))
-    private = urlunsplit((_SCHEMES[scheme], host, PRIVATE_PATH, "", ""))
-    return public, private
 
 
 @dataclass(frozen=True, slots=True)
