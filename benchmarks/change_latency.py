@@ -17,7 +17,7 @@ market emission rate does not enter the figure. What it excludes: Upbit's rate-l
 Changes come every ``--interval`` seconds and the client's message limits are raised here
 (the simulator runs without limits), because a deliberate wait for the next 5/s slot is not
 latency; how the limiter paces a burst is pinned by the scenario tests. Upbit itself adds
-150-650 ms before the first frame (upbit-protocol.md section 1.3).
+150-650 ms before the first frame (docs/protocol.md section 1.3).
 
 Target: p99 < 50 ms on loopback.
 """

@@ -5,9 +5,10 @@
 Starts ``upbit-ws simulate --flood --no-limits`` in a subprocess (its first output line is the
 base URL), connects one raw picows client (no library code: the point is the ceiling), sends
 one subscription request, and counts messages and bytes for ``--seconds`` after a warm-up.
-With ``--parse`` every payload is also parsed with ``orjson`` (the "raw ceiling" of DESIGN.md:
-picows receive plus orjson parse). The server must out-run this reader; the server process's
-CPU share is printed too, so you can see which side is the bottleneck.
+With ``--parse`` every payload is also parsed with ``orjson`` (the raw ceiling of
+README-performance.md: picows receive plus orjson parse). The server must out-run this
+reader; the server process's CPU share is printed too, so you can see which side is the
+bottleneck.
 """
 
 from __future__ import annotations

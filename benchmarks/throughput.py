@@ -7,7 +7,7 @@ the base URL); the simulator then writes pre-encoded frames of each connection's
 as fast as the socket drains (docs/simulator.md, flood mode). In this process, rounds alternate:
 
 * **ceiling**: a raw picows client plus ``orjson.loads`` of every payload, no routing (the
-  "raw ceiling" of DESIGN.md), subscribed to the same types and codes;
+  "raw ceiling" of README-performance.md), subscribed to the same types and codes;
 * **library**: the public API, ``WebSocketManager(base_url=...)`` with one component per type
   subscribed to the same codes, each consumer reading ``async for batch in sub.batches()``
   (default batch size) and counting the typed messages it receives. Buffers use

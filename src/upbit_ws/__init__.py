@@ -49,6 +49,7 @@ from upbit_ws.core.errors import (
     ConnectTimeoutError,
     DecodeError,
     InvalidInputError,
+    NotReadyError,
     RateLimitedError,
     ServerRejectedError,
     TransportError,
@@ -57,6 +58,7 @@ from upbit_ws.core.errors import (
 )
 from upbit_ws.core.events import (
     BufferOverflowed,
+    ConnectionMisconfigured,
     ConnectionStateChanged,
     Event,
     GapEvent,
@@ -101,6 +103,7 @@ __all__ = [
     "ConnectionConfig",
     "ConnectionHandle",
     "ConnectionHealth",
+    "ConnectionMisconfigured",
     "ConnectionStateChanged",
     "ConnectionView",
     "Credentials",
@@ -122,6 +125,7 @@ __all__ = [
     "Message",
     "MyAsset",
     "MyOrder",
+    "NotReadyError",
     "Orderbook",
     "OrderbookUnit",
     "OverflowPolicy",

@@ -14,7 +14,13 @@ from upbit_ws.core.events import ConnectionStateChanged, Event, KeyRecovered
 def change(n: int) -> ConnectionStateChanged:
     """Return a distinct state-change event numbered ``n``."""
     return ConnectionStateChanged(
-        at=float(n), connection="public", old="open", new="reconnecting", reason=str(n), attempt=n
+        at=float(n),
+        at_wall=1e9 + n,
+        connection="public",
+        old="open",
+        new="reconnecting",
+        reason=str(n),
+        attempt=n,
     )
 
 
@@ -53,8 +59,8 @@ async def test_waiting_reader_is_woken_by_publish() -> None:
     reader = asyncio.create_task(take(stream, 1))
     await asyncio.sleep(0)
     assert not reader.done()
-    hub.publish(KeyRecovered(at=1.0))
-    assert await reader == [KeyRecovered(at=1.0)]
+    hub.publish(KeyRecovered(at=1.0, at_wall=1e9))
+    assert await reader == [KeyRecovered(at=1.0, at_wall=1e9)]
 
 
 async def test_full_queue_drops_oldest_and_counts() -> None:
@@ -148,3 +154,20 @@ async def test_second_concurrent_reader_is_refused_not_left_hanging() -> None:
     assert await asyncio.wait_for(first, 1) == change(1)
     hub.publish(change(2))
     assert await take(stream, 1) == [change(2)]  # the stream still works for its reader
+
+
+async def test_hub_stamps_the_wall_clock_instant_of_at() -> None:
+    """An event without at_wall gets the epoch time of its monotonic ``at`` from the clock."""
+
+    class Fixed:
+        def now(self) -> float:
+            return 100.0
+
+        def wall(self) -> float:
+            return 1_700_000_000.0
+
+    hub = EventHub(clock=Fixed())
+    stream = hub.subscribe()
+    hub.publish(KeyRecovered(at=98.5))
+    (event,) = await take(stream, 1)
+    assert event.at_wall == 1_700_000_000.0 - 1.5 and event.at == 98.5

@@ -30,6 +30,10 @@ class FakeClock:
         """Return the current value."""
         return self.value
 
+    def wall(self) -> float:
+        """Return an epoch time moving with the value."""
+        return 1_700_000_000.0 + self.value
+
 
 @dataclass
 class Harness:

@@ -114,7 +114,7 @@ def test_watch_exits_0_on_ctrl_c() -> None:
         (("tickr", "KRW-BTC"), "'tickr' is not one of"),
         (("ticker", "KRW-BTC", "--count", "0"), "--count"),
         (("myAsset", "KRW-BTC", "--simulator"), "myAsset takes no codes"),
-        (("ticker", "KRW-BTC", "--base-url", "not-a-url"), "base_url must look like"),
+        (("ticker", "KRW-BTC", "--base-url", "not-a-url"), "base_url must be https://HOST"),
     ],
 )
 def test_watch_bad_input_is_one_line(args: tuple[str, ...], needle: str) -> None:

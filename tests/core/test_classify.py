@@ -11,7 +11,7 @@ import pytest
 
 from upbit_ws.core import classify as classify_module
 from upbit_ws.core import errors
-from upbit_ws.core.classify import Decision, classify, error_frame_meaning
+from upbit_ws.core.classify import Decision, classify, error_frame_meaning, lasting_problem
 from upbit_ws.core.errors import (
     AuthError,
     ConfigError,
@@ -19,6 +19,7 @@ from upbit_ws.core.errors import (
     ConnectTimeoutError,
     DecodeError,
     InvalidInputError,
+    NotReadyError,
     RateLimitedError,
     ServerRejectedError,
     TransportError,
@@ -70,6 +71,7 @@ TABLE: list[tuple[BaseException, str, str, str]] = [
     (InvalidInputError("bad"), "fatal", "normal", "invalid_input"),
     (ConfigError(["x"]), "fatal", "normal", "config"),
     (UpbitWsError("something new"), "fatal", "normal", "bug"),
+    (NotReadyError(["public: connecting"], timeout=1.0), "fatal", "normal", "bug"),
     (TimeoutError(), "retry", "normal", "timeout"),
     (ssl.SSLError(1, "bad record"), "retry", "normal", "tls"),
     (ssl.SSLCertVerificationError(1, "cert"), "retry", "normal", "tls"),
@@ -266,3 +268,35 @@ def test_an_error_frame_close_is_classified_by_that_table(
     decision = classify(error, connection=connection)  # type: ignore[arg-type]
     assert decision.retry and decision.cause == cause
     assert "1000" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("exc", "lasting"),
+    [
+        (TransportError("refused with HTTP 404", status=404), True),
+        (TransportError("refused with HTTP 503", status=503), False),
+        (TransportError("refused with HTTP 401", status=401), False),
+        (TransportError("refused with HTTP 429", status=429), False),
+        (TransportError("cannot connect"), False),
+        (None, False),
+    ],
+)
+def test_lasting_problem_by_status(exc: TransportError | None, lasting: bool) -> None:
+    """Only a handshake status that says the URL is wrong is lasting; busy servers are not."""
+    assert (lasting_problem(exc, url="ws://h/websocket/v1") is not None) is lasting
+
+
+def test_lasting_problem_unknown_host_but_not_resolver_outage() -> None:
+    """A name that does not exist is lasting; a temporary resolver failure is not."""
+    import socket
+
+    def translated(err: OSError) -> TransportError:
+        try:
+            raise TransportError("cannot connect") from err
+        except TransportError as exc:
+            return exc
+
+    gone = translated(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    outage = translated(socket.gaierror(socket.EAI_AGAIN, "Temporary failure"))
+    assert "does not resolve" in (lasting_problem(gone, url="ws://x") or "")
+    assert lasting_problem(outage, url="ws://x") is None

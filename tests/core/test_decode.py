@@ -1,4 +1,4 @@
-"""Decoding server frames: conformance with every example of upbit-protocol.md, in all formats."""
+"""Decoding server frames: Upbit's frames (docs/protocol.md section 4), in all formats."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from upbit_ws.core.messages import (
     UnknownMessage,
 )
 
-# --- Example frames, verbatim from upbit-protocol.md ---------------------------------------
+# --- Example frames as Upbit sends them (docs/protocol.md section 4) -----------------------
 
 TICKER_4_1 = b"""\
 {"type":"ticker","code":"KRW-BTC","opening_price":109165000.0,"high_price":110117000.0,
@@ -264,7 +264,7 @@ FRAMES: dict[str, bytes] = {
     "error": ERROR_7,
 }
 
-# The SIMPLE abbreviations, transcribed from the tables of upbit-protocol.md sections 4.1-4.6
+# The SIMPLE abbreviations, transcribed from the tables of docs/protocol.md sections 4.1-4.6
 # and 3.3 ("default:simple" pairs), to pin messages.SIMPLE_KEYS against the document.
 _DOC_SIMPLE = {
     "ticker": "type:ty code:cd opening_price:op high_price:hp low_price:lp trade_price:tp "
@@ -316,7 +316,7 @@ def to_simple(frame: bytes, kind: str) -> bytes:
 
 @pytest.mark.parametrize("table", sorted(_DOC_SIMPLE))
 def test_simple_key_maps_match_the_protocol_document(table: str) -> None:
-    """The SIMPLE abbreviations are exactly those of upbit-protocol.md."""
+    """The SIMPLE abbreviations are exactly those of docs/protocol.md."""
     pairs = dict(pair.split(":") for pair in _DOC_SIMPLE[table].split())
     assert dict(SIMPLE_KEYS[table]) == pairs
 

@@ -194,3 +194,20 @@ def test_new_ticket_is_a_fresh_uuid4() -> None:
     a, b = new_ticket(), new_ticket()
     assert a != b
     assert uuid.UUID(a).version == 4
+
+
+def test_unsupported_level_names_supported_levels_and_unknown_markets() -> None:
+    """A level some market does not honour is one error naming each market's levels."""
+    from decimal import Decimal
+
+    from upbit_ws.core.encode import unsupported_level
+
+    levels = {"KRW-BTC": (Decimal("0"), Decimal("10000")), "BTC-ETH": (Decimal("0"),)}
+    assert unsupported_level(None, ["KRW-BTC"], levels) is None
+    assert unsupported_level(0, ["KRW-XRP"], levels) is None
+    assert unsupported_level(10000.0, ["KRW-BTC"], levels) is None
+    error = unsupported_level(7, ["KRW-BTC", "BTC-ETH", "KRW-XRP"], levels)
+    assert error is not None
+    text = str(error)
+    assert "KRW-BTC (supported: 0, 10000)" in text and "BTC-ETH (supported: 0)" in text
+    assert "KRW-XRP (Upbit publishes no grouping levels" in text

@@ -1,4 +1,4 @@
-"""Public WebSocket over real sockets, checked against upbit-protocol.md sections 2-7."""
+"""Public WebSocket over real sockets, checked against docs/protocol.md sections 2-7."""
 
 from __future__ import annotations
 

@@ -286,3 +286,16 @@ def test_interpreter_exit_closes_a_forgotten_manager(sim: SimThread) -> None:
     assert child.returncode == 0, err
     assert out.splitlines() == ["streaming", "at exit [] True"], err
     sim.until(lambda s: not s.connections())
+
+
+def test_blocking_readiness(sim: SimThread) -> None:
+    """ready_timeout makes `with` wait for readiness; wait_ready() blocks until confirmed."""
+    keys = Credentials(*sim.sim.credentials)
+    with sync.WebSocketManager(
+        base_url=sim.url, config=FAST, credentials=keys, ready_timeout=WITHIN
+    ) as ws:
+        assert ws.health().ok
+        ws.component("x").subscribe("ticker", ["KRW-BTC"])
+        ws.wait_ready(timeout=WITHIN)
+        view = ws.subscriptions()
+        assert set(view.public.confirmed) == set(view.public.desired) != set()

@@ -8,7 +8,7 @@ connection (public or private). The subscription service owns one per connection
   ``router.route``: no call layer on the hot path);
 * one flusher task waits for a change, coalesces for a few ms, plans the full request from the
   book and sends it through ``connection.send`` (the one rate-limited path); a change made
-  while a send waits is carried by the next request (upbit-protocol.md section 3: every
+  while a send waits is carried by the next request (docs/protocol.md section 3: every
   request replaces the whole subscription, so only the latest state matters);
 * confirmation at the first frame of a stream the request added, or after a quiet window
   without an error frame (Upbit acknowledges nothing, section 1.3): ``confirm_quiet`` for a

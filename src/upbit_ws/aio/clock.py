@@ -11,6 +11,8 @@ The wall clock is used only where Upbit speaks in calendar time: :meth:`Clock.wa
 the monotonic receive time to epoch for the exchange-to-client latency (frames carry an epoch
 ``timestamp``), and :func:`utc_now` serves API key expiry (``GET /v1/api_keys`` answers
 ``expire_at`` in KST, section 9.2).
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

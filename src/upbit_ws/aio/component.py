@@ -4,7 +4,7 @@ A *component* is a named part of an application (``"coin_list"``, ``"orderbook_v
 ``"chart"``, a strategy). ``ws.component(name)`` returns a :class:`Component` handle; every
 subscription it makes is reference-counted under that name in the one subscription book, so
 components never overwrite each other's subscriptions the way separate Upbit requests do
-(upbit-protocol.md section 3). ``component.aclose()`` drops all of them at once.
+(docs/protocol.md section 3). ``component.aclose()`` drops all of them at once.
 
 :class:`SubscriptionsView` is what ``ws.subscriptions()`` returns: per connection, the merged
 desired state, what Upbit confirmed, the last request sent, and (when asked) Upbit's own

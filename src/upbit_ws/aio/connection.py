@@ -41,6 +41,8 @@ A bug in the connection's own code (never a network fault: the session classifie
 not leave it down: :meth:`ManagedConnection.run` logs it with its traceback, counts it, aborts
 the socket and reconnects after the ordinary backoff, which grows while the bug repeats. A
 trader wants the data back, and the listener re-sends the full request on the new socket.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from upbit_ws.aio.logcontext import CONNECTION
 from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
 from upbit_ws.aio.transport import WebSocket, open_websocket
 from upbit_ws.core.auth import Credentials, build_ws_token
-from upbit_ws.core.classify import ErrorFrameMeaning, error_frame_meaning
+from upbit_ws.core.classify import ErrorFrameMeaning, error_frame_meaning, lasting_problem
 from upbit_ws.core.config import ConnectionConfig, RateLimits
 from upbit_ws.core.constants import ABNORMAL_CLOSURE, check_connection
 from upbit_ws.core.decode import decode
@@ -70,7 +72,12 @@ from upbit_ws.core.errors import (
     TransportError,
     UpbitWsError,
 )
-from upbit_ws.core.events import ConnectionKind, ConnectionState, Event
+from upbit_ws.core.events import (
+    ConnectionKind,
+    ConnectionMisconfigured,
+    ConnectionState,
+    Event,
+)
 from upbit_ws.core.messages import ErrorFrame
 from upbit_ws.core.ratelimit import (
     ConnectLimiter,
@@ -199,7 +206,10 @@ class ConnectionStatistics:
     ``connect_waits`` / ``connect_wait_seconds`` connects held back by the shared connect
     limiter. ``internal_errors`` lists the bugs the connection recovered from (the newest; each
     logged with its traceback), ``internal_error_count`` counts them all. ``last_error`` is the
-    reason of the last failure (never a secret).
+    reason of the last failure (never a secret). ``state_since_wall`` and
+    ``last_error_at_wall`` are epoch seconds (UTC wall clock); ``state_since`` and
+    ``last_error_at`` the same instants on the shell's monotonic clock (``loop.time()``), and
+    ``uptime``, ``state_age``, ``last_frame_age`` durations in seconds.
     """
 
     connection: ConnectionKind
@@ -237,6 +247,8 @@ class ConnectionStatistics:
     state_age: float = 0.0
     last_frame_age: float | None = None
     failures_by_cause: Mapping[str, int] = field(default_factory=dict)
+    state_since_wall: float = 0.0
+    last_error_at_wall: float | None = None
 
 
 class _Counters:
@@ -449,6 +461,11 @@ class ManagedConnection:
         self._task: asyncio.Task[None] | None = None
         self._last_error: str | None = None
         self._last_error_at: float | None = None
+        # The last connect failure, and the lasting problem it showed (a 404 to the WebSocket
+        # path, a host that does not resolve) once announced: then it is published and logged
+        # once, not at every backoff step (core.classify.lasting_problem).
+        self._last_failure: UpbitWsError | None = None
+        self._lasting: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -491,8 +508,10 @@ class ManagedConnection:
 
     def statistics(self) -> ConnectionStatistics:
         """Return a snapshot of the state and counters."""
-        s = self._session.statistics(self._now())
+        now = self._now()
+        s = self._session.statistics(now)
         c = self._counters
+        to_wall = self._clock.wall() - now  # monotonic -> epoch seconds
         return ConnectionStatistics(
             connection=self.kind,
             url=self.url,
@@ -528,6 +547,10 @@ class ManagedConnection:
             state_age=s.state_age,
             last_frame_age=s.last_frame_age,
             failures_by_cause=s.failures_by_cause,
+            state_since_wall=s.state_since + to_wall,
+            last_error_at_wall=(
+                self._last_error_at + to_wall if self._last_error_at is not None else None
+            ),
         )
 
     # --- commands -------------------------------------------------------------------------
@@ -831,7 +854,8 @@ class ManagedConnection:
                         name=f"{_TASK_PREFIX}:{self.kind}:close-{sock.generation}",
                     )
             case WaitBackoff():
-                _log.info(
+                _log.log(
+                    logging.DEBUG if self._lasting is not None else logging.INFO,
                     "%s connection: retrying in %.2f s (%s)",
                     self.kind,
                     action.delay,
@@ -867,6 +891,8 @@ class ManagedConnection:
                 self._attempt_handler = None
                 now = self._now()
                 self._record_error(str(exc), now)
+                self._last_failure = exc
+                self._announce_lasting(lasting_problem(exc, url=self.url), now)
                 self._session.connect_failed(now, exc)
                 self._after_input()
                 self._check_auth(str(exc), getattr(exc, "name", None))
@@ -882,6 +908,8 @@ class ManagedConnection:
             ws.abort()
             return
         self._attempt_handler = None
+        self._last_failure = None
+        self._lasting = None
         session = self._session
         session.connected(self._now())
         if session.state not in LIVE_STATES:
@@ -1062,6 +1090,8 @@ class ManagedConnection:
             return False
         for event in events:
             level = logging.WARNING if event.new in ("reconnecting", "suspended") else logging.INFO
+            if self._lasting is not None and event.new in ("connecting", "reconnecting"):
+                level = logging.DEBUG  # announced once by _announce_lasting
             _log.log(
                 level,
                 "%s connection %s -> %s (%s, attempt %d)",
@@ -1096,6 +1126,29 @@ class ManagedConnection:
             and self._session.state == "suspended"
         ):
             self._on_auth_refused(name, message)
+
+    @property
+    def last_failure(self) -> UpbitWsError | None:
+        """Return the exception of the last failed connect (None once a socket opened)."""
+        return self._last_failure
+
+    @property
+    def lasting_problem(self) -> str | None:
+        """Return the failure retrying cannot fix, with its fix, while it lasts (else None)."""
+        return self._lasting
+
+    def _announce_lasting(self, problem: str | None, now: float) -> None:
+        """Publish and log a lasting problem once (again only if it changes)."""
+        if problem is None or problem == self._lasting:
+            return
+        self._lasting = problem
+        _log.error(
+            "%s connection cannot work as configured: %s (retrying quietly)",
+            self.kind,
+            problem,
+            extra={"connection": self.kind, "reason": problem},
+        )
+        self._publish(ConnectionMisconfigured(at=now, connection=self.kind, problem=problem))
 
     def _record_error(self, reason: str, now: float) -> None:
         self._last_error = reason

@@ -16,6 +16,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
+import msgspec
+
+from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.events import Event
 
@@ -124,11 +127,14 @@ class EventStream:
 class EventHub:
     """Fan typed events out to bounded subscriber streams; see the module docs."""
 
-    __slots__ = ("_closed", "_dropped", "_published", "_streams", "queue_size")
+    __slots__ = ("_clock", "_closed", "_dropped", "_published", "_streams", "queue_size")
 
-    def __init__(self, *, queue_size: int = DEFAULT_EVENT_QUEUE) -> None:
+    def __init__(
+        self, *, queue_size: int = DEFAULT_EVENT_QUEUE, clock: Clock | None = None
+    ) -> None:
         _check_size(queue_size)
         self.queue_size = queue_size
+        self._clock: Clock = clock or LoopClock()
         self._streams: list[EventStream] = []
         self._published = 0
         self._dropped = 0
@@ -147,6 +153,11 @@ class EventHub:
         if self._closed:
             return
         self._published += 1
+        if event.at_wall is None:
+            # The wall-clock instant of ``at``: the event may have waited a moment since.
+            clock = self._clock
+            wall = clock.wall() - (clock.now() - event.at)
+            event = msgspec.structs.replace(event, at_wall=wall)
         for stream in self._streams:
             stream._push(event)
 

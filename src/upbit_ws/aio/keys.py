@@ -1,6 +1,6 @@
 """API key health: check the key at start and every minute, suspend and resume private on it.
 
-``GET /v1/api_keys`` (``upbit-protocol.md`` section 9.2; no permission needed) answers with the
+``GET /v1/api_keys`` (``docs/protocol.md`` section 9.2; no permission needed) answers with the
 account's keys and their expiry, or 401 with a reason when the key is refused (section 9.7).
 :class:`KeyHealth` turns those answers into the private connection's key state:
 
@@ -78,7 +78,9 @@ class KeyHealthStatistics:
     """A snapshot of the key checks: the key status, counters and the last outcome.
 
     ``expires_at`` is the expiry Upbit reported last; ``last_check_error`` the reason the last
-    check could not tell (network, rate limit), or None.
+    check could not tell (network, rate limit), or None. ``last_check_at_wall`` is when the
+    last check ran in epoch seconds (UTC wall clock); ``last_check_at`` the same on the
+    shell's monotonic clock.
     """
 
     status: KeyStatus
@@ -90,6 +92,7 @@ class KeyHealthStatistics:
     last_check_at: float | None
     expires_at: datetime | None
     last_check_error: str | None
+    last_check_at_wall: float | None = None
 
 
 class KeyHealth:
@@ -155,6 +158,11 @@ class KeyHealth:
             recoveries=self._recoveries,
             expiry_warnings=self._warnings,
             last_check_at=self._last_check_at,
+            last_check_at_wall=(
+                self._last_check_at + self._clock.wall() - self._clock.now()
+                if self._last_check_at is not None
+                else None
+            ),
             expires_at=self._expires_at,
             last_check_error=self._last_error,
         )

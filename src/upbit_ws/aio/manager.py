@@ -40,7 +40,6 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.component import Component, SubscriptionsView
@@ -60,11 +59,10 @@ from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.constants import (
     DEFAULT_BASE_URL,
-    PRIVATE_PATH,
-    PUBLIC_PATH,
     check_connection,
+    websocket_urls,
 )
-from upbit_ws.core.errors import InvalidInputError
+from upbit_ws.core.errors import AuthError, ConfigError, InvalidInputError, NotReadyError
 from upbit_ws.core.events import ConnectionKind, ConnectionState
 from upbit_ws.core.ratelimit import ConnectLimiter, LimiterStatistics
 from upbit_ws.core.session import LIVE_STATES
@@ -73,6 +71,7 @@ if TYPE_CHECKING:
     from upbit_ws.observe.server import HealthServer
 
 __all__ = [
+    "DEFAULT_READY_TIMEOUT",
     "ConnectionHealth",
     "Health",
     "ManagerStatistics",
@@ -82,40 +81,25 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.manager")
 
-_SCHEMES: Final = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
 #: Extra time ``aclose()`` gives the tasks beyond the close timeout before cancelling them.
 _SHUTDOWN_SLACK: Final = 1.0
+#: How long :meth:`WebSocketManager.wait_ready` waits by default, in seconds.
+DEFAULT_READY_TIMEOUT: Final = 10.0
+#: How often wait_ready re-checks (confirmation publishes no event), in seconds.
+_READY_POLL: Final = 0.02
 _Lifecycle = Literal["new", "running", "closing", "closed"]
 #: One part the manager runs: a connection's run() or the key loop.
 _Part = Callable[[], Coroutine[Any, Any, None]]
-
-
-def websocket_urls(base_url: str) -> tuple[str, str]:
-    """Return the (public, private) WebSocket URLs of a REST base URL.
-
-    ``https://api.upbit.com`` gives ``wss://api.upbit.com/websocket/v1`` and ``.../private``
-    (section 1.1); ``http://127.0.0.1:PORT`` (the simulator) gives ``ws://...``.
-    """
-    parts = urlsplit(base_url)
-    scheme = _SCHEMES.get(parts.scheme.lower())
-    if scheme is None or not parts.netloc:
-        raise InvalidInputError(
-            f"base_url must look like https://api.upbit.com or http://127.0.0.1:PORT, "
-            f"got {base_url!r}"
-        )
-    if parts.query or parts.fragment:
-        raise InvalidInputError(f"base_url must not have a query or fragment, got {base_url!r}")
-    root = parts.path.rstrip("/")
-    public = urlunsplit((scheme, parts.netloc, root + PUBLIC_PATH, "", ""))
-    private = urlunsplit((scheme, parts.netloc, root + PRIVATE_PATH, "", ""))
-    return public, private
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectionHealth:
     """Whether one connection is usable: ``ok`` when a socket is open (or being probed).
 
-    ``since`` is when it entered ``state``; ``reason`` the last failure, if any.
+    ``since_wall`` is when it entered ``state``, in epoch seconds (UTC wall clock); ``since``
+    is the same instant on the shell's monotonic clock (``loop.time()`` seconds, comparable
+    only with other monotonic times of this process). ``reason`` describes now: why the
+    connection is not usable (its last failure), None while it is ok.
     """
 
     connection: ConnectionKind
@@ -123,18 +107,22 @@ class ConnectionHealth:
     state: ConnectionState
     since: float
     reason: str | None
+    since_wall: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Health:
     """Whether the manager is healthy: every connection it runs is ok.
 
-    ``key`` is the API key status (None without credentials).
+    ``key`` is the API key status (None without credentials). ``at_wall`` is when the
+    snapshot was taken, in epoch seconds (UTC); ``at`` the same on the monotonic clock.
     """
 
     ok: bool
     connections: tuple[ConnectionHealth, ...]
     key: KeyStatus | None
+    at: float = 0.0
+    at_wall: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +155,14 @@ class WebSocketManager:
     ``event_queue_size`` bounds each :meth:`events` stream; ``connect_limiter`` replaces the
     process-wide connect limiter; ``clock`` is the shell clock seam. ``health_port`` serves
     ``/healthz`` and ``/metrics`` on 127.0.0.1 while the manager runs (0: a free port; see
-    :attr:`health_server`; ``upbit_ws.observe``, loaded only when asked).
+    :attr:`health_server`; ``upbit_ws.observe``, loaded only when asked). ``ready_timeout``
+    makes :meth:`start` (and so ``async with``) wait until every wanted connection is open and
+    its subscription confirmed, as :meth:`wait_ready` does, and fail with its errors: a
+    misconfiguration (:class:`~upbit_ws.ConfigError`), a refused key
+    (:class:`~upbit_ws.AuthError`) or a timeout (:class:`~upbit_ws.NotReadyError`); the
+    manager is closed before the error propagates. Without it, ``start()`` returns while the
+    sockets open and such problems are one :class:`~upbit_ws.ConnectionMisconfigured` or
+    :class:`~upbit_ws.KeyProblem` event and one log line each.
     """
 
     def __init__(
@@ -182,6 +177,7 @@ class WebSocketManager:
         connect_limiter: ConnectLimiter | None = None,
         clock: Clock | None = None,
         health_port: int | None = None,
+        ready_timeout: float | None = None,
     ) -> None:
         if credentials is not None and not isinstance(credentials, Credentials):
             raise InvalidInputError("credentials must be a Credentials (or None)")
@@ -190,9 +186,15 @@ class WebSocketManager:
             check_connection(key)
         public_url, private_url = websocket_urls(base_url)
         self.base_url = base_url
+        if ready_timeout is not None and not ready_timeout > 0:
+            raise ConfigError(
+                [f"ready_timeout must be a positive number of seconds, got {ready_timeout!r}"]
+            )
+        #: When set, start() (and ``async with``) ends with :meth:`wait_ready` of this timeout.
+        self.ready_timeout = ready_timeout
         self.config = config or ConnectionConfig()
         self._clock: Clock = clock or LoopClock()
-        self._hub = EventHub(queue_size=event_queue_size)
+        self._hub = EventHub(queue_size=event_queue_size, clock=self._clock)
         self._limiter: ConnectLimiter = connect_limiter or shared_connect_limiter(
             self.config.rate_limits
         )
@@ -327,8 +329,10 @@ class WebSocketManager:
         """Open public at once; check the key and open private unless the key is refused.
 
         Returns once the key check and the market list load are done (each bounded by its
-        timeout; they run side by side). If it fails or is cancelled before that (a timeout
-        around ``async with``), it closes everything it started before the error propagates.
+        timeout; they run side by side), and, when the manager was built with
+        ``ready_timeout``, once :meth:`wait_ready` returned. If it fails or is cancelled before
+        that (a timeout around ``async with``), it closes everything it started before the
+        error propagates.
         """
         if self._lifecycle != "new":
             raise InvalidInputError(f"start() can be called once; the manager is {self._lifecycle}")
@@ -343,6 +347,8 @@ class WebSocketManager:
                 if self._private is not None and self._keys is not None:
                     tg.create_task(self._start_private(), name="upbit-ws:start:private")
                 tg.create_task(self._start_subscriptions(), name="upbit-ws:start:subscriptions")
+            if self.ready_timeout is not None:
+                await self.wait_ready(self.ready_timeout)
         except BaseException:
             await self.aclose()
             raise
@@ -362,6 +368,8 @@ class WebSocketManager:
         """Load the market list (at most a few seconds), then run the flushers."""
         # The first request then already has KRW-* expanded; sockets open meanwhile.
         await self._subs.load_markets()
+        # Then the orderbook levels each market honours (level checks, docs/protocol.md 2.3).
+        await self._subs.load_orderbook_levels()
         if self._lifecycle != "running":
             return
         # Not restarted after a bug: its run ends every subscription on the way out.
@@ -441,14 +449,88 @@ class WebSocketManager:
 
     def health(self) -> Health:
         """Return whether each connection is usable now, and the key status."""
+        now, wall = self._clock.now(), self._clock.wall()
         connections = tuple(
-            _health(conn) for conn in (self._public, self._private) if conn is not None
+            _health(conn, now, wall) for conn in (self._public, self._private) if conn is not None
         )
         return Health(
             ok=self._lifecycle == "running" and all(c.ok for c in connections),
             connections=connections,
             key=self._keys.status if self._keys is not None else None,
+            at=now,
+            at_wall=wall,
         )
+
+    # --- readiness --------------------------------------------------------------------------
+
+    # The timeout is part of the answer (NotReadyError names what was not ready when it ran
+    # out), which an outer asyncio.timeout could not give.
+    async def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:  # noqa: ASYNC109
+        """Wait until every wanted connection is open and its subscription confirmed.
+
+        Wanted: public always, private when the manager has credentials. Confirmed: the
+        connection's merged request is applied (see :mod:`upbit_ws.aio.subscriptions`); a
+        connection nobody subscribed on yet only needs its socket. Raises at once, without
+        waiting out ``timeout``, when a failure cannot fix itself:
+        :class:`~upbit_ws.ConfigError` for a URL that answers 404 to the WebSocket handshake or
+        a host that does not resolve, :class:`~upbit_ws.AuthError` for an API key Upbit
+        refused. Raises :class:`~upbit_ws.NotReadyError` naming what is still not ready when
+        ``timeout`` seconds pass, and :class:`~upbit_ws.InvalidInputError` if the manager is
+        not running.
+        """
+        if self._lifecycle != "running":
+            raise InvalidInputError(
+                f"wait_ready() needs a running manager; it is {self._lifecycle}"
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            problems = self._readiness()
+            if not problems:
+                return
+            left = deadline - loop.time()
+            if left <= 0:
+                raise NotReadyError(problems, timeout=timeout)
+            # Confirmation has no event of its own: re-check at a short, bounded period.
+            await asyncio.sleep(min(_READY_POLL, left))
+
+    def _readiness(self) -> list[str]:
+        """Return what is not ready yet; raise for what will not fix itself."""
+        if self._lifecycle != "running":
+            raise NotReadyError([f"the manager is {self._lifecycle}"], timeout=0.0)
+        if self._keys is not None and self._keys.status in ("invalid", "expired", "permission"):
+            detail = self._keys.statistics().last_check_error
+            raise AuthError(
+                f"API key refused ({self._keys.status})"
+                + (f": {detail}" if detail else "")
+                + "; check the key, its permissions and its allowed IP addresses",
+            )
+        lasting = [
+            f"{conn.kind}: {conn.lasting_problem}"
+            for conn in (self._public, self._private)
+            if conn is not None and conn.lasting_problem is not None and not conn.is_open
+        ]
+        if lasting:
+            raise ConfigError(lasting)
+        problems: list[str] = []
+        view = self._subs.subscriptions()
+        for conn in (self._public, self._private):
+            if conn is None:
+                continue
+            if not conn.is_open:
+                stats = conn.statistics()
+                why = f" ({stats.last_error})" if stats.last_error else ""
+                problems.append(f"{conn.kind}: {stats.state}{why}")
+                continue
+            cview = view.public if conn.kind == "public" else view.private
+            desired = set(cview.desired)
+            if desired and (cview.in_flight or desired != set(cview.confirmed)):
+                done = len(desired & set(cview.confirmed))
+                problems.append(
+                    f"{conn.kind}: subscription not confirmed yet ({done} of {len(desired)} "
+                    "streams)"
+                )
+        return problems
 
     # --- internals --------------------------------------------------------------------------
 
@@ -516,12 +598,16 @@ class WebSocketManager:
             self._private.key_valid()
 
 
-def _health(conn: ManagedConnection) -> ConnectionHealth:
+def _health(conn: ManagedConnection, now: float, wall: float) -> ConnectionHealth:
     stats = conn.statistics()
+    ok = stats.state in LIVE_STATES
     return ConnectionHealth(
         connection=conn.kind,
-        ok=stats.state in LIVE_STATES,
+        ok=ok,
         state=stats.state,
         since=stats.state_since,
-        reason=stats.last_error,
+        # The last failure explains a connection that is down; once open again it is history
+        # (statistics().last_error keeps it).
+        reason=None if ok else stats.last_error,
+        since_wall=wall - (now - stats.state_since),
     )

@@ -7,6 +7,8 @@ a second, growing to the refresh interval). Whether a loaded list may replace th
 the pure :class:`~upbit_ws.core.markets.MarketListPolicy` (an empty or drastically shorter
 answer is kept out, counted in ``anomalies`` and logged). Every accepted list goes to
 ``on_change``, which re-resolves the subscriptions.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

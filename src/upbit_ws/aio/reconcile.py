@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
 from upbit_ws.aio.clock import utc_now
+from upbit_ws.aio.logcontext import install_log_fields
 from upbit_ws.aio.rest import RestClient, TimeArg
 from upbit_ws.core.backoff import Backoff, BackoffClass
 from upbit_ws.core.config import BackoffConfig
@@ -54,6 +55,7 @@ from upbit_ws.core.rest_types import RestOrder
 __all__ = ["DEFAULT_SKEW_MARGIN", "RECONCILE_BACKOFF", "reconcile_private"]
 
 _log = logging.getLogger("upbit_ws.reconcile")
+install_log_fields()  # a logger made after the package's call needs its own
 T = TypeVar("T")
 
 #: How far before the gap the closed-order search starts: REST times have whole seconds and

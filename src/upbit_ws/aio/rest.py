@@ -39,7 +39,7 @@ import orjson
 from upbit_ws.aio.clock import Clock, LoopClock, utc_now
 from upbit_ws.core.auth import Credentials, QueryValue, build_rest_token, query_string
 from upbit_ws.core.codes import close_matches, normalize_code
-from upbit_ws.core.constants import DEFAULT_BASE_URL
+from upbit_ws.core.constants import DEFAULT_BASE_URL, websocket_urls
 from upbit_ws.core.errors import (
     AuthError,
     InvalidInputError,
@@ -154,9 +154,12 @@ def _new_nonce() -> str:
 class RestClient:
     """Call Upbit's REST API (or the simulator's) with typed results, paced under its limits.
 
-    Use as ``async with RestClient(base_url, credentials=...) as rest:``; private calls need
-    credentials and raise :class:`InvalidInputError` without them. ``pacer`` may be shared by
-    several clients of one process (they then share Upbit's per-IP and per-account budget).
+    Use as ``async with RestClient(base_url, credentials=...) as rest:``. ``base_url`` follows
+    the manager's rule (:func:`~upbit_ws.aio.manager.websocket_urls`: exactly
+    ``https://HOST`` or ``http://HOST:PORT``, else :class:`~upbit_ws.ConfigError`). Private
+    calls need credentials and raise :class:`InvalidInputError` without them. ``pacer`` may be
+    shared by several clients of one process (they then share Upbit's per-IP and per-account
+    budget).
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class RestClient:
         pacer: RestPacer | None = None,
         clock: Clock | None = None,
     ) -> None:
+        websocket_urls(base_url)  # the same base URL rule as the manager's (ConfigError)
         self.base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._timeout = aiohttp.ClientTimeout(total=timeout)

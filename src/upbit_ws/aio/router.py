@@ -10,7 +10,7 @@ fewer orderbook units than the merged request carries).
   (type, then code). Orderbook frames with a grouping ``level`` take a second table; a
   ``myOrder`` frame whose code nobody asked for goes to the all-markets subscribers.
 * **Depth.** Upbit sends one book per (code, level) per connection, at the merged (largest)
-  depth (upbit-protocol.md section 2.3). Each subscriber gets the depth it asked for; those
+  depth (docs/protocol.md section 2.3). Each subscriber gets the depth it asked for; those
   asking for the same depth share one truncated object.
 * **Control frames.** ``{"status":"UP"}`` and LIST_SUBSCRIPTIONS replies go to the owner's
   ``on_control`` callback (pending ``list_subscriptions()``); the router only counts

@@ -327,7 +327,7 @@ class Subscription(Generic[M]):
 
         Returns how many were dropped (counted as ``dropped``, without a gap marker: the
         consumer asked for them to go). ``myOrder`` without codes means every market
-        (upbit-protocol.md section 2.2), so it keeps everything; for public types no codes
+        (docs/protocol.md section 2.2), so it keeps everything; for public types no codes
         (a wildcard that matches nothing) keeps nothing.
         """
         old = self.codes

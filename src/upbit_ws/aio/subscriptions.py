@@ -1,7 +1,7 @@
 """The subscription service: one merged request per connection, many components, no lost updates.
 
 Upbit replaces a connection's whole subscription on every request and has no unsubscribe
-(upbit-protocol.md section 3), so the union of what every component wants is owned here:
+(docs/protocol.md section 3), so the union of what every component wants is owned here:
 
 * **Book and planner.** Components subscribe through :class:`~upbit_ws.aio.component.Component`;
   interest is reference-counted in :class:`~upbit_ws.core.book.SubscriptionBook`, and
@@ -79,8 +79,9 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Final
 
 from upbit_ws.aio.channel import Channel, ChannelStatistics
@@ -112,6 +113,7 @@ from upbit_ws.core.constants import (
     DataType,
     check_connection,
 )
+from upbit_ws.core.encode import unsupported_level
 from upbit_ws.core.errors import (
     InvalidInputError,
     UnknownCodeError,
@@ -129,6 +131,8 @@ __all__ = [
 ]
 
 _log = logging.getLogger("upbit_ws.subscriptions")
+#: Markets per ``GET /v1/orderbook/instruments`` request (keeps the URL short).
+_INSTRUMENTS_PER_REQUEST: Final = 100
 
 #: Crashes in a row, without progress in between, before a flusher is given up.
 _MAX_CRASHES: Final = 5
@@ -179,6 +183,7 @@ class SubscriptionService:
         self._publish_fn = publish
         self._on_overflow = on_overflow
         self._buffer_overflows = 0
+        self._rest = rest
         self._clock: Clock = clock or LoopClock()
         self._now: Callable[[], float] = self._clock.now
         self._book = SubscriptionBook()
@@ -193,6 +198,9 @@ class SubscriptionService:
         )
         # Subscriptions whose codes could not be checked yet (no market list at the time).
         self._unchecked: set[SubId] = set()
+        # Orderbook grouping levels per market (GET /v1/orderbook/instruments); None until
+        # loaded. See load_orderbook_levels.
+        self._levels: dict[str, tuple[Decimal, ...]] | None = None
         self._channels: dict[ConnectionKind, Channel] = {
             kind: Channel(
                 kind,
@@ -258,6 +266,49 @@ class SubscriptionService:
         retries, and codes are checked once a list arrives.
         """
         return await self._markets.load(wait=wait)
+
+    async def load_orderbook_levels(self, *, wait: float = FIRST_LOAD_TIMEOUT) -> bool:
+        """Load every listed market's orderbook grouping levels, waiting at most ``wait`` s.
+
+        Needs the market list. Returns whether the levels are known afterwards; on success,
+        every orderbook subscription asking for a level its markets do not support ends with
+        :class:`~upbit_ws.InvalidInputError` (Upbit would send nothing for it, docs/protocol.md
+        section 2.3). A failure is logged once: levels stay unchecked (never silently dropped).
+        """
+        codes = self._markets.codes
+        if not codes or self._rest is None:
+            return False
+        found: dict[str, tuple[Decimal, ...]] = {}
+        ordered = sorted(codes)
+        try:
+            async with asyncio.timeout(wait):
+                for start in range(0, len(ordered), _INSTRUMENTS_PER_REQUEST):
+                    chunk = ordered[start : start + _INSTRUMENTS_PER_REQUEST]
+                    for item in await self._rest.orderbook_instruments(chunk):
+                        found[item.market] = item.supported_levels
+        except (UpbitWsError, OSError, TimeoutError) as exc:
+            _log.warning(
+                "orderbook levels could not be loaded (%s); subscriptions with a level are not "
+                "checked against what each market supports",
+                describe_error(exc),
+            )
+            return False
+        self.set_orderbook_levels(found)
+        return True
+
+    def set_orderbook_levels(self, levels: Mapping[str, Iterable[Decimal | float | str]]) -> None:
+        """Take each market's supported levels and fail the subscriptions that ask for others."""
+        self._levels = {
+            code: tuple(Decimal(str(v)) for v in values) for code, values in levels.items()
+        }
+        for sub in list(self._sinks.values()):
+            if sub.closed or sub.type != "orderbook" or not sub.level:
+                continue
+            exc = unsupported_level(sub.level, sub.codes, self._levels)
+            if exc is not None:
+                _log.error("orderbook subscription of %s ended: %s", sub.component, exc)
+                self._remove(sub)
+                sub._fail(exc)
 
     async def run(self) -> None:
         """Run the flushers and the market-list refresher until :meth:`close`.
@@ -431,6 +482,10 @@ class SubscriptionService:
             )
         requested = _requested(kind, codes)
         resolved, unchecked = self._resolve(kind, requested)
+        if kind == "orderbook" and level and self._levels is not None:
+            refused = unsupported_level(level, resolved, self._levels)
+            if refused is not None:
+                raise refused
         sub_id = self._book.subscribe(component, kind, resolved, depth=depth, level=level)
         held = self._book.subscription(sub_id)
         try:
@@ -487,6 +542,10 @@ class SubscriptionService:
             if sub.closed or self._sinks.get(sub.sub_id) is not sub:
                 raise InvalidInputError(f"{sub!r} was closed while its codes were resolved")
         resolved, unchecked = self._resolve(sub.type, requested)
+        if sub.type == "orderbook" and sub.level and self._levels is not None:
+            refused = unsupported_level(sub.level, resolved, self._levels)
+            if refused is not None:
+                raise refused  # the subscription keeps its codes
         if unchecked:
             self._unchecked.add(sub.sub_id)
         else:

@@ -1,6 +1,6 @@
 """The transport adapter: the only module that imports the WebSocket library (picows).
 
-picows is callback based and lean (DESIGN.md: about 550k msg/s raw on the reference machine).
+picows is callback based and lean (benchmarks/README-performance.md: its raw ceiling row).
 This module turns it into a small surface the managed connection drives:
 
 * :func:`open_websocket` connects with one overall deadline (TCP, TLS, HTTP upgrade) and
@@ -18,7 +18,7 @@ upgrade answer (our deadline, or a cancelled connect) is cut at once instead of 
 picows's own handshake timer. picows logs through an adapter that drops its level-9 records:
 at that level it logs the raw upgrade request, which carries the private connection's JWT.
 
-Upbit sends every server frame as BINARY (upbit-protocol.md section 1.3); TEXT frames are
+Upbit sends every server frame as BINARY (docs/protocol.md section 1.3); TEXT frames are
 passed on too, so a proxy that re-frames them does not break us.
 """
 

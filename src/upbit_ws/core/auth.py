@@ -3,7 +3,7 @@
 Private WebSocket connections carry ``Authorization: Bearer <JWT>`` in the handshake, the JWT
 holding ``access_key`` and a fresh ``nonce`` and signed HS256 with the secret key; REST calls
 add ``query_hash`` (hex SHA-512 of the unencoded query string) and ``query_hash_alg`` when the
-request has parameters (``upbit-protocol.md`` section 5). HS256 is what the official SDK, the
+request has parameters (``docs/protocol.md`` section 5). HS256 is what the official SDK, the
 docs' REST samples and ccxt sign with (section 5, algorithm [CONFLICT]). Nonces come from the
 caller (the shell passes ``str(uuid.uuid4())``), which keeps this module pure.
 

@@ -1,7 +1,7 @@
 """The subscription book: who wants which stream, merged into one desired state per connection.
 
 Upbit replaces a connection's whole subscription on every request and has no add and no
-unsubscribe (upbit-protocol.md section 3), so the union of what every component wants must be
+unsubscribe (docs/protocol.md section 3), so the union of what every component wants must be
 owned in one place. This is that place. It is pure bookkeeping: no I/O, no clock. The asyncio
 shell calls it; :mod:`upbit_ws.core.planner` turns its desired state into requests, and the
 shell's router asks it who receives a frame.

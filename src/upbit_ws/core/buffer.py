@@ -30,6 +30,8 @@ Policies (the names are public API):
 
 ``latest`` buffers also evict the oldest waiting key when more distinct keys are waiting than
 the bound allows; that is a real loss, counted as ``dropped`` and signalled by a :class:`Gap`.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ TransportError (other)                  retry    normal        transport,       
 DecodeError                             retry    normal        decode            (9)
 UnknownCodeError, InvalidInputError     fatal    normal        invalid_input     (10)
 ConfigError                             fatal    normal        config            (10)
+NotReadyError                           fatal    normal        bug               (16)
 UpbitWsError (any other subclass)       fatal    normal        bug               (11)
 TimeoutError (also asyncio's)           retry    normal        timeout           (12)
 ssl.SSLError, cert errors (by name)     retry    normal        tls               (8)
@@ -50,7 +51,7 @@ BaseExceptionGroup                      worst of its leaves                     
 anything else                           fatal    normal        bug               (11)
 ======================================  =======  ============  ================  ============
 
-Notes (section numbers refer to ``upbit-protocol.md``):
+Notes (section numbers refer to ``docs/protocol.md``):
 
 1. HTTP 429 on the handshake or REST: back off longer, at least a floor of several seconds,
    honouring Retry-After (section 8.1).
@@ -88,6 +89,9 @@ Notes (section numbers refer to ``upbit-protocol.md``):
     says nothing against the request: the socket Upbit closes after it (section 7.3) is
     reconnected like any close, and the current request goes out again.
 
+16. ``wait_ready()`` raises it to its caller; it never ends a connection, so meeting it here
+    is a bug.
+
 Error frames themselves (section 7.2) are read in one place, the managed connection, which
 decodes each one once into a typed :class:`~upbit_ws.core.messages.ErrorFrame`; what its name
 means is :func:`error_frame_meaning`, the one table of error-frame names (notes 3, 4, 15), used
@@ -123,6 +127,7 @@ __all__ = [
     "Verdict",
     "classify",
     "error_frame_meaning",
+    "lasting_problem",
 ]
 
 #: ``retry``: reconnect on the backoff schedule; ``fatal``: stop and surface the exception.
@@ -367,3 +372,38 @@ def classify(exc: BaseException, *, connection: ConnectionKind | None = None) ->
     if isinstance(exc, UpbitWsError):
         return _fatal("bug", reason)
     return _builtin(exc, reason)
+
+
+#: Handshake statuses that retrying cannot change: the URL is wrong, not the server busy.
+_LASTING_STATUSES: Final = frozenset({400, 404, 405, 410, 426})
+#: ``getaddrinfo`` says the name does not exist (EAI_NONAME, and EAI_NODATA on glibc); a
+#: temporary resolver failure (EAI_AGAIN) may pass and is not lasting.
+_NO_SUCH_HOST: Final = frozenset({-2, -5, 8, 11001})
+
+
+def lasting_problem(exc: BaseException | None, *, url: str = "") -> str | None:
+    """Return what is wrong, and how to fix it, when a connect failure cannot fix itself.
+
+    Two failures qualify (docs/protocol.md section 1.1 gives the URLs Upbit serves): the
+    server answers the WebSocket handshake with a status that says the URL is wrong (404 and
+    the like; 401/403 are the key's, 429/418 the rate limiter's, 5xx the server's), and the
+    host name does not exist. Everything else (refused, reset, timeouts, TLS) may pass and is
+    retried as usual. Returns None for those and for None.
+    """
+    if isinstance(exc, TransportError) and exc.status in _LASTING_STATUSES:
+        return (
+            f"the server answers HTTP {exc.status} to the WebSocket path {url or '(unknown)'}: "
+            "base_url must be the REST base only, such as https://api.upbit.com "
+            "(the library adds /websocket/v1 itself)"
+        )
+    cause = exc.__cause__ if isinstance(exc, TransportError) else exc
+    if (
+        isinstance(cause, OSError)
+        and type(cause).__name__ == "gaierror"
+        and cause.errno in _NO_SUCH_HOST
+    ):
+        return (
+            f"the host of {url or 'the URL'} does not resolve ({cause.strerror}): "
+            "check the host name in base_url"
+        )
+    return None

@@ -1,6 +1,6 @@
 """Market codes: normalisation, shape checks, depth suffixes, wildcards and close matches.
 
-Upbit silently ignores lowercase and unknown codes (upbit-protocol.md section 2.4: no error, no
+Upbit silently ignores lowercase and unknown codes (docs/protocol.md section 2.4: no error, no
 data), so every code the library sends goes through :func:`normalize_code` first, and codes are
 checked against the market list (``GET /v1/market/all``, section 9.1) with :func:`check_codes`
 so a typo becomes a clear :class:`~upbit_ws.UnknownCodeError` instead of Upbit's silence.

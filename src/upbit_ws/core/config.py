@@ -7,7 +7,7 @@ is frozen and checks itself when built: it collects *every* problem and raises o
 same across every group at once (for the CLI, which is the only place that reads files or the
 environment).
 
-Defaults (section numbers refer to ``upbit-protocol.md``)
+Defaults (section numbers refer to ``docs/protocol.md``)
 
 ============================  =========  ===================================================
 name                          value      why

@@ -1,13 +1,14 @@
 """Wire names and limits of Upbit's WebSocket API, defined once.
 
-Sources are in ``upbit-protocol.md`` (sections 2, 6 and 8).
+Sources are in ``docs/protocol.md`` (sections 2, 6 and 8).
 """
 
 from __future__ import annotations
 
 from typing import Final, Literal, get_args
+from urllib.parse import urlsplit, urlunsplit
 
-from upbit_ws.core.errors import InvalidInputError
+from upbit_ws.core.errors import ConfigError, InvalidInputError
 
 __all__ = [
     "ABNORMAL_CLOSURE",
@@ -28,6 +29,7 @@ __all__ = [
     "Format",
     "StreamType",
     "check_connection",
+    "websocket_urls",
 ]
 
 #: The two independent connections a manager keeps (section 1.1): the one name for them.
@@ -84,3 +86,55 @@ DEFAULT_ORDERBOOK_DEPTH: Final = 30
 DEFAULT_BASE_URL: Final = "https://api.upbit.com"
 PUBLIC_PATH: Final = "/websocket/v1"
 PRIVATE_PATH: Final = "/websocket/v1/private"
+
+#: WebSocket scheme of each accepted REST scheme.
+_SCHEMES: Final = {"https": "wss", "http": "ws"}
+
+
+def websocket_urls(base_url: str) -> tuple[str, str]:
+    """Return the (public, private) WebSocket URLs of a REST base URL.
+
+    ``base_url`` is exactly ``https://HOST[:PORT]`` or ``http://HOST[:PORT]`` (one trailing
+    ``/`` allowed): ``https://api.upbit.com`` gives ``wss://api.upbit.com/websocket/v1`` and
+    ``.../private`` (docs/protocol.md section 1.1); ``http://127.0.0.1:PORT`` (the simulator)
+    gives ``ws://...``. Anything else (a ``ws://`` or ``wss://`` scheme, a path such as
+    ``/v1`` or ``/websocket/v1``, a query) raises :class:`~upbit_ws.ConfigError` saying the
+    base URL to give instead.
+    """
+    parts = urlsplit(base_url)
+    scheme = parts.scheme.lower()
+    host = parts.netloc
+    fixed = f"https://{host}" if scheme in ("wss", "https") else f"http://{host}"
+    problems: list[str] = []
+    if scheme in ("ws", "wss"):
+        problems.append(
+            f"base_url is the REST base, not a WebSocket URL: give {fixed!r} "
+            f"(the WebSocket URLs derive from it), not {base_url!r}"
+        )
+    elif scheme not in ("http", "https") or not host or parts.username or parts.password:
+        raise ConfigError(
+            [
+                "base_url must be https://HOST or http://HOST:PORT, such as "
+                f"https://api.upbit.com or http://127.0.0.1:8080 (the simulator); got {base_url!r}"
+            ]
+        )
+    path = parts.path.rstrip("/")
+    if path:
+        what = (
+            "a WebSocket path"
+            if path.startswith("/websocket")
+            else "an API version"
+            if path.rstrip("/").endswith("/v1")
+            else "a path"
+        )
+        problems.append(
+            f"base_url must not carry {what} ({path!r}): give {fixed!r}; the library adds "
+            f"{PUBLIC_PATH} and the REST paths itself"
+        )
+    if parts.query or parts.fragment:
+        problems.append(f"base_url must not have a query or fragment: give {fixed!r}")
+    if problems:
+        raise ConfigError(problems)
+    public = urlunsplit((_SCHEMES[scheme], host, PUBLIC_PATH, "", ""))
+    private = urlunsplit((_SCHEMES[scheme], host, PRIVATE_PATH, "", ""))
+    return public, private

@@ -4,7 +4,7 @@ Hot path: a DEFAULT ticker, trade, orderbook, myOrder or myAsset frame is decode
 ``msgspec`` call into a tagged union over ``type`` (no Python dispatch per frame). Everything
 else takes a slower path that reads a small envelope first: candles (nine ``type`` values
 share one class, which a tagged union cannot express), SIMPLE frames (twin structs with the
-abbreviated keys of upbit-protocol.md section 4, converted to the public class), list formats
+abbreviated keys of docs/protocol.md section 4, converted to the public class), list formats
 (section 2.5), ``{"status":"UP"}`` (section 6), error frames (section 7), LIST_SUBSCRIPTIONS
 replies (section 3.3), unknown types, and frames with an unusual key order or whitespace.
 

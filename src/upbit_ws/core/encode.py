@@ -1,7 +1,7 @@
 """Request frames: pure functions that build what the client sends to Upbit.
 
 A request is one TEXT frame holding a JSON array ``[{ticket}, {type objects...}, {format}]``
-(upbit-protocol.md section 2.1), and each request replaces the connection's whole subscription
+(docs/protocol.md section 2.1), and each request replaces the connection's whole subscription
 (section 3), so callers always pass the full desired set. Inputs are validated here, because
 Upbit answers most mistakes with an error frame and a closed socket (section 7.3) and some
 (lowercase or unknown codes, section 2.4) with silence.
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
@@ -35,6 +36,7 @@ __all__ = [
     "new_ticket",
     "normalize_request",
     "orderbook_code",
+    "unsupported_level",
 ]
 
 _DATA_TYPE_SET: Final = frozenset(DATA_TYPES)
@@ -128,6 +130,37 @@ def normalize_request(request: TypeRequest) -> TypeRequest:
     if codes == request.codes:
         return request
     return msgspec.structs.replace(request, codes=codes)
+
+
+def unsupported_level(
+    level: float | None, codes: Iterable[str], supported: Mapping[str, Sequence[Decimal]]
+) -> InvalidInputError | None:
+    """Return the error for an orderbook ``level`` some of ``codes`` do not honour, else None.
+
+    ``supported`` maps each market to the levels ``GET /v1/orderbook/instruments`` lists for
+    it (docs/protocol.md section 2.3: Upbit sends nothing, and no error, for a level a market
+    does not support). Level 0 (the native tick) and None are always honoured. A market the
+    instrument data does not cover is reported too: its levels cannot be known.
+    """
+    if not level:
+        return None
+    wanted = Decimal(str(level))
+    bad: list[str] = []
+    for code in codes:
+        base = code.split(".", 1)[0]
+        levels = supported.get(base)
+        if levels is None:
+            bad.append(f"{base} (Upbit publishes no grouping levels for it)")
+        elif wanted not in levels:
+            shown = ", ".join(f"{v.normalize():f}" for v in sorted(levels)) or "none"
+            bad.append(f"{base} (supported: {shown})")
+    if not bad:
+        return None
+    return InvalidInputError(
+        f"orderbook level {level:g} is not supported by {'; '.join(bad)}; Upbit would send "
+        "nothing for it. Pick a supported level (0 = the native tick) per "
+        "GET /v1/orderbook/instruments"
+    )
 
 
 def _check_level(kind: str, level: object) -> None:

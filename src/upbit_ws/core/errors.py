@@ -13,6 +13,7 @@ whose fault it was, in the manner of h11:
 * :class:`RateLimitedError`: Upbit answered 429 or 418.
 * :class:`TransportError`: the connection could not be opened, or closed under us.
   :class:`ConnectTimeoutError` and :class:`ConnectionClosedError` refine it.
+* :class:`NotReadyError`: ``wait_ready()`` ran out of time; it names what was not ready.
 
 Secrets never appear in any message or repr here: none of these classes takes a key or token.
 """
@@ -28,6 +29,7 @@ __all__ = [
     "ConnectionClosedError",
     "DecodeError",
     "InvalidInputError",
+    "NotReadyError",
     "RateLimitedError",
     "ServerRejectedError",
     "TransportError",
@@ -160,3 +162,16 @@ class ConnectTimeoutError(TransportError, TimeoutError):
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         super().__init__(f"connect timed out after {timeout:g} s")
+
+
+class NotReadyError(UpbitWsError, TimeoutError):
+    """``wait_ready()`` ran out of time: ``problems`` names each part that was not ready.
+
+    Each problem is one line such as ``"public: reconnecting (cannot connect to ...)"`` or
+    ``"public: subscription not confirmed yet (1 of 3 streams)"``; ``timeout`` is the wait.
+    """
+
+    def __init__(self, problems: Sequence[str], *, timeout: float) -> None:
+        self.problems = tuple(problems)
+        self.timeout = timeout
+        super().__init__(f"not ready after {timeout:g} s: " + "; ".join(self.problems))

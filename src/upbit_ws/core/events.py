@@ -2,9 +2,14 @@
 
 ``manager.events()`` yields these. They are frozen msgspec Structs tagged with an ``event``
 field, so a UI, the CLI's JSON output or the relay can encode them and decode them back into
-the right class (``msgspec.json.decode(data, type=Event)``). Times (``at``, ``since``) are the
-shell's monotonic clock in seconds, the same clock the core's ``now`` comes from. No event
+the right class (``msgspec.json.decode(data, type=Event)``). ``at_wall`` is the wall clock:
+epoch seconds (UTC), stamped when the event is published through a manager's event hub.
+``at`` and ``since`` are the shell's monotonic clock in seconds (``loop.time()``, the same
+clock the core's ``now`` comes from): use them for durations and ordering, ``at_wall`` to
+show or store a time. No event
 carries a key, a token or a secret.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from upbit_ws.core.constants import ConnectionKind, DataType
 __all__ = [
     "BufferOverflowed",
     "ConnectionKind",
+    "ConnectionMisconfigured",
     "ConnectionState",
     "ConnectionStateChanged",
     "Event",
@@ -46,9 +52,14 @@ GapReason = Literal["overflow", "reconnect"]
 
 
 class SystemEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event"):
-    """Base of every system event: ``at`` is when it happened (monotonic seconds)."""
+    """Base of every system event: ``at`` is when it happened (monotonic seconds).
+
+    ``at_wall`` is the same instant in epoch seconds (UTC wall clock); None on an event that
+    did not pass through a manager's event hub (which stamps it).
+    """
 
     at: float
+    at_wall: float | None = None
 
 
 class ConnectionStateChanged(SystemEvent, frozen=True, kw_only=True, tag="state_changed"):
@@ -64,6 +75,22 @@ class ConnectionStateChanged(SystemEvent, frozen=True, kw_only=True, tag="state_
     new: ConnectionState
     reason: str
     attempt: int
+
+
+class ConnectionMisconfigured(
+    SystemEvent, frozen=True, kw_only=True, tag="connection_misconfigured"
+):
+    """A connection fails in a way retrying cannot fix: ``problem`` says what, and the fix.
+
+    Published once when such a failure is first seen (a URL that answers 404 to the WebSocket
+    handshake, a host that does not resolve), and logged once as a warning; the connection
+    keeps retrying quietly (the fix may be outside the process, such as a DNS entry) and
+    publishes again only if the problem changes or comes back after an open socket.
+    ``wait_ready()`` raises :class:`~upbit_ws.ConfigError` with the same text.
+    """
+
+    connection: ConnectionKind
+    problem: str
 
 
 class KeyProblem(SystemEvent, frozen=True, kw_only=True, tag="key_problem"):
@@ -142,6 +169,7 @@ class BufferOverflowed(SystemEvent, frozen=True, kw_only=True, tag="buffer_overf
 #: Every system event, for ``msgspec`` decoding and exhaustive ``match`` statements.
 Event = (
     ConnectionStateChanged
+    | ConnectionMisconfigured
     | KeyProblem
     | KeyRecovered
     | KeyExpiringSoon

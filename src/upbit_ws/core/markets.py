@@ -5,6 +5,8 @@ wildcards expand against. Upbit never delists half its markets at once, so an em
 or one shorter than :data:`MIN_SHARE` of the known list, is taken for a glitch of the REST
 side and not taken, unless the same short list comes back :data:`ACCEPT_AFTER` refreshes in a
 row (then it is the truth). No clock, no I/O: the shell feeds it each loaded list.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Typed, immutable messages for every frame Upbit's WebSocket sends.
 
-One class per message kind, with Upbit's DEFAULT field names (upbit-protocol.md section 4).
+One class per message kind, with Upbit's DEFAULT field names (docs/protocol.md section 4).
 SIMPLE-format frames decode into the same classes (:mod:`upbit_ws.core.decode` reads the
 abbreviated keys listed in :data:`SIMPLE_KEYS`).
 

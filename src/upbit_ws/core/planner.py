@@ -1,6 +1,6 @@
 """The request planner: desired versus confirmed state, as ONE full request per connection.
 
-Every request replaces the connection's whole subscription (upbit-protocol.md section 3), so a
+Every request replaces the connection's whole subscription (docs/protocol.md section 3), so a
 plan always carries the complete desired set, never a delta. The planner decides the flags:
 
 * a stream the server is certainly streaming already goes with ``is_only_realtime`` so that a

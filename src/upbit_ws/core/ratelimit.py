@@ -1,7 +1,7 @@
 """Rate limiting with GCRA over an injected ``now``: callers wait, nothing is dropped.
 
 Upbit allows 5 connects per second (per IP for public, per account for private), and 5
-messages per second *and* 100 per minute on each connection (``upbit-protocol.md`` section
+messages per second *and* 100 per minute on each connection (``docs/protocol.md`` section
 8.1). Going over gets HTTP 429 and then 418 with a block that grows on repeat, so the client
 paces itself: every outbound frame and every connect first asks a limiter how long to wait.
 

@@ -21,6 +21,8 @@ was up then, so anything newer than that live value will arrive live too, and th
 may be older than it.
 
 Pure: no asyncio, no clock. Times are epoch milliseconds passed in.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ strings (kept exact here as :class:`~decimal.Decimal`: money on the account), na
 ``side``/``ord_type`` (WebSocket: ``ask_bid``/``order_type``) and omit null fields; quotation
 endpoints send JSON numbers (``float`` here, like the streamed market data). Unknown fields are
 ignored so that Upbit can add some.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ States::
                         ^ auth: suspended (key refused) --key_valid or auth_retry--> connecting
     any state --close()--> closed (terminal; also after a fatal error)
 
-Keepalive (``upbit-protocol.md`` section 6: Upbit drops sockets idle for ~60 s with 1006 and
+Keepalive (``docs/protocol.md`` section 6: Upbit drops sockets idle for ~60 s with 1006 and
 never pings by itself; quiet markets send nothing, so a dead stream looks like a quiet one):
 
 * a WebSocket ping goes out every ``ping_interval`` whatever the traffic when the subscription

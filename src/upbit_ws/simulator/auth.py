@@ -5,6 +5,8 @@ Tokens follow section 5: ``Authorization: Bearer <jwt>`` with ``access_key`` and
 ``query_hash`` (hex SHA-512 of the unencoded query string or body params) when the request has
 parameters. Failures use the 401 names of section 9.7. Secrets never leave this module: reprs
 redact them and failures name the problem, never the key.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

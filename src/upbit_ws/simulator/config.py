@@ -1,6 +1,6 @@
 """Every knob and timing of the simulator, in one frozen, validated value.
 
-Defaults follow Upbit as described in ``upbit-protocol.md``; where the reference is
+Defaults follow Upbit as described in ``docs/protocol.md``; where the reference is
 **[UNSURE]** the knob picks the most likely behaviour and the alternative stays one keyword
 away. Tests of other components shrink the timings (idle timeout, status interval, error-close
 delay, rate windows) so scenarios run in milliseconds instead of minutes.

@@ -4,6 +4,8 @@ Every outbound frame (data, ``{"status":"UP"}``, errors, pongs, closes) goes thr
 and one writer task, so ordering holds and faults apply to all of it: a delay holds every frame,
 a blackhole drops every frame including pongs (a stalled link), an abort kills the TCP
 connection without a close frame (the 1006 that Upbit's idle kill produces, section 6).
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ byte header and the payload, RFC 6455 section 5.2) are built once for the connec
 subscription, concatenated into a chunk of about a megabyte, and the same chunk is written to
 the transport again and again, pausing while the socket's write buffer is above its high-water
 mark (asyncio flow control through aiohttp's ``drain``).
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Server frames: data objects in DEFAULT or SIMPLE keys, list wrapping, control frames.
 
-Field names, SIMPLE abbreviations and date formats follow upbit-protocol.md section 4 (one table
+Field names, SIMPLE abbreviations and date formats follow docs/protocol.md section 4 (one table
 per type); every frame is UTF-8 JSON that the server sends in a BINARY message (section 1.3).
 This module is deliberately independent of the client's codec (``upbit_ws.core``) so that the
 two cannot share a bug.

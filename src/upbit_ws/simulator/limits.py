@@ -4,6 +4,8 @@
   handshake; a client that keeps going gets 418 and a block that doubles on every repeat.
 * Messages: 5 per second and 100 per minute per connection.
 * REST: per-group requests per second, reported in ``Remaining-Req`` (section 8.2).
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 The list is the same for every seed (the seed drives prices, not listings), so code lists in
 tests and demos are stable. The first markets are real Upbit listings (section 9.1 sample rows);
 the rest are generated with plausible English and Korean names.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ times give the same trades, books and candles however the caller chunks the adva
 Trades arrive per market as a Poisson process (busy markets faster); a buyer-initiated trade
 takes the best ask, a seller-initiated one the best bid, and emptied levels move the price, so
 the price is a random walk driven by the book. Books change on a 100 ms grid (section 4.3).
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Every change produces the WebSocket ``myOrder`` events (``wait``, ``trade``, ``d
 REST bodies use the REST shapes (strings, ``side``/``ord_type``, null fields omitted; 9.4 and
 the vectors: a filled market buy ends ``cancel``; a market sell has no ``price`` and no
 ``executed_funds``). Amounts are :class:`~decimal.Decimal` throughout.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ ticket object, type objects, an optional format object, or a ``LIST_SUBSCRIPTION
 object. Errors follow the table of section 7.2; the server sends them and closes (7.3).
 Unknown and lowercase codes are not errors: they are kept here and silently ignored by the
 server (section 2.4).
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

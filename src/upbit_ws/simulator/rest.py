@@ -10,6 +10,8 @@ Every ``/v1`` answer carries ``Remaining-Req: group=...; min=...; sec=...`` (sec
 the group's per-second limit answers 429 when exceeded. Errors are
 ``{"error":{"name","message"}}`` (section 9.7), unknown paths included. Quotation numbers are
 JSON numbers, exchange amounts strings, as Upbit sends them.
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ with :meth:`Simulator.advance`). Usage::
     async with Simulator(port=0) as sim:
         sim.ws_url, sim.private_ws_url, sim.url, sim.credentials
         sim.abort()                      # drop every connection without a close frame
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Number spellings Upbit really sends, so that clients are tested against all of them.
 
 Upbit's frames mix several spellings of the same kind of number, even within one frame
-(upbit-protocol.md sections 4 and 15): ``109847000.0`` (trailing ``.0``), ``91154000.00000000``
+(docs/protocol.md sections 4 and 15): ``109847000.0`` (trailing ``.0``), ``91154000.00000000``
 (8-decimal fixed), Java ``Double.toString`` exponents such as ``1.16539E8`` and ``9.101E-5``,
 ``0E-8`` for zero, bare integers such as ``91370000``, and long decimals (``myAsset``).
 Each helper returns a value ``orjson`` writes verbatim: a plain ``float``/``int`` when orjson's

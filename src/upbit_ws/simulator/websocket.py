@@ -6,6 +6,8 @@ close, by configuration). After the upgrade: binary frames only, no greeting and
 valid request atomically replaces the subscription and format and triggers SNAPSHOTs (section
 3); ``PING`` starts the 10 s ``{"status":"UP"}`` cycle (section 6); errors are sent and the
 socket closed 1000 about 150 ms later (section 7.3).
+
+Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
 
 from __future__ import annotations

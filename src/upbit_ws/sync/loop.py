@@ -25,6 +25,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Literal, TypeVar
 
+from upbit_ws.aio.logcontext import install_log_fields
 from upbit_ws.core.errors import InvalidInputError
 
 __all__ = ["STOP_TIMEOUT", "LoopThread"]
@@ -32,6 +33,7 @@ __all__ = ["STOP_TIMEOUT", "LoopThread"]
 T = TypeVar("T")
 
 _log = logging.getLogger("upbit_ws.sync")
+install_log_fields()  # a logger made after the package's call needs its own
 
 #: How long :meth:`LoopThread.stop` waits for the last coroutine and the loop's shutdown.
 STOP_TIMEOUT: Final = 10.0

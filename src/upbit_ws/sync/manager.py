@@ -32,7 +32,7 @@ from typing import Any, Literal, TypeVar, overload
 from upbit_ws.aio.component import Component as AioComponent
 from upbit_ws.aio.component import SubscriptionsView
 from upbit_ws.aio.events import DEFAULT_EVENT_QUEUE
-from upbit_ws.aio.manager import Health, ManagerStatistics
+from upbit_ws.aio.manager import DEFAULT_READY_TIMEOUT, Health, ManagerStatistics
 from upbit_ws.aio.manager import WebSocketManager as AioManager
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.buffer import OverflowPolicy
@@ -100,8 +100,9 @@ class WebSocketManager:
     """Blocking Upbit WebSockets: the asyncio manager on a background thread; see module docs.
 
     Takes the asyncio manager's main keywords (``base_url``, ``credentials``, ``config``,
-    ``event_queue_size``, ``connect_limiter``). ``start()`` (or ``with``) starts the thread
-    and the manager and returns once the manager's ``start()`` did.
+    ``event_queue_size``, ``connect_limiter``, ``ready_timeout``). ``start()`` (or ``with``)
+    starts the thread and the manager and returns once the manager's ``start()`` did (with
+    ``ready_timeout``: once every wanted connection is ready, see :meth:`wait_ready`).
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class WebSocketManager:
         event_queue_size: int = DEFAULT_EVENT_QUEUE,
         connect_limiter: ConnectLimiter | None = None,
         close_timeout: float = STOP_TIMEOUT,
+        ready_timeout: float | None = None,
     ) -> None:
         self._options: dict[str, Any] = {
             "base_url": base_url,
@@ -120,6 +122,7 @@ class WebSocketManager:
             "config": config,
             "event_queue_size": event_queue_size,
             "connect_limiter": connect_limiter,
+            "ready_timeout": ready_timeout,
         }
         self.base_url = base_url
         self.close_timeout = close_timeout
@@ -239,6 +242,15 @@ class WebSocketManager:
         return self.run(self.aio.list_subscriptions())
 
     # --- snapshots --------------------------------------------------------------------------
+
+    def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
+        """Block until every wanted connection is open and its subscription confirmed.
+
+        As the asyncio :meth:`~upbit_ws.aio.manager.WebSocketManager.wait_ready`, with its
+        errors (``NotReadyError``, ``ConfigError``, ``AuthError``).
+        """
+        aio = self.aio
+        self._shared.runner.run(aio.wait_ready(timeout))
 
     def health(self) -> Health:
         """Return whether each connection is usable now, and the key status."""
