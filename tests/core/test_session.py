@@ -470,6 +470,83 @@ def test_short_sessions_escalate_the_backoff() -> None:
     assert delays[0] <= 0.1
 
 
+def flap(session: Session, now: float, *, proof: str) -> tuple[float, WaitBackoff]:
+    """Run one socket of a flapping network: request sent, ``proof``, then an abrupt drop."""
+    session.request_sent(now)
+    if proof == "data":
+        session.data_received(now + 0.01)
+        session.frame_received(now + 0.01)
+    elif proof == "pong":
+        session.pong_received(now + 0.01)
+    elif proof == "error":
+        session.frame_received(now + 0.01)  # an error frame: proof of life, not of the path
+    session.closed(now + 0.5, code=1006)
+    wait = session.poll(now + 0.5)[-1]
+    assert isinstance(wait, WaitBackoff)
+    session.poll(wait.until)
+    session.connected(wait.until)
+    return wait.until, wait
+
+
+@pytest.mark.parametrize("proof", ["data", "pong"])
+def test_a_socket_that_proved_the_path_restarts_the_backoff(proof: str) -> None:
+    """Issue #9: a socket that got its request answered (data, or a pong) resets the backoff."""
+    session = open_session()
+    now = 0.0
+    for _ in range(10):
+        now, wait = flap(session, now, proof=proof)
+        assert wait.delay <= DEFAULTS.backoff.first_delay
+        assert session.statistics(now).backoff_step == 1
+
+
+@pytest.mark.parametrize("proof", ["none", "error", "request_only"])
+def test_sockets_that_prove_nothing_escalate(proof: str) -> None:
+    """A socket closed before data, after an error frame, or after its request only escalates."""
+    session = open_session()
+    now = 0.0
+    delays = []
+    for _ in range(6):
+        now, wait = flap(session, now, proof=proof)
+        delays.append(wait.delay)
+    assert delays[-1] > 1.0
+    assert session.statistics(now).backoff_step == 6
+
+
+def test_data_before_any_request_proves_nothing() -> None:
+    """data_received without request_sent (nothing asked) does not prove the path."""
+    session = open_session()
+    session.data_received(0.1)
+    assert not session.proved
+    session.request_sent(0.2)
+    assert not session.proved
+    session.data_received(0.3)
+    assert session.proved
+    assert session.statistics(0.3).proved
+
+
+def test_proof_belongs_to_one_socket() -> None:
+    """The next socket starts unproved: its own drop before data takes the second step."""
+    session = open_session()
+    now, _ = flap(session, 0.0, proof="data")
+    assert not session.proved
+    now, wait = flap(session, now, proof="none")
+    assert session.statistics(now).backoff_step == 2
+    assert wait.delay > DEFAULTS.backoff.first_delay * (1 - DEFAULTS.backoff.jitter)
+
+
+def test_a_proved_socket_after_a_429_starts_over_but_429_keeps_its_floor() -> None:
+    """429 waits its floor; a socket that then proves the path restarts from the first step."""
+    session = open_session()
+    session.closed(0.5, error=RateLimitedError(429))
+    wait = session.poll(0.5)[-1]
+    assert isinstance(wait, WaitBackoff)
+    assert wait.delay >= DEFAULTS.backoff.rate_limited_floor
+    session.poll(wait.until)
+    session.connected(wait.until)
+    _, wait = flap(session, wait.until, proof="data")
+    assert wait.delay <= DEFAULTS.backoff.first_delay
+
+
 def test_close_code_defaults_to_abnormal_closure() -> None:
     """A close without a code is reported as 1006 in the reason."""
     session = open_session()
@@ -963,6 +1040,28 @@ class SessionMachine(RuleBasedStateMachine):
     def pong(self) -> None:
         self.s.pong_received(self.now)
 
+    @rule()
+    def request_sent(self) -> None:
+        self.s.request_sent(self.now)
+
+    @rule()
+    def data_received(self) -> None:
+        self.s.data_received(self.now)
+
+    @rule(code=st.sampled_from([None, 1006]))
+    def proved_socket_drops(self, code: int | None) -> None:
+        """A socket that proved the path drops: the retry is drawn from the first range."""
+        if self.s.state not in {"open", "degraded"}:
+            return
+        self.s.request_sent(self.now)
+        self.s.data_received(self.now)
+        assert self.s.proved
+        self.s.closed(self.now, code=code)
+        stats = self.s.statistics(self.now)
+        assert stats.backoff_step == 1
+        assert stats.last_retry_delay is not None
+        assert stats.last_retry_delay <= DEFAULTS.backoff.first_delay
+
     @rule(code=st.sampled_from([None, 1000, 1006, 1011]))
     def closed_with_code(self, code: int | None) -> None:
         self.s.closed(self.now, code=code)
@@ -1023,6 +1122,11 @@ class SessionMachine(RuleBasedStateMachine):
             stats = self.s.statistics(self.now)
             assert sum(stats.failures_by_cause.values()) == stats.failures
             assert stats.state_age >= 0 and (stats.last_frame_age or 0.0) >= 0
+
+    @invariant()
+    def proof_needs_a_live_socket(self) -> None:
+        if self.session is not None and self.s.proved:
+            assert self.s.state in {"open", "degraded"}
 
     @invariant()
     def never_gives_up(self) -> None:

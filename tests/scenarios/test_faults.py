@@ -119,6 +119,32 @@ async def test_abort() -> None:
         ]
 
 
+async def test_flapping_network_does_not_escalate_the_backoff() -> None:
+    """Issue #9: a socket dropped after every few frames of healthy data always retries first-step.
+
+    Each of the 10 sockets opened, sent its request and delivered data before the abort, so
+    each proved the path: the session's published backoff step stays at 1 and its delay in the
+    first range (with the old 10 s reset rule the step climbed to 10 and the delay to the cap).
+    """
+    first = FAST.backoff.first_delay
+    async with rig() as r:
+        await r.streaming()
+        for drop in range(10):
+            generation = drop + 1
+            await r.resubscribed(generation)
+            seen = r.listener.frames
+            await r.listener.until(lambda seen=seen: r.listener.frames >= seen + 3)
+            assert r.ws.public.statistics().proved
+            mark = r.log.mark()
+            r.sim.abort()
+            await r.log.state("public", "reconnecting", since=mark)
+            stats = r.ws.public.statistics()
+            assert stats.backoff_step == 1, (drop, stats.backoff_step)
+            assert stats.last_retry_delay is not None
+            assert stats.last_retry_delay <= first, (drop, stats.last_retry_delay)
+        await r.resubscribed(11)
+
+
 async def test_clean_close_1000() -> None:
     """A clean close (1000) is an ordinary close: reconnect and resubscribe."""
     async with rig() as r:

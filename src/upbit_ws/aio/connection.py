@@ -237,6 +237,10 @@ class ConnectionStatistics:
     state_age: float = 0.0
     last_frame_age: float | None = None
     failures_by_cause: Mapping[str, int] = field(default_factory=dict)
+    #: Reconnect backoff (issue #9): see :class:`~upbit_ws.core.session.SessionStatistics`.
+    backoff_step: int = 0
+    last_retry_delay: float | None = None
+    proved: bool = False
 
 
 class _Counters:
@@ -299,6 +303,7 @@ class _Handler:
 
     __slots__ = (
         "_counters",
+        "_data_received",
         "_deliver",
         "_frame_received",
         "_kind",
@@ -307,6 +312,7 @@ class _Handler:
         "_on_error_frame",
         "_on_pong",
         "_on_recovery",
+        "awaiting_data",
         "error",
         "listener",
         "live",
@@ -319,6 +325,7 @@ class _Handler:
         counters: _Counters,
         now: Callable[[], float],
         frame_received: Callable[[float], None],
+        data_received: Callable[[float], None],
         on_error_frame: Callable[[_Handler, bytes], None],
         on_recovery: Callable[[], None],
         on_pong: Callable[[], None],
@@ -328,6 +335,7 @@ class _Handler:
         self._counters = counters
         self._now = now
         self._frame_received = frame_received
+        self._data_received = data_received
         self._on_error_frame = on_error_frame
         self._on_recovery = on_recovery
         self._on_pong = on_pong
@@ -337,6 +345,9 @@ class _Handler:
         self._deliver: Callable[[bytes, float], None] = _ignore
         self.listener: ConnectionListener | None = None
         self.live = True
+        #: Set when a request went out on this socket and no data frame has proved it yet: the
+        #: first data frame reports ``Session.data_received`` (once, not per frame).
+        self.awaiting_data = False
         #: The last error frame seen on this socket.
         self.error: ErrorFrame | None = None
 
@@ -358,6 +369,9 @@ class _Handler:
             return
         if counters.degraded:
             self._on_recovery()  # the frame proved the socket alive: publish the recovery
+        if self.awaiting_data:
+            self.awaiting_data = False
+            self._data_received(now)  # the path works: the next drop retries at once
         try:
             self._deliver(payload, now)
         except Exception:
@@ -528,6 +542,9 @@ class ManagedConnection:
             state_age=s.state_age,
             last_frame_age=s.last_frame_age,
             failures_by_cause=s.failures_by_cause,
+            backoff_step=s.backoff_step,
+            last_retry_delay=s.last_retry_delay,
+            proved=s.proved,
         )
 
     # --- commands -------------------------------------------------------------------------
@@ -562,6 +579,10 @@ class ManagedConnection:
         if sock.closed.is_set():
             raise ConnectionClosedError(sock.close_code, "closed before the frame was sent")
         sock.ws.send_text(frame)
+        session = self._session
+        session.request_sent(self._now())
+        if not session.proved:
+            sock.handler.awaiting_data = True
         counters.messages_sent += 1
         counters.bytes_sent += len(frame)
         timeout = self.config.timeouts.send
@@ -789,6 +810,7 @@ class ManagedConnection:
             counters=self._counters,
             now=self._now,
             frame_received=self._session.frame_received,
+            data_received=self._session.data_received,
             on_error_frame=self._error_frame,
             on_recovery=self._report,
             on_pong=self._pong,

@@ -35,7 +35,9 @@ BACKOFF_FIRST_DELAY           0.1 s      first retry within ~100 ms
 BACKOFF_FACTOR                x2         exponential growth of the retry envelope
 BACKOFF_CAP                   20 s       never wait longer between ordinary retries
 BACKOFF_JITTER                0.5        a delay is drawn from [envelope * 0.5, envelope]
-BACKOFF_RESET_AFTER           10 s       a session open this long resets the backoff
+BACKOFF_RESET_AFTER           10 s       a session open this long resets the backoff, as
+                                         does any socket whose request was answered with
+                                         data or a pong (issue #9: health, not time)
 RATE_LIMITED_FLOOR            5 s        after HTTP 429 wait at least this (section 8.1)
 BLOCKED_FLOOR                 30 s       after HTTP 418 without Retry-After; doubles on repeat
 BLOCKED_CAP                   600 s      upper bound of that growing floor
@@ -328,8 +330,9 @@ class BackoffConfig:
 
     The ordinary delay envelope for retry ``n`` (0-based) is
     ``min(cap, first_delay * factor ** n)`` and a delay is drawn uniformly from
-    ``[envelope * (1 - jitter), envelope]``. A session open for ``reset_after`` seconds resets
-    it. HTTP 429 waits at least ``rate_limited_floor``; HTTP 418 waits the server's Retry-After,
+    ``[envelope * (1 - jitter), envelope]``. A socket that proved the path (its request answered
+    with data or a pong) or stayed open ``reset_after`` seconds resets it. HTTP 429 waits at
+    least ``rate_limited_floor``; HTTP 418 waits the server's Retry-After,
     or ``blocked_floor`` doubling on each repeat up to ``blocked_cap``; a refused API key is
     retried after ``auth_retry`` unless a key check says it works sooner.
     """

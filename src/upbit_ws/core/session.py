@@ -38,8 +38,16 @@ A failure of the shell itself (a bug, not the network) is reported with
 :meth:`Session.internal_error` and handled like a lost socket, so the connection comes back.
 
 Reconnects follow :class:`~upbit_ws.core.backoff.Backoff` as chosen by
-:func:`~upbit_ws.core.classify.classify`; a session that stayed open ``reset_after`` seconds
-resets the backoff; the connect timeout grows after connect timeouts and resets on success.
+:func:`~upbit_ws.core.classify.classify`. The backoff reflects health, not time (issue #9): a
+socket that *proved the path* starts the next recovery from the first step. It proves it when,
+after the shell reported its subscription request sent (:meth:`Session.request_sent`), a data
+frame arrives (:meth:`Session.data_received`, reported once per socket; an error frame is not
+data) or a ping is answered (a quiet private socket); a socket open ``reset_after`` seconds
+proves it too (one with nothing to subscribe). Escalation is for attempts that fail: refused or
+timed-out connects, sockets closed before any data, error-then-close loops, and 429/418, which
+keep their floors. However often the network flaps, connects stay under Upbit's 5/s: the shell
+waits for the process-wide connect limiter before every connect (``core/ratelimit.py``). The
+connect timeout grows after connect timeouts and resets on success.
 Inputs that do not apply to the current state (a late ``closed`` after the session already
 declared the socket dead, say, or a ``connected`` before :meth:`Session.poll` handed out the
 :class:`Connect`) are ignored, so the shell may report freely. The shell calls ``poll`` after
@@ -168,6 +176,12 @@ class SessionStatistics:
     state_age: float = 0.0
     last_frame_age: float | None = None
     failures_by_cause: Mapping[str, int] = field(default_factory=dict)
+    #: The reconnect backoff's step (0: the next ordinary delay is drawn from the first range)
+    #: and the last delay it handed out (None before the first failure).
+    backoff_step: int = 0
+    last_retry_delay: float | None = None
+    #: Whether the current socket proved the path (see the module docs); False without one.
+    proved: bool = False
 
 
 class Session:
@@ -200,6 +214,9 @@ class Session:
         self._connect_handed_out = False
         self._retry_at = 0.0
         self._opened_at: float | None = None
+        self._requested = False
+        self._proved = False
+        self._last_delay: float | None = None
         self._last_rx = 0.0
         self._stream_since = 0.0
         self._last_ping = 0.0
@@ -242,6 +259,11 @@ class Session:
         return self._attempt
 
     @property
+    def proved(self) -> bool:
+        """Return whether the current socket proved the path (request sent, then data or pong)."""
+        return self._proved and self._state in LIVE_STATES
+
+    @property
     def connect_timeout(self) -> float:
         """Return the timeout the next (or current) connect attempt gets."""
         return self._connect_timeout
@@ -277,6 +299,9 @@ class Session:
             state_age=max(0.0, now - self._state_since),
             last_frame_age=None if opened is None else max(0.0, now - self._last_rx),
             failures_by_cause=dict(self._causes),
+            backoff_step=self.backoff.attempt,
+            last_retry_delay=self._last_delay,
+            proved=self._proved and self._state in LIVE_STATES,
         )
 
     def take_events(self) -> list[ConnectionStateChanged]:
@@ -303,6 +328,8 @@ class Session:
         if not self._connecting():
             return
         self._opened_at = now
+        self._requested = False
+        self._proved = False
         self._last_rx = now
         self._stream_since = now
         self._last_ping = now
@@ -349,11 +376,35 @@ class Session:
         if self._state == "degraded":
             self._set_state(now, "open", "traffic resumed")
 
+    def request_sent(self, now: float) -> None:
+        """Report that a subscription request went out on the current socket.
+
+        From now on a data frame (:meth:`data_received`) or a pong proves the path.
+        """
+        now = self._clock(now)
+        if self._state in LIVE_STATES:
+            self._requested = True
+
+    def data_received(self, now: float) -> None:
+        """Report the first data frame (not an error frame) after :meth:`request_sent`.
+
+        Not a hot-path input: the shell calls it once per socket (behind a flag it checks on
+        every frame) and then no more. It proves the path (see the module docs).
+        """
+        now = self._clock(now)
+        if self._state in LIVE_STATES and self._requested:
+            self._proved = True
+
     def pong_received(self, now: float) -> None:
-        """Report a pong: proof of life; a probe answered without data marks the stream quiet."""
+        """Report a pong: proof of life; a probe answered without data marks the stream quiet.
+
+        A pong after :meth:`request_sent` also proves the path (a quiet socket has no data).
+        """
         now = self._clock(now)
         if self._state not in LIVE_STATES:
             return
+        if self._requested:
+            self._proved = True
         self._pongs += 1
         self._last_rx = now
         if self._probe_outstanding:
@@ -537,10 +588,15 @@ class Session:
     def _proved_healthy(self, now: float) -> bool:
         """Tell whether the socket now ending proved healthy: THE reconnect backoff reset rule.
 
-        A socket that stayed open ``BackoffConfig.reset_after`` seconds starts the reconnect
-        backoff over from its first step; any other failure keeps it growing. This is the one
-        place that decides it.
+        A socket whose subscription request was answered with data, or whose ping was answered
+        after its request (a quiet socket), proved the path: the next recovery starts from the
+        backoff's first step (issue #9: a flapping network must not escalate a healthy path). A
+        socket open ``BackoffConfig.reset_after`` seconds counts as proved too (it answered
+        every keepalive ping meanwhile). Any other end (closed before data, an error frame
+        then a close) keeps the backoff growing. This is the one place that decides it.
         """
+        if self._proved:
+            return True
         opened = self._opened_at
         return opened is not None and now - opened >= self.config.backoff.reset_after
 
@@ -553,6 +609,8 @@ class Session:
         self._probe_outstanding = False
         if self._state in LIVE_STATES and self._proved_healthy(now):
             self.backoff.reset()
+        self._proved = False
+        self._requested = False
         if not decision.retry:
             self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket)]
             self._set_state(now, "closed", f"fatal: {decision.reason}")
@@ -572,6 +630,7 @@ class Session:
         backoff: BackoffClass,
         delay: float,
     ) -> None:
+        self._last_delay = delay
         self._retry_at = now + delay
         self._pending.append(WaitBackoff(delay, self._retry_at, backoff, reason))
         self._set_state(now, state, reason)
