@@ -19,6 +19,7 @@ import pytest
 from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, our_tasks
 from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, until
 from upbit_ws.aio.manager import WebSocketManager
+from upbit_ws.core.errors import ServerRejectedError
 from upbit_ws.core.events import GapEvent
 from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection
@@ -172,3 +173,32 @@ async def test_a_change_made_while_the_request_is_in_flight_is_not_lost() -> Non
             await until(lambda: "last request applied" in str(ws.subscriptions()), within=8)
             view = ws.subscriptions().public
             assert [(w.type, w.code) for w in view.confirmed] == [("orderbook", "KRW-ETH")]
+
+
+async def test_one_spurious_rejection_does_not_leave_a_valid_subscription_unsent() -> None:
+    """Issue #9 item 1: one INVALID_PARAM answering a valid request; it is sent again and flows."""
+    async with streaming() as (sim, ws, log, _book, _tape):
+        first = newest_public(sim)
+        sim.reject_requests(1, name="INVALID_PARAM")
+        coins = ws.component("coins").subscribe("ticker", ["KRW-XRP"])
+        await log.state("public", "reconnecting", within=3)
+        resent = await requests_on_a_new_socket(sim, first)
+        assert ("ticker", "KRW-XRP") in entries(resent[0])
+        assert (await next_item(coins)).code == "KRW-XRP"
+        await until(lambda: "last request applied" in str(ws.subscriptions()))
+        server = {(e.type, e.code) for e in newest_public(sim).entries}
+        assert ("ticker", "KRW-XRP") in server
+
+
+async def test_a_request_rejected_twice_fails_the_subscription_that_added_it_loudly() -> None:
+    """Rejected again in a row: the subscription that added the stream fails; others flow on."""
+    async with streaming() as (sim, ws, _log, book, tape):
+        sim.reject_requests(2, name="INVALID_PARAM")
+        coins = ws.component("coins").subscribe("ticker", ["KRW-XRP"])
+        with pytest.raises(ServerRejectedError, match="twice in a row"):
+            await next_item(coins, within=10.0)
+        await until(lambda: "last request applied" in str(ws.subscriptions()), within=10.0)
+        assert (await fresh(book)).code == "KRW-BTC"
+        assert (await fresh(tape)).code == "KRW-BTC"
+        server = {(e.type, e.code) for e in newest_public(sim).entries}
+        assert server == {("orderbook", "KRW-BTC"), ("trade", "KRW-BTC")}

@@ -124,6 +124,7 @@ class Channel:
         change_timeout: float,
         markets: Callable[[], frozenset[str] | None],
         before_send: Callable[[], None],
+        fail_subscriptions: Callable[[Iterable[SubId], BaseException], None] | None = None,
     ) -> None:
         self.kind: ConnectionKind = kind
         self._book = book
@@ -135,6 +136,7 @@ class Channel:
         self._change_timeout = change_timeout
         self._markets = markets
         self._before_send = before_send
+        self._fail_subscriptions = fail_subscriptions
         self.router = Router(
             book,
             connection=kind,
@@ -422,16 +424,43 @@ class Channel:
             self.kind,
             error.name,
             error.message,
-            "keeping the last accepted subscription"
+            "twice in a row: keeping the last accepted subscription"
             if remembered
-            else "Upbit accepted each of its streams before, so it is sent again",
+            else "it is sent again after the reconnect (accepted before, or rejected only once)",
             extra={"connection": self.kind, "error_name": error.name},
         )
+        if remembered:
+            self._fail_added(plan, error)
         self._publish(
             RequestRejected(
                 at=self._now(), connection=self.kind, name=error.name, message=error.message
             )
         )
+
+    def _fail_added(self, plan: Plan, error: ErrorFrame) -> None:
+        """Fail, loudly, the subscriptions that added the streams Upbit refused twice."""
+        accepted = self._planner.last_accepted(self.kind)
+        refused = [w for w in plan.desired if w not in accepted]
+        ids: dict[SubId, None] = {}
+        for want in refused:
+            ids.update(dict.fromkeys(self._book.subscribers(want.type, want.code, want.level)))
+        if not ids or self._fail_subscriptions is None:
+            return
+        shown = ", ".join(str(w) for w in refused)[:300]
+        _log.warning(
+            "Upbit rejected the %s subscription request twice in a row with %s: %s; failing "
+            "the %d subscription(s) that added %s",
+            self.kind,
+            error.name,
+            error.message,
+            len(ids),
+            shown,
+            extra={"connection": self.kind, "error_name": error.name},
+        )
+        failure = ServerRejectedError(
+            error.name, f"{error.message} (refused twice in a row; streams: {shown})"
+        )
+        self._fail_subscriptions(tuple(ids), failure)
 
     def _publish_reconnect_gaps(self, since: float, now: float) -> None:
         types = sorted({w.type for w in self._desired() if w.type in _GAP_TYPES})

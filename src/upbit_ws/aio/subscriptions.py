@@ -24,9 +24,12 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   *silent* and logged: Upbit ignores unknown codes and unsupported levels without a word.
 * **Rejection.** An error frame naming a malformed request (``INVALID_PARAM``,
   ``WRONG_FORMAT``, ``NO_*``; section 7.2) while a request is in flight means Upbit refused it
-  and closes the socket (7.3): the planner marks it rejected, a
-  :class:`~upbit_ws.core.events.RequestRejected` event goes out, and after the reconnect the
-  planner falls back to the part Upbit last accepted, so one bad stream does not stop everyone.
+  and closes the socket (7.3): a :class:`~upbit_ws.core.events.RequestRejected` event goes
+  out. One rejection may be spurious (issue #9), so the same state goes out again after the
+  reconnect (paced by its backoff); rejected again in a row, the planner marks it rejected and
+  falls back to the part Upbit last accepted, and the subscriptions that added the refused
+  streams end with :class:`~upbit_ws.core.errors.ServerRejectedError` (their iterators raise
+  it), so one bad stream does not stop everyone and its consumer does not wait forever.
   Other error names (``INVALID_AUTH``: the key; ``TOO_MANY_REQUEST``) say nothing against the
   request, and the current state goes out again after the reconnect.
 * **Late joiners.** A new subscriber to a stream already flowing gets the stream's last
@@ -206,6 +209,7 @@ class SubscriptionService:
                 change_timeout=config.timeouts.subscription_change,
                 markets=lambda: self._markets.codes,
                 before_send=self._refresh_wall_offset,
+                fail_subscriptions=self._fail_subscriptions,
             )
             for kind in CONNECTIONS
         }
@@ -343,6 +347,14 @@ class SubscriptionService:
                 del self._sinks[sub.sub_id]
                 self._unchecked.discard(sub.sub_id)
                 self._book.unsubscribe(sub.sub_id)
+                sub._fail(error)
+
+    def _fail_subscriptions(self, sub_ids: Iterable[SubId], error: BaseException) -> None:
+        """End the subscriptions ``sub_ids`` with ``error`` (Upbit refused what they added)."""
+        for sub_id in sub_ids:
+            sub = self._sinks.get(sub_id)
+            if sub is not None:
+                self._remove(sub)
                 sub._fail(error)
 
     def _shut_down(self) -> None:
