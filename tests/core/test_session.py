@@ -29,6 +29,7 @@ from upbit_ws.core.session import (
     CloseSocket,
     Connect,
     DeclareDead,
+    Resubscribe,
     SendPing,
     Session,
     WaitBackoff,
@@ -39,6 +40,10 @@ PING = DEFAULTS.keepalive.ping_interval
 QUIET = DEFAULTS.keepalive.quiet_ping_interval
 PONG = DEFAULTS.keepalive.pong_timeout
 SILENCE = DEFAULTS.keepalive.silence_probe
+STALE = DEFAULTS.keepalive.stale_after
+CHANGE = DEFAULTS.timeouts.subscription_change
+#: The default config with the stale-stream check out of the way (tests about the probes).
+NO_STALE = ConnectionConfig(keepalive=KeepaliveConfig(stale_after=10_000.0))
 
 
 def new_session(kind: str = "public", **kwargs: object) -> Session:
@@ -369,7 +374,7 @@ def test_frame_clears_an_outstanding_ping() -> None:
 
 def test_quiet_stream_probes_back_off() -> None:
     """Probes answered by pongs without data wait 1, 2, 4, 8 s, then the ping interval rules."""
-    session = open_session()
+    session = open_session(config=NO_STALE)
     now = 0.0
     gaps = []
     for _ in range(6):
@@ -403,6 +408,65 @@ def test_silence_while_an_interval_ping_is_in_flight_degrades_without_a_second_p
     assert session.poll(2.5) == []
     assert session.state == "degraded"
     assert session.next_deadline(2.5) == 2.0 + PONG
+
+
+def answer_pings_until(session: Session, now: float, until: float) -> tuple[float, list[Action]]:
+    """Play a socket that answers every ping at once and sends no data, up to ``until``."""
+    seen: list[Action] = []
+    while True:
+        deadline = session.next_deadline(now)
+        assert deadline is not None
+        if deadline > until:
+            return now, seen
+        now = max(now, deadline)
+        actions = session.poll(now)
+        seen.extend(actions)
+        if any(isinstance(a, SendPing) for a in actions):
+            session.pong_received(now + 0.05)
+        if any(isinstance(a, Resubscribe | DeclareDead) for a in actions):
+            return now, seen
+
+
+def test_a_silent_stream_that_answers_pings_is_stale_then_resubscribed() -> None:
+    """Issue #9 item 2: no data for stale_after while pongs come: Resubscribe, shown as stale."""
+    session = open_session()
+    session.frame_received(0.5)
+    now, seen = answer_pings_until(session, 0.5, 100.0)
+    assert isinstance(seen[-1], Resubscribe)
+    assert now == pytest.approx(0.5 + STALE)
+    stats = session.statistics(now)
+    assert stats.stale and stats.stale_resubscribes == 1
+    assert stats.stale_reason is not None and "stale" in stats.stale_reason
+    assert session.state in {"open", "degraded"}
+
+
+def test_a_stale_stream_still_silent_after_the_resubscribe_is_replaced() -> None:
+    """No data within the subscription-change timeout after the resubscribe: declared dead."""
+    session = open_session()
+    now, _ = answer_pings_until(session, 0.0, 100.0)
+    now, seen = answer_pings_until(session, now, 100.0)
+    assert isinstance(seen[-1], WaitBackoff) or any(isinstance(a, DeclareDead) for a in seen)
+    assert now == pytest.approx(STALE + CHANGE)
+    assert session.state == "reconnecting"
+    assert session.last_decision is not None and "stale" in session.last_decision.reason
+
+
+def test_data_answering_the_resubscribe_clears_stale_and_doubles_the_bound() -> None:
+    """A resubscribe answered by data: a quiet market; the next check waits twice as long."""
+    session = open_session()
+    now, _ = answer_pings_until(session, 0.0, 100.0)
+    session.frame_received(now + 0.3)
+    assert not session.statistics(now + 0.3).stale
+    now, seen = answer_pings_until(session, now + 0.3, 1000.0)
+    assert isinstance(seen[-1], Resubscribe)
+    assert now == pytest.approx(STALE + 0.3 + 2 * STALE, abs=0.01)
+
+
+def test_a_quiet_connection_is_never_stale() -> None:
+    """A connection that does not stream (private myOrder) is never resubscribed for silence."""
+    session = open_session("private")
+    _, seen = answer_pings_until(session, 0.0, 120.0)
+    assert not any(isinstance(a, Resubscribe | DeclareDead) for a in seen)
 
 
 def test_turning_streaming_on_starts_the_silence_clock_now() -> None:
@@ -1007,6 +1071,8 @@ class SessionMachine(RuleBasedStateMachine):
                 assert action.attempt >= 1
             if isinstance(action, WaitBackoff):
                 assert action.delay >= 0.0
+            if isinstance(action, Resubscribe):
+                assert self.s.streaming and self.s.state in {"open", "degraded"}
 
     # inputs
 

@@ -145,6 +145,43 @@ async def test_flapping_network_does_not_escalate_the_backoff() -> None:
         await r.resubscribed(11)
 
 
+#: FAST with a short stale bound: a muted stream is stale after 1 s without data.
+STALE_FAST = replace(FAST, keepalive=replace(FAST.keepalive, stale_after=1.0))
+
+
+async def test_a_stale_stream_is_resubscribed_on_the_same_socket() -> None:
+    """Issue #9 item 2: data stops, pongs go on: the request is re-sent and data flows again."""
+    async with rig(config=STALE_FAST) as r:
+        await r.streaming()
+        conn = sim_connection(r.sim, "public")
+        r.sim.mute(conn.id)  # un-muted by the next subscription request
+        await r.listener.until(lambda: r.listener.stale == 1, within=10)
+        await r.listener.next_frame(within=5)
+        stats = r.ws.public.statistics()
+        assert stats.stale_resubscribes == 1
+        assert r.ws.public.generation == 1  # no reconnect was needed
+        assert len(conn.requests) == 2  # the request, then the same request again
+        assert r.ws.health().ok
+
+
+async def test_a_stream_still_stale_after_the_resubscribe_reconnects() -> None:
+    """Data stays off after the resend: not ok in health with a stale reason, then a new socket."""
+    # A long wait for data after the resend keeps the stale state observable under load.
+    config = replace(STALE_FAST, timeouts=replace(STALE_FAST.timeouts, subscription_change=5.0))
+    async with rig(config=config) as r:
+        await r.streaming()
+        r.sim.mute(sim_connection(r.sim, "public").id, sticky=True)
+        await r.listener.until(lambda: r.listener.stale == 1, within=10)
+        health = r.ws.health()
+        (public,) = [c for c in health.connections if c.connection == "public"]
+        assert not public.ok and not health.ok
+        assert public.reason is not None and "stale" in public.reason
+        down = await r.log.state("public", "reconnecting", within=10)
+        assert "stale" in down.reason
+        await r.resubscribed(2)
+        assert r.ws.health().ok
+
+
 async def test_clean_close_1000() -> None:
     """A clean close (1000) is an ordinary close: reconnect and resubscribe."""
     async with rig() as r:

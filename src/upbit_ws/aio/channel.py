@@ -179,6 +179,7 @@ class Channel:
         self.list_requests = 0
         self.reconnect_gaps = 0
         self.flusher_restarts = 0
+        self.stale_resubscribes = 0
 
     def __repr__(self) -> str:
         return f"<channel {self.kind} requests_sent={self.requests_sent}>"
@@ -204,6 +205,15 @@ class Channel:
         self._fail_list_waiters(
             TransportError(f"the {self.kind} connection closed before Upbit answered")
         )
+
+    def on_stale(self, connection: ManagedConnection) -> None:
+        """Re-send the whole desired state with fresh snapshots on the same socket (issue #9)."""
+        if connection is not self.connection:
+            return
+        self.stale_resubscribes += 1
+        self._forget_socket()
+        if self._desired():
+            self.poke(self._now())
 
     def _forget_socket(self) -> None:
         self._reset_inflight()

@@ -84,6 +84,7 @@ from upbit_ws.core.session import (
     CloseSocket,
     Connect,
     DeclareDead,
+    Resubscribe,
     SendPing,
     Session,
     WaitBackoff,
@@ -162,6 +163,13 @@ class ConnectionListener(Protocol):
     def on_closed(self, connection: ManagedConnection) -> None:
         """Note that the socket is gone (any reason); a reconnect follows unless closing."""
 
+    def on_stale(self, connection: ManagedConnection) -> None:
+        """Re-send the full request on the open socket, with snapshots: the stream went stale.
+
+        The socket answers pings but no data came for ``KeepaliveConfig.stale_after``; if none
+        comes soon after this resend either, the connection reconnects by itself.
+        """
+
 
 class NullListener:
     """A listener with nothing to subscribe: sends nothing, ignores frames.
@@ -187,6 +195,9 @@ class NullListener:
 
     def on_closed(self, connection: ManagedConnection) -> None:
         """Do nothing."""
+
+    def on_stale(self, connection: ManagedConnection) -> None:
+        """Do nothing: nothing is subscribed (the silence probe is off anyway)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +252,10 @@ class ConnectionStatistics:
     backoff_step: int = 0
     last_retry_delay: float | None = None
     proved: bool = False
+    #: Stale streams (issue #9): see :class:`~upbit_ws.core.session.SessionStatistics`.
+    stale: bool = False
+    stale_reason: str | None = None
+    stale_resubscribes: int = 0
 
 
 class _Counters:
@@ -545,6 +560,9 @@ class ManagedConnection:
             backoff_step=s.backoff_step,
             last_retry_delay=s.last_retry_delay,
             proved=s.proved,
+            stale=s.stale,
+            stale_reason=s.stale_reason,
+            stale_resubscribes=s.stale_resubscribes,
         )
 
     # --- commands -------------------------------------------------------------------------
@@ -851,6 +869,22 @@ class ManagedConnection:
                     self._tg.create_task(
                         self._close_gracefully(sock.ws, action.timeout),
                         name=f"{_TASK_PREFIX}:{self.kind}:close-{sock.generation}",
+                    )
+            case Resubscribe():
+                _log.warning(
+                    "%s connection: %s",
+                    self.kind,
+                    action.reason,
+                    extra={"connection": self.kind, "reason": action.reason},
+                )
+                try:
+                    self._listener.on_stale(self)
+                except Exception:
+                    self._counters.listener_errors += 1
+                    _log.exception(
+                        "%s connection: listener failed on a stale stream",
+                        self.kind,
+                        extra={"connection": self.kind},
                     )
             case WaitBackoff():
                 _log.info(

@@ -115,7 +115,9 @@ def websocket_urls(base_url: str) -> tuple[str, str]:
 class ConnectionHealth:
     """Whether one connection is usable: ``ok`` when a socket is open (or being probed).
 
-    ``since`` is when it entered ``state``; ``reason`` the last failure, if any.
+    ``since`` is when it entered ``state``; ``reason`` the last failure, if any. A stream that
+    went stale (no data past ``KeepaliveConfig.stale_after`` while pings are answered) is not
+    ok while it is being resubscribed, and ``reason`` says so.
     """
 
     connection: ConnectionKind
@@ -520,8 +522,8 @@ def _health(conn: ManagedConnection) -> ConnectionHealth:
     stats = conn.statistics()
     return ConnectionHealth(
         connection=conn.kind,
-        ok=stats.state in LIVE_STATES,
+        ok=stats.state in LIVE_STATES and not stats.stale,
         state=stats.state,
         since=stats.state_since,
-        reason=stats.last_error,
+        reason=stats.stale_reason if stats.stale else stats.last_error,
     )

@@ -34,6 +34,15 @@ never pings by itself; quiet markets send nothing, so a dead stream looks like a
   ping declares it dead: the shell aborts the socket without a closing handshake (a graceful
   close on a blackholed socket hangs) and the session plans the reconnect.
 
+Stale streams (issue #9): a connection whose subscriptions normally stream, with no data frame
+for ``stale_after`` seconds (10 s) while its pings are answered, is *stale* (a server that
+accepts, answers pings and sends nothing). ``poll`` returns :class:`Resubscribe` once: the
+shell re-sends the full request with fresh snapshots, which a live stream answers at once
+(``protocol.md`` section 1.3). No data within ``Timeouts.subscription_change`` after that:
+the socket is declared dead and replaced. A resubscribe answered with data means a quiet
+market, so the bound doubles for this socket (up to 8x). ``statistics().stale`` says whether
+the connection is stale now.
+
 A failure of the shell itself (a bug, not the network) is reported with
 :meth:`Session.internal_error` and handled like a lost socket, so the connection comes back.
 
@@ -76,6 +85,7 @@ __all__ = [
     "CloseSocket",
     "Connect",
     "DeclareDead",
+    "Resubscribe",
     "SendPing",
     "Session",
     "SessionStatistics",
@@ -89,6 +99,8 @@ _WAITING: Final[frozenset[ConnectionState]] = frozenset({"reconnecting", "suspen
 #: State changes kept for :meth:`Session.take_events`; older ones are dropped (and counted) if
 #: the shell stops draining them, so memory stays bounded.
 EVENT_BACKLOG: Final = 256
+#: How far the stale bound grows on a socket whose resubscribes were answered (quiet market).
+_STALE_GROWTH_LIMIT: Final = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +157,18 @@ class WaitBackoff:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Resubscribe:
+    """Re-send the full subscription request on the open socket: the stream went stale.
+
+    Sent without ``is_only_realtime``, so a live stream answers with its snapshots at once.
+    """
+
+    reason: str
+
+
 #: Everything :meth:`Session.poll` can ask of the shell.
-Action = Connect | SendPing | DeclareDead | CloseSocket | WaitBackoff
+Action = Connect | SendPing | DeclareDead | CloseSocket | WaitBackoff | Resubscribe
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +204,11 @@ class SessionStatistics:
     last_retry_delay: float | None = None
     #: Whether the current socket proved the path (see the module docs); False without one.
     proved: bool = False
+    #: Whether the stream is stale now (no data past the bound while pings are answered),
+    #: with why; and how many resubscribes staleness caused so far.
+    stale: bool = False
+    stale_reason: str | None = None
+    stale_resubscribes: int = 0
 
 
 class Session:
@@ -218,6 +245,11 @@ class Session:
         self._proved = False
         self._last_delay: float | None = None
         self._last_rx = 0.0
+        self._last_data = 0.0
+        self._resubscribed_at: float | None = None
+        self._stale_bound = self.config.keepalive.stale_after
+        self._stale_reason: str | None = None
+        self._resubscribes = 0
         self._stream_since = 0.0
         self._last_ping = 0.0
         self._pong_deadline: float | None = None
@@ -302,6 +334,9 @@ class Session:
             backoff_step=self.backoff.attempt,
             last_retry_delay=self._last_delay,
             proved=self._proved and self._state in LIVE_STATES,
+            stale=self._is_stale(),
+            stale_reason=self._stale_reason if self._is_stale() else None,
+            stale_resubscribes=self._resubscribes,
         )
 
     def take_events(self) -> list[ConnectionStateChanged]:
@@ -331,6 +366,9 @@ class Session:
         self._requested = False
         self._proved = False
         self._last_rx = now
+        self._last_data = now
+        self._resubscribed_at = None
+        self._stale_bound = self.config.keepalive.stale_after
         self._stream_since = now
         self._last_ping = now
         self._pong_deadline = None
@@ -365,11 +403,13 @@ class Session:
             now = self._latest
         if self._state == "open" and self._pong_deadline is None:
             self._last_rx = now
+            self._last_data = now
             self._quiet_probes = 0
             return
         if self._state not in LIVE_STATES:
             return
         self._last_rx = now
+        self._last_data = now
         self._pong_deadline = None
         self._probe_outstanding = False
         self._quiet_probes = 0
@@ -449,6 +489,7 @@ class Session:
             # The silence clock starts now, not at the last frame of a quiet subscription.
             self._stream_since = now
             self._quiet_probes = 0
+            self._resubscribed_at = None
         self._streaming = streaming
 
     def key_invalid(self, now: float, *, reason: str = "API key refused") -> None:
@@ -519,10 +560,12 @@ class Session:
         if state in LIVE_STATES:
             if self._pong_deadline is not None:
                 if self._streaming and state == "open":
-                    return min(self._pong_deadline, self._probe_due())
+                    return min(self._pong_deadline, self._probe_due(), self._stale_due())
                 return self._pong_deadline
             due = self._last_ping + self.config.keepalive.interval(streaming=self._streaming)
-            return min(due, self._probe_due()) if self._streaming else due
+            if not self._streaming:
+                return due
+            return min(due, self._probe_due(), self._stale_due())
         return None
 
     # --- internals --------------------------------------------------------------------------
@@ -640,6 +683,57 @@ class Session:
         after = min(keepalive.ping_interval, keepalive.silence_probe * 2.0**self._quiet_probes)
         return max(self._last_rx, self._stream_since) + after
 
+    def _data_since(self) -> float:
+        return max(self._last_data, self._stream_since)
+
+    def _stale_due(self) -> float:
+        resubscribed = self._resubscribed_at
+        if resubscribed is None:
+            return self._data_since() + self._stale_bound
+        if self._last_data > resubscribed:
+            return self._last_data  # answered: poll to take it in (grows the bound)
+        return resubscribed + self.config.timeouts.subscription_change
+
+    def _is_stale(self) -> bool:
+        resubscribed = self._resubscribed_at
+        return (
+            self._state in LIVE_STATES
+            and self._streaming
+            and resubscribed is not None
+            and self._last_data <= resubscribed
+        )
+
+    def _check_stale(self, now: float) -> bool:
+        """Resubscribe a stale stream, or declare the socket dead; return whether it died."""
+        resubscribed = self._resubscribed_at
+        if resubscribed is not None and self._last_data > resubscribed:
+            # Answered: a quiet market, not a dead stream. Wait longer before the next one.
+            self._resubscribed_at = None
+            limit = self.config.keepalive.stale_after * _STALE_GROWTH_LIMIT
+            self._stale_bound = min(limit, self._stale_bound * 2.0)
+            return False
+        if resubscribed is None:
+            silent = now - self._data_since()
+            if silent >= self._stale_bound:
+                self._resubscribed_at = now
+                self._resubscribes += 1
+                self._stale_reason = (
+                    f"stream stale: no data for {silent:.1f} s while pings are answered; "
+                    "resubscribing"
+                )
+                self._pending.append(Resubscribe(self._stale_reason))
+            return False
+        timeout = self.config.timeouts.subscription_change
+        if now >= resubscribed + timeout:
+            reason = f"stream stale: no data {timeout:g} s after a resubscribe; reconnecting"
+            self._stale_reason = reason
+            self._resubscribed_at = None
+            self._pending.append(DeclareDead(reason))
+            self._dead += 1
+            self._fail(now, Decision("retry", "normal", "timeout", reason))
+            return True
+        return False
+
     def _keepalive(self, now: float) -> None:
         keepalive = self.config.keepalive
         if self._pong_deadline is not None and now >= self._pong_deadline:
@@ -647,6 +741,8 @@ class Session:
             self._pending.append(DeclareDead(reason))
             self._dead += 1
             self._fail(now, Decision("retry", "normal", "timeout", reason))
+            return
+        if self._streaming and self._check_stale(now):
             return
         silent = self._streaming and now >= self._probe_due()
         if self._pong_deadline is None:
