@@ -19,6 +19,7 @@ import pytest
 from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, our_tasks
 from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, until
 from upbit_ws.aio.manager import WebSocketManager
+from upbit_ws.core.buffer import Gap
 from upbit_ws.core.errors import ServerRejectedError
 from upbit_ws.core.events import GapEvent
 from upbit_ws.simulator import Simulator
@@ -202,3 +203,38 @@ async def test_a_request_rejected_twice_fails_the_subscription_that_added_it_lou
         assert (await fresh(tape)).code == "KRW-BTC"
         server = {(e.type, e.code) for e in newest_public(sim).entries}
         assert server == {("orderbook", "KRW-BTC"), ("trade", "KRW-BTC")}
+
+
+async def test_a_reconnect_puts_a_gap_in_band_for_trade_consumers_of_items() -> None:
+    """Issue #9 item 5: items() of a trade subscription reaches a reconnect Gap, then new data."""
+    async with streaming() as (sim, _ws, log, _book, tape):
+        items = tape.items()
+        await next_item(items)
+        sim.abort()
+        down = await log.state("public", "reconnecting", within=3)
+        while not isinstance(item := await next_item(items, within=10.0), Gap):
+            pass
+        assert item.reason == "reconnect" and item.dropped == 0
+        assert item.since is not None and item.since <= down.at
+        after = await next_item(items, within=10.0)
+        assert not isinstance(after, Gap) and after.code == "KRW-BTC"
+        (event,) = [e for e in log.drain() if isinstance(e, GapEvent)]
+        assert (event.reason, event.since) == ("reconnect", item.since)
+
+
+async def test_a_gap_starts_at_the_last_frame_received_not_at_the_detection() -> None:
+    """Issue #9 item 3: after a blackhole, GapEvent.since is before the unanswered ping went out.
+
+    The socket is declared dead a pong timeout after a ping that followed the last frame, so
+    a gap that starts at the last frame begins at least that long before the detection.
+    """
+    async with streaming() as (sim, _ws, log, _book, tape):
+        items = tape.items()
+        sim.blackhole(30.0)
+        down = await log.state("public", "reconnecting", within=10)
+        event = await log.wait_for(GapEvent, within=10)
+        assert event.reason == "reconnect"
+        assert event.since <= down.at - FAST.keepalive.pong_timeout
+        while not isinstance(item := await next_item(items, within=10.0), Gap):
+            pass
+        assert item.since == event.since

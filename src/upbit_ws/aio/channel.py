@@ -136,6 +136,7 @@ class Channel:
         self._change_timeout = change_timeout
         self._markets = markets
         self._before_send = before_send
+        self._sinks = sinks
         self._fail_subscriptions = fail_subscriptions
         self.router = Router(
             book,
@@ -164,6 +165,8 @@ class Channel:
         # The plan of that request (None: nothing written on this socket yet).
         self._socket_plan: Plan | None = None
         self._closed_at: float | None = None
+        # The receive time of the last frame on any socket: where a connection loss begins.
+        self._last_frame_at: float | None = None
         # Pending LIST_SUBSCRIPTIONS questions by ticket, oldest first.
         self._list_waiters: dict[str, asyncio.Future[SubscriptionList]] = {}
         self.change_latency = LatencyHistogram()
@@ -199,9 +202,19 @@ class Channel:
             self.poke(now)
 
     def on_closed(self, connection: ManagedConnection) -> None:
-        """Note the socket is gone: nothing streams and nothing is in flight any more."""
+        """Note the socket is gone: nothing streams and nothing is in flight any more.
+
+        The loss begins at the last frame received (issue #9: not when the loss was noticed,
+        up to a pong timeout later), or at the loss of an earlier socket that delivered
+        nothing since.
+        """
         self._forget_socket()
-        self._closed_at = self._now()
+        last = connection.session.last_frame_at
+        if last is not None:
+            self._last_frame_at = last
+        if self._closed_at is None:
+            since = self._last_frame_at
+            self._closed_at = since if since is not None else self._now()
         self._fail_list_waiters(
             TransportError(f"the {self.kind} connection closed before Upbit answered")
         )
@@ -473,6 +486,14 @@ class Channel:
         self._fail_subscriptions(tuple(ids), failure)
 
     def _publish_reconnect_gaps(self, since: float, now: float) -> None:
+        if self.kind == "public":
+            # In band too (issue #9 item 5): each event subscription's consumer of items()
+            # reaches a Gap where the loss was. Ticker and orderbook need none: the snapshot
+            # sent after the resubscription supersedes what was lost (and their ``latest``
+            # buffers keep only the newest message per code anyway).
+            for sub in list(self._sinks.values()):
+                if sub.connection == self.kind and sub.type in _GAP_TYPES:
+                    sub._mark_reconnect_gap(since)
         types = sorted({w.type for w in self._desired() if w.type in _GAP_TYPES})
         for kind in types:
             self.reconnect_gaps += 1

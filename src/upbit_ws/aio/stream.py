@@ -245,12 +245,15 @@ class Subscription(Generic[M]):
                 except StopAsyncIteration:
                     return
                 continue
+            marked = buffer.markers
             raw = buffer.drain(max_items)
-            # Nothing is pushed during a drain, so a gap marker can only come first.
-            first = raw[0]
-            if isinstance(first, Gap):
-                self._gap(first)
-                del raw[0]
+            # An overflow marker can only come first (nothing is pushed during a drain), but a
+            # reconnect marker sits where the connection was lost: then look at every item.
+            if marked or isinstance(raw[0], Gap):
+                for item in raw:
+                    if isinstance(item, Gap):
+                        self._gap(item)
+                raw = [item for item in raw if not isinstance(item, Gap)]
             if raw:
                 yield cast(list[M], raw)
 
@@ -347,6 +350,11 @@ class Subscription(Generic[M]):
         self._wake()
         return gone
 
+    def _mark_reconnect_gap(self, since: float | None) -> None:
+        """Place a reconnect :class:`Gap` marker in band (see ``DeliveryBuffer.mark_gap``)."""
+        if not self._closed and self._buffer.mark_gap(since):
+            self._wake()
+
     def _mark_ended(self) -> None:
         """End iteration once the buffer is drained (manager shutdown)."""
         self._ended = True
@@ -400,6 +408,8 @@ class Subscription(Generic[M]):
         raise StopAsyncIteration
 
     def _gap(self, gap: Gap) -> None:
+        if not gap.dropped:
+            return  # a reconnect marker: its GapEvent went out when the connection came back
         since = self._loss_since
         self._loss_since = None
         self._owner.gap_reached(self, gap, since if since is not None else 0.0)

@@ -296,6 +296,18 @@ class Session:
         return self._proved and self._state in LIVE_STATES
 
     @property
+    def last_frame_at(self) -> float | None:
+        """Return when the last frame arrived on the current (or just lost) socket, if any.
+
+        Still answers after the socket is lost, until the next one opens: a gap begins here
+        (issue #9), not when the loss was noticed.
+        """
+        opened = self._opened_at
+        if opened is None or self._last_data <= opened:
+            return None
+        return self._last_data
+
+    @property
     def connect_timeout(self) -> float:
         """Return the timeout the next (or current) connect attempt gets."""
         return self._connect_timeout
