@@ -145,6 +145,32 @@ async def test_flapping_network_does_not_escalate_the_backoff() -> None:
         await r.resubscribed(11)
 
 
+async def test_a_fast_flapping_network_stays_under_five_connects_per_second() -> None:
+    """Issue #9: drops right after data reset the backoff, yet connects stay within 5/s.
+
+    Every socket proves the path (a frame after its request) and is dropped at once, so the
+    backoff alone would reconnect within 20 ms each time; the process-wide connect limiter
+    (``core/ratelimit.py``, Upbit: 5 connects/s, protocol.md section 8.1) must pace them.
+    """
+    async with rig() as r:
+        await r.streaming()
+        for generation in range(1, 13):
+            await r.listener.until(lambda g=generation: r.listener.opens >= g, within=10)
+            await r.listener.until(lambda g=generation: r.ws.public.generation == g, within=10)
+            seen = r.listener.frames
+            await r.listener.until(lambda seen=seen: r.listener.frames > seen, within=10)
+            r.sim.abort()
+        await r.resubscribed(13)
+        opened = sorted(
+            c.opened_at for c in r.sim.connections(include_closed=True) if c.kind == "public"
+        )
+        assert len(opened) == 13
+        # Any 6 consecutive opens span more than one second (loopback timing, a small margin).
+        assert all(b - a > 0.95 for a, b in zip(opened, opened[5:], strict=False))
+        assert r.sim.statistics().connections_refused == {}
+        assert r.ws.public.statistics().backoff_step <= 1
+
+
 #: FAST with a short stale bound: a muted stream is stale after 1 s without data.
 STALE_FAST = replace(FAST, keepalive=replace(FAST.keepalive, stale_after=1.0))
 
