@@ -16,7 +16,10 @@ mirror the asyncio API; see ``docs/desktop.md``.
 
 from __future__ import annotations
 
+from upbit_ws.aio.logcontext import install_log_fields
 from upbit_ws.sync.manager import Component, WebSocketManager
 from upbit_ws.sync.stream import EndOfStream, EventStream, Subscription
 
 __all__ = ["Component", "EndOfStream", "EventStream", "Subscription", "WebSocketManager"]
+
+install_log_fields()  # this package's own logger carries the structured fields too
