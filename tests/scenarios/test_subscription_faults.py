@@ -20,7 +20,7 @@ from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, our_task
 from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, until
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.core.buffer import Gap
-from upbit_ws.core.errors import ServerRejectedError
+from upbit_ws.core.errors import InvalidInputError, ServerRejectedError
 from upbit_ws.core.events import GapEvent
 from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection
@@ -238,3 +238,39 @@ async def test_a_gap_starts_at_the_last_frame_received_not_at_the_detection() ->
         while not isinstance(item := await next_item(items, within=10.0), Gap):
             pass
         assert item.since == event.since
+
+
+async def test_trade_backfill_fills_a_reconnect_gap_in_order_once() -> None:
+    """Issue #9: backfill=True fetches the trades a blackhole missed from /v1/trades/ticks.
+
+    They come in order before the live ones, each sequential_id once, with no Gap left (the
+    simulator's history reaches back to the gap's start); every trade REST lists between the
+    first and the last delivered one was delivered.
+    """
+    async with streaming() as (sim, ws, log, _book, _tape):
+        tape = ws.component("filled").subscribe("trade", ["KRW-BTC"], backfill=True)
+        items = tape.items()
+        delivered: list[Any] = [await next_item(items, within=10.0)]
+        sim.blackhole(30.0)
+        await log.state("public", "reconnecting", within=10)
+        await log.state("public", "open", within=10)
+        reopened_ms = sim.wall_time() * 1000.0
+        while delivered[-1].trade_timestamp < reopened_ms + 500:
+            item = await next_item(items, within=10.0)
+            assert not isinstance(item, Gap), "the backfill should have covered the gap"
+            delivered.append(item)
+        ids = [t.sequential_id for t in delivered]
+        assert len(ids) == len(set(ids)), "a trade was delivered twice"
+        stamps = [t.trade_timestamp for t in delivered]
+        assert stamps == sorted(stamps), "trades out of order"
+        history = await ws.rest.trades_ticks("KRW-BTC", count=500)
+        first, last = stamps[0], stamps[-1]
+        wanted = {t.sequential_id for t in history if first < t.timestamp < last}
+        assert wanted <= set(ids), f"missed {len(wanted - set(ids))} trades"
+
+
+async def test_backfill_is_for_trade_subscriptions_only() -> None:
+    """backfill=True on another type is bad input, raised at once."""
+    async with streaming() as (_sim, ws, _log, _book, _tape):
+        with pytest.raises(InvalidInputError, match="trade subscriptions only"):
+            ws.component("x").subscribe("ticker", ["KRW-BTC"], backfill=True)

@@ -121,8 +121,9 @@ from upbit_ws.core.errors import (
     UpbitWsError,
 )
 from upbit_ws.core.events import BufferOverflowed, Event, GapEvent
-from upbit_ws.core.messages import SubscribedType
+from upbit_ws.core.messages import Change, SubscribedType, Trade
 from upbit_ws.core.planner import SubscriptionPlanner
+from upbit_ws.core.rest_types import TradeTick
 
 __all__ = [
     "ChannelStatistics",
@@ -135,6 +136,11 @@ _log = logging.getLogger("upbit_ws.subscriptions")
 
 #: Crashes in a row, without progress in between, before a flusher is given up.
 _MAX_CRASHES: Final = 5
+#: Trades fetched per code to fill a reconnect gap (the most one /v1/trades/ticks call gives).
+_BACKFILL_PAGE: Final = 500
+#: Seconds subtracted from a gap's start before filtering backfilled trades by their exchange
+#: timestamp (clock skew); the duplicates it lets in are dropped by sequential_id.
+_BACKFILL_SKEW: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +190,9 @@ class SubscriptionService:
         self._buffer_overflows = 0
         self._clock: Clock = clock or LoopClock()
         self._now: Callable[[], float] = self._clock.now
+        self._rest = rest
+        self.backfills = 0
+        self.backfill_failures = 0
         self._book = SubscriptionBook()
         self._planner = SubscriptionPlanner(self._book)
         self._sinks: dict[SubId, Subscription[Any]] = {}
@@ -418,6 +427,7 @@ class SubscriptionService:
         level: int | float | None,
         policy: OverflowPolicy | None,
         capacity: int | None,
+        backfill: bool = False,
     ) -> Subscription[Any]:
         """Create a subscription for ``component`` (see :meth:`Component.subscribe`)."""
         if self._closed:
@@ -441,6 +451,8 @@ class SubscriptionService:
                 f"{kind} events cannot use policy 'latest' (it would merge order events); "
                 "use never_drop (the default) or drop_oldest"
             )
+        if backfill and kind != "trade":
+            raise InvalidInputError(f"backfill applies to trade subscriptions only, not {kind}")
         requested = _requested(kind, codes)
         resolved, unchecked = self._resolve(kind, requested)
         sub_id = self._book.subscribe(component, kind, resolved, depth=depth, level=level)
@@ -457,6 +469,7 @@ class SubscriptionService:
                 level=held.level,
                 policy=policy,
                 capacity=capacity,
+                backfill=backfill,
             )
         except InvalidInputError:
             self._book.unsubscribe(sub_id)
@@ -509,6 +522,41 @@ class SubscriptionService:
         """Unsubscribe ``sub``; its iteration ends."""
         self._remove(sub)
         sub._mark_closed()
+
+    async def backfill(self, sub: Subscription[Any], gap: Gap) -> list[Any]:
+        """Fetch the trades a reconnect gap of ``sub`` missed (``GET /v1/trades/ticks``).
+
+        One page (the newest ``_BACKFILL_PAGE`` trades) per code, paced by the REST client;
+        the trades from the gap's start on (less a second of clock skew; duplicates are
+        dropped by ``sequential_id`` in the subscription) come oldest first. When a page does
+        not reach back to the start, the gap stays in front of them: a gap older than the
+        API returns stays a Gap. On any REST failure the gap is all there is.
+        """
+        rest = self._rest
+        if rest is None or gap.since is None:
+            return [gap]
+        clock = self._clock
+        start_ms = (clock.wall() - (clock.now() - gap.since) - _BACKFILL_SKEW) * 1000.0
+        trades: list[Trade] = []
+        complete = True
+        for code in sub.codes:
+            try:
+                ticks = await rest.trades_ticks(code, count=_BACKFILL_PAGE)
+            except UpbitWsError as exc:
+                self.backfill_failures += 1
+                _log.warning(
+                    "trade backfill of %s failed (%s); the gap stays a gap",
+                    code,
+                    exc,
+                    extra={"component": sub.component},
+                )
+                return [gap]
+            if len(ticks) >= _BACKFILL_PAGE and ticks[-1].timestamp >= start_ms:
+                complete = False
+            trades.extend(_trade_of(t) for t in ticks if t.timestamp >= start_ms)
+        trades.sort(key=lambda t: (t.trade_timestamp, t.sequential_id))
+        self.backfills += 1
+        return trades if complete else [gap, *trades]
 
     def gap_reached(self, sub: Subscription[Any], gap: Gap, since: float) -> None:
         """Publish an overflow gap event when a consumer reaches a gap marker."""
@@ -673,6 +721,26 @@ class SubscriptionService:
         offset = self._clock.wall() - now
         for channel in self._channels.values():
             channel.router.wall_offset = offset
+
+
+def _trade_of(tick: TradeTick) -> Trade:
+    """Return the trade frame a ``/v1/trades/ticks`` row stands for (signed change split)."""
+    delta = tick.change_price
+    change: Change = "RISE" if delta > 0 else "FALL" if delta < 0 else "EVEN"
+    return Trade(
+        code=tick.market,
+        trade_price=tick.trade_price,
+        trade_volume=tick.trade_volume,
+        ask_bid="ASK" if tick.ask_bid == "ASK" else "BID",
+        prev_closing_price=tick.prev_closing_price,
+        change=change,
+        change_price=abs(tick.change_price),
+        trade_date=tick.trade_date_utc,
+        trade_time=tick.trade_time_utc,
+        trade_timestamp=tick.timestamp,
+        timestamp=tick.timestamp,
+        sequential_id=tick.sequential_id,
+    )
 
 
 def _detached_message(kind: DataType) -> str:
