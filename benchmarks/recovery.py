@@ -16,10 +16,16 @@ simulator connection can be found) and then serves as a trial slot:
   runs from the start of the stall to the replacement socket's open (there is no next frame to
   wait for on a quiet stream). Each stall starts at a random point between two pings.
 
-Trials on one connection are spaced so that its socket has been open for longer than the
-backoff reset time (10 s) before the next fault: every trial measures recovery of a *healthy*
-connection, as in production, not a reconnect storm. Slots are staggered so that trials of
-different connections never overlap in their connect phase.
+* flapping trials (``flap-1``, ``flap-2``, ``flap-5``; issue #9): the simulator drops a public
+  connection (abort) after every 1, 2 or 5 s of healthy data, again and again, without waiting
+  for any reset time; the time runs from each abort to the first frame on the new socket. A
+  backoff that grew with every drop (the old 10 s reset rule) shows here; one that resets on
+  every socket that delivered data does not. The largest backoff step seen is reported too.
+
+Except for flapping, trials on one connection are spaced so that its socket has been open for
+longer than the backoff reset time (10 s) before the next fault: every trial measures recovery
+of a *healthy* connection, as in production, not a reconnect storm. Slots are staggered so that
+trials of different connections never overlap in their connect phase.
 
 Usage::
 
@@ -51,8 +57,10 @@ from upbit_ws.core.errors import TransportError
 from upbit_ws.core.messages import ErrorFrame
 from upbit_ws.simulator import Simulator, SimulatorConfig
 
-Fault = Literal["abort", "blackhole", "quiet-blackhole"]
-FAULTS: tuple[Fault, ...] = ("abort", "blackhole", "quiet-blackhole")
+Fault = Literal["abort", "blackhole", "quiet-blackhole", "flap-1", "flap-2", "flap-5"]
+FAULTS: tuple[Fault, ...] = ("abort", "blackhole", "quiet-blackhole", "flap-1", "flap-2", "flap-5")
+#: Seconds of healthy data between two drops of a flapping network.
+FLAP_PERIOD: dict[Fault, float] = {"flap-1": 1.0, "flap-2": 2.0, "flap-5": 5.0}
 TYPES = (
     TypeRequest("ticker", ("KRW-BTC",)),
     TypeRequest("orderbook", ("KRW-BTC",)),
@@ -128,6 +136,7 @@ class Result:
 
     fault: Fault
     samples: list[float] = field(default_factory=list)
+    max_backoff_step: int = 0
 
     def summary(self) -> dict[str, float]:
         """Return count, p50, p99, max and mean."""
@@ -143,6 +152,7 @@ class Result:
             "p99": pct(0.99),
             "max": ordered[-1],
             "mean": statistics.fmean(ordered),
+            "max_backoff_step": self.max_backoff_step,
         }
 
 
@@ -198,6 +208,36 @@ async def run_slot(
         progress(f"{fault} slot {index} trial {trial + 1}: {received - started:.3f} s")
 
 
+async def run_flapping_slot(
+    index: int,
+    conn: ManagedConnection,
+    slot: Slot,
+    sim: Simulator,
+    plan: Plan,
+    result: Result,
+    progress: Callable[[str], None],
+) -> None:
+    """Drop the connection after every ``FLAP_PERIOD`` seconds of data, ``trials`` times."""
+    loop = asyncio.get_running_loop()
+    period = FLAP_PERIOD[plan.fault]
+    await asyncio.sleep(max(0.0, plan.start_at - loop.time()))
+    for trial in range(plan.trials):
+        sim_id = await wait_open(conn, slot, sim)
+        await asyncio.sleep(period)  # healthy data flows meanwhile
+        sim_id = await wait_open(conn, slot, sim)
+        frame = slot.expect_frame_after(conn.generation)
+        started = loop.time()
+        sim.abort(sim_id)
+        received = await asyncio.wait_for(frame, 30)
+        result.samples.append(received - started)
+        step = conn.statistics().backoff_step
+        result.max_backoff_step = max(result.max_backoff_step, step)
+        progress(
+            f"{plan.fault} slot {index} trial {trial + 1}: {received - started:.3f} s "
+            f"(backoff step {step})"
+        )
+
+
 async def measure(
     fault: Fault, *, sim: Simulator, trials: int, slots: int, spacing: float, verbose: bool
 ) -> tuple[Result, list[float]]:
@@ -233,12 +273,15 @@ async def measure(
         await conn.start()
     for conn, listener in zip(conns, listeners, strict=True):
         await wait_open(conn, listener, sim)
-    start = loop.time() + spacing
+    flapping = fault in FLAP_PERIOD
+    start = loop.time() + (0.0 if flapping else spacing)
+    runner = run_flapping_slot if flapping else run_slot
     async with asyncio.TaskGroup() as tg:
         for i, (conn, listener) in enumerate(zip(conns, listeners, strict=True)):
             if per_slot[i]:
-                plan = Plan(fault, per_slot[i], start + i * spacing / slots, spacing)
-                tg.create_task(run_slot(i, conn, listener, sim, plan, result, progress))
+                offset = i * (FLAP_PERIOD.get(fault, spacing)) / slots
+                plan = Plan(fault, per_slot[i], start + offset, spacing)
+                tg.create_task(runner(i, conn, listener, sim, plan, result, progress))
     for conn in conns:
         await conn.aclose()
     gaps = [gap for listener in listeners for gap in listener.gaps]
@@ -287,11 +330,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     if all_gaps:
         report["frame_gap_s"] = gap_summary(all_gaps)
     report["wall_s"] = time.perf_counter() - began
-    print(f"{'fault':<16} {'trials':>6} {'p50 s':>8} {'p99 s':>8} {'max s':>8} {'mean s':>8}")
+    print(
+        f"{'fault':<16} {'trials':>6} {'p50 s':>8} {'p99 s':>8} {'max s':>8} {'mean s':>8} "
+        f"{'step':>5}"
+    )
     for fault, figures in results.items():
         print(
             f"{fault:<16} {figures['trials']:>6.0f} {figures['p50']:>8.3f} "
-            f"{figures['p99']:>8.3f} {figures['max']:>8.3f} {figures['mean']:>8.3f}"
+            f"{figures['p99']:>8.3f} {figures['max']:>8.3f} {figures['mean']:>8.3f} "
+            f"{figures['max_backoff_step']:>5.0f}"
         )
     gap = report.get("frame_gap_s")
     if isinstance(gap, dict):

@@ -97,6 +97,7 @@ class SubscribingListener:
         self.request = request or encode_request(REQUEST_TYPES, ticket="test-listener")
         self.opens = 0
         self.closes = 0
+        self.stale = 0
         self.sent_before_open: list[int] = []
         self.frames = 0
         self.last_frame_at = 0.0
@@ -128,6 +129,14 @@ class SubscribingListener:
     def on_closed(self, connection: ManagedConnection) -> None:
         """Count the close."""
         self.closes += 1
+        self._notify()
+
+    def on_stale(self, connection: ManagedConnection) -> None:
+        """Send the fixed request again on the same socket."""
+        self.stale += 1
+        task = asyncio.get_running_loop().create_task(self._send(connection))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         self._notify()
 
     async def _send(self, connection: ManagedConnection) -> None:

@@ -28,7 +28,13 @@ from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import KeepaliveConfig, SubscriptionConfig, Timeouts
-from upbit_ws.core.errors import ConfigError, InvalidInputError, TransportError, UnknownCodeError
+from upbit_ws.core.errors import (
+    ConfigError,
+    InvalidInputError,
+    ServerRejectedError,
+    TransportError,
+    UnknownCodeError,
+)
 from upbit_ws.core.events import GapEvent, RequestRejected
 from upbit_ws.simulator import Simulator
 
@@ -185,12 +191,14 @@ async def test_upbit_is_asked_what_it_streams_with_list_subscriptions() -> None:
 
 
 async def test_a_rejected_request_falls_back_to_the_last_accepted_subscription() -> None:
-    """An error frame on a request in flight: RequestRejected, then the last good state.
+    """An error frame on a request in flight, twice in a row: the last good state, loudly.
 
     The bad request asks for an orderbook grouping level the host does not support: the KR
     host sends nothing for it, the Indonesia host answers WRONG_FORMAT and closes (section
     2.3). The simulator behaves like KR, so the test plays the Indonesia answer with an
-    injected error while that request is in flight.
+    injected error while that request is in flight. The first rejection may be spurious
+    (issue #9), so the same state is sent again; rejected again, the planner falls back and
+    the subscription that added the refused stream fails with ServerRejectedError.
     """
     # Long confirmation windows keep the bad request in flight until the error comes.
     config = replace(
@@ -202,7 +210,7 @@ async def test_a_rejected_request_falls_back_to_the_last_accepted_subscription()
         coins = st.service.component("coins").subscribe("ticker", ["KRW-BTC"])
         await next_item(coins)
         await st.until(lambda: st.service.statistics().public.confirmed_streams == 1)
-        st.service.component("book").subscribe("orderbook", ["KRW-BTC"], level=12345)
+        book = st.service.component("book").subscribe("orderbook", ["KRW-BTC"], level=12345)
         await st.until(lambda: len(requests_of(st.sim_public())) == 2)
         assert st.service.statistics().public.in_flight
         first_socket = st.sim_public()
@@ -211,11 +219,20 @@ async def test_a_rejected_request_falls_back_to_the_last_accepted_subscription()
         (rejected,) = [e for e in st.events if isinstance(e, RequestRejected)]
         assert (rejected.connection, rejected.name) == ("public", "WRONG_FORMAT")
         await st.until(lambda: st.sim_public() is not first_socket)
+        (again,) = await wait_requests(st, 1)
+        # Rejected once: the same state goes out again on the new socket.
+        assert len(entries(again)) == 2 and ("ticker", "KRW-BTC", False) in entries(again)
+        second_socket = st.sim_public()
+        await st.until(lambda: st.service.statistics().public.in_flight)
+        st.sim.inject_error("WRONG_FORMAT", conn_id=second_socket.id)
+        with pytest.raises(ServerRejectedError):
+            await next_item(book)
+        await st.until(lambda: st.sim_public() is not second_socket)
         (resent,) = await wait_requests(st, 1)
-        # Upbit last accepted ticker KRW-BTC; the rejected state is not sent again as is.
+        # Upbit last accepted ticker KRW-BTC; the state rejected twice is not sent again.
         assert entries(resent) == {("ticker", "KRW-BTC", False)}
         assert (await next_item(coins)).code == "KRW-BTC"
-        assert st.service.statistics().public.rejections == 1
+        assert st.service.statistics().public.rejections == 2
 
 
 async def test_old_frames_in_flight_after_a_resubscribe_are_dropped_and_counted() -> None:

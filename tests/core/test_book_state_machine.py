@@ -86,6 +86,11 @@ class BookMachine(RuleBasedStateMachine):
         self.rejected_states: dict[ConnectionKind, list[tuple[WantedStream, ...]]] = {
             c: [] for c in CONNECTIONS
         }
+        # The desired state rejected once and how often in a row (reset by a confirmation):
+        # only a second rejection in a row is remembered (issue #9, a spurious error frame).
+        self.strikes: dict[ConnectionKind, tuple[tuple[WantedStream, ...] | None, int]] = (
+            dict.fromkeys(CONNECTIONS, (None, 0))
+        )
         # Streaming keys a late joiner asked a fresh snapshot for, until a plan carries it.
         self.resnapshot: dict[ConnectionKind, set[StreamKey]] = {c: set() for c in CONNECTIONS}
 
@@ -204,6 +209,7 @@ class BookMachine(RuleBasedStateMachine):
         self.in_flight[connection] = None
         self.certain[connection] = set(plan.desired)
         self.last_good[connection] = set(plan.desired)
+        self.strikes[connection] = (None, 0)
         assert self.planner.confirmed_state(connection) == plan.desired
 
     @precondition(lambda self: any(self.old_plans.values()))
@@ -228,7 +234,12 @@ class BookMachine(RuleBasedStateMachine):
         plan = self.in_flight[connection]
         assert plan is not None
         # A state made only of streams Upbit accepted before is not remembered as rejected.
-        remembered = not set(plan.desired) <= self.last_good[connection]
+        remembered = False
+        if not set(plan.desired) <= self.last_good[connection]:
+            desired, count = self.strikes[connection]
+            count = count + 1 if desired == plan.desired else 1
+            self.strikes[connection] = (plan.desired, count)
+            remembered = count >= 2
         assert self.planner.rejected(connection, plan) == remembered
         if remembered:
             self.rejected_states[connection].append(plan.desired)
@@ -275,6 +286,7 @@ class BookMachine(RuleBasedStateMachine):
             self.in_flight[connection] = None
             self.certain[connection] = set(plan.desired)
             self.last_good[connection] = set(plan.desired)
+            self.strikes[connection] = (None, 0)
         else:
             raise AssertionError("planner did not converge")
         assert set(self.planner.confirmed_state(connection)) == self.expected_target(connection)

@@ -282,3 +282,56 @@ def test_discard_drops_unwanted_messages_in_place_and_counts_them(
     stats = buf.statistics()
     assert stats.pushed == stats.delivered + stats.dropped + stats.conflated + stats.depth
     assert stats.gaps == 1
+
+
+# --- reconnect markers (issue #9 item 5) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["drop_oldest", "never_drop"])
+def test_a_reconnect_marker_sits_where_the_loss_was(policy: OverflowPolicy) -> None:
+    """Messages before the loss, then the marker with its start, then messages after it."""
+    buf: DeliveryBuffer[int] = DeliveryBuffer(policy=policy, capacity=10)
+    buf.push(1)
+    buf.push(2)
+    assert buf.mark_gap(5.0)
+    buf.push(3)
+    assert len(buf) == 4
+    assert buf.drain(10) == [1, 2, Gap(0, policy, reason="reconnect", since=5.0), 3]
+    stats = buf.statistics()
+    assert stats.gaps == 1 and stats.delivered == 3 and stats.depth == 0
+    assert stats.pushed == stats.delivered + stats.dropped + stats.conflated + stats.depth
+
+
+def test_a_latest_buffer_places_no_reconnect_marker() -> None:
+    """latest keeps the newest per code; the snapshot after resubscribing repairs it."""
+    buf: DeliveryBuffer[int] = DeliveryBuffer(policy="latest", capacity=4)
+    assert not buf.mark_gap(1.0)
+    assert len(buf) == 0
+
+
+def test_an_overflow_that_pushes_a_marker_out_keeps_its_reason_and_start() -> None:
+    """The marker is not lost: the overflow gap that replaces it says reconnect, since."""
+    buf: DeliveryBuffer[int] = DeliveryBuffer(policy="drop_oldest", capacity=2)
+    buf.mark_gap(7.0)
+    for i in range(4):
+        buf.push(i)
+    assert buf.statistics().depth == 2
+    first = buf.pop()
+    assert first == Gap(2, "drop_oldest", reason="reconnect", since=7.0)
+    assert buf.drain(5) == [2, 3]
+    stats = buf.statistics()
+    assert stats.pushed == stats.delivered + stats.dropped + stats.conflated + stats.depth
+
+
+def test_discard_and_clear_keep_the_counts_straight_with_markers() -> None:
+    """discard keeps markers in place; clear drops them without counting them as messages."""
+    buf: DeliveryBuffer[int] = DeliveryBuffer(policy="drop_oldest", capacity=5)
+    buf.push(1)
+    buf.mark_gap(1.0)
+    buf.push(2)
+    assert buf.discard(lambda m: m != 1) == 1
+    assert buf.markers == 1
+    assert buf.clear() == 1
+    stats = buf.statistics()
+    assert stats.pushed == stats.delivered + stats.dropped + stats.conflated + stats.depth
+    assert len(buf) == 0 and buf.markers == 0

@@ -280,8 +280,14 @@ def test_rejected_state_is_not_proposed_again_and_falls_back_to_last_good() -> N
     plan = planner.plan_for("public")
     assert plan is not None
     planner.sent("public", plan)
-    planner.rejected("public", plan)
+    assert not planner.rejected("public", plan)  # once: maybe spurious, sent again
     # Upbit closes the socket after an error frame (section 7.3).
+    planner.connection_lost("public")
+    retry = planner.plan_for("public")
+    assert retry is not None
+    assert retry.desired == plan.desired
+    planner.sent("public", retry)
+    assert planner.rejected("public", retry)  # twice in a row: believed
     planner.connection_lost("public")
     fallback = planner.plan_for("public")
     assert fallback is not None
@@ -297,6 +303,32 @@ def test_rejected_state_is_not_proposed_again_and_falls_back_to_last_good() -> N
     assert retry.desired == book.wanted("public")
 
 
+def test_one_spurious_rejection_is_retried_as_is() -> None:
+    """Issue #9 item 1: one error frame answering a valid request does not leave it unsent."""
+    book = SubscriptionBook()
+    book.subscribe("coins", "ticker", ["KRW-BTC"])
+    planner = SubscriptionPlanner(book)
+    _apply(planner)
+    book.subscribe("trades", "trade", ["KRW-ETH"])
+    plan = planner.plan_for("public")
+    assert plan is not None
+    planner.sent("public", plan)
+    assert not planner.rejected("public", plan)
+    planner.connection_lost("public")
+    again = planner.plan_for("public")
+    assert again is not None
+    assert again.desired == plan.desired
+    planner.sent("public", again)
+    assert planner.confirmed("public", again)
+    assert planner.last_accepted("public") == frozenset(plan.desired)
+    # A later rejection of a new state starts counting from one again.
+    book.subscribe("more", "trade", ["KRW-XRP"])
+    third = planner.plan_for("public")
+    assert third is not None
+    planner.sent("public", third)
+    assert not planner.rejected("public", third)
+
+
 def test_a_rejected_fallback_is_sent_again_because_upbit_accepted_it_before() -> None:
     """Even if the fallback draws an error too, it is re-sent: its streams were accepted."""
     book = SubscriptionBook()
@@ -306,6 +338,9 @@ def test_a_rejected_fallback_is_sent_again_because_upbit_accepted_it_before() ->
     book.subscribe("ob", "orderbook", ["KRW-BTC"], level=7)
     first = planner.plan_for("public")
     assert first is not None
+    planner.sent("public", first)
+    assert not planner.rejected("public", first)
+    planner.connection_lost("public")
     planner.sent("public", first)
     assert planner.rejected("public", first)
     planner.connection_lost("public")
@@ -317,7 +352,7 @@ def test_a_rejected_fallback_is_sent_again_because_upbit_accepted_it_before() ->
     planner.connection_lost("public")
     assert planner.plan_for("public") == fallback
     stats = planner.statistics("public")
-    assert (stats.plans_rejected, stats.rejections_ignored) == (2, 1)
+    assert (stats.plans_rejected, stats.rejections_ignored) == (3, 2)
 
 
 def test_a_removal_answered_by_an_error_never_leaves_nothing_to_send() -> None:
@@ -344,14 +379,18 @@ def test_a_removal_answered_by_an_error_never_leaves_nothing_to_send() -> None:
 
 
 def test_rejection_on_first_request_sends_nothing_until_change() -> None:
-    """With no accepted state yet, a rejected desired state is not retried on reconnect."""
+    """With no accepted state yet, a state rejected twice is not retried on reconnect."""
     book = SubscriptionBook()
     book.subscribe("ob", "orderbook", ["KRW-BTC"], level=7)
     planner = SubscriptionPlanner(book)
     plan = planner.plan_for("public")
     assert plan is not None
     planner.sent("public", plan)
-    planner.rejected("public", plan)
+    assert not planner.rejected("public", plan)
+    planner.connection_lost("public")
+    assert planner.plan_for("public") == plan  # once may be spurious: sent again
+    planner.sent("public", plan)
+    assert planner.rejected("public", plan)
     planner.connection_lost("public")
     assert planner.plan_for("public") is None
     book.subscribe("coins", "ticker", ["KRW-BTC"])

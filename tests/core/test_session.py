@@ -29,6 +29,7 @@ from upbit_ws.core.session import (
     CloseSocket,
     Connect,
     DeclareDead,
+    Resubscribe,
     SendPing,
     Session,
     WaitBackoff,
@@ -39,6 +40,10 @@ PING = DEFAULTS.keepalive.ping_interval
 QUIET = DEFAULTS.keepalive.quiet_ping_interval
 PONG = DEFAULTS.keepalive.pong_timeout
 SILENCE = DEFAULTS.keepalive.silence_probe
+STALE = DEFAULTS.keepalive.stale_after
+CHANGE = DEFAULTS.timeouts.subscription_change
+#: The default config with the stale-stream check out of the way (tests about the probes).
+NO_STALE = ConnectionConfig(keepalive=KeepaliveConfig(stale_after=10_000.0))
 
 
 def new_session(kind: str = "public", **kwargs: object) -> Session:
@@ -369,7 +374,7 @@ def test_frame_clears_an_outstanding_ping() -> None:
 
 def test_quiet_stream_probes_back_off() -> None:
     """Probes answered by pongs without data wait 1, 2, 4, 8 s, then the ping interval rules."""
-    session = open_session()
+    session = open_session(config=NO_STALE)
     now = 0.0
     gaps = []
     for _ in range(6):
@@ -403,6 +408,65 @@ def test_silence_while_an_interval_ping_is_in_flight_degrades_without_a_second_p
     assert session.poll(2.5) == []
     assert session.state == "degraded"
     assert session.next_deadline(2.5) == 2.0 + PONG
+
+
+def answer_pings_until(session: Session, now: float, until: float) -> tuple[float, list[Action]]:
+    """Play a socket that answers every ping at once and sends no data, up to ``until``."""
+    seen: list[Action] = []
+    while True:
+        deadline = session.next_deadline(now)
+        assert deadline is not None
+        if deadline > until:
+            return now, seen
+        now = max(now, deadline)
+        actions = session.poll(now)
+        seen.extend(actions)
+        if any(isinstance(a, SendPing) for a in actions):
+            session.pong_received(now + 0.05)
+        if any(isinstance(a, Resubscribe | DeclareDead) for a in actions):
+            return now, seen
+
+
+def test_a_silent_stream_that_answers_pings_is_stale_then_resubscribed() -> None:
+    """Issue #9 item 2: no data for stale_after while pongs come: Resubscribe, shown as stale."""
+    session = open_session()
+    session.frame_received(0.5)
+    now, seen = answer_pings_until(session, 0.5, 100.0)
+    assert isinstance(seen[-1], Resubscribe)
+    assert now == pytest.approx(0.5 + STALE)
+    stats = session.statistics(now)
+    assert stats.stale and stats.stale_resubscribes == 1
+    assert stats.stale_reason is not None and "stale" in stats.stale_reason
+    assert session.state in {"open", "degraded"}
+
+
+def test_a_stale_stream_still_silent_after_the_resubscribe_is_replaced() -> None:
+    """No data within the subscription-change timeout after the resubscribe: declared dead."""
+    session = open_session()
+    now, _ = answer_pings_until(session, 0.0, 100.0)
+    now, seen = answer_pings_until(session, now, 100.0)
+    assert isinstance(seen[-1], WaitBackoff) or any(isinstance(a, DeclareDead) for a in seen)
+    assert now == pytest.approx(STALE + CHANGE)
+    assert session.state == "reconnecting"
+    assert session.last_decision is not None and "stale" in session.last_decision.reason
+
+
+def test_data_answering_the_resubscribe_clears_stale_and_doubles_the_bound() -> None:
+    """A resubscribe answered by data: a quiet market; the next check waits twice as long."""
+    session = open_session()
+    now, _ = answer_pings_until(session, 0.0, 100.0)
+    session.frame_received(now + 0.3)
+    assert not session.statistics(now + 0.3).stale
+    now, seen = answer_pings_until(session, now + 0.3, 1000.0)
+    assert isinstance(seen[-1], Resubscribe)
+    assert now == pytest.approx(STALE + 0.3 + 2 * STALE, abs=0.01)
+
+
+def test_a_quiet_connection_is_never_stale() -> None:
+    """A connection that does not stream (private myOrder) is never resubscribed for silence."""
+    session = open_session("private")
+    _, seen = answer_pings_until(session, 0.0, 120.0)
+    assert not any(isinstance(a, Resubscribe | DeclareDead) for a in seen)
 
 
 def test_turning_streaming_on_starts_the_silence_clock_now() -> None:
@@ -468,6 +532,83 @@ def test_short_sessions_escalate_the_backoff() -> None:
         session.connected(now)
     assert delays[-1] > 1.0
     assert delays[0] <= 0.1
+
+
+def flap(session: Session, now: float, *, proof: str) -> tuple[float, WaitBackoff]:
+    """Run one socket of a flapping network: request sent, ``proof``, then an abrupt drop."""
+    session.request_sent(now)
+    if proof == "data":
+        session.data_received(now + 0.01)
+        session.frame_received(now + 0.01)
+    elif proof == "pong":
+        session.pong_received(now + 0.01)
+    elif proof == "error":
+        session.frame_received(now + 0.01)  # an error frame: proof of life, not of the path
+    session.closed(now + 0.5, code=1006)
+    wait = session.poll(now + 0.5)[-1]
+    assert isinstance(wait, WaitBackoff)
+    session.poll(wait.until)
+    session.connected(wait.until)
+    return wait.until, wait
+
+
+@pytest.mark.parametrize("proof", ["data", "pong"])
+def test_a_socket_that_proved_the_path_restarts_the_backoff(proof: str) -> None:
+    """Issue #9: a socket that got its request answered (data, or a pong) resets the backoff."""
+    session = open_session()
+    now = 0.0
+    for _ in range(10):
+        now, wait = flap(session, now, proof=proof)
+        assert wait.delay <= DEFAULTS.backoff.first_delay
+        assert session.statistics(now).backoff_step == 1
+
+
+@pytest.mark.parametrize("proof", ["none", "error", "request_only"])
+def test_sockets_that_prove_nothing_escalate(proof: str) -> None:
+    """A socket closed before data, after an error frame, or after its request only escalates."""
+    session = open_session()
+    now = 0.0
+    delays = []
+    for _ in range(6):
+        now, wait = flap(session, now, proof=proof)
+        delays.append(wait.delay)
+    assert delays[-1] > 1.0
+    assert session.statistics(now).backoff_step == 6
+
+
+def test_data_before_any_request_proves_nothing() -> None:
+    """data_received without request_sent (nothing asked) does not prove the path."""
+    session = open_session()
+    session.data_received(0.1)
+    assert not session.proved
+    session.request_sent(0.2)
+    assert not session.proved
+    session.data_received(0.3)
+    assert session.proved
+    assert session.statistics(0.3).proved
+
+
+def test_proof_belongs_to_one_socket() -> None:
+    """The next socket starts unproved: its own drop before data takes the second step."""
+    session = open_session()
+    now, _ = flap(session, 0.0, proof="data")
+    assert not session.proved
+    now, wait = flap(session, now, proof="none")
+    assert session.statistics(now).backoff_step == 2
+    assert wait.delay > DEFAULTS.backoff.first_delay * (1 - DEFAULTS.backoff.jitter)
+
+
+def test_a_proved_socket_after_a_429_starts_over_but_429_keeps_its_floor() -> None:
+    """429 waits its floor; a socket that then proves the path restarts from the first step."""
+    session = open_session()
+    session.closed(0.5, error=RateLimitedError(429))
+    wait = session.poll(0.5)[-1]
+    assert isinstance(wait, WaitBackoff)
+    assert wait.delay >= DEFAULTS.backoff.rate_limited_floor
+    session.poll(wait.until)
+    session.connected(wait.until)
+    _, wait = flap(session, wait.until, proof="data")
+    assert wait.delay <= DEFAULTS.backoff.first_delay
 
 
 def test_close_code_defaults_to_abnormal_closure() -> None:
@@ -930,6 +1071,8 @@ class SessionMachine(RuleBasedStateMachine):
                 assert action.attempt >= 1
             if isinstance(action, WaitBackoff):
                 assert action.delay >= 0.0
+            if isinstance(action, Resubscribe):
+                assert self.s.streaming and self.s.state in {"open", "degraded"}
 
     # inputs
 
@@ -962,6 +1105,28 @@ class SessionMachine(RuleBasedStateMachine):
     @rule()
     def pong(self) -> None:
         self.s.pong_received(self.now)
+
+    @rule()
+    def request_sent(self) -> None:
+        self.s.request_sent(self.now)
+
+    @rule()
+    def data_received(self) -> None:
+        self.s.data_received(self.now)
+
+    @rule(code=st.sampled_from([None, 1006]))
+    def proved_socket_drops(self, code: int | None) -> None:
+        """A socket that proved the path drops: the retry is drawn from the first range."""
+        if self.s.state not in {"open", "degraded"}:
+            return
+        self.s.request_sent(self.now)
+        self.s.data_received(self.now)
+        assert self.s.proved
+        self.s.closed(self.now, code=code)
+        stats = self.s.statistics(self.now)
+        assert stats.backoff_step == 1
+        assert stats.last_retry_delay is not None
+        assert stats.last_retry_delay <= DEFAULTS.backoff.first_delay
 
     @rule(code=st.sampled_from([None, 1000, 1006, 1011]))
     def closed_with_code(self, code: int | None) -> None:
@@ -1023,6 +1188,11 @@ class SessionMachine(RuleBasedStateMachine):
             stats = self.s.statistics(self.now)
             assert sum(stats.failures_by_cause.values()) == stats.failures
             assert stats.state_age >= 0 and (stats.last_frame_age or 0.0) >= 0
+
+    @invariant()
+    def proof_needs_a_live_socket(self) -> None:
+        if self.session is not None and self.s.proved:
+            assert self.s.state in {"open", "degraded"}
 
     @invariant()
     def never_gives_up(self) -> None:

@@ -15,6 +15,7 @@ from tests.aio.connection_helpers import (
     our_tasks,
     running_sim,
     sim_connection,
+    sim_until,
 )
 from tests.observe.helpers import get, observed
 from upbit_ws.aio.manager import WebSocketManager
@@ -58,6 +59,26 @@ async def test_healthz_is_503_during_a_blackhole_and_200_after_recovery() -> Non
         public = doc["connections"][0]
         assert public["socket"] == 2 and public["reconnects"] == 1
         assert public["subscription"]["desired"] == {"ticker": ["KRW-BTC"]}
+
+
+async def test_healthz_is_503_while_a_stream_is_stale() -> None:
+    """Issue #9 item 2: data stops while pongs flow: 503 naming the stale stream, then 200."""
+    config = replace(
+        FAST,
+        keepalive=replace(FAST.keepalive, stale_after=1.0),
+        timeouts=replace(FAST.timeouts, subscription_change=5.0),
+    )
+    async with observed(config=config) as o:
+        o.ws.component("chart").subscribe("ticker", ["KRW-BTC"])
+        await o.log.state("public", "open")
+        first = sim_connection(o.sim, "public")
+        o.sim.mute(first.id, sticky=True)
+        await sim_until(o.sim, lambda: len(first.requests) >= 2, within=10)  # the resubscribe
+        status, doc = await healthz(o.url)
+        assert o.ws.public.generation == 1, "the socket was replaced before the check"
+        assert status == 503 and "stale" in str(doc["reasons"]), doc
+        await o.log.state("public", "reconnecting", within=10)
+        await o.log.state("public", "open", within=5)
 
 
 async def test_healthz_reports_each_connection_and_the_key() -> None:

@@ -119,6 +119,95 @@ async def test_abort() -> None:
         ]
 
 
+async def test_flapping_network_does_not_escalate_the_backoff() -> None:
+    """Issue #9: a socket dropped after every few frames of healthy data always retries first-step.
+
+    Each of the 10 sockets opened, sent its request and delivered data before the abort, so
+    each proved the path: the session's published backoff step stays at 1 and its delay in the
+    first range (with the old 10 s reset rule the step climbed to 10 and the delay to the cap).
+    """
+    first = FAST.backoff.first_delay
+    async with rig() as r:
+        await r.streaming()
+        for drop in range(10):
+            generation = drop + 1
+            await r.resubscribed(generation)
+            seen = r.listener.frames
+            await r.listener.until(lambda seen=seen: r.listener.frames >= seen + 3)
+            assert r.ws.public.statistics().proved
+            mark = r.log.mark()
+            r.sim.abort()
+            await r.log.state("public", "reconnecting", since=mark)
+            stats = r.ws.public.statistics()
+            assert stats.backoff_step == 1, (drop, stats.backoff_step)
+            assert stats.last_retry_delay is not None
+            assert stats.last_retry_delay <= first, (drop, stats.last_retry_delay)
+        await r.resubscribed(11)
+
+
+async def test_a_fast_flapping_network_stays_under_five_connects_per_second() -> None:
+    """Issue #9: drops right after data reset the backoff, yet connects stay within 5/s.
+
+    Every socket proves the path (a frame after its request) and is dropped at once, so the
+    backoff alone would reconnect within 20 ms each time; the process-wide connect limiter
+    (``core/ratelimit.py``, Upbit: 5 connects/s, protocol.md section 8.1) must pace them.
+    """
+    async with rig() as r:
+        await r.streaming()
+        for generation in range(1, 13):
+            await r.listener.until(lambda g=generation: r.listener.opens >= g, within=10)
+            await r.listener.until(lambda g=generation: r.ws.public.generation == g, within=10)
+            seen = r.listener.frames
+            await r.listener.until(lambda seen=seen: r.listener.frames > seen, within=10)
+            r.sim.abort()
+        await r.resubscribed(13)
+        opened = sorted(
+            c.opened_at for c in r.sim.connections(include_closed=True) if c.kind == "public"
+        )
+        assert len(opened) == 13
+        # Any 6 consecutive opens span more than one second (loopback timing, a small margin).
+        assert all(b - a > 0.95 for a, b in zip(opened, opened[5:], strict=False))
+        assert r.sim.statistics().connections_refused == {}
+        assert r.ws.public.statistics().backoff_step <= 1
+
+
+#: FAST with a short stale bound: a muted stream is stale after 1 s without data.
+STALE_FAST = replace(FAST, keepalive=replace(FAST.keepalive, stale_after=1.0))
+
+
+async def test_a_stale_stream_is_resubscribed_on_the_same_socket() -> None:
+    """Issue #9 item 2: data stops, pongs go on: the request is re-sent and data flows again."""
+    async with rig(config=STALE_FAST) as r:
+        await r.streaming()
+        conn = sim_connection(r.sim, "public")
+        r.sim.mute(conn.id)  # un-muted by the next subscription request
+        await r.listener.until(lambda: r.listener.stale == 1, within=10)
+        await r.listener.next_frame(within=5)
+        stats = r.ws.public.statistics()
+        assert stats.stale_resubscribes == 1
+        assert r.ws.public.generation == 1  # no reconnect was needed
+        assert len(conn.requests) == 2  # the request, then the same request again
+        assert r.ws.health().ok
+
+
+async def test_a_stream_still_stale_after_the_resubscribe_reconnects() -> None:
+    """Data stays off after the resend: not ok in health with a stale reason, then a new socket."""
+    # A long wait for data after the resend keeps the stale state observable under load.
+    config = replace(STALE_FAST, timeouts=replace(STALE_FAST.timeouts, subscription_change=5.0))
+    async with rig(config=config) as r:
+        await r.streaming()
+        r.sim.mute(sim_connection(r.sim, "public").id, sticky=True)
+        await r.listener.until(lambda: r.listener.stale == 1, within=10)
+        health = r.ws.health()
+        (public,) = [c for c in health.connections if c.connection == "public"]
+        assert not public.ok and not health.ok
+        assert public.reason is not None and "stale" in public.reason
+        down = await r.log.state("public", "reconnecting", within=10)
+        assert "stale" in down.reason
+        await r.resubscribed(2)
+        assert r.ws.health().ok
+
+
 async def test_clean_close_1000() -> None:
     """A clean close (1000) is an ordinary close: reconnect and resubscribe."""
     async with rig() as r:

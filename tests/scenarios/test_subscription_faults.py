@@ -19,6 +19,8 @@ import pytest
 from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, our_tasks
 from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, until
 from upbit_ws.aio.manager import WebSocketManager
+from upbit_ws.core.buffer import Gap
+from upbit_ws.core.errors import InvalidInputError, ServerRejectedError
 from upbit_ws.core.events import GapEvent
 from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection
@@ -172,3 +174,103 @@ async def test_a_change_made_while_the_request_is_in_flight_is_not_lost() -> Non
             await until(lambda: "last request applied" in str(ws.subscriptions()), within=8)
             view = ws.subscriptions().public
             assert [(w.type, w.code) for w in view.confirmed] == [("orderbook", "KRW-ETH")]
+
+
+async def test_one_spurious_rejection_does_not_leave_a_valid_subscription_unsent() -> None:
+    """Issue #9 item 1: one INVALID_PARAM answering a valid request; it is sent again and flows."""
+    async with streaming() as (sim, ws, log, _book, _tape):
+        first = newest_public(sim)
+        sim.reject_requests(1, name="INVALID_PARAM")
+        coins = ws.component("coins").subscribe("ticker", ["KRW-XRP"])
+        await log.state("public", "reconnecting", within=3)
+        resent = await requests_on_a_new_socket(sim, first)
+        assert ("ticker", "KRW-XRP") in entries(resent[0])
+        assert (await next_item(coins)).code == "KRW-XRP"
+        await until(lambda: "last request applied" in str(ws.subscriptions()))
+        server = {(e.type, e.code) for e in newest_public(sim).entries}
+        assert ("ticker", "KRW-XRP") in server
+
+
+async def test_a_request_rejected_twice_fails_the_subscription_that_added_it_loudly() -> None:
+    """Rejected again in a row: the subscription that added the stream fails; others flow on."""
+    async with streaming() as (sim, ws, _log, book, tape):
+        sim.reject_requests(2, name="INVALID_PARAM")
+        coins = ws.component("coins").subscribe("ticker", ["KRW-XRP"])
+        with pytest.raises(ServerRejectedError, match="twice in a row"):
+            await next_item(coins, within=10.0)
+        await until(lambda: "last request applied" in str(ws.subscriptions()), within=10.0)
+        assert (await fresh(book)).code == "KRW-BTC"
+        assert (await fresh(tape)).code == "KRW-BTC"
+        server = {(e.type, e.code) for e in newest_public(sim).entries}
+        assert server == {("orderbook", "KRW-BTC"), ("trade", "KRW-BTC")}
+
+
+async def test_a_reconnect_puts_a_gap_in_band_for_trade_consumers_of_items() -> None:
+    """Issue #9 item 5: items() of a trade subscription reaches a reconnect Gap, then new data."""
+    async with streaming() as (sim, _ws, log, _book, tape):
+        items = tape.items()
+        await next_item(items)
+        sim.abort()
+        down = await log.state("public", "reconnecting", within=3)
+        while not isinstance(item := await next_item(items, within=10.0), Gap):
+            pass
+        assert item.reason == "reconnect" and item.dropped == 0
+        assert item.since is not None and item.since <= down.at
+        after = await next_item(items, within=10.0)
+        assert not isinstance(after, Gap) and after.code == "KRW-BTC"
+        (event,) = [e for e in log.drain() if isinstance(e, GapEvent)]
+        assert (event.reason, event.since) == ("reconnect", item.since)
+
+
+async def test_a_gap_starts_at_the_last_frame_received_not_at_the_detection() -> None:
+    """Issue #9 item 3: after a blackhole, GapEvent.since is before the unanswered ping went out.
+
+    The socket is declared dead a pong timeout after a ping that followed the last frame, so
+    a gap that starts at the last frame begins at least that long before the detection.
+    """
+    async with streaming() as (sim, _ws, log, _book, tape):
+        items = tape.items()
+        sim.blackhole(30.0)
+        down = await log.state("public", "reconnecting", within=10)
+        event = await log.wait_for(GapEvent, within=10)
+        assert event.reason == "reconnect"
+        assert event.since <= down.at - FAST.keepalive.pong_timeout
+        while not isinstance(item := await next_item(items, within=10.0), Gap):
+            pass
+        assert item.since == event.since
+
+
+async def test_trade_backfill_fills_a_reconnect_gap_in_order_once() -> None:
+    """Issue #9: backfill=True fetches the trades a blackhole missed from /v1/trades/ticks.
+
+    They come in order before the live ones, each sequential_id once, with no Gap left (the
+    simulator's history reaches back to the gap's start); every trade REST lists between the
+    first and the last delivered one was delivered.
+    """
+    async with streaming() as (sim, ws, log, _book, _tape):
+        tape = ws.component("filled").subscribe("trade", ["KRW-BTC"], backfill=True)
+        items = tape.items()
+        delivered: list[Any] = [await next_item(items, within=10.0)]
+        sim.blackhole(30.0)
+        await log.state("public", "reconnecting", within=10)
+        await log.state("public", "open", within=10)
+        reopened_ms = sim.wall_time() * 1000.0
+        while delivered[-1].trade_timestamp < reopened_ms + 500:
+            item = await next_item(items, within=10.0)
+            assert not isinstance(item, Gap), "the backfill should have covered the gap"
+            delivered.append(item)
+        ids = [t.sequential_id for t in delivered]
+        assert len(ids) == len(set(ids)), "a trade was delivered twice"
+        stamps = [t.trade_timestamp for t in delivered]
+        assert stamps == sorted(stamps), "trades out of order"
+        history = await ws.rest.trades_ticks("KRW-BTC", count=500)
+        first, last = stamps[0], stamps[-1]
+        wanted = {t.sequential_id for t in history if first < t.timestamp < last}
+        assert wanted <= set(ids), f"missed {len(wanted - set(ids))} trades"
+
+
+async def test_backfill_is_for_trade_subscriptions_only() -> None:
+    """backfill=True on another type is bad input, raised at once."""
+    async with streaming() as (_sim, ws, _log, _book, _tape):
+        with pytest.raises(InvalidInputError, match="trade subscriptions only"):
+            ws.component("x").subscribe("ticker", ["KRW-BTC"], backfill=True)

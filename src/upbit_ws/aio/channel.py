@@ -124,6 +124,7 @@ class Channel:
         change_timeout: float,
         markets: Callable[[], frozenset[str] | None],
         before_send: Callable[[], None],
+        fail_subscriptions: Callable[[Iterable[SubId], BaseException], None] | None = None,
     ) -> None:
         self.kind: ConnectionKind = kind
         self._book = book
@@ -135,6 +136,8 @@ class Channel:
         self._change_timeout = change_timeout
         self._markets = markets
         self._before_send = before_send
+        self._sinks = sinks
+        self._fail_subscriptions = fail_subscriptions
         self.router = Router(
             book,
             connection=kind,
@@ -162,6 +165,8 @@ class Channel:
         # The plan of that request (None: nothing written on this socket yet).
         self._socket_plan: Plan | None = None
         self._closed_at: float | None = None
+        # The receive time of the last frame on any socket: where a connection loss begins.
+        self._last_frame_at: float | None = None
         # Pending LIST_SUBSCRIPTIONS questions by ticket, oldest first.
         self._list_waiters: dict[str, asyncio.Future[SubscriptionList]] = {}
         self.change_latency = LatencyHistogram()
@@ -177,6 +182,7 @@ class Channel:
         self.list_requests = 0
         self.reconnect_gaps = 0
         self.flusher_restarts = 0
+        self.stale_resubscribes = 0
 
     def __repr__(self) -> str:
         return f"<channel {self.kind} requests_sent={self.requests_sent}>"
@@ -196,12 +202,31 @@ class Channel:
             self.poke(now)
 
     def on_closed(self, connection: ManagedConnection) -> None:
-        """Note the socket is gone: nothing streams and nothing is in flight any more."""
+        """Note the socket is gone: nothing streams and nothing is in flight any more.
+
+        The loss begins at the last frame received (issue #9: not when the loss was noticed,
+        up to a pong timeout later), or at the loss of an earlier socket that delivered
+        nothing since.
+        """
         self._forget_socket()
-        self._closed_at = self._now()
+        last = connection.session.last_frame_at
+        if last is not None:
+            self._last_frame_at = last
+        if self._closed_at is None:
+            since = self._last_frame_at
+            self._closed_at = since if since is not None else self._now()
         self._fail_list_waiters(
             TransportError(f"the {self.kind} connection closed before Upbit answered")
         )
+
+    def on_stale(self, connection: ManagedConnection) -> None:
+        """Re-send the whole desired state with fresh snapshots on the same socket (issue #9)."""
+        if connection is not self.connection:
+            return
+        self.stale_resubscribes += 1
+        self._forget_socket()
+        if self._desired():
+            self.poke(self._now())
 
     def _forget_socket(self) -> None:
         self._reset_inflight()
@@ -422,18 +447,53 @@ class Channel:
             self.kind,
             error.name,
             error.message,
-            "keeping the last accepted subscription"
+            "twice in a row: keeping the last accepted subscription"
             if remembered
-            else "Upbit accepted each of its streams before, so it is sent again",
+            else "it is sent again after the reconnect (accepted before, or rejected only once)",
             extra={"connection": self.kind, "error_name": error.name},
         )
+        if remembered:
+            self._fail_added(plan, error)
         self._publish(
             RequestRejected(
                 at=self._now(), connection=self.kind, name=error.name, message=error.message
             )
         )
 
+    def _fail_added(self, plan: Plan, error: ErrorFrame) -> None:
+        """Fail, loudly, the subscriptions that added the streams Upbit refused twice."""
+        accepted = self._planner.last_accepted(self.kind)
+        refused = [w for w in plan.desired if w not in accepted]
+        ids: dict[SubId, None] = {}
+        for want in refused:
+            ids.update(dict.fromkeys(self._book.subscribers(want.type, want.code, want.level)))
+        if not ids or self._fail_subscriptions is None:
+            return
+        shown = ", ".join(str(w) for w in refused)[:300]
+        _log.warning(
+            "Upbit rejected the %s subscription request twice in a row with %s: %s; failing "
+            "the %d subscription(s) that added %s",
+            self.kind,
+            error.name,
+            error.message,
+            len(ids),
+            shown,
+            extra={"connection": self.kind, "error_name": error.name},
+        )
+        failure = ServerRejectedError(
+            error.name, f"{error.message} (refused twice in a row; streams: {shown})"
+        )
+        self._fail_subscriptions(tuple(ids), failure)
+
     def _publish_reconnect_gaps(self, since: float, now: float) -> None:
+        if self.kind == "public":
+            # In band too (issue #9 item 5): each event subscription's consumer of items()
+            # reaches a Gap where the loss was. Ticker and orderbook need none: the snapshot
+            # sent after the resubscription supersedes what was lost (and their ``latest``
+            # buffers keep only the newest message per code anyway).
+            for sub in list(self._sinks.values()):
+                if sub.connection == self.kind and sub.type in _GAP_TYPES:
+                    sub._mark_reconnect_gap(since)
         types = sorted({w.type for w in self._desired() if w.type in _GAP_TYPES})
         for kind in types:
             self.reconnect_gaps += 1

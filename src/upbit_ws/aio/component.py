@@ -57,6 +57,7 @@ class ComponentOwner(Protocol):
         level: int | float | None,
         policy: OverflowPolicy | None,
         capacity: int | None,
+        backfill: bool = False,
     ) -> Subscription[Any]:
         """Create a subscription for ``component``."""
         ...
@@ -111,6 +112,7 @@ class Component:
         *,
         policy: OverflowPolicy | None = None,
         capacity: int | None = None,
+        backfill: bool = False,
     ) -> Subscription[Trade]: ...
 
     @overload
@@ -165,6 +167,7 @@ class Component:
         level: int | float | None = None,
         policy: OverflowPolicy | None = None,
         capacity: int | None = None,
+        backfill: bool = False,
     ) -> Subscription[Any]: ...
 
     def subscribe(
@@ -176,6 +179,7 @@ class Component:
         level: int | float | None = None,
         policy: OverflowPolicy | None = None,
         capacity: int | None = None,
+        backfill: bool = False,
     ) -> Subscription[Any]:
         """Subscribe this component to ``type`` for ``codes`` and return the subscription.
 
@@ -185,7 +189,10 @@ class Component:
         follow new listings and delistings. ``depth`` (1, 5, 15 or 30; default 30) and
         ``level`` (price grouping, default 0) apply to ``orderbook`` only. ``policy``
         overrides the overflow policy (``latest``, ``drop_oldest``, ``never_drop``) and
-        ``capacity`` the buffer bound.
+        ``capacity`` the buffer bound. ``backfill`` (``trade`` only): after a reconnect,
+        the missed trades are fetched from ``GET /v1/trades/ticks`` and delivered in order
+        before the live ones, each ``sequential_id`` once; a gap older than that API returns
+        stays a :class:`~upbit_ws.Gap` in :meth:`Subscription.items`.
 
         Raises :class:`~upbit_ws.UnknownCodeError` (with close matches) for a code Upbit does
         not list, and :class:`~upbit_ws.InvalidInputError` for any other bad input. The
@@ -200,6 +207,7 @@ class Component:
                 level=level,
                 policy=policy,
                 capacity=capacity,
+                backfill=backfill,
             )
 
     def subscriptions(self) -> tuple[Subscription[Any], ...]:

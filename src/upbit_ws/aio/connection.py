@@ -91,6 +91,7 @@ from upbit_ws.core.session import (
     CloseSocket,
     Connect,
     DeclareDead,
+    Resubscribe,
     SendPing,
     Session,
     WaitBackoff,
@@ -169,6 +170,13 @@ class ConnectionListener(Protocol):
     def on_closed(self, connection: ManagedConnection) -> None:
         """Note that the socket is gone (any reason); a reconnect follows unless closing."""
 
+    def on_stale(self, connection: ManagedConnection) -> None:
+        """Re-send the full request on the open socket, with snapshots: the stream went stale.
+
+        The socket answers pings but no data came for ``KeepaliveConfig.stale_after``; if none
+        comes soon after this resend either, the connection reconnects by itself.
+        """
+
 
 class NullListener:
     """A listener with nothing to subscribe: sends nothing, ignores frames.
@@ -194,6 +202,9 @@ class NullListener:
 
     def on_closed(self, connection: ManagedConnection) -> None:
         """Do nothing."""
+
+    def on_stale(self, connection: ManagedConnection) -> None:
+        """Do nothing: nothing is subscribed (the silence probe is off anyway)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +260,14 @@ class ConnectionStatistics:
     failures_by_cause: Mapping[str, int] = field(default_factory=dict)
     state_since_wall: float = 0.0
     last_error_at_wall: float | None = None
+    #: Reconnect backoff (issue #9): see :class:`~upbit_ws.core.session.SessionStatistics`.
+    backoff_step: int = 0
+    last_retry_delay: float | None = None
+    proved: bool = False
+    #: Stale streams (issue #9): see :class:`~upbit_ws.core.session.SessionStatistics`.
+    stale: bool = False
+    stale_reason: str | None = None
+    stale_resubscribes: int = 0
 
 
 class _Counters:
@@ -311,6 +330,7 @@ class _Handler:
 
     __slots__ = (
         "_counters",
+        "_data_received",
         "_deliver",
         "_frame_received",
         "_kind",
@@ -319,6 +339,7 @@ class _Handler:
         "_on_error_frame",
         "_on_pong",
         "_on_recovery",
+        "awaiting_data",
         "error",
         "listener",
         "live",
@@ -331,6 +352,7 @@ class _Handler:
         counters: _Counters,
         now: Callable[[], float],
         frame_received: Callable[[float], None],
+        data_received: Callable[[float], None],
         on_error_frame: Callable[[_Handler, bytes], None],
         on_recovery: Callable[[], None],
         on_pong: Callable[[], None],
@@ -340,6 +362,7 @@ class _Handler:
         self._counters = counters
         self._now = now
         self._frame_received = frame_received
+        self._data_received = data_received
         self._on_error_frame = on_error_frame
         self._on_recovery = on_recovery
         self._on_pong = on_pong
@@ -349,6 +372,9 @@ class _Handler:
         self._deliver: Callable[[bytes, float], None] = _ignore
         self.listener: ConnectionListener | None = None
         self.live = True
+        #: Set when a request went out on this socket and no data frame has proved it yet: the
+        #: first data frame reports ``Session.data_received`` (once, not per frame).
+        self.awaiting_data = False
         #: The last error frame seen on this socket.
         self.error: ErrorFrame | None = None
 
@@ -370,6 +396,9 @@ class _Handler:
             return
         if counters.degraded:
             self._on_recovery()  # the frame proved the socket alive: publish the recovery
+        if self.awaiting_data:
+            self.awaiting_data = False
+            self._data_received(now)  # the path works: the next drop retries at once
         try:
             self._deliver(payload, now)
         except Exception:
@@ -551,6 +580,12 @@ class ManagedConnection:
             last_error_at_wall=(
                 self._last_error_at + to_wall if self._last_error_at is not None else None
             ),
+            backoff_step=s.backoff_step,
+            last_retry_delay=s.last_retry_delay,
+            proved=s.proved,
+            stale=s.stale,
+            stale_reason=s.stale_reason,
+            stale_resubscribes=s.stale_resubscribes,
         )
 
     # --- commands -------------------------------------------------------------------------
@@ -585,6 +620,10 @@ class ManagedConnection:
         if sock.closed.is_set():
             raise ConnectionClosedError(sock.close_code, "closed before the frame was sent")
         sock.ws.send_text(frame)
+        session = self._session
+        session.request_sent(self._now())
+        if not session.proved:
+            sock.handler.awaiting_data = True
         counters.messages_sent += 1
         counters.bytes_sent += len(frame)
         timeout = self.config.timeouts.send
@@ -812,6 +851,7 @@ class ManagedConnection:
             counters=self._counters,
             now=self._now,
             frame_received=self._session.frame_received,
+            data_received=self._session.data_received,
             on_error_frame=self._error_frame,
             on_recovery=self._report,
             on_pong=self._pong,
@@ -852,6 +892,22 @@ class ManagedConnection:
                     self._tg.create_task(
                         self._close_gracefully(sock.ws, action.timeout),
                         name=f"{_TASK_PREFIX}:{self.kind}:close-{sock.generation}",
+                    )
+            case Resubscribe():
+                _log.warning(
+                    "%s connection: %s",
+                    self.kind,
+                    action.reason,
+                    extra={"connection": self.kind, "reason": action.reason},
+                )
+                try:
+                    self._listener.on_stale(self)
+                except Exception:
+                    self._counters.listener_errors += 1
+                    _log.exception(
+                        "%s connection: listener failed on a stale stream",
+                        self.kind,
+                        extra={"connection": self.kind},
                     )
             case WaitBackoff():
                 _log.log(

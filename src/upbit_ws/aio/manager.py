@@ -99,7 +99,9 @@ class ConnectionHealth:
     ``since_wall`` is when it entered ``state``, in epoch seconds (UTC wall clock); ``since``
     is the same instant on the shell's monotonic clock (``loop.time()`` seconds, comparable
     only with other monotonic times of this process). ``reason`` describes now: why the
-    connection is not usable (its last failure), None while it is ok.
+    connection is not usable (its last failure, or a stream gone stale: no data past
+    ``KeepaliveConfig.stale_after`` while pings are answered, being resubscribed), None while
+    it is ok.
     """
 
     connection: ConnectionKind
@@ -600,14 +602,14 @@ class WebSocketManager:
 
 def _health(conn: ManagedConnection, now: float, wall: float) -> ConnectionHealth:
     stats = conn.statistics()
-    ok = stats.state in LIVE_STATES
+    ok = stats.state in LIVE_STATES and not stats.stale
     return ConnectionHealth(
         connection=conn.kind,
         ok=ok,
         state=stats.state,
         since=stats.state_since,
         # The last failure explains a connection that is down; once open again it is history
-        # (statistics().last_error keeps it).
-        reason=None if ok else stats.last_error,
+        # (statistics().last_error keeps it). A stale stream is not ok and says so.
+        reason=stats.stale_reason if stats.stale else (None if ok else stats.last_error),
         since_wall=wall - (now - stats.state_since),
     )

@@ -32,6 +32,7 @@ manager shuts down, iteration ends after the messages already buffered have been
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
@@ -60,6 +61,8 @@ M = TypeVar("M", bound=DataMessage)
 #: the consumer's live set small; above a few hundred, throughput falls (cache-cold frees;
 #: see benchmarks/README-subscriptions.md).
 DEFAULT_BATCH: Final = 256
+#: How many recent trade ids a backfilled subscription remembers, to deliver each trade once.
+_RECENT_IDS: Final = 4096
 
 
 class SubscriptionOwner(Protocol):
@@ -71,6 +74,14 @@ class SubscriptionOwner(Protocol):
 
     def close_subscription(self, sub: Subscription[Any]) -> None:
         """Unsubscribe ``sub``."""
+        ...
+
+    async def backfill(self, sub: Subscription[Any], gap: Gap) -> list[Any]:
+        """Return what replaces reconnect ``gap`` of a backfilled trade subscription, in order.
+
+        The missed trades (oldest first), preceded by ``gap`` itself when they do not reach
+        back to its start; just ``[gap]`` when they cannot be fetched.
+        """
         ...
 
     def gap_reached(self, sub: Subscription[Any], gap: Gap, since: float) -> None:
@@ -124,12 +135,16 @@ class Subscription(Generic[M]):
 
     __slots__ = (
         "__weakref__",
+        "_backfill",
+        "_backfilled",
         "_buffer",
         "_closed",
         "_ended",
         "_error",
         "_loss_since",
         "_owner",
+        "_recent",
+        "_replay",
         "_waiter_box",
         "codes",
         "component",
@@ -153,8 +168,17 @@ class Subscription(Generic[M]):
         level: int | float | None,
         policy: OverflowPolicy,
         capacity: int | None,
+        backfill: bool = False,
     ) -> None:
         self._owner = owner
+        #: Trade backfill (issue #9): a reconnect gap is filled from REST before live trades.
+        self._backfill = backfill
+        # Backfilled items waiting to be handed out, before anything in the buffer.
+        self._replay: deque[Any] = deque()
+        # sequential_ids delivered lately (backfill only): a backfilled trade seen live before
+        # the loss is not delivered twice, nor a live one after it that was backfilled.
+        self._recent: deque[int] = deque(maxlen=_RECENT_IDS)
+        self._backfilled: set[int] = set()
         self._buffer: DeliveryBuffer[M] = DeliveryBuffer(policy=policy, capacity=capacity)
         self._closed = False  # unsubscribed: stop at once
         self._ended = False  # the service shut down: stop once the buffer is empty
@@ -245,14 +269,33 @@ class Subscription(Generic[M]):
                 except StopAsyncIteration:
                     return
                 continue
+            marked = buffer.markers
             raw = buffer.drain(max_items)
-            # Nothing is pushed during a drain, so a gap marker can only come first.
-            first = raw[0]
-            if isinstance(first, Gap):
-                self._gap(first)
-                del raw[0]
+            # An overflow marker can only come first (nothing is pushed during a drain), but a
+            # reconnect marker sits where the connection was lost: then look at every item.
+            if self._backfill:
+                raw = await self._backfilled_batch(raw)
+            elif marked or isinstance(raw[0], Gap):
+                for item in raw:
+                    if isinstance(item, Gap):
+                        self._gap(item)
+                raw = [item for item in raw if not isinstance(item, Gap)]
             if raw:
                 yield cast(list[M], raw)
+
+    async def _backfilled_batch(self, raw: list[Any]) -> list[Any]:
+        """Replace reconnect gaps in ``raw`` by their backfill, drop duplicates and gaps."""
+        out: list[Any] = list(self._replay)
+        self._replay.clear()
+        for item in raw:
+            if isinstance(item, Gap):
+                if item.reason == "reconnect":
+                    out.extend(i for i in await self._filled(item) if not isinstance(i, Gap))
+                else:
+                    self._gap(item)
+            elif not self._seen(item):
+                out.append(item)
+        return out
 
     async def update(self, codes: Iterable[str]) -> None:
         """Replace this subscription's codes (type and options stay); wildcards allowed.
@@ -347,6 +390,11 @@ class Subscription(Generic[M]):
         self._wake()
         return gone
 
+    def _mark_reconnect_gap(self, since: float | None) -> None:
+        """Place a reconnect :class:`Gap` marker in band (see ``DeliveryBuffer.mark_gap``)."""
+        if not self._closed and self._buffer.mark_gap(since):
+            self._wake()
+
     def _mark_ended(self) -> None:
         """End iteration once the buffer is drained (manager shutdown)."""
         self._ended = True
@@ -373,12 +421,45 @@ class Subscription(Generic[M]):
         while True:
             if self._closed:
                 self._raise_end()
+            if self._replay:
+                return cast(M | Gap, self._replay.popleft())
             if buffer:
                 item = buffer.pop()
                 if isinstance(item, Gap):
+                    if self._backfill and item.reason == "reconnect":
+                        self._replay.extend(await self._filled(item))
+                        continue
                     self._gap(item)
+                elif self._backfill and self._seen(item):
+                    continue
                 return item
             await self._wait()
+
+    async def _filled(self, gap: Gap) -> list[Any]:
+        """Return the backfill of reconnect ``gap``, minus trades already delivered."""
+        delivered = set(self._recent)
+        out: list[Any] = []
+        for item in await self._owner.backfill(self, gap):
+            if isinstance(item, Gap):
+                out.append(item)
+                continue
+            seq = item.sequential_id
+            if seq in delivered or seq in self._backfilled:
+                continue
+            self._backfilled.add(seq)
+            self._recent.append(seq)
+            out.append(item)
+        return out
+
+    def _seen(self, item: Any) -> bool:
+        """Tell whether live trade ``item`` was delivered already (backfilled); note it."""
+        seq = item.sequential_id
+        backfilled = self._backfilled
+        if backfilled and seq in backfilled:
+            backfilled.discard(seq)
+            return True
+        self._recent.append(seq)
+        return False
 
     async def _wait(self) -> None:
         """Wait for the next push; raise StopAsyncIteration (or the error) when it is over."""
@@ -400,6 +481,8 @@ class Subscription(Generic[M]):
         raise StopAsyncIteration
 
     def _gap(self, gap: Gap) -> None:
+        if not gap.dropped:
+            return  # a reconnect marker: its GapEvent went out when the connection came back
         since = self._loss_since
         self._loss_since = None
         self._owner.gap_reached(self, gap, since if since is not None else 0.0)

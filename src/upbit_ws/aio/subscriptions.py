@@ -24,9 +24,12 @@ Upbit replaces a connection's whole subscription on every request and has no uns
   *silent* and logged: Upbit ignores unknown codes and unsupported levels without a word.
 * **Rejection.** An error frame naming a malformed request (``INVALID_PARAM``,
   ``WRONG_FORMAT``, ``NO_*``; section 7.2) while a request is in flight means Upbit refused it
-  and closes the socket (7.3): the planner marks it rejected, a
-  :class:`~upbit_ws.core.events.RequestRejected` event goes out, and after the reconnect the
-  planner falls back to the part Upbit last accepted, so one bad stream does not stop everyone.
+  and closes the socket (7.3): a :class:`~upbit_ws.core.events.RequestRejected` event goes
+  out. One rejection may be spurious (issue #9), so the same state goes out again after the
+  reconnect (paced by its backoff); rejected again in a row, the planner marks it rejected and
+  falls back to the part Upbit last accepted, and the subscriptions that added the refused
+  streams end with :class:`~upbit_ws.core.errors.ServerRejectedError` (their iterators raise
+  it), so one bad stream does not stop everyone and its consumer does not wait forever.
   Other error names (``INVALID_AUTH``: the key; ``TOO_MANY_REQUEST``) say nothing against the
   request, and the current state goes out again after the reconnect.
 * **Late joiners.** A new subscriber to a stream already flowing gets the stream's last
@@ -120,8 +123,9 @@ from upbit_ws.core.errors import (
     UpbitWsError,
 )
 from upbit_ws.core.events import BufferOverflowed, Event, GapEvent
-from upbit_ws.core.messages import SubscribedType
+from upbit_ws.core.messages import Change, SubscribedType, Trade
 from upbit_ws.core.planner import SubscriptionPlanner
+from upbit_ws.core.rest_types import TradeTick
 
 __all__ = [
     "ChannelStatistics",
@@ -136,6 +140,11 @@ _INSTRUMENTS_PER_REQUEST: Final = 100
 
 #: Crashes in a row, without progress in between, before a flusher is given up.
 _MAX_CRASHES: Final = 5
+#: Trades fetched per code to fill a reconnect gap (the most one /v1/trades/ticks call gives).
+_BACKFILL_PAGE: Final = 500
+#: Seconds subtracted from a gap's start before filtering backfilled trades by their exchange
+#: timestamp (clock skew); the duplicates it lets in are dropped by sequential_id.
+_BACKFILL_SKEW: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +195,9 @@ class SubscriptionService:
         self._rest = rest
         self._clock: Clock = clock or LoopClock()
         self._now: Callable[[], float] = self._clock.now
+        self._rest = rest
+        self.backfills = 0
+        self.backfill_failures = 0
         self._book = SubscriptionBook()
         self._planner = SubscriptionPlanner(self._book)
         self._sinks: dict[SubId, Subscription[Any]] = {}
@@ -214,6 +226,7 @@ class SubscriptionService:
                 change_timeout=config.timeouts.subscription_change,
                 markets=lambda: self._markets.codes,
                 before_send=self._refresh_wall_offset,
+                fail_subscriptions=self._fail_subscriptions,
             )
             for kind in CONNECTIONS
         }
@@ -396,6 +409,14 @@ class SubscriptionService:
                 self._book.unsubscribe(sub.sub_id)
                 sub._fail(error)
 
+    def _fail_subscriptions(self, sub_ids: Iterable[SubId], error: BaseException) -> None:
+        """End the subscriptions ``sub_ids`` with ``error`` (Upbit refused what they added)."""
+        for sub_id in sub_ids:
+            sub = self._sinks.get(sub_id)
+            if sub is not None:
+                self._remove(sub)
+                sub._fail(error)
+
     def _shut_down(self) -> None:
         for channel in self._channels.values():
             channel.fail_waiters()
@@ -457,6 +478,7 @@ class SubscriptionService:
         level: int | float | None,
         policy: OverflowPolicy | None,
         capacity: int | None,
+        backfill: bool = False,
     ) -> Subscription[Any]:
         """Create a subscription for ``component`` (see :meth:`Component.subscribe`)."""
         if self._closed:
@@ -480,6 +502,8 @@ class SubscriptionService:
                 f"{kind} events cannot use policy 'latest' (it would merge order events); "
                 "use never_drop (the default) or drop_oldest"
             )
+        if backfill and kind != "trade":
+            raise InvalidInputError(f"backfill applies to trade subscriptions only, not {kind}")
         requested = _requested(kind, codes)
         resolved, unchecked = self._resolve(kind, requested)
         if kind == "orderbook" and level and self._levels is not None:
@@ -500,6 +524,7 @@ class SubscriptionService:
                 level=held.level,
                 policy=policy,
                 capacity=capacity,
+                backfill=backfill,
             )
         except InvalidInputError:
             self._book.unsubscribe(sub_id)
@@ -556,6 +581,41 @@ class SubscriptionService:
         """Unsubscribe ``sub``; its iteration ends."""
         self._remove(sub)
         sub._mark_closed()
+
+    async def backfill(self, sub: Subscription[Any], gap: Gap) -> list[Any]:
+        """Fetch the trades a reconnect gap of ``sub`` missed (``GET /v1/trades/ticks``).
+
+        One page (the newest ``_BACKFILL_PAGE`` trades) per code, paced by the REST client;
+        the trades from the gap's start on (less a second of clock skew; duplicates are
+        dropped by ``sequential_id`` in the subscription) come oldest first. When a page does
+        not reach back to the start, the gap stays in front of them: a gap older than the
+        API returns stays a Gap. On any REST failure the gap is all there is.
+        """
+        rest = self._rest
+        if rest is None or gap.since is None:
+            return [gap]
+        clock = self._clock
+        start_ms = (clock.wall() - (clock.now() - gap.since) - _BACKFILL_SKEW) * 1000.0
+        trades: list[Trade] = []
+        complete = True
+        for code in sub.codes:
+            try:
+                ticks = await rest.trades_ticks(code, count=_BACKFILL_PAGE)
+            except UpbitWsError as exc:
+                self.backfill_failures += 1
+                _log.warning(
+                    "trade backfill of %s failed (%s); the gap stays a gap",
+                    code,
+                    exc,
+                    extra={"component": sub.component},
+                )
+                return [gap]
+            if len(ticks) >= _BACKFILL_PAGE and ticks[-1].timestamp >= start_ms:
+                complete = False
+            trades.extend(_trade_of(t) for t in ticks if t.timestamp >= start_ms)
+        trades.sort(key=lambda t: (t.trade_timestamp, t.sequential_id))
+        self.backfills += 1
+        return trades if complete else [gap, *trades]
 
     def gap_reached(self, sub: Subscription[Any], gap: Gap, since: float) -> None:
         """Publish an overflow gap event when a consumer reaches a gap marker."""
@@ -720,6 +780,26 @@ class SubscriptionService:
         offset = self._clock.wall() - now
         for channel in self._channels.values():
             channel.router.wall_offset = offset
+
+
+def _trade_of(tick: TradeTick) -> Trade:
+    """Return the trade frame a ``/v1/trades/ticks`` row stands for (signed change split)."""
+    delta = tick.change_price
+    change: Change = "RISE" if delta > 0 else "FALL" if delta < 0 else "EVEN"
+    return Trade(
+        code=tick.market,
+        trade_price=tick.trade_price,
+        trade_volume=tick.trade_volume,
+        ask_bid="ASK" if tick.ask_bid == "ASK" else "BID",
+        prev_closing_price=tick.prev_closing_price,
+        change=change,
+        change_price=abs(tick.change_price),
+        trade_date=tick.trade_date_utc,
+        trade_time=tick.trade_time_utc,
+        trade_timestamp=tick.timestamp,
+        timestamp=tick.timestamp,
+        sequential_id=tick.sequential_id,
+    )
 
 
 def _detached_message(kind: DataType) -> str:

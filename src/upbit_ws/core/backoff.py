@@ -1,13 +1,13 @@
 """Reconnect backoff: jittered, capped exponential delays that never give up.
 
 Ordinary failures (refused, reset, timed out, closed) retry fast at first (within
-``first_delay``, ~100 ms) and then back off exponentially up to ``cap``; a session that stayed
-open for ``reset_after`` seconds resets the sequence. Upbit's rate-limit answers get longer
-waits (``docs/protocol.md`` section 8.1): HTTP 429 jumps to a floor of several seconds and
-stays at least there for the rest of the sequence, and HTTP 418 (a block that grows on repeat)
-waits out the block, for the server's Retry-After when it gave one, else for a floor that
-doubles on every consecutive 418. A refused API key waits ``auth_retry`` (the key-health loop
-usually re-opens the connection sooner).
+``first_delay``, ~100 ms) and then back off exponentially up to ``cap``; a socket that proved
+the path (see :class:`~upbit_ws.core.session.Session`) resets the sequence. Upbit's rate-limit
+answers get longer waits (``docs/protocol.md`` section 8.1): HTTP 429 jumps to a floor of
+several seconds and stays at least there for the rest of the sequence, and HTTP 418 (a block
+that grows on repeat) waits out the block, for the server's Retry-After when it gave one, else
+for a floor that doubles on every consecutive 418. A refused API key waits ``auth_retry`` (the
+key-health loop usually re-opens the connection sooner).
 
 Randomness comes from one injected :class:`random.Random`, so tests are reproducible.
 """

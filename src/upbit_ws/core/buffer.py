@@ -39,10 +39,11 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Final, Generic, Literal, TypeVar
+from typing import Final, Generic, Literal, TypeVar, cast
 
 from upbit_ws.core.constants import DataType
 from upbit_ws.core.errors import InvalidInputError
+from upbit_ws.core.events import GapReason
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -84,14 +85,19 @@ def default_policy(type: DataType) -> OverflowPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """The delivery gap marker: ``dropped`` messages were lost before the next one.
+    """The delivery gap marker: messages were lost before the next one.
 
-    Only ``latest`` and ``drop_oldest`` buffers lose messages; a ``never_drop`` buffer never
-    hands out a gap.
+    ``reason`` ``overflow``: the buffer dropped ``dropped`` messages (only ``latest`` and
+    ``drop_oldest`` buffers lose messages). ``reconnect``: the connection was down, so the
+    server's events between ``since`` (the receive time of the last frame before the loss)
+    and the marker are unknown (``dropped`` is 0: the count is unknown); it is placed in
+    order, after the messages received before the loss and before those after it.
     """
 
     dropped: int
     policy: OverflowPolicy
+    reason: GapReason = "overflow"
+    since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,7 @@ class DeliveryBuffer(Generic[T]):
 
     __slots__ = (
         "_capacity",
+        "_carried",
         "_conflated",
         "_delivered",
         "_dropped",
@@ -134,6 +141,7 @@ class DeliveryBuffer(Generic[T]):
         "_high_water",
         "_keyed",
         "_latest",
+        "_markers",
         "_never_drop",
         "_over",
         "_overflows",
@@ -157,7 +165,12 @@ class DeliveryBuffer(Generic[T]):
         # Inside a never_drop overflow episode (depth above the bound since it began).
         self._over = False
         self._capacity = capacity
-        self._fifo: deque[T] = deque()
+        # Messages, and reconnect Gap markers in their place in the order (mark_gap).
+        self._fifo: deque[T | Gap] = deque()
+        self._markers = 0
+        # A reconnect marker pushed out of the front by an overflow: the overflow gap that
+        # replaces it carries its reason and start.
+        self._carried: Gap | None = None
         self._keyed: OrderedDict[Hashable, T] = OrderedDict()
         self._pending_gap = 0
         self._pushed = 0
@@ -205,20 +218,42 @@ class DeliveryBuffer(Generic[T]):
                 lost = True
         else:
             fifo = self._fifo
-            if len(fifo) >= self._capacity:
+            if len(fifo) - self._markers >= self._capacity:
                 if self._never_drop:
                     fifo.append(item)
-                    return self._grew(len(fifo))
-                fifo.popleft()
+                    return self._grew(len(fifo) - self._markers)
+                while isinstance(oldest := fifo.popleft(), Gap):
+                    self._markers -= 1
+                    self._carried = oldest
                 lost = True
             fifo.append(item)
-            depth = len(fifo)
+            depth = len(fifo) - self._markers
         if lost:
             self._dropped += 1
             self._pending_gap += 1
         if depth > self._high_water:
             self._high_water = depth
         return lost
+
+    @property
+    def markers(self) -> int:
+        """Return how many reconnect gap markers wait among the messages."""
+        return self._markers
+
+    def mark_gap(self, since: float | None) -> bool:
+        """Place a reconnect :class:`Gap` marker after the messages waiting now; return if placed.
+
+        For a connection loss: the consumer reaches the marker after every message received
+        before the loss and before any received after it. ``since`` is the receive time of
+        the last frame before the loss. A ``latest`` buffer places none (it keeps the newest
+        message per code, and the snapshot sent after the resubscription supersedes what was
+        lost); it returns ``False``.
+        """
+        if self._latest:
+            return False
+        self._fifo.append(Gap(0, self._policy, reason="reconnect", since=since))
+        self._markers += 1
+        return True
 
     def _grew(self, depth: int) -> bool:
         """Note a never_drop buffer holding ``depth`` > capacity; True if an episode began."""
@@ -232,7 +267,7 @@ class DeliveryBuffer(Generic[T]):
 
     def _shrank(self) -> None:
         """End the overflow episode once the depth is back within the bound."""
-        if self._over and len(self._fifo) <= self._capacity:
+        if self._over and len(self._fifo) - self._markers <= self._capacity:
             self._over = False
 
     def pop(self) -> T | Gap:
@@ -244,7 +279,12 @@ class DeliveryBuffer(Generic[T]):
         Raises :class:`IndexError` when the buffer is empty (check ``len()`` or truth first).
         """
         if self._pending_gap:
-            gap = Gap(self._pending_gap, self._policy)
+            carried = self._carried
+            if carried is not None:
+                self._carried = None
+                gap = Gap(self._pending_gap, self._policy, reason="reconnect", since=carried.since)
+            else:
+                gap = Gap(self._pending_gap, self._policy)
             self._pending_gap = 0
             self._gaps += 1
             return gap
@@ -252,10 +292,14 @@ class DeliveryBuffer(Generic[T]):
             item = self._keyed.popitem(last=False)[1] if self._latest else self._fifo.popleft()
         except (KeyError, IndexError):
             raise IndexError("pop from an empty delivery buffer") from None
+        if self._markers and isinstance(item, Gap):
+            self._markers -= 1
+            self._gaps += 1
+            return item
         self._delivered += 1
         if self._over:
             self._shrank()
-        return item
+        return cast(T, item)
 
     def drain(self, max_items: int) -> list[T | Gap]:
         """Pop up to ``max_items`` entries (messages and gap markers) in delivery order."""
@@ -281,7 +325,7 @@ class DeliveryBuffer(Generic[T]):
                 gone += 1
         else:
             fifo = self._fifo
-            kept = [item for item in fifo if keep(item)]
+            kept = [item for item in fifo if isinstance(item, Gap) or keep(item)]
             gone = len(fifo) - len(kept)
             if gone:
                 fifo.clear()
@@ -294,7 +338,10 @@ class DeliveryBuffer(Generic[T]):
         """Discard every waiting message (on unsubscribe); return how many, counted as dropped."""
         gone = len(self._keyed) + len(self._fifo)
         self._keyed.clear()
+        gone -= self._markers
         self._fifo.clear()
+        self._markers = 0
+        self._carried = None
         self._pending_gap = 0
         self._dropped += gone
         self._over = False
@@ -312,7 +359,7 @@ class DeliveryBuffer(Generic[T]):
         return BufferStatistics(
             policy=self._policy,
             capacity=self._capacity,
-            depth=len(self._keyed) + len(self._fifo),
+            depth=len(self._keyed) + len(self._fifo) - self._markers,
             high_water=self._high_water,
             pushed=self._pushed,
             delivered=self._delivered,

@@ -31,11 +31,20 @@ QUIET_PING_INTERVAL           2.5 s      ping interval of a connection that does
 PONG_TIMEOUT                  1.5 s      pongs come back in 160-360 ms on KR (section 6)
 SILENCE_PROBE                 1 s        a stream that normally flows and is quiet this long
                                          gets a ping at once (busy KRW books tick ~100 ms)
+STALE_AFTER                   10 s       a stream that normally flows, silent this long while
+                                         pings are answered, is stale: the full request is
+                                         re-sent (fresh snapshots answer it at once, section
+                                         1.3); no data within SUBSCRIPTION_CHANGE_TIMEOUT
+                                         after that: reconnect. Each answered resubscribe
+                                         doubles the bound for the socket (a quiet market,
+                                         not a dead stream), up to 8x
 BACKOFF_FIRST_DELAY           0.1 s      first retry within ~100 ms
 BACKOFF_FACTOR                x2         exponential growth of the retry envelope
 BACKOFF_CAP                   20 s       never wait longer between ordinary retries
 BACKOFF_JITTER                0.5        a delay is drawn from [envelope * 0.5, envelope]
-BACKOFF_RESET_AFTER           10 s       a session open this long resets the backoff
+BACKOFF_RESET_AFTER           10 s       a session open this long resets the backoff, as
+                                         does any socket whose request was answered with
+                                         data or a pong (issue #9: health, not time)
 RATE_LIMITED_FLOOR            5 s        after HTTP 429 wait at least this (section 8.1)
 BLOCKED_FLOOR                 30 s       after HTTP 418 without Retry-After; doubles on repeat
 BLOCKED_CAP                   600 s      upper bound of that growing floor
@@ -120,6 +129,7 @@ __all__ = [
     "RATE_LIMIT_MARGIN",
     "SEND_TIMEOUT",
     "SILENCE_PROBE",
+    "STALE_AFTER",
     "SUBSCRIPTION_CHANGE_TIMEOUT",
     "BackoffConfig",
     "ConnectionConfig",
@@ -144,6 +154,7 @@ PING_INTERVAL_MAX: Final = 30.0
 QUIET_PING_INTERVAL: Final = 2.5
 PONG_TIMEOUT: Final = 1.5
 SILENCE_PROBE: Final = 1.0
+STALE_AFTER: Final = 10.0
 
 BACKOFF_FIRST_DELAY: Final = 0.1
 BACKOFF_FACTOR: Final = 2.0
@@ -278,18 +289,27 @@ class KeepaliveConfig:
     A connection that does not stream (no silence to notice) gets a ping every
     ``quiet_ping_interval`` seconds instead (or every ``ping_interval`` if that is shorter), so
     its blackhole is found within the seed's 5 s too. Any frame or pong within ``pong_timeout``
-    of a ping proves the connection alive; otherwise it is declared dead.
+    of a ping proves the connection alive; otherwise it is declared dead. A streaming
+    connection with no data for ``stale_after`` seconds while pings are answered is stale (see
+    :class:`~upbit_ws.core.session.Session`).
     """
 
     ping_interval: float = PING_INTERVAL
     quiet_ping_interval: float = QUIET_PING_INTERVAL
     pong_timeout: float = PONG_TIMEOUT
     silence_probe: float = SILENCE_PROBE
+    stale_after: float = STALE_AFTER
 
     def __post_init__(self) -> None:
         """Validate every field and raise one ConfigError listing all problems."""
         check = _Checker("keepalive", self)
-        for name in ("ping_interval", "quiet_ping_interval", "pong_timeout", "silence_probe"):
+        for name in (
+            "ping_interval",
+            "quiet_ping_interval",
+            "pong_timeout",
+            "silence_probe",
+            "stale_after",
+        ):
             check.number(name)
         check.rule(
             ("ping_interval",),
@@ -328,8 +348,9 @@ class BackoffConfig:
 
     The ordinary delay envelope for retry ``n`` (0-based) is
     ``min(cap, first_delay * factor ** n)`` and a delay is drawn uniformly from
-    ``[envelope * (1 - jitter), envelope]``. A session open for ``reset_after`` seconds resets
-    it. HTTP 429 waits at least ``rate_limited_floor``; HTTP 418 waits the server's Retry-After,
+    ``[envelope * (1 - jitter), envelope]``. A socket that proved the path (its request answered
+    with data or a pong) or stayed open ``reset_after`` seconds resets it. HTTP 429 waits at
+    least ``rate_limited_floor``; HTTP 418 waits the server's Retry-After,
     or ``blocked_floor`` doubling on each repeat up to ``blocked_cap``; a refused API key is
     retried after ``auth_retry`` unless a key check says it works sooner.
     """

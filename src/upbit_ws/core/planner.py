@@ -28,13 +28,18 @@ planner what happened:
 * :meth:`~SubscriptionPlanner.rejected` when an error frame saying the request itself was
   malformed answered it (section 7.2: ``INVALID_PARAM``, ``WRONG_FORMAT``, ``NO_*``; the shell
   decides which names count). Upbit then closes the socket (section 7.3), so the shell also
-  calls ``connection_lost``. The rejected desired state is not proposed again until the
-  desired state changes; meanwhile the planner falls back to the part of the desired state
-  that Upbit last accepted, so one bad subscription does not stop every other component's
-  data. A state made only of streams Upbit accepted before cannot be malformed, so a
-  rejection of it is not remembered: a desired state that shares any stream with the last
-  accepted one always has a non-empty target. Only a state none of which Upbit ever accepted
-  is left unsent until it changes (section 7.3: do not retry a malformed request as is).
+  calls ``connection_lost``. One rejection proves little: a spurious error frame (issue #9:
+  one ``INVALID_PARAM`` answering a valid request) must not leave a valid subscription unsent.
+  So the first rejection of a desired state is not remembered: the same state goes out again
+  on the next socket, paced by the reconnect backoff. Only a state rejected a second time in a
+  row (the desired state unchanged in between, nothing confirmed) is remembered and not
+  proposed again until the desired state changes; meanwhile the planner falls back to the
+  part of the desired state that Upbit last accepted, so one bad subscription does not stop
+  every other component's data, and the shell fails the subscriptions that added the refused
+  streams (:meth:`~SubscriptionPlanner.last_accepted` says which were accepted). A state made
+  only of streams Upbit accepted before cannot be malformed, so a rejection of it is never
+  remembered: a desired state that shares any stream with the last accepted one always has a
+  non-empty target (section 7.3: do not retry a malformed request as is, forever).
 * :meth:`~SubscriptionPlanner.request_snapshot` when a new subscriber joins a stream the
   server is already sending and the shell has no cached message to give it: the next plan
   sends that stream without ``is_only_realtime``, so Upbit sends its snapshot again.
@@ -83,6 +88,9 @@ __all__ = [
 ]
 
 _TYPE_RANK: Final[dict[str, int]] = {t: i for i, t in enumerate(DATA_TYPES)}
+#: Rejections in a row after which a desired state counts as malformed (issue #9: one error
+#: frame answering a valid request happens; the second in a row is believed).
+_REJECTIONS_TO_REMEMBER: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +156,9 @@ class _ConnectionState:
     # Desired states Upbit refused, remembered while the book's desired state is unchanged.
     rejected: set[tuple[WantedStream, ...]] = field(default_factory=set)
     rejected_for: tuple[WantedStream, ...] | None = None
+    # The desired state rejected once (not yet remembered) and how often in a row.
+    strike_for: tuple[WantedStream, ...] | None = None
+    strikes: int = 0
     # Streams a new subscriber joined with nothing cached to seed it: the next plan sends
     # them with a snapshot even though the server streams them already.
     resnapshot: set[StreamKey] = field(default_factory=set)
@@ -278,6 +289,8 @@ class SubscriptionPlanner:
         state.streaming = frozenset(plan.desired)
         state.last_good = frozenset(plan.desired)
         state.confirmed_count += 1
+        state.strike_for = None
+        state.strikes = 0
         return True
 
     def rejected(self, connection: ConnectionKind, plan: Plan) -> bool:
@@ -287,6 +300,8 @@ class SubscriptionPlanner:
         A state made only of streams Upbit accepted before (a subset of the last confirmed
         request) is not remembered: its content was accepted, so the error was about
         something else, and refusing to send it would leave every component without data.
+        Any other state is remembered only when rejected a second time in a row: the first
+        rejection may be spurious, so the state is sent again (after the reconnect backoff).
         """
         state = self._state(connection)
         self._check_plan(connection, plan)
@@ -296,10 +311,21 @@ class SubscriptionPlanner:
         if state.last_good.issuperset(plan.desired):
             state.ignored_rejections += 1
             return False
+        if state.strike_for != plan.desired:
+            state.strike_for = plan.desired
+            state.strikes = 0
+        state.strikes += 1
+        if state.strikes < _REJECTIONS_TO_REMEMBER:
+            state.ignored_rejections += 1
+            return False
         state.rejected.add(plan.desired)
         if state.rejected_for is None:
             state.rejected_for = self._book.wanted(connection)
         return True
+
+    def last_accepted(self, connection: ConnectionKind) -> frozenset[WantedStream]:
+        """Return the desired state of the last request Upbit accepted (survives reconnects)."""
+        return self._state(connection).last_good
 
     def request_snapshot(self, connection: ConnectionKind, keys: Iterable[StreamKey]) -> bool:
         """Ask that the streams of ``keys`` get a fresh snapshot with the next request.

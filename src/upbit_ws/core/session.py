@@ -34,12 +34,29 @@ never pings by itself; quiet markets send nothing, so a dead stream looks like a
   ping declares it dead: the shell aborts the socket without a closing handshake (a graceful
   close on a blackholed socket hangs) and the session plans the reconnect.
 
+Stale streams (issue #9): a connection whose subscriptions normally stream, with no data frame
+for ``stale_after`` seconds (10 s) while its pings are answered, is *stale* (a server that
+accepts, answers pings and sends nothing). ``poll`` returns :class:`Resubscribe` once: the
+shell re-sends the full request with fresh snapshots, which a live stream answers at once
+(``protocol.md`` section 1.3). No data within ``Timeouts.subscription_change`` after that:
+the socket is declared dead and replaced. A resubscribe answered with data means a quiet
+market, so the bound doubles for this socket (up to 8x). ``statistics().stale`` says whether
+the connection is stale now.
+
 A failure of the shell itself (a bug, not the network) is reported with
 :meth:`Session.internal_error` and handled like a lost socket, so the connection comes back.
 
 Reconnects follow :class:`~upbit_ws.core.backoff.Backoff` as chosen by
-:func:`~upbit_ws.core.classify.classify`; a session that stayed open ``reset_after`` seconds
-resets the backoff; the connect timeout grows after connect timeouts and resets on success.
+:func:`~upbit_ws.core.classify.classify`. The backoff reflects health, not time (issue #9): a
+socket that *proved the path* starts the next recovery from the first step. It proves it when,
+after the shell reported its subscription request sent (:meth:`Session.request_sent`), a data
+frame arrives (:meth:`Session.data_received`, reported once per socket; an error frame is not
+data) or a ping is answered (a quiet private socket); a socket open ``reset_after`` seconds
+proves it too (one with nothing to subscribe). Escalation is for attempts that fail: refused or
+timed-out connects, sockets closed before any data, error-then-close loops, and 429/418, which
+keep their floors. However often the network flaps, connects stay under Upbit's 5/s: the shell
+waits for the process-wide connect limiter before every connect (``core/ratelimit.py``). The
+connect timeout grows after connect timeouts and resets on success.
 Inputs that do not apply to the current state (a late ``closed`` after the session already
 declared the socket dead, say, or a ``connected`` before :meth:`Session.poll` handed out the
 :class:`Connect`) are ignored, so the shell may report freely. The shell calls ``poll`` after
@@ -68,6 +85,7 @@ __all__ = [
     "CloseSocket",
     "Connect",
     "DeclareDead",
+    "Resubscribe",
     "SendPing",
     "Session",
     "SessionStatistics",
@@ -81,6 +99,8 @@ _WAITING: Final[frozenset[ConnectionState]] = frozenset({"reconnecting", "suspen
 #: State changes kept for :meth:`Session.take_events`; older ones are dropped (and counted) if
 #: the shell stops draining them, so memory stays bounded.
 EVENT_BACKLOG: Final = 256
+#: How far the stale bound grows on a socket whose resubscribes were answered (quiet market).
+_STALE_GROWTH_LIMIT: Final = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +157,18 @@ class WaitBackoff:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Resubscribe:
+    """Re-send the full subscription request on the open socket: the stream went stale.
+
+    Sent without ``is_only_realtime``, so a live stream answers with its snapshots at once.
+    """
+
+    reason: str
+
+
 #: Everything :meth:`Session.poll` can ask of the shell.
-Action = Connect | SendPing | DeclareDead | CloseSocket | WaitBackoff
+Action = Connect | SendPing | DeclareDead | CloseSocket | WaitBackoff | Resubscribe
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +198,17 @@ class SessionStatistics:
     state_age: float = 0.0
     last_frame_age: float | None = None
     failures_by_cause: Mapping[str, int] = field(default_factory=dict)
+    #: The reconnect backoff's step (0: the next ordinary delay is drawn from the first range)
+    #: and the last delay it handed out (None before the first failure).
+    backoff_step: int = 0
+    last_retry_delay: float | None = None
+    #: Whether the current socket proved the path (see the module docs); False without one.
+    proved: bool = False
+    #: Whether the stream is stale now (no data past the bound while pings are answered),
+    #: with why; and how many resubscribes staleness caused so far.
+    stale: bool = False
+    stale_reason: str | None = None
+    stale_resubscribes: int = 0
 
 
 class Session:
@@ -200,7 +241,15 @@ class Session:
         self._connect_handed_out = False
         self._retry_at = 0.0
         self._opened_at: float | None = None
+        self._requested = False
+        self._proved = False
+        self._last_delay: float | None = None
         self._last_rx = 0.0
+        self._last_data = 0.0
+        self._resubscribed_at: float | None = None
+        self._stale_bound = self.config.keepalive.stale_after
+        self._stale_reason: str | None = None
+        self._resubscribes = 0
         self._stream_since = 0.0
         self._last_ping = 0.0
         self._pong_deadline: float | None = None
@@ -242,6 +291,23 @@ class Session:
         return self._attempt
 
     @property
+    def proved(self) -> bool:
+        """Return whether the current socket proved the path (request sent, then data or pong)."""
+        return self._proved and self._state in LIVE_STATES
+
+    @property
+    def last_frame_at(self) -> float | None:
+        """Return when the last frame arrived on the current (or just lost) socket, if any.
+
+        Still answers after the socket is lost, until the next one opens: a gap begins here
+        (issue #9), not when the loss was noticed.
+        """
+        opened = self._opened_at
+        if opened is None or self._last_data <= opened:
+            return None
+        return self._last_data
+
+    @property
     def connect_timeout(self) -> float:
         """Return the timeout the next (or current) connect attempt gets."""
         return self._connect_timeout
@@ -277,6 +343,12 @@ class Session:
             state_age=max(0.0, now - self._state_since),
             last_frame_age=None if opened is None else max(0.0, now - self._last_rx),
             failures_by_cause=dict(self._causes),
+            backoff_step=self.backoff.attempt,
+            last_retry_delay=self._last_delay,
+            proved=self._proved and self._state in LIVE_STATES,
+            stale=self._is_stale(),
+            stale_reason=self._stale_reason if self._is_stale() else None,
+            stale_resubscribes=self._resubscribes,
         )
 
     def take_events(self) -> list[ConnectionStateChanged]:
@@ -303,7 +375,12 @@ class Session:
         if not self._connecting():
             return
         self._opened_at = now
+        self._requested = False
+        self._proved = False
         self._last_rx = now
+        self._last_data = now
+        self._resubscribed_at = None
+        self._stale_bound = self.config.keepalive.stale_after
         self._stream_since = now
         self._last_ping = now
         self._pong_deadline = None
@@ -338,22 +415,48 @@ class Session:
             now = self._latest
         if self._state == "open" and self._pong_deadline is None:
             self._last_rx = now
+            self._last_data = now
             self._quiet_probes = 0
             return
         if self._state not in LIVE_STATES:
             return
         self._last_rx = now
+        self._last_data = now
         self._pong_deadline = None
         self._probe_outstanding = False
         self._quiet_probes = 0
         if self._state == "degraded":
             self._set_state(now, "open", "traffic resumed")
 
+    def request_sent(self, now: float) -> None:
+        """Report that a subscription request went out on the current socket.
+
+        From now on a data frame (:meth:`data_received`) or a pong proves the path.
+        """
+        now = self._clock(now)
+        if self._state in LIVE_STATES:
+            self._requested = True
+
+    def data_received(self, now: float) -> None:
+        """Report the first data frame (not an error frame) after :meth:`request_sent`.
+
+        Not a hot-path input: the shell calls it once per socket (behind a flag it checks on
+        every frame) and then no more. It proves the path (see the module docs).
+        """
+        now = self._clock(now)
+        if self._state in LIVE_STATES and self._requested:
+            self._proved = True
+
     def pong_received(self, now: float) -> None:
-        """Report a pong: proof of life; a probe answered without data marks the stream quiet."""
+        """Report a pong: proof of life; a probe answered without data marks the stream quiet.
+
+        A pong after :meth:`request_sent` also proves the path (a quiet socket has no data).
+        """
         now = self._clock(now)
         if self._state not in LIVE_STATES:
             return
+        if self._requested:
+            self._proved = True
         self._pongs += 1
         self._last_rx = now
         if self._probe_outstanding:
@@ -398,6 +501,7 @@ class Session:
             # The silence clock starts now, not at the last frame of a quiet subscription.
             self._stream_since = now
             self._quiet_probes = 0
+            self._resubscribed_at = None
         self._streaming = streaming
 
     def key_invalid(self, now: float, *, reason: str = "API key refused") -> None:
@@ -468,10 +572,12 @@ class Session:
         if state in LIVE_STATES:
             if self._pong_deadline is not None:
                 if self._streaming and state == "open":
-                    return min(self._pong_deadline, self._probe_due())
+                    return min(self._pong_deadline, self._probe_due(), self._stale_due())
                 return self._pong_deadline
             due = self._last_ping + self.config.keepalive.interval(streaming=self._streaming)
-            return min(due, self._probe_due()) if self._streaming else due
+            if not self._streaming:
+                return due
+            return min(due, self._probe_due(), self._stale_due())
         return None
 
     # --- internals --------------------------------------------------------------------------
@@ -537,10 +643,15 @@ class Session:
     def _proved_healthy(self, now: float) -> bool:
         """Tell whether the socket now ending proved healthy: THE reconnect backoff reset rule.
 
-        A socket that stayed open ``BackoffConfig.reset_after`` seconds starts the reconnect
-        backoff over from its first step; any other failure keeps it growing. This is the one
-        place that decides it.
+        A socket whose subscription request was answered with data, or whose ping was answered
+        after its request (a quiet socket), proved the path: the next recovery starts from the
+        backoff's first step (issue #9: a flapping network must not escalate a healthy path). A
+        socket open ``BackoffConfig.reset_after`` seconds counts as proved too (it answered
+        every keepalive ping meanwhile). Any other end (closed before data, an error frame
+        then a close) keeps the backoff growing. This is the one place that decides it.
         """
+        if self._proved:
+            return True
         opened = self._opened_at
         return opened is not None and now - opened >= self.config.backoff.reset_after
 
@@ -553,6 +664,8 @@ class Session:
         self._probe_outstanding = False
         if self._state in LIVE_STATES and self._proved_healthy(now):
             self.backoff.reset()
+        self._proved = False
+        self._requested = False
         if not decision.retry:
             self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket)]
             self._set_state(now, "closed", f"fatal: {decision.reason}")
@@ -572,6 +685,7 @@ class Session:
         backoff: BackoffClass,
         delay: float,
     ) -> None:
+        self._last_delay = delay
         self._retry_at = now + delay
         self._pending.append(WaitBackoff(delay, self._retry_at, backoff, reason))
         self._set_state(now, state, reason)
@@ -581,6 +695,57 @@ class Session:
         after = min(keepalive.ping_interval, keepalive.silence_probe * 2.0**self._quiet_probes)
         return max(self._last_rx, self._stream_since) + after
 
+    def _data_since(self) -> float:
+        return max(self._last_data, self._stream_since)
+
+    def _stale_due(self) -> float:
+        resubscribed = self._resubscribed_at
+        if resubscribed is None:
+            return self._data_since() + self._stale_bound
+        if self._last_data > resubscribed:
+            return self._last_data  # answered: poll to take it in (grows the bound)
+        return resubscribed + self.config.timeouts.subscription_change
+
+    def _is_stale(self) -> bool:
+        resubscribed = self._resubscribed_at
+        return (
+            self._state in LIVE_STATES
+            and self._streaming
+            and resubscribed is not None
+            and self._last_data <= resubscribed
+        )
+
+    def _check_stale(self, now: float) -> bool:
+        """Resubscribe a stale stream, or declare the socket dead; return whether it died."""
+        resubscribed = self._resubscribed_at
+        if resubscribed is not None and self._last_data > resubscribed:
+            # Answered: a quiet market, not a dead stream. Wait longer before the next one.
+            self._resubscribed_at = None
+            limit = self.config.keepalive.stale_after * _STALE_GROWTH_LIMIT
+            self._stale_bound = min(limit, self._stale_bound * 2.0)
+            return False
+        if resubscribed is None:
+            silent = now - self._data_since()
+            if silent >= self._stale_bound:
+                self._resubscribed_at = now
+                self._resubscribes += 1
+                self._stale_reason = (
+                    f"stream stale: no data for {silent:.1f} s while pings are answered; "
+                    "resubscribing"
+                )
+                self._pending.append(Resubscribe(self._stale_reason))
+            return False
+        timeout = self.config.timeouts.subscription_change
+        if now >= resubscribed + timeout:
+            reason = f"stream stale: no data {timeout:g} s after a resubscribe; reconnecting"
+            self._stale_reason = reason
+            self._resubscribed_at = None
+            self._pending.append(DeclareDead(reason))
+            self._dead += 1
+            self._fail(now, Decision("retry", "normal", "timeout", reason))
+            return True
+        return False
+
     def _keepalive(self, now: float) -> None:
         keepalive = self.config.keepalive
         if self._pong_deadline is not None and now >= self._pong_deadline:
@@ -588,6 +753,8 @@ class Session:
             self._pending.append(DeclareDead(reason))
             self._dead += 1
             self._fail(now, Decision("retry", "normal", "timeout", reason))
+            return
+        if self._streaming and self._check_stale(now):
             return
         silent = self._streaming and now >= self._probe_due()
         if self._pong_deadline is None:

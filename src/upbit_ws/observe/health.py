@@ -62,6 +62,8 @@ def health_report(ws: WebSocketManager) -> HealthReport:
         merged = view.public if conn.connection == "public" else view.private
         if s.state != "open":
             reasons.append(_why(s))
+        elif s.stale:
+            reasons.append(f"{s.connection} connection: {s.stale_reason}")
         connections.append(_connection(s, merged))
     if not health.ok and not reasons:
         reasons.append("the manager is not running (not started yet, or closed)")

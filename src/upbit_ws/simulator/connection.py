@@ -64,6 +64,7 @@ class _Counters:
     errors_sent: Counter[str] = field(default_factory=Counter)
     bytes_sent: int = 0
     dropped_blackhole: int = 0
+    dropped_muted: int = 0
     flood_frames: int = 0
 
 
@@ -104,6 +105,8 @@ class SimConnection:
         self.blackhole_until = 0.0
         self.delay = 0.0
         self.flood = False
+        # Fault knob (Simulator.mute): data frames are dropped; pongs still go out.
+        self.muted: Literal["until_request", "sticky"] | None = None
         self.flood_chunk: FloodChunk | None = None
         self.flood_dirty = True
         self.second_window = SlidingWindow(config.messages_per_second, config.rate_window_second)
@@ -176,6 +179,9 @@ class SimConnection:
     def send_data(self, data_type: str, payload: bytes) -> None:
         """Queue one data object (list formats wrap it when it is written)."""
         if self.closing:
+            return
+        if self.muted is not None:
+            self.counters.dropped_muted += 1
             return
         if data_type == "myAsset":
             ready = self._asset_ready_at

@@ -112,6 +112,8 @@ class Simulator:
         self.messages_over_limit = 0
         self.rest_requests = 0
         self.rest_rate_limited = 0
+        # Fault knob: the next subscription requests answered with an error frame instead.
+        self._reject_requests: list[tuple[int | None, str, str]] = []
 
     # --- addresses and credentials -----------------------------------------------------
 
@@ -424,6 +426,41 @@ class Simulator:
         for conn in targets:
             self.set_routes(conn, ())
             conn.fail(name, text)
+        return len(targets)
+
+    def reject_requests(
+        self,
+        count: int = 1,
+        *,
+        name: str = "INVALID_PARAM",
+        message: str | None = None,
+        conn_id: int | None = None,
+    ) -> None:
+        """Answer the next ``count`` subscription requests with an error frame, then close.
+
+        The request is not applied (a spurious rejection of a valid request, issue #9); with
+        ``conn_id`` only requests on that connection count, else those on any connection.
+        """
+        text = message if message is not None else MESSAGES.get(name, name)
+        self._reject_requests.extend([(conn_id, name, text)] * count)
+
+    def take_rejection(self, conn: SimConnection) -> tuple[str, str] | None:
+        """Return the error a subscription request on ``conn`` must get instead, if any."""
+        for index, (target, name, text) in enumerate(self._reject_requests):
+            if target is None or target == conn.id:
+                del self._reject_requests[index]
+                return name, text
+        return None
+
+    def mute(self, conn_id: int | None = None, *, sticky: bool = False) -> int:
+        """Stop sending data on a connection while it still answers pings (a stale stream).
+
+        The subscription stays listed; a new subscription request un-mutes it unless
+        ``sticky`` (then only a new socket streams again).
+        """
+        targets = self._targets(conn_id)
+        for conn in targets:
+            conn.muted = "sticky" if sticky else "until_request"
         return len(targets)
 
     def send_malformed(self, conn_id: int | None = None, *, kind: MalformedKind = "garbage") -> int:

@@ -192,7 +192,13 @@ def _on_frame(sim: Simulator, conn: SimConnection, data: str | bytes) -> None:
         conn.fail(request.name, request.message)
     elif isinstance(request, ListSubscriptions):
         _list_subscriptions(sim, conn, request)
+    elif (rejection := sim.take_rejection(conn)) is not None:
+        # Fault knob: a spurious error frame answers a valid request (issue #9).
+        sim.set_routes(conn, ())
+        conn.fail(*rejection)
     else:
+        if conn.muted == "until_request":
+            conn.muted = None
         _subscribe(sim, conn, request)
 
 

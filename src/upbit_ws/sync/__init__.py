@@ -23,3 +23,5 @@ from upbit_ws.sync.stream import EndOfStream, EventStream, Subscription
 install_log_fields()  # this package's loggers carry the structured fields too
 
 __all__ = ["Component", "EndOfStream", "EventStream", "Subscription", "WebSocketManager"]
+
+install_log_fields()  # this package's own logger carries the structured fields too
