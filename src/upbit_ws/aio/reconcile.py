@@ -133,7 +133,10 @@ async def reconcile_private(
                 raise
             except UpbitWsError as exc:
                 kind, retry_after = _classify(exc)
-                await asyncio.sleep(retry.next_delay(kind=kind, retry_after=retry_after))
+                delay = retry.next_delay(kind=kind, retry_after=retry_after)
+                if on_retry is not None:
+                    on_retry(exc, delay)
+                await asyncio.sleep(delay)
                 continue
             taken_at = int(wall_clock().timestamp() * 1000)
             again = ReconcileInput(orders=(), accounts=accounts, taken_at=taken_at)
