@@ -59,11 +59,9 @@ from upbit_ws.relay.codec import (
     AnyRelayEvent,
     FeedGap,
     Keys,
-    batch_decoder,
     decoder_for,
 )
 from upbit_ws.relay.redis_client import RedisClient, RedisCommandError, RedisUnavailableError
-from upbit_ws.relay.scripts import GROUP_READ, READ
 
 __all__ = ["FeedStatistics", "FeedSubscription", "RedisFeed"]
 
@@ -80,6 +78,8 @@ DEFAULT_BLOCK_SECONDS: Final = 1.0
 DEFAULT_CLAIM_IDLE: Final = 30.0
 
 _Item = tuple[DataMessage | None, FeedGap | None]
+# A raw reply of one stream: key, then [id, [field, value] or None] per entry (hiredis lists).
+_Raw = tuple[bytes, list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +294,7 @@ class RedisFeed:
             try:
                 if last == "$":
                     last = (await self._redis.last_ids([key]))[0]
-                reply = await self._redis.xread_block(
+                reply = await self._redis.xread(
                     {key: last}, block_ms=int(self.block_seconds * 1000), count=self.read_count
                 )
                 backoff.reset()
@@ -306,9 +306,8 @@ class RedisFeed:
             for _, entries in reply:
                 for entry_id, fields in entries:
                     last = entry_id.decode()
-                    payload = fields.get(b"m")
-                    if payload is not None:
-                        yield EVENT_DECODER.decode(payload)
+                    if fields and fields[0] == b"m":
+                        yield EVENT_DECODER.decode(fields[1])
 
     @property
     def client(self) -> RedisClient:
@@ -345,7 +344,6 @@ class FeedSubscription(Generic[M]):
         self._index = {key.encode(): i for i, key in enumerate(keys, start=1)}
         self._last = list(starts)
         self._items: deque[_Item] = deque()
-        self._decoder = batch_decoder(type)
         self._entry_decoder = decoder_for(type)
         self._ready = False
         self._closed = False
@@ -498,64 +496,65 @@ class FeedSubscription(Generic[M]):
         self._ready = True
 
     async def _read_once(self) -> None:
+        """One round trip (two when claiming): entries of every stream, decoded into items.
+
+        Plain ``XREAD``/``XREADGROUP`` with a large ``COUNT``, blocking only when nothing is
+        waiting: Redis serves them from its stream index at about a microsecond per entry,
+        hiredis parses the reply in C, and msgspec decodes each stored payload (see
+        benchmarks/README-relay.md for why not a Lua script that packs the reply).
+        """
         if not self._ready:
             await self._prepare()
         count = self._feed.read_count
-        if self.group is None:
-            blob = await self._redis.script(READ, self._keys, [*self._last, count])
-        else:
-            now = time.monotonic()
-            idle = 0
-            pending_phase = self._from[0] != ">"
-            if not pending_phase and now >= self._next_claim:
-                idle = max(1, int(self.claim_idle * 1000))
-                self._next_claim = now + self.claim_idle / 2
-            blob = await self._redis.script(
-                GROUP_READ, self._keys, [self.group, self.consumer, count, idle, *self._from]
-            )
-        items = self._decoder.decode(blob)
-        if self.group is not None and self._from[0] != ">":
-            if not items:
-                self._from = [">"] * len(self._keys)  # own pending ones are back; now new ones
-                return
-            for index, entry_id, _, _ in items:
-                self._from[index - 1] = entry_id
-        if items:
-            await self._accept(items)
-            return
         block_ms = max(1, int(self._feed.block_seconds * 1000))
         if self.group is None:
-            # COUNT 1: the blocking read only waits for data; its reply goes through redis-py's
-            # parser (microseconds per element), the bulk comes through the script above.
-            reply = await self._redis.xread_block(
-                dict(zip(self._keys, self._last, strict=True)), block_ms=block_ms, count=1
+            streams = dict(zip(self._keys, self._last, strict=True))
+            reply = await self._redis.xread(streams, count=count, block_ms=block_ms)
+            await self._accept(self._decode(reply))
+            return
+        assert self.consumer is not None
+        claimed: list[_Raw] = []
+        pending_phase = self._from[0] != ">"
+        now = time.monotonic()
+        if not pending_phase and now >= self._next_claim:
+            self._next_claim = now + self.claim_idle / 2
+            idle_ms = max(1, int(self.claim_idle * 1000))
+            per_key = await self._redis.autoclaim(
+                self._keys, self.group, self.consumer, idle_ms=idle_ms, count=count
             )
-        else:
-            assert self.consumer is not None
-            reply = await self._redis.xreadgroup_block(
-                self.group,
-                self.consumer,
-                dict.fromkeys(self._keys, ">"),
-                block_ms=block_ms,
-                count=1,
-            )
+            claimed = [(key.encode(), e) for key, e in zip(self._keys, per_key, strict=True) if e]
+        streams = dict(zip(self._keys, self._from, strict=True))
+        block = None if pending_phase or claimed else block_ms
+        reply = claimed + await self._redis.xreadgroup(
+            self.group, self.consumer, streams, count=count, block_ms=block
+        )
+        items = self._decode(reply)
+        if pending_phase:
+            # This consumer's own pending entries after a restart, then the new ones.
+            if not any(entries for _, entries in reply):
+                self._from = [">"] * len(self._keys)
+                return
+            for key, entries in reply:
+                if entries:
+                    self._from[self._index[key] - 1] = entries[-1][0].decode()
+        await self._accept(items)
+
+    def _decode(self, reply: list[_Raw]) -> list[tuple[int, str, Any, FeedGap | None]]:
+        """Turn raw stream replies into (stream index, id, message or None, gap or None)."""
         decode = self._entry_decoder.decode
-        slow: list[tuple[int, str, Any, FeedGap | None]] = []
+        index = self._index
+        items: list[tuple[int, str, Any, FeedGap | None]] = []
+        append = items.append
         for key, entries in reply:
-            index = self._index[key]
+            i = index[key]
             for entry_id, fields in entries:
-                message = fields.get(b"m")
-                gap = fields.get(b"g")
-                slow.append(
-                    (
-                        index,
-                        entry_id.decode(),
-                        decode(message) if message is not None else None,
-                        GAP_DECODER.decode(gap) if gap is not None else None,
-                    )
-                )
-        if slow:
-            await self._accept(slow)
+                if not fields:
+                    continue  # a pending entry trimmed from the stream since
+                if fields[0] == b"m":
+                    append((i, entry_id.decode(), decode(fields[1]), None))
+                else:
+                    append((i, entry_id.decode(), None, GAP_DECODER.decode(fields[1])))
+        return items
 
     async def _accept(self, items: list[tuple[int, str, Any, FeedGap | None]]) -> None:
         last = self._last

@@ -46,12 +46,13 @@ import itertools
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 
@@ -88,6 +89,8 @@ from upbit_ws.relay.scripts import APPEND, RELEASE, RENEW
 __all__ = ["Relay", "RelayRole", "RelayStatistics"]
 
 _log = logging.getLogger("upbit_ws.relay")
+
+T = TypeVar("T")
 
 RelayRole = Literal["new", "standby", "leader", "closed"]
 
@@ -181,6 +184,11 @@ class Relay:
         self.config = config or RelayConfig()
         self.relay_id = relay_id or _default_relay_id()
         self._redis = RedisClient(redis_url)
+        # The Redis side (writer, lease) runs on this thread's loop; see _LoopThread.
+        self._io: _LoopThread | None = None
+        self._main: asyncio.AbstractEventLoop | None = None
+        # Guards what both loops touch: the outbox, the loss records, the stream keys.
+        self._lock = threading.RLock()
         self._ws = WebSocketManager(
             base_url=base_url, credentials=credentials, config=connection_config
         )
@@ -193,8 +201,7 @@ class Relay:
         self._outbox: deque[_Entry] = deque()
         self._inflight: list[_Entry] | None = None
         self._writing = False
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
+        self._wake = asyncio.Event()  # the writer's, on the Redis loop
         self._closing = False
         self._inputs_done = False
         self._root: asyncio.Task[None] | None = None
@@ -252,7 +259,13 @@ class Relay:
         """
         if self._role != "new":
             raise InvalidInputError(f"start() can be called once; the relay is {self._role}")
-        await self._redis.ping()
+        self._main = asyncio.get_running_loop()
+        self._io = _LoopThread(f"upbit-ws:relay-redis:{self.relay_id}")
+        try:
+            await self._io.run(self._redis.ping())
+        except BaseException:
+            await self._io.stop(self._redis.aclose(), within=_FLUSH_TIMEOUT)
+            raise
         self._set_role("standby")
         try:
             await self._ws.start()
@@ -297,19 +310,26 @@ class Relay:
         with contextlib.suppress(Exception):
             await self._ws.aclose()  # the pumps end once their subscriptions are drained
         root = self._root
-        self._wake.set()
-        if root is not None and not root.done() and self._role == "leader":
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_FLUSH_TIMEOUT):
-                    await self._drained.wait()
+        self._wake_writer()
+        if root is not None and not root.done():
+            # The writer returns once the outbox is flushed (a leader) or at once (a standby).
+            await asyncio.wait([root], timeout=_FLUSH_TIMEOUT)
         if root is not None and not root.done():
             root.cancel()
-            # Bounded: a third-party call that swallowed the cancellation must not hang close.
+            # Bounded: the Redis side runs on its own loop, and a redis-py call that swallowed
+            # its cancellation (Redis stopped answering) must not hang close; that loop's
+            # thread is a daemon, abandoned if it does not stop in time.
             await asyncio.wait([root], timeout=_FLUSH_TIMEOUT)
-        if self._role == "leader" and self._token is not None:
-            await self._release()
-        self._set_role("closed")
-        await self._redis.aclose()
+        io = self._io
+        if io is not None:
+            if self._role == "leader" and self._token is not None:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2 * _FLUSH_TIMEOUT):
+                        await io.run(self._release())
+            self._set_role("closed")
+            await io.stop(self._redis.aclose(), within=_FLUSH_TIMEOUT)
+        else:
+            self._set_role("closed")
 
     def statistics(self) -> RelayStatistics:
         """Return a snapshot of this relay's counters."""
@@ -333,9 +353,10 @@ class Relay:
     # --- tasks -------------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        """The reading side on this loop, the Redis side on the Redis loop (module docs)."""
+        assert self._io is not None
         async with asyncio.TaskGroup() as tg:
-            lease = tg.create_task(self._lease_loop(), name="upbit-ws:relay:lease")
-            writer = tg.create_task(self._writer(), name="upbit-ws:relay:writer")
+            redis_side = tg.create_task(self._io.run(self._redis_side()), name="upbit-ws:relay:io")
             inputs = [tg.create_task(self._events(), name="upbit-ws:relay:events")]
             inputs += [
                 tg.create_task(self._pump(sub), name=f"upbit-ws:relay:pump:{sub.type}")
@@ -344,35 +365,57 @@ class Relay:
             # The inputs end when the manager closes (aclose), after what it had buffered.
             await asyncio.gather(*inputs)
             self._inputs_done = True
-            self._wake.set()
-            await writer  # returns once the outbox is flushed (or this relay does not lead)
+            self._wake_writer()
+            await redis_side  # returns once the outbox is flushed (or this relay does not lead)
+
+    async def _redis_side(self) -> None:
+        """On the Redis loop: the lease and the writer."""
+        async with asyncio.TaskGroup() as tg:
+            lease = tg.create_task(self._lease_loop(), name="upbit-ws:relay:lease")
+            await self._writer()
             lease.cancel()
+
+    def _wake_writer(self) -> None:
+        """Wake the writer on the Redis loop (from either thread)."""
+        io = self._io
+        if io is not None and not self._wake.is_set():
+            io.call(self._wake.set)
 
     async def _pump(self, sub: Subscription[Any]) -> None:
         """Encode each message the manager delivers into the outbox."""
-        out = self._outbox_append
         kind = sub.type
         stream_key = self._stream_key
         keys = self._stream_keys
+        lock = self._lock
         async for batch in sub.batches():
-            for message in batch:
-                key = keys.get((kind, message.code)) or stream_key(kind, message.code)
-                out((key, KIND_MESSAGE, message.timestamp, encode_message(message)))
+            entries = [
+                (
+                    keys.get((kind, message.code)) or stream_key(kind, message.code),
+                    KIND_MESSAGE,
+                    message.timestamp,
+                    encode_message(message),
+                )
+                for message in batch
+            ]
+            with lock:
+                self._outbox.extend(entries)
+                self._trim_locked()
             self._received += len(batch)
-            self._trim()
-            self._wake.set()
-
-    def _outbox_append(self, entry: _Entry) -> None:
-        self._outbox.append(entry)
+            self._wake_writer()
 
     def _stream_key(self, type: str, code: str | None) -> str:
         key = self._stream_keys.get((type, code))
         if key is None:
-            key = self._stream_keys[(type, code)] = self._keys.stream(type, code)
+            with self._lock:
+                key = self._stream_keys[(type, code)] = self._keys.stream(type, code)
         return key
 
     def _trim(self) -> None:
         """Hold the outbox to ``buffer_size``: drop the oldest, counted (see the module docs)."""
+        with self._lock:
+            self._trim_locked()
+
+    def _trim_locked(self) -> None:
         out = self._outbox
         excess = len(out) - self.config.buffer_size
         if excess <= 0:
@@ -428,29 +471,31 @@ class Relay:
             _log.info("relay %s (standby): %s", self.relay_id, event)
             return
         entry = (self._keys.events, KIND_MESSAGE, None, encode_event(event))
-        if first:
-            self._outbox.appendleft(entry)
-        else:
-            self._outbox.append(entry)
-        self._wake.set()
+        with self._lock:
+            if first:
+                self._outbox.appendleft(entry)
+            else:
+                self._outbox.append(entry)
+        self._wake_writer()
 
     def _gap(self, gap: FeedGap, *, first: bool = False) -> None:
         """Queue ``gap`` for the events stream and in band into each stream it covers."""
-        self._gaps += 1
         payload = encode_gap(gap)
-        if gap.type is None:
-            streams = list(self._stream_keys.values())
-        elif gap.code is not None:
+        if gap.code is not None and gap.type is not None:
             streams = [self._stream_key(gap.type, gap.code)]
         else:
-            codes = [c for (t, c) in self._stream_keys if t == gap.type]
-            streams = [self._stream_key(gap.type, c) for c in codes]
+            with self._lock:
+                streams = [
+                    key for (t, _), key in self._stream_keys.items() if gap.type in (None, t)
+                ]
         entries = [(key, KIND_GAP, None, payload) for key in streams]
-        if first:
-            self._outbox.extendleft(reversed(entries))
-        else:
-            # A standby keeps in-band gaps in its backlog: they matter if it takes over.
-            self._outbox.extend(entries)
+        with self._lock:
+            self._gaps += 1
+            if first:
+                self._outbox.extendleft(reversed(entries))
+            else:
+                # A standby keeps in-band gaps in its backlog: they matter if it takes over.
+                self._outbox.extend(entries)
         self._emit(gap, first=first)
 
     # --- the writer --------------------------------------------------------------------------
@@ -464,12 +509,11 @@ class Relay:
         while True:
             if self._inflight is not None and self._role != "leader":
                 # Lost the lease between retries: the batch goes back, filtered at a takeover.
-                self._outbox.extendleft(reversed(self._inflight))
+                self._give_back(self._inflight)
                 self._inflight = None
             if self._inflight is None:
                 if self._role != "leader" or not self._outbox:
                     if self._inputs_done and (self._role != "leader" or not self._outbox):
-                        self._drained.set()
                         return
                     self._wake.clear()
                     await self._wake.wait()
@@ -500,16 +544,21 @@ class Relay:
                 continue
             if result == -1:
                 # The lease is gone: give the batch back; a takeover filters it later.
-                self._outbox.extendleft(reversed(batch))
+                self._give_back(batch)
                 self._step_down("the lease expired or another relay holds it")
                 continue
             self._batches += 1
             self._appended += len(batch)
 
     def _take_batch(self) -> list[_Entry]:
-        out = self._outbox
-        size = min(len(out), self.config.batch_size)
-        return [out.popleft() for _ in range(size)]
+        with self._lock:
+            out = self._outbox
+            size = min(len(out), self.config.batch_size)
+            return [out.popleft() for _ in range(size)]
+
+    def _give_back(self, batch: list[_Entry]) -> None:
+        with self._lock:
+            self._outbox.extendleft(reversed(batch))
 
     def _frame(self, batch: list[_Entry]) -> tuple[list[str], bytes]:
         """Return the script's KEYS and the framed blob of ``batch``."""
@@ -529,9 +578,10 @@ class Relay:
         """Queue a gap, ahead of the data, for each stream that lost messages to a full outbox."""
         if not self._losses:
             return
-        losses, self._losses = self._losses, {}
+        with self._lock:
+            losses, self._losses = self._losses, {}
+            by_key = {key: tc for tc, key in self._stream_keys.items()}
         now = time.time()
-        by_key = {key: tc for tc, key in self._stream_keys.items()}
         for key, (since, dropped) in losses.items():
             type, code = by_key.get(key, (None, None))
             self._gap(
@@ -574,12 +624,19 @@ class Relay:
                 await asyncio.sleep(backoff.next_delay())
 
     def _set_role(self, role: RelayRole) -> None:
+        """Change the role (on either loop) and wake whoever waits for it."""
         if role != self._role:
             _log.info("relay %s: %s -> %s", self.relay_id, self._role, role)
         self._role = role
+        main = self._main
+        if main is not None and not main.is_closed():
+            main.call_soon_threadsafe(self._role_set)
+        self._wake_writer()
+
+    def _role_set(self) -> None:
+        """On the main loop: wake wait_role()."""
         changed, self._role_changed = self._role_changed, asyncio.Event()
         changed.set()
-        self._wake.set()
 
     def _step_down(self, reason: str) -> None:
         if self._role != "leader":
@@ -589,7 +646,8 @@ class Relay:
         self._token = None
         # Losses stay recorded: if no other relay appends after them, they are still holes
         # readers must hear about when this relay leads again (see _take_over).
-        self._aged_out.clear()
+        with self._lock:
+            self._aged_out.clear()
         self._set_role("standby")
 
     async def _take_over(self, token: str) -> None:
@@ -603,10 +661,11 @@ class Relay:
         every recent entry and not among them is appended, and the stream gets a gap.
         """
         if self._inflight is not None and not self._writing:
-            self._outbox.extendleft(reversed(self._inflight))
+            self._give_back(self._inflight)
             self._inflight = None
-        streams = {key for key, kind, _, _ in self._outbox if key != self._keys.events}
-        streams.update(self._stream_keys.values())
+        with self._lock:
+            streams = {key for key, kind, _, _ in self._outbox if key != self._keys.events}
+            streams.update(self._stream_keys.values())
         ordered = sorted(streams)
         newest = await self._redis.last_entries(ordered, _HIGH_WATER_ENTRIES)
         marks: dict[str, _Mark] = {}
@@ -614,6 +673,12 @@ class Relay:
             mark = self._high_water(key, entries)
             if mark is not None:
                 marks[key] = mark
+        with self._lock:
+            # The reading loop waits meanwhile (a takeover is rare; the filter is quick).
+            self._filter_backlog(token, marks)
+
+    def _filter_backlog(self, token: str, marks: dict[str, _Mark]) -> None:
+        """Drop what the streams hold already from the backlog, then lead (lock held)."""
         outbox = self._outbox
         # Position of the last backlog copy of each stream's newest stored entry, compared
         # without stream_type (a snapshot re-sends a message the old leader stored realtime).
@@ -725,3 +790,47 @@ class Relay:
                 )
                 await self._redis.script(RELEASE, [self._lease_key], [token])
         self._token = None
+
+
+class _LoopThread:
+    """An asyncio event loop on a daemon thread of its own: the relay's Redis side.
+
+    Why: under a flood the reading loop spends whole turns in the WebSocket reader (one socket
+    read of a flood took 0.2-0.5 s on the 2-core development machine), and every round trip
+    of the writer and the lease needs turns of its loop; on a loop of their own they get them.
+    benchmarks/README-relay.md has the measurements. Bounded everywhere: :meth:`run` and
+    :meth:`stop` take timeouts, and the thread is a daemon, so a Redis that stopped answering
+    can delay close by at most those bounds, never hang it or the interpreter's exit.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            self.loop.close()
+
+    def call(self, callback: Any, *args: Any) -> None:
+        """Run ``callback(*args)`` on the loop soon (from any thread)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
+            self.loop.call_soon_threadsafe(callback, *args)
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and wait for it here; cancelling this cancels it there."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def stop(self, last: Coroutine[Any, Any, None], *, within: float) -> None:
+        """Run ``last`` (closing the client) on the loop, then stop it; each within bounds."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(within):
+                await self.run(last)
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.to_thread(self._thread.join, within)
