@@ -212,9 +212,9 @@ def batch_decoder(type: str) -> msgspec.msgpack.Decoder[Any]:
     return msgspec.msgpack.Decoder(list[tuple[int, str, cls | None, FeedGap | None]])  # type: ignore[valid-type]
 
 
-def entry_header(index: int, kind: int, size: int) -> bytes:
-    """Return the blob header of one entry (see the append script)."""
-    return _ENTRY_HEADER.pack(index, kind, size)
+#: ``entry_header(index, kind, size)``: the blob header of one entry (see the append script);
+#: the bound method itself, so framing a batch costs no extra call per entry.
+entry_header: Final = _ENTRY_HEADER.pack
 
 
 def entry_id_seconds(entry_id: str | bytes) -> float:

@@ -509,8 +509,7 @@ class FeedSubscription(Generic[M]):
         block_ms = max(1, int(self._feed.block_seconds * 1000))
         if self.group is None:
             streams = dict(zip(self._keys, self._last, strict=True))
-            reply = await self._redis.xread(streams, count=count, block_ms=block_ms)
-            await self._accept(self._decode(reply))
+            self._accept_plain(await self._redis.xread(streams, count=count, block_ms=block_ms))
             return
         assert self.consumer is not None
         claimed: list[_Raw] = []
@@ -555,6 +554,27 @@ class FeedSubscription(Generic[M]):
                 else:
                     append((i, entry_id.decode(), None, GAP_DECODER.decode(fields[1])))
         return items
+
+    def _accept_plain(self, reply: list[_Raw]) -> None:
+        """Decode a plain read's entries into the buffer (the hot path: no ids kept per entry)."""
+        decode = self._entry_decoder.decode
+        append = self._items.append
+        index = self._index
+        last = self._last
+        count = gaps = 0
+        for key, entries in reply:
+            if not entries:
+                continue
+            for _, fields in entries:
+                if fields[0] == b"m":
+                    append((decode(fields[1]), None))
+                else:
+                    append((None, GAP_DECODER.decode(fields[1])))
+                    gaps += 1
+            count += len(entries)
+            last[index[key] - 1] = entries[-1][0].decode()
+        self._received += count - gaps
+        self._gaps += gaps
 
     async def _accept(self, items: list[tuple[int, str, Any, FeedGap | None]]) -> None:
         last = self._last

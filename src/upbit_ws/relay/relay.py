@@ -565,13 +565,15 @@ class Relay:
         keys = [self._lease_key, self._batch_key]
         index: dict[str, int] = {}
         parts: list[bytes] = []
+        append = parts.append
+        header = entry_header
         for key, kind, _, payload in batch:
             i = index.get(key)
             if i is None:
                 keys.append(key)
                 i = index[key] = len(keys)
-            parts.append(entry_header(i, kind, len(payload)))
-            parts.append(payload)
+            append(header(i, kind, len(payload)))
+            append(payload)
         return keys, b"".join(parts)
 
     def _write_losses(self) -> None:
