@@ -375,3 +375,79 @@ def test_cli_says_what_is_wrong_in_one_line() -> None:
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], result.output
         assert "Traceback" not in result.output
+
+
+#: How long closing may take while Redis does not answer: the relay's flush wait, the
+#: cancellation, the lease release and the client's close are each bounded (2-4 s), plus
+#: slack for a loaded machine.
+CLOSE_BOUND = 25.0
+
+
+async def test_closing_never_hangs_while_redis_is_stopped(
+    redis_server: RedisServer, sim: Simulator
+) -> None:
+    """With redis-server stopped (SIGSTOP: sockets open, no answers) in the middle of appends
+    and reads, the relay and the feed both close within bounds, and the reader ends."""
+    relay = relay_for(redis_server, sim)
+    feed = RedisFeed(redis_server.url)
+    reader = Collector(feed.subscribe("ticker", CODES, start="0"))
+    await relay.start()
+    try:
+        await eventually(lambda: len(reader.messages) >= 3, what="tickers before the pause")
+        redis_server.pause()
+        received = relay.statistics().received
+        await eventually(
+            lambda: relay.statistics().received >= received + 5, what="messages Redis cannot take"
+        )
+        async with asyncio.timeout(CLOSE_BOUND):
+            await relay.aclose()
+            await reader.sub.aclose()
+            await feed.aclose()
+            await asyncio.wait([reader.task])
+        assert relay.role == "closed"
+        assert reader.task.done() and not reader.task.cancelled()
+    finally:
+        redis_server.resume()
+        await relay.aclose()
+        await reader.stop()
+
+
+async def test_the_relay_process_exits_on_sigterm_while_redis_is_stopped(
+    redis_server: RedisServer, sim: Simulator
+) -> None:
+    """``upbit-ws relay`` asked to stop (SIGTERM) while Redis is stopped exits 0 within bounds."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "upbit_ws.cli.relay",
+        "--redis",
+        redis_server.url,
+        "--base-url",
+        sim.url,
+        "--lease",
+        str(LEASE),
+        "trade,ticker",
+        *CODES,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            await proc.stdout.readline()  # subscribed
+        async with aioredis.Redis.from_url(redis_server.url) as raw:
+
+            async def appended() -> bool:
+                return int(await raw.xlen("upbit:ticker:KRW-BTC")) > 0
+
+            await eventually(appended, what="the relay to append")
+        redis_server.pause()
+        proc.terminate()
+        async with asyncio.timeout(CLOSE_BOUND):
+            status = await proc.wait()
+        assert status == 0
+    finally:
+        redis_server.resume()
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
