@@ -24,6 +24,7 @@ from upbit_ws.relay import (
     FeedSubscription,
     LeaseAcquired,
     RedisFeed,
+    RedisOutage,
     Relay,
     RelayConfig,
     RelayEvent,
@@ -106,6 +107,15 @@ async def event_log(feed: RedisFeed) -> AsyncIterator[list[RelayEvent]]:
     finally:
         task.cancel()
         await asyncio.wait([task], timeout=10)
+
+
+async def _events_until(feed: RedisFeed, kind: type[RelayEvent]) -> AsyncIterator[RelayEvent]:
+    """Yield upbit:events from the start up to the first event of ``kind`` (bounded)."""
+    async with asyncio.timeout(15):
+        async for event in feed.events(start="0"):
+            yield event
+            if isinstance(event, kind):
+                return
 
 
 def assert_trades_unique_and_ordered(messages: list[DataMessage]) -> None:
@@ -338,6 +348,7 @@ async def test_relay_and_consumer_recover_from_a_redis_restart(
     and both it and the consumer carry on by themselves."""
     relay = relay_for(redis_server, sim, buffer_size=16)
     async with relay, RedisFeed(redis_server.url) as feed:
+        local = LocalCollector(relay.events())
         reader = Collector(feed.subscribe("ticker", CODES, start="0"))
         await eventually(lambda: len(reader.messages) >= 3, what="tickers before the outage")
         redis_server.stop()
@@ -358,6 +369,16 @@ async def test_relay_and_consumer_recover_from_a_redis_restart(
         stats = relay.statistics()
         assert stats.redis_errors > 0 and stats.role == "leader"
         await reader.stop()
+        # The relay's own events say the same, and how long Redis was away.
+        outage = lambda: [e for e in local.items if isinstance(e, RedisOutage)]  # noqa: E731
+        await eventually(lambda: bool(outage()), what="the outage among the relay's events")
+        [report] = outage()
+        assert report.since < report.at and report.retries > 0 and report.dropped > 0
+        overflow = [e for e in local.items if isinstance(e, FeedGap)]
+        assert any(g.cause == "relay_overflow" and g.dropped for g in overflow)
+        events = [e async for e in _events_until(feed, RedisOutage)]
+        assert any(isinstance(e, FeedGap) and e.cause == "relay_overflow" for e in events)
+        await local.stop()
 
 
 def test_cli_says_what_is_wrong_in_one_line() -> None:
@@ -367,6 +388,11 @@ def test_cli_says_what_is_wrong_in_one_line() -> None:
         (["relay", "--redis", "redis://127.0.0.1:6390", "trades", "KRW-BTC"], 2, "unknown type"),
         (["relay", "--redis", "localhost:6379", "trade", "KRW-BTC"], 2, "Redis URL"),
         (["relay", "--redis", "redis://127.0.0.1:6390", "--lease", "0", "trade", "X"], 2, "lease"),
+        (
+            ["relay", "--redis", "redis://127.0.0.1:6390", "--buffer-size", "0", "trade", "X"],
+            2,
+            "buffer_size",
+        ),
         (["relay", "--redis", "redis://127.0.0.1:1", "trade", "KRW-BTC"], 1, "unavailable"),
     ]
     for args, status, words in cases:

@@ -50,7 +50,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
 
@@ -72,6 +72,7 @@ from upbit_ws.relay.codec import (
     GapCause,
     LeaseAcquired,
     LeaseReleased,
+    RedisOutage,
     RelayConfig,
     RelayEvent,
     UpstreamStateChanged,
@@ -102,6 +103,8 @@ _REDIS_BACKOFF: Final = BackoffConfig(
 _HIGH_WATER_ENTRIES: Final = 64
 #: How long aclose() lets the writer flush what is buffered before giving up.
 _FLUSH_TIMEOUT: Final = 2.0
+#: Events one events() listener may hold unread; past that the oldest go.
+_EVENTS_BOUND: Final = 1024
 
 # One outbox entry: stream key, kind (message or gap), ordering timestamp (None: not a data
 # message), payload.
@@ -211,6 +214,11 @@ class Relay:
         self._losses: dict[str, tuple[float, int]] = {}
         # Per stream: entries a standby's backlog aged out since it last led.
         self._aged_out: dict[str, int] = {}
+        self._listeners: list[deque[RelayEvent | None]] = []
+        self._listened = asyncio.Event()
+        # The current Redis outage: (first failure, wall clock; dropped before it; failed
+        # appends), or None. It ends with the first append that lands.
+        self._outage: tuple[float, int, int] | None = None
         self._received = 0
         self._appended = 0
         self._dropped = 0
@@ -243,6 +251,38 @@ class Relay:
     def manager(self) -> WebSocketManager:
         """Return the manager this relay reads from (for its health and statistics)."""
         return self._ws
+
+    def events(self) -> AsyncIterator[RelayEvent]:
+        """Yield the events this relay produces from now on, whatever its role or Redis's state.
+
+        The same events as ``upbit:events`` (gaps, lease changes, upstream changes,
+        :class:`~upbit_ws.relay.RedisOutage`), and also a standby's, which Redis does not get;
+        the iteration ends when the relay closes. Up to 1024 unread events are kept per
+        listener, the oldest dropped first.
+        """
+        queue: deque[RelayEvent | None] = deque(maxlen=_EVENTS_BOUND)
+        self._listeners.append(queue)
+        return self._listen(queue)
+
+    async def _listen(self, queue: deque[RelayEvent | None]) -> AsyncIterator[RelayEvent]:
+        try:
+            while True:
+                if not queue:
+                    await self._listened.wait()  # set and replaced by each _publish
+                    continue
+                event = queue.popleft()
+                if event is None:
+                    return
+                yield event
+        finally:
+            self._listeners.remove(queue)
+
+    def _publish(self, event: RelayEvent | None) -> None:
+        """On the main loop: hand ``event`` (None: the end) to every events() listener."""
+        for queue in self._listeners:
+            queue.append(event)
+        listened, self._listened = self._listened, asyncio.Event()
+        listened.set()
 
     async def __aenter__(self) -> Relay:
         await self.start()
@@ -330,6 +370,7 @@ class Relay:
             await io.stop(self._redis.aclose(), within=_FLUSH_TIMEOUT)
         else:
             self._set_role("closed")
+        self._publish(None)
 
     def statistics(self) -> RelayStatistics:
         """Return a snapshot of this relay's counters."""
@@ -467,6 +508,9 @@ class Relay:
 
     def _emit(self, event: RelayEvent, *, first: bool = False) -> None:
         """Queue an event for ``upbit:events`` (only a leader's events are written)."""
+        main = self._main
+        if main is not None and not main.is_closed():
+            main.call_soon_threadsafe(self._publish, event)
         if self._role != "leader" and not first:
             _log.info("relay %s (standby): %s", self.relay_id, event)
             return
@@ -531,8 +575,11 @@ class Relay:
                 )
             except RedisUnavailableError as exc:
                 self._redis_errors += 1
-                if backoff.attempt == 0:
+                if self._outage is None:
+                    self._outage = (time.time(), self._dropped, 0)
                     _log.warning("relay %s: cannot append: %s", self.relay_id, exc)
+                since, dropped, retries = self._outage
+                self._outage = (since, dropped, retries + 1)
                 self._trim()
                 await asyncio.sleep(backoff.next_delay())
                 continue
@@ -549,6 +596,25 @@ class Relay:
                 continue
             self._batches += 1
             self._appended += len(batch)
+            if self._outage is not None:
+                self._end_outage()
+
+    def _end_outage(self) -> None:
+        """An append landed again: report the outage (after its gaps, module docs)."""
+        assert self._outage is not None
+        (since, dropped, retries), self._outage = self._outage, None
+        dropped = self._dropped - dropped
+        _log.warning(
+            "relay %s: Redis answers again after %.1f s; %d messages dropped meanwhile",
+            self.relay_id,
+            time.time() - since,
+            dropped,
+        )
+        self._emit(
+            RedisOutage(
+                at=time.time(), relay=self.relay_id, since=since, retries=retries, dropped=dropped
+            )
+        )
 
     def _take_batch(self) -> list[_Entry]:
         with self._lock:
