@@ -22,9 +22,9 @@ starts again first gets its own pending messages back; messages another consumer
 unacknowledged for ``claim_idle`` seconds (it died) are claimed (``XAUTOCLAIM``) and delivered
 again. Groups are created on first use at ``start`` (``"$"`` by default).
 
-Reads move many entries per round trip through a Lua script that wraps the stored payloads in
-one msgpack array (:mod:`upbit_ws.relay.scripts`); when nothing is new the feed blocks in
-``XREAD`` for up to ``block_seconds``. When Redis goes away the feed retries by itself
+Reads are plain ``XREAD`` / ``XREADGROUP`` of up to ``read_count`` entries per stream, blocking
+for up to ``block_seconds`` only when nothing is new; hiredis (the ``redis`` extra) parses the
+replies in C and msgspec decodes each stored payload into its typed message. When Redis goes away the feed retries by itself
 (capped backoff, 0.05 s to 1 s, counted in ``statistics().reconnects``) and continues from the
 last id it read; groups lost with a Redis restart are created again.
 """

@@ -8,7 +8,10 @@
 **Data path.** One :class:`~upbit_ws.WebSocketManager` subscription per type (``drop_oldest``
 with a large bound, so tickers and books are never conflated away), read with ``batches()``;
 each message is encoded once (msgpack with its type tag, :mod:`upbit_ws.relay.codec`) into the
-relay's *outbox*, a bounded FIFO. One writer takes up to ``batch_size`` entries at a time and
+relay's *outbox*, a bounded FIFO shared under a lock. The Redis side (the writer and the lease)
+runs on an event loop of its own, on a daemon thread (:class:`_LoopThread`): under a flood one
+WebSocket read can hold the reading loop for a quarter of a second, and round trips to Redis
+must not wait for those turns. The writer takes up to ``batch_size`` entries at a time and
 appends them with one Lua script call (:data:`~upbit_ws.relay.scripts.APPEND`), so a flood
 costs one round trip per batch, not per message. Connection changes and gaps of the manager
 go to ``upbit:events`` (and each gap also into the affected data streams, in band).
@@ -16,7 +19,9 @@ go to ``upbit:events`` (and each gap also into the affected data streams, in ban
 **Redis down.** Appends fail, the writer retries the same batch with capped backoff (0.05 s
 to 1 s) and the outbox keeps filling up to ``buffer_size`` entries; past that the oldest are
 dropped and counted per stream, and the next append writes a :class:`FeedGap` (cause
-``relay_overflow``) before the data that follows the loss. A batch whose reply was lost is not
+``relay_overflow``) before the data that follows the loss, then a :class:`RedisOutage` once an
+append lands (:meth:`Relay.events` yields both locally too). Closing never waits for a Redis
+that stopped answering longer than a few bounded seconds (see :meth:`Relay.aclose`). A batch whose reply was lost is not
 appended twice: the script remembers the last batch id.
 
 **High availability.** Relays of one subscription set share a lease (``upbit:lease:relay``):
@@ -343,7 +348,12 @@ class Relay:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop: flush what is buffered (briefly), release the lease, close everything."""
+        """Stop: flush what is buffered (briefly), release the lease, close everything.
+
+        Every step is bounded, so a Redis that stopped answering delays this by seconds, never
+        hangs it: the flush waits at most 2 s, the cancelled Redis side 2 s more, the lease
+        release 4 s, closing the client 2 s.
+        """
         if self._closing:
             return
         self._closing = True
