@@ -24,9 +24,10 @@ again. Groups are created on first use at ``start`` (``"$"`` by default).
 
 Reads are plain ``XREAD`` / ``XREADGROUP`` of up to ``read_count`` entries per stream, blocking
 for up to ``block_seconds`` only when nothing is new; hiredis (the ``redis`` extra) parses the
-replies in C and msgspec decodes each stored payload into its typed message. When Redis goes away the feed retries by itself
-(capped backoff, 0.05 s to 1 s, counted in ``statistics().reconnects``) and continues from the
-last id it read; groups lost with a Redis restart are created again.
+replies in C and msgspec decodes each stored payload into its typed message. When Redis goes
+away the feed retries by itself (capped backoff, 0.05 s to 1 s, counted in
+``statistics().reconnects``) and continues from the last id it read; groups lost with a Redis
+restart are created again.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ to 1 s) and the outbox keeps filling up to ``buffer_size`` entries; past that th
 dropped and counted per stream, and the next append writes a :class:`FeedGap` (cause
 ``relay_overflow``) before the data that follows the loss, then a :class:`RedisOutage` once an
 append lands (:meth:`Relay.events` yields both locally too). Closing never waits for a Redis
-that stopped answering longer than a few bounded seconds (see :meth:`Relay.aclose`). A batch whose reply was lost is not
-appended twice: the script remembers the last batch id.
+that stopped answering longer than a few bounded seconds (see :meth:`Relay.aclose`). A batch
+whose reply was lost is not appended twice: the script remembers the last batch id.
 
 **High availability.** Relays of one subscription set share a lease (``upbit:lease:relay``):
 ``SET NX PX`` to take it, a compare-and-set script to renew it every third of its time to live,
