@@ -55,7 +55,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
 
@@ -108,6 +108,8 @@ _REDIS_BACKOFF: Final = BackoffConfig(
 _HIGH_WATER_ENTRIES: Final = 64
 #: How long aclose() lets the writer flush what is buffered before giving up.
 _FLUSH_TIMEOUT: Final = 2.0
+#: Most messages a pump encodes per turn (one lock and one wake-up of the writer each).
+_PUMP_BATCH: Final = 1024
 #: Events one events() listener may hold unread; past that the oldest go.
 _EVENTS_BOUND: Final = 1024
 
@@ -435,17 +437,11 @@ class Relay:
     async def _pump(self, sub: Subscription[Any]) -> None:
         """Encode each message the manager delivers into the outbox."""
         kind = sub.type
-        stream_key = self._stream_key
-        keys = self._stream_keys
         lock = self._lock
-        async for batch in sub.batches():
+        keys = _KeysByCode(self._stream_key, kind)
+        async for batch in sub.batches(max_items=_PUMP_BATCH):
             entries = [
-                (
-                    keys.get((kind, message.code)) or stream_key(kind, message.code),
-                    KIND_MESSAGE,
-                    message.timestamp,
-                    encode_message(message),
-                )
+                (keys[message.code], KIND_MESSAGE, message.timestamp, encode_message(message))
                 for message in batch
             ]
             with lock:
@@ -868,6 +864,19 @@ class Relay:
                 )
                 await self._redis.script(RELEASE, [self._lease_key], [token])
         self._token = None
+
+
+class _KeysByCode(dict[str | None, str]):
+    """One type's stream keys by code: a lookup by code alone, no tuple built per message."""
+
+    def __init__(self, make: Callable[[str, str | None], str], kind: str) -> None:
+        super().__init__()
+        self._make = make
+        self._kind = kind
+
+    def __missing__(self, code: str | None) -> str:
+        key = self[code] = self._make(self._kind, code)
+        return key
 
 
 class _LoopThread:
