@@ -227,14 +227,16 @@ async def _run(
     consumed = statistics.median(r.consumed for r in rounds)
     appended = statistics.median(r.appended for r in rounds)
     ratio = consumed / statistics.median(local)
+    paired = statistics.median(r.consumed / rate for r, rate in zip(rounds, local, strict=True))
     print(
         f"median      local {statistics.median(local):,.0f}  relay appended {appended:,.0f}  "
-        f"consumer {consumed:,.0f}  ratio {ratio:.2f}"
+        f"consumer {consumed:,.0f}  ratio of the medians {ratio:.2f}  "
+        f"median of the rounds' ratios {paired:.2f}"
     )
     for got in rounds:
         print(f"relay       {got.final}")
-    verdict = "met" if ratio >= 0.5 else "NOT met"
-    print(f"target      relay path (consumer) >= 0.50 x local (median): {verdict}")
+    verdict = "met" if min(ratio, paired) >= 0.5 else "NOT met"
+    print(f"target      relay path (consumer) >= 0.50 x local, both medians: {verdict}")
 
 
 def main() -> None:

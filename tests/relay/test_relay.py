@@ -477,3 +477,26 @@ async def test_the_relay_process_exits_on_sigterm_while_redis_is_stopped(
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
+
+
+async def test_a_group_consumer_carries_on_after_redis_restarts_empty(
+    redis_server: RedisServer, sim: Simulator
+) -> None:
+    """Redis killed and restarted without its data: the group is gone (NOGROUP); the consumer
+    creates it again by itself and gets the trades the relay appends from then on."""
+    relay = relay_for(redis_server, sim, codes=["KRW-BTC"])
+    async with relay, RedisFeed(redis_server.url) as feed:
+        sub = feed.subscribe("trade", ["KRW-BTC"], start="0", group="g", consumer="w")
+        reader = Collector(sub)
+        await eventually(lambda: len(reader.messages) >= 2, what="trades before the restart")
+        redis_server.stop()
+        redis_server.start()
+        await redis_server.ready()
+        before = len(reader.messages)
+        await eventually(
+            lambda: len(reader.messages) >= before + 3, what="trades after the restart"
+        )
+        assert sub.statistics().reconnects > 0
+        assert await sub.ack() > 0  # the group exists again and holds them as pending
+        await reader.stop()
+        assert_trades_unique_and_ordered(reader.messages[before:])
