@@ -429,7 +429,11 @@ class Relay:
             lease.cancel()
 
     def _wake_writer(self) -> None:
-        """Wake the writer on the Redis loop (from either thread)."""
+        """Wake the writer on the Redis loop (from either thread).
+
+        Skipped while the event is still set: the writer clears it and then looks at the
+        outbox again before it waits, so what was queued before this call is seen either way.
+        """
         io = self._io
         if io is not None and not self._wake.is_set():
             io.call(self._wake.set)
@@ -565,7 +569,11 @@ class Relay:
                 if self._role != "leader" or not self._outbox:
                     if self._inputs_done and (self._role != "leader" or not self._outbox):
                         return
-                    self._wake.clear()
+                    if self._wake.is_set():
+                        # Clear, then look again before waiting: the reading loop skips the
+                        # wake-up while the event is still set (see _wake_writer).
+                        self._wake.clear()
+                        continue
                     await self._wake.wait()
                     continue
                 self._write_losses()
