@@ -500,3 +500,54 @@ async def test_a_group_consumer_carries_on_after_redis_restarts_empty(
         assert await sub.ack() > 0  # the group exists again and holds them as pending
         await reader.stop()
         assert_trades_unique_and_ordered(reader.messages[before:])
+
+
+async def test_entries_that_do_not_decode_never_end_a_reader(redis_server: RedisServer) -> None:
+    """A stranger's (or a newer relay's) entries among the relay's are skipped and counted;
+    plain readers, group readers and the events reader carry on, and a group acknowledges them
+    so they do not come back."""
+    good = [msgspec.msgpack.encode(t) for t in _trades(3)]
+    async with aioredis.Redis.from_url(redis_server.url) as raw:
+        key = "upbit:trade:KRW-BTC"
+        await raw.xadd(key, {"m": good[0]})
+        await raw.xadd(key, {"m": b"\xc1 not msgpack"})
+        await raw.xadd(key, {"m": good[1]})
+        await raw.xadd(key, {"x": b"no such field"})
+        await raw.xadd(key, {"m": good[2]})
+        await raw.xadd("upbit:events", {"m": msgspec.msgpack.encode({"event": "from_the_future"})})
+        later = LeaseAcquired(at=2.0, relay="r", since=None, refilled=0)
+        await raw.xadd("upbit:events", {"m": msgspec.msgpack.encode(later)})
+        async with RedisFeed(redis_server.url) as feed:
+            plain = feed.subscribe("trade", ["KRW-BTC"], start="0")
+            group = feed.subscribe("trade", ["KRW-BTC"], start="0", group="g", consumer="w")
+            async with asyncio.timeout(15):
+                for sub in (plain, group):
+                    got = [await anext(sub) for _ in range(3)]
+                    assert [t.sequential_id for t in got] == [1, 2, 3]
+                    assert sub.statistics().malformed == 2
+                assert await group.ack() == 3
+                [event] = [e async for e in _events_until(feed, LeaseAcquired)]
+            assert event == later
+            pending = await raw.xpending(key, "g")
+            assert pending["pending"] == 0  # the two strangers were acknowledged too
+
+
+def _trades(count: int) -> list[Trade]:
+    """Return ``count`` trades of KRW-BTC with sequential ids 1..count."""
+    return [
+        Trade(
+            code="KRW-BTC",
+            trade_price=1.5e8,
+            trade_volume=0.01,
+            ask_bid="BID",
+            prev_closing_price=1.4e8,
+            change="RISE",
+            change_price=1e7,
+            trade_date="2024-01-01",
+            trade_time="00:00:00",
+            trade_timestamp=1704067200000 + i,
+            timestamp=1704067200012 + i,
+            sequential_id=i,
+        )
+        for i in range(1, count + 1)
+    ]

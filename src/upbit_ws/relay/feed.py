@@ -33,11 +33,14 @@ restart are created again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Literal, TypeVar, overload
+
+import msgspec
 
 from upbit_ws.core.backoff import Backoff
 from upbit_ws.core.config import BackoffConfig
@@ -68,6 +71,10 @@ __all__ = ["FeedStatistics", "FeedSubscription", "RedisFeed"]
 
 M = TypeVar("M", bound=DataMessage)
 
+_log = logging.getLogger("upbit_ws.relay")
+#: What a stream entry that is not a relay's (or is from a newer relay) raises on decoding.
+_MALFORMED: Final = (msgspec.DecodeError, IndexError, TypeError)
+
 _BACKOFF: Final = BackoffConfig(
     first_delay=0.05, cap=1.0, reset_after=1.0, rate_limited_floor=1.0, blocked_floor=1.0
 )
@@ -89,7 +96,9 @@ class FeedStatistics:
 
     ``received`` messages and ``gaps`` markers were read; ``reconnects`` counts reads that
     failed because Redis was away; ``acked`` messages were acknowledged (groups) and
-    ``unacked`` were handed out and not acknowledged yet.
+    ``unacked`` were handed out and not acknowledged yet; ``malformed`` entries could not be
+    decoded (not written by a relay of this version) and were skipped (acknowledged in a
+    group, so they are not delivered again).
     """
 
     type: str
@@ -101,6 +110,7 @@ class FeedStatistics:
     acked: int
     unacked: int
     buffered: int
+    malformed: int = 0
 
 
 class RedisFeed:
@@ -307,8 +317,14 @@ class RedisFeed:
             for _, entries in reply:
                 for entry_id, fields in entries:
                     last = entry_id.decode()
-                    if fields and fields[0] == b"m":
-                        yield EVENT_DECODER.decode(fields[1])
+                    try:
+                        event = EVENT_DECODER.decode(fields[1]) if fields[0] == b"m" else None
+                    except _MALFORMED as exc:
+                        # A newer relay's event, or a stranger's entry: never the end of this.
+                        _log.warning("skipped %s entry %s: %s", key, last, exc)
+                        continue
+                    if event is not None:
+                        yield event
 
     @property
     def client(self) -> RedisClient:
@@ -357,6 +373,7 @@ class FeedSubscription(Generic[M]):
         self._gaps = 0
         self._reconnects = 0
         self._acked = 0
+        self._malformed = 0
 
     def __repr__(self) -> str:
         group = f" group={self.group}/{self.consumer}" if self.group else ""
@@ -448,6 +465,7 @@ class FeedSubscription(Generic[M]):
             acked=self._acked,
             unacked=len(self._unacked) - sum(1 for m, _ in self._items if m is not None),
             buffered=len(self._items),
+            malformed=self._malformed,
         )
 
     # --- reading -----------------------------------------------------------------------------
@@ -550,10 +568,14 @@ class FeedSubscription(Generic[M]):
             for entry_id, fields in entries:
                 if not fields:
                     continue  # a pending entry trimmed from the stream since
-                if fields[0] == b"m":
-                    append((i, entry_id.decode(), decode(fields[1]), None))
-                else:
-                    append((i, entry_id.decode(), None, GAP_DECODER.decode(fields[1])))
+                try:
+                    if fields[0] == b"m":
+                        append((i, entry_id.decode(), decode(fields[1]), None))
+                    else:
+                        append((i, entry_id.decode(), None, GAP_DECODER.decode(fields[1])))
+                except _MALFORMED as exc:
+                    self._skipped(key, entry_id, exc)
+                    append((i, entry_id.decode(), None, None))  # acknowledged in _accept
         return items
 
     def _accept_plain(self, reply: list[_Raw]) -> None:
@@ -566,21 +588,39 @@ class FeedSubscription(Generic[M]):
         for key, entries in reply:
             if not entries:
                 continue
-            for _, fields in entries:
-                if fields[0] == b"m":
-                    append((decode(fields[1]), None))
-                else:
-                    append((None, GAP_DECODER.decode(fields[1])))
-                    gaps += 1
+            for entry_id, fields in entries:
+                try:
+                    if fields[0] == b"m":
+                        append((decode(fields[1]), None))
+                    else:
+                        append((None, GAP_DECODER.decode(fields[1])))
+                        gaps += 1
+                except _MALFORMED as exc:
+                    self._skipped(key, entry_id, exc)
+                    count -= 1
             count += len(entries)
             last[index[key] - 1] = entries[-1][0].decode()
         self._received += count - gaps
         self._gaps += gaps
 
+    def _skipped(self, key: bytes, entry_id: bytes, exc: Exception) -> None:
+        """Count an entry that does not decode; say so once per subscription."""
+        if not self._malformed:
+            _log.warning(
+                "%s: skipped entry %s of %s, which does not decode as %s (%s); later ones are "
+                "only counted in statistics().malformed",
+                self,
+                entry_id.decode(),
+                key.decode(),
+                self.type,
+                exc,
+            )
+        self._malformed += 1
+
     async def _accept(self, items: list[tuple[int, str, Any, FeedGap | None]]) -> None:
         last = self._last
         out = self._items
-        gap_acks: dict[str, list[str]] = {}
+        acks: dict[str, list[str]] = {}
         group = self.group
         unacked = self._unacked
         keys = self._keys
@@ -591,11 +631,13 @@ class FeedSubscription(Generic[M]):
                 if group is not None:
                     unacked[id(message)] = (message, keys[index - 1], entry_id)
                 out.append((message, None))
-            elif gap is not None:
-                self._gaps += 1
+            else:
+                if gap is not None:
+                    self._gaps += 1
+                    out.append((None, gap))
                 if group is not None:
-                    gap_acks.setdefault(keys[index - 1], []).append(entry_id)
-                out.append((None, gap))
-        if gap_acks and group is not None:
-            # A marker needs no processing: acknowledged as it is handed out.
-            await self._redis.ack(gap_acks, group)
+                    acks.setdefault(keys[index - 1], []).append(entry_id)
+        if acks and group is not None:
+            # A marker (or an entry that does not decode) needs no processing: acknowledged
+            # as it is handed out, so it is not delivered again.
+            await self._redis.ack(acks, group)
