@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -75,6 +76,16 @@ class RedisServer:
             self._proc.kill()
             self._proc.wait(timeout=10)
             self._proc = None
+
+    def pause(self) -> None:
+        """Stop the server in its tracks (SIGSTOP): connections stay open, nothing answers."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server go on (SIGCONT)."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
 
     async def ready(self) -> None:
         """Wait until the server answers PING."""

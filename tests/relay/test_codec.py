@@ -22,15 +22,13 @@ from upbit_ws.core.messages import (
 )
 from upbit_ws.relay.codec import (
     EVENT_DECODER,
-    FeedGap,
     Keys,
     LeaseAcquired,
+    RedisOutage,
     RelayConfig,
-    batch_decoder,
     check_subscriptions,
     decoder_for,
     encode_event,
-    encode_gap,
     encode_message,
     entry_id_seconds,
 )
@@ -63,6 +61,7 @@ def test_relay_public_names_are_pinned() -> None:
         "LeaseReleased",
         "RedisCommandError",
         "RedisFeed",
+        "RedisOutage",
         "RedisUnavailableError",
         "Relay",
         "RelayConfig",
@@ -140,32 +139,14 @@ def test_messages_round_trip_into_the_same_class(message: object) -> None:
     assert back == message
 
 
-def test_a_read_script_answer_decodes_in_one_call() -> None:
-    """The read scripts' array of [index, id, message|nil, gap|nil] decodes to typed values."""
-    gap = FeedGap(
-        at=2.0,
-        relay="r",
-        type="trade",
-        code="KRW-BTC",
-        cause="relay_overflow",
-        since=1.0,
-        dropped=3,
-    )
-    header = b"\xdd\x00\x00\x00\x02"
-    one = b"\x94\xcd\x00\x01\xd9\x03" + b"1-0" + encode_message(TRADE) + b"\xc0"
-    two = b"\x94\xcd\x00\x02\xd9\x03" + b"2-5" + b"\xc0" + encode_gap(gap)
-    assert batch_decoder("trade").decode(header + one + two) == [
-        (1, "1-0", TRADE, None),
-        (2, "2-5", None, gap),
-    ]
-
-
 def test_events_decode_by_their_tag() -> None:
     """Relay events carry an ``event`` tag and decode back into their class."""
     event = LeaseAcquired(at=3.0, relay="r", since=2.5, refilled=4)
     assert EVENT_DECODER.decode(encode_event(event)) == event
     assert msgspec.to_builtins(event)["event"] == "lease_acquired"
     assert entry_id_seconds(b"1700000000123-4") == 1700000000.123
+    outage = RedisOutage(at=9.0, relay="r", since=4.0, retries=7, dropped=0)
+    assert EVENT_DECODER.decode(encode_event(outage)) == outage
 
 
 def test_config_reports_every_problem_at_once() -> None:

@@ -24,6 +24,7 @@ from upbit_ws.relay import (
     FeedSubscription,
     LeaseAcquired,
     RedisFeed,
+    RedisOutage,
     Relay,
     RelayConfig,
     RelayEvent,
@@ -106,6 +107,15 @@ async def event_log(feed: RedisFeed) -> AsyncIterator[list[RelayEvent]]:
     finally:
         task.cancel()
         await asyncio.wait([task], timeout=10)
+
+
+async def _events_until(feed: RedisFeed, kind: type[RelayEvent]) -> AsyncIterator[RelayEvent]:
+    """Yield upbit:events from the start up to the first event of ``kind`` (bounded)."""
+    async with asyncio.timeout(15):
+        async for event in feed.events(start="0"):
+            yield event
+            if isinstance(event, kind):
+                return
 
 
 def assert_trades_unique_and_ordered(messages: list[DataMessage]) -> None:
@@ -338,6 +348,7 @@ async def test_relay_and_consumer_recover_from_a_redis_restart(
     and both it and the consumer carry on by themselves."""
     relay = relay_for(redis_server, sim, buffer_size=16)
     async with relay, RedisFeed(redis_server.url) as feed:
+        local = LocalCollector(relay.events())
         reader = Collector(feed.subscribe("ticker", CODES, start="0"))
         await eventually(lambda: len(reader.messages) >= 3, what="tickers before the outage")
         redis_server.stop()
@@ -358,6 +369,16 @@ async def test_relay_and_consumer_recover_from_a_redis_restart(
         stats = relay.statistics()
         assert stats.redis_errors > 0 and stats.role == "leader"
         await reader.stop()
+        # The relay's own events say the same, and how long Redis was away.
+        outage = lambda: [e for e in local.items if isinstance(e, RedisOutage)]  # noqa: E731
+        await eventually(lambda: bool(outage()), what="the outage among the relay's events")
+        [report] = outage()
+        assert report.since < report.at and report.retries > 0 and report.dropped > 0
+        overflow = [e for e in local.items if isinstance(e, FeedGap)]
+        assert any(g.cause == "relay_overflow" and g.dropped for g in overflow)
+        events = [e async for e in _events_until(feed, RedisOutage)]
+        assert any(isinstance(e, FeedGap) and e.cause == "relay_overflow" for e in events)
+        await local.stop()
 
 
 def test_cli_says_what_is_wrong_in_one_line() -> None:
@@ -367,6 +388,11 @@ def test_cli_says_what_is_wrong_in_one_line() -> None:
         (["relay", "--redis", "redis://127.0.0.1:6390", "trades", "KRW-BTC"], 2, "unknown type"),
         (["relay", "--redis", "localhost:6379", "trade", "KRW-BTC"], 2, "Redis URL"),
         (["relay", "--redis", "redis://127.0.0.1:6390", "--lease", "0", "trade", "X"], 2, "lease"),
+        (
+            ["relay", "--redis", "redis://127.0.0.1:6390", "--buffer-size", "0", "trade", "X"],
+            2,
+            "buffer_size",
+        ),
         (["relay", "--redis", "redis://127.0.0.1:1", "trade", "KRW-BTC"], 1, "unavailable"),
     ]
     for args, status, words in cases:
@@ -375,3 +401,153 @@ def test_cli_says_what_is_wrong_in_one_line() -> None:
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], result.output
         assert "Traceback" not in result.output
+
+
+#: How long closing may take while Redis does not answer: the relay's flush wait, the
+#: cancellation, the lease release and the client's close are each bounded (2-4 s), plus
+#: slack for a loaded machine.
+CLOSE_BOUND = 25.0
+
+
+async def test_closing_never_hangs_while_redis_is_stopped(
+    redis_server: RedisServer, sim: Simulator
+) -> None:
+    """With redis-server stopped (SIGSTOP: sockets open, no answers) in the middle of appends
+    and reads, the relay and the feed both close within bounds, and the reader ends."""
+    relay = relay_for(redis_server, sim)
+    feed = RedisFeed(redis_server.url)
+    reader = Collector(feed.subscribe("ticker", CODES, start="0"))
+    await relay.start()
+    try:
+        await eventually(lambda: len(reader.messages) >= 3, what="tickers before the pause")
+        redis_server.pause()
+        received = relay.statistics().received
+        await eventually(
+            lambda: relay.statistics().received >= received + 5, what="messages Redis cannot take"
+        )
+        async with asyncio.timeout(CLOSE_BOUND):
+            await relay.aclose()
+            await reader.sub.aclose()
+            await feed.aclose()
+            await asyncio.wait([reader.task])
+        assert relay.role == "closed"
+        assert reader.task.done() and not reader.task.cancelled()
+    finally:
+        redis_server.resume()
+        await relay.aclose()
+        await reader.stop()
+
+
+async def test_the_relay_process_exits_on_sigterm_while_redis_is_stopped(
+    redis_server: RedisServer, sim: Simulator
+) -> None:
+    """``upbit-ws relay`` asked to stop (SIGTERM) while Redis is stopped exits 0 within bounds."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "upbit_ws.cli.relay",
+        "--redis",
+        redis_server.url,
+        "--base-url",
+        sim.url,
+        "--lease",
+        str(LEASE),
+        "trade,ticker",
+        *CODES,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            await proc.stdout.readline()  # subscribed
+        async with aioredis.Redis.from_url(redis_server.url) as raw:
+
+            async def appended() -> bool:
+                return int(await raw.xlen("upbit:ticker:KRW-BTC")) > 0
+
+            await eventually(appended, what="the relay to append")
+        redis_server.pause()
+        proc.terminate()
+        async with asyncio.timeout(CLOSE_BOUND):
+            status = await proc.wait()
+        assert status == 0
+    finally:
+        redis_server.resume()
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def test_a_group_consumer_carries_on_after_redis_restarts_empty(
+    redis_server: RedisServer, sim: Simulator
+) -> None:
+    """Redis killed and restarted without its data: the group is gone (NOGROUP); the consumer
+    creates it again by itself and gets the trades the relay appends from then on."""
+    relay = relay_for(redis_server, sim, codes=["KRW-BTC"])
+    async with relay, RedisFeed(redis_server.url) as feed:
+        sub = feed.subscribe("trade", ["KRW-BTC"], start="0", group="g", consumer="w")
+        reader = Collector(sub)
+        await eventually(lambda: len(reader.messages) >= 2, what="trades before the restart")
+        redis_server.stop()
+        redis_server.start()
+        await redis_server.ready()
+        before = len(reader.messages)
+        await eventually(
+            lambda: len(reader.messages) >= before + 3, what="trades after the restart"
+        )
+        assert sub.statistics().reconnects > 0
+        assert await sub.ack() > 0  # the group exists again and holds them as pending
+        await reader.stop()
+        assert_trades_unique_and_ordered(reader.messages[before:])
+
+
+async def test_entries_that_do_not_decode_never_end_a_reader(redis_server: RedisServer) -> None:
+    """A stranger's (or a newer relay's) entries among the relay's are skipped and counted;
+    plain readers, group readers and the events reader carry on, and a group acknowledges them
+    so they do not come back."""
+    good = [msgspec.msgpack.encode(t) for t in _trades(3)]
+    async with aioredis.Redis.from_url(redis_server.url) as raw:
+        key = "upbit:trade:KRW-BTC"
+        await raw.xadd(key, {"m": good[0]})
+        await raw.xadd(key, {"m": b"\xc1 not msgpack"})
+        await raw.xadd(key, {"m": good[1]})
+        await raw.xadd(key, {"x": b"no such field"})
+        await raw.xadd(key, {"m": good[2]})
+        await raw.xadd("upbit:events", {"m": msgspec.msgpack.encode({"event": "from_the_future"})})
+        later = LeaseAcquired(at=2.0, relay="r", since=None, refilled=0)
+        await raw.xadd("upbit:events", {"m": msgspec.msgpack.encode(later)})
+        async with RedisFeed(redis_server.url) as feed:
+            plain = feed.subscribe("trade", ["KRW-BTC"], start="0")
+            group = feed.subscribe("trade", ["KRW-BTC"], start="0", group="g", consumer="w")
+            async with asyncio.timeout(15):
+                for sub in (plain, group):
+                    got = [await anext(sub) for _ in range(3)]
+                    assert [t.sequential_id for t in got] == [1, 2, 3]
+                    assert sub.statistics().malformed == 2
+                assert await group.ack() == 3
+                [event] = [e async for e in _events_until(feed, LeaseAcquired)]
+            assert event == later
+            pending = await raw.xpending(key, "g")
+            assert pending["pending"] == 0  # the two strangers were acknowledged too
+
+
+def _trades(count: int) -> list[Trade]:
+    """Return ``count`` trades of KRW-BTC with sequential ids 1..count."""
+    return [
+        Trade(
+            code="KRW-BTC",
+            trade_price=1.5e8,
+            trade_volume=0.01,
+            ask_bid="BID",
+            prev_closing_price=1.4e8,
+            change="RISE",
+            change_price=1e7,
+            trade_date="2024-01-01",
+            trade_time="00:00:00",
+            trade_timestamp=1704067200000 + i,
+            timestamp=1704067200012 + i,
+            sequential_id=i,
+        )
+        for i in range(1, count + 1)
+    ]

@@ -40,6 +40,12 @@ def _fail(message: str, status: int) -> NoReturn:
 )
 @click.option("--maxlen", type=int, default=None, help="Entries kept per stream (MAXLEN ~).")
 @click.option("--lease", "lease_seconds", type=float, default=None, help="Lease time to live, s.")
+@click.option(
+    "--buffer-size",
+    type=int,
+    default=None,
+    help="Entries held while Redis is down (default 65536); past it the oldest are dropped.",
+)
 @click.option("--lease-name", default=None, help="Lease of this relay set (default: relay).")
 @click.option("--namespace", default=None, help="Key prefix (default: upbit).")
 @click.option("--relay-id", default=None, help="This relay's name in events.")
@@ -52,6 +58,7 @@ def relay(
     base_url: str,
     maxlen: int | None,
     lease_seconds: float | None,
+    buffer_size: int | None,
     lease_name: str | None,
     namespace: str | None,
     relay_id: str | None,
@@ -72,6 +79,7 @@ def relay(
         for name, value in (
             ("maxlen", maxlen),
             ("lease_seconds", lease_seconds),
+            ("buffer_size", buffer_size),
             ("lease_name", lease_name),
             ("namespace", namespace),
         )

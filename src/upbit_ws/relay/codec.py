@@ -45,10 +45,10 @@ __all__ = [
     "Keys",
     "LeaseAcquired",
     "LeaseReleased",
+    "RedisOutage",
     "RelayConfig",
     "RelayEvent",
     "UpstreamStateChanged",
-    "batch_decoder",
     "check_subscriptions",
     "decoder_for",
     "encode_event",
@@ -135,8 +135,23 @@ class LeaseReleased(RelayEvent, frozen=True, kw_only=True, tag="lease_released")
     """``relay`` gave the lease up on a clean exit; a standby takes over at once."""
 
 
+class RedisOutage(RelayEvent, frozen=True, kw_only=True, tag="redis_outage"):
+    """The leading ``relay`` could not append from ``since`` until ``at`` (Unix seconds).
+
+    Written once Redis answers again, after any :class:`FeedGap` (cause ``relay_overflow``)
+    the outage caused. ``retries`` counts the failed appends; ``dropped`` the messages lost
+    to the full outbox meanwhile (0: the outbox held everything, nothing is missing).
+    """
+
+    since: float
+    retries: int
+    dropped: int
+
+
 #: Anything on ``upbit:events``.
-AnyRelayEvent: TypeAlias = FeedGap | UpstreamStateChanged | LeaseAcquired | LeaseReleased
+AnyRelayEvent: TypeAlias = (
+    FeedGap | UpstreamStateChanged | LeaseAcquired | LeaseReleased | RedisOutage
+)
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 EVENT_DECODER: Final = msgspec.msgpack.Decoder(AnyRelayEvent)
@@ -200,21 +215,9 @@ def decoder_for(type: str) -> msgspec.msgpack.Decoder[Any]:
     return decoder
 
 
-def batch_decoder(type: str) -> msgspec.msgpack.Decoder[Any]:
-    """Return the decoder of a read script's answer for streams of ``type``.
-
-    The answer is a msgpack array of ``[key index, entry id, message or nil, gap or nil]``
-    built by the script around the stored payloads, so one C call yields typed messages.
-    """
-    cls = MESSAGE_TYPES.get(type)
-    if cls is None:
-        raise InvalidInputError(f"unknown data type {type!r}")
-    return msgspec.msgpack.Decoder(list[tuple[int, str, cls | None, FeedGap | None]])  # type: ignore[valid-type]
-
-
-def entry_header(index: int, kind: int, size: int) -> bytes:
-    """Return the blob header of one entry (see the append script)."""
-    return _ENTRY_HEADER.pack(index, kind, size)
+#: ``entry_header(index, kind, size)``: the blob header of one entry (see the append script);
+#: the bound method itself, so framing a batch costs no extra call per entry.
+entry_header: Final = _ENTRY_HEADER.pack
 
 
 def entry_id_seconds(entry_id: str | bytes) -> float:

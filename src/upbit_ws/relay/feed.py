@@ -22,21 +22,25 @@ starts again first gets its own pending messages back; messages another consumer
 unacknowledged for ``claim_idle`` seconds (it died) are claimed (``XAUTOCLAIM``) and delivered
 again. Groups are created on first use at ``start`` (``"$"`` by default).
 
-Reads move many entries per round trip through a Lua script that wraps the stored payloads in
-one msgpack array (:mod:`upbit_ws.relay.scripts`); when nothing is new the feed blocks in
-``XREAD`` for up to ``block_seconds``. When Redis goes away the feed retries by itself
-(capped backoff, 0.05 s to 1 s, counted in ``statistics().reconnects``) and continues from the
-last id it read; groups lost with a Redis restart are created again.
+Reads are plain ``XREAD`` / ``XREADGROUP`` of up to ``read_count`` entries per stream, blocking
+for up to ``block_seconds`` only when nothing is new; hiredis (the ``redis`` extra) parses the
+replies in C and msgspec decodes each stored payload into its typed message. When Redis goes
+away the feed retries by itself (capped backoff, 0.05 s to 1 s, counted in
+``statistics().reconnects``) and continues from the last id it read; groups lost with a Redis
+restart are created again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Literal, TypeVar, overload
+
+import msgspec
 
 from upbit_ws.core.backoff import Backoff
 from upbit_ws.core.config import BackoffConfig
@@ -59,15 +63,17 @@ from upbit_ws.relay.codec import (
     AnyRelayEvent,
     FeedGap,
     Keys,
-    batch_decoder,
     decoder_for,
 )
 from upbit_ws.relay.redis_client import RedisClient, RedisCommandError, RedisUnavailableError
-from upbit_ws.relay.scripts import GROUP_READ, READ
 
 __all__ = ["FeedStatistics", "FeedSubscription", "RedisFeed"]
 
 M = TypeVar("M", bound=DataMessage)
+
+_log = logging.getLogger("upbit_ws.relay")
+#: What a stream entry that is not a relay's (or is from a newer relay) raises on decoding.
+_MALFORMED: Final = (msgspec.DecodeError, IndexError, TypeError)
 
 _BACKOFF: Final = BackoffConfig(
     first_delay=0.05, cap=1.0, reset_after=1.0, rate_limited_floor=1.0, blocked_floor=1.0
@@ -80,6 +86,8 @@ DEFAULT_BLOCK_SECONDS: Final = 1.0
 DEFAULT_CLAIM_IDLE: Final = 30.0
 
 _Item = tuple[DataMessage | None, FeedGap | None]
+# A raw reply of one stream: key, then [id, [field, value] or None] per entry (hiredis lists).
+_Raw = tuple[bytes, list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +96,9 @@ class FeedStatistics:
 
     ``received`` messages and ``gaps`` markers were read; ``reconnects`` counts reads that
     failed because Redis was away; ``acked`` messages were acknowledged (groups) and
-    ``unacked`` were handed out and not acknowledged yet.
+    ``unacked`` were handed out and not acknowledged yet; ``malformed`` entries could not be
+    decoded (not written by a relay of this version) and were skipped (acknowledged in a
+    group, so they are not delivered again).
     """
 
     type: str
@@ -100,6 +110,7 @@ class FeedStatistics:
     acked: int
     unacked: int
     buffered: int
+    malformed: int = 0
 
 
 class RedisFeed:
@@ -294,7 +305,7 @@ class RedisFeed:
             try:
                 if last == "$":
                     last = (await self._redis.last_ids([key]))[0]
-                reply = await self._redis.xread_block(
+                reply = await self._redis.xread(
                     {key: last}, block_ms=int(self.block_seconds * 1000), count=self.read_count
                 )
                 backoff.reset()
@@ -306,9 +317,14 @@ class RedisFeed:
             for _, entries in reply:
                 for entry_id, fields in entries:
                     last = entry_id.decode()
-                    payload = fields.get(b"m")
-                    if payload is not None:
-                        yield EVENT_DECODER.decode(payload)
+                    try:
+                        event = EVENT_DECODER.decode(fields[1]) if fields[0] == b"m" else None
+                    except _MALFORMED as exc:
+                        # A newer relay's event, or a stranger's entry: never the end of this.
+                        _log.warning("skipped %s entry %s: %s", key, last, exc)
+                        continue
+                    if event is not None:
+                        yield event
 
     @property
     def client(self) -> RedisClient:
@@ -345,7 +361,6 @@ class FeedSubscription(Generic[M]):
         self._index = {key.encode(): i for i, key in enumerate(keys, start=1)}
         self._last = list(starts)
         self._items: deque[_Item] = deque()
-        self._decoder = batch_decoder(type)
         self._entry_decoder = decoder_for(type)
         self._ready = False
         self._closed = False
@@ -358,6 +373,7 @@ class FeedSubscription(Generic[M]):
         self._gaps = 0
         self._reconnects = 0
         self._acked = 0
+        self._malformed = 0
 
     def __repr__(self) -> str:
         group = f" group={self.group}/{self.consumer}" if self.group else ""
@@ -449,6 +465,7 @@ class FeedSubscription(Generic[M]):
             acked=self._acked,
             unacked=len(self._unacked) - sum(1 for m, _ in self._items if m is not None),
             buffered=len(self._items),
+            malformed=self._malformed,
         )
 
     # --- reading -----------------------------------------------------------------------------
@@ -498,69 +515,112 @@ class FeedSubscription(Generic[M]):
         self._ready = True
 
     async def _read_once(self) -> None:
+        """One round trip (two when claiming): entries of every stream, decoded into items.
+
+        Plain ``XREAD``/``XREADGROUP`` with a large ``COUNT``, blocking only when nothing is
+        waiting: Redis serves them from its stream index at about a microsecond per entry,
+        hiredis parses the reply in C, and msgspec decodes each stored payload (see
+        benchmarks/README-relay.md for why not a Lua script that packs the reply).
+        """
         if not self._ready:
             await self._prepare()
         count = self._feed.read_count
-        if self.group is None:
-            blob = await self._redis.script(READ, self._keys, [*self._last, count])
-        else:
-            now = time.monotonic()
-            idle = 0
-            pending_phase = self._from[0] != ">"
-            if not pending_phase and now >= self._next_claim:
-                idle = max(1, int(self.claim_idle * 1000))
-                self._next_claim = now + self.claim_idle / 2
-            blob = await self._redis.script(
-                GROUP_READ, self._keys, [self.group, self.consumer, count, idle, *self._from]
-            )
-        items = self._decoder.decode(blob)
-        if self.group is not None and self._from[0] != ">":
-            if not items:
-                self._from = [">"] * len(self._keys)  # own pending ones are back; now new ones
-                return
-            for index, entry_id, _, _ in items:
-                self._from[index - 1] = entry_id
-        if items:
-            await self._accept(items)
-            return
         block_ms = max(1, int(self._feed.block_seconds * 1000))
         if self.group is None:
-            # COUNT 1: the blocking read only waits for data; its reply goes through redis-py's
-            # parser (microseconds per element), the bulk comes through the script above.
-            reply = await self._redis.xread_block(
-                dict(zip(self._keys, self._last, strict=True)), block_ms=block_ms, count=1
+            streams = dict(zip(self._keys, self._last, strict=True))
+            self._accept_plain(await self._redis.xread(streams, count=count, block_ms=block_ms))
+            return
+        assert self.consumer is not None
+        claimed: list[_Raw] = []
+        pending_phase = self._from[0] != ">"
+        now = time.monotonic()
+        if not pending_phase and now >= self._next_claim:
+            self._next_claim = now + self.claim_idle / 2
+            idle_ms = max(1, int(self.claim_idle * 1000))
+            per_key = await self._redis.autoclaim(
+                self._keys, self.group, self.consumer, idle_ms=idle_ms, count=count
             )
-        else:
-            assert self.consumer is not None
-            reply = await self._redis.xreadgroup_block(
-                self.group,
-                self.consumer,
-                dict.fromkeys(self._keys, ">"),
-                block_ms=block_ms,
-                count=1,
-            )
+            claimed = [(key.encode(), e) for key, e in zip(self._keys, per_key, strict=True) if e]
+        streams = dict(zip(self._keys, self._from, strict=True))
+        block = None if pending_phase or claimed else block_ms
+        reply = claimed + await self._redis.xreadgroup(
+            self.group, self.consumer, streams, count=count, block_ms=block
+        )
+        items = self._decode(reply)
+        if pending_phase:
+            # This consumer's own pending entries after a restart, then the new ones.
+            if not any(entries for _, entries in reply):
+                self._from = [">"] * len(self._keys)
+                return
+            for key, entries in reply:
+                if entries:
+                    self._from[self._index[key] - 1] = entries[-1][0].decode()
+        await self._accept(items)
+
+    def _decode(self, reply: list[_Raw]) -> list[tuple[int, str, Any, FeedGap | None]]:
+        """Turn raw stream replies into (stream index, id, message or None, gap or None)."""
         decode = self._entry_decoder.decode
-        slow: list[tuple[int, str, Any, FeedGap | None]] = []
+        index = self._index
+        items: list[tuple[int, str, Any, FeedGap | None]] = []
+        append = items.append
         for key, entries in reply:
-            index = self._index[key]
+            i = index[key]
             for entry_id, fields in entries:
-                message = fields.get(b"m")
-                gap = fields.get(b"g")
-                slow.append(
-                    (
-                        index,
-                        entry_id.decode(),
-                        decode(message) if message is not None else None,
-                        GAP_DECODER.decode(gap) if gap is not None else None,
-                    )
-                )
-        if slow:
-            await self._accept(slow)
+                if not fields:
+                    continue  # a pending entry trimmed from the stream since
+                try:
+                    if fields[0] == b"m":
+                        append((i, entry_id.decode(), decode(fields[1]), None))
+                    else:
+                        append((i, entry_id.decode(), None, GAP_DECODER.decode(fields[1])))
+                except _MALFORMED as exc:
+                    self._skipped(key, entry_id, exc)
+                    append((i, entry_id.decode(), None, None))  # acknowledged in _accept
+        return items
+
+    def _accept_plain(self, reply: list[_Raw]) -> None:
+        """Decode a plain read's entries into the buffer (the hot path: no ids kept per entry)."""
+        decode = self._entry_decoder.decode
+        append = self._items.append
+        index = self._index
+        last = self._last
+        count = gaps = 0
+        for key, entries in reply:
+            if not entries:
+                continue
+            for entry_id, fields in entries:
+                try:
+                    if fields[0] == b"m":
+                        append((decode(fields[1]), None))
+                    else:
+                        append((None, GAP_DECODER.decode(fields[1])))
+                        gaps += 1
+                except _MALFORMED as exc:
+                    self._skipped(key, entry_id, exc)
+                    count -= 1
+            count += len(entries)
+            last[index[key] - 1] = entries[-1][0].decode()
+        self._received += count - gaps
+        self._gaps += gaps
+
+    def _skipped(self, key: bytes, entry_id: bytes, exc: Exception) -> None:
+        """Count an entry that does not decode; say so once per subscription."""
+        if not self._malformed:
+            _log.warning(
+                "%s: skipped entry %s of %s, which does not decode as %s (%s); later ones are "
+                "only counted in statistics().malformed",
+                self,
+                entry_id.decode(),
+                key.decode(),
+                self.type,
+                exc,
+            )
+        self._malformed += 1
 
     async def _accept(self, items: list[tuple[int, str, Any, FeedGap | None]]) -> None:
         last = self._last
         out = self._items
-        gap_acks: dict[str, list[str]] = {}
+        acks: dict[str, list[str]] = {}
         group = self.group
         unacked = self._unacked
         keys = self._keys
@@ -571,11 +631,13 @@ class FeedSubscription(Generic[M]):
                 if group is not None:
                     unacked[id(message)] = (message, keys[index - 1], entry_id)
                 out.append((message, None))
-            elif gap is not None:
-                self._gaps += 1
+            else:
+                if gap is not None:
+                    self._gaps += 1
+                    out.append((None, gap))
                 if group is not None:
-                    gap_acks.setdefault(keys[index - 1], []).append(entry_id)
-                out.append((None, gap))
-        if gap_acks and group is not None:
-            # A marker needs no processing: acknowledged as it is handed out.
-            await self._redis.ack(gap_acks, group)
+                    acks.setdefault(keys[index - 1], []).append(entry_id)
+        if acks and group is not None:
+            # A marker (or an entry that does not decode) needs no processing: acknowledged
+            # as it is handed out, so it is not delivered again.
+            await self._redis.ack(acks, group)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from upbit_ws.core.errors import InvalidInputError, TransportError, UpbitWsError
@@ -31,6 +31,13 @@ __all__ = [
 #: reads add their block time to it.
 SOCKET_TIMEOUT: Final = 5.0
 CONNECT_TIMEOUT: Final = 2.0
+#: Stream reads whose replies the feed takes as hiredis built them (see RedisClient.xread).
+_RAW_REPLIES: Final = ("XREAD", "XREADGROUP", "XAUTOCLAIM")
+
+
+def _raw(response: Any, **options: Any) -> Any:
+    """A redis-py reply callback that leaves the reply as it is."""
+    return response
 
 
 class RedisUnavailableError(TransportError):
@@ -105,6 +112,8 @@ class RedisClient:
             retry=Retry(NoBackoff(), 0),
             protocol=2,
         )
+        for command in _RAW_REPLIES:
+            self._redis.set_response_callback(command, _raw)
         self._scripts: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -177,34 +186,55 @@ class RedisClient:
             replies = await pipe.execute()
         return [r[0][0].decode() if r else "0-0" for r in replies]
 
-    async def xread_block(
-        self, streams: dict[str, str], *, block_ms: int, count: int
-    ) -> list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]:
-        """``XREAD BLOCK``: wait up to ``block_ms`` for entries after the given ids."""
-        async with self._translated():
-            got = await cast(
-                Any, self._redis.xread(cast(Any, streams), count=count, block=block_ms)
-            )
-        return list(got or [])
+    async def xread(
+        self, streams: Mapping[str, str], *, count: int, block_ms: int | None
+    ) -> list[Any]:
+        """``XREAD [BLOCK]``: entries after the given ids, as Redis sent them (raw, below).
 
-    async def xreadgroup_block(
+        Raw: ``[[key, [[id, [field, value]], ...]], ...]`` (bytes), or ``[]`` when the block
+        ran out. redis-py's reply callback (a Python dict per entry) is not applied: hiredis
+        builds the lists in C and the feed decodes the payloads itself.
+        """
+        args: list[Any] = ["XREAD", "COUNT", count]
+        if block_ms is not None:
+            args += ["BLOCK", block_ms]
+        args += ["STREAMS", *streams, *streams.values()]
+        async with self._translated():
+            return list(await cast(Any, self._redis).execute_command(*args) or [])
+
+    async def xreadgroup(
         self,
         group: str,
         consumer: str,
-        streams: dict[str, str],
+        streams: Mapping[str, str],
         *,
-        block_ms: int,
         count: int,
-    ) -> list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]:
-        """``XREADGROUP BLOCK``: wait up to ``block_ms`` for new entries for the group."""
+        block_ms: int | None,
+    ) -> list[Any]:
+        """``XREADGROUP [BLOCK]`` for ``consumer`` of ``group``; raw, as :meth:`xread`.
+
+        An id of ``>`` asks for new entries; any other id for this consumer's own pending
+        entries after it (an entry trimmed since comes back as ``[id, None]``).
+        """
+        args: list[Any] = ["XREADGROUP", "GROUP", group, consumer, "COUNT", count]
+        if block_ms is not None:
+            args += ["BLOCK", block_ms]
+        args += ["STREAMS", *streams, *streams.values()]
         async with self._translated():
-            got = await cast(
-                Any,
-                self._redis.xreadgroup(
-                    group, consumer, cast(Any, streams), count=count, block=block_ms
-                ),
-            )
-        return list(got or [])
+            return list(await cast(Any, self._redis).execute_command(*args) or [])
+
+    async def autoclaim(
+        self, keys: Sequence[str], group: str, consumer: str, *, idle_ms: int, count: int
+    ) -> list[list[Any]]:
+        """``XAUTOCLAIM`` per stream (pipelined): the raw entries claimed from each."""
+        async with self._translated():
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.execute_command(
+                    "XAUTOCLAIM", key, group, consumer, idle_ms, "0-0", "COUNT", count
+                )
+            replies = await pipe.execute()
+        return [list(r[1] or []) for r in replies]
 
     async def create_group(self, key: str, group: str, start: str) -> None:
         """Create consumer ``group`` on stream ``key`` at ``start`` (and the stream); idempotent."""

@@ -8,7 +8,10 @@
 **Data path.** One :class:`~upbit_ws.WebSocketManager` subscription per type (``drop_oldest``
 with a large bound, so tickers and books are never conflated away), read with ``batches()``;
 each message is encoded once (msgpack with its type tag, :mod:`upbit_ws.relay.codec`) into the
-relay's *outbox*, a bounded FIFO. One writer takes up to ``batch_size`` entries at a time and
+relay's *outbox*, a bounded FIFO shared under a lock. The Redis side (the writer and the lease)
+runs on an event loop of its own, on a daemon thread (:class:`_LoopThread`): under a flood one
+WebSocket read can hold the reading loop for a quarter of a second, and round trips to Redis
+must not wait for those turns. The writer takes up to ``batch_size`` entries at a time and
 appends them with one Lua script call (:data:`~upbit_ws.relay.scripts.APPEND`), so a flood
 costs one round trip per batch, not per message. Connection changes and gaps of the manager
 go to ``upbit:events`` (and each gap also into the affected data streams, in band).
@@ -16,8 +19,10 @@ go to ``upbit:events`` (and each gap also into the affected data streams, in ban
 **Redis down.** Appends fail, the writer retries the same batch with capped backoff (0.05 s
 to 1 s) and the outbox keeps filling up to ``buffer_size`` entries; past that the oldest are
 dropped and counted per stream, and the next append writes a :class:`FeedGap` (cause
-``relay_overflow``) before the data that follows the loss. A batch whose reply was lost is not
-appended twice: the script remembers the last batch id.
+``relay_overflow``) before the data that follows the loss, then a :class:`RedisOutage` once an
+append lands (:meth:`Relay.events` yields both locally too). Closing never waits for a Redis
+that stopped answering longer than a few bounded seconds (see :meth:`Relay.aclose`). A batch
+whose reply was lost is not appended twice: the script remembers the last batch id.
 
 **High availability.** Relays of one subscription set share a lease (``upbit:lease:relay``):
 ``SET NX PX`` to take it, a compare-and-set script to renew it every third of its time to live,
@@ -46,12 +51,13 @@ import itertools
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 
@@ -71,6 +77,7 @@ from upbit_ws.relay.codec import (
     GapCause,
     LeaseAcquired,
     LeaseReleased,
+    RedisOutage,
     RelayConfig,
     RelayEvent,
     UpstreamStateChanged,
@@ -89,6 +96,8 @@ __all__ = ["Relay", "RelayRole", "RelayStatistics"]
 
 _log = logging.getLogger("upbit_ws.relay")
 
+T = TypeVar("T")
+
 RelayRole = Literal["new", "standby", "leader", "closed"]
 
 #: Redis retry delays: quick first retry, capped at one second (Redis restarts are short).
@@ -99,6 +108,10 @@ _REDIS_BACKOFF: Final = BackoffConfig(
 _HIGH_WATER_ENTRIES: Final = 64
 #: How long aclose() lets the writer flush what is buffered before giving up.
 _FLUSH_TIMEOUT: Final = 2.0
+#: Most messages a pump encodes per turn (one lock and one wake-up of the writer each).
+_PUMP_BATCH: Final = 1024
+#: Events one events() listener may hold unread; past that the oldest go.
+_EVENTS_BOUND: Final = 1024
 
 # One outbox entry: stream key, kind (message or gap), ordering timestamp (None: not a data
 # message), payload.
@@ -181,6 +194,11 @@ class Relay:
         self.config = config or RelayConfig()
         self.relay_id = relay_id or _default_relay_id()
         self._redis = RedisClient(redis_url)
+        # The Redis side (writer, lease) runs on this thread's loop; see _LoopThread.
+        self._io: _LoopThread | None = None
+        self._main: asyncio.AbstractEventLoop | None = None
+        # Guards what both loops touch: the outbox, the loss records, the stream keys.
+        self._lock = threading.RLock()
         self._ws = WebSocketManager(
             base_url=base_url, credentials=credentials, config=connection_config
         )
@@ -193,8 +211,7 @@ class Relay:
         self._outbox: deque[_Entry] = deque()
         self._inflight: list[_Entry] | None = None
         self._writing = False
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
+        self._wake = asyncio.Event()  # the writer's, on the Redis loop
         self._closing = False
         self._inputs_done = False
         self._root: asyncio.Task[None] | None = None
@@ -204,6 +221,11 @@ class Relay:
         self._losses: dict[str, tuple[float, int]] = {}
         # Per stream: entries a standby's backlog aged out since it last led.
         self._aged_out: dict[str, int] = {}
+        self._listeners: list[deque[RelayEvent | None]] = []
+        self._listened = asyncio.Event()
+        # The current Redis outage: (first failure, wall clock; dropped before it; failed
+        # appends), or None. It ends with the first append that lands.
+        self._outage: tuple[float, int, int] | None = None
         self._received = 0
         self._appended = 0
         self._dropped = 0
@@ -237,6 +259,38 @@ class Relay:
         """Return the manager this relay reads from (for its health and statistics)."""
         return self._ws
 
+    def events(self) -> AsyncIterator[RelayEvent]:
+        """Yield the events this relay produces from now on, whatever its role or Redis's state.
+
+        The same events as ``upbit:events`` (gaps, lease changes, upstream changes,
+        :class:`~upbit_ws.relay.RedisOutage`), and also a standby's, which Redis does not get;
+        the iteration ends when the relay closes. Up to 1024 unread events are kept per
+        listener, the oldest dropped first.
+        """
+        queue: deque[RelayEvent | None] = deque(maxlen=_EVENTS_BOUND)
+        self._listeners.append(queue)
+        return self._listen(queue)
+
+    async def _listen(self, queue: deque[RelayEvent | None]) -> AsyncIterator[RelayEvent]:
+        try:
+            while True:
+                if not queue:
+                    await self._listened.wait()  # set and replaced by each _publish
+                    continue
+                event = queue.popleft()
+                if event is None:
+                    return
+                yield event
+        finally:
+            self._listeners.remove(queue)
+
+    def _publish(self, event: RelayEvent | None) -> None:
+        """On the main loop: hand ``event`` (None: the end) to every events() listener."""
+        for queue in self._listeners:
+            queue.append(event)
+        listened, self._listened = self._listened, asyncio.Event()
+        listened.set()
+
     async def __aenter__(self) -> Relay:
         await self.start()
         return self
@@ -252,7 +306,13 @@ class Relay:
         """
         if self._role != "new":
             raise InvalidInputError(f"start() can be called once; the relay is {self._role}")
-        await self._redis.ping()
+        self._main = asyncio.get_running_loop()
+        self._io = _LoopThread(f"upbit-ws:relay-redis:{self.relay_id}")
+        try:
+            await self._io.run(self._redis.ping())
+        except BaseException:
+            await self._io.stop(self._redis.aclose(), within=_FLUSH_TIMEOUT)
+            raise
         self._set_role("standby")
         try:
             await self._ws.start()
@@ -290,26 +350,39 @@ class Relay:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop: flush what is buffered (briefly), release the lease, close everything."""
+        """Stop: flush what is buffered (briefly), release the lease, close everything.
+
+        Every step is bounded, so a Redis that stopped answering delays this by seconds, never
+        hangs it: the flush waits at most 2 s, the cancelled Redis side 2 s more, the lease
+        release 4 s, closing the client 2 s.
+        """
         if self._closing:
             return
         self._closing = True
         with contextlib.suppress(Exception):
             await self._ws.aclose()  # the pumps end once their subscriptions are drained
         root = self._root
-        self._wake.set()
-        if root is not None and not root.done() and self._role == "leader":
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_FLUSH_TIMEOUT):
-                    await self._drained.wait()
+        self._wake_writer()
+        if root is not None and not root.done():
+            # The writer returns once the outbox is flushed (a leader) or at once (a standby).
+            await asyncio.wait([root], timeout=_FLUSH_TIMEOUT)
         if root is not None and not root.done():
             root.cancel()
-            # Bounded: a third-party call that swallowed the cancellation must not hang close.
+            # Bounded: the Redis side runs on its own loop, and a redis-py call that swallowed
+            # its cancellation (Redis stopped answering) must not hang close; that loop's
+            # thread is a daemon, abandoned if it does not stop in time.
             await asyncio.wait([root], timeout=_FLUSH_TIMEOUT)
-        if self._role == "leader" and self._token is not None:
-            await self._release()
-        self._set_role("closed")
-        await self._redis.aclose()
+        io = self._io
+        if io is not None:
+            if self._role == "leader" and self._token is not None:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2 * _FLUSH_TIMEOUT):
+                        await io.run(self._release())
+            self._set_role("closed")
+            await io.stop(self._redis.aclose(), within=_FLUSH_TIMEOUT)
+        else:
+            self._set_role("closed")
+        self._publish(None)
 
     def statistics(self) -> RelayStatistics:
         """Return a snapshot of this relay's counters."""
@@ -333,9 +406,10 @@ class Relay:
     # --- tasks -------------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        """The reading side on this loop, the Redis side on the Redis loop (module docs)."""
+        assert self._io is not None
         async with asyncio.TaskGroup() as tg:
-            lease = tg.create_task(self._lease_loop(), name="upbit-ws:relay:lease")
-            writer = tg.create_task(self._writer(), name="upbit-ws:relay:writer")
+            redis_side = tg.create_task(self._io.run(self._redis_side()), name="upbit-ws:relay:io")
             inputs = [tg.create_task(self._events(), name="upbit-ws:relay:events")]
             inputs += [
                 tg.create_task(self._pump(sub), name=f"upbit-ws:relay:pump:{sub.type}")
@@ -344,35 +418,55 @@ class Relay:
             # The inputs end when the manager closes (aclose), after what it had buffered.
             await asyncio.gather(*inputs)
             self._inputs_done = True
-            self._wake.set()
-            await writer  # returns once the outbox is flushed (or this relay does not lead)
+            self._wake_writer()
+            await redis_side  # returns once the outbox is flushed (or this relay does not lead)
+
+    async def _redis_side(self) -> None:
+        """On the Redis loop: the lease and the writer."""
+        async with asyncio.TaskGroup() as tg:
+            lease = tg.create_task(self._lease_loop(), name="upbit-ws:relay:lease")
+            await self._writer()
             lease.cancel()
+
+    def _wake_writer(self) -> None:
+        """Wake the writer on the Redis loop (from either thread).
+
+        Skipped while the event is still set: the writer clears it and then looks at the
+        outbox again before it waits, so what was queued before this call is seen either way.
+        """
+        io = self._io
+        if io is not None and not self._wake.is_set():
+            io.call(self._wake.set)
 
     async def _pump(self, sub: Subscription[Any]) -> None:
         """Encode each message the manager delivers into the outbox."""
-        out = self._outbox_append
         kind = sub.type
-        stream_key = self._stream_key
-        keys = self._stream_keys
-        async for batch in sub.batches():
-            for message in batch:
-                key = keys.get((kind, message.code)) or stream_key(kind, message.code)
-                out((key, KIND_MESSAGE, message.timestamp, encode_message(message)))
+        lock = self._lock
+        keys = _KeysByCode(self._stream_key, kind)
+        async for batch in sub.batches(max_items=_PUMP_BATCH):
+            entries = [
+                (keys[message.code], KIND_MESSAGE, message.timestamp, encode_message(message))
+                for message in batch
+            ]
+            with lock:
+                self._outbox.extend(entries)
+                self._trim_locked()
             self._received += len(batch)
-            self._trim()
-            self._wake.set()
-
-    def _outbox_append(self, entry: _Entry) -> None:
-        self._outbox.append(entry)
+            self._wake_writer()
 
     def _stream_key(self, type: str, code: str | None) -> str:
         key = self._stream_keys.get((type, code))
         if key is None:
-            key = self._stream_keys[(type, code)] = self._keys.stream(type, code)
+            with self._lock:
+                key = self._stream_keys[(type, code)] = self._keys.stream(type, code)
         return key
 
     def _trim(self) -> None:
         """Hold the outbox to ``buffer_size``: drop the oldest, counted (see the module docs)."""
+        with self._lock:
+            self._trim_locked()
+
+    def _trim_locked(self) -> None:
         out = self._outbox
         excess = len(out) - self.config.buffer_size
         if excess <= 0:
@@ -424,33 +518,38 @@ class Relay:
 
     def _emit(self, event: RelayEvent, *, first: bool = False) -> None:
         """Queue an event for ``upbit:events`` (only a leader's events are written)."""
+        main = self._main
+        if main is not None and not main.is_closed():
+            main.call_soon_threadsafe(self._publish, event)
         if self._role != "leader" and not first:
             _log.info("relay %s (standby): %s", self.relay_id, event)
             return
         entry = (self._keys.events, KIND_MESSAGE, None, encode_event(event))
-        if first:
-            self._outbox.appendleft(entry)
-        else:
-            self._outbox.append(entry)
-        self._wake.set()
+        with self._lock:
+            if first:
+                self._outbox.appendleft(entry)
+            else:
+                self._outbox.append(entry)
+        self._wake_writer()
 
     def _gap(self, gap: FeedGap, *, first: bool = False) -> None:
         """Queue ``gap`` for the events stream and in band into each stream it covers."""
-        self._gaps += 1
         payload = encode_gap(gap)
-        if gap.type is None:
-            streams = list(self._stream_keys.values())
-        elif gap.code is not None:
+        if gap.code is not None and gap.type is not None:
             streams = [self._stream_key(gap.type, gap.code)]
         else:
-            codes = [c for (t, c) in self._stream_keys if t == gap.type]
-            streams = [self._stream_key(gap.type, c) for c in codes]
+            with self._lock:
+                streams = [
+                    key for (t, _), key in self._stream_keys.items() if gap.type in (None, t)
+                ]
         entries = [(key, KIND_GAP, None, payload) for key in streams]
-        if first:
-            self._outbox.extendleft(reversed(entries))
-        else:
-            # A standby keeps in-band gaps in its backlog: they matter if it takes over.
-            self._outbox.extend(entries)
+        with self._lock:
+            self._gaps += 1
+            if first:
+                self._outbox.extendleft(reversed(entries))
+            else:
+                # A standby keeps in-band gaps in its backlog: they matter if it takes over.
+                self._outbox.extend(entries)
         self._emit(gap, first=first)
 
     # --- the writer --------------------------------------------------------------------------
@@ -464,14 +563,17 @@ class Relay:
         while True:
             if self._inflight is not None and self._role != "leader":
                 # Lost the lease between retries: the batch goes back, filtered at a takeover.
-                self._outbox.extendleft(reversed(self._inflight))
+                self._give_back(self._inflight)
                 self._inflight = None
             if self._inflight is None:
                 if self._role != "leader" or not self._outbox:
                     if self._inputs_done and (self._role != "leader" or not self._outbox):
-                        self._drained.set()
                         return
-                    self._wake.clear()
+                    if self._wake.is_set():
+                        # Clear, then look again before waiting: the reading loop skips the
+                        # wake-up while the event is still set (see _wake_writer).
+                        self._wake.clear()
+                        continue
                     await self._wake.wait()
                     continue
                 self._write_losses()
@@ -487,8 +589,11 @@ class Relay:
                 )
             except RedisUnavailableError as exc:
                 self._redis_errors += 1
-                if backoff.attempt == 0:
+                if self._outage is None:
+                    self._outage = (time.time(), self._dropped, 0)
                     _log.warning("relay %s: cannot append: %s", self.relay_id, exc)
+                since, dropped, retries = self._outage
+                self._outage = (since, dropped, retries + 1)
                 self._trim()
                 await asyncio.sleep(backoff.next_delay())
                 continue
@@ -500,38 +605,65 @@ class Relay:
                 continue
             if result == -1:
                 # The lease is gone: give the batch back; a takeover filters it later.
-                self._outbox.extendleft(reversed(batch))
+                self._give_back(batch)
                 self._step_down("the lease expired or another relay holds it")
                 continue
             self._batches += 1
             self._appended += len(batch)
+            if self._outage is not None:
+                self._end_outage()
+
+    def _end_outage(self) -> None:
+        """An append landed again: report the outage (after its gaps, module docs)."""
+        assert self._outage is not None
+        (since, dropped, retries), self._outage = self._outage, None
+        dropped = self._dropped - dropped
+        _log.warning(
+            "relay %s: Redis answers again after %.1f s; %d messages dropped meanwhile",
+            self.relay_id,
+            time.time() - since,
+            dropped,
+        )
+        self._emit(
+            RedisOutage(
+                at=time.time(), relay=self.relay_id, since=since, retries=retries, dropped=dropped
+            )
+        )
 
     def _take_batch(self) -> list[_Entry]:
-        out = self._outbox
-        size = min(len(out), self.config.batch_size)
-        return [out.popleft() for _ in range(size)]
+        with self._lock:
+            out = self._outbox
+            size = min(len(out), self.config.batch_size)
+            return [out.popleft() for _ in range(size)]
+
+    def _give_back(self, batch: list[_Entry]) -> None:
+        with self._lock:
+            self._outbox.extendleft(reversed(batch))
 
     def _frame(self, batch: list[_Entry]) -> tuple[list[str], bytes]:
         """Return the script's KEYS and the framed blob of ``batch``."""
         keys = [self._lease_key, self._batch_key]
         index: dict[str, int] = {}
         parts: list[bytes] = []
+        append = parts.append
+        header = entry_header
         for key, kind, _, payload in batch:
             i = index.get(key)
             if i is None:
                 keys.append(key)
                 i = index[key] = len(keys)
-            parts.append(entry_header(i, kind, len(payload)))
-            parts.append(payload)
+            append(header(i, kind, len(payload)))
+            append(payload)
         return keys, b"".join(parts)
 
     def _write_losses(self) -> None:
         """Queue a gap, ahead of the data, for each stream that lost messages to a full outbox."""
         if not self._losses:
             return
-        losses, self._losses = self._losses, {}
+        with self._lock:
+            losses, self._losses = self._losses, {}
+            by_key = {key: tc for tc, key in self._stream_keys.items()}
         now = time.time()
-        by_key = {key: tc for tc, key in self._stream_keys.items()}
         for key, (since, dropped) in losses.items():
             type, code = by_key.get(key, (None, None))
             self._gap(
@@ -574,12 +706,19 @@ class Relay:
                 await asyncio.sleep(backoff.next_delay())
 
     def _set_role(self, role: RelayRole) -> None:
+        """Change the role (on either loop) and wake whoever waits for it."""
         if role != self._role:
             _log.info("relay %s: %s -> %s", self.relay_id, self._role, role)
         self._role = role
+        main = self._main
+        if main is not None and not main.is_closed():
+            main.call_soon_threadsafe(self._role_set)
+        self._wake_writer()
+
+    def _role_set(self) -> None:
+        """On the main loop: wake wait_role()."""
         changed, self._role_changed = self._role_changed, asyncio.Event()
         changed.set()
-        self._wake.set()
 
     def _step_down(self, reason: str) -> None:
         if self._role != "leader":
@@ -589,7 +728,8 @@ class Relay:
         self._token = None
         # Losses stay recorded: if no other relay appends after them, they are still holes
         # readers must hear about when this relay leads again (see _take_over).
-        self._aged_out.clear()
+        with self._lock:
+            self._aged_out.clear()
         self._set_role("standby")
 
     async def _take_over(self, token: str) -> None:
@@ -603,10 +743,11 @@ class Relay:
         every recent entry and not among them is appended, and the stream gets a gap.
         """
         if self._inflight is not None and not self._writing:
-            self._outbox.extendleft(reversed(self._inflight))
+            self._give_back(self._inflight)
             self._inflight = None
-        streams = {key for key, kind, _, _ in self._outbox if key != self._keys.events}
-        streams.update(self._stream_keys.values())
+        with self._lock:
+            streams = {key for key, kind, _, _ in self._outbox if key != self._keys.events}
+            streams.update(self._stream_keys.values())
         ordered = sorted(streams)
         newest = await self._redis.last_entries(ordered, _HIGH_WATER_ENTRIES)
         marks: dict[str, _Mark] = {}
@@ -614,6 +755,12 @@ class Relay:
             mark = self._high_water(key, entries)
             if mark is not None:
                 marks[key] = mark
+        with self._lock:
+            # The reading loop waits meanwhile (a takeover is rare; the filter is quick).
+            self._filter_backlog(token, marks)
+
+    def _filter_backlog(self, token: str, marks: dict[str, _Mark]) -> None:
+        """Drop what the streams hold already from the backlog, then lead (lock held)."""
         outbox = self._outbox
         # Position of the last backlog copy of each stream's newest stored entry, compared
         # without stream_type (a snapshot re-sends a message the old leader stored realtime).
@@ -725,3 +872,60 @@ class Relay:
                 )
                 await self._redis.script(RELEASE, [self._lease_key], [token])
         self._token = None
+
+
+class _KeysByCode(dict[str | None, str]):
+    """One type's stream keys by code: a lookup by code alone, no tuple built per message."""
+
+    def __init__(self, make: Callable[[str, str | None], str], kind: str) -> None:
+        super().__init__()
+        self._make = make
+        self._kind = kind
+
+    def __missing__(self, code: str | None) -> str:
+        key = self[code] = self._make(self._kind, code)
+        return key
+
+
+class _LoopThread:
+    """An asyncio event loop on a daemon thread of its own: the relay's Redis side.
+
+    Why: under a flood the reading loop spends whole turns in the WebSocket reader (one socket
+    read of a flood took 0.2-0.5 s on the 2-core development machine), and every round trip
+    of the writer and the lease needs turns of its loop; on a loop of their own they get them.
+    benchmarks/README-relay.md has the measurements. Bounded everywhere: :meth:`run` and
+    :meth:`stop` take timeouts, and the thread is a daemon, so a Redis that stopped answering
+    can delay close by at most those bounds, never hang it or the interpreter's exit.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            self.loop.close()
+
+    def call(self, callback: Any, *args: Any) -> None:
+        """Run ``callback(*args)`` on the loop soon (from any thread)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
+            self.loop.call_soon_threadsafe(callback, *args)
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and wait for it here; cancelling this cancels it there."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def stop(self, last: Coroutine[Any, Any, None], *, within: float) -> None:
+        """Run ``last`` (closing the client) on the loop, then stop it; each within bounds."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(within):
+                await self.run(last)
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.to_thread(self._thread.join, within)
