@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Directories that are not the project's own text (tools' state, builds, environments).
-SKIP_DIRS = {".git", ".venv", "site", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    ".bench-venv",
+    "site",
+    "node_modules",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+}
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".yml", ".yaml", ".txt", ".cfg", ".ini", ".sh"}
 #: A file name ending in .md, as prose and docstrings cite one.
 CITED_MD = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w.-]+\.md)\b")
@@ -24,16 +34,28 @@ NOT_CITATIONS = {
 
 
 def project_files() -> list[Path]:
-    """Return the repository's text files (the egg-info and caches left out)."""
-    out = []
-    for folder, dirs, names in os.walk(ROOT):
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")]
-        out.extend(
-            Path(folder) / n
-            for n in names
-            if Path(n).suffix in TEXT_SUFFIXES or n in ("Makefile", "run")
-        )
-    return out
+    """Return the repository's text files: what git tracks or would track (.gitignore applied).
+
+    Without git (an unpacked archive) it walks the tree, leaving out tools' state and builds.
+    """
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+        candidates = [ROOT / name for name in listed.split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):
+        candidates = []
+        for folder, dirs, names in os.walk(ROOT):
+            dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")]
+            candidates.extend(Path(folder) / n for n in names)
+    return [
+        p
+        for p in candidates
+        if p.is_file() and (p.suffix in TEXT_SUFFIXES or p.name in ("Makefile", "run"))
+    ]
 
 
 def test_no_file_cites_a_markdown_file_outside_the_repository() -> None:
