@@ -49,6 +49,8 @@ EXPECTED_ALL = [
     "OverflowPolicy",
     "RateLimitedError",
     "RateLimits",
+    "ReconciliationFinished",
+    "ReconciliationStarted",
     "RequestRejected",
     "ServerRejectedError",
     "SubscribedType",

@@ -65,6 +65,8 @@ from upbit_ws.core.events import (
     KeyExpiringSoon,
     KeyProblem,
     KeyRecovered,
+    ReconciliationFinished,
+    ReconciliationStarted,
     RequestRejected,
 )
 from upbit_ws.core.messages import (
@@ -131,6 +133,8 @@ __all__ = [
     "OverflowPolicy",
     "RateLimitedError",
     "RateLimits",
+    "ReconciliationFinished",
+    "ReconciliationStarted",
     "RequestRejected",
     "ServerRejectedError",
     "SubscribedType",

@@ -32,6 +32,7 @@ from upbit_ws.core.session import (
     Resubscribe,
     SendPing,
     Session,
+    Stalled,
     WaitBackoff,
 )
 
@@ -364,12 +365,66 @@ def test_interval_ping_continues_while_data_streams() -> None:
 
 
 def test_frame_clears_an_outstanding_ping() -> None:
-    """A data frame after a ping counts as the answer: no pong needed."""
+    """On public a data frame after a ping counts as the answer: no pong needed."""
+    session = open_session("public", streaming=False)
+    session.poll(QUIET)
+    session.frame_received(QUIET + 0.1)
+    assert session.poll(QUIET + PONG + 0.5) == []  # past the pong deadline
+    assert session.state == "open"
+
+
+def test_private_frame_without_the_pong_is_a_stall() -> None:
+    """Issue #9: a private ping whose pong a blackhole ate, frames after it: Stalled, socket kept.
+
+    The gap starts at what was last received before that ping (here the connect at 0).
+    """
+    session = open_session("private", at=0.0)
+    assert kinds(session.poll(QUIET)) == [SendPing]
+    session.frame_received(QUIET + 0.1)  # data resumes; the pong never comes
+    actions = session.poll(QUIET + PONG + 0.01)
+    assert [a for a in actions if isinstance(a, Stalled)] == [
+        Stalled(0.0, f"no pong within {PONG:g} s while frames arrived")
+    ]
+    assert not any(isinstance(a, DeclareDead) for a in actions)
+    assert session.state == "open"
+    assert session.statistics(QUIET + PONG + 0.01).stalls == 1
+
+
+def test_private_late_pong_is_a_stall() -> None:
+    """A private pong that comes after its deadline (the driver was late): Stalled."""
+    session = open_session("private")
+    session.poll(QUIET)
+    session.frame_received(QUIET + 0.5)
+    session.pong_received(QUIET + PONG + 0.2)
+    assert kinds(session.poll(QUIET + PONG + 0.2)) == [Stalled]
+    assert session.state == "open"
+
+
+def test_private_data_after_the_deadline_is_a_stall() -> None:
+    """Data resuming after the pong deadline passed (before the driver polled): Stalled."""
+    session = open_session("private")
+    session.poll(QUIET)
+    session.frame_received(QUIET + PONG + 0.3)
+    actions = session.poll(QUIET + PONG + 0.3)
+    assert kinds(actions)[:1] == [Stalled]
+    assert session.state == "open"
+
+
+def test_private_pong_in_time_is_no_stall() -> None:
+    """A private ping answered in time, frames or not meanwhile: nothing to report."""
     session = open_session("private")
     session.poll(QUIET)
     session.frame_received(QUIET + 0.1)
-    assert session.poll(QUIET + PONG + 0.5) == []  # past the pong deadline, before the next ping
-    assert session.state == "open"
+    session.pong_received(QUIET + 0.2)
+    assert session.poll(QUIET + PONG + 0.5) == []
+    assert session.statistics(QUIET + PONG + 0.5).stalls == 0
+
+
+def test_private_silence_past_the_pong_deadline_is_still_dead() -> None:
+    """No frame and no pong after a private ping: declared dead as on public."""
+    session = open_session("private")
+    session.poll(QUIET)
+    assert kinds(session.poll(QUIET + PONG))[:1] == [DeclareDead]
 
 
 def test_quiet_stream_probes_back_off() -> None:

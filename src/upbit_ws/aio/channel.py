@@ -31,6 +31,9 @@ connection (public or private). The subscription service owns one per connection
   request (one frame, then silence; section 2.2); on the private connection nothing is sent;
 * after a reconnect everything is planned fresh and a reconnect gap event goes out for each
   event stream (trade, candles, myOrder, myAsset);
+* private gaps (a reconnect, a stall the socket lived through) are handed to ``on_gap`` with
+  where they began, for the REST reconciliation (:mod:`upbit_ws.aio.private`), which waits
+  for :attr:`Channel.subscribed` (the request written on the current socket) before it reads;
 * LIST_SUBSCRIPTIONS questions wait for Upbit's reply, matched by the ticket it echoes
   (section 3.3), else in order.
 """
@@ -52,7 +55,7 @@ from upbit_ws.core.classify import error_frame_meaning
 from upbit_ws.core.constants import CANDLE_TYPES, PRIVATE_TYPES, ConnectionKind
 from upbit_ws.core.encode import TypeRequest, encode_list_subscriptions, encode_request, new_ticket
 from upbit_ws.core.errors import ServerRejectedError, TransportError, UpbitWsError
-from upbit_ws.core.events import Event, GapEvent, RequestRejected
+from upbit_ws.core.events import Event, GapEvent, ReconcileCause, RequestRejected
 from upbit_ws.core.messages import ErrorFrame, Message, SubscribedType, SubscriptionList
 from upbit_ws.core.planner import Plan, PlannerStatistics, SubscriptionPlanner
 
@@ -183,6 +186,12 @@ class Channel:
         self.reconnect_gaps = 0
         self.flusher_restarts = 0
         self.stale_resubscribes = 0
+        #: Told of every private gap: ``on_gap(cause, since)``, ``since`` the monotonic time
+        #: of the last frame before it (the private reconciliation; None: nobody listens).
+        self.on_gap: Callable[[ReconcileCause, float], None] | None = None
+        #: Set while the current socket carries the desired subscription (its request was
+        #: written); cleared when the socket goes.
+        self.subscribed = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<channel {self.kind} requests_sent={self.requests_sent}>"
@@ -197,6 +206,8 @@ class Channel:
         connection.set_streaming(self.kind == "public" and bool(self._desired()))
         if self._closed_at is not None:
             self._publish_reconnect_gaps(self._closed_at, now)
+            if self.on_gap is not None:
+                self.on_gap("reconnect", self._closed_at)
             self._closed_at = None
         if self._desired():
             self.poke(now)
@@ -228,7 +239,14 @@ class Channel:
         if self._desired():
             self.poke(self._now())
 
+    def on_stall(self, connection: ManagedConnection, since: float) -> None:
+        """Hand a stall the open socket lived through to ``on_gap`` (private; issue #9)."""
+        if connection is not self.connection or self.on_gap is None:
+            return
+        self.on_gap("stall", since)
+
     def _forget_socket(self) -> None:
+        self.subscribed.clear()
         self._reset_inflight()
         self._planner.connection_lost(self.kind)
         self._sent_keys = frozenset()
@@ -333,6 +351,8 @@ class Channel:
             # The socket changed under the send: on_open re-plans everything fresh.
             return
         self._planner.sent(self.kind, plan)
+        if frame is not None:
+            self.subscribed.set()
         self._sent_recorded = True
         self._sent_keys = frozenset(w.key for w in plan.desired)
         self._socket_plan = plan

@@ -94,6 +94,7 @@ from upbit_ws.core.session import (
     Resubscribe,
     SendPing,
     Session,
+    Stalled,
     WaitBackoff,
 )
 
@@ -144,7 +145,11 @@ def shared_connect_limiter(limits: RateLimits | None = None) -> SharedConnectLim
 class ConnectionListener(Protocol):
     """What the connection tells its user (the subscription layer), synchronously.
 
-    No method may block or await; each runs on the socket reader or the driver.
+    No method may block or await; each runs on the socket reader or the driver. A listener
+    may also define ``on_stall(connection, since)``, optional (looked up when needed): the
+    open private socket lived through a stall (a ping answered late or never while frames
+    came, ``docs/protocol.md`` section 6), so events sent since ``since`` (monotonic seconds,
+    the last frame before it) may be lost although the socket stays.
     """
 
     def on_open(self, connection: ManagedConnection) -> None:
@@ -268,6 +273,8 @@ class ConnectionStatistics:
     stale: bool = False
     stale_reason: str | None = None
     stale_resubscribes: int = 0
+    #: Private stalls (issue #9): see :class:`~upbit_ws.core.session.SessionStatistics`.
+    stalls: int = 0
 
 
 class _Counters:
@@ -586,6 +593,7 @@ class ManagedConnection:
             stale=s.stale,
             stale_reason=s.stale_reason,
             stale_resubscribes=s.stale_resubscribes,
+            stalls=s.stalls,
         )
 
     # --- commands -------------------------------------------------------------------------
@@ -909,6 +917,8 @@ class ManagedConnection:
                         self.kind,
                         extra={"connection": self.kind},
                     )
+            case Stalled():
+                self._stalled(action)
             case WaitBackoff():
                 _log.log(
                     logging.DEBUG if self._lasting is not None else logging.INFO,
@@ -925,6 +935,30 @@ class ManagedConnection:
                 )
             case _:
                 assert_never(action)
+
+    def _stalled(self, action: Stalled) -> None:
+        """Tell the listener the open private socket lived through a stall (events may be lost).
+
+        ``on_stall(connection, since)`` is optional on a listener: one without it is not told.
+        """
+        _log.warning(
+            "%s connection stalled: %s; events since the last frame may be lost",
+            self.kind,
+            action.reason,
+            extra={"connection": self.kind, "reason": action.reason},
+        )
+        on_stall = getattr(self._listener, "on_stall", None)
+        if on_stall is None:
+            return
+        try:
+            on_stall(self, action.since)
+        except Exception:
+            self._counters.listener_errors += 1
+            _log.exception(
+                "%s connection: listener failed on a stall",
+                self.kind,
+                extra={"connection": self.kind},
+            )
 
     async def _connect(self, action: Connect, handler: _Handler) -> None:
         """Open one socket for ``action``, report the outcome, and stay until the socket ends.

@@ -26,11 +26,20 @@ The private connection also reports refusals it sees itself (an HTTP 401 at the 
 an ``INVALID_AUTH`` frame, section 5) through :meth:`KeyHealth.report_refused`; one
 ``KeyProblem`` is published per spell of trouble, however many sources confirm it. No event,
 log line or exception here carries the key.
+
+One ``INVALID_AUTH`` frame is not believed at once (issue #9: Upbit has sent one for a valid
+key, and the fallback retry took a minute): while :meth:`KeyHealth.run` runs, the key is
+checked again over REST at once. Answered valid, the private connection re-opens at once and
+no ``KeyProblem`` goes out; refused, the refusal stands as above; unanswerable (network), the
+frame is believed. A second ``INVALID_AUTH`` within ``_RECHECK_TRUST`` seconds of a valid
+re-check is believed without asking again, so a key that Upbit really refuses on the socket
+cannot loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +80,11 @@ _PROBLEM_BY_NAME: Final[dict[str, Refusal]] = {
     "no_authorization_ip": "permission",
 }
 _PROBLEMS: Final[frozenset[KeyStatus]] = frozenset({"invalid", "expired", "permission"})
+#: After a re-check found the key valid, an ``INVALID_AUTH`` frame within this many seconds is
+#: believed without another re-check (no loop against a key the socket keeps refusing).
+_RECHECK_TRUST: Final = 60.0
+#: The error frame name a re-check is made for (docs/protocol.md section 5).
+_RECHECKED_NAME: Final = "INVALID_AUTH"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +107,9 @@ class KeyHealthStatistics:
     expires_at: datetime | None
     last_check_error: str | None
     last_check_at_wall: float | None = None
+    #: ``INVALID_AUTH`` frames re-checked over REST, and how many of those found the key valid.
+    rechecks: int = 0
+    rechecks_valid: int = 0
 
 
 class KeyHealth:
@@ -134,6 +151,13 @@ class KeyHealth:
         self._last_check_at: float | None = None
         self._expires_at: datetime | None = None
         self._last_error: str | None = None
+        self._running = False
+        # An INVALID_AUTH frame waiting for its re-check: (name, message).
+        self._recheck: tuple[str | None, str] | None = None
+        self._recheck_wanted = asyncio.Event()
+        self._recheck_valid_at: float | None = None
+        self._rechecks = 0
+        self._rechecks_valid = 0
 
     def __repr__(self) -> str:
         return f"<KeyHealth status={self._status} checks={self._checks}>"
@@ -165,14 +189,53 @@ class KeyHealth:
             ),
             expires_at=self._expires_at,
             last_check_error=self._last_error,
+            rechecks=self._rechecks,
+            rechecks_valid=self._rechecks_valid,
         )
 
     async def run(self) -> None:
-        """Check the key every ``check_interval`` seconds, forever (cancel to stop)."""
+        """Check the key every ``check_interval`` seconds, forever (cancel to stop).
+
+        Also re-checks at once after an ``INVALID_AUTH`` frame (see the module docs).
+        """
         CONNECTION.set("private")  # the key is the private connection's: its records say so
-        while True:
-            await asyncio.sleep(self.config.check_interval)
-            await self.check()
+        self._running = True
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.config.check_interval):
+                        await self._recheck_wanted.wait()
+                if self._recheck_wanted.is_set():
+                    self._recheck_wanted.clear()
+                    await self._recheck_frame()
+                else:
+                    await self.check()
+        finally:
+            self._running = False
+            refusal, self._recheck = self._recheck, None
+            if refusal is not None:
+                self._believe(*refusal)
+
+    async def _recheck_frame(self) -> None:
+        """Re-check the key after an INVALID_AUTH frame; re-open private if it is valid."""
+        refusal, self._recheck = self._recheck, None
+        if refusal is None:
+            return
+        self._rechecks += 1
+        status = await self.check()
+        if status == "valid" and self._last_error is None:
+            # Upbit says the key works: the frame was spurious. Re-open private at once.
+            self._rechecks_valid += 1
+            self._recheck_valid_at = self._clock.now()
+            _log.warning(
+                "INVALID_AUTH on the private socket, but the key checks valid over REST; "
+                "reconnecting at once",
+                extra={"error_name": refusal[0]},
+            )
+            self._on_valid()
+        elif status not in _PROBLEMS:
+            self._believe(*refusal)  # Upbit could not be asked: the frame stands
+        # A refusal over REST already published the KeyProblem and suspended private.
 
     async def check(self) -> KeyStatus:
         """Ask Upbit about the key once now, act on the answer, and return the key status."""
@@ -209,6 +272,18 @@ class KeyHealth:
         """Take a refusal seen by the private connection itself (handshake 401, INVALID_AUTH)."""
         if name in TRANSIENT_AUTH_NAMES:
             return  # one token refused, not the key (section 9.7)
+        if name == _RECHECKED_NAME and self._running and not self._recently_rechecked():
+            self._recheck = (name, message)
+            self._recheck_wanted.set()
+            return
+        self._believe(name, message)
+
+    def _recently_rechecked(self) -> bool:
+        valid_at = self._recheck_valid_at
+        return valid_at is not None and self._clock.now() - valid_at < _RECHECK_TRUST
+
+    def _believe(self, name: str | None, message: str) -> None:
+        """Take a refusal the private connection saw as the key's (KeyProblem, suspended)."""
         problem: Refusal = _PROBLEM_BY_NAME.get(name or "", "invalid")
         self._refused(problem, name, message, from_connection=True)
 

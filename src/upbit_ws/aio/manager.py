@@ -30,6 +30,11 @@ request per connection. It publishes rejected requests and gaps as events. ``sta
 the market list (code checks, ``KRW-*`` expansion) while the public connection opens and the
 key is checked; the flushers start as soon as the list is known, whatever the key check is
 doing.
+
+With credentials, :class:`~upbit_ws.aio.private.PrivateIntegrity` reconciles the private
+subscriptions over REST after every private gap (a reconnect, a stall, a ``never_drop``
+overflow) and publishes ``ReconciliationStarted``/``ReconciliationFinished``; it runs as one
+more part of the TaskGroup (docs/rest.md, "Reconciliation").
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from upbit_ws.aio.connection import (
 )
 from upbit_ws.aio.events import DEFAULT_EVENT_QUEUE, EventHub, EventHubStatistics, EventStream
 from upbit_ws.aio.keys import KeyHealth, KeyHealthStatistics, KeyStatus
+from upbit_ws.aio.private import PrivateIntegrity, PrivateIntegrityStatistics
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService, SubscriptionServiceStatistics
 from upbit_ws.aio.supervisor import InternalError, Supervisor
@@ -63,7 +69,7 @@ from upbit_ws.core.constants import (
     websocket_urls,
 )
 from upbit_ws.core.errors import AuthError, ConfigError, InvalidInputError, NotReadyError
-from upbit_ws.core.events import ConnectionKind, ConnectionState
+from upbit_ws.core.events import BufferOverflowed, ConnectionKind, ConnectionState
 from upbit_ws.core.ratelimit import ConnectLimiter, LimiterStatistics
 from upbit_ws.core.session import LIVE_STATES
 
@@ -110,6 +116,8 @@ class ConnectionHealth:
     since: float
     reason: str | None
     since_wall: float = 0.0
+    #: Private: a REST reconciliation runs now (its subscribers' view is being repaired).
+    reconciling: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +151,8 @@ class ManagerStatistics:
     internal_errors: tuple[InternalError, ...]
     #: The subscription layer: book, requests, routing, buffers, market list.
     subscriptions: SubscriptionServiceStatistics
+    #: Private reconciliation (None without credentials): in progress, passes, counts.
+    reconciliation: PrivateIntegrityStatistics | None = None
 
 
 class WebSocketManager:
@@ -203,7 +213,11 @@ class WebSocketManager:
         self._own_rest = rest is None
         self._rest = rest or RestClient(base_url, credentials=credentials)
         self._subs = SubscriptionService(
-            rest=self._rest, publish=self._hub.publish, clock=self._clock, config=self.config
+            rest=self._rest,
+            publish=self._hub.publish,
+            on_overflow=self._overflowed,
+            clock=self._clock,
+            config=self.config,
         )
         user_listeners = listeners
         self._public = ManagedConnection(
@@ -217,6 +231,8 @@ class WebSocketManager:
         )
         self._private: ManagedConnection | None = None
         self._keys: KeyHealth | None = None
+        self._integrity: PrivateIntegrity | None = None
+        self._integrity_task: asyncio.Task[None] | None = None
         if credentials is not None:
             self._private = ManagedConnection(
                 "private",
@@ -250,6 +266,13 @@ class WebSocketManager:
         for conn in (self._public, self._private):
             if conn is not None and conn.kind not in user_listeners:
                 self._subs.attach(conn)
+        if self._private is not None and "private" not in user_listeners:
+            self._integrity = PrivateIntegrity(
+                self._rest,
+                self._subs.listener("private"),
+                publish=self._hub.publish,
+                clock=self._clock,
+            )
         self._lifecycle: _Lifecycle = "new"
         self._root: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
@@ -302,6 +325,11 @@ class WebSocketManager:
     def rest(self) -> RestClient:
         """Return the REST client (signed when the manager has credentials)."""
         return self._rest
+
+    @property
+    def integrity(self) -> PrivateIntegrity | None:
+        """Return the private reconciliation, or None without credentials."""
+        return self._integrity
 
     @property
     def keys(self) -> KeyHealth | None:
@@ -365,6 +393,8 @@ class WebSocketManager:
             return
         self._spawn(self._private.run, "private")
         self._key_task = self._spawn(self._keys.run, "keys")
+        if self._integrity is not None:
+            self._integrity_task = self._spawn(self._integrity.run, "reconcile")
 
     async def _start_subscriptions(self) -> None:
         """Load the market list (at most a few seconds), then run the flushers."""
@@ -447,13 +477,17 @@ class WebSocketManager:
             connect_limiter=self._limiter.statistics(),
             internal_errors=self._supervisor.errors,
             subscriptions=self._subs.statistics(),
+            reconciliation=(self._integrity.statistics() if self._integrity is not None else None),
         )
 
     def health(self) -> Health:
         """Return whether each connection is usable now, and the key status."""
         now, wall = self._clock.now(), self._clock.wall()
+        reconciling = self._integrity is not None and self._integrity.in_progress
         connections = tuple(
-            _health(conn, now, wall) for conn in (self._public, self._private) if conn is not None
+            _health(conn, now, wall, reconciling=reconciling and conn.kind == "private")
+            for conn in (self._public, self._private)
+            if conn is not None
         )
         return Health(
             ok=self._lifecycle == "running" and all(c.ok for c in connections),
@@ -573,6 +607,8 @@ class WebSocketManager:
             self._private.close(reason="manager closed")
         if self._key_task is not None:
             self._key_task.cancel()
+        if self._integrity_task is not None:
+            self._integrity_task.cancel()
         self._stopping.set()
         root = self._root
         if root is None:
@@ -587,6 +623,10 @@ class WebSocketManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await root
 
+    def _overflowed(self, event: BufferOverflowed) -> None:
+        if self._integrity is not None:
+            self._integrity.overflowed(event)
+
     def _auth_refused(self, name: str | None, message: str) -> None:
         if self._keys is not None:
             self._keys.report_refused(name, message)
@@ -600,7 +640,9 @@ class WebSocketManager:
             self._private.key_valid()
 
 
-def _health(conn: ManagedConnection, now: float, wall: float) -> ConnectionHealth:
+def _health(
+    conn: ManagedConnection, now: float, wall: float, *, reconciling: bool = False
+) -> ConnectionHealth:
     stats = conn.statistics()
     ok = stats.state in LIVE_STATES and not stats.stale
     return ConnectionHealth(
@@ -612,4 +654,5 @@ def _health(conn: ManagedConnection, now: float, wall: float) -> ConnectionHealt
         # (statistics().last_error keeps it). A stale stream is not ok and says so.
         reason=stats.stale_reason if stats.stale else (None if ok else stats.last_error),
         since_wall=wall - (now - stats.state_since),
+        reconciling=reconciling,
     )

@@ -83,6 +83,8 @@ async def reconcile_private(
     wall_clock: Callable[[], datetime] = utc_now,
     on_retry: Callable[[UpbitWsError, float], None] | None = None,
     settle: float = 0.0,
+    deliver: Callable[[list[MyOrder | MyAsset]], None] | None = None,
+    on_read: Callable[[ReconcileInput], None] | None = None,
 ) -> list[MyOrder | MyAsset]:
     """Read what a private gap that began at ``since`` hid, and return the missed messages.
 
@@ -90,7 +92,9 @@ async def reconcile_private(
     delay)`` is told about each failed pass. With ``settle`` > 0 the balances are read once
     more that many seconds after the pass, so that a live balance frame older than the first
     read (in flight during the pass) is corrected too. Raises :class:`InvalidInputError` at
-    once for bad input (a naive ``since``, no credentials).
+    once for bad input (a naive ``since``, no credentials). ``deliver(batch)``, when given, gets
+    each batch as soon as it is rebuilt (the orders, then the settled balances: a subscriber
+    need not wait out ``settle`` for its fills); ``on_read(data)`` sees the pass's REST input.
     """
     start = _as_utc(since) - margin
     retry = backoff if backoff is not None else Backoff(RECONCILE_BACKOFF, rng=random.Random())
@@ -113,6 +117,10 @@ async def reconcile_private(
             continue
         messages = reconciler.reconcile(data)
         break
+    if on_read is not None:
+        on_read(data)
+    if deliver is not None:
+        deliver(list(messages))
     if settle > 0:
         await asyncio.sleep(settle)
         while True:
@@ -125,11 +133,17 @@ async def reconcile_private(
                 raise
             except UpbitWsError as exc:
                 kind, retry_after = _classify(exc)
-                await asyncio.sleep(retry.next_delay(kind=kind, retry_after=retry_after))
+                delay = retry.next_delay(kind=kind, retry_after=retry_after)
+                if on_retry is not None:
+                    on_retry(exc, delay)
+                await asyncio.sleep(delay)
                 continue
             taken_at = int(wall_clock().timestamp() * 1000)
             again = ReconcileInput(orders=(), accounts=accounts, taken_at=taken_at)
-            messages += reconciler.reconcile(again)
+            settled = reconciler.reconcile(again)
+            messages += settled
+            if deliver is not None and settled:
+                deliver(settled)
             break
     _log.info(
         "private reconciliation done",

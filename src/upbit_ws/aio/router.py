@@ -30,6 +30,11 @@ fewer orderbook units than the merged request carries).
   suppressed; a snapshot with new content (the market moved while the socket was down) is
   delivered, because it *is* the fresh state. Private streams (myOrder, myAsset) are events,
   never seeded.
+* **Private integrity.** On the private router a gate (:meth:`Router.set_gate`, the
+  reconciler's ``live``) sees every myOrder/myAsset message before delivery and may suppress
+  one already delivered by a reconciliation; reconciled messages enter through
+  :meth:`Router.deliver_reconciled`, to the same subscribers (codes and buffer policies
+  apply). The public router never has a gate: its hot path is unchanged.
 * **Statistics.** Messages and bytes by type, decode errors,
   exchange-to-client latency (receive time minus the frame's ``timestamp``, sampled one frame
   in :data:`LATENCY_SAMPLE_EVERY`, REALTIME frames only since snapshots carry old times,
@@ -51,7 +56,7 @@ from upbit_ws.aio.stream import PushFn, Subscription
 from upbit_ws.core.book import ALL_CODES, StreamKey, SubId, SubscriptionBook
 from upbit_ws.core.constants import DEFAULT_ORDERBOOK_DEPTH, PRIVATE_TYPES, ConnectionKind
 from upbit_ws.core.decode import decode, decode_all
-from upbit_ws.core.errors import DecodeError
+from upbit_ws.core.errors import DecodeError, InvalidInputError
 from upbit_ws.core.messages import (
     ErrorFrame,
     KeepAlive,
@@ -228,6 +233,10 @@ class RouterStatistics:
     routes: int
     latency: LatencySummary
     clock_skew_samples: int
+    #: Private: live messages the gate suppressed (already delivered by a reconciliation),
+    #: and reconciled messages routed (see the module docs).
+    gated: int = 0
+    reconciled: int = 0
 
 
 class Router:
@@ -272,6 +281,9 @@ class Router:
         self._list_replies = 0
         self._unknown = 0
         self._unwanted = 0
+        self._gate: Callable[[Any], bool] | None = None
+        self._gated = 0
+        self._reconciled = 0
         self.latency = LatencyHistogram()
 
     def __repr__(self) -> str:
@@ -323,6 +335,50 @@ class Router:
             item = msg if depth is None else msg.truncated(depth)
             for push in pushes:
                 push(item, code)
+
+    def _deliver_gated(self, msg: Any, size: int, received_at: float) -> None:
+        """Private delivery: myOrder/myAsset pass the gate first (see :meth:`set_gate`)."""
+        gate = self._gate
+        if gate is not None and msg.type in PRIVATE_TYPES and not gate(msg):
+            self._gated += 1
+            return
+        Router._deliver(self, msg, size, received_at)
+
+    def set_gate(self, gate: Callable[[Any], bool]) -> None:
+        """Pass every private message through ``gate`` first; ``False`` suppresses it.
+
+        Private routers only (the public hot path keeps its direct delivery). The gate runs
+        on the socket reader: it must be quick and never raise.
+        """
+        if not self._private:
+            raise InvalidInputError("only the private router takes a gate")
+        self._gate = gate
+        # An instance attribute shadows the method: route() and list frames call this one.
+        self._deliver = self._deliver_gated  # type: ignore[method-assign]
+
+    def deliver_reconciled(self, msg: Any) -> int:
+        """Deliver a message rebuilt from REST to the stream's subscribers; return how many.
+
+        The same routes as live frames (codes, all-markets myOrder subscribers, buffer
+        policies), without the live bookkeeping: no latency sample, no watch, no seeding.
+        """
+        self.sync()
+        table = self._tables.get(msg.type)
+        if table is None:
+            return 0
+        key = None if msg.type == "myAsset" else msg.code
+        route = table.get(key)
+        if route is None and msg.type == "myOrder":
+            route = table.get(ALL_CODES)
+        if route is None:
+            return 0
+        self._reconciled += 1
+        delivered = 0
+        for _depth, pushes in route.groups:
+            for push in pushes:
+                push(msg, msg.code)
+                delivered += 1
+        return delivered
 
     def _slow_route(self, msg: Any, size: int, received_at: float) -> _Route | None:
         """Route what missed the fast path: control frames, levels, myOrder for all markets."""
@@ -521,6 +577,8 @@ class Router:
             routes=len(self._routes),
             latency=self.latency.summary(),
             clock_skew_samples=self.latency.negative,
+            gated=self._gated,
+            reconciled=self._reconciled,
         )
 
 

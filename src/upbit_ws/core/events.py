@@ -34,6 +34,9 @@ __all__ = [
     "KeyProblem",
     "KeyProblemKind",
     "KeyRecovered",
+    "ReconcileCause",
+    "ReconciliationFinished",
+    "ReconciliationStarted",
     "RequestRejected",
     "SystemEvent",
 ]
@@ -49,6 +52,11 @@ KeyProblemKind = Literal["invalid", "expired", "permission", "unreachable"]
 
 #: Why a subscription lost data: its bounded buffer dropped frames, or the connection was down.
 GapReason = Literal["overflow", "reconnect"]
+
+#: What opened a private gap that a reconciliation repairs: the socket was replaced
+#: (``reconnect``), it went quiet past its pong deadline and came back (``stall``), a
+#: myOrder/myAsset ``never_drop`` buffer overflowed (``overflow``).
+ReconcileCause = Literal["reconnect", "stall", "overflow"]
 
 
 class SystemEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event"):
@@ -166,6 +174,39 @@ class BufferOverflowed(SystemEvent, frozen=True, kw_only=True, tag="buffer_overf
     depth: int
 
 
+class ReconciliationStarted(SystemEvent, frozen=True, kw_only=True, tag="reconciliation_started"):
+    """A private reconciliation began: REST is read for what a gap hid (docs/rest.md).
+
+    ``since`` is where the gap began (the last frame received before it; monotonic seconds,
+    comparable with ``at``) and ``since_wall`` the same instant in epoch seconds (UTC).
+    ``cause`` says what opened the gap; gaps that open while a pass runs extend the next pass
+    (from the earliest start) and publish no event of their own until it begins.
+    """
+
+    connection: ConnectionKind
+    since: float
+    since_wall: float
+    cause: ReconcileCause
+
+
+class ReconciliationFinished(SystemEvent, frozen=True, kw_only=True, tag="reconciliation_finished"):
+    """A private reconciliation ended: every myOrder/myAsset message it rebuilt is delivered.
+
+    From this event on, the subscribers' view of orders and balances equals what REST said
+    (later changes arrive live). ``orders_read`` counts the orders REST returned,
+    ``messages_delivered`` the reconciled messages handed to subscribers (``reconciled=True``),
+    ``attempts`` the passes made (more than 1 after a failed REST read), ``duration`` the
+    seconds from :class:`ReconciliationStarted` to now.
+    """
+
+    connection: ConnectionKind
+    since_wall: float
+    orders_read: int
+    messages_delivered: int
+    duration: float
+    attempts: int = 1
+
+
 #: Every system event, for ``msgspec`` decoding and exhaustive ``match`` statements.
 Event = (
     ConnectionStateChanged
@@ -176,4 +217,6 @@ Event = (
     | RequestRejected
     | GapEvent
     | BufferOverflowed
+    | ReconciliationStarted
+    | ReconciliationFinished
 )

@@ -34,6 +34,15 @@ never pings by itself; quiet markets send nothing, so a dead stream looks like a
   ping declares it dead: the shell aborts the socket without a closing handshake (a graceful
   close on a blackholed socket hangs) and the session plans the reconnect.
 
+Private stalls (issue #9): a blackhole drops the frames *and* the pong of a ping sent into it,
+so on the private connection (order events, where a lost frame is a lost fill) only the pong
+answers a ping. Frames that arrive while it is outstanding prove the socket alive but keep the
+pong deadline; when the deadline passes after such frames, or the pong itself comes after its
+deadline, or data resumes after the deadline, the socket lived through a stall: ``poll``
+returns :class:`Stalled` (``since``: the last frame or pong received before that ping) and the
+shell has the missed events read back from REST, keeping the socket. A deadline passed with
+nothing received since the ping still declares the socket dead, as on public.
+
 Stale streams (issue #9): a connection whose subscriptions normally stream, with no data frame
 for ``stale_after`` seconds (10 s) while its pings are answered, is *stale* (a server that
 accepts, answers pings and sends nothing). ``poll`` returns :class:`Resubscribe` once: the
@@ -89,6 +98,7 @@ __all__ = [
     "SendPing",
     "Session",
     "SessionStatistics",
+    "Stalled",
     "WaitBackoff",
 ]
 
@@ -167,8 +177,20 @@ class Resubscribe:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Stalled:
+    """The private socket lived through a stall: events sent since ``since`` may be lost.
+
+    ``since`` is the last frame or pong received before the ping that was answered late or
+    never (the shell's monotonic seconds). The socket stays; the shell reconciles over REST.
+    """
+
+    since: float
+    reason: str
+
+
 #: Everything :meth:`Session.poll` can ask of the shell.
-Action = Connect | SendPing | DeclareDead | CloseSocket | WaitBackoff | Resubscribe
+Action = Connect | SendPing | DeclareDead | CloseSocket | WaitBackoff | Resubscribe | Stalled
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +231,8 @@ class SessionStatistics:
     stale: bool = False
     stale_reason: str | None = None
     stale_resubscribes: int = 0
+    #: Private stalls lived through by an open socket (see the module docs).
+    stalls: int = 0
 
 
 class Session:
@@ -253,6 +277,13 @@ class Session:
         self._stream_since = 0.0
         self._last_ping = 0.0
         self._pong_deadline: float | None = None
+        # Private only (see the module docs): a stall is a gap even if the socket survives.
+        self._gap_on_stall = self.connection == "private"
+        # When the outstanding ping went out, what had been received last, and whether any
+        # frame has arrived since (the socket is alive even though the pong is late).
+        self._rx_before_ping = 0.0
+        self._rx_after_ping = False
+        self._stalls = 0
         self._probe_outstanding = False
         self._quiet_probes = 0
         self._pending: list[Action] = []
@@ -349,6 +380,7 @@ class Session:
             stale=self._is_stale(),
             stale_reason=self._stale_reason if self._is_stale() else None,
             stale_resubscribes=self._resubscribes,
+            stalls=self._stalls,
         )
 
     def take_events(self) -> list[ConnectionStateChanged]:
@@ -422,7 +454,14 @@ class Session:
             return
         self._last_rx = now
         self._last_data = now
-        self._pong_deadline = None
+        if self._gap_on_stall and self._pong_deadline is not None:
+            # Only the pong answers a private ping: frames since prove the socket alive.
+            self._rx_after_ping = True
+            if now >= self._pong_deadline:
+                late = now - self._pong_deadline + self.config.keepalive.pong_timeout
+                self._stall(f"data resumed {late:.1f} s after a ping that got no pong")
+        else:
+            self._pong_deadline = None
         self._probe_outstanding = False
         self._quiet_probes = 0
         if self._state == "degraded":
@@ -458,6 +497,10 @@ class Session:
         if self._requested:
             self._proved = True
         self._pongs += 1
+        deadline = self._pong_deadline
+        if self._gap_on_stall and deadline is not None and now > deadline:
+            late = now - deadline + self.config.keepalive.pong_timeout
+            self._stall(f"a pong came {late:.1f} s after its ping")
         self._last_rx = now
         if self._probe_outstanding:
             self._quiet_probes += 1
@@ -748,6 +791,9 @@ class Session:
 
     def _keepalive(self, now: float) -> None:
         keepalive = self.config.keepalive
+        if self._pong_deadline is not None and now >= self._pong_deadline and self._rx_after_ping:
+            # Private: frames came after the ping but its pong did not (a blackhole ate it).
+            self._stall(f"no pong within {keepalive.pong_timeout:g} s while frames arrived")
         if self._pong_deadline is not None and now >= self._pong_deadline:
             reason = f"no pong within {keepalive.pong_timeout:g} s"
             self._pending.append(DeclareDead(reason))
@@ -768,8 +814,17 @@ class Session:
             quiet = now - max(self._last_rx, self._stream_since)
             self._set_state(now, "degraded", f"no data for {quiet:.1f} s, probing")
 
+    def _stall(self, reason: str) -> None:
+        """Report a private stall (see the module docs) and forget the ping it concerned."""
+        self._stalls += 1
+        self._pending.append(Stalled(self._rx_before_ping, reason))
+        self._pong_deadline = None
+        self._rx_after_ping = False
+
     def _ping(self, now: float, reason: Literal["interval", "silence"]) -> None:
         self._pings += 1
+        self._rx_before_ping = self._last_rx
+        self._rx_after_ping = False
         self._last_ping = now
         self._pong_deadline = now + self.config.keepalive.pong_timeout
         self._pending.append(SendPing(reason))

@@ -445,6 +445,7 @@ def _manager(stats: ManagerStatistics) -> Iterator[Metric]:
         "Codes in the market list (KRW-* expansion, code checks).",
         [({}, float(markets.markets))] if markets.markets is not None else [],
     )
+    yield from _reconciliation(stats)
     key = stats.key
     if key is None:
         return
@@ -467,3 +468,45 @@ def _manager(stats: ManagerStatistics) -> Iterator[Metric]:
             "When the API key expires (Unix time).",
             [({}, key.expires_at.timestamp())],
         )
+
+
+def _reconciliation(stats: ManagerStatistics) -> Iterator[Metric]:
+    """Private reconciliation (docs/rest.md, "Reconciliation"): in progress, passes, counts."""
+    rec = stats.reconciliation
+    if rec is None:
+        return
+    yield _gauge(
+        "upbit_ws_reconciliation_in_progress",
+        "1 while a private REST reconciliation runs.",
+        [({}, 1.0 if rec.in_progress else 0.0)],
+    )
+    yield _counter(
+        "upbit_ws_reconciliation_gaps_total",
+        "Private gaps that asked for a reconciliation, by cause.",
+        [({"cause": cause}, float(n)) for cause, n in sorted(rec.gaps.items())],
+    )
+    yield _counter(
+        "upbit_ws_reconciliation_passes_total",
+        "Private reconciliation passes finished.",
+        [({}, float(rec.passes))],
+    )
+    yield _counter(
+        "upbit_ws_reconciliation_retries_total",
+        "Private reconciliation passes retried after a failed REST read.",
+        [({}, float(rec.retries))],
+    )
+    yield _counter(
+        "upbit_ws_reconciled_messages_total",
+        "myOrder/myAsset messages rebuilt from REST and delivered (reconciled=True).",
+        [({}, float(rec.messages_delivered))],
+    )
+    yield _counter(
+        "upbit_ws_reconciliation_suppressed_total",
+        "Live myOrder messages suppressed: a reconciliation had delivered them already.",
+        [({}, float(rec.reconciler.live_suppressed))],
+    )
+    yield _summary(
+        "upbit_ws_reconciliation_duration_seconds",
+        "Duration of private reconciliation passes.",
+        [("private", rec.duration)],
+    )
