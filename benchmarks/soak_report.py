@@ -148,6 +148,7 @@ def summarize(
             "recovery_p50": percentile(recovery.get(kind, []), 0.5),
             "recovery_p99": percentile(recovery.get(kind, []), 0.99),
         }
+    by_target = _merge_samples(lines, "lost_by_target")
     failures = [f for line in lines for f in line.get("failures", [])]
     library = [v for values in recovery.values() for v in values]
     library_per_fault = statistics.fmean(library) if library else 0.0
@@ -157,6 +158,14 @@ def summarize(
         "faults_injected": total_faults,
         "faults_recovered": sum(recovered.values()),
         "kinds": kinds,
+        "lost_by_target": {
+            key: {
+                "n": len(v),
+                "p50": percentile(v, 0.5),
+                "p99": percentile(v, 0.99),
+            }
+            for key, v in sorted(by_target.items())
+        },
         "down_seconds": down,
         "availability": 1.0 - down / elapsed if elapsed > 0 else math.nan,
         "lost_seconds_per_fault": lost_per_fault,
@@ -200,6 +209,10 @@ def markdown(summary: dict[str, Any]) -> str:
             f"| {kind} | {k['injected']} | {k['recovered']} | {_s(k['lost_p50'])} "
             f"| {_s(k['lost_p99'])} | {_s(k['recovery_p50'])} | {_s(k['recovery_p99'])} |"
         )
+    if summary["lost_by_target"]:
+        out += ["", "| fault on | n | lost p50 (s) | lost p99 (s) |", "| --- | --- | --- | --- |"]
+        for key, t in summary["lost_by_target"].items():
+            out.append(f"| {key} | {t['n']} | {_s(t['p50'])} | {_s(t['p99'])} |")
     target = summary["availability_at_one_fault_per_10_min"]
     verdict = "met" if target >= TARGET_AVAILABILITY else "NOT met"
     library = summary["availability_at_one_fault_per_10_min_library"]

@@ -362,6 +362,7 @@ class ChaosSoak:
         self.kinds_seen: set[str] = set()
         self.samples: list[tuple[float, float, int]] = []
         self._new_lost: dict[str, list[float]] = {}
+        self._new_lost_target: dict[str, list[float]] = {}
         self._new_recovery: dict[str, list[float]] = {}
         self._new_list_latency: list[float] = []
         self._new_failures: list[str] = []
@@ -651,6 +652,8 @@ class ChaosSoak:
         self.totals.recovered[kind] += 1
         self.totals.down_seconds += lost
         self._new_lost.setdefault(kind, []).append(round(lost, 4))
+        by_target = f"{kind} on {fault.target}"
+        self._new_lost_target.setdefault(by_target, []).append(round(lost, 4))
         recovery = max(0.0, recovered_at - fault.end_at)
         self._new_recovery.setdefault(kind, []).append(round(recovery, 4))
         await self._check_list(ws, fault)
@@ -871,6 +874,7 @@ class ChaosSoak:
             "faults": dict(t.faults),
             "recovered": dict(t.recovered),
             "lost": self._new_lost,
+            "lost_by_target": self._new_lost_target,
             "recovery": self._new_recovery,
             "down_seconds": round(t.down_seconds, 4),
             "list_checks": t.list_checks,
@@ -885,7 +889,7 @@ class ChaosSoak:
             "failures": self._new_failures,
             "final": final,
         }
-        self._new_lost, self._new_recovery = {}, {}
+        self._new_lost, self._new_recovery, self._new_lost_target = {}, {}, {}
         self._new_list_latency, self._new_failures = [], []
         self.lines.append(line)
         if self.progress is not None:
