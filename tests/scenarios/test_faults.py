@@ -387,9 +387,13 @@ async def test_private_invalid_auth_at_handshake() -> None:
 
 
 async def test_private_invalid_auth_as_frame() -> None:
-    """A key refused with an INVALID_AUTH frame after the upgrade is handled the same way."""
+    """A key refused with an INVALID_AUTH frame after the upgrade is handled the same way.
+
+    The frame is re-checked over REST first (issue #9), so the KeyProblem carries REST's
+    name for the refusal.
+    """
     async with rig(keys=True, sim_options={"auth_failure": "frame"}) as r:
-        await refusal_then_recovery(r, expected_name="INVALID_AUTH")
+        await refusal_then_recovery(r, expected_name="invalid_access_key")
 
 
 async def test_nonce_clash_on_a_key_check_leaves_private_open() -> None:
