@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := $(shell awk '/^name = "uv"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' uv.lock)
 UV := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv
 
-.PHONY: demo test test-stress lint typecheck pytest bench soak clean venv lock docs qt-runtime redis-server
+.PHONY: demo test test-stress lint typecheck pytest bench soak soak-24h clean venv lock docs qt-runtime redis-server
 
 venv: $(STAMP)
 
@@ -101,9 +101,24 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/change_latency.py
 	$(BIN)/python benchmarks/recovery.py
 
+# The chaos soak (tests/scenarios/test_soak.py): UPBIT_WS_SOAK_SECONDS (default 600),
+# UPBIT_WS_SOAK_SEED replays a run; its report is printed and written as JSON.
+SOAK_REPORT ?= benchmarks/results/soak-$(shell date +%Y%m%d-%H%M%S).json
 soak: $(STAMP)
 	# pytest's log capture keeps every record in memory; off, so RSS measures the library.
-	$(BIN)/pytest -m soak -o addopts='-ra --strict-markers' -p no:logging -s
+	UPBIT_WS_SOAK_REPORT=$${UPBIT_WS_SOAK_REPORT:-$(SOAK_REPORT)} \
+	$(BIN)/pytest tests/scenarios/test_soak.py -m soak -o addopts='-ra --strict-markers' \
+		-p no:logging -s
+
+# The 24-hour soak, resumable: one JSON line a minute goes to SOAK_PROGRESS; run the same
+# command again after an interruption and it continues the counts (a new segment) until the
+# segments add up to 24 h. Then: .venv/bin/python benchmarks/soak_report.py $(SOAK_PROGRESS)
+SOAK_PROGRESS ?= benchmarks/results/soak-24h.jsonl
+soak-24h: $(STAMP)
+	UPBIT_WS_SOAK_PROGRESS=$(SOAK_PROGRESS) UPBIT_WS_SOAK_SECONDS=86400 \
+	$(BIN)/pytest tests/scenarios/test_soak.py -m soak -o addopts='-ra --strict-markers' \
+		-p no:logging -s
+	$(BIN)/python benchmarks/soak_report.py $(SOAK_PROGRESS)
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .pytest_cache .ruff_cache .hypothesis build src/*.egg-info

@@ -1,241 +1,154 @@
-"""Soak: the whole library under a rotation of every fault, through the public API.
+"""Chaos soak: random faults, random components and orders, checked after every recovery.
 
-The seed's components (coin list, an order book view that keeps switching coins, a chart), a
-trade tape and a myOrder stream run against the simulator while faults rotate: abort, clean
-close, blackhole, error frame, server restart, key revoked and restored. After every fault the
-test waits until each public component receives fresh data and the private connection is open
-again; at the end it checks that nothing leaked (tasks) and that memory stayed flat.
+The engine is tests/scenarios/chaos.py (what it does, what it checks). ``make test`` runs a
+60 s segment; ``make soak`` runs ``UPBIT_WS_SOAK_SECONDS`` (default 600); ``make soak-24h``
+runs the 24-hour soak in resumable segments (``UPBIT_WS_SOAK_PROGRESS``: a progress file
+that a new run continues). ``UPBIT_WS_SOAK_SEED`` replays a run's random choices (the seed is
+printed, and named in every failure); the timing of a loaded machine still varies.
 
-The simulator runs in its own process (``upbit-ws simulate``; faults over its control HTTP
-API), as Upbit is another machine: the memory measured is the library's alone, not the
-simulator's market history filling up.
-
-``make test`` runs one pass over the faults; ``make soak`` runs the long one
-(``UPBIT_WS_SOAK_SECONDS``, default 600 s).
+Each run is one module fixture shared by two tests: the public and recovery checks, and the
+private exactly-once checks, which skip (saying what was measured) when this build has no
+private reconciliation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import itertools
+import json
 import os
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+import random
+from pathlib import Path
 
-import aiohttp
 import pytest
+from benchmarks.soak_report import growth, markdown, summarize
 
-from tests.aio.connection_helpers import fresh_limiter, our_tasks
-from upbit_ws import ConnectionStateChanged, Credentials, Subscription, WebSocketManager
-from upbit_ws.aio.events import EventStream
-from upbit_ws.core.config import BackoffConfig, ConnectionConfig, KeyHealthConfig
-from upbit_ws.simulator import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+from tests.scenarios.chaos import FAULT_KINDS, RECONCILIATION, ChaosSoak, SoakResult
 
 SOAK_SECONDS = float(os.environ.get("UPBIT_WS_SOAK_SECONDS", "600"))
-#: Keepalive stays at the defaults (the blackhole is found by the real probe); the backoff
-#: cap and the key check are shortened so that one pass fits in a few seconds.
-CONFIG = ConnectionConfig(
-    backoff=BackoffConfig(cap=1.0, rate_limited_floor=0.5, blocked_floor=1.0, auth_retry=1.0),
-    key_health=KeyHealthConfig(check_interval=0.5),
-)
-COINS = ("KRW-BTC", "KRW-ETH", "KRW-XRP")
-PUBLIC = ("coins", "book", "tape")
+SHORT_SECONDS = 60.0
+PROGRESS = os.environ.get("UPBIT_WS_SOAK_PROGRESS")
+REPORT = os.environ.get("UPBIT_WS_SOAK_REPORT")
 
 
-class RemoteSimulator:
-    """``upbit-ws simulate`` in its own process, driven over its control HTTP API."""
-
-    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
-        self.url = url
-        self._http = http
-
-    async def fault(self, path: str, **body: Any) -> None:
-        """POST one control request (``/_sim/...``) and require an ok answer."""
-        async with self._http.post(f"{self.url}/_sim/{path}", json=body) as response:
-            answer = await response.json()
-        assert response.status == 200 and answer.get("ok"), (path, answer)
+def _seed() -> int:
+    text = os.environ.get("UPBIT_WS_SOAK_SEED")
+    return int(text) if text else random.SystemRandom().randrange(1, 2**31)
 
 
-@asynccontextmanager
-async def remote_simulator() -> AsyncIterator[RemoteSimulator]:
-    """Start the simulator process, read its URL from its first line, stop it afterwards."""
-    command = ["-m", "upbit_ws.cli.simulate", "--port", "0", "--no-limits"]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, *command, stdout=asyncio.subprocess.PIPE
+def _run(
+    seconds: float, *, progress: Path | None, report: Path | None, min_faults: int = 0
+) -> SoakResult:
+    seed = _seed()
+    print(f"\nchaos soak: seed {seed} (UPBIT_WS_SOAK_SEED={seed} replays it), {seconds:g} s")  # noqa: T201
+    # Samples often enough for a trend in a short run, once a minute in a long one.
+    sample_every = min(60.0, max(3.0, seconds / 20))
+    soak = ChaosSoak(
+        seed=seed,
+        seconds=seconds,
+        progress=progress,
+        sample_every=sample_every,
+        # A progress line a minute in a long run; in a short one, one per sample.
+        line_every=60.0 if progress is not None else sample_every,
+        min_faults=min_faults,
     )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 20)
-        async with aiohttp.ClientSession() as http:
-            yield RemoteSimulator(line.decode().strip(), http)
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 10)
+    result = asyncio.run(soak.run())
+    summary = summarize(result.lines, warm_up=min(120.0, seconds * 0.2))
+    print(markdown(summary))  # noqa: T201 - the soak's report, shown with -s
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"seed": seed, "summary": summary, "samples": result.samples}
+        report.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+        print(f"report written to {report}")  # noqa: T201
+    return result
 
 
-@dataclass
-class Tally:
-    """How many messages each consumer has read; waiters are woken on every message."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def add(self, name: str, n: int) -> None:
-        self.counts[name] = self.counts.get(name, 0) + n
-        self.changed.set()
-
-    async def until_all_grow(self, names: tuple[str, ...], *, within: float) -> None:
-        """Wait until every consumer in ``names`` has read at least one more message."""
-        start = {name: self.counts.get(name, 0) for name in names}
-        async with asyncio.timeout(within):
-            while any(self.counts.get(n, 0) <= start[n] for n in names):
-                self.changed.clear()
-                await self.changed.wait()
+@pytest.fixture(scope="module")
+def short_soak(tmp_path_factory: pytest.TempPathFactory) -> SoakResult:
+    """The 60 s segment of ``make test``; its JSON report goes to a temporary directory."""
+    report = Path(REPORT) if REPORT else tmp_path_factory.mktemp("soak") / "soak-60s.json"
+    # At least one bag of faults (every kind once), however slow a loaded machine makes it.
+    return _run(SHORT_SECONDS, progress=None, report=report, min_faults=len(FAULT_KINDS))
 
 
-async def consume(name: str, sub: Subscription[Any], tally: Tally) -> None:
-    """Read batches until the subscription ends, counting them."""
-    async for batch in sub.batches():
-        tally.add(name, len(batch))
+@pytest.fixture(scope="module")
+def long_soak() -> SoakResult:
+    """The long soak: ``UPBIT_WS_SOAK_SECONDS``, resumable through a progress file."""
+    progress = Path(PROGRESS) if PROGRESS else None
+    report = Path(REPORT) if REPORT else None
+    if report is None and progress is not None:
+        report = progress.with_suffix(".report.json")
+    return _run(SOAK_SECONDS, progress=progress, report=report)
 
 
-def rss_mb() -> float:
-    """Return this process's current resident set size in MB, after a full collection."""
-    gc.collect()
-    with open("/proc/self/statm", encoding="ascii") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+def check_recovery(result: SoakResult, *, seconds: float, loose_availability: bool) -> None:
+    """Every fault recovered, LIST matched, nothing leaked, RSS and tasks flat."""
+    summary = summarize(result.lines, warm_up=min(120.0, seconds * 0.2))
+    assert result.failures == [], "\n".join(result.failures)
+    assert summary["faults_injected"] == summary["faults_recovered"] > 0
+    assert summary["list_mismatches"] == 0
+    assert result.internal_errors == ()
+    assert result.decode_errors == 0
+    assert result.leaked_tasks == []
+    if loose_availability:
+        # Judged loosely here (a loaded 2-core machine slows recoveries); the 99.9 % target
+        # is judged in the long run's report. Blackholes alone take ~2.5 s to be noticed.
+        assert summary["lost_seconds_per_fault"] < 6.0, summary
+    warm = [s for s in result.samples if s[0] >= min(120.0, seconds * 0.2)]
+    rss = [s[1] for s in warm]
+    tasks = [float(s[2]) for s in warm]
+    # Flat memory: a bound noise stays under and leaks break. Python's RSS moves as the
+    # allocator's arenas and the snapshot bursts of reconnects come and go: the soak measured
+    # +0.16 MB over 60 s and +0.30 MB over 10 minutes after warm-up, so 3 MB is ten times the
+    # noise; on top of it 1 MB per hour of run. Keeping every delivered message (a leak per
+    # message) grew 4.3 MB in 60 s and fails it; a leak per fault of 100 KB (one kept snapshot
+    # of 200 tickers) grows ~20 MB an hour at this fault rate and fails the long runs.
+    bound = 3.0 + seconds / 3600
+    assert growth(rss) < bound, (rss, bound)
+    # Library tasks sampled at steady points (after a recovery and its checks): the median of
+    # the last quarter may not exceed the first quarter's by more than 2 (a reconnect or a
+    # backfill caught in flight). A task leaked per fault adds one per fault: 15+ here.
+    assert growth(tasks) <= 2, tasks
 
 
-Fault = Callable[[], Awaitable[str]]
-
-
-def fault_rotation(sim: RemoteSimulator, events: EventStream) -> list[Fault]:
-    """Return the faults, each injecting itself and naming what it did."""
-
-    async def abort() -> str:
-        await sim.fault("faults/abort")
-        return "abort"
-
-    async def clean_close() -> str:
-        await sim.fault("faults/close", code=1000)
-        return "close 1000"
-
-    async def blackhole() -> str:
-        await sim.fault("faults/blackhole", seconds=4.0)
-        return "blackhole"
-
-    async def error_frame() -> str:
-        await sim.fault("faults/error", name="WRONG_FORMAT")
-        return "error frame"
-
-    async def restart() -> str:
-        await sim.fault("faults/restart", down_seconds=0.3)
-        return "restart"
-
-    async def key_revoked() -> str:
-        await sim.fault("keys/revoke")
-        async with asyncio.timeout(10):
-            async for event in events:  # the key check must notice and suspend private
-                if isinstance(event, ConnectionStateChanged) and (
-                    (event.connection, event.new) == ("private", "suspended")
-                ):
-                    break
-        await sim.fault("keys/restore")
-        return "key revoked and restored"
-
-    return [abort, clean_close, blackhole, error_frame, restart, key_revoked]
-
-
-async def run_soak(seconds: float | None) -> dict[str, Any]:
-    """Run the components under rotating faults; one pass when ``seconds`` is None."""
-    async with remote_simulator() as sim:
-        ws = WebSocketManager(
-            base_url=sim.url,
-            credentials=Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY),
-            config=CONFIG,
-            connect_limiter=fresh_limiter(),
+def check_private(result: SoakResult) -> None:
+    """Every order event delivered exactly once; balances delivered equal REST."""
+    measured = (
+        f"measured anyway: {result.private_missed} order events missed, "
+        f"{result.private_duplicated} duplicated, {result.balance_mismatches} balance "
+        "mismatches"
+    )
+    if RECONCILIATION is None:
+        pytest.skip(
+            "upbit_ws has no ReconciliationFinished: private reconciliation is not in this "
+            f"build, so a private reconnect loses the gap's order events by design; {measured}"
         )
-        tally = Tally()
-        async with ws, asyncio.TaskGroup() as group:
-            subs = {
-                "coins": ws.component("coin_list").subscribe("ticker", ["KRW-*"]),
-                "book": ws.component("orderbook_view").subscribe(
-                    "orderbook", ["KRW-BTC"], depth=15
-                ),
-                "chart": ws.component("chart").subscribe("candle.1s", ["KRW-BTC"]),
-                "tape": ws.component("tape").subscribe("trade", ["KRW-BTC"]),
-                "orders": ws.component("bot").subscribe("myOrder"),
-            }
-            for name, sub in subs.items():
-                group.create_task(consume(name, sub, tally))
-            await tally.until_all_grow(PUBLIC, within=15)
-            assert ws.private is not None
-            await asyncio.wait_for(ws.private.wait_open(), 10)
-            loop = asyncio.get_running_loop()
-            deadline = None if seconds is None else loop.time() + seconds
-            faults = fault_rotation(sim, ws.events())
-            done: list[str] = []
-            coin_cycle = itertools.cycle(COINS[1:] + COINS[:1])
-            rss: list[float] = []
-            for fault in itertools.cycle(faults):
-                if len(done) % len(faults) == 0:
-                    rss.append(rss_mb())  # once per pass over the faults
-                    if deadline is None and done:
-                        break
-                if deadline is not None and loop.time() >= deadline:
-                    break
-                done.append(await fault())
-                await subs["book"].update([next(coin_cycle)])
-                await tally.until_all_grow(PUBLIC, within=15)
-                await asyncio.wait_for(ws.private.wait_open(), 15)
-            stats = ws.statistics()
-            result = {
-                "faults": done,
-                "counts": dict(tally.counts),
-                "rss_mb_per_pass": [round(x, 1) for x in rss],
-                "internal_errors": stats.internal_errors,
-                "decode_errors": stats.subscriptions.public.router.decode_errors,
-                "public_state": ws.public.state,
-            }
-            for sub in subs.values():
-                await sub.aclose()
-        result["leaked_tasks"] = [t.get_name() for t in our_tasks()]
-        return result
+    assert result.private_missed == 0, measured
+    assert result.private_duplicated == 0, measured
+    assert result.balance_mismatches == 0, measured
 
 
-async def test_soak_one_pass_over_every_fault() -> None:
-    """One pass over every fault: each is recovered, components keep receiving, nothing leaks."""
-    result = await run_soak(None)
-    assert result["faults"] == [
-        "abort",
-        "close 1000",
-        "blackhole",
-        "error frame",
-        "restart",
-        "key revoked and restored",
-    ]
-    assert result["public_state"] == "open"
-    assert result["internal_errors"] == ()
-    assert result["decode_errors"] == 0
-    assert result["leaked_tasks"] == []
+@pytest.mark.timeout(SHORT_SECONDS + 240)
+def test_chaos_soak_recovers_every_fault(short_soak: SoakResult) -> None:
+    """60 s of random faults: each recovered, LIST equals the wanted set, nothing leaks."""
+    assert short_soak.kinds_seen == set(FAULT_KINDS)  # the shuffled bag meets every kind
+    check_recovery(short_soak, seconds=SHORT_SECONDS, loose_availability=True)
+
+
+@pytest.mark.timeout(SHORT_SECONDS + 240)
+def test_chaos_soak_private_events_exactly_once(short_soak: SoakResult) -> None:
+    """60 s of random faults: no private event missed or duplicated, balances equal REST."""
+    check_private(short_soak)
 
 
 @pytest.mark.soak
-@pytest.mark.timeout(SOAK_SECONDS + 120)
-async def test_soak_long_run_stays_flat() -> None:
-    """For UPBIT_WS_SOAK_SECONDS, every fault recovers, memory stays flat, nothing leaks."""
-    result = await run_soak(SOAK_SECONDS)
-    print(result)  # noqa: T201 - the soak's report, shown with -s
-    assert len(result["faults"]) >= 12
-    assert result["internal_errors"] == ()
-    assert result["leaked_tasks"] == []
-    rss = result["rss_mb_per_pass"]
-    # After the first pass (warm-up: imports, caches, buffers at their working size), the
-    # library's memory must not keep growing pass after pass. Run with pytest's log capture
-    # off (make soak does): it keeps every log record, and each fault logs a few.
-    assert rss[-1] - rss[1] < 3.0, rss
+@pytest.mark.timeout(SOAK_SECONDS + 600)
+def test_soak_long_run_stays_flat(long_soak: SoakResult) -> None:
+    """UPBIT_WS_SOAK_SECONDS of chaos: every fault recovered, memory and tasks flat."""
+    check_recovery(long_soak, seconds=long_soak.seconds, loose_availability=False)
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(SOAK_SECONDS + 600)
+def test_soak_long_run_private_events_exactly_once(long_soak: SoakResult) -> None:
+    """UPBIT_WS_SOAK_SECONDS of chaos: no private event missed or duplicated."""
+    check_private(long_soak)
