@@ -87,13 +87,17 @@ async def test_failures_are_counted_by_cause() -> None:
         await o.log.state("public", "reconnecting")
         await o.log.state("public", "open")
         families = await scrape(o.url)
-        assert value(families, "upbit_ws_reconnects_total", connection="public") == 1
+        reconnects = value(families, "upbit_ws_reconnects_total", connection="public")
         causes = {
             s.labels["cause"]: s.value
             for s in families["upbit_ws_connection_failures_by_cause"].samples
             if s.labels["connection"] == "public" and s.name.endswith("_total")
         }
-        assert sum(causes.values()) == 1, causes
+        # The abort is one failure of cause 'closed'. Each reconnect has exactly one cause; on
+        # a loaded machine a keepalive probe may also time out (a second reconnect, 'timeout'),
+        # which is the product working, so the totals are compared, not pinned to 1.
+        assert causes.get("closed") == 1, causes
+        assert reconnects == sum(causes.values()) >= 1, (reconnects, causes)
 
 
 async def exported_names() -> set[str]:
