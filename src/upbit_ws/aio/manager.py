@@ -272,6 +272,7 @@ class WebSocketManager:
                 self._subs.listener("private"),
                 publish=self._hub.publish,
                 clock=self._clock,
+                config=self.config.reconcile,
             )
         self._lifecycle: _Lifecycle = "new"
         self._root: asyncio.Task[None] | None = None
