@@ -328,7 +328,12 @@ class PrivateIntegrity:
             self._wake.clear()
             return
         if self._audit_wanted():
-            await self._audit("audit", grace=self._grace)
+            if self._channel.subscribed.is_set():
+                await self._audit("audit", grace=self._grace)
+            else:
+                # The socket is down (its gap is noted when it opens again): read what the
+                # outage hides now, so the pass after it has only the last seconds to read.
+                await self._audit("reconnect", grace=0.0)
         else:
             self._last_try = self._clock.now()
 
