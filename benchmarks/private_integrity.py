@@ -15,7 +15,9 @@ reports), fills delivered live, delivered reconciled, duplicated (any ``(uuid, s
 trade_uuid)`` delivered twice), missed; terminal states missed; whether the subscriber's
 balances equal ``GET /v1/accounts``; reconciliation p50/p99 duration (gap passes and audits
 apart) and where a pass's time goes (the wait for the socket to be subscribed again, the REST
-read, the REST pacer's waits inside it, the settle); audits run and their REST calls a minute.
+read, the REST pacer's waits inside it, the settle); audits run and their REST calls a minute,
+overall (reads during suspensions included) and over ``--steady`` seconds of trading without
+faults after the last one.
 
 Usage::
 
@@ -201,9 +203,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await fault(http, url, kind, rng)
                     done[kind] += 1
                     await asyncio.sleep(rng.uniform(1.5, 3.0))
+                elapsed = time.monotonic() - started
+                # Steady trading without faults: what the audit costs when nothing is wrong.
+                integrity = ws.integrity
+                assert integrity is not None
+                before = integrity.statistics()
+                steady_from = time.monotonic()
+                await asyncio.sleep(args.steady)
+                after = integrity.statistics()
+                steady_minutes = (time.monotonic() - steady_from) / 60.0
                 stop.set()
                 await placer
-                elapsed = time.monotonic() - started
             # Quiesce: one more gap-free interval, then wait until no pass runs or waits.
             integrity = ws.integrity
             assert integrity is not None
@@ -291,6 +301,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "audit_failures": rec_stats.audit_failures,
         "audit_requests": rec_stats.audit_requests,
         "audit_requests_per_min": round(rec_stats.audit_requests / minutes, 1),
+        "steady_seconds": args.steady,
+        "steady_audits": after.audits - before.audits,
+        "steady_audit_requests_per_min": round(
+            (after.audit_requests - before.audit_requests) / max(steady_minutes, 1e-9), 1
+        ),
+        "steady_audits_found": after.gaps.get("audit", 0) - before.gaps.get("audit", 0),
         "held": rec_stats.held,
         "hold_timeouts": rec_stats.hold_timeouts,
         "invalid_auth_rechecks_valid": key_stats.rechecks_valid if key_stats else None,
@@ -339,6 +355,11 @@ def table(r: dict[str, Any]) -> str:
             f"{r['audit_requests']} ({r['audit_requests_per_min']}/min, "
             f"{r['audit_requests'] / max(1, r['audits']):.1f} per audit)",
         ),
+        (
+            f"steady trading {r['steady_seconds']:g} s, no faults: audits (found), REST calls",
+            f"{r['steady_audits']} ({r['steady_audits_found']}), "
+            f"{r['steady_audit_requests_per_min']}/min",
+        ),
         ("live messages held (hold timeouts)", f"{r['held']} ({r['hold_timeouts']})"),
         ("INVALID_AUTH re-checked valid", r["invalid_auth_rechecks_valid"]),
     ]
@@ -361,6 +382,12 @@ def main() -> None:
         "--audit-interval",
         default=None,
         help="ReconcileConfig.audit_interval in seconds, or 'off' (default: the library's 10 s)",
+    )
+    parser.add_argument(
+        "--steady",
+        type=float,
+        default=60.0,
+        help="seconds of trading without faults after them, to measure the audit's cost",
     )
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
     args = parser.parse_args()
