@@ -388,14 +388,51 @@ async def test_a_pass_reads_back_to_the_watermark_not_only_to_its_gap() -> None:
         await check_against_rest(ws, seen, hidden + live)
 
 
+async def _fill_hidden_then_cancel_live(
+    sim: Simulator, ws: WebSocketManager, log: EventLog, seen: Wallet
+) -> tuple[str, list[str]]:
+    """A resting order fills in part inside a blackhole with 40 other orders; then the private
+    socket is replaced and, as soon as it is subscribed, the order is cancelled (live).
+
+    The pass after the reconnect reads 40 hidden orders one by one, paced under Upbit's 30/s:
+    it takes over a second, so the live ``cancel`` arrives while it reads.
+    """
+    order = await ws.rest.place_order(
+        market="KRW-BTC", side="bid", ord_type="limit", volume="0.002", price="10000000"
+    )
+    await seen.until(lambda: any(m.uuid == order.uuid for m in seen.orders))
+    first = sim_connection(sim, "private")
+    sim.blackhole(60.0, first.id)
+    sim.fill_order(order.uuid, "0.001")
+    hidden: list[str] = []
+    for _ in range(40):
+        buy = await ws.rest.place_order(
+            market="KRW-BTC", side="bid", ord_type="price", price="10000"
+        )
+        hidden.append(buy.uuid)
+    mark = log.mark()
+    sim.abort(first.id)
+
+    def resubscribed() -> bool:
+        return any(
+            c.kind == "private" and c.id != first.id and c.entries for c in sim.connections()
+        )
+
+    await sim_until(sim, resubscribed, within=15)
+    await ws.rest.cancel_order(uuid=order.uuid)  # its cancel frame goes out live
+    await log.wait_for(ReconciliationFinished, since=mark, within=30)
+    await seen.until(lambda: seen.finished({order.uuid, *hidden}))
+    return order.uuid, hidden
+
+
 async def test_a_fill_missed_in_a_blackhole_comes_before_the_live_cancel_after_it() -> None:
     """Item 2: live messages wait while the pass reads; the missed fill is delivered first.
 
     A resting order fills in part during a blackhole (its ``trade`` frame is dropped); right
-    after the reconnect, while the pass still reads REST (40 other hidden orders to read one
-    by one, paced under Upbit's 30/s), the order is cancelled and its ``cancel`` arrives live.
-    The subscriber sees ``wait``, ``trade``, ``cancel``: never the cancel before the fill
-    (the cancel is the live one or its reconciled twin, whichever REST saw first).
+    after the reconnect, while the pass still reads REST, the order is cancelled and its
+    ``cancel`` arrives live. The subscriber sees ``wait``, ``trade``, ``cancel``: never the
+    cancel before the fill (the cancel is the live one or its reconciled twin, whichever REST
+    saw first).
     """
     config = replace(
         FAST,
@@ -403,35 +440,32 @@ async def test_a_fill_missed_in_a_blackhole_comes_before_the_live_cancel_after_i
         reconcile=ReconcileConfig(audit_interval=None, hold_timeout=60.0),
     )
     async with rig(config) as (sim, ws, log), wallet(ws) as seen:
-        order = await ws.rest.place_order(
-            market="KRW-BTC", side="bid", ord_type="limit", volume="0.002", price="10000000"
-        )
-        await seen.until(lambda: any(m.uuid == order.uuid for m in seen.orders))
-        first = sim_connection(sim, "private")
-        sim.blackhole(60.0, first.id)
-        sim.fill_order(order.uuid, "0.001")
-        hidden = [
-            (
-                await ws.rest.place_order(
-                    market="KRW-BTC", side="bid", ord_type="price", price="10000"
-                )
-            ).uuid
-            for _ in range(40)
-        ]
-        mark = log.mark()
-        sim.abort(first.id)
-
-        def resubscribed() -> bool:
-            return any(
-                c.kind == "private" and c.id != first.id and c.entries for c in sim.connections()
-            )
-
-        await sim_until(sim, resubscribed, within=15)
-        await ws.rest.cancel_order(uuid=order.uuid)  # its cancel frame goes out live
-        await log.wait_for(ReconciliationFinished, since=mark, within=30)
-        await seen.until(lambda: seen.finished({order.uuid, *hidden}))
-        states = [m.state for m in seen.orders if m.uuid == order.uuid]
+        uuid, hidden = await _fill_hidden_then_cancel_live(sim, ws, log, seen)
+        states = [m.state for m in seen.orders if m.uuid == uuid]
         assert states == ["wait", "trade", "cancel"], states
         stats = ws.statistics().reconciliation
         assert stats is not None and stats.held >= 1 and stats.hold_timeouts == 0
-        await check_against_rest(ws, seen, [order.uuid, *hidden])
+        await check_against_rest(ws, seen, [uuid, *hidden])
+
+
+async def test_a_hold_past_its_timeout_is_released_and_counted() -> None:
+    """Item 2: a read slower than ``hold_timeout`` releases the held messages (none is lost).
+
+    The order of the fill and the cancel is then not kept; each still arrives exactly once,
+    and the release is counted.
+    """
+    config = replace(
+        FAST,
+        keepalive=UNNOTICED,
+        reconcile=ReconcileConfig(audit_interval=None, hold_timeout=0.3),
+    )
+    async with rig(config) as (sim, ws, log), wallet(ws) as seen:
+        uuid, hidden = await _fill_hidden_then_cancel_live(sim, ws, log, seen)
+        assert sorted(m.state for m in seen.orders if m.uuid == uuid) == [
+            "cancel",
+            "trade",
+            "wait",
+        ]
+        stats = ws.statistics().reconciliation
+        assert stats is not None and stats.hold_timeouts >= 1
+        await check_against_rest(ws, seen, [uuid, *hidden])
