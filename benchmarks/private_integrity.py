@@ -13,7 +13,11 @@ After the last fault it waits until every gap is reconciled, then reads every or
 ``GET /v1/order`` (the truth) and reports, as a markdown table: fills placed (trades REST
 reports), fills delivered live, delivered reconciled, duplicated (any ``(uuid, state,
 trade_uuid)`` delivered twice), missed; terminal states missed; whether the subscriber's
-balances equal ``GET /v1/accounts``; reconciliation p50/p99 duration.
+balances equal ``GET /v1/accounts``; reconciliation p50/p99 duration (gap passes and audits
+apart) and where a pass's time goes (the wait for the socket to be subscribed again, the REST
+read, the REST pacer's waits inside it, the settle); audits run and their REST calls a minute,
+overall (reads during suspensions included) and over ``--steady`` seconds of trading without
+faults after the last one.
 
 Usage::
 
@@ -47,6 +51,7 @@ from upbit_ws import (
     WebSocketManager,
 )
 from upbit_ws.aio.rest import RestClient
+from upbit_ws.aio.router import LatencySummary
 from upbit_ws.core.config import ConnectionConfig, KeepaliveConfig
 from upbit_ws.core.errors import UpbitWsError
 from upbit_ws.core.reconcile import TERMINAL_STATES
@@ -169,6 +174,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             config,
             keepalive=replace(config.keepalive, quiet_ping_interval=args.quiet_ping),
         )
+    if args.audit_interval is not None:
+        interval = None if args.audit_interval == "off" else float(args.audit_interval)
+        config = replace(config, reconcile=replace(config.reconcile, audit_interval=interval))
     assert isinstance(config.keepalive, KeepaliveConfig)
     async with simulator() as url, aiohttp.ClientSession() as http:
         ws = WebSocketManager(
@@ -176,6 +184,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             credentials=Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY),
             config=config,
         )
+        began = time.monotonic()
         async with ws:
             events = ws.events(queue_size=100_000)
             seen = Seen()
@@ -194,9 +203,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await fault(http, url, kind, rng)
                     done[kind] += 1
                     await asyncio.sleep(rng.uniform(1.5, 3.0))
+                elapsed = time.monotonic() - started
+                # Steady trading without faults: what the audit costs when nothing is wrong.
+                integrity = ws.integrity
+                assert integrity is not None
+                before = integrity.statistics()
+                steady_from = time.monotonic()
+                await asyncio.sleep(args.steady)
+                after = integrity.statistics()
+                steady_minutes = (time.monotonic() - steady_from) / 60.0
                 stop.set()
                 await placer
-                elapsed = time.monotonic() - started
             # Quiesce: one more gap-free interval, then wait until no pass runs or waits.
             integrity = ws.integrity
             assert integrity is not None
@@ -221,6 +238,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 task.cancel()
             rec_stats = integrity.statistics()
             key_stats = ws.statistics().key
+            minutes = (time.monotonic() - began) / 60.0
     keys = [(m.uuid, m.state, m.trade_uuid) for m in seen.orders]
     counts = Counter(keys)
     duplicated = sum(n - 1 for n in counts.values() if n > 1)
@@ -239,6 +257,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     durations = [e.duration for e in collected if isinstance(e, ReconciliationFinished)]
     causes = Counter(e.cause for e in collected if isinstance(e, ReconciliationStarted))
+    # Passes never overlap: each Finished closes the Started before it.
+    by_cause: dict[str, list[float]] = {}
+    cause = ""
+    for e in collected:
+        if isinstance(e, ReconciliationStarted):
+            cause = e.cause
+        elif isinstance(e, ReconciliationFinished):
+            by_cause.setdefault("audit" if cause == "audit" else "gap", []).append(e.duration)
+    gap_durations = by_cause.get("gap", [])
+    audit_durations = by_cause.get("audit", [])
     return {
         "faults": dict(done),
         "seconds": round(elapsed, 1),
@@ -259,9 +287,38 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "live_suppressed": rec_stats.reconciler.live_suppressed,
         "reconcile_p50_s": round(percentile(durations, 0.5), 3),
         "reconcile_p99_s": round(percentile(durations, 0.99), 3),
+        "gap_pass_p50_s": round(percentile(gap_durations, 0.5), 3),
+        "gap_pass_p99_s": round(percentile(gap_durations, 0.99), 3),
+        "gap_pass_max_s": round(max(gap_durations, default=float("nan")), 3),
+        "audit_pass_p50_s": round(percentile(audit_durations, 0.5), 3),
+        "audit_pass_max_s": round(max(audit_durations, default=float("nan")), 3),
+        "phases_ms": {
+            name: _phase(getattr(rec_stats, name))
+            for name in ("subscribe_wait", "read", "pacing_wait", "settle")
+        },
+        "audits": rec_stats.audits,
+        "audits_found": rec_stats.gaps.get("audit", 0),
+        "audit_failures": rec_stats.audit_failures,
+        "audit_requests": rec_stats.audit_requests,
+        "audit_requests_per_min": round(rec_stats.audit_requests / minutes, 1),
+        "steady_seconds": args.steady,
+        "steady_audits": after.audits - before.audits,
+        "steady_audit_requests_per_min": round(
+            (after.audit_requests - before.audit_requests) / max(steady_minutes, 1e-9), 1
+        ),
+        "steady_audits_found": after.gaps.get("audit", 0) - before.gaps.get("audit", 0),
+        "held": rec_stats.held,
+        "hold_timeouts": rec_stats.hold_timeouts,
         "invalid_auth_rechecks_valid": key_stats.rechecks_valid if key_stats else None,
         "key_problems": sum(1 for e in collected if type(e).__name__ == "KeyProblem"),
     }
+
+
+def _phase(summary: LatencySummary | None) -> str:
+    """Show a phase's p50 / p99 / max in ms (bucket bounds, 20% wide)."""
+    if summary is None or not summary.count:
+        return "-"
+    return f"{summary.p50_ms:.0f} / {summary.p99_ms:.0f} / {summary.max_ms:.0f}"
 
 
 def table(r: dict[str, Any]) -> str:
@@ -279,6 +336,31 @@ def table(r: dict[str, Any]) -> str:
         ("reconciliation passes (by cause)", f"{r['passes']} ({r['passes_by_cause']})"),
         ("passes retried", r["retries"]),
         ("reconciliation p50 / p99", f"{r['reconcile_p50_s']} s / {r['reconcile_p99_s']} s"),
+        (
+            "gap passes p50 / p99 / max",
+            f"{r['gap_pass_p50_s']} s / {r['gap_pass_p99_s']} s / {r['gap_pass_max_s']} s",
+        ),
+        (
+            "audits that delivered p50 / max",
+            f"{r['audit_pass_p50_s']} s / {r['audit_pass_max_s']} s",
+        ),
+        ("pass phases p50 / p99 / max (ms)", ""),
+        *((f"  {k}", v) for k, v in r["phases_ms"].items()),
+        (
+            "audits run (found something, failed)",
+            f"{r['audits']} ({r['audits_found']}, {r['audit_failures']})",
+        ),
+        (
+            "audit REST calls (per minute)",
+            f"{r['audit_requests']} ({r['audit_requests_per_min']}/min, "
+            f"{r['audit_requests'] / max(1, r['audits']):.1f} per audit)",
+        ),
+        (
+            f"steady trading {r['steady_seconds']:g} s, no faults: audits (found), REST calls",
+            f"{r['steady_audits']} ({r['steady_audits_found']}), "
+            f"{r['steady_audit_requests_per_min']}/min",
+        ),
+        ("live messages held (hold timeouts)", f"{r['held']} ({r['hold_timeouts']})"),
         ("INVALID_AUTH re-checked valid", r["invalid_auth_rechecks_valid"]),
     ]
     out = ["| Measure | Value |", "| --- | --- |"]
@@ -295,6 +377,17 @@ def main() -> None:
         type=float,
         default=None,
         help="KeepaliveConfig.quiet_ping_interval (default: the library's 2.5 s)",
+    )
+    parser.add_argument(
+        "--audit-interval",
+        default=None,
+        help="ReconcileConfig.audit_interval in seconds, or 'off' (default: the library's 10 s)",
+    )
+    parser.add_argument(
+        "--steady",
+        type=float,
+        default=60.0,
+        help="seconds of trading without faults after them, to measure the audit's cost",
     )
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
     args = parser.parse_args()

@@ -49,6 +49,7 @@ EXPECTED_ALL = [
     "OverflowPolicy",
     "RateLimitedError",
     "RateLimits",
+    "ReconcileConfig",
     "ReconciliationFinished",
     "ReconciliationStarted",
     "RequestRejected",

@@ -38,6 +38,7 @@ from upbit_ws.core.config import (
     KeepaliveConfig,
     KeyHealthConfig,
     RateLimits,
+    ReconcileConfig,
     SubscriptionConfig,
     Timeouts,
 )
@@ -133,6 +134,7 @@ __all__ = [
     "OverflowPolicy",
     "RateLimitedError",
     "RateLimits",
+    "ReconcileConfig",
     "ReconciliationFinished",
     "ReconciliationStarted",
     "RequestRejected",

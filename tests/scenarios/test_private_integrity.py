@@ -9,6 +9,7 @@ with what REST says.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -22,13 +23,15 @@ from tests.aio.connection_helpers import (
     our_tasks,
     running_sim,
     sim_connection,
+    sim_until,
 )
 from upbit_ws import ReconciliationFinished, ReconciliationStarted
 from upbit_ws.aio.manager import WebSocketManager
+from upbit_ws.aio.reconcile import DEFAULT_SKEW_MARGIN
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.stream import Subscription
 from upbit_ws.core.auth import Credentials
-from upbit_ws.core.config import KeepaliveConfig
+from upbit_ws.core.config import KeepaliveConfig, ReconcileConfig
 from upbit_ws.core.errors import UpbitWsError
 from upbit_ws.core.events import BufferOverflowed, ConnectionStateChanged, KeyProblem
 from upbit_ws.core.messages import MyAsset, MyOrder
@@ -319,3 +322,151 @@ async def test_a_rest_429_during_a_pass_is_retried() -> None:
         assert finished.attempts >= 2
         assert ws.rest.statistics().refused >= 1
         await orders.aclose()
+
+
+#: Private pings every 25 s: a short blackhole in a test goes unnoticed by the socket.
+UNNOTICED = KeepaliveConfig(
+    ping_interval=25.0, quiet_ping_interval=25.0, pong_timeout=6.0, silence_probe=1.0
+)
+
+
+async def test_an_unnoticed_blackhole_is_found_by_the_audit() -> None:
+    """Item 1: a blackhole no ping notices leaves no gap; the periodic audit finds its events.
+
+    The socket survives and nothing else runs a pass: the hidden fills and terminal states
+    arrive from REST with cause ``audit``, each once, and the balances end equal to REST's.
+    """
+    config = replace(FAST, keepalive=UNNOTICED, reconcile=ReconcileConfig(audit_interval=0.5))
+    async with rig(config) as (sim, ws, log), wallet(ws) as seen:
+        first = await place_mix(ws.rest, 1)  # private traffic: the audit is on
+        await seen.until(lambda: seen.finished(set(first)))
+        conn = sim_connection(sim, "private")
+        mark = log.mark()
+        sim.blackhole(2.0, conn.id)
+        hidden = await place_mix(ws.rest, 4)  # every frame dropped; no ping goes unanswered
+        started = await log.wait_for(ReconciliationStarted, since=mark, within=15)
+        assert started.cause == "audit"
+        await seen.until(lambda: seen.finished(set(hidden)))
+        assert sim_connection(sim, "private").id == conn.id  # nothing noticed: same socket
+        await log.wait_for(ReconciliationFinished, since=mark, within=15)
+        causes = {e.cause for e in log.drain()[mark:] if isinstance(e, ReconciliationStarted)}
+        assert causes == {"audit"}
+        await check_against_rest(ws, seen, first + hidden)
+        stats = ws.statistics().reconciliation
+        assert stats is not None and stats.audits >= 1 and stats.gaps.get("audit", 0) >= 1
+
+
+async def _wall_past(moment: float) -> None:
+    """Wait until the wall clock passes ``moment`` (a precondition on REST's creation times)."""
+    await asyncio.sleep(max(0.0, moment - time.time()) + 0.01)
+    assert time.time() >= moment
+
+
+async def test_a_pass_reads_back_to_the_watermark_not_only_to_its_gap() -> None:
+    """Item 1: orders hidden by an unnoticed blackhole are found by the next gap's pass.
+
+    The reconnect comes long after them (its gap starts at the last frame, well past the skew
+    margin), so only a pass that reads from the watermark (the last verified read; here the
+    start) finds them. Audits are off: the pass alone must do it.
+    """
+    config = replace(FAST, keepalive=UNNOTICED, reconcile=ReconcileConfig(audit_interval=None))
+    async with rig(config) as (sim, ws, log), wallet(ws) as seen:
+        conn = sim_connection(sim, "private")
+        sim.blackhole(1.0, conn.id)
+        hidden = await place_mix(ws.rest, 4)
+        # Past the skew margin (REST times have whole seconds: one more second), then a live
+        # order: the last frame before the coming gap.
+        await _wall_past(time.time() + DEFAULT_SKEW_MARGIN.total_seconds() + 1.0)
+        live = await place_mix(ws.rest, 1)
+        await seen.until(lambda: seen.finished(set(live)))
+        mark = log.mark()
+        sim.abort(sim_connection(sim, "private").id)
+        started = await log.wait_for(ReconciliationStarted, since=mark, within=15)
+        assert started.cause == "reconnect"
+        await log.wait_for(ReconciliationFinished, since=mark, within=15)
+        await seen.until(lambda: seen.finished(set(hidden)))
+        await check_against_rest(ws, seen, hidden + live)
+
+
+async def _fill_hidden_then_cancel_live(
+    sim: Simulator, ws: WebSocketManager, log: EventLog, seen: Wallet
+) -> tuple[str, list[str]]:
+    """A resting order fills in part inside a blackhole with 32 other orders; then the private
+    socket is replaced and, as soon as it is subscribed, the order is cancelled (live).
+
+    The pass after the reconnect reads the 33 orders with unseen fills one by one, paced under
+    Upbit's 30/s: it takes over a second, so the live ``cancel`` arrives while it reads.
+    """
+    order = await ws.rest.place_order(
+        market="KRW-BTC", side="bid", ord_type="limit", volume="0.002", price="10000000"
+    )
+    await seen.until(lambda: any(m.uuid == order.uuid for m in seen.orders))
+    first = sim_connection(sim, "private")
+    sim.blackhole(60.0, first.id)
+    sim.fill_order(order.uuid, "0.001")
+    hidden: list[str] = []
+    for _ in range(32):
+        buy = await ws.rest.place_order(
+            market="KRW-BTC", side="bid", ord_type="price", price="10000"
+        )
+        hidden.append(buy.uuid)
+    mark = log.mark()
+    sim.abort(first.id)
+
+    def resubscribed() -> bool:
+        return any(
+            c.kind == "private" and c.id != first.id and c.entries for c in sim.connections()
+        )
+
+    await sim_until(sim, resubscribed, within=15)
+    await ws.rest.cancel_order(uuid=order.uuid)  # its cancel frame goes out live
+    await log.wait_for(ReconciliationFinished, since=mark, within=30)
+    await seen.until(lambda: seen.finished({order.uuid, *hidden}))
+    return order.uuid, hidden
+
+
+async def test_a_fill_missed_in_a_blackhole_comes_before_the_live_cancel_after_it() -> None:
+    """Item 2: live messages wait while the pass reads; the missed fill is delivered first.
+
+    A resting order fills in part during a blackhole (its ``trade`` frame is dropped); right
+    after the reconnect, while the pass still reads REST, the order is cancelled and its
+    ``cancel`` arrives live. The subscriber sees ``wait``, ``trade``, ``cancel``: never the
+    cancel before the fill (the cancel is the live one or its reconciled twin, whichever REST
+    saw first).
+    """
+    config = replace(
+        FAST,
+        keepalive=UNNOTICED,
+        reconcile=ReconcileConfig(audit_interval=None, hold_timeout=60.0),
+    )
+    async with rig(config) as (sim, ws, log), wallet(ws) as seen:
+        uuid, hidden = await _fill_hidden_then_cancel_live(sim, ws, log, seen)
+        states = [m.state for m in seen.orders if m.uuid == uuid]
+        assert states == ["wait", "trade", "cancel"], states
+        stats = ws.statistics().reconciliation
+        assert stats is not None and stats.held >= 1 and stats.hold_timeouts == 0
+        await check_against_rest(ws, seen, [uuid, *hidden])
+
+
+async def test_a_hold_past_its_timeout_is_released_and_counted() -> None:
+    """Item 2: a read slower than ``hold_timeout`` releases the held messages (none is lost).
+
+    The order of the fill and the cancel is then not kept; each still arrives exactly once,
+    and the release is counted.
+    """
+    config = replace(
+        FAST,
+        keepalive=UNNOTICED,
+        reconcile=ReconcileConfig(audit_interval=None, hold_timeout=0.3),
+    )
+    async with rig(config) as (sim, ws, log), wallet(ws) as seen:
+        uuid, hidden = await _fill_hidden_then_cancel_live(sim, ws, log, seen)
+        assert sorted(m.state for m in seen.orders if m.uuid == uuid) == [
+            "cancel",
+            "trade",
+            "wait",
+        ]
+        stats = ws.statistics().reconciliation
+        assert stats is not None and stats.hold_timeouts >= 1
+        keys = seen.keys()
+        assert len(keys) == len(set(keys)) and len(hidden) == 32

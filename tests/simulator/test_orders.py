@@ -202,3 +202,36 @@ async def test_rest_auth_failures(sim: Simulator, http: aiohttp.ClientSession) -
     async with http.get(f"{sim.url}/v1/accounts", headers=rest_headers(sim.credentials)) as resp:
         assert resp.status == 401
         assert (await resp.json())["error"]["name"] == "invalid_access_key"
+
+
+async def test_fill_order_fills_part_of_a_resting_order(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """sim.fill_order fills part of a resting limit order (trade, still wait), then the rest."""
+    async with private(sim) as ws:
+        status, order = await _post(
+            http,
+            sim,
+            {
+                "market": "KRW-BTC",
+                "side": "bid",
+                "volume": "0.002",
+                "price": "10000000",
+                "ord_type": "limit",
+            },
+        )
+        assert status == 201
+        uuid = order["uuid"]
+        async with http.post(
+            f"{sim.url}/_sim/orders/fill", json={"uuid": uuid, "volume": "0.001"}
+        ) as resp:
+            assert resp.status == 200
+        trade, _ = await recv_until(ws, lambda f: f["type"] == "myOrder" and f["state"] == "trade")
+        assert trade["executed_volume"] == 0.001 and trade["remaining_volume"] == 0.001
+        _, body = await _get(http, sim, "/v1/order", {"uuid": uuid})
+        assert body["state"] == "wait" and len(body["trades"]) == 1
+        sim.fill_order(uuid)  # the rest
+        done, _ = await recv_until(ws, lambda f: f["type"] == "myOrder" and f["state"] == "done")
+        assert done["executed_volume"] == 0.002
+    async with http.post(f"{sim.url}/_sim/orders/fill", json={"uuid": uuid}) as resp:
+        assert resp.status == 400  # finished: nothing rests any more

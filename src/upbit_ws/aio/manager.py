@@ -33,8 +33,9 @@ doing.
 
 With credentials, :class:`~upbit_ws.aio.private.PrivateIntegrity` reconciles the private
 subscriptions over REST after every private gap (a reconnect, a stall, a ``never_drop``
-overflow) and publishes ``ReconciliationStarted``/``ReconciliationFinished``; it runs as one
-more part of the TaskGroup (docs/rest.md, "Reconciliation").
+overflow), audits them quietly while orders are open or private frames flow
+(``config.reconcile``), and publishes ``ReconciliationStarted``/``ReconciliationFinished``; it
+runs as one more part of the TaskGroup (docs/rest.md, "Reconciliation").
 """
 
 from __future__ import annotations
@@ -272,6 +273,7 @@ class WebSocketManager:
                 self._subs.listener("private"),
                 publish=self._hub.publish,
                 clock=self._clock,
+                config=self.config.reconcile,
             )
         self._lifecycle: _Lifecycle = "new"
         self._root: asyncio.Task[None] | None = None

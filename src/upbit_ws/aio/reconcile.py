@@ -52,7 +52,14 @@ from upbit_ws.core.messages import MyAsset, MyOrder
 from upbit_ws.core.reconcile import ReconcileInput, Reconciler
 from upbit_ws.core.rest_types import RestOrder
 
-__all__ = ["DEFAULT_SKEW_MARGIN", "RECONCILE_BACKOFF", "reconcile_private"]
+__all__ = [
+    "DEFAULT_AUDIT_GRACE",
+    "DEFAULT_SKEW_MARGIN",
+    "RECONCILE_BACKOFF",
+    "audit_private",
+    "reconcile_private",
+    "settle_balances",
+]
 
 _log = logging.getLogger("upbit_ws.reconcile")
 install_log_fields()  # a logger made after the package's call needs its own
@@ -61,6 +68,8 @@ T = TypeVar("T")
 #: How far before the gap the closed-order search starts: REST times have whole seconds and
 #: the local clock may run ahead of Upbit's.
 DEFAULT_SKEW_MARGIN: Final = timedelta(seconds=5)
+#: How long an audit that found something waits for live frames in flight before it rebuilds.
+DEFAULT_AUDIT_GRACE: Final = 1.0
 #: Retry schedule of a failed pass: fast at first, capped at 10 s; a refused key every 5 s.
 RECONCILE_BACKOFF: Final = BackoffConfig(cap=10.0, auth_retry=5.0)
 
@@ -123,33 +132,71 @@ async def reconcile_private(
         deliver(list(messages))
     if settle > 0:
         await asyncio.sleep(settle)
-        while True:
-            # Only a change that arrives live while this read is in flight may be newer than
-            # it; frames that arrived during the settle delay are older and get corrected.
-            reconciler.begin()
-            try:
-                accounts = await rest.accounts()
-            except InvalidInputError:
-                raise
-            except UpbitWsError as exc:
-                kind, retry_after = _classify(exc)
-                delay = retry.next_delay(kind=kind, retry_after=retry_after)
-                if on_retry is not None:
-                    on_retry(exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            taken_at = int(wall_clock().timestamp() * 1000)
-            again = ReconcileInput(orders=(), accounts=accounts, taken_at=taken_at)
-            settled = reconciler.reconcile(again)
-            messages += settled
-            if deliver is not None and settled:
-                deliver(settled)
-            break
+        settled = await settle_balances(rest, reconciler, retry, wall_clock, on_retry)
+        messages += settled
+        if deliver is not None and settled:
+            deliver(settled)
     _log.info(
         "private reconciliation done",
         extra={"orders_read": len(data.orders), "messages": len(messages)},
     )
     return messages
+
+
+async def settle_balances(
+    rest: RestClient,
+    reconciler: Reconciler,
+    retry: Backoff,
+    wall_clock: Callable[[], datetime] = utc_now,
+    on_retry: Callable[[UpbitWsError, float], None] | None = None,
+) -> list[MyOrder | MyAsset]:
+    """Read the balances once more and return the correction, retrying until it succeeds.
+
+    Only a change that arrives live while this read is in flight may be newer than it; frames
+    that arrived before it (in flight during an earlier read, older than that read) are
+    corrected.
+    """
+    while True:
+        reconciler.begin()
+        try:
+            accounts = await rest.accounts()
+        except InvalidInputError:
+            raise
+        except UpbitWsError as exc:
+            kind, retry_after = _classify(exc)
+            delay = retry.next_delay(kind=kind, retry_after=retry_after)
+            if on_retry is not None:
+                on_retry(exc, delay)
+            await asyncio.sleep(delay)
+            continue
+        taken_at = int(wall_clock().timestamp() * 1000)
+        return reconciler.reconcile(ReconcileInput(orders=(), accounts=accounts, taken_at=taken_at))
+
+
+async def audit_private(
+    rest: RestClient,
+    reconciler: Reconciler,
+    *,
+    since: TimeArg,
+    margin: timedelta = DEFAULT_SKEW_MARGIN,
+    grace: float = DEFAULT_AUDIT_GRACE,
+    wall_clock: Callable[[], datetime] = utc_now,
+) -> tuple[ReconcileInput, list[MyOrder | MyAsset]]:
+    """Read REST once from ``since`` and return what the subscriber missed (usually nothing).
+
+    The quiet periodic check of the private path: one attempt (a failure raises; the next
+    audit tries again), no settle. When the read shows something not delivered, it waits
+    ``grace`` seconds first, so that live frames still in flight (the socket may trail REST)
+    are recorded and not rebuilt; what is still missing then was lost.
+    """
+    start = _as_utc(since) - margin
+    reconciler.begin()
+    data = await _read(rest, reconciler, start, wall_clock)
+    if not reconciler.pending(data):
+        reconciler.end()
+        return data, []
+    await asyncio.sleep(grace)
+    return data, reconciler.reconcile(data)
 
 
 async def _read(
@@ -159,6 +206,7 @@ async def _read(
     wall_clock: Callable[[], datetime],
 ) -> ReconcileInput:
     """Make one full pass of reads; any failure aborts the pass."""
+    started_at = int(wall_clock().timestamp() * 1000)
     open_orders = await rest.all_open_orders()
     closed = await rest.closed_orders_since(start)
     orders: dict[str, RestOrder] = {o.uuid: o for o in open_orders}
@@ -172,7 +220,9 @@ async def _read(
             orders[uuid] = detail
     accounts = await rest.accounts()
     taken_at = int(wall_clock().timestamp() * 1000)
-    return ReconcileInput(orders=list(orders.values()), accounts=accounts, taken_at=taken_at)
+    return ReconcileInput(
+        orders=list(orders.values()), accounts=accounts, taken_at=taken_at, started_at=started_at
+    )
 
 
 async def _maybe(call: Awaitable[T]) -> T | None:

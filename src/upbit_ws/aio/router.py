@@ -31,8 +31,9 @@ fewer orderbook units than the merged request carries).
   delivered, because it *is* the fresh state. Private streams (myOrder, myAsset) are events,
   never seeded.
 * **Private integrity.** On the private router a gate (:meth:`Router.set_gate`, the
-  reconciler's ``live``) sees every myOrder/myAsset message before delivery and may suppress
-  one already delivered by a reconciliation; reconciled messages enter through
+  reconciler's ``live``, behind a hold while a pass reads) sees every myOrder/myAsset message
+  before delivery and may suppress one already delivered by a reconciliation, or hold it and
+  hand it back later (:meth:`Router.deliver_live`); reconciled messages enter through
   :meth:`Router.deliver_reconciled`, to the same subscribers (codes and buffer policies
   apply). The public router never has a gate: its hot path is unchanged.
 * **Statistics.** Messages and bytes by type, decode errors,
@@ -233,8 +234,9 @@ class RouterStatistics:
     routes: int
     latency: LatencySummary
     clock_skew_samples: int
-    #: Private: live messages the gate suppressed (already delivered by a reconciliation),
-    #: and reconciled messages routed (see the module docs).
+    #: Private: live messages the gate took (suppressed, already delivered by a
+    #: reconciliation, or held for a pass and delivered later), and reconciled messages
+    #: routed (see the module docs).
     gated: int = 0
     reconciled: int = 0
 
@@ -281,7 +283,7 @@ class Router:
         self._list_replies = 0
         self._unknown = 0
         self._unwanted = 0
-        self._gate: Callable[[Any], bool] | None = None
+        self._gate: Callable[[Any, int, float], bool] | None = None
         self._gated = 0
         self._reconciled = 0
         self.latency = LatencyHistogram()
@@ -339,22 +341,29 @@ class Router:
     def _deliver_gated(self, msg: Any, size: int, received_at: float) -> None:
         """Private delivery: myOrder/myAsset pass the gate first (see :meth:`set_gate`)."""
         gate = self._gate
-        if gate is not None and msg.type in PRIVATE_TYPES and not gate(msg):
+        if gate is not None and msg.type in PRIVATE_TYPES and not gate(msg, size, received_at):
             self._gated += 1
             return
         Router._deliver(self, msg, size, received_at)
 
-    def set_gate(self, gate: Callable[[Any], bool]) -> None:
-        """Pass every private message through ``gate`` first; ``False`` suppresses it.
+    def set_gate(self, gate: Callable[[Any, int, float], bool]) -> None:
+        """Pass every private message through ``gate(msg, size, received_at)`` first.
 
-        Private routers only (the public hot path keeps its direct delivery). The gate runs
-        on the socket reader: it must be quick and never raise.
+        ``False`` means the gate took the message: it suppressed it (already delivered) or
+        holds it to hand back later through :meth:`deliver_live`. Private routers only (the
+        public hot path keeps its direct delivery). The gate runs on the socket reader: it
+        must be quick and never raise.
         """
         if not self._private:
             raise InvalidInputError("only the private router takes a gate")
         self._gate = gate
         # An instance attribute shadows the method: route() and list frames call this one.
         self._deliver = self._deliver_gated  # type: ignore[method-assign]
+
+    def deliver_live(self, msg: Any, size: int, received_at: float) -> None:
+        """Deliver a live message the gate held, as it would have been delivered then."""
+        self.sync()
+        Router._deliver(self, msg, size, received_at)
 
     def deliver_reconciled(self, msg: Any) -> int:
         """Deliver a message rebuilt from REST to the stream's subscribers; return how many.

@@ -64,6 +64,15 @@ CONFIRM_QUIET                 1 s        no error frame this long after a reques
                                          no new public stream confirms it (Upbit acks
                                          nothing; errors come 150-800 ms later, section 7.3)
 MARKET_REFRESH_INTERVAL       300 s      market list re-read: new listings join ``KRW-*``
+AUDIT_INTERVAL                10 s       private audit: REST re-read this often while orders
+                                         are open or private frames came recently; finds
+                                         events a blackhole no ping noticed hid (3-4 REST
+                                         calls each, far under the 30/s exchange limit)
+AUDIT_AFTER_TRAFFIC           60 s       audits go on this long after the last private frame
+HOLD_TIMEOUT                  2 s        live private messages held for a pass are released
+                                         if its REST read takes longer (REST refusing)
+HOLD_LIMIT                    10,000     live private messages held at most; more release
+                                         the held ones at once (never dropped)
 ============================  =========  ===================================================
 
 Blackhole arithmetic (the seed's 5 s bar, goal 3 s). A connection whose subscriptions normally
@@ -98,6 +107,8 @@ from typing import Any, Final
 from upbit_ws.core.errors import ConfigError
 
 __all__ = [
+    "AUDIT_AFTER_TRAFFIC",
+    "AUDIT_INTERVAL",
     "AUTH_RETRY_DELAY",
     "BACKOFF_CAP",
     "BACKOFF_FACTOR",
@@ -114,6 +125,8 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "CONNECT_TIMEOUT_GROWTH",
     "CONNECT_TIMEOUT_MAX",
+    "HOLD_LIMIT",
+    "HOLD_TIMEOUT",
     "KEY_CHECK_INTERVAL",
     "KEY_EXPIRY_WARNING",
     "MARKET_REFRESH_INTERVAL",
@@ -136,6 +149,7 @@ __all__ = [
     "KeepaliveConfig",
     "KeyHealthConfig",
     "RateLimits",
+    "ReconcileConfig",
     "SubscriptionConfig",
     "Timeouts",
 ]
@@ -180,6 +194,11 @@ KEY_EXPIRY_WARNING: Final = 7 * 24 * 3600.0
 COALESCE_WINDOW: Final = 0.005
 CONFIRM_QUIET: Final = 1.0
 MARKET_REFRESH_INTERVAL: Final = 300.0
+
+AUDIT_INTERVAL: Final = 10.0
+AUDIT_AFTER_TRAFFIC: Final = 60.0
+HOLD_TIMEOUT: Final = 2.0
+HOLD_LIMIT: Final = 10_000
 
 
 # --- validation helpers ------------------------------------------------------------------------
@@ -494,6 +513,34 @@ class SubscriptionConfig:
         check.raise_if_any()
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReconcileConfig:
+    """Private reconciliation (docs/rest.md, "Reconciliation"): the audit and the live hold.
+
+    ``audit_interval``: while the reconciler knows unfinished orders, or a private frame came
+    within ``audit_after_traffic`` seconds, REST is read again this often from the last
+    verified time; an audit that finds nothing missing publishes nothing. ``None`` turns
+    audits off. ``hold_timeout``: live myOrder/myAsset messages held from a gap until its
+    pass has delivered what REST read are released if that takes longer (REST refusing);
+    ``hold_limit`` messages held release them all at once too (nothing is dropped).
+    """
+
+    audit_interval: float | None = AUDIT_INTERVAL
+    audit_after_traffic: float = AUDIT_AFTER_TRAFFIC
+    hold_timeout: float = HOLD_TIMEOUT
+    hold_limit: int = HOLD_LIMIT
+
+    def __post_init__(self) -> None:
+        """Validate every field and raise one ConfigError listing all problems."""
+        check = _Checker("reconcile", self)
+        if self.audit_interval is not None:
+            check.number("audit_interval")
+        check.number("audit_after_traffic", positive=False)
+        check.number("hold_timeout")
+        check.count("hold_limit")
+        check.raise_if_any()
+
+
 _GROUPS: Final[dict[str, type[Any]]] = {
     "timeouts": Timeouts,
     "keepalive": KeepaliveConfig,
@@ -501,6 +548,7 @@ _GROUPS: Final[dict[str, type[Any]]] = {
     "rate_limits": RateLimits,
     "key_health": KeyHealthConfig,
     "subscriptions": SubscriptionConfig,
+    "reconcile": ReconcileConfig,
 }
 
 
@@ -514,6 +562,7 @@ class ConnectionConfig:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     key_health: KeyHealthConfig = field(default_factory=KeyHealthConfig)
     subscriptions: SubscriptionConfig = field(default_factory=SubscriptionConfig)
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
 
     def __post_init__(self) -> None:
         """Check each group has the right type and raise one ConfigError listing all problems."""

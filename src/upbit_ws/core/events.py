@@ -55,8 +55,9 @@ GapReason = Literal["overflow", "reconnect"]
 
 #: What opened a private gap that a reconciliation repairs: the socket was replaced
 #: (``reconnect``), it went quiet past its pong deadline and came back (``stall``), a
-#: myOrder/myAsset ``never_drop`` buffer overflowed (``overflow``).
-ReconcileCause = Literal["reconnect", "stall", "overflow"]
+#: myOrder/myAsset ``never_drop`` buffer overflowed (``overflow``), or no gap was noticed and
+#: the periodic REST audit found events the socket did not deliver (``audit``).
+ReconcileCause = Literal["reconnect", "stall", "overflow", "audit"]
 
 
 class SystemEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event"):

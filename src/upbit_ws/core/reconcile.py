@@ -71,12 +71,14 @@ class ReconcileInput:
     ``orders`` holds every order read (open, closed since the gap, single ones); when an uuid
     appears twice, a body with ``trades`` wins, then the later one. ``accounts`` is ``GET
     /v1/accounts``, or ``None`` when balances were not read. ``taken_at`` (epoch ms) stamps
-    the rebuilt messages that have no better time.
+    the rebuilt messages that have no better time. ``started_at`` (epoch ms) is when the read
+    began: every event up to it is in this input (the shell's verified-up-to watermark).
     """
 
     orders: Sequence[RestOrder]
     accounts: Sequence[Account] | None
     taken_at: int
+    started_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,10 @@ class Reconciler:
         """Mark the start of a reconciliation: live balance changes from now on win over REST."""
         self._live_since_begin = set()
 
+    def end(self) -> None:
+        """Drop the mark of :meth:`begin` without reconciling (a read that found nothing)."""
+        self._live_since_begin = None
+
     def unfinished(self) -> frozenset[str]:
         """Return the uuids of orders delivered in a non-terminal state (to look up by uuid)."""
         return frozenset(u for u, s in self._orders.items() if not s.finished)
@@ -184,6 +190,45 @@ class Reconciler:
 
     # --- reconciliation ------------------------------------------------------------------------
 
+    def pending(self, data: ReconcileInput) -> bool:
+        """Tell whether :meth:`reconcile` would produce anything for ``data``; records nothing.
+
+        An audit asks first, then lets live frames in flight land before it reconciles, so
+        that a fill merely slower over the socket than over REST is not taken for a miss.
+        """
+        for order in self._chosen(data.orders).values():
+            seen = self._orders.get(order.uuid)
+            if seen is None:
+                if order.state in TERMINAL_STATES | _OPENING_STATES:
+                    return True
+                continue
+            if not seen.keys:
+                return True
+            if any(("trade", t.uuid) not in seen.keys for t in order.trades):
+                return True
+            if order.state in TERMINAL_STATES and (order.state, None) not in seen.keys:
+                return True
+        if data.accounts is None:
+            return False
+        skip = self._live_since_begin or set()
+        now = {a.currency: (a.balance, a.locked) for a in data.accounts}
+        zero = (Decimal(0), Decimal(0))
+        return any(
+            now.get(c, zero) != self._balances.get(c)
+            for c in set(now) | set(self._balances)
+            if c not in skip
+        )
+
+    @staticmethod
+    def _chosen(orders: Iterable[RestOrder]) -> dict[str, RestOrder]:
+        """One body per uuid: one with ``trades`` wins, then the later one."""
+        chosen: dict[str, RestOrder] = {}
+        for order in orders:
+            old = chosen.get(order.uuid)
+            if old is None or order.trades or not old.trades:
+                chosen[order.uuid] = order
+        return chosen
+
     def reconcile(self, data: ReconcileInput) -> list[MyOrder | MyAsset]:
         """Return the missed events, in time order, each marked ``reconciled=True``.
 
@@ -191,11 +236,7 @@ class Reconciler:
         one MyAsset with every currency whose REST balance differs from what was delivered.
         """
         self._runs += 1
-        chosen: dict[str, RestOrder] = {}
-        for order in data.orders:
-            old = chosen.get(order.uuid)
-            if old is None or order.trades or not old.trades:
-                chosen[order.uuid] = order
+        chosen = self._chosen(data.orders)
         streams = [self._order_events(o, data.taken_at) for o in chosen.values()]
         out: list[MyOrder | MyAsset] = list(heapq.merge(*streams, key=lambda m: m.timestamp))
         self._reconciled_orders += len(out)

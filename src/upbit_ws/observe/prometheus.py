@@ -510,3 +510,36 @@ def _reconciliation(stats: ManagerStatistics) -> Iterator[Metric]:
         "Duration of private reconciliation passes.",
         [("private", rec.duration)],
     )
+    yield _counter(
+        "upbit_ws_reconciliation_audits_total",
+        "Quiet private REST audits run, by outcome (found: it delivered missed events).",
+        [
+            ({"outcome": "found"}, float(rec.gaps.get("audit", 0))),
+            ({"outcome": "failed"}, float(rec.audit_failures)),
+            ({"outcome": "run"}, float(rec.audits)),
+        ],
+    )
+    yield _counter(
+        "upbit_ws_reconciliation_audit_requests_total",
+        "REST calls made by private audits.",
+        [({}, float(rec.audit_requests))],
+    )
+    if rec.watermark is not None:
+        yield _gauge(
+            "upbit_ws_reconciliation_watermark_timestamp_seconds",
+            "Unix time up to which the private state is verified over REST.",
+            [({}, rec.watermark)],
+        )
+    yield _counter(
+        "upbit_ws_reconciliation_held_total",
+        "Live myOrder/myAsset messages held while a pass read REST (delivered after it).",
+        [({}, float(rec.held))],
+    )
+    yield _counter(
+        "upbit_ws_reconciliation_hold_releases_total",
+        "Holds released before their pass's read was delivered, by reason.",
+        [
+            ({"reason": "timeout"}, float(rec.hold_timeouts)),
+            ({"reason": "limit"}, float(rec.hold_overflows)),
+        ],
+    )

@@ -116,6 +116,11 @@ def add_control_routes(app: web.Application, sim: Simulator) -> None:
             b.get("access_key"), in_seconds=_number(b, "in_seconds", default=0)
         ),
     )
+    route(
+        "POST",
+        "/orders/fill",
+        lambda r, b: _fill(sim, b),
+    )
     route("POST", "/clock/advance", lambda r, b: _advance(sim, b))
     route(
         "GET",
@@ -132,6 +137,15 @@ def add_control_routes(app: web.Application, sim: Simulator) -> None:
     )
     route("GET", "/stats", lambda r, b: dataclasses.asdict(sim.statistics()))
     route("GET", "/health", lambda r, b: {"status": "UP", "url": sim.url})
+
+
+def _fill(sim: Simulator, body: dict[str, Any]) -> dict[str, object]:
+    volume = body.get("volume")
+    try:
+        events = sim.fill_order(str(body.get("uuid")), str(volume) if volume is not None else None)
+    except (ValueError, ArithmeticError) as exc:
+        raise _BadRequest(str(exc)) from exc
+    return {"ok": True, "events": events}
 
 
 def _id(request: web.Request) -> int:

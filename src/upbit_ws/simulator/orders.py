@@ -301,6 +301,21 @@ class OrderEngine:
         events = self._close(order, "cancel", now)
         return order, events, body
 
+    def fill_part(self, uuid: str, volume: Decimal | None, *, now: float) -> list[PrivateEvent]:
+        """Fill ``volume`` of a resting limit order at its price (all that remains: None).
+
+        A test's lever (``Simulator.fill_order``): the random walk fills whole orders only,
+        and a partial fill is how an order trades and then still changes (cancel, done).
+        """
+        order = self._open.get(uuid)
+        if order is None or order.state != "wait" or order.ord_type != "limit":
+            raise ValueError(f"no resting limit order {uuid!r}")
+        assert order.price is not None
+        amount = order.remaining_volume if volume is None else volume
+        if not 0 < amount <= order.remaining_volume:
+            raise ValueError(f"volume must be in (0, {order.remaining_volume}], got {amount}")
+        return self._fill(order, order.price, amount, now, maker=True)
+
     def on_market(self, now: float) -> list[PrivateEvent]:
         """Fill resting limit orders the random walk traded through since the last call."""
         events: list[PrivateEvent] = []

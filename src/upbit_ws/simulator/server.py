@@ -21,6 +21,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Final, Literal
 
 from aiohttp import web
@@ -416,6 +417,18 @@ class Simulator:
         for conn in targets:
             conn.delay = ms / 1000
         return len(targets)
+
+    def fill_order(self, uuid: str, volume: str | None = None) -> int:
+        """Fill ``volume`` (a decimal string; None: the rest) of a resting limit order now.
+
+        Sends its myOrder ``trade`` (and ``done`` when nothing remains) and myAsset events;
+        returns how many events went out. Raises ValueError for an unknown or finished order.
+        """
+        events = self.engine.fill_part(
+            uuid, Decimal(volume) if volume is not None else None, now=self.wall_time()
+        )
+        self.dispatch_private(events)
+        return len(events)
 
     def inject_error(
         self, name: str = "WRONG_FORMAT", message: str | None = None, conn_id: int | None = None
