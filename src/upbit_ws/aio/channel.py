@@ -45,7 +45,13 @@ from typing import Any, Final
 
 from upbit_ws.aio.component import ConnectionView
 from upbit_ws.aio.connection import ManagedConnection
-from upbit_ws.aio.router import LatencyHistogram, LatencySummary, Router, RouterStatistics
+from upbit_ws.aio.router import (
+    FrameTaker,
+    LatencyHistogram,
+    LatencySummary,
+    Router,
+    RouterStatistics,
+)
 from upbit_ws.aio.stream import Subscription
 from upbit_ws.core.book import StreamKey, SubId, SubscriptionBook, WantedStream
 from upbit_ws.core.classify import error_frame_meaning
@@ -147,6 +153,8 @@ class Channel:
         )
         #: The hot path: frames go straight to the router (ConnectionListener.on_frame).
         self.on_frame: Callable[[bytes, float], None] = self.router.route
+        #: The faster hot path, one call per socket read (ConnectionListener.frame_taker).
+        self.frame_taker: Callable[[float, FrameTaker], FrameTaker] = self.router.taker
         #: The connection that uses this channel as its listener (``None``: detached).
         self.connection: ManagedConnection | None = None
         #: The error that stopped the flusher for good, if it crashed too often.

@@ -50,7 +50,7 @@ import msgspec
 from upbit_ws.aio.stream import PushFn, Subscription
 from upbit_ws.core.book import ALL_CODES, StreamKey, SubId, SubscriptionBook
 from upbit_ws.core.constants import DEFAULT_ORDERBOOK_DEPTH, PRIVATE_TYPES, ConnectionKind
-from upbit_ws.core.decode import decode, decode_all
+from upbit_ws.core.decode import DECODE_FAILURES, decode, decode_all, decode_data
 from upbit_ws.core.errors import DecodeError
 from upbit_ws.core.messages import (
     ErrorFrame,
@@ -82,6 +82,8 @@ _LOG_EVERY: Final = 1000
 ControlHandler = Callable[[Message, float], None]
 #: Called when a frame of a watched stream arrives (the first data of a new request).
 WatchHandler = Callable[[float], None]
+#: Takes one frame's payload; a memoryview is valid only during the call.
+FrameTaker = Callable[[memoryview], None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,6 +263,9 @@ class Router:
         self._leveled: dict[tuple[str, int | float], _Route] = {}
         self._watching: list[_Route] = []
         self._n = 0
+        # The socket read being taken (see taker): its receive time and where other frames go.
+        self._read_at = 0.0
+        self._other: FrameTaker = _nowhere
         # Counters of routes that no longer exist, by type.
         self._gone_messages: dict[str, int] = {}
         self._gone_bytes: dict[str, int] = {}
@@ -281,6 +286,30 @@ class Router:
         )
 
     # -- the hot path --------------------------------------------------------------------------
+
+    def taker(self, received_at: float, other: FrameTaker) -> FrameTaker:
+        """Return the function that routes the data frames of one socket read (the hot path).
+
+        The connection calls this once per read (``received_at`` is that read's time) and
+        the returned function with every frame's payload: msgspec decodes a DEFAULT data
+        frame straight from the buffer and :meth:`_deliver` routes it, two Python calls per
+        frame. Any other frame (an error frame, a control frame, SIMPLE, a candle, garbage)
+        goes to ``other``, which reads it the slow way (the connection's error-frame check,
+        then :meth:`route`).
+        """
+        self._read_at = received_at
+        self._other = other
+        return self._take
+
+    def _take(self, payload: memoryview) -> None:
+        try:
+            msg: Any = decode_data(payload)
+        except DECODE_FAILURES:
+            self._other(payload)
+            return
+        if self._version != self._book.version:
+            self._rebuild()
+        self._deliver(msg, len(payload), self._read_at)
 
     def route(self, payload: bytes, received_at: float) -> None:
         """Decode one frame and deliver it to every subscription that wants it."""
@@ -522,6 +551,10 @@ class Router:
             latency=self.latency.summary(),
             clock_skew_samples=self.latency.negative,
         )
+
+
+def _nowhere(payload: memoryview) -> None:
+    """Drop a frame (the router's ``other`` before the first read)."""
 
 
 def _same(last: Any, new: Any) -> bool:

@@ -30,8 +30,8 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol, runtime_checkable
 
 import picows
 from picows.url import WSParsedURL
@@ -46,7 +46,7 @@ from upbit_ws.core.errors import (
 )
 from upbit_ws.core.rest_types import parse_retry_after, read_error_body
 
-__all__ = ["NO_STATUS_RECEIVED", "FrameHandler", "WebSocket", "open_websocket"]
+__all__ = ["NO_STATUS_RECEIVED", "FrameHandler", "ReadHandler", "WebSocket", "open_websocket"]
 
 _log = logging.getLogger("upbit_ws.transport")
 
@@ -189,6 +189,31 @@ class FrameHandler(Protocol):
         """
 
 
+@runtime_checkable
+class ReadHandler(FrameHandler, Protocol):
+    """A :class:`FrameHandler` that takes frames per socket read (the hot path).
+
+    picows parses every frame of one socket read in one go and marks the last one
+    (``WSFrame.last_in_buffer``), so what is needed once per read (the clock, proof of life,
+    counters) is done once per read instead of once per frame. :meth:`on_frame` is then not
+    called.
+    """
+
+    def begin_read(self) -> Callable[[memoryview], None]:
+        """Start a read; return the function that takes each data frame's payload.
+
+        The payload is a view of picows's read buffer, valid only during that call: decode
+        it or copy it. An exception it raises goes to :meth:`take_failed`.
+        """
+        ...
+
+    def end_read(self, frames: int, nbytes: int) -> None:
+        """End the read: it held ``frames`` data frames of ``nbytes`` payload bytes."""
+
+    def take_failed(self) -> None:
+        """Report that taking a frame raised (called inside the ``except`` block)."""
+
+
 class _Listener(picows.WSListener):
     """Bridge from picows callbacks to a :class:`FrameHandler`."""
 
@@ -240,6 +265,45 @@ class _Listener(picows.WSListener):
 
     def resume_writing(self) -> None:
         self._writable.set()
+
+
+class _ReadListener(_Listener):
+    """Bridge to a :class:`ReadHandler`: data frames taken per read, no copy, one call each."""
+
+    __slots__ = ("_bytes", "_frames", "_reads", "_take")
+
+    def __init__(self, handler: ReadHandler) -> None:
+        super().__init__(handler)
+        self._reads = handler
+        #: The function taking the current read's frames (None between reads).
+        self._take: Callable[[memoryview], None] | None = None
+        self._frames = 0
+        self._bytes = 0
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        msg_type = frame.msg_type
+        if msg_type is _BINARY or msg_type is _TEXT:
+            take = self._take
+            if take is None:
+                take = self._take = self._reads.begin_read()
+            self._frames += 1
+            self._bytes += frame.payload_size
+            try:
+                take(frame.get_payload_as_memoryview())
+            except Exception:
+                self._reads.take_failed()
+            if frame.last_in_buffer:
+                self._end_read()
+            return
+        if self._take is not None:
+            self._end_read()  # a control frame ends the data frames before it
+        super().on_ws_frame(transport, frame)
+
+    def _end_read(self) -> None:
+        self._take = None
+        frames, nbytes = self._frames, self._bytes
+        self._frames = self._bytes = 0
+        self._reads.end_read(frames, nbytes)
 
 
 class WebSocket:
@@ -340,7 +404,7 @@ async def open_websocket(
         try:
             async with asyncio.timeout(connect_timeout):
                 transport, listener = await picows.ws_connect(
-                    lambda: _Listener(handler),
+                    lambda: _listener(handler),
                     url,
                     ssl_context=ssl_context,
                     websocket_handshake_timeout=connect_timeout,
@@ -370,6 +434,13 @@ async def open_websocket(
         # wait without an error and without a listener.
         raise TransportError(f"connection to {url} closed during the websocket handshake")
     return WebSocket(url, transport, listener)
+
+
+def _listener(handler: FrameHandler) -> _Listener:
+    """Return the picows listener for ``handler``: per read when it can, else per frame."""
+    if isinstance(handler, ReadHandler):
+        return _ReadListener(handler)
+    return _Listener(handler)
 
 
 def _handshake_error(url: str, exc: picows.WSHandshakeError) -> UpbitWsError:
