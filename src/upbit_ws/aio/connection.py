@@ -111,9 +111,7 @@ _log = logging.getLogger("upbit_ws.connection")
 
 #: A listener's optional fast path (see :meth:`ConnectionListener.on_frame`): given a read's
 #: receive time and where the frames it does not take go, it returns what takes each frame.
-FrameTakerFactory = Callable[
-    [float, Callable[[memoryview], None]], Callable[[memoryview], None]
-]
+FrameTakerFactory = Callable[[float, Callable[[memoryview], None]], Callable[[memoryview], None]]
 
 #: Every Upbit error frame starts like this (section 7.1: ``{"error":{...}}``, compact JSON).
 _ERROR_PREFIX: Final = b'{"error"'

@@ -32,8 +32,8 @@ fewer orderbook units than the merged request carries).
   never seeded.
 * **Statistics.** Messages and bytes by type, decode errors,
   exchange-to-client latency (receive time minus the frame's ``timestamp``, sampled one frame
-  in :data:`LATENCY_SAMPLE_EVERY`, REALTIME frames only since snapshots carry old times,
-  section 4.3), unwanted and duplicate counts.
+  in :data:`LATENCY_SAMPLE_EVERY` of each stream, REALTIME frames only since snapshots carry
+  old times, section 4.3), unwanted and duplicate counts.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.router")
 
-#: One frame in this many has its exchange-to-client latency recorded (a power of two).
+#: One frame in this many of a stream has its exchange-to-client latency recorded (a power of
+#: two).
 LATENCY_SAMPLE_EVERY: Final = 16
 _SAMPLE_MASK: Final = LATENCY_SAMPLE_EVERY - 1
 #: Decode errors logged in full before the log is thinned to one in :data:`_LOG_EVERY`.
@@ -262,7 +263,6 @@ class Router:
         self._tables: dict[str, dict[str | None, _Route]] = {}
         self._leveled: dict[tuple[str, int | float], _Route] = {}
         self._watching: list[_Route] = []
-        self._n = 0
         # The socket read being taken (see taker): its receive time and where other frames go.
         self._read_at = 0.0
         self._other: FrameTaker = _nowhere
@@ -324,25 +324,28 @@ class Router:
 
     def _deliver(self, msg: Any, size: int, received_at: float) -> None:
         """Deliver one decoded message: THE delivery function (list-format frames use it too)."""
-        table = self._tables.get(msg.type)
-        route = table.get(msg.code) if table is not None else None
+        try:
+            route: _Route | None = self._tables[msg.type][msg.code]
+        except KeyError:
+            route = None
         if route is None or route.level_check:
             route = self._slow_route(msg, size, received_at)
             if route is None:
                 return
-        route.messages += 1
+        n = route.messages + 1
+        route.messages = n
         route.nbytes += size
         last = route.last
         route.last = msg
-        if last is not None and msg.stream_type == "SNAPSHOT" and _same(last, msg):
+        if msg.stream_type == "REALTIME":
+            # One frame in LATENCY_SAMPLE_EVERY of each stream (snapshots carry old times).
+            if not n & _SAMPLE_MASK:
+                self.latency.add((received_at + self.wall_offset) * 1000.0 - msg.timestamp)
+        elif last is not None and msg.stream_type == "SNAPSHOT" and _same(last, msg):
             route.suppressed += 1
             return
         if route.watched:
             self._watch_hit(received_at)
-        n = self._n + 1
-        self._n = n
-        if not n & _SAMPLE_MASK and msg.stream_type == "REALTIME":
-            self.latency.add((received_at + self.wall_offset) * 1000.0 - msg.timestamp)
         single = route.single
         if single is not None:
             single(msg, msg.code)

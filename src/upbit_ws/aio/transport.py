@@ -46,7 +46,14 @@ from upbit_ws.core.errors import (
 )
 from upbit_ws.core.rest_types import parse_retry_after, read_error_body
 
-__all__ = ["NO_STATUS_RECEIVED", "FrameHandler", "ReadHandler", "WebSocket", "open_websocket"]
+__all__ = [
+    "NO_STATUS_RECEIVED",
+    "RECEIVE_BUFFER",
+    "FrameHandler",
+    "ReadHandler",
+    "WebSocket",
+    "open_websocket",
+]
 
 _log = logging.getLogger("upbit_ws.transport")
 
@@ -60,6 +67,16 @@ _NORMAL_CLOSURE: Final = picows.WSCloseCode.OK
 _CLOSE_GRACE: Final = 1.0
 #: Upbit frames are a few KB; an orderbook of 30 units is about 3 KB. 16 MB is far above any.
 _MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
+#: The socket's receive buffer (``SO_RCVBUF``; Linux reserves twice this), which bounds one
+#: socket read. picows decodes a whole read before any consumer runs and its read buffer grows
+#: to the largest read, so when the reader falls behind (a flood), the kernel's autotuned
+#: buffer (up to 32 MB on Linux) turned into reads of 25 MB: about 25,000 messages decoded and
+#: held at once (benchmarks/README-performance.md: peak RSS twice the raw client's, and slower
+#: per message as the messages went cold in cache). 512 KiB keeps a read to about 1 MB (a
+#: thousand ticker frames). The TCP window that goes with it (about 0.5-0.75 MB on Linux)
+#: carries 2.5 MB/s or more at 200 ms round trip, several times the rate of every KRW ticker
+#: and orderbook together.
+RECEIVE_BUFFER: Final = 512 * 1024
 
 _BINARY: Final = picows.WSMsgType.BINARY
 _TEXT: Final = picows.WSMsgType.TEXT
@@ -122,12 +139,14 @@ class _Dialer:
 
     Resolves and connects like ``loop.create_connection`` (addresses in order) and keeps the
     sockets it made: :meth:`cut` ends any that is still open, whether picows already wraps it
-    in a transport (it then sees EOF and goes away) or not.
+    in a transport (it then sees EOF and goes away) or not. ``receive_buffer`` sets the
+    socket's ``SO_RCVBUF`` (see :data:`RECEIVE_BUFFER`).
     """
 
-    __slots__ = ("_sockets",)
+    __slots__ = ("_receive_buffer", "_sockets")
 
-    def __init__(self) -> None:
+    def __init__(self, receive_buffer: int | None = None) -> None:
+        self._receive_buffer = receive_buffer
         self._sockets: list[socket.socket] = []
 
     async def __call__(self, url: WSParsedURL) -> socket.socket:
@@ -147,6 +166,9 @@ class _Dialer:
             sock = socket.socket(family, kind, proto)
             self._sockets.append(sock)
             try:
+                if self._receive_buffer:
+                    # Before connecting: the TCP window scale is agreed in the handshake.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._receive_buffer)
                 sock.setblocking(False)
                 await loop.sock_connect(sock, address)
             except OSError as exc:
@@ -376,11 +398,13 @@ async def open_websocket(
     connect_timeout: float,
     headers: Mapping[str, str] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    receive_buffer: int | None = RECEIVE_BUFFER,
 ) -> WebSocket:
     """Open a WebSocket to ``url`` within ``connect_timeout`` seconds, or raise one of our errors.
 
     ``wss://`` URLs verify the server certificate (the default context of :mod:`ssl`) unless a
-    context is given. Failures are translated here and only here:
+    context is given. ``receive_buffer`` is the socket's ``SO_RCVBUF`` (:data:`RECEIVE_BUFFER`;
+    ``None`` leaves the system's autotuning). Failures are translated here and only here:
 
     ====================================  ==============================================
     what happened                         raised
@@ -399,7 +423,7 @@ async def open_websocket(
     """
     if ssl_context is None and url.startswith("wss://"):
         ssl_context = ssl.create_default_context()
-    dialer = _Dialer()
+    dialer = _Dialer(receive_buffer)
     try:
         try:
             async with asyncio.timeout(connect_timeout):
