@@ -4,8 +4,8 @@ A :class:`Channel` is the :class:`~upbit_ws.aio.connection.ConnectionListener` o
 connection (public or private). The subscription service owns one per connection; see
 :mod:`upbit_ws.aio.subscriptions` for the whole picture. What happens here:
 
-* frames go straight to the channel's :class:`~upbit_ws.aio.router.Router` (``on_frame`` *is*
-  ``router.route``: no call layer on the hot path);
+* frames go straight to the channel's :class:`~upbit_ws.aio.router.Router` (``frame_taker``
+  *is* ``router.taker``, ``on_frame`` *is* ``router.route``: no call layer on the hot path);
 * one flusher task waits for a change, coalesces for a few ms, plans the full request from the
   book and sends it through ``connection.send`` (the one rate-limited path); a change made
   while a send waits is carried by the next request (docs/protocol.md section 3: every

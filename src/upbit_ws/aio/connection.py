@@ -6,8 +6,9 @@ its inputs, performs the actions :meth:`Session.poll` returns, sleeps until the 
 deadline or the next input), the connect attempt in progress, and graceful closes. There is no
 reader task: the transport calls back on the socket's reader (picows), and those callbacks
 
-* hand every data frame straight to the listener after a few stores of liveness bookkeeping
-  (``Session.frame_received`` and two counters: the hot path);
+* hand every data frame straight to the listener's fast path (``frame_taker``), with the
+  liveness bookkeeping (``Session.frame_received``, the clock, the frame and byte counters)
+  done once per socket read rather than once per frame: the hot path;
 * report a close or a reset to the session *at once* and wake the driver, so recovery starts
   immediately (nothing waits for a periodic poll);
 * report pongs, which prove the socket alive.

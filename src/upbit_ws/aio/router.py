@@ -1,9 +1,10 @@
 """The router: every frame decoded once, routed by (type, code[, level]) in O(1) to its subscribers.
 
 One :class:`Router` serves one connection. It is called synchronously on the socket reader for
-every data frame (:meth:`Router.route`), so it never awaits, never logs per frame and allocates
-nothing per frame beyond the decoded message (and a truncated book when a subscriber asked for
-fewer orderbook units than the merged request carries).
+every data frame (:meth:`Router.taker` once per socket read, then the function it returns per
+frame; :meth:`Router.route` for frames that path does not take), so it never awaits, never
+logs per frame and allocates nothing per frame beyond the decoded message (and a truncated
+book when a subscriber asked for fewer orderbook units than the merged request carries).
 
 * **Routing table.** Built from :meth:`SubscriptionBook.routing_table` and rebuilt lazily, at
   the first frame after :attr:`SubscriptionBook.version` changed: one dict lookup per frame

@@ -7,7 +7,12 @@ This module turns it into a small surface the managed connection drives:
   translates every picows/OS failure into our exception tree, in this one place (a socket that
   drops before the upgrade answer included: picows then returns no listener and no error);
 * :class:`FrameHandler` receives data frames, pongs and the close, synchronously on the
-  reader (the handler must only decode, route and buffer: never run user code inline);
+  reader (the handler must only decode, route and buffer: never run user code inline); a
+  :class:`ReadHandler` takes the data frames per socket read instead (the hot path: what is
+  needed once per read is done once per read, and each frame is a view of picows's buffer,
+  not a copy);
+* each socket's receive buffer is bounded (:data:`RECEIVE_BUFFER`), which bounds how many
+  messages one read decodes before a consumer runs;
 * :class:`WebSocket` sends text frames and pings, applies write backpressure through
   :meth:`WebSocket.drain`, and closes either gracefully or by abort. A connection already
   declared dead is aborted: a graceful close on a blackholed socket can hang for its whole
