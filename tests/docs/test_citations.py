@@ -8,7 +8,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Directories that are not the project's own text (tools' state, builds, environments).
-SKIP_DIRS = {".git", ".venv", "site", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    ".bench-venv",  # benchmarks/peers.py installs the peers there (gitignored)
+    "site",
+    "node_modules",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+}
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".yml", ".yaml", ".txt", ".cfg", ".ini", ".sh"}
 #: A file name ending in .md, as prose and docstrings cite one.
 CITED_MD = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w.-]+\.md)\b")
