@@ -36,10 +36,13 @@ PY_SPY = ROOT / ".bench-venv" / "bin" / "py-spy"
 
 #: (stage, substrings of "function (file:line)") in the order they are tested.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("decode (msgspec typed decode, incl. its C time)", ("upbit_ws/core/decode.py",)),
+    (
+        "decode (msgspec typed decode, incl. its C time; `Router._take` calls it directly)",
+        ("upbit_ws/core/decode.py", "Router._take ("),
+    ),
     ("routing lookup + dedup + latency sample (router.py)", ("upbit_ws/aio/router.py",)),
     (
-        "frame hand-off: picows listener, payload copy, counters (transport.py, connection.py)",
+        "frame hand-off: picows listener, per-read accounting (transport.py, connection.py)",
         ("upbit_ws/aio/transport.py", "upbit_ws/aio/connection.py"),
     ),
     ("buffer append / pop / drain (core/buffer.py)", ("upbit_ws/core/buffer.py",)),

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -403,3 +404,105 @@ async def test_a_protocol_error_of_the_peer_is_reported_with_its_close_code(
     assert rec.closed[0] == code and rec.closed[1].startswith("protocol error")
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("WS parser error" in r.getMessage() for r in caplog.records)  # at DEBUG
+
+
+# --- reads: the per-read hot path (ReadHandler) ------------------------------------------------
+
+
+@dataclass
+class ReadRecorder(Recorder):
+    """A ReadHandler: records each read's frames and counts, and what arrived inside a read."""
+
+    reads: list[tuple[int, int]] = field(default_factory=list)
+    reading: bool = False
+    nested_reads: int = 0
+    pongs_inside_a_read: int = 0
+    failures: int = 0
+    fail_on: bytes | None = None
+
+    def begin_read(self) -> Callable[[memoryview], None]:
+        if self.reading:
+            self.nested_reads += 1
+        self.reading = True
+        return self._take
+
+    def _take(self, payload: memoryview) -> None:
+        data = bytes(payload)
+        if data == self.fail_on:
+            raise ValueError("a bug in the handler")
+        self.frames.append(data)
+        self.changed.set()
+
+    def end_read(self, frames: int, nbytes: int) -> None:
+        self.reading = False
+        self.reads.append((frames, nbytes))
+        self.changed.set()
+
+    def take_failed(self) -> None:
+        self.failures += 1
+
+    def on_pong(self) -> None:
+        if self.reading:
+            self.pongs_inside_a_read += 1
+        super().on_pong()
+
+
+def _server_frame(opcode: int, payload: bytes) -> bytes:
+    assert len(payload) < 126
+    return bytes([0x80 | opcode, len(payload)]) + payload
+
+
+def _sends_at_once(*frames: bytes) -> Script:
+    """Return a script that upgrades, writes ``frames`` in one write, then waits."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_upgrade(reader, writer)
+        writer.write(b"".join(frames))
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await read_client_frame(reader)
+        writer.close()
+
+    return script
+
+
+async def test_a_read_handler_gets_each_frame_once_and_every_read_ends() -> None:
+    """Frames go to the function begin_read returned; end_read counts them; a pong ends a read."""
+    data = [b'{"n":1}', b'{"n":22}', b'{"n":333}']
+    script = _sends_at_once(
+        _server_frame(0x2, data[0]),
+        _server_frame(0x2, data[1]),
+        _server_frame(0xA, b""),  # an unsolicited pong between data frames
+        _server_frame(0x2, data[2]),
+    )
+    rec = ReadRecorder()
+    async for url in raw_server(script):
+        ws = await open_websocket(url, rec, connect_timeout=2)
+        await rec.until(lambda: sum(n for n, _ in rec.reads) == 3 and rec.pongs == 1)
+        assert rec.frames == data
+        assert sum(size for _, size in rec.reads) == sum(len(d) for d in data)
+        assert not rec.reading and rec.nested_reads == 0
+        assert rec.pongs_inside_a_read == 0  # the data frames before the pong were ended first
+        await ws.close()
+
+
+async def test_a_failing_frame_is_reported_and_the_read_goes_on() -> None:
+    """An exception taking one frame goes to take_failed; the next frames still arrive."""
+    script = _sends_at_once(*(_server_frame(0x2, p) for p in (b"a", b"bad", b"c")))
+    rec = ReadRecorder(fail_on=b"bad")
+    async for url in raw_server(script):
+        ws = await open_websocket(url, rec, connect_timeout=2)
+        await rec.until(lambda: sum(n for n, _ in rec.reads) == 3)
+        assert rec.frames == [b"a", b"c"] and rec.failures == 1
+        assert not ws.closed
+        await ws.close()
+
+
+async def test_the_receive_buffer_bounds_the_socket_buffer(echo_url: str) -> None:
+    """receive_buffer sets SO_RCVBUF before connecting (Linux reports twice the value)."""
+    rec = Recorder()
+    ws = await open_websocket(echo_url, rec, connect_timeout=2, receive_buffer=32 * 1024)
+    sock = ws._transport.underlying_transport.get_extra_info("socket")
+    assert 32 * 1024 <= sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) <= 64 * 1024
+    await ws.close()

@@ -335,3 +335,92 @@ def test_discard_and_clear_keep_the_counts_straight_with_markers() -> None:
     stats = buf.statistics()
     assert stats.pushed == stats.delivered + stats.dropped + stats.conflated + stats.depth
     assert len(buf) == 0 and buf.markers == 0
+
+
+# -- the consumer's fast paths (pop_message, bulk drain) and the lazily kept high-water mark --
+
+
+def test_pop_message_gives_nothing_when_a_gap_comes_first() -> None:
+    """pop_message returns the next message only when nothing special is in front of it."""
+    buf: DeliveryBuffer[int] = DeliveryBuffer(policy="drop_oldest", capacity=2)
+    assert buf.pop_message() is None  # empty
+    for n in range(3):
+        buf.push(n)
+    assert buf.pop_message() is None  # a loss: the gap marker must come first
+    assert buf.pop() == Gap(1, "drop_oldest")
+    assert [buf.pop_message(), buf.pop_message(), buf.pop_message()] == [1, 2, None]
+    buf.push(3)
+    buf.mark_gap(since=5.0)
+    buf.push(4)
+    assert buf.pop_message() is None  # a reconnect marker waits among the messages
+    assert buf.pop() == 3
+    stats = buf.statistics()
+    assert (stats.pushed, stats.delivered, stats.dropped, stats.depth) == (5, 3, 1, 1)
+
+
+def test_drain_takes_a_bounded_batch_in_order_for_every_policy() -> None:
+    """The bulk drain keeps delivery order and the bound, for FIFO and latest buffers."""
+    fifo: DeliveryBuffer[int] = DeliveryBuffer(policy="drop_oldest", capacity=100)
+    latest: DeliveryBuffer[int] = DeliveryBuffer(policy="latest", capacity=100)
+    for n in range(10):
+        fifo.push(n)
+        latest.push(n, key=n % 5)  # keys 0..4, newest values 5..9
+    assert fifo.drain(4) == [0, 1, 2, 3]
+    assert fifo.drain(100) == [4, 5, 6, 7, 8, 9]
+    assert latest.drain(3) == [5, 6, 7]
+    assert latest.drain(100) == [8, 9]
+    for buf, conflated in ((fifo, 0), (latest, 5)):
+        stats = buf.statistics()
+        assert (stats.delivered, stats.conflated, stats.depth, stats.high_water) == (
+            10 - conflated,
+            conflated,
+            0,
+            10 - conflated,
+        )
+
+
+_consumer_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("push"), st.sampled_from("ABCDE")),
+        st.tuples(st.just("take"), st.just("")),
+        st.tuples(st.just("drain"), st.sampled_from("1237")),
+        st.tuples(st.just("mark"), st.just("")),
+        st.tuples(st.just("discard"), st.sampled_from("AB")),
+    ),
+    max_size=80,
+)
+
+
+@given(
+    policy=st.sampled_from(OVERFLOW_POLICIES),
+    capacity=st.integers(min_value=1, max_value=6),
+    ops=_consumer_ops,
+)
+def test_counters_read_late_equal_counters_read_after_every_step(
+    policy: OverflowPolicy, capacity: int, ops: list[tuple[str, str]]
+) -> None:
+    """The high-water mark and pushed count (kept lazily) match a twin read after each step."""
+    late: DeliveryBuffer[tuple[str, int]] = DeliveryBuffer(policy=policy, capacity=capacity)
+    eager: DeliveryBuffer[tuple[str, int]] = DeliveryBuffer(policy=policy, capacity=capacity)
+    peak = 0
+    outs: tuple[list[object], list[object]] = ([], [])
+    for n, (op, arg) in enumerate(ops):
+        for buf, out in zip((late, eager), outs, strict=True):
+            if op == "push":
+                buf.push((arg, n), arg)
+            elif op == "take":
+                message = buf.pop_message()
+                if message is not None:
+                    out.append(message)
+                elif buf:
+                    out.append(buf.pop())
+            elif op == "drain":
+                out.extend(buf.drain(int(arg)))
+            elif op == "mark":
+                buf.mark_gap(since=float(n))
+            else:
+                buf.discard(lambda message, gone=arg: message[0] != gone)
+        peak = max(peak, eager.statistics().depth)
+    assert outs[0] == outs[1]
+    assert late.statistics() == eager.statistics()
+    assert late.statistics().high_water == peak

@@ -4,8 +4,8 @@ A :class:`Channel` is the :class:`~upbit_ws.aio.connection.ConnectionListener` o
 connection (public or private). The subscription service owns one per connection; see
 :mod:`upbit_ws.aio.subscriptions` for the whole picture. What happens here:
 
-* frames go straight to the channel's :class:`~upbit_ws.aio.router.Router` (``on_frame`` *is*
-  ``router.route``: no call layer on the hot path);
+* frames go straight to the channel's :class:`~upbit_ws.aio.router.Router` (``frame_taker``
+  *is* ``router.taker``, ``on_frame`` *is* ``router.route``: no call layer on the hot path);
 * one flusher task waits for a change, coalesces for a few ms, plans the full request from the
   book and sends it through ``connection.send`` (the one rate-limited path); a change made
   while a send waits is carried by the next request (docs/protocol.md section 3: every
@@ -48,7 +48,13 @@ from typing import Any, Final
 
 from upbit_ws.aio.component import ConnectionView
 from upbit_ws.aio.connection import ManagedConnection
-from upbit_ws.aio.router import LatencyHistogram, LatencySummary, Router, RouterStatistics
+from upbit_ws.aio.router import (
+    FrameTaker,
+    LatencyHistogram,
+    LatencySummary,
+    Router,
+    RouterStatistics,
+)
 from upbit_ws.aio.stream import Subscription
 from upbit_ws.core.book import StreamKey, SubId, SubscriptionBook, WantedStream
 from upbit_ws.core.classify import error_frame_meaning
@@ -150,6 +156,8 @@ class Channel:
         )
         #: The hot path: frames go straight to the router (ConnectionListener.on_frame).
         self.on_frame: Callable[[bytes, float], None] = self.router.route
+        #: The faster hot path, one call per socket read (ConnectionListener.frame_taker).
+        self.frame_taker: Callable[[float, FrameTaker], FrameTaker] = self.router.taker
         #: The connection that uses this channel as its listener (``None``: detached).
         self.connection: ManagedConnection | None = None
         #: The error that stopped the flusher for good, if it crashed too often.

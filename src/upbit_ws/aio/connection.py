@@ -6,8 +6,9 @@ its inputs, performs the actions :meth:`Session.poll` returns, sleeps until the 
 deadline or the next input), the connect attempt in progress, and graceful closes. There is no
 reader task: the transport calls back on the socket's reader (picows), and those callbacks
 
-* hand every data frame straight to the listener after a few stores of liveness bookkeeping
-  (``Session.frame_received`` and two counters: the hot path);
+* hand every data frame straight to the listener's fast path (``frame_taker``), with the
+  liveness bookkeeping (``Session.frame_received``, the clock, the frame and byte counters)
+  done once per socket read rather than once per frame: the hot path;
 * report a close or a reset to the session *at once* and wake the driver, so recovery starts
   immediately (nothing waits for a periodic poll);
 * report pongs, which prove the socket alive.
@@ -110,6 +111,10 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.connection")
 
+#: A listener's optional fast path (see :meth:`ConnectionListener.on_frame`): given a read's
+#: receive time and where the frames it does not take go, it returns what takes each frame.
+FrameTakerFactory = Callable[[float, Callable[[memoryview], None]], Callable[[memoryview], None]]
+
 #: Every Upbit error frame starts like this (section 7.1: ``{"error":{...}}``, compact JSON).
 _ERROR_PREFIX: Final = b'{"error"'
 _CONNECT_STATES: Final[frozenset[ConnectionState]] = frozenset(
@@ -162,7 +167,10 @@ class ConnectionListener(Protocol):
         """Take one data frame (binary or text) as bytes; ``received_at`` is the shell clock.
 
         This is the hot path: decode, route and buffer only, never run user code inline.
-        Error frames never come here (see :meth:`on_error`).
+        Error frames never come here (see :meth:`on_error`). A listener may also offer a
+        faster path, an attribute ``frame_taker`` (:data:`FrameTakerFactory`): called once
+        per socket read with its receive time and a function for the frames it does not
+        take (error frames among them); it returns the function that takes each frame.
         """
 
     def on_error(self, error: ErrorFrame) -> None:
@@ -330,9 +338,13 @@ class _Socket:
 class _Handler:
     """The transport's FrameHandler for one socket; retired when the socket is let go.
 
-    ``on_frame`` is the hot path: a liveness store in the session, two counters, a prefix
-    check for error frames, and the listener. It is given what it uses when the connection
-    builds it (:meth:`ManagedConnection._new_handler`) and touches nothing else.
+    The hot path is per socket read, not per frame (:meth:`begin_read`): a liveness store in
+    the session, the recovery check and the clock once per read, frame and byte counts once
+    per read (:meth:`end_read`), and each frame goes straight to the listener's fast path
+    (``frame_taker``). Frames that path does not take come back to :meth:`_take_one`, which
+    reads error frames (by their prefix) and hands the rest to ``listener.on_frame``. It is
+    given what it uses when the connection builds it (:meth:`ManagedConnection._new_handler`)
+    and touches nothing else.
     """
 
     __slots__ = (
@@ -346,6 +358,8 @@ class _Handler:
         "_on_error_frame",
         "_on_pong",
         "_on_recovery",
+        "_read_at",
+        "_taker",
         "awaiting_data",
         "error",
         "listener",
@@ -377,6 +391,8 @@ class _Handler:
         # Frames before the socket is handed to the listener are only inspected (Upbit sends
         # nothing unasked, except an INVALID_AUTH frame on a refused private key, section 5).
         self._deliver: Callable[[bytes, float], None] = _ignore
+        self._taker: FrameTakerFactory | None = None
+        self._read_at = 0.0
         self.listener: ConnectionListener | None = None
         self.live = True
         #: Set when a request went out on this socket and no data frame has proved it yet: the
@@ -388,35 +404,72 @@ class _Handler:
     def install(self, listener: ConnectionListener) -> None:
         self.listener = listener
         self._deliver = listener.on_frame
+        self._taker = getattr(listener, "frame_taker", None)
 
-    def on_frame(self, payload: bytes) -> None:
+    def begin_read(self) -> Callable[[memoryview], None]:
+        """Account for one socket read; return the function that takes each of its frames.
+
+        Proof of life is once per read (``Session.frame_received`` says once per batch of
+        frames read together is enough), and so is the clock: every frame of a read has that
+        read's receive time. A degraded socket's recovery is published here. While a request
+        waits for its first data frame (rare), every frame of the read takes the slow path,
+        which tells data frames from error frames.
+        """
         if not self.live:
-            return
+            return _ignore_frame
         now = self._now()
         self._frame_received(now)
-        counters = self._counters
-        counters.frames_received += 1
-        counters.bytes_received += len(payload)
-        if payload.startswith(_ERROR_PREFIX):
-            # The one place that reads error frames: decoded once, handed on typed.
-            self._on_error_frame(self, payload)
+        self._read_at = now
+        if self._counters.degraded:
+            self._on_recovery()  # the read proved the socket alive: publish the recovery
+        taker = self._taker
+        if taker is None or self.awaiting_data:
+            return self._take_one
+        return taker(now, self._take_one)
+
+    def _take_one(self, payload: memoryview) -> None:
+        """Take one frame the slow way: error frames are read here, the rest go to the listener."""
+        if not self.live:
             return
-        if counters.degraded:
-            self._on_recovery()  # the frame proved the socket alive: publish the recovery
+        data = bytes(payload)
+        if data.startswith(_ERROR_PREFIX):
+            # The one place that reads error frames: decoded once, handed on typed.
+            self._on_error_frame(self, data)
+            return
         if self.awaiting_data:
             self.awaiting_data = False
-            self._data_received(now)  # the path works: the next drop retries at once
+            self._data_received(self._read_at)  # the path works: the next drop retries at once
+        self._deliver(data, self._read_at)
+
+    def end_read(self, frames: int, nbytes: int) -> None:
+        """Count the frames and bytes of the read that ended."""
+        if self.live:
+            counters = self._counters
+            counters.frames_received += frames
+            counters.bytes_received += nbytes
+
+    def take_failed(self) -> None:
+        """Count and log a listener failure on a frame (called inside its ``except``).
+
+        A listener bug must not drop the feed for everyone (picows would disconnect).
+        """
+        counters = self._counters
+        counters.listener_errors += 1
+        if counters.listener_errors == 1 or _log.isEnabledFor(logging.DEBUG):
+            _log.exception(
+                "%s connection: listener failed on a frame",
+                self._kind,
+                extra={"connection": self._kind},
+            )
+
+    def on_frame(self, payload: bytes) -> None:
+        """Take one frame alone (a read of one frame; the transport uses the read methods)."""
+        take = self.begin_read()
         try:
-            self._deliver(payload, now)
+            take(memoryview(payload))
         except Exception:
-            # A listener bug must not drop the feed for everyone (picows would disconnect).
-            counters.listener_errors += 1
-            if counters.listener_errors == 1 or _log.isEnabledFor(logging.DEBUG):
-                _log.exception(
-                    "%s connection: listener failed on a frame",
-                    self._kind,
-                    extra={"connection": self._kind},
-                )
+            self.take_failed()
+        self.end_read(1, len(payload))
 
     def on_pong(self) -> None:
         if self.live:
@@ -425,6 +478,10 @@ class _Handler:
     def on_close(self, code: int, reason: str) -> None:
         if self.live:
             self._on_close(self, code, reason)
+
+
+def _ignore_frame(payload: memoryview) -> None:
+    """Drop a frame of a socket that was let go."""
 
 
 def _ignore(payload: bytes, received_at: float) -> None:

@@ -1,9 +1,10 @@
 """The router: every frame decoded once, routed by (type, code[, level]) in O(1) to its subscribers.
 
 One :class:`Router` serves one connection. It is called synchronously on the socket reader for
-every data frame (:meth:`Router.route`), so it never awaits, never logs per frame and allocates
-nothing per frame beyond the decoded message (and a truncated book when a subscriber asked for
-fewer orderbook units than the merged request carries).
+every data frame (:meth:`Router.taker` once per socket read, then the function it returns per
+frame; :meth:`Router.route` for frames that path does not take), so it never awaits, never
+logs per frame and allocates nothing per frame beyond the decoded message (and a truncated
+book when a subscriber asked for fewer orderbook units than the merged request carries).
 
 * **Routing table.** Built from :meth:`SubscriptionBook.routing_table` and rebuilt lazily, at
   the first frame after :attr:`SubscriptionBook.version` changed: one dict lookup per frame
@@ -38,8 +39,8 @@ fewer orderbook units than the merged request carries).
   apply). The public router never has a gate: its hot path is unchanged.
 * **Statistics.** Messages and bytes by type, decode errors,
   exchange-to-client latency (receive time minus the frame's ``timestamp``, sampled one frame
-  in :data:`LATENCY_SAMPLE_EVERY`, REALTIME frames only since snapshots carry old times,
-  section 4.3), unwanted and duplicate counts.
+  in :data:`LATENCY_SAMPLE_EVERY` of each stream, REALTIME frames only since snapshots carry
+  old times, section 4.3), unwanted and duplicate counts.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ import msgspec
 from upbit_ws.aio.stream import PushFn, Subscription
 from upbit_ws.core.book import ALL_CODES, StreamKey, SubId, SubscriptionBook
 from upbit_ws.core.constants import DEFAULT_ORDERBOOK_DEPTH, PRIVATE_TYPES, ConnectionKind
-from upbit_ws.core.decode import decode, decode_all
+from upbit_ws.core.decode import DECODE_FAILURES, decode, decode_all, decode_data
 from upbit_ws.core.errors import DecodeError, InvalidInputError
 from upbit_ws.core.messages import (
     ErrorFrame,
@@ -77,7 +78,8 @@ __all__ = [
 
 _log = logging.getLogger("upbit_ws.router")
 
-#: One frame in this many has its exchange-to-client latency recorded (a power of two).
+#: One frame in this many of a stream has its exchange-to-client latency recorded (a power of
+#: two).
 LATENCY_SAMPLE_EVERY: Final = 16
 _SAMPLE_MASK: Final = LATENCY_SAMPLE_EVERY - 1
 #: Decode errors logged in full before the log is thinned to one in :data:`_LOG_EVERY`.
@@ -88,6 +90,8 @@ _LOG_EVERY: Final = 1000
 ControlHandler = Callable[[Message, float], None]
 #: Called when a frame of a watched stream arrives (the first data of a new request).
 WatchHandler = Callable[[float], None]
+#: Takes one frame's payload; a memoryview is valid only during the call.
+FrameTaker = Callable[[memoryview], None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +275,9 @@ class Router:
         self._tables: dict[str, dict[str | None, _Route]] = {}
         self._leveled: dict[tuple[str, int | float], _Route] = {}
         self._watching: list[_Route] = []
-        self._n = 0
+        # The socket read being taken (see taker): its receive time and where other frames go.
+        self._read_at = 0.0
+        self._other: FrameTaker = _nowhere
         # Counters of routes that no longer exist, by type.
         self._gone_messages: dict[str, int] = {}
         self._gone_bytes: dict[str, int] = {}
@@ -296,6 +302,30 @@ class Router:
 
     # -- the hot path --------------------------------------------------------------------------
 
+    def taker(self, received_at: float, other: FrameTaker) -> FrameTaker:
+        """Return the function that routes the data frames of one socket read (the hot path).
+
+        The connection calls this once per read (``received_at`` is that read's time) and
+        the returned function with every frame's payload: msgspec decodes a DEFAULT data
+        frame straight from the buffer and :meth:`_deliver` routes it, two Python calls per
+        frame. Any other frame (an error frame, a control frame, SIMPLE, a candle, garbage)
+        goes to ``other``, which reads it the slow way (the connection's error-frame check,
+        then :meth:`route`).
+        """
+        self._read_at = received_at
+        self._other = other
+        return self._take
+
+    def _take(self, payload: memoryview) -> None:
+        try:
+            msg: Any = decode_data(payload)
+        except DECODE_FAILURES:
+            self._other(payload)
+            return
+        if self._version != self._book.version:
+            self._rebuild()
+        self._deliver(msg, len(payload), self._read_at)
+
     def route(self, payload: bytes, received_at: float) -> None:
         """Decode one frame and deliver it to every subscription that wants it."""
         if self._version != self._book.version:
@@ -309,25 +339,28 @@ class Router:
 
     def _deliver(self, msg: Any, size: int, received_at: float) -> None:
         """Deliver one decoded message: THE delivery function (list-format frames use it too)."""
-        table = self._tables.get(msg.type)
-        route = table.get(msg.code) if table is not None else None
+        try:
+            route: _Route | None = self._tables[msg.type][msg.code]
+        except KeyError:
+            route = None
         if route is None or route.level_check:
             route = self._slow_route(msg, size, received_at)
             if route is None:
                 return
-        route.messages += 1
+        n = route.messages + 1
+        route.messages = n
         route.nbytes += size
         last = route.last
         route.last = msg
-        if last is not None and msg.stream_type == "SNAPSHOT" and _same(last, msg):
+        if msg.stream_type == "REALTIME":
+            # One frame in LATENCY_SAMPLE_EVERY of each stream (snapshots carry old times).
+            if not n & _SAMPLE_MASK:
+                self.latency.add((received_at + self.wall_offset) * 1000.0 - msg.timestamp)
+        elif last is not None and msg.stream_type == "SNAPSHOT" and _same(last, msg):
             route.suppressed += 1
             return
         if route.watched:
             self._watch_hit(received_at)
-        n = self._n + 1
-        self._n = n
-        if not n & _SAMPLE_MASK and msg.stream_type == "REALTIME":
-            self.latency.add((received_at + self.wall_offset) * 1000.0 - msg.timestamp)
         single = route.single
         if single is not None:
             single(msg, msg.code)
@@ -589,6 +622,10 @@ class Router:
             gated=self._gated,
             reconciled=self._reconciled,
         )
+
+
+def _nowhere(payload: memoryview) -> None:
+    """Drop a frame (the router's ``other`` before the first read)."""
 
 
 def _same(last: Any, new: Any) -> bool:

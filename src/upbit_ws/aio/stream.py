@@ -232,6 +232,11 @@ class Subscription(Generic[M]):
 
     async def __anext__(self) -> M:
         """Return the next data message (gap markers are skipped, see the module docs)."""
+        if not self._closed and not self._backfill:
+            # The hot path: a message waits with nothing in front of it.
+            message = self._buffer.pop_message()
+            if message is not None:
+                return message
         while True:
             item = await self._next_item()
             if not isinstance(item, Gap):

@@ -7,7 +7,12 @@ This module turns it into a small surface the managed connection drives:
   translates every picows/OS failure into our exception tree, in this one place (a socket that
   drops before the upgrade answer included: picows then returns no listener and no error);
 * :class:`FrameHandler` receives data frames, pongs and the close, synchronously on the
-  reader (the handler must only decode, route and buffer: never run user code inline);
+  reader (the handler must only decode, route and buffer: never run user code inline); a
+  :class:`ReadHandler` takes the data frames per socket read instead (the hot path: what is
+  needed once per read is done once per read, and each frame is a view of picows's buffer,
+  not a copy);
+* each socket's receive buffer is bounded (:data:`RECEIVE_BUFFER`), which bounds how many
+  messages one read decodes before a consumer runs;
 * :class:`WebSocket` sends text frames and pings, applies write backpressure through
   :meth:`WebSocket.drain`, and closes either gracefully or by abort. A connection already
   declared dead is aborted: a graceful close on a blackholed socket can hang for its whole
@@ -30,8 +35,8 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol, runtime_checkable
 
 import picows
 from picows.url import WSParsedURL
@@ -46,7 +51,14 @@ from upbit_ws.core.errors import (
 )
 from upbit_ws.core.rest_types import parse_retry_after, read_error_body
 
-__all__ = ["NO_STATUS_RECEIVED", "FrameHandler", "WebSocket", "open_websocket"]
+__all__ = [
+    "NO_STATUS_RECEIVED",
+    "RECEIVE_BUFFER",
+    "FrameHandler",
+    "ReadHandler",
+    "WebSocket",
+    "open_websocket",
+]
 
 _log = logging.getLogger("upbit_ws.transport")
 
@@ -60,6 +72,16 @@ _NORMAL_CLOSURE: Final = picows.WSCloseCode.OK
 _CLOSE_GRACE: Final = 1.0
 #: Upbit frames are a few KB; an orderbook of 30 units is about 3 KB. 16 MB is far above any.
 _MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
+#: The socket's receive buffer (``SO_RCVBUF``; Linux reserves twice this), which bounds one
+#: socket read. picows decodes a whole read before any consumer runs and its read buffer grows
+#: to the largest read, so when the reader falls behind (a flood), the kernel's autotuned
+#: buffer (up to 32 MB on Linux) turned into reads of 25 MB: about 25,000 messages decoded and
+#: held at once (benchmarks/README-performance.md: peak RSS twice the raw client's, and slower
+#: per message as the messages went cold in cache). 512 KiB keeps a read to about 1 MB (a
+#: thousand ticker frames). The TCP window that goes with it (about 0.5-0.75 MB on Linux)
+#: carries 2.5 MB/s or more at 200 ms round trip, several times the rate of every KRW ticker
+#: and orderbook together.
+RECEIVE_BUFFER: Final = 512 * 1024
 
 _BINARY: Final = picows.WSMsgType.BINARY
 _TEXT: Final = picows.WSMsgType.TEXT
@@ -122,12 +144,14 @@ class _Dialer:
 
     Resolves and connects like ``loop.create_connection`` (addresses in order) and keeps the
     sockets it made: :meth:`cut` ends any that is still open, whether picows already wraps it
-    in a transport (it then sees EOF and goes away) or not.
+    in a transport (it then sees EOF and goes away) or not. ``receive_buffer`` sets the
+    socket's ``SO_RCVBUF`` (see :data:`RECEIVE_BUFFER`).
     """
 
-    __slots__ = ("_sockets",)
+    __slots__ = ("_receive_buffer", "_sockets")
 
-    def __init__(self) -> None:
+    def __init__(self, receive_buffer: int | None = None) -> None:
+        self._receive_buffer = receive_buffer
         self._sockets: list[socket.socket] = []
 
     async def __call__(self, url: WSParsedURL) -> socket.socket:
@@ -147,6 +171,9 @@ class _Dialer:
             sock = socket.socket(family, kind, proto)
             self._sockets.append(sock)
             try:
+                if self._receive_buffer:
+                    # Before connecting: the TCP window scale is agreed in the handshake.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._receive_buffer)
                 sock.setblocking(False)
                 await loop.sock_connect(sock, address)
             except OSError as exc:
@@ -187,6 +214,31 @@ class FrameHandler(Protocol):
         this side closed because the peer broke the protocol (a bad opcode: 1002, a frame
         over the size limit: 1009) is reported with the code sent to the peer.
         """
+
+
+@runtime_checkable
+class ReadHandler(FrameHandler, Protocol):
+    """A :class:`FrameHandler` that takes frames per socket read (the hot path).
+
+    picows parses every frame of one socket read in one go and marks the last one
+    (``WSFrame.last_in_buffer``), so what is needed once per read (the clock, proof of life,
+    counters) is done once per read instead of once per frame. :meth:`on_frame` is then not
+    called.
+    """
+
+    def begin_read(self) -> Callable[[memoryview], None]:
+        """Start a read; return the function that takes each data frame's payload.
+
+        The payload is a view of picows's read buffer, valid only during that call: decode
+        it or copy it. An exception it raises goes to :meth:`take_failed`.
+        """
+        ...
+
+    def end_read(self, frames: int, nbytes: int) -> None:
+        """End the read: it held ``frames`` data frames of ``nbytes`` payload bytes."""
+
+    def take_failed(self) -> None:
+        """Report that taking a frame raised (called inside the ``except`` block)."""
 
 
 class _Listener(picows.WSListener):
@@ -240,6 +292,45 @@ class _Listener(picows.WSListener):
 
     def resume_writing(self) -> None:
         self._writable.set()
+
+
+class _ReadListener(_Listener):
+    """Bridge to a :class:`ReadHandler`: data frames taken per read, no copy, one call each."""
+
+    __slots__ = ("_bytes", "_frames", "_reads", "_take")
+
+    def __init__(self, handler: ReadHandler) -> None:
+        super().__init__(handler)
+        self._reads = handler
+        #: The function taking the current read's frames (None between reads).
+        self._take: Callable[[memoryview], None] | None = None
+        self._frames = 0
+        self._bytes = 0
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        msg_type = frame.msg_type
+        if msg_type is _BINARY or msg_type is _TEXT:
+            take = self._take
+            if take is None:
+                take = self._take = self._reads.begin_read()
+            self._frames += 1
+            self._bytes += frame.payload_size
+            try:
+                take(frame.get_payload_as_memoryview())
+            except Exception:
+                self._reads.take_failed()
+            if frame.last_in_buffer:
+                self._end_read()
+            return
+        if self._take is not None:
+            self._end_read()  # a control frame ends the data frames before it
+        super().on_ws_frame(transport, frame)
+
+    def _end_read(self) -> None:
+        self._take = None
+        frames, nbytes = self._frames, self._bytes
+        self._frames = self._bytes = 0
+        self._reads.end_read(frames, nbytes)
 
 
 class WebSocket:
@@ -312,11 +403,13 @@ async def open_websocket(
     connect_timeout: float,
     headers: Mapping[str, str] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    receive_buffer: int | None = RECEIVE_BUFFER,
 ) -> WebSocket:
     """Open a WebSocket to ``url`` within ``connect_timeout`` seconds, or raise one of our errors.
 
     ``wss://`` URLs verify the server certificate (the default context of :mod:`ssl`) unless a
-    context is given. Failures are translated here and only here:
+    context is given. ``receive_buffer`` is the socket's ``SO_RCVBUF`` (:data:`RECEIVE_BUFFER`;
+    ``None`` leaves the system's autotuning). Failures are translated here and only here:
 
     ====================================  ==============================================
     what happened                         raised
@@ -335,12 +428,12 @@ async def open_websocket(
     """
     if ssl_context is None and url.startswith("wss://"):
         ssl_context = ssl.create_default_context()
-    dialer = _Dialer()
+    dialer = _Dialer(receive_buffer)
     try:
         try:
             async with asyncio.timeout(connect_timeout):
                 transport, listener = await picows.ws_connect(
-                    lambda: _Listener(handler),
+                    lambda: _listener(handler),
                     url,
                     ssl_context=ssl_context,
                     websocket_handshake_timeout=connect_timeout,
@@ -370,6 +463,13 @@ async def open_websocket(
         # wait without an error and without a listener.
         raise TransportError(f"connection to {url} closed during the websocket handshake")
     return WebSocket(url, transport, listener)
+
+
+def _listener(handler: FrameHandler) -> _Listener:
+    """Return the picows listener for ``handler``: per read when it can, else per frame."""
+    if isinstance(handler, ReadHandler):
+        return _ReadListener(handler)
+    return _Listener(handler)
 
 
 def _handshake_error(url: str, exc: picows.WSHandshakeError) -> UpbitWsError:

@@ -150,7 +150,9 @@ class SubscriptionBook:
 
     def __init__(self) -> None:
         self._next_id = 1
-        self._version = 0
+        #: The change counter: it grows on every change of interest. A plain attribute, not a
+        #: property: the router compares it on every frame.
+        self.version = 0
         self._subs: dict[SubId, Subscription] = {}
         self._by_component: dict[str, dict[SubId, None]] = {}
         # Live interest per stream key: the subscriptions holding it and the depth each asked
@@ -186,7 +188,7 @@ class SubscriptionBook:
         self._subs[sub_id] = sub
         self._by_component.setdefault(component, {})[sub_id] = None
         self._add_interest(sub)
-        self._version += 1
+        self.version += 1
         return sub_id
 
     def update(self, sub_id: SubId, codes: Iterable[str]) -> None:
@@ -199,13 +201,13 @@ class SubscriptionBook:
         new = Subscription(sub_id, sub.component, sub.type, norm_codes, sub.depth, sub.level)
         self._subs[sub_id] = new
         self._add_interest(new)
-        self._version += 1
+        self.version += 1
 
     def unsubscribe(self, sub_id: SubId) -> None:
         """Remove subscription ``sub_id``; an unknown or already removed id is misuse."""
         sub = self._get(sub_id)
         self._drop(sub)
-        self._version += 1
+        self.version += 1
 
     def drop_component(self, component: str) -> tuple[SubId, ...]:
         """Remove every subscription of ``component`` and return their ids (maybe none)."""
@@ -215,15 +217,10 @@ class SubscriptionBook:
         removed = tuple(held)
         for sub_id in removed:
             self._drop(self._subs[sub_id])
-        self._version += 1
+        self.version += 1
         return removed
 
     # -- queries -----------------------------------------------------------------------------
-
-    @property
-    def version(self) -> int:
-        """Return the change counter; it grows on every change of interest."""
-        return self._version
 
     def subscription(self, sub_id: SubId) -> Subscription:
         """Return subscription ``sub_id``; raises InvalidInputError when it is not live."""
@@ -248,7 +245,7 @@ class SubscriptionBook:
         """
         check_connection(connection)
         cached = self._wanted_cache.get(connection)
-        if cached is not None and cached[0] == self._version:
+        if cached is not None and cached[0] == self.version:
             return cached[1]
         private = connection == "private"
         all_orders = ("myOrder", ALL_CODES, None) in self._interest
@@ -262,7 +259,7 @@ class SubscriptionBook:
             streams.append(WantedStream(kind, code, level, depth))
         streams.sort(key=WantedStream.sort_key)
         result = tuple(streams)
-        self._wanted_cache[connection] = (self._version, result)
+        self._wanted_cache[connection] = (self.version, result)
         return result
 
     def subscribers(
@@ -310,7 +307,7 @@ class SubscriptionBook:
     def statistics(self) -> BookStatistics:
         """Return a snapshot of the book's size."""
         return BookStatistics(
-            version=self._version,
+            version=self.version,
             components=len(self._by_component),
             subscriptions=len(self._subs),
             public_streams=len(self.wanted("public")),
@@ -322,7 +319,7 @@ class SubscriptionBook:
 
     def __repr__(self) -> str:
         return (
-            f"<SubscriptionBook version={self._version} components={len(self._by_component)} "
+            f"<SubscriptionBook version={self.version} components={len(self._by_component)} "
             f"subscriptions={len(self._subs)} streams={len(self._interest)}>"
         )
 

@@ -147,7 +147,6 @@ class DeliveryBuffer(Generic[T]):
         "_overflows",
         "_pending_gap",
         "_policy",
-        "_pushed",
     )
 
     def __init__(self, *, policy: OverflowPolicy, capacity: int | None = None) -> None:
@@ -173,13 +172,15 @@ class DeliveryBuffer(Generic[T]):
         self._carried: Gap | None = None
         self._keyed: OrderedDict[Hashable, T] = OrderedDict()
         self._pending_gap = 0
-        self._pushed = 0
+        # Counted where the depth falls (pop, drain, discard, clear) and in statistics(), not
+        # per push: the depth peaks right before it falls. ``pushed`` is not counted at all:
+        # it is delivered + dropped + conflated + depth by construction.
+        self._high_water = 0
         self._delivered = 0
         self._dropped = 0
         self._conflated = 0
         self._gaps = 0
         self._overflows = 0
-        self._high_water = 0
 
     @property
     def policy(self) -> OverflowPolicy:
@@ -199,41 +200,40 @@ class DeliveryBuffer(Generic[T]):
         and grew past its bound (once per episode; see the module docs). ``key`` matters only
         to ``latest``, which keeps the newest item per key.
         """
-        self._pushed += 1
-        lost = False
-        if self._latest:
+        if not self._latest:
+            fifo = self._fifo
+            if len(fifo) - self._markers < self._capacity:
+                fifo.append(item)  # the common case: room in the FIFO
+                return False
+            if self._never_drop:
+                fifo.append(item)
+                return self._grew(len(fifo) - self._markers)
+            while isinstance(oldest := fifo.popleft(), Gap):
+                self._markers -= 1
+                self._carried = oldest
+            fifo.append(item)
+        else:
             keyed = self._keyed
             before = len(keyed)
             # Assigning to a present key replaces the value in place: the key keeps its turn,
             # so a code that updates constantly cannot starve the others.
             keyed[key] = item
-            depth = len(keyed)
-            if depth == before:
+            if len(keyed) == before:
                 self._conflated += 1
                 return False
-            if depth > self._capacity:
-                # The new key went to the end, so the first one is the oldest waiting key.
-                keyed.popitem(last=False)
-                depth -= 1
-                lost = True
-        else:
-            fifo = self._fifo
-            if len(fifo) - self._markers >= self._capacity:
-                if self._never_drop:
-                    fifo.append(item)
-                    return self._grew(len(fifo) - self._markers)
-                while isinstance(oldest := fifo.popleft(), Gap):
-                    self._markers -= 1
-                    self._carried = oldest
-                lost = True
-            fifo.append(item)
-            depth = len(fifo) - self._markers
-        if lost:
-            self._dropped += 1
-            self._pending_gap += 1
+            if before < self._capacity:
+                return False
+            # The new key went to the end, so the first one is the oldest waiting key.
+            keyed.popitem(last=False)
+        self._dropped += 1
+        self._pending_gap += 1
+        return True
+
+    def _note_depth(self) -> None:
+        """Raise the high-water mark to the depth now (called before the depth falls)."""
+        depth = len(self._keyed) + len(self._fifo) - self._markers
         if depth > self._high_water:
             self._high_water = depth
-        return lost
 
     @property
     def markers(self) -> int:
@@ -270,6 +270,34 @@ class DeliveryBuffer(Generic[T]):
         if self._over and len(self._fifo) - self._markers <= self._capacity:
             self._over = False
 
+    def pop_message(self) -> T | None:
+        """Return the next message when nothing special comes first; otherwise ``None``.
+
+        The fast path of a consumer taking one message at a time: ``None`` when the buffer is
+        empty, a gap marker is pending or waits in front, or a ``never_drop`` overflow episode
+        is under way. Then :meth:`pop` says what is next.
+        """
+        if self._pending_gap or self._markers or self._over:
+            return None
+        if self._latest:
+            keyed = self._keyed
+            depth = len(keyed)
+            if not depth:
+                return None
+            if depth > self._high_water:
+                self._high_water = depth
+            self._delivered += 1
+            return keyed.popitem(last=False)[1]
+        fifo = self._fifo
+        depth = len(fifo)
+        if not depth:
+            return None
+        if depth > self._high_water:
+            self._high_water = depth
+        self._delivered += 1
+        # No marker waits, so the entry is a message (no cast: it is a call per message).
+        return fifo.popleft()  # type: ignore[return-value]
+
     def pop(self) -> T | Gap:
         """Return the next message, or a :class:`Gap` first if messages were lost before it.
 
@@ -288,6 +316,7 @@ class DeliveryBuffer(Generic[T]):
             self._pending_gap = 0
             self._gaps += 1
             return gap
+        self._note_depth()
         try:
             item = self._keyed.popitem(last=False)[1] if self._latest else self._fifo.popleft()
         except (KeyError, IndexError):
@@ -305,9 +334,30 @@ class DeliveryBuffer(Generic[T]):
         """Pop up to ``max_items`` entries (messages and gap markers) in delivery order."""
         if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
             raise InvalidInputError(f"max_items must be an integer >= 1, not {max_items!r}")
-        out: list[T | Gap] = []
-        while len(out) < max_items and self:
-            out.append(self.pop())
+        if self._pending_gap or self._markers or self._over:
+            out: list[T | Gap] = []
+            while len(out) < max_items and self:
+                out.append(self.pop())
+            return out
+        # Only messages wait: take them in bulk.
+        self._note_depth()
+        if self._latest:
+            keyed = self._keyed
+            if len(keyed) <= max_items:
+                out = list(keyed.values())
+                keyed.clear()
+            else:
+                popitem = keyed.popitem
+                out = [popitem(last=False)[1] for _ in range(max_items)]
+        else:
+            fifo = self._fifo
+            if len(fifo) <= max_items:
+                out = list(fifo)
+                fifo.clear()
+            else:
+                popleft = fifo.popleft
+                out = [popleft() for _ in range(max_items)]
+        self._delivered += len(out)
         return out
 
     def discard(self, keep: Callable[[T], bool]) -> int:
@@ -318,6 +368,7 @@ class DeliveryBuffer(Generic[T]):
         consumer asked for them to go. Order and a pending gap marker stay as they were.
         """
         gone = 0
+        self._note_depth()
         if self._latest:
             keyed = self._keyed
             for key in [k for k, item in keyed.items() if not keep(item)]:
@@ -336,6 +387,7 @@ class DeliveryBuffer(Generic[T]):
 
     def clear(self) -> int:
         """Discard every waiting message (on unsubscribe); return how many, counted as dropped."""
+        self._note_depth()
         gone = len(self._keyed) + len(self._fifo)
         self._keyed.clear()
         gone -= self._markers
@@ -356,12 +408,14 @@ class DeliveryBuffer(Generic[T]):
 
     def statistics(self) -> BufferStatistics:
         """Return a snapshot of depth, high-water mark and the drop and conflation counters."""
+        self._note_depth()
+        depth = len(self._keyed) + len(self._fifo) - self._markers
         return BufferStatistics(
             policy=self._policy,
             capacity=self._capacity,
-            depth=len(self._keyed) + len(self._fifo) - self._markers,
+            depth=depth,
             high_water=self._high_water,
-            pushed=self._pushed,
+            pushed=self._delivered + self._dropped + self._conflated + depth,
             delivered=self._delivered,
             dropped=self._dropped,
             conflated=self._conflated,

@@ -41,7 +41,7 @@ from upbit_ws.core.messages import (
     UnknownMessage,
 )
 
-__all__ = ["Frame", "decode", "decode_all"]
+__all__ = ["DECODE_FAILURES", "Frame", "decode", "decode_all", "decode_data"]
 
 #: What the decoders accept: a frame's payload as received (Upbit sends binary frames).
 Frame: TypeAlias = bytes | bytearray | memoryview | str
@@ -59,6 +59,8 @@ _DECODE_FAILURES: Final = (
     ArithmeticError,
     LookupError,
 )
+#: What :func:`decode_data` may raise (public name of the tuple above).
+DECODE_FAILURES: Final = _DECODE_FAILURES
 
 _LIST_METHOD: Final = "LIST_SUBSCRIPTIONS"
 _SIMPLE_HEAD: Final = b'{"ty":'
@@ -187,6 +189,12 @@ _SIMPLE_UNION: Any = (
     _SimpleTicker | _SimpleTrade | _SimpleOrderbook | _SimpleMyOrder | _SimpleMyAsset
 )
 _SIMPLE: Final = msgspec.json.Decoder(_SIMPLE_UNION)
+
+#: The hot path's decoder: msgspec's own ``decode`` for a DEFAULT data frame (ticker, trade,
+#: orderbook, myOrder, myAsset) from any buffer, one C call and no wrapper. It raises one of
+#: :data:`DECODE_FAILURES` for anything else (SIMPLE, candles, control and error frames,
+#: garbage): the caller then hands the frame to :func:`decode`, which reads every frame.
+decode_data: Final[Callable[[Frame], Message]] = _DEFAULT.decode
 _SIMPLE_LIST: Final = msgspec.json.Decoder(list[_SIMPLE_UNION])
 _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
 _RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
