@@ -34,19 +34,10 @@ from typing import Any
 
 import orjson
 
+from peer_clients import CODES as PEER_CODES  # a sibling script, standard library only
+
 ROOT = Path(__file__).resolve().parent
-CODES = [
-    "KRW-BTC",
-    "KRW-ETH",
-    "KRW-XRP",
-    "KRW-SOL",
-    "KRW-DOGE",
-    "KRW-ADA",
-    "KRW-TRX",
-    "KRW-AVAX",
-    "KRW-LINK",
-    "KRW-DOT",
-]
+CODES = PEER_CODES  # the peers' subscription (benchmarks/peer_clients.py)
 FRAMES = 1000
 MODES = ("decode", "async-for", "batches")
 

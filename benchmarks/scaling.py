@@ -30,21 +30,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from peer_clients import CODES as PEER_CODES  # a sibling script, standard library only
+
 __all__ = ["main"]
 
 HERE = Path(__file__).resolve().parent
-TEN = [
-    "KRW-BTC",
-    "KRW-ETH",
-    "KRW-XRP",
-    "KRW-SOL",
-    "KRW-DOGE",
-    "KRW-ADA",
-    "KRW-TRX",
-    "KRW-AVAX",
-    "KRW-LINK",
-    "KRW-DOT",
-]
+TEN = PEER_CODES  # the peers' subscription (benchmarks/peer_clients.py)
 
 
 def _cpu() -> float:
