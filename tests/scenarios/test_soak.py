@@ -127,6 +127,7 @@ def check_private(result: SoakResult) -> None:
     assert result.balance_mismatches == 0, measured
 
 
+@pytest.mark.xdist_group("short_soak")
 @pytest.mark.timeout(SHORT_SECONDS + 240)
 def test_chaos_soak_recovers_every_fault(short_soak: SoakResult) -> None:
     """60 s of random faults: each recovered, LIST equals the wanted set, nothing leaks."""
@@ -134,6 +135,7 @@ def test_chaos_soak_recovers_every_fault(short_soak: SoakResult) -> None:
     check_recovery(short_soak, seconds=SHORT_SECONDS, loose_availability=True)
 
 
+@pytest.mark.xdist_group("short_soak")
 @pytest.mark.timeout(SHORT_SECONDS + 240)
 def test_chaos_soak_private_events_exactly_once(short_soak: SoakResult) -> None:
     """60 s of random faults: no private event missed or duplicated, balances equal REST."""
