@@ -57,3 +57,33 @@ def test_the_qt_tests_pass_under_pyqt6() -> None:
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert " passed" in summary and "failed" not in summary, summary
+
+
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        ("import PyQt6.QtCore", "PyQt6.QtCore"),
+        ("import qasync", "PyQt6.QtCore"),  # qasync tries PyQt6 before PySide6
+        ("import PySide6.QtCore", "PySide6.QtCore"),
+        ("pass", "PySide6.QtCore"),  # nothing imported yet: the qt extra's binding
+    ],
+)
+def test_the_binding_already_imported_wins(first: str, expected: str) -> None:
+    """Without QT_API, upbit_ws.qt uses the binding the app (or qasync) loaded first.
+
+    With both bindings installed, loading the other one beside it fails at import (their Qt
+    libraries differ) or worse: one process, one binding.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_API", "PYTEST_QT_API")}
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    code = f"{first}\nfrom upbit_ws.qt import binding as b\nprint(b.QtCore.__name__)"
+    probe = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == expected, probe.stderr
