@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from click.testing import CliRunner
 
 from tests.relay.redis_helpers import RedisServer, eventually
+from tests.relay.test_codec import TRADE
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.cli.main import cli
 from upbit_ws.core.events import GapEvent
@@ -533,21 +534,10 @@ async def test_entries_that_do_not_decode_never_end_a_reader(redis_server: Redis
 
 
 def _trades(count: int) -> list[Trade]:
-    """Return ``count`` trades of KRW-BTC with sequential ids 1..count."""
+    """Return ``count`` trades of KRW-BTC with sequential ids 1..count (the codec test's trade)."""
     return [
-        Trade(
-            code="KRW-BTC",
-            trade_price=1.5e8,
-            trade_volume=0.01,
-            ask_bid="BID",
-            prev_closing_price=1.4e8,
-            change="RISE",
-            change_price=1e7,
-            trade_date="2024-01-01",
-            trade_time="00:00:00",
-            trade_timestamp=1704067200000 + i,
-            timestamp=1704067200012 + i,
-            sequential_id=i,
+        msgspec.structs.replace(
+            TRADE, trade_timestamp=1704067200000 + i, timestamp=1704067200012 + i, sequential_id=i
         )
         for i in range(1, count + 1)
     ]
