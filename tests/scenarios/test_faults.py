@@ -474,7 +474,11 @@ async def test_fault_on_private_leaves_public_streaming() -> None:
         await r.log.state("private", "open", within=2)
         await r.listener.until(lambda: r.listener.frames >= frames_before + 3)
         assert r.ws.public.generation == 1 and r.listener.opens == 1
-        assert states(r, "public") == [("idle", "connecting"), ("connecting", "open")]
+        public = states(r, "public")
+        assert public[:2] == [("idle", "connecting"), ("connecting", "open")], public
+        # A loaded machine may let the 1 s data-silence probe mark public degraded and then
+        # open again on its pong: the same socket (generation 1 above), never a reconnect.
+        assert set(public[2:]) <= {("open", "degraded"), ("degraded", "open")}, public
         assert r.ws.private is not None and r.ws.private.generation == 2
 
 
