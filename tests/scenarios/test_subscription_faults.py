@@ -269,6 +269,40 @@ async def test_trade_backfill_fills_a_reconnect_gap_in_order_once() -> None:
         assert wanted <= set(ids), f"missed {len(wanted - set(ids))} trades"
 
 
+async def test_trade_backfill_pages_back_over_a_gap_longer_than_one_page() -> None:
+    """A gap holding more trades than one /v1/trades/ticks page (500) is filled by paging.
+
+    KRW-BTC trades ~250 times a second and handshakes are refused for 3.5 s after the socket
+    drops, so the gap holds ~900 trades: one page reaches back only ~2 s. Every trade the
+    exchange recorded between the first and the last delivered one arrives, once, in order,
+    with no Gap left in front of them.
+    """
+    busy = {**SMALL_SIM, "trades_per_second": 250.0, "busy_markets": 1, "trade_history": 5000}
+    async with Simulator(port=0, **busy) as sim:
+        ws = WebSocketManager(base_url=sim.url, config=FAST, connect_limiter=fresh_limiter())
+        async with ws:
+            tape = ws.component("filled").subscribe("trade", ["KRW-BTC"], backfill=True)
+            items = tape.items()
+            delivered: list[Any] = [await next_item(items, within=10.0)]
+            sim.refuse(3.5, how="status", status=503)
+            sim.abort()
+            refused_until = (sim.wall_time() + 3.5) * 1000.0
+            while delivered[-1].trade_timestamp < refused_until + 500:
+                item = await next_item(items, within=10.0)
+                assert not isinstance(item, Gap), "paging should have covered the whole gap"
+                delivered.append(item)
+            ids = [t.sequential_id for t in delivered]
+            assert len(ids) == len(set(ids)), "a trade was delivered twice"
+            stamps = [t.trade_timestamp for t in delivered]
+            assert stamps == sorted(stamps), "trades out of order"
+            first, last = stamps[0], stamps[-1]
+            history = sim.model.trades("KRW-BTC", count=5000)
+            wanted = {t.sequential_id for t in history if first < t.timestamp < last}
+            assert len(wanted) > 600, f"the gap should outgrow one page, held {len(wanted)}"
+            assert wanted <= set(ids), f"missed {len(wanted - set(ids))} trades"
+        assert our_tasks() == []
+
+
 async def test_backfill_is_for_trade_subscriptions_only() -> None:
     """backfill=True on another type is bad input, raised at once."""
     async with streaming() as (_sim, ws, _log, _book, _tape):

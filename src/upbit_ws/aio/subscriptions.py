@@ -140,8 +140,13 @@ _INSTRUMENTS_PER_REQUEST: Final = 100
 
 #: Crashes in a row, without progress in between, before a flusher is given up.
 _MAX_CRASHES: Final = 5
-#: Trades fetched per code to fill a reconnect gap (the most one /v1/trades/ticks call gives).
+#: Trades fetched per /v1/trades/ticks call to fill a reconnect gap (the most one call gives).
 _BACKFILL_PAGE: Final = 500
+#: Pages read per code at most for one gap (10,000 trades: about ten minutes of KRW-BTC at its
+#: busiest); an older start stays a Gap in front of what was fetched.
+_BACKFILL_PAGES: Final = 20
+#: Milliseconds in a UTC day: /v1/trades/ticks answers one UTC day at a time (``days_ago``).
+_DAY_MS: Final = 86_400_000
 #: Seconds subtracted from a gap's start before filtering backfilled trades by their exchange
 #: timestamp (clock skew); the duplicates it lets in are dropped by sequential_id.
 _BACKFILL_SKEW: Final = 1.0
@@ -585,11 +590,13 @@ class SubscriptionService:
     async def backfill(self, sub: Subscription[Any], gap: Gap) -> list[Any]:
         """Fetch the trades a reconnect gap of ``sub`` missed (``GET /v1/trades/ticks``).
 
-        One page (the newest ``_BACKFILL_PAGE`` trades) per code, paced by the REST client;
-        the trades from the gap's start on (less a second of clock skew; duplicates are
-        dropped by ``sequential_id`` in the subscription) come oldest first. When a page does
-        not reach back to the start, the gap stays in front of them: a gap older than the
-        API returns stays a Gap. On any REST failure the gap is all there is.
+        Per code, pages of ``_BACKFILL_PAGE`` trades are read back from the newest (paced by
+        the REST client) until one reaches the gap's start (less a second of clock skew;
+        duplicates are dropped by ``sequential_id`` in the subscription), for at most
+        ``_BACKFILL_PAGES`` pages, crossing into the previous UTC day when the gap began
+        before midnight. The trades come oldest first. When the pages do not reach back to
+        the start, the gap stays in front of them: a gap older than the API returns stays a
+        Gap. On any REST failure the gap is all there is.
         """
         rest = self._rest
         if rest is None or gap.since is None:
@@ -600,7 +607,7 @@ class SubscriptionService:
         complete = True
         for code in sub.codes:
             try:
-                ticks = await rest.trades_ticks(code, count=_BACKFILL_PAGE)
+                ticks, reached = await _trades_since(rest, code, start_ms, clock.wall() * 1000.0)
             except UpbitWsError as exc:
                 self.backfill_failures += 1
                 _log.warning(
@@ -610,9 +617,8 @@ class SubscriptionService:
                     extra={"component": sub.component},
                 )
                 return [gap]
-            if len(ticks) >= _BACKFILL_PAGE and ticks[-1].timestamp >= start_ms:
-                complete = False
-            trades.extend(_trade_of(t) for t in ticks if t.timestamp >= start_ms)
+            complete = complete and reached
+            trades.extend(_trade_of(t) for t in ticks)
         trades.sort(key=lambda t: (t.trade_timestamp, t.sequential_id))
         self.backfills += 1
         return trades if complete else [gap, *trades]
@@ -780,6 +786,43 @@ class SubscriptionService:
         offset = self._clock.wall() - now
         for channel in self._channels.values():
             channel.router.wall_offset = offset
+
+
+async def _trades_since(
+    rest: RestClient, code: str, start_ms: float, now_ms: float
+) -> tuple[list[TradeTick], bool]:
+    """Return the trades of ``code`` from ``start_ms`` on and whether they reach back to it.
+
+    Pages back from the newest trade with ``cursor`` (the last ``sequential_id`` of the page
+    before). The API answers one UTC day at a time: a short page holds the day's first trade,
+    and the previous day (``days_ago=1``) is read only when the start lies in it. A page that
+    brings no trade not seen before (a cursor the server does not honour) ends the paging as
+    incomplete instead of looping.
+    """
+    out: list[TradeTick] = []
+    seen: set[int] = set()
+    cursor: int | None = None
+    days_ago: int | None = None
+    for _ in range(_BACKFILL_PAGES):
+        page = await rest.trades_ticks(code, count=_BACKFILL_PAGE, cursor=cursor, days_ago=days_ago)
+        new = [t for t in page if t.sequential_id not in seen]
+        seen.update(t.sequential_id for t in new)
+        out.extend(t for t in new if t.timestamp >= start_ms)
+        if any(t.timestamp < start_ms for t in new):
+            return out, True
+        if len(page) < _BACKFILL_PAGE:
+            day = page[0].timestamp if page else now_ms - (days_ago or 0) * _DAY_MS
+            day_start = day - day % _DAY_MS
+            if start_ms >= day_start:
+                return out, True
+            if days_ago is not None:
+                return out, False
+            days_ago, cursor = 1, None
+            continue
+        if not new:
+            return out, False
+        cursor = page[-1].sequential_id
+    return out, False
 
 
 def _trade_of(tick: TradeTick) -> Trade:
