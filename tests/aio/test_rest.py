@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from upbit_ws.aio.rest import RestClient, parse_remaining_req
+from upbit_ws.aio.subscriptions import _trades_since
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.errors import (
     AuthError,
@@ -343,3 +344,31 @@ async def test_orderbook_instruments_say_which_levels_work(rest: RestClient) -> 
     (book,) = await rest.orderbook("KRW-BTC", level=float(level), count=3)
     assert book.level == float(level)
     assert all(u.ask_price % float(level) == 0 for u in book.units)
+
+
+#: 2026-07-30 00:00:20 UTC; with a minute of history the simulator's trades span two UTC days.
+_AFTER_MIDNIGHT = 1_785_369_620.0
+
+
+async def test_backfill_paging_crosses_utc_midnight() -> None:
+    """A gap that began before midnight is read from both days (/v1/trades/ticks is per day).
+
+    300 trades/s over the 80 s of history and start give pages of 500 on both sides of the
+    day's boundary; every recorded trade from the start on comes back exactly once.
+    """
+    config = SimulatorConfig(
+        krw_markets=5, btc_markets=1, usdt_markets=1, busy_markets=1, trades_per_second=300.0,
+        start_time=_AFTER_MIDNIGHT, history_seconds=60.0, trade_history=50_000,
+    )  # fmt: skip
+    async with (
+        Simulator(config, clock=ManualClock(config.start_time)) as sim,
+        RestClient(sim.url) as rest,
+    ):
+        start_ms = (_AFTER_MIDNIGHT - 25.0) * 1000.0  # 23:59:55 the day before
+        ticks, reached = await _trades_since(rest, "KRW-BTC", start_ms, _AFTER_MIDNIGHT * 1000.0)
+        recorded = [t for t in sim.model.states["KRW-BTC"].trades if t.timestamp >= start_ms]
+        assert reached
+        assert len(recorded) > 2 * 500, "the test needs more than a page on each side"
+        assert sorted(t.sequential_id for t in ticks) == sorted(t.sequential_id for t in recorded)
+        days = {t.trade_date_utc for t in ticks}
+        assert days == {"2026-07-29", "2026-07-30"}
