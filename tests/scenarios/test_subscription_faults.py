@@ -240,12 +240,32 @@ async def test_a_gap_starts_at_the_last_frame_received_not_at_the_detection() ->
         assert item.since == event.since
 
 
+async def take_backfilled(items: Any, delivered: list[Any], *, until_ms: float) -> None:
+    """Append trades from ``items`` to ``delivered`` up to ``until_ms``; a Gap fails."""
+    while delivered[-1].trade_timestamp < until_ms:
+        item = await next_item(items, within=10.0)
+        assert not isinstance(item, Gap), "the backfill should have covered the gap"
+        delivered.append(item)
+
+
+def check_backfilled(delivered: list[Any], recorded: list[Any]) -> int:
+    """Check order and uniqueness, and that every trade the exchange recorded between the
+    first and the last delivered one was delivered; return how many that was."""
+    ids = [t.sequential_id for t in delivered]
+    assert len(ids) == len(set(ids)), "a trade was delivered twice"
+    stamps = [t.trade_timestamp for t in delivered]
+    assert stamps == sorted(stamps), "trades out of order"
+    wanted = {t.sequential_id for t in recorded if stamps[0] < t.timestamp < stamps[-1]}
+    assert wanted <= set(ids), f"missed {len(wanted - set(ids))} trades"
+    return len(wanted)
+
+
 async def test_trade_backfill_fills_a_reconnect_gap_in_order_once() -> None:
     """Issue #9: backfill=True fetches the trades a blackhole missed from /v1/trades/ticks.
 
     They come in order before the live ones, each sequential_id once, with no Gap left (the
-    simulator's history reaches back to the gap's start); every trade REST lists between the
-    first and the last delivered one was delivered.
+    simulator's history reaches back to the gap's start); every trade the exchange recorded
+    between the first and the last delivered one was delivered.
     """
     async with streaming() as (sim, ws, log, _book, _tape):
         tape = ws.component("filled").subscribe("trade", ["KRW-BTC"], backfill=True)
@@ -254,19 +274,9 @@ async def test_trade_backfill_fills_a_reconnect_gap_in_order_once() -> None:
         sim.blackhole(30.0)
         await log.state("public", "reconnecting", within=10)
         await log.state("public", "open", within=10)
-        reopened_ms = sim.wall_time() * 1000.0
-        while delivered[-1].trade_timestamp < reopened_ms + 500:
-            item = await next_item(items, within=10.0)
-            assert not isinstance(item, Gap), "the backfill should have covered the gap"
-            delivered.append(item)
-        ids = [t.sequential_id for t in delivered]
-        assert len(ids) == len(set(ids)), "a trade was delivered twice"
-        stamps = [t.trade_timestamp for t in delivered]
-        assert stamps == sorted(stamps), "trades out of order"
-        history = await ws.rest.trades_ticks("KRW-BTC", count=500)
-        first, last = stamps[0], stamps[-1]
-        wanted = {t.sequential_id for t in history if first < t.timestamp < last}
-        assert wanted <= set(ids), f"missed {len(wanted - set(ids))} trades"
+        await take_backfilled(items, delivered, until_ms=sim.wall_time() * 1000.0 + 500)
+        recorded = sim.model.trades("KRW-BTC", count=2000)
+        check_backfilled(delivered, recorded)
 
 
 async def test_trade_backfill_pages_back_over_a_gap_longer_than_one_page() -> None:
@@ -287,19 +297,9 @@ async def test_trade_backfill_pages_back_over_a_gap_longer_than_one_page() -> No
             sim.refuse(3.5, how="status", status=503)
             sim.abort()
             refused_until = (sim.wall_time() + 3.5) * 1000.0
-            while delivered[-1].trade_timestamp < refused_until + 500:
-                item = await next_item(items, within=10.0)
-                assert not isinstance(item, Gap), "paging should have covered the whole gap"
-                delivered.append(item)
-            ids = [t.sequential_id for t in delivered]
-            assert len(ids) == len(set(ids)), "a trade was delivered twice"
-            stamps = [t.trade_timestamp for t in delivered]
-            assert stamps == sorted(stamps), "trades out of order"
-            first, last = stamps[0], stamps[-1]
-            history = sim.model.trades("KRW-BTC", count=5000)
-            wanted = {t.sequential_id for t in history if first < t.timestamp < last}
-            assert len(wanted) > 600, f"the gap should outgrow one page, held {len(wanted)}"
-            assert wanted <= set(ids), f"missed {len(wanted - set(ids))} trades"
+            await take_backfilled(items, delivered, until_ms=refused_until + 500)
+            missed = check_backfilled(delivered, sim.model.trades("KRW-BTC", count=5000))
+            assert missed > 600, f"the gap should outgrow one page, held {missed} trades"
         assert our_tasks() == []
 
 
