@@ -254,6 +254,17 @@ class RedisClient:
             replies = await pipe.execute()
         return sum(int(r) for r in replies)
 
+    async def ack_each(self, entries: Sequence[tuple[str, str]], group: str) -> list[int]:
+        """``XACK`` each (stream, id) of ``entries`` (pipelined): 1 or 0 per entry, in order."""
+        if not entries:
+            return []
+        async with self._translated():
+            pipe = self._redis.pipeline(transaction=False)
+            for key, entry_id in entries:
+                pipe.xack(key, group, entry_id)
+            replies = await pipe.execute()
+        return [int(r) for r in replies]
+
     async def range_all(self, key: str, start: str = "-") -> list[tuple[bytes, dict[bytes, bytes]]]:
         """Return every entry of a stream from ``start`` (tests and small streams)."""
         async with self._translated():

@@ -70,7 +70,12 @@ from upbit_ws.core.config import BackoffConfig, ConnectionConfig
 from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_TYPES
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.events import ConnectionStateChanged, GapEvent
+from upbit_ws.core.messages import DataMessage
 from upbit_ws.relay.codec import (
+    FIELD_BATCH,
+    FIELD_GAP,
+    FIELD_MESSAGE,
+    KIND_BATCH,
     KIND_GAP,
     KIND_MESSAGE,
     FeedGap,
@@ -82,10 +87,11 @@ from upbit_ws.relay.codec import (
     RelayEvent,
     UpstreamStateChanged,
     check_subscriptions,
-    decoder_for,
+    decode_entry,
     encode_event,
     encode_gap,
     encode_message,
+    encode_messages,
     entry_header,
     entry_id_seconds,
 )
@@ -104,7 +110,10 @@ RelayRole = Literal["new", "standby", "leader", "closed"]
 _REDIS_BACKOFF: Final = BackoffConfig(
     first_delay=0.05, cap=1.0, reset_after=1.0, rate_limited_floor=1.0, blocked_floor=1.0
 )
-#: Newest entries read per stream at takeover to find where the previous leader stopped.
+#: Newest entries read per stream at takeover to find where the previous leader stopped: a
+#: few first (an entry may hold a flood's batch, hundreds of kB), more where those few hold
+#: fewer than _HIGH_WATER_MESSAGES messages between them.
+_HIGH_WATER_FIRST: Final = 8
 _HIGH_WATER_ENTRIES: Final = 64
 #: How long aclose() lets the writer flush what is buffered before giving up.
 _FLUSH_TIMEOUT: Final = 2.0
@@ -113,9 +122,13 @@ _PUMP_BATCH: Final = 1024
 #: Events one events() listener may hold unread; past that the oldest go.
 _EVENTS_BOUND: Final = 1024
 
-# One outbox entry: stream key, kind (message or gap), ordering timestamp (None: not a data
-# message), payload.
-_Entry = tuple[str, int, int | None, bytes]
+# One outbox entry: stream key, kind (KIND_BATCH: messages of one stream, KIND_GAP, or
+# KIND_MESSAGE: an event), how many messages it holds (1 for a gap or an event), payload.
+_Entry = tuple[str, int, int, bytes]
+#: Fields of the stream entries a takeover reads, by kind (see codec.py).
+_FIELDS: Final = {KIND_MESSAGE: FIELD_MESSAGE, KIND_GAP: FIELD_GAP, KIND_BATCH: FIELD_BATCH}
+#: Newest messages per stream a takeover compares its backlog with (entries hold batches).
+_HIGH_WATER_MESSAGES: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,12 +168,17 @@ class RelayStatistics:
     gaps: int
 
 
-def _identity(key: str, payload: bytes, namespace: str) -> bytes:
+def _identity(message: DataMessage) -> bytes:
     """Return a message's bytes without ``stream_type`` (SNAPSHOT and REALTIME copies match)."""
-    message = decoder_for(key[len(namespace) + 1 :].split(":", 1)[0]).decode(payload)
     if getattr(message, "stream_type", None) is None:
-        return payload
+        return encode_message(message)
     return encode_message(msgspec.structs.replace(message, stream_type=None))
+
+
+def _entry_messages(type: str, kind: int, payload: bytes) -> list[DataMessage]:
+    """Return the messages of an outbox or stream entry of data ``type`` (none for a gap)."""
+    got = decode_entry(type, _FIELDS[kind], payload)
+    return got if isinstance(got, list) else []
 
 
 def _default_relay_id() -> str:
@@ -209,6 +227,7 @@ class Relay:
         self._role_changed = asyncio.Event()
         self._token: str | None = None
         self._outbox: deque[_Entry] = deque()
+        self._queued = 0  # messages (and gaps and events) in the outbox: its bound's measure
         self._inflight: list[_Entry] | None = None
         self._writing = False
         self._wake = asyncio.Event()  # the writer's, on the Redis loop
@@ -391,7 +410,7 @@ class Relay:
             role=self._role,
             received=self._received,
             appended=self._appended,
-            buffered=len(self._outbox) + len(self._inflight or ()),
+            buffered=self._queued + sum(entry[2] for entry in self._inflight or ()),
             dropped=self._dropped,
             discarded=self._discarded,
             batches=self._batches,
@@ -439,17 +458,31 @@ class Relay:
             io.call(self._wake.set)
 
     async def _pump(self, sub: Subscription[Any]) -> None:
-        """Encode each message the manager delivers into the outbox."""
+        """Encode what each read of the manager delivers into the outbox, one entry per stream.
+
+        A batch is what was waiting when the pump asked (never held back for more), split by
+        code in order; each part is one msgpack array (format ``m2``, codec.py), encoded in
+        one call.
+        """
         kind = sub.type
         lock = self._lock
         keys = _KeysByCode(self._stream_key, kind)
         async for batch in sub.batches(max_items=_PUMP_BATCH):
+            by_code: dict[str | None, list[Any]] = {}
+            for message in batch:
+                code = message.code
+                same = by_code.get(code)
+                if same is None:
+                    by_code[code] = [message]
+                else:
+                    same.append(message)
             entries = [
-                (keys[message.code], KIND_MESSAGE, message.timestamp, encode_message(message))
-                for message in batch
+                (keys[code], KIND_BATCH, len(messages), encode_messages(messages))
+                for code, messages in by_code.items()
             ]
             with lock:
                 self._outbox.extend(entries)
+                self._queued += len(batch)
                 self._trim_locked()
             self._received += len(batch)
             self._wake_writer()
@@ -467,23 +500,25 @@ class Relay:
             self._trim_locked()
 
     def _trim_locked(self) -> None:
+        """Drop the oldest entries (whole) while the outbox holds more than ``buffer_size``."""
         out = self._outbox
-        excess = len(out) - self.config.buffer_size
-        if excess <= 0:
+        limit = self.config.buffer_size
+        if self._queued <= limit:
             return
         leading = self._role == "leader"
         now = time.time()
-        for _ in range(excess):
-            key, kind, _, _ = out.popleft()
-            if kind != KIND_MESSAGE or key == self._keys.events:
+        while self._queued > limit and out:
+            key, kind, count, _ = out.popleft()
+            self._queued -= count
+            if kind != KIND_BATCH:
                 continue
             if leading:
-                self._dropped += 1
-                since, count = self._losses.get(key, (now, 0))
-                self._losses[key] = (since, count + 1)
+                self._dropped += count
+                since, lost = self._losses.get(key, (now, 0))
+                self._losses[key] = (since, lost + count)
             else:
-                self._discarded += 1
-                self._aged_out[key] = self._aged_out.get(key, 0) + 1
+                self._discarded += count
+                self._aged_out[key] = self._aged_out.get(key, 0) + count
 
     async def _events(self) -> None:
         """Turn the manager's connection changes and gaps into relay events."""
@@ -524,12 +559,13 @@ class Relay:
         if self._role != "leader" and not first:
             _log.info("relay %s (standby): %s", self.relay_id, event)
             return
-        entry = (self._keys.events, KIND_MESSAGE, None, encode_event(event))
+        entry = (self._keys.events, KIND_MESSAGE, 1, encode_event(event))
         with self._lock:
             if first:
                 self._outbox.appendleft(entry)
             else:
                 self._outbox.append(entry)
+            self._queued += 1
         self._wake_writer()
 
     def _gap(self, gap: FeedGap, *, first: bool = False) -> None:
@@ -542,9 +578,10 @@ class Relay:
                 streams = [
                     key for (t, _), key in self._stream_keys.items() if gap.type in (None, t)
                 ]
-        entries = [(key, KIND_GAP, None, payload) for key in streams]
+        entries = [(key, KIND_GAP, 1, payload) for key in streams]
         with self._lock:
             self._gaps += 1
+            self._queued += len(entries)
             if first:
                 self._outbox.extendleft(reversed(entries))
             else:
@@ -583,9 +620,7 @@ class Relay:
             self._writing = True
             try:
                 result = await self._redis.script(
-                    APPEND,
-                    keys,
-                    [self._token, batch_id, self.config.maxlen, blob, self.config.lease_ms],
+                    APPEND, keys, [self._token, batch_id, blob, self.config.lease_ms]
                 )
             except RedisUnavailableError as exc:
                 self._redis_errors += 1
@@ -609,7 +644,7 @@ class Relay:
                 self._step_down("the lease expired or another relay holds it")
                 continue
             self._batches += 1
-            self._appended += len(batch)
+            self._appended += sum(entry[2] for entry in batch)
             if self._outage is not None:
                 self._end_outage()
 
@@ -631,28 +666,42 @@ class Relay:
         )
 
     def _take_batch(self) -> list[_Entry]:
+        """Take whole entries from the outbox, up to ``batch_size`` messages (at least one)."""
         with self._lock:
             out = self._outbox
-            size = min(len(out), self.config.batch_size)
-            return [out.popleft() for _ in range(size)]
+            limit = self.config.batch_size
+            taken: list[_Entry] = []
+            count = 0
+            while out and (count < limit or not taken):
+                entry = out.popleft()
+                taken.append(entry)
+                count += entry[2]
+            self._queued -= count
+            return taken
 
     def _give_back(self, batch: list[_Entry]) -> None:
         with self._lock:
             self._outbox.extendleft(reversed(batch))
+            self._queued += sum(entry[2] for entry in batch)
 
     def _frame(self, batch: list[_Entry]) -> tuple[list[str], bytes]:
-        """Return the script's KEYS and the framed blob of ``batch``."""
+        """Return the script's KEYS and the framed blob of ``batch``.
+
+        Each entry carries its stream's MAXLEN: ``maxlen // n`` entries for an entry of ``n``
+        messages, so a stream holds about ``maxlen`` messages (RelayConfig).
+        """
         keys = [self._lease_key, self._batch_key]
         index: dict[str, int] = {}
         parts: list[bytes] = []
         append = parts.append
         header = entry_header
-        for key, kind, _, payload in batch:
+        maxlen = self.config.maxlen
+        for key, kind, count, payload in batch:
             i = index.get(key)
             if i is None:
                 keys.append(key)
                 i = index[key] = len(keys)
-            append(header(i, kind, len(payload)))
+            append(header(i, kind, max(1, maxlen // count), len(payload)))
             append(payload)
         return keys, b"".join(parts)
 
@@ -749,10 +798,15 @@ class Relay:
             streams = {key for key, kind, _, _ in self._outbox if key != self._keys.events}
             streams.update(self._stream_keys.values())
         ordered = sorted(streams)
-        newest = await self._redis.last_entries(ordered, _HIGH_WATER_ENTRIES)
+        newest = await self._redis.last_entries(ordered, _HIGH_WATER_FIRST)
         marks: dict[str, _Mark] = {}
         for key, entries in zip(ordered, newest, strict=True):
             mark = self._high_water(key, entries)
+            if len(entries) == _HIGH_WATER_FIRST and (
+                mark is None or len(mark.recent) < _HIGH_WATER_MESSAGES
+            ):
+                [entries] = await self._redis.last_entries([key], _HIGH_WATER_ENTRIES)
+                mark = self._high_water(key, entries)
             if mark is not None:
                 marks[key] = mark
         with self._lock:
@@ -760,43 +814,72 @@ class Relay:
             self._filter_backlog(token, marks)
 
     def _filter_backlog(self, token: str, marks: dict[str, _Mark]) -> None:
-        """Drop what the streams hold already from the backlog, then lead (lock held)."""
-        outbox = self._outbox
-        # Position of the last backlog copy of each stream's newest stored entry, compared
+        """Drop what the streams hold already from the backlog, then lead (lock held).
+
+        The backlog's entries hold batches; they are compared one message at a time and what
+        is kept is encoded again, consecutive messages of one stream as one entry.
+        """
+        events = self._keys.events
+        # The backlog one message (or gap) at a time: key, message (None for a gap), and the
+        # entry itself (kept as it is when it is not a batch).
+        flat: list[tuple[str, DataMessage | None, _Entry]] = []
+        for entry in self._outbox:
+            key, kind, _, payload = entry
+            if key == events:
+                continue  # a standby's own events were logged, not relayed
+            if kind == KIND_BATCH:
+                for item in _entry_messages(self._type_of(key), kind, payload):
+                    flat.append((key, item, entry))
+            else:
+                flat.append((key, None, entry))
+        # Position of the last backlog copy of each stream's newest stored message, compared
         # without stream_type (a snapshot re-sends a message the old leader stored realtime).
         found: dict[str, int] = {}
         same: dict[int, bool] = {}
-        for position, (key, kind, _, payload) in enumerate(outbox):
+        for position, (key, message, _) in enumerate(flat):
             mark = marks.get(key)
-            if mark is not None and kind == KIND_MESSAGE:
-                identity = _identity(key, payload, self.config.namespace)
+            if mark is not None and message is not None:
+                identity = _identity(message)
                 same[position] = identity in mark.recent
                 if identity == mark.payload:
                     found[key] = position
         kept: deque[_Entry] = deque()
+        run: list[DataMessage] = []
+        run_key = ""
+
+        def close_run() -> None:
+            if run:
+                kept.append((run_key, KIND_BATCH, len(run), encode_messages(list(run))))
+                run.clear()
+
         backlog: set[str] = set()
         refilled = skipped = 0
-        for position, entry in enumerate(outbox):
-            key, kind, ts, payload = entry
-            if key == self._keys.events:
-                continue  # a standby's own events were logged, not relayed
+        for position, (key, message, entry) in enumerate(flat):
             mark = marks.get(key)
             if mark is not None:
                 at = found.get(key)
                 if at is not None:
                     stale = position <= at or same.get(position, False)
                 else:
-                    stale = kind == KIND_GAP or (
-                        ts is not None and (ts <= mark.timestamp or same.get(position, False))
+                    stale = message is None or (
+                        message.timestamp <= mark.timestamp or same.get(position, False)
                     )
                 if stale:
-                    skipped += kind == KIND_MESSAGE
+                    skipped += message is not None
                     continue
-            if kind == KIND_MESSAGE:
-                refilled += 1
-                backlog.add(key)
-            kept.append(entry)
+            if message is None:
+                close_run()
+                kept.append(entry)
+                continue
+            refilled += 1
+            backlog.add(key)
+            if key != run_key:
+                close_run()
+                run_key = key
+            run.append(message)
+        close_run()
         self._outbox = kept
+        self._queued = sum(entry[2] for entry in kept)
         for key in list(self._losses):
             mark = marks.get(key)
             if mark is not None and mark.at >= self._losses[key][0]:
@@ -839,22 +922,32 @@ class Relay:
             skipped,
         )
 
+    def _type_of(self, key: str) -> str:
+        """Return the data type of stream ``key`` (``upbit:trade:KRW-BTC`` -> ``trade``)."""
+        return key[len(self.config.namespace) + 1 :].split(":", 1)[0]
+
     def _high_water(
         self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]
     ) -> _Mark | None:
         """Return what a stream's newest entries say about where its last leader stopped."""
-        type = key[len(self.config.namespace) + 1 :].split(":", 1)[0]
-        decoder = decoder_for(type)
-        payloads = [(entry_id, fields[b"m"]) for entry_id, fields in entries if b"m" in fields]
-        if not payloads:
+        type = self._type_of(key)
+        newest_first: list[tuple[bytes, DataMessage]] = []
+        for entry_id, fields in entries:
+            for field, payload in fields.items():
+                try:
+                    got = decode_entry(type, field, payload)
+                except (msgspec.DecodeError, InvalidInputError):
+                    continue  # not a relay's entry (feed.py skips it too)
+                if isinstance(got, list):
+                    newest_first.extend((entry_id, message) for message in reversed(got))
+        if not newest_first:
             return None
-        newest_id, newest = payloads[0]
-        timestamps = [decoder.decode(p).timestamp for _, p in payloads]
-        namespace = self.config.namespace
+        recent = newest_first[:_HIGH_WATER_MESSAGES]
+        newest_id, newest = recent[0]
         return _Mark(
-            payload=_identity(key, newest, namespace),
-            recent=frozenset(_identity(key, p, namespace) for _, p in payloads),
-            timestamp=max(timestamps),
+            payload=_identity(newest),
+            recent=frozenset(_identity(message) for _, message in recent),
+            timestamp=max(message.timestamp for _, message in recent),
             at=entry_id_seconds(newest_id),
         )
 
@@ -862,13 +955,11 @@ class Relay:
         """Append LeaseReleased and give the lease up (clean exit)."""
         token = self._token
         event = LeaseReleased(at=time.time(), relay=self.relay_id)
-        keys, blob = self._frame([(self._keys.events, KIND_MESSAGE, None, encode_event(event))])
+        keys, blob = self._frame([(self._keys.events, KIND_MESSAGE, 1, encode_event(event))])
         with contextlib.suppress(RedisUnavailableError, RedisCommandError):
             async with asyncio.timeout(_FLUSH_TIMEOUT):
                 await self._redis.script(
-                    APPEND,
-                    keys,
-                    [token, f"{token}:release", self.config.maxlen, blob, self.config.lease_ms],
+                    APPEND, keys, [token, f"{token}:release", blob, self.config.lease_ms]
                 )
                 await self._redis.script(RELEASE, [self._lease_key], [token])
         self._token = None

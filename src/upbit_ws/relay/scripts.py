@@ -15,27 +15,28 @@ from typing import Final
 
 __all__ = ["APPEND", "RELEASE", "RENEW"]
 
-#: KEYS: lease, batch key, stream keys... ARGV: token, batch id, maxlen, blob, lease ttl ms.
+#: KEYS: lease, batch key, stream keys... ARGV: token, batch id, blob, lease ttl ms.
 #: A successful append also extends the lease: a leader whose loop is too busy to run its
 #: renewal on time keeps the lease as long as its appends get through.
-#: The blob is entries framed as (>H key index, >B kind 0 = "m" / 1 = "g", >I4 length, payload).
+#: The blob is entries framed as (>H key index, >B kind 0 = "m" / 1 = "g" / 2 = "m2",
+#: >I4 MAXLEN of the stream for this entry, >I4 length, payload); see codec.py.
 #: Returns the number of entries appended, -1 when the lease is not ours, -2 when this batch
 #: was appended already (a retry after a lost reply).
 APPEND: Final = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('GET', KEYS[2]) == ARGV[2] then return -2 end
-local maxlen, blob = ARGV[3], ARGV[4]
+local blob = ARGV[3]
 local pos, size, n = 1, #blob, 0
-local fields = {'m', 'g'}
+local fields = {'m', 'g', 'm2'}
 while pos <= size do
-  local index, kind, len, at = struct.unpack('>HBI4', blob, pos)
+  local index, kind, maxlen, len, at = struct.unpack('>HBI4I4', blob, pos)
   redis.call('XADD', KEYS[index], 'MAXLEN', '~', maxlen, '*', fields[kind + 1],
              string.sub(blob, at, at + len - 1))
   pos = at + len
   n = n + 1
 end
 redis.call('SET', KEYS[2], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return n
 """
 
