@@ -31,7 +31,6 @@ carry ``m`` (one event).
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, cast
@@ -69,7 +68,6 @@ __all__ = [
     "encode_gap",
     "encode_message",
     "encode_messages",
-    "entry_header",
     "entry_id_seconds",
 ]
 
@@ -91,10 +89,8 @@ DEFAULT_UPSTREAM_CAPACITY: Final = 1 << 16
 #: the time since the previous one's last append from its own backlog (``takeover``).
 GapCause = Literal["upstream_reconnect", "upstream_overflow", "relay_overflow", "takeover"]
 
-# Framing of one entry inside an append script's blob: key index (1-based into KEYS), kind
-# (0 = field "m": one event or message, 1 = "g": a gap, 2 = "m2": a batch of messages), the
-# stream's MAXLEN for this entry, payload length; then the payload.
-_ENTRY_HEADER: Final = struct.Struct(">HBII")
+# What an entry of the relay's outbox holds: field "m" (one event; one message in format 1),
+# "g" (a gap), "m2" (a batch of messages, format 2).
 KIND_MESSAGE: Final = 0
 KIND_GAP: Final = 1
 KIND_BATCH: Final = 2
@@ -284,11 +280,6 @@ def decode_entry(type: str, field: bytes, payload: bytes) -> list[DataMessage] |
     if field == FIELD_GAP:
         return GAP_DECODER.decode(payload)
     raise EntryFormatError(field)
-
-
-#: ``entry_header(index, kind, maxlen, size)``: the blob header of one entry (see the append
-#: script); the bound method itself, so framing a batch costs no extra call per entry.
-entry_header: Final = _ENTRY_HEADER.pack
 
 
 def entry_id_seconds(entry_id: str | bytes) -> float:

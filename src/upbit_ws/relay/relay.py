@@ -92,11 +92,10 @@ from upbit_ws.relay.codec import (
     encode_gap,
     encode_message,
     encode_messages,
-    entry_header,
     entry_id_seconds,
 )
 from upbit_ws.relay.redis_client import RedisClient, RedisCommandError, RedisUnavailableError
-from upbit_ws.relay.scripts import APPEND, RELEASE, RENEW
+from upbit_ws.relay.scripts import RELEASE, RENEW
 
 __all__ = ["Relay", "RelayRole", "RelayStatistics"]
 
@@ -595,8 +594,7 @@ class Relay:
         backoff = Backoff(_REDIS_BACKOFF)
         seq = itertools.count(1)
         batch_id = ""
-        blob = b""
-        keys: list[str] = []
+        entries: list[tuple[str, bytes, int, bytes]] = []
         while True:
             if self._inflight is not None and self._role != "leader":
                 # Lost the lease between retries: the batch goes back, filtered at a takeover.
@@ -615,12 +613,15 @@ class Relay:
                     continue
                 self._write_losses()
                 self._inflight = self._take_batch()
-                keys, blob = self._frame(self._inflight)
+                entries = self._frame(self._inflight)
                 batch_id = f"{self._token}:{next(seq)}"
             self._writing = True
             try:
-                result = await self._redis.script(
-                    APPEND, keys, [self._token, batch_id, blob, self.config.lease_ms]
+                result = await self._redis.fenced_append(
+                    (self._lease_key, self._token or ""),
+                    (self._batch_key, batch_id),
+                    entries,
+                    self.config.lease_ms,
                 )
             except RedisUnavailableError as exc:
                 self._redis_errors += 1
@@ -684,26 +685,17 @@ class Relay:
             self._outbox.extendleft(reversed(batch))
             self._queued += sum(entry[2] for entry in batch)
 
-    def _frame(self, batch: list[_Entry]) -> tuple[list[str], bytes]:
-        """Return the script's KEYS and the framed blob of ``batch``.
+    def _frame(self, batch: list[_Entry]) -> list[tuple[str, bytes, int, bytes]]:
+        """Return ``batch`` as (stream, field, MAXLEN, payload) for the fenced append.
 
         Each entry carries its stream's MAXLEN: ``maxlen // n`` entries for an entry of ``n``
         messages, so a stream holds about ``maxlen`` messages (RelayConfig).
         """
-        keys = [self._lease_key, self._batch_key]
-        index: dict[str, int] = {}
-        parts: list[bytes] = []
-        append = parts.append
-        header = entry_header
         maxlen = self.config.maxlen
-        for key, kind, count, payload in batch:
-            i = index.get(key)
-            if i is None:
-                keys.append(key)
-                i = index[key] = len(keys)
-            append(header(i, kind, max(1, maxlen // count), len(payload)))
-            append(payload)
-        return keys, b"".join(parts)
+        return [
+            (key, _FIELDS[kind], max(1, maxlen // count), payload)
+            for key, kind, count, payload in batch
+        ]
 
     def _write_losses(self) -> None:
         """Queue a gap, ahead of the data, for each stream that lost messages to a full outbox."""
@@ -955,11 +947,14 @@ class Relay:
         """Append LeaseReleased and give the lease up (clean exit)."""
         token = self._token
         event = LeaseReleased(at=time.time(), relay=self.relay_id)
-        keys, blob = self._frame([(self._keys.events, KIND_MESSAGE, 1, encode_event(event))])
+        entries = self._frame([(self._keys.events, KIND_MESSAGE, 1, encode_event(event))])
         with contextlib.suppress(RedisUnavailableError, RedisCommandError):
             async with asyncio.timeout(_FLUSH_TIMEOUT):
-                await self._redis.script(
-                    APPEND, keys, [token, f"{token}:release", blob, self.config.lease_ms]
+                await self._redis.fenced_append(
+                    (self._lease_key, token or ""),
+                    (self._batch_key, f"{token}:release"),
+                    entries,
+                    self.config.lease_ms,
                 )
                 await self._redis.script(RELEASE, [self._lease_key], [token])
         self._token = None
