@@ -230,6 +230,7 @@ class Relay:
         self._inflight: list[_Entry] | None = None
         self._writing = False
         self._wake = asyncio.Event()  # the writer's, on the Redis loop
+        self._wake_sent = False  # a wake-up is on its way to the Redis loop (_wake_writer)
         self._closing = False
         self._inputs_done = False
         self._root: asyncio.Task[None] | None = None
@@ -449,12 +450,21 @@ class Relay:
     def _wake_writer(self) -> None:
         """Wake the writer on the Redis loop (from either thread).
 
-        Skipped while the event is still set: the writer clears it and then looks at the
-        outbox again before it waits, so what was queued before this call is seen either way.
+        Skipped while the event is still set (the writer clears it and then looks at the
+        outbox again before it waits) or a wake-up is on its way (it sets the event after this
+        call), so what was queued before this call is seen either way.
         """
         io = self._io
-        if io is not None and not self._wake.is_set():
-            io.call(self._wake.set)
+        if io is not None and not self._wake_sent and not self._wake.is_set():
+            # One wake-up in flight at a time: each costs a write to the loop's self-pipe and a
+            # hand-over of the GIL, and the pumps of a flood would send one per batch each.
+            self._wake_sent = True
+            io.call(self._woken)
+
+    def _woken(self) -> None:
+        """On the Redis loop: a wake-up arrived (it runs after whatever queued it)."""
+        self._wake_sent = False
+        self._wake.set()
 
     async def _pump(self, sub: Subscription[Any]) -> None:
         """Encode what each read of the manager delivers into the outbox, one entry per stream.
