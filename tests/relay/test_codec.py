@@ -22,14 +22,19 @@ from upbit_ws.core.messages import (
 )
 from upbit_ws.relay.codec import (
     EVENT_DECODER,
+    EntryFormatError,
+    FeedGap,
     Keys,
     LeaseAcquired,
     RedisOutage,
     RelayConfig,
     check_subscriptions,
+    decode_entry,
     decoder_for,
     encode_event,
+    encode_gap,
     encode_message,
+    encode_messages,
     entry_id_seconds,
 )
 
@@ -137,6 +142,25 @@ def test_messages_round_trip_into_the_same_class(message: object) -> None:
     back = decoder_for(message.type).decode(payload)  # type: ignore[attr-defined]
     assert type(back) is type(message)
     assert back == message
+    # Format 2 (what the relay writes): a batch of one stream's messages in one entry; the
+    # readers still take format 1 (one message an entry) from older relays.
+    batch = [message, msgspec.structs.replace(message, timestamp=7)]  # type: ignore[type-var]
+    again = decode_entry(message.type, b"m2", encode_messages(batch))  # type: ignore[attr-defined,arg-type]
+    assert again == batch and all(type(m) is type(message) for m in again)  # type: ignore[union-attr]
+    assert decode_entry(message.type, b"m", payload) == [message]  # type: ignore[attr-defined]
+
+
+def test_an_entry_format_this_reader_does_not_know_is_refused() -> None:
+    """A newer relay's entry is refused with an error naming its field and what to do, never
+    read as something else; a gap still decodes as a gap."""
+    with pytest.raises(EntryFormatError) as caught:
+        decode_entry("trade", b"m3", encode_messages([TRADE]))
+    assert caught.value.field == "m3"
+    assert "newer relay" in str(caught.value) and "upgrade upbit-ws" in str(caught.value)
+    gap = FeedGap(at=2.0, relay="r", type="trade", code="KRW-BTC", cause="takeover", since=1.0)
+    assert decode_entry("trade", b"g", encode_gap(gap)) == gap
+    with pytest.raises(msgspec.DecodeError):
+        decode_entry("trade", b"m2", encode_message(TRADE))  # one message where a list belongs
 
 
 def test_events_decode_by_their_tag() -> None:
