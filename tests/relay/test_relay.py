@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from click.testing import CliRunner
 
-from tests.relay.redis_helpers import RedisServer, eventually
+from tests.relay.redis_helpers import SIM_OPTIONS, RedisServer, eventually
 from tests.relay.test_codec import TRADE
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.cli.main import cli
@@ -32,7 +32,7 @@ from upbit_ws.relay import (
     RelayEvent,
 )
 from upbit_ws.relay.codec import EntryFormatError, decode_entry, encode_messages
-from upbit_ws.simulator import Simulator
+from upbit_ws.simulator import Simulator, SimulatorConfig
 
 CODES = ["KRW-BTC", "KRW-ETH"]
 LEASE = 1.0
@@ -199,10 +199,21 @@ async def test_every_relayed_message_reaches_two_consumers_in_order(
         assert_no_duplicates(readers[0].messages + readers[1].messages)
 
 
+@pytest.fixture
+async def busy_sim() -> AsyncIterator[Simulator]:
+    """A simulator whose KRW-BTC trades about 100 times a second, several per tick, so the
+    relays' reads bring several trades and their stream entries hold batches."""
+    async with Simulator(SimulatorConfig(**SIM_OPTIONS, trades_per_second=100.0)) as simulator:
+        yield simulator
+
+
 async def test_standby_takes_over_within_the_lease(
-    redis_server: RedisServer, sim: Simulator
+    redis_server: RedisServer, busy_sim: Simulator
 ) -> None:
-    """Killing the active relay (SIGKILL) hands over within the lease: no loss, no duplicate."""
+    """Killing the active relay (SIGKILL) hands over within the lease: no loss, no duplicate,
+    with entries of several messages on both sides (the old leader's in Redis, the standby's
+    backlog)."""
+    sim = busy_sim
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -265,6 +276,9 @@ async def test_standby_takes_over_within_the_lease(
                 assert took <= LEASE * 4 / 3 + 2.0, f"took over after {took:.2f} s"
                 got = reader.messages
                 assert_no_duplicates(got)
+                async with aioredis.Redis.from_url(redis_server.url) as raw:
+                    entries = [e for e, _ in await stored_entries(raw, "upbit:trade:KRW-BTC")]
+                assert len(set(entries)) < len(entries), "no entry held several trades"
                 seen = {m.sequential_id for m in got if isinstance(m, Trade)}
                 await sent.stop()
                 await observed.stop()

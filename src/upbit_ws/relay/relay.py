@@ -126,8 +126,9 @@ _EVENTS_BOUND: Final = 1024
 _Entry = tuple[str, int, int, bytes]
 #: Fields of the stream entries a takeover reads, by kind (see codec.py).
 _FIELDS: Final = {KIND_MESSAGE: FIELD_MESSAGE, KIND_GAP: FIELD_GAP, KIND_BATCH: FIELD_BATCH}
-#: Newest messages per stream a takeover compares its backlog with (entries hold batches).
-_HIGH_WATER_MESSAGES: Final = 1024
+#: Newest messages per stream a takeover compares its backlog with (entries hold batches):
+#: as many as the newest 64 entries held when each held one message.
+_HIGH_WATER_MESSAGES: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
