@@ -616,7 +616,7 @@ class FeedSubscription(Generic[M]):
         A format-2 entry (``m2``) is one msgpack array: one decode call and one ``extend`` for
         all of its messages.
         """
-        decode_batch = self._batch_decoder.decode
+        decode_batch = self._batch_decoder
         decode = self._entry_decoder.decode
         items = self._items
         append = items.append
