@@ -314,7 +314,7 @@ class RelayConfig:
     ``maxlen`` caps the messages of each stream, about: an entry holds a batch of messages, so
     each append trims its stream to ``maxlen // n`` entries (``XADD MAXLEN ~``), ``n`` the
     messages of the entry appended; Redis trims in whole nodes, and entries of different sizes
-    mix, so a stream may hold somewhat more (docs/relay.md, "What goes into Redis").
+    mix, so a stream holds more or fewer for a while (docs/relay.md, "What goes into Redis").
     ``lease_seconds`` is the lease time to live; the leader renews it every third of that.
     ``buffer_size`` bounds the messages held while Redis is down (the oldest entries are dropped
     whole and their messages counted, and a :class:`FeedGap` says so when Redis is back); a
