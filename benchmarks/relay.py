@@ -221,7 +221,8 @@ async def _run(
             rounds.append(got)
             print(
                 f"| {index} | {rate:,.0f} | {local_us:.1f} | {got.entries:,.0f} "
-                f"| {got.consumed / max(got.entries, 1):.1f} | {got.consumed:,.0f} | {got.consumed / rate:.2f} | {got.relay_us:.1f} "
+                f"| {got.consumed / max(got.entries, 1):.1f} | {got.consumed:,.0f} "
+                f"| {got.consumed / rate:.2f} | {got.relay_us:.1f} "
                 f"| {got.redis_us:.1f} | {got.consumer_us:.1f} | {_load()} |"
             )
         if args.py_spy:

@@ -495,7 +495,11 @@ class FeedSubscription(Generic[M]):
             gaps=self._gaps,
             reconnects=self._reconnects,
             acked=self._acked,
-            unacked=len(self._unacked) - (len(self._items) - self._buffered_gaps),
+            unacked=(
+                len(self._unacked) - (len(self._items) - self._buffered_gaps)
+                if self.group is not None
+                else 0
+            ),
             buffered=len(self._items),
             malformed=self._malformed,
         )
