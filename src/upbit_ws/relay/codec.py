@@ -85,7 +85,7 @@ DEFAULT_MAXLEN: Final = 100_000
 DEFAULT_LEASE_SECONDS: Final = 3.0
 #: Entries the relay holds while Redis is down (and, on a standby, its takeover backlog).
 DEFAULT_BUFFER_SIZE: Final = 65_536
-#: Most messages one append script call carries (a whole entry is never split).
+#: Most messages one append carries (whole entries: at least one).
 DEFAULT_BATCH_SIZE: Final = 8192
 #: Bound of each upstream subscription buffer in the relay's manager (drop_oldest, counted).
 DEFAULT_UPSTREAM_CAPACITY: Final = 1 << 16

@@ -7,37 +7,40 @@
 
 **Data path.** One :class:`~upbit_ws.WebSocketManager` subscription per type (``drop_oldest``
 with a large bound, so tickers and books are never conflated away), read with ``batches()``;
-each message is encoded once (msgpack with its type tag, :mod:`upbit_ws.relay.codec`) into the
-relay's *outbox*, a bounded FIFO shared under a lock. The Redis side (the writer and the lease)
-runs on an event loop of its own, on a daemon thread (:class:`_LoopThread`): under a flood one
-WebSocket read can hold the reading loop for a quarter of a second, and round trips to Redis
-must not wait for those turns. The writer takes up to ``batch_size`` entries at a time and
-appends them with one Lua script call (:data:`~upbit_ws.relay.scripts.APPEND`), so a flood
-costs one round trip per batch, not per message. Connection changes and gaps of the manager
+what each read brought is split by code and each part encoded once, as one stream entry
+(format ``m2``, :mod:`upbit_ws.relay.codec`), into the relay's *outbox*, a bounded FIFO shared
+under a lock. The Redis side (the writer and the lease) runs on an event loop of its own, on a
+daemon thread (:class:`_LoopThread`): under a flood one WebSocket read can hold the reading
+loop for a quarter of a second, and round trips to Redis must not wait for those turns. The
+writer takes whole entries, up to ``batch_size`` messages, and appends them in one fenced
+``MULTI``/``EXEC`` (:meth:`RedisClient.fenced_append
+<upbit_ws.relay.redis_client.RedisClient.fenced_append>`), so a flood costs one round trip per
+batch and one ``XADD`` per entry, not per message. Connection changes and gaps of the manager
 go to ``upbit:events`` (and each gap also into the affected data streams, in band).
 
 **Redis down.** Appends fail, the writer retries the same batch with capped backoff (0.05 s
-to 1 s) and the outbox keeps filling up to ``buffer_size`` entries; past that the oldest are
-dropped and counted per stream, and the next append writes a :class:`FeedGap` (cause
-``relay_overflow``) before the data that follows the loss, then a :class:`RedisOutage` once an
-append lands (:meth:`Relay.events` yields both locally too). Closing never waits for a Redis
-that stopped answering longer than a few bounded seconds (see :meth:`Relay.aclose`). A batch
-whose reply was lost is not appended twice: the script remembers the last batch id.
+to 1 s) and the outbox keeps filling up to ``buffer_size`` messages; past that the oldest
+entries are dropped whole and their messages counted per stream, and the next append writes a
+:class:`FeedGap` (cause ``relay_overflow``) before the data that follows the loss, then a
+:class:`RedisOutage` once an append lands (:meth:`Relay.events` yields both locally too).
+Closing never waits for a Redis that stopped answering longer than a few bounded seconds (see
+:meth:`Relay.aclose`). A batch whose reply was lost is not appended twice: the transaction
+records the last batch id.
 
 **High availability.** Relays of one subscription set share a lease (``upbit:lease:relay``):
 ``SET NX PX`` to take it, a compare-and-set script to renew it every third of its time to live,
 and a compare-and-delete on clean exit. Only the holder appends, and every append checks the
-token inside the same atomic script, so a relay that lost the lease (stalled, partitioned)
-can never write again, even if it does not know yet. A standby runs its own manager (hot) and
-keeps the newest ``buffer_size`` entries as a backlog; it polls the lease, sleeping until the
-lease's remaining time to live runs out (at most a third of the lease). On taking over it reads
-the newest entries of each stream, finds the newest one in its backlog by its bytes (without
-``stream_type``), and
-appends only what came after it (see :meth:`Relay._take_over`),
-so readers get no duplicate and, when the backlog reaches back, no loss either: they see a
-:class:`LeaseAcquired` event whose ``at - since`` is the wait (at most the lease time to live
-plus one renewal period), and a :class:`FeedGap` (cause ``takeover``) on any stream the backlog
-could not close.
+token under ``WATCH`` of the lease in the same transaction (Redis refuses it if the lease
+changed since), so a relay that lost the lease (stalled, partitioned) can never write again,
+even if it does not know yet. A standby runs its own manager (hot) and keeps the newest
+``buffer_size`` messages as a backlog; it polls the lease, sleeping until the lease's remaining
+time to live runs out (at most a third of the lease). On taking over it reads the newest
+entries of each stream, finds the newest stored message in its backlog by its bytes (without
+``stream_type``; entries are compared message by message), and appends only what came after
+it (see :meth:`Relay._take_over`), so readers get no duplicate and, when the backlog reaches
+back, no loss either: they see a :class:`LeaseAcquired` event whose ``at - since`` is the
+wait (at most the lease time to live plus one renewal period), and a :class:`FeedGap` (cause
+``takeover``) on any stream the backlog could not close.
 
 A bug in one of the relay's tasks stops the relay (``wait_closed()`` raises it) and a standby
 takes over; Redis and Upbit faults never stop it.
