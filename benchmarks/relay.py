@@ -13,9 +13,12 @@ mode) and a private ``redis-server`` on a free port (no persistence). Rounds alt
   (``batches()`` per type, live from ``$``) and counts typed messages. The relay is started
   before the warm-up and stopped after the window, so its start-up is not measured.
 
-Per round: local msg/s; what the relay appended per second (Redis's own count of XADD calls
-in the window); what the consumer read per second (the relay path); CPU microseconds per
-message of the local process, the relay, Redis and the consumer; the load average. The
+Per round: local msg/s; the stream entries the relay appended per second (Redis's own count
+of XADD calls in the window; an entry holds the messages of one stream that one read of the
+relay's subscription brought) and the messages per entry; what the consumer read per second
+(the relay path); CPU microseconds per message of the local process, the relay, Redis and the
+consumer (per message the consumer read: it reads live, so that is what the relay appended);
+the load average. The
 summary gives medians and the ratio (target: relay path >= 0.5 of local). ``--py-spy`` samples
 the relay and the consumer during the first relay round and prints where their time goes
 (py-spy from ``.bench-venv/``, installed by ``benchmarks/peers.py``; see hotpath.py).
@@ -73,7 +76,7 @@ class RelayRound:
     """One relay round's figures (rates per second, CPU in µs per message)."""
 
     consumed: float
-    appended: float
+    entries: float
     relay_us: float
     redis_us: float
     consumer_us: float
@@ -160,9 +163,9 @@ async def relay_round(
     stats.close()
     return RelayRound(
         consumed=consumed / elapsed,
-        appended=appended / elapsed,
-        relay_us=relay_cpu * 1e6 / max(appended, 1),
-        redis_us=redis_cpu * 1e6 / max(appended, 1),
+        entries=appended / elapsed,
+        relay_us=relay_cpu * 1e6 / max(consumed, 1),
+        redis_us=redis_cpu * 1e6 / max(consumed, 1),
         consumer_us=consumer_cpu * 1e6 / max(consumed, 1),
         final=final[-1] if final else "(no summary)",
     )
@@ -197,10 +200,10 @@ async def _run(
     print(f"machine     {os.cpu_count()} CPUs, load average {_load()} at the start")
     print()
     print(
-        "| round | local msg/s | local µs/msg | relay appended msg/s | consumer msg/s "
+        "| round | local msg/s | local µs/msg | relay entries/s | msg/entry | consumer msg/s "
         "| consumer / local | relay µs/msg | Redis µs/msg | consumer µs/msg | load |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         for index in range(1, args.rounds + 1):
             before = _cpu_seconds(os.getpid())
@@ -217,19 +220,20 @@ async def _run(
             local.append(rate)
             rounds.append(got)
             print(
-                f"| {index} | {rate:,.0f} | {local_us:.1f} | {got.appended:,.0f} "
-                f"| {got.consumed:,.0f} | {got.consumed / rate:.2f} | {got.relay_us:.1f} "
+                f"| {index} | {rate:,.0f} | {local_us:.1f} | {got.entries:,.0f} "
+                f"| {got.consumed / max(got.entries, 1):.1f} | {got.consumed:,.0f} "
+                f"| {got.consumed / rate:.2f} | {got.relay_us:.1f} "
                 f"| {got.redis_us:.1f} | {got.consumer_us:.1f} | {_load()} |"
             )
         if args.py_spy:
             _spy_report(Path(tmp))
     print()
     consumed = statistics.median(r.consumed for r in rounds)
-    appended = statistics.median(r.appended for r in rounds)
+    entries = statistics.median(r.entries for r in rounds)
     ratio = consumed / statistics.median(local)
     paired = statistics.median(r.consumed / rate for r, rate in zip(rounds, local, strict=True))
     print(
-        f"median      local {statistics.median(local):,.0f}  relay appended {appended:,.0f}  "
+        f"median      local {statistics.median(local):,.0f}  relay entries/s {entries:,.0f}  "
         f"consumer {consumed:,.0f}  ratio of the medians {ratio:.2f}  "
         f"median of the rounds' ratios {paired:.2f}"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,23 +14,32 @@ import pytest
 import upbit_ws.relay
 from upbit_ws.core.errors import ConfigError, InvalidInputError
 from upbit_ws.core.messages import (
+    MESSAGE_TYPES,
     AssetBalance,
     Candle,
     MyAsset,
+    MyOrder,
     Orderbook,
     OrderbookUnit,
+    Ticker,
     Trade,
 )
 from upbit_ws.relay.codec import (
     EVENT_DECODER,
+    FIELD_BATCH,
+    EntryFormatError,
+    FeedGap,
     Keys,
     LeaseAcquired,
     RedisOutage,
     RelayConfig,
     check_subscriptions,
+    decode_entry,
     decoder_for,
     encode_event,
+    encode_gap,
     encode_message,
+    encode_messages,
     entry_id_seconds,
 )
 
@@ -95,6 +105,44 @@ def test_stream_keys_follow_type_and_code() -> None:
     "message",
     [
         TRADE,
+        Ticker(
+            code="KRW-BTC",
+            opening_price=1.0,
+            high_price=2.0,
+            low_price=0.5,
+            trade_price=1.5,
+            prev_closing_price=1.0,
+            change="RISE",
+            change_price=0.5,
+            signed_change_price=0.5,
+            change_rate=0.5,
+            signed_change_rate=0.5,
+            trade_volume=0.1,
+            acc_trade_volume=10.0,
+            acc_trade_price=15.0,
+            trade_date="20240101",
+            trade_time="000000",
+            trade_timestamp=1704067200000,
+            ask_bid="ASK",
+            acc_ask_volume=4.0,
+            acc_bid_volume=6.0,
+            timestamp=1704067200001,
+            market_warning="NONE",
+            stream_type="REALTIME",
+        ),
+        MyOrder(
+            code="KRW-BTC",
+            uuid="u-1",
+            ask_bid="BID",
+            order_type="limit",
+            state="trade",
+            timestamp=3,
+            price=Decimal("150000000"),
+            volume=Decimal("0.00010000"),
+            paid_fee=Decimal("7.5"),
+            is_maker=True,
+            stream_type="REALTIME",
+        ),
         Orderbook(
             code="KRW-BTC",
             timestamp=1,
@@ -137,6 +185,57 @@ def test_messages_round_trip_into_the_same_class(message: object) -> None:
     back = decoder_for(message.type).decode(payload)  # type: ignore[attr-defined]
     assert type(back) is type(message)
     assert back == message
+    # Format 2 (what the relay writes): a batch of one stream's messages in one entry; the
+    # readers still take format 1 (one message an entry) from older relays.
+    batch = [message, msgspec.structs.replace(message, timestamp=7)]  # type: ignore[type-var]
+    again = decode_entry(message.type, b"m2", encode_messages(batch))  # type: ignore[attr-defined,arg-type]
+    assert again == batch and all(type(m) is type(message) for m in again)  # type: ignore[union-attr]
+    assert decode_entry(message.type, b"m", payload) == [message]  # type: ignore[attr-defined]
+
+
+#: Fingerprint of the message classes' field layout (names in declaration order), which
+#: format ``m2`` writes positionally (src/upbit_ws/relay/codec.py).
+M2_LAYOUT = "170032f1e8a3f0c3"
+
+
+def test_the_batch_format_pins_the_message_layout() -> None:
+    """Format m2 leaves field names out, so the classes' field order is part of the format:
+    a change to it needs a new format (FIELD_BATCH ``m3``), or readers of either version would
+    refuse (or misread) the other's entries."""
+    layout = {t: [f.name for f in msgspec.structs.fields(c)] for t, c in MESSAGE_TYPES.items()}
+    text = json.dumps(layout, sort_keys=True).encode()
+    assert hashlib.sha256(text).hexdigest()[:16] == M2_LAYOUT, (
+        "the message classes' fields changed: give the relay's batch entries a new format "
+        "(codec.FIELD_BATCH), keep reading the old one, then update M2_LAYOUT"
+    )
+    assert FIELD_BATCH == b"m2"
+
+
+def test_a_batch_entry_is_checked_field_by_field() -> None:
+    """The arrays are decoded with the fields' types: a value of the wrong type is an error,
+    never a message with a string where a price belongs."""
+    row = list(msgspec.structs.astuple(TRADE))
+    row[1] = "not a price"
+    with pytest.raises(msgspec.ValidationError):
+        decode_entry("trade", b"m2", msgspec.msgpack.encode([row]))
+    with pytest.raises(msgspec.ValidationError):
+        decode_entry("trade", b"m2", msgspec.msgpack.encode([row[:5]]))  # too short
+    # Smaller than the format 1 map of the same trade, and equal once decoded.
+    assert len(encode_messages([TRADE])) < len(encode_message(TRADE)) / 2
+    assert decode_entry("trade", b"m2", encode_messages([TRADE])) == [TRADE]
+
+
+def test_an_entry_format_this_reader_does_not_know_is_refused() -> None:
+    """A newer relay's entry is refused with an error naming its field and what to do, never
+    read as something else; a gap still decodes as a gap."""
+    with pytest.raises(EntryFormatError) as caught:
+        decode_entry("trade", b"m3", encode_messages([TRADE]))
+    assert caught.value.field == "m3"
+    assert "newer relay" in str(caught.value) and "upgrade upbit-ws" in str(caught.value)
+    gap = FeedGap(at=2.0, relay="r", type="trade", code="KRW-BTC", cause="takeover", since=1.0)
+    assert decode_entry("trade", b"g", encode_gap(gap)) == gap
+    with pytest.raises(msgspec.DecodeError):
+        decode_entry("trade", b"m2", encode_message(TRADE))  # one message where a list belongs
 
 
 def test_events_decode_by_their_tag() -> None:

@@ -38,7 +38,7 @@ def _fail(message: str, status: int) -> NoReturn:
     show_default=True,
     help="Upbit REST base URL (the simulator's URL for tests).",
 )
-@click.option("--maxlen", type=int, default=None, help="Entries kept per stream (MAXLEN ~).")
+@click.option("--maxlen", type=int, default=None, help="Messages kept per stream, about.")
 @click.option("--lease", "lease_seconds", type=float, default=None, help="Lease time to live, s.")
 @click.option(
     "--buffer-size",

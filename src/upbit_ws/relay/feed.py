@@ -59,10 +59,16 @@ from upbit_ws.core.messages import (
 from upbit_ws.relay.codec import (
     DEFAULT_NAMESPACE,
     EVENT_DECODER,
+    FIELD_BATCH,
+    FIELD_GAP,
+    FIELD_MESSAGE,
     GAP_DECODER,
     AnyRelayEvent,
+    EntryFormatError,
     FeedGap,
     Keys,
+    batch_decoder_for,
+    decode_entry,
     decoder_for,
 )
 from upbit_ws.relay.redis_client import RedisClient, RedisCommandError, RedisUnavailableError
@@ -73,7 +79,7 @@ M = TypeVar("M", bound=DataMessage)
 
 _log = logging.getLogger("upbit_ws.relay")
 #: What a stream entry that is not a relay's (or is from a newer relay) raises on decoding.
-_MALFORMED: Final = (msgspec.DecodeError, IndexError, TypeError)
+_MALFORMED: Final = (msgspec.DecodeError, EntryFormatError, IndexError, TypeError)
 
 _BACKOFF: Final = BackoffConfig(
     first_delay=0.05, cap=1.0, reset_after=1.0, rate_limited_floor=1.0, blocked_floor=1.0
@@ -85,7 +91,7 @@ DEFAULT_BLOCK_SECONDS: Final = 1.0
 #: Default idle bound after which a group's unacknowledged messages are claimed by others.
 DEFAULT_CLAIM_IDLE: Final = 30.0
 
-_Item = tuple[DataMessage | None, FeedGap | None]
+_Item = DataMessage | FeedGap
 # A raw reply of one stream: key, then [id, [field, value] or None] per entry (hiredis lists).
 _Raw = tuple[bytes, list[Any]]
 
@@ -361,7 +367,9 @@ class FeedSubscription(Generic[M]):
         self._index = {key.encode(): i for i, key in enumerate(keys, start=1)}
         self._last = list(starts)
         self._items: deque[_Item] = deque()
+        self._buffered_gaps = 0  # FeedGap markers among _items (batches() skips them)
         self._entry_decoder = decoder_for(type)
+        self._batch_decoder = batch_decoder_for(type)
         self._ready = False
         self._closed = False
         self._lock = asyncio.Lock()
@@ -369,6 +377,9 @@ class FeedSubscription(Generic[M]):
         self._from = ["0"] * len(keys)
         self._next_claim = 0.0
         self._unacked: dict[int, tuple[DataMessage, str, str]] = {}
+        # Groups: messages of each handed-out entry not acknowledged yet; Redis acknowledges
+        # whole entries, so an entry is XACKed once all of its messages are.
+        self._entry_left: dict[tuple[str, str], int] = {}
         self._received = 0
         self._gaps = 0
         self._reconnects = 0
@@ -419,15 +430,23 @@ class FeedSubscription(Generic[M]):
                 await self._fill()
                 continue
             items, self._items = self._items, deque()
-            out: list[M] = [m for m, _ in items if m is not None]  # type: ignore[misc]
+            if self._buffered_gaps:
+                self._buffered_gaps = 0
+                out: list[M] = [m for m in items if not isinstance(m, FeedGap)]  # type: ignore[misc]
+            else:
+                out = list(items)  # type: ignore[arg-type]
             if out:
                 yield out
 
     async def ack(self, *messages: DataMessage) -> int:
         """Acknowledge processed messages (groups only); none given: every one handed out.
 
-        Returns how many Redis acknowledged (a message claimed by another consumer meanwhile
-        is not counted). An unacknowledged message is delivered again after ``claim_idle``.
+        Redis acknowledges whole stream entries, and an entry holds the messages one read of
+        the relay brought: an entry is acknowledged once all of its messages are, and until then
+        all of them can be delivered again (at-least-once per entry, docs/relay.md). Returns how
+        many of the messages are acknowledged (a message whose entry another consumer claimed
+        meanwhile is not counted). An unacknowledged message is delivered again after
+        ``claim_idle``.
         """
         if self.group is None:
             raise InvalidInputError("ack() is for consumer-group subscriptions")
@@ -436,15 +455,27 @@ class FeedSubscription(Generic[M]):
             entries = [p for p in picked if p is not None]
         else:
             # Every message handed out: not those read ahead and still waiting in the buffer.
-            waiting = {id(m) for m, _ in self._items if m is not None}
+            waiting = {id(m) for m in self._items if not isinstance(m, FeedGap)}
             handed = [k for k in self._unacked if k not in waiting]
             entries = [self._unacked.pop(k) for k in handed]
         if not entries:
             return 0
-        by_key: dict[str, list[str]] = {}
+        acked: dict[tuple[str, str], int] = {}
         for _, key, entry_id in entries:
-            by_key.setdefault(key, []).append(entry_id)
-        done = await self._redis.ack(by_key, self.group)
+            acked[(key, entry_id)] = acked.get((key, entry_id), 0) + 1
+        complete: list[tuple[str, str]] = []
+        done = 0
+        left = self._entry_left
+        for entry, count in acked.items():
+            remaining = left.get(entry, count) - count
+            if remaining > 0:
+                left[entry] = remaining
+                done += count  # the rest of its entry is still being processed
+            else:
+                left.pop(entry, None)
+                complete.append(entry)
+        results = await self._redis.ack_each(complete, self.group)
+        done += sum(acked[entry] for entry, ok in zip(complete, results, strict=True) if ok)
         self._acked += done
         return done
 
@@ -452,6 +483,7 @@ class FeedSubscription(Generic[M]):
         """Stop reading; iteration ends (within one blocking read)."""
         self._closed = True
         self._items.clear()
+        self._buffered_gaps = 0
 
     def statistics(self) -> FeedStatistics:
         """Return a snapshot of this subscription's counters."""
@@ -463,7 +495,11 @@ class FeedSubscription(Generic[M]):
             gaps=self._gaps,
             reconnects=self._reconnects,
             acked=self._acked,
-            unacked=len(self._unacked) - sum(1 for m, _ in self._items if m is not None),
+            unacked=(
+                len(self._unacked) - (len(self._items) - self._buffered_gaps)
+                if self.group is not None
+                else 0
+            ),
             buffered=len(self._items),
             malformed=self._malformed,
         )
@@ -474,12 +510,10 @@ class FeedSubscription(Generic[M]):
         items = self._items
         while True:
             if items:
-                message, gap = items.popleft()
-                if message is not None:
-                    return message  # type: ignore[return-value]
-                if gap is not None:
-                    return gap
-                continue
+                item = items.popleft()
+                if isinstance(item, FeedGap):
+                    self._buffered_gaps -= 1
+                return item  # type: ignore[return-value]
             if self._closed:
                 raise StopAsyncIteration
             await self._fill()
@@ -557,11 +591,11 @@ class FeedSubscription(Generic[M]):
                     self._from[self._index[key] - 1] = entries[-1][0].decode()
         await self._accept(items)
 
-    def _decode(self, reply: list[_Raw]) -> list[tuple[int, str, Any, FeedGap | None]]:
-        """Turn raw stream replies into (stream index, id, message or None, gap or None)."""
-        decode = self._entry_decoder.decode
+    def _decode(self, reply: list[_Raw]) -> list[tuple[int, str, list[Any], FeedGap | None]]:
+        """Turn raw stream replies into (stream index, id, its messages, its gap or None)."""
+        type = self.type
         index = self._index
-        items: list[tuple[int, str, Any, FeedGap | None]] = []
+        items: list[tuple[int, str, list[Any], FeedGap | None]] = []
         append = items.append
         for key, entries in reply:
             i = index[key]
@@ -569,19 +603,28 @@ class FeedSubscription(Generic[M]):
                 if not fields:
                     continue  # a pending entry trimmed from the stream since
                 try:
-                    if fields[0] == b"m":
-                        append((i, entry_id.decode(), decode(fields[1]), None))
-                    else:
-                        append((i, entry_id.decode(), None, GAP_DECODER.decode(fields[1])))
+                    got = decode_entry(type, fields[0], fields[1])
                 except _MALFORMED as exc:
                     self._skipped(key, entry_id, exc)
-                    append((i, entry_id.decode(), None, None))  # acknowledged in _accept
+                    append((i, entry_id.decode(), [], None))  # acknowledged in _accept
+                    continue
+                if isinstance(got, list):
+                    append((i, entry_id.decode(), got, None))
+                else:
+                    append((i, entry_id.decode(), [], got))
         return items
 
     def _accept_plain(self, reply: list[_Raw]) -> None:
-        """Decode a plain read's entries into the buffer (the hot path: no ids kept per entry)."""
+        """Decode a plain read's entries into the buffer (the hot path: no ids kept per entry).
+
+        A format-2 entry (``m2``) is one msgpack array: one decode call and one ``extend`` for
+        all of its messages.
+        """
+        decode_batch = self._batch_decoder
         decode = self._entry_decoder.decode
-        append = self._items.append
+        items = self._items
+        append = items.append
+        extend = items.extend
         index = self._index
         last = self._last
         count = gaps = 0
@@ -589,19 +632,26 @@ class FeedSubscription(Generic[M]):
             if not entries:
                 continue
             for entry_id, fields in entries:
+                field = fields[0]
                 try:
-                    if fields[0] == b"m":
-                        append((decode(fields[1]), None))
-                    else:
-                        append((None, GAP_DECODER.decode(fields[1])))
+                    if field == FIELD_BATCH:
+                        batch = decode_batch(fields[1])
+                        extend(batch)
+                        count += len(batch)
+                    elif field == FIELD_MESSAGE:
+                        append(decode(fields[1]))
+                        count += 1
+                    elif field == FIELD_GAP:
+                        append(GAP_DECODER.decode(fields[1]))
                         gaps += 1
+                    else:
+                        raise EntryFormatError(field)
                 except _MALFORMED as exc:
                     self._skipped(key, entry_id, exc)
-                    count -= 1
-            count += len(entries)
             last[index[key] - 1] = entries[-1][0].decode()
-        self._received += count - gaps
+        self._received += count
         self._gaps += gaps
+        self._buffered_gaps += gaps
 
     def _skipped(self, key: bytes, entry_id: bytes, exc: Exception) -> None:
         """Count an entry that does not decode; say so once per subscription."""
@@ -617,24 +667,29 @@ class FeedSubscription(Generic[M]):
             )
         self._malformed += 1
 
-    async def _accept(self, items: list[tuple[int, str, Any, FeedGap | None]]) -> None:
+    async def _accept(self, items: list[tuple[int, str, list[Any], FeedGap | None]]) -> None:
         last = self._last
         out = self._items
         acks: dict[str, list[str]] = {}
         group = self.group
         unacked = self._unacked
+        left = self._entry_left
         keys = self._keys
-        for index, entry_id, message, gap in items:
+        for index, entry_id, messages, gap in items:
             last[index - 1] = entry_id
-            if message is not None:
-                self._received += 1
+            if messages:
+                self._received += len(messages)
                 if group is not None:
-                    unacked[id(message)] = (message, keys[index - 1], entry_id)
-                out.append((message, None))
+                    key = keys[index - 1]
+                    left[(key, entry_id)] = len(messages)
+                    for message in messages:
+                        unacked[id(message)] = (message, key, entry_id)
+                out.extend(messages)
             else:
                 if gap is not None:
                     self._gaps += 1
-                    out.append((None, gap))
+                    self._buffered_gaps += 1
+                    out.append(gap)
                 if group is not None:
                     acks.setdefault(keys[index - 1], []).append(entry_id)
         if acks and group is not None:

@@ -33,6 +33,8 @@ SOCKET_TIMEOUT: Final = 5.0
 CONNECT_TIMEOUT: Final = 2.0
 #: Stream reads whose replies the feed takes as hiredis built them (see RedisClient.xread).
 _RAW_REPLIES: Final = ("XREAD", "XREADGROUP", "XAUTOCLAIM")
+#: Tries of a fenced append whose watched keys keep changing (our own lease renewals).
+_WATCH_TRIES: Final = 8
 
 
 def _raw(response: Any, **options: Any) -> Any:
@@ -156,6 +158,52 @@ class RedisClient:
         async with self._translated():
             return await script(keys=list(keys), args=list(args))
 
+    async def fenced_append(
+        self,
+        lease: tuple[str, str],
+        batch: tuple[str, str],
+        entries: Sequence[tuple[str, bytes, int, bytes]],
+        lease_ms: int,
+    ) -> int:
+        """Append stream entries if the lease is ours, once per batch id; extend the lease.
+
+        ``lease`` is (key, our token), ``batch`` (key holding the last batch id, this batch's
+        id), ``entries`` (stream, field, MAXLEN, payload). ``MULTI``/``EXEC`` under ``WATCH``
+        of both keys: the lease checked, the entries appended (``XADD MAXLEN ~``), the batch id
+        recorded and the lease extended in one transaction, which Redis refuses if another
+        relay took the lease (or it expired) after the check. Returns the entries appended, -1
+        when the lease is not ours, -2 when this batch was appended already (a retry after a
+        lost reply). Our own lease renewal touching the lease meanwhile only means another try.
+        """
+        from redis.exceptions import WatchError
+
+        (lease_key, token), (batch_key, batch_id) = lease, batch
+        async with self._translated():
+            pipe: Any = self._redis.pipeline(transaction=True)
+            try:
+                for _ in range(_WATCH_TRIES):
+                    try:
+                        await pipe.watch(lease_key, batch_key)
+                        holder, last = await pipe.mget(lease_key, batch_key)
+                        if holder != token.encode():
+                            return -1
+                        if last == batch_id.encode():
+                            return -2
+                        pipe.multi()
+                        for key, field, maxlen, payload in entries:
+                            pipe.execute_command(
+                                "XADD", key, "MAXLEN", "~", maxlen, "*", field, payload
+                            )
+                        pipe.execute_command("SET", batch_key, batch_id)
+                        pipe.execute_command("PEXPIRE", lease_key, lease_ms)
+                        await pipe.execute()
+                        return len(entries)
+                    except WatchError:
+                        continue  # a key we watch changed: look at the lease again
+                return -1  # the lease keeps changing under us: treat it as not ours
+            finally:
+                await pipe.reset()
+
     async def set_nx(self, key: str, value: str, *, px: int) -> bool:
         """``SET key value NX PX px``: return whether it was set."""
         async with self._translated():
@@ -253,6 +301,17 @@ class RedisClient:
                 pipe.xack(key, group, *ids)
             replies = await pipe.execute()
         return sum(int(r) for r in replies)
+
+    async def ack_each(self, entries: Sequence[tuple[str, str]], group: str) -> list[int]:
+        """``XACK`` each (stream, id) of ``entries`` (pipelined): 1 or 0 per entry, in order."""
+        if not entries:
+            return []
+        async with self._translated():
+            pipe = self._redis.pipeline(transaction=False)
+            for key, entry_id in entries:
+                pipe.xack(key, group, entry_id)
+            replies = await pipe.execute()
+        return [int(r) for r in replies]
 
     async def range_all(self, key: str, start: str = "-") -> list[tuple[bytes, dict[bytes, bytes]]]:
         """Return every entry of a stream from ``start`` (tests and small streams)."""

@@ -7,37 +7,40 @@
 
 **Data path.** One :class:`~upbit_ws.WebSocketManager` subscription per type (``drop_oldest``
 with a large bound, so tickers and books are never conflated away), read with ``batches()``;
-each message is encoded once (msgpack with its type tag, :mod:`upbit_ws.relay.codec`) into the
-relay's *outbox*, a bounded FIFO shared under a lock. The Redis side (the writer and the lease)
-runs on an event loop of its own, on a daemon thread (:class:`_LoopThread`): under a flood one
-WebSocket read can hold the reading loop for a quarter of a second, and round trips to Redis
-must not wait for those turns. The writer takes up to ``batch_size`` entries at a time and
-appends them with one Lua script call (:data:`~upbit_ws.relay.scripts.APPEND`), so a flood
-costs one round trip per batch, not per message. Connection changes and gaps of the manager
+what each read brought is split by code and each part encoded once, as one stream entry
+(format ``m2``, :mod:`upbit_ws.relay.codec`), into the relay's *outbox*, a bounded FIFO shared
+under a lock. The Redis side (the writer and the lease) runs on an event loop of its own, on a
+daemon thread (:class:`_LoopThread`): under a flood one WebSocket read can hold the reading
+loop for a quarter of a second, and round trips to Redis must not wait for those turns. The
+writer takes whole entries, up to ``batch_size`` messages, and appends them in one fenced
+``MULTI``/``EXEC`` (:meth:`RedisClient.fenced_append
+<upbit_ws.relay.redis_client.RedisClient.fenced_append>`), so a flood costs one round trip per
+batch and one ``XADD`` per entry, not per message. Connection changes and gaps of the manager
 go to ``upbit:events`` (and each gap also into the affected data streams, in band).
 
 **Redis down.** Appends fail, the writer retries the same batch with capped backoff (0.05 s
-to 1 s) and the outbox keeps filling up to ``buffer_size`` entries; past that the oldest are
-dropped and counted per stream, and the next append writes a :class:`FeedGap` (cause
-``relay_overflow``) before the data that follows the loss, then a :class:`RedisOutage` once an
-append lands (:meth:`Relay.events` yields both locally too). Closing never waits for a Redis
-that stopped answering longer than a few bounded seconds (see :meth:`Relay.aclose`). A batch
-whose reply was lost is not appended twice: the script remembers the last batch id.
+to 1 s) and the outbox keeps filling up to ``buffer_size`` messages; past that the oldest
+entries are dropped whole and their messages counted per stream, and the next append writes a
+:class:`FeedGap` (cause ``relay_overflow``) before the data that follows the loss, then a
+:class:`RedisOutage` once an append lands (:meth:`Relay.events` yields both locally too).
+Closing never waits for a Redis that stopped answering longer than a few bounded seconds (see
+:meth:`Relay.aclose`). A batch whose reply was lost is not appended twice: the transaction
+records the last batch id.
 
 **High availability.** Relays of one subscription set share a lease (``upbit:lease:relay``):
 ``SET NX PX`` to take it, a compare-and-set script to renew it every third of its time to live,
 and a compare-and-delete on clean exit. Only the holder appends, and every append checks the
-token inside the same atomic script, so a relay that lost the lease (stalled, partitioned)
-can never write again, even if it does not know yet. A standby runs its own manager (hot) and
-keeps the newest ``buffer_size`` entries as a backlog; it polls the lease, sleeping until the
-lease's remaining time to live runs out (at most a third of the lease). On taking over it reads
-the newest entries of each stream, finds the newest one in its backlog by its bytes (without
-``stream_type``), and
-appends only what came after it (see :meth:`Relay._take_over`),
-so readers get no duplicate and, when the backlog reaches back, no loss either: they see a
-:class:`LeaseAcquired` event whose ``at - since`` is the wait (at most the lease time to live
-plus one renewal period), and a :class:`FeedGap` (cause ``takeover``) on any stream the backlog
-could not close.
+token under ``WATCH`` of the lease in the same transaction (Redis refuses it if the lease
+changed since), so a relay that lost the lease (stalled, partitioned) can never write again,
+even if it does not know yet. A standby runs its own manager (hot) and keeps the newest
+``buffer_size`` messages as a backlog; it polls the lease, sleeping until the lease's remaining
+time to live runs out (at most a third of the lease). On taking over it reads the newest
+entries of each stream, finds the newest stored message in its backlog by its bytes (without
+``stream_type``; entries are compared message by message), and appends only what came after
+it (see :meth:`Relay._take_over`), so readers get no duplicate and, when the backlog reaches
+back, no loss either: they see a :class:`LeaseAcquired` event whose ``at - since`` is the
+wait (at most the lease time to live plus one renewal period), and a :class:`FeedGap` (cause
+``takeover``) on any stream the backlog could not close.
 
 A bug in one of the relay's tasks stops the relay (``wait_closed()`` raises it) and a standby
 takes over; Redis and Upbit faults never stop it.
@@ -70,7 +73,12 @@ from upbit_ws.core.config import BackoffConfig, ConnectionConfig
 from upbit_ws.core.constants import DEFAULT_BASE_URL, PRIVATE_TYPES
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.events import ConnectionStateChanged, GapEvent
+from upbit_ws.core.messages import DataMessage
 from upbit_ws.relay.codec import (
+    FIELD_BATCH,
+    FIELD_GAP,
+    FIELD_MESSAGE,
+    KIND_BATCH,
     KIND_GAP,
     KIND_MESSAGE,
     FeedGap,
@@ -82,15 +90,15 @@ from upbit_ws.relay.codec import (
     RelayEvent,
     UpstreamStateChanged,
     check_subscriptions,
-    decoder_for,
+    decode_entry,
     encode_event,
     encode_gap,
     encode_message,
-    entry_header,
+    encode_messages,
     entry_id_seconds,
 )
 from upbit_ws.relay.redis_client import RedisClient, RedisCommandError, RedisUnavailableError
-from upbit_ws.relay.scripts import APPEND, RELEASE, RENEW
+from upbit_ws.relay.scripts import RELEASE, RENEW
 
 __all__ = ["Relay", "RelayRole", "RelayStatistics"]
 
@@ -104,7 +112,10 @@ RelayRole = Literal["new", "standby", "leader", "closed"]
 _REDIS_BACKOFF: Final = BackoffConfig(
     first_delay=0.05, cap=1.0, reset_after=1.0, rate_limited_floor=1.0, blocked_floor=1.0
 )
-#: Newest entries read per stream at takeover to find where the previous leader stopped.
+#: Newest entries read per stream at takeover to find where the previous leader stopped: a
+#: few first (an entry may hold a flood's batch, hundreds of kB), more where those few hold
+#: fewer than _HIGH_WATER_MESSAGES messages between them.
+_HIGH_WATER_FIRST: Final = 8
 _HIGH_WATER_ENTRIES: Final = 64
 #: How long aclose() lets the writer flush what is buffered before giving up.
 _FLUSH_TIMEOUT: Final = 2.0
@@ -113,9 +124,14 @@ _PUMP_BATCH: Final = 1024
 #: Events one events() listener may hold unread; past that the oldest go.
 _EVENTS_BOUND: Final = 1024
 
-# One outbox entry: stream key, kind (message or gap), ordering timestamp (None: not a data
-# message), payload.
-_Entry = tuple[str, int, int | None, bytes]
+# One outbox entry: stream key, kind (KIND_BATCH: messages of one stream, KIND_GAP, or
+# KIND_MESSAGE: an event), how many messages it holds (1 for a gap or an event), payload.
+_Entry = tuple[str, int, int, bytes]
+#: Fields of the stream entries a takeover reads, by kind (see codec.py).
+_FIELDS: Final = {KIND_MESSAGE: FIELD_MESSAGE, KIND_GAP: FIELD_GAP, KIND_BATCH: FIELD_BATCH}
+#: Newest messages per stream a takeover compares its backlog with (entries hold batches):
+#: as many as the newest 64 entries held when each held one message.
+_HIGH_WATER_MESSAGES: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,12 +171,17 @@ class RelayStatistics:
     gaps: int
 
 
-def _identity(key: str, payload: bytes, namespace: str) -> bytes:
+def _identity(message: DataMessage) -> bytes:
     """Return a message's bytes without ``stream_type`` (SNAPSHOT and REALTIME copies match)."""
-    message = decoder_for(key[len(namespace) + 1 :].split(":", 1)[0]).decode(payload)
     if getattr(message, "stream_type", None) is None:
-        return payload
+        return encode_message(message)
     return encode_message(msgspec.structs.replace(message, stream_type=None))
+
+
+def _entry_messages(type: str, kind: int, payload: bytes) -> list[DataMessage]:
+    """Return the messages of an outbox or stream entry of data ``type`` (none for a gap)."""
+    got = decode_entry(type, _FIELDS[kind], payload)
+    return got if isinstance(got, list) else []
 
 
 def _default_relay_id() -> str:
@@ -209,9 +230,11 @@ class Relay:
         self._role_changed = asyncio.Event()
         self._token: str | None = None
         self._outbox: deque[_Entry] = deque()
+        self._queued = 0  # messages (and gaps and events) in the outbox: its bound's measure
         self._inflight: list[_Entry] | None = None
         self._writing = False
         self._wake = asyncio.Event()  # the writer's, on the Redis loop
+        self._wake_sent = False  # a wake-up is on its way to the Redis loop (_wake_writer)
         self._closing = False
         self._inputs_done = False
         self._root: asyncio.Task[None] | None = None
@@ -391,7 +414,7 @@ class Relay:
             role=self._role,
             received=self._received,
             appended=self._appended,
-            buffered=len(self._outbox) + len(self._inflight or ()),
+            buffered=self._queued + sum(entry[2] for entry in self._inflight or ()),
             dropped=self._dropped,
             discarded=self._discarded,
             batches=self._batches,
@@ -431,25 +454,48 @@ class Relay:
     def _wake_writer(self) -> None:
         """Wake the writer on the Redis loop (from either thread).
 
-        Skipped while the event is still set: the writer clears it and then looks at the
-        outbox again before it waits, so what was queued before this call is seen either way.
+        Skipped while the event is still set (the writer clears it and then looks at the
+        outbox again before it waits) or a wake-up is on its way (it sets the event after this
+        call), so what was queued before this call is seen either way.
         """
         io = self._io
-        if io is not None and not self._wake.is_set():
-            io.call(self._wake.set)
+        if io is not None and not self._wake_sent and not self._wake.is_set():
+            # One wake-up in flight at a time: each costs a write to the loop's self-pipe and a
+            # hand-over of the GIL, and the pumps of a flood would send one per batch each.
+            self._wake_sent = True
+            io.call(self._woken)
+
+    def _woken(self) -> None:
+        """On the Redis loop: a wake-up arrived (it runs after whatever queued it)."""
+        self._wake_sent = False
+        self._wake.set()
 
     async def _pump(self, sub: Subscription[Any]) -> None:
-        """Encode each message the manager delivers into the outbox."""
+        """Encode what each read of the manager delivers into the outbox, one entry per stream.
+
+        A batch is what was waiting when the pump asked (never held back for more), split by
+        code in order; each part is one msgpack array (format ``m2``, codec.py), encoded in
+        one call.
+        """
         kind = sub.type
         lock = self._lock
         keys = _KeysByCode(self._stream_key, kind)
         async for batch in sub.batches(max_items=_PUMP_BATCH):
+            by_code: dict[str | None, list[Any]] = {}
+            for message in batch:
+                code = message.code
+                same = by_code.get(code)
+                if same is None:
+                    by_code[code] = [message]
+                else:
+                    same.append(message)
             entries = [
-                (keys[message.code], KIND_MESSAGE, message.timestamp, encode_message(message))
-                for message in batch
+                (keys[code], KIND_BATCH, len(messages), encode_messages(messages))
+                for code, messages in by_code.items()
             ]
             with lock:
                 self._outbox.extend(entries)
+                self._queued += len(batch)
                 self._trim_locked()
             self._received += len(batch)
             self._wake_writer()
@@ -467,23 +513,25 @@ class Relay:
             self._trim_locked()
 
     def _trim_locked(self) -> None:
+        """Drop the oldest entries (whole) while the outbox holds more than ``buffer_size``."""
         out = self._outbox
-        excess = len(out) - self.config.buffer_size
-        if excess <= 0:
+        limit = self.config.buffer_size
+        if self._queued <= limit:
             return
         leading = self._role == "leader"
         now = time.time()
-        for _ in range(excess):
-            key, kind, _, _ = out.popleft()
-            if kind != KIND_MESSAGE or key == self._keys.events:
+        while self._queued > limit and out:
+            key, kind, count, _ = out.popleft()
+            self._queued -= count
+            if kind != KIND_BATCH:
                 continue
             if leading:
-                self._dropped += 1
-                since, count = self._losses.get(key, (now, 0))
-                self._losses[key] = (since, count + 1)
+                self._dropped += count
+                since, lost = self._losses.get(key, (now, 0))
+                self._losses[key] = (since, lost + count)
             else:
-                self._discarded += 1
-                self._aged_out[key] = self._aged_out.get(key, 0) + 1
+                self._discarded += count
+                self._aged_out[key] = self._aged_out.get(key, 0) + count
 
     async def _events(self) -> None:
         """Turn the manager's connection changes and gaps into relay events."""
@@ -524,12 +572,13 @@ class Relay:
         if self._role != "leader" and not first:
             _log.info("relay %s (standby): %s", self.relay_id, event)
             return
-        entry = (self._keys.events, KIND_MESSAGE, None, encode_event(event))
+        entry = (self._keys.events, KIND_MESSAGE, 1, encode_event(event))
         with self._lock:
             if first:
                 self._outbox.appendleft(entry)
             else:
                 self._outbox.append(entry)
+            self._queued += 1
         self._wake_writer()
 
     def _gap(self, gap: FeedGap, *, first: bool = False) -> None:
@@ -542,9 +591,10 @@ class Relay:
                 streams = [
                     key for (t, _), key in self._stream_keys.items() if gap.type in (None, t)
                 ]
-        entries = [(key, KIND_GAP, None, payload) for key in streams]
+        entries = [(key, KIND_GAP, 1, payload) for key in streams]
         with self._lock:
             self._gaps += 1
+            self._queued += len(entries)
             if first:
                 self._outbox.extendleft(reversed(entries))
             else:
@@ -558,8 +608,7 @@ class Relay:
         backoff = Backoff(_REDIS_BACKOFF)
         seq = itertools.count(1)
         batch_id = ""
-        blob = b""
-        keys: list[str] = []
+        entries: list[tuple[str, bytes, int, bytes]] = []
         while True:
             if self._inflight is not None and self._role != "leader":
                 # Lost the lease between retries: the batch goes back, filtered at a takeover.
@@ -578,14 +627,15 @@ class Relay:
                     continue
                 self._write_losses()
                 self._inflight = self._take_batch()
-                keys, blob = self._frame(self._inflight)
+                entries = self._frame(self._inflight)
                 batch_id = f"{self._token}:{next(seq)}"
             self._writing = True
             try:
-                result = await self._redis.script(
-                    APPEND,
-                    keys,
-                    [self._token, batch_id, self.config.maxlen, blob, self.config.lease_ms],
+                result = await self._redis.fenced_append(
+                    (self._lease_key, self._token or ""),
+                    (self._batch_key, batch_id),
+                    entries,
+                    self.config.lease_ms,
                 )
             except RedisUnavailableError as exc:
                 self._redis_errors += 1
@@ -609,7 +659,7 @@ class Relay:
                 self._step_down("the lease expired or another relay holds it")
                 continue
             self._batches += 1
-            self._appended += len(batch)
+            self._appended += sum(entry[2] for entry in batch)
             if self._outage is not None:
                 self._end_outage()
 
@@ -631,30 +681,35 @@ class Relay:
         )
 
     def _take_batch(self) -> list[_Entry]:
+        """Take whole entries from the outbox, up to ``batch_size`` messages (at least one)."""
         with self._lock:
             out = self._outbox
-            size = min(len(out), self.config.batch_size)
-            return [out.popleft() for _ in range(size)]
+            limit = self.config.batch_size
+            taken: list[_Entry] = []
+            count = 0
+            while out and (count < limit or not taken):
+                entry = out.popleft()
+                taken.append(entry)
+                count += entry[2]
+            self._queued -= count
+            return taken
 
     def _give_back(self, batch: list[_Entry]) -> None:
         with self._lock:
             self._outbox.extendleft(reversed(batch))
+            self._queued += sum(entry[2] for entry in batch)
 
-    def _frame(self, batch: list[_Entry]) -> tuple[list[str], bytes]:
-        """Return the script's KEYS and the framed blob of ``batch``."""
-        keys = [self._lease_key, self._batch_key]
-        index: dict[str, int] = {}
-        parts: list[bytes] = []
-        append = parts.append
-        header = entry_header
-        for key, kind, _, payload in batch:
-            i = index.get(key)
-            if i is None:
-                keys.append(key)
-                i = index[key] = len(keys)
-            append(header(i, kind, len(payload)))
-            append(payload)
-        return keys, b"".join(parts)
+    def _frame(self, batch: list[_Entry]) -> list[tuple[str, bytes, int, bytes]]:
+        """Return ``batch`` as (stream, field, MAXLEN, payload) for the fenced append.
+
+        Each entry carries its stream's MAXLEN: ``maxlen // n`` entries for an entry of ``n``
+        messages, so a stream holds about ``maxlen`` messages (RelayConfig).
+        """
+        maxlen = self.config.maxlen
+        return [
+            (key, _FIELDS[kind], max(1, maxlen // count), payload)
+            for key, kind, count, payload in batch
+        ]
 
     def _write_losses(self) -> None:
         """Queue a gap, ahead of the data, for each stream that lost messages to a full outbox."""
@@ -749,10 +804,15 @@ class Relay:
             streams = {key for key, kind, _, _ in self._outbox if key != self._keys.events}
             streams.update(self._stream_keys.values())
         ordered = sorted(streams)
-        newest = await self._redis.last_entries(ordered, _HIGH_WATER_ENTRIES)
+        newest = await self._redis.last_entries(ordered, _HIGH_WATER_FIRST)
         marks: dict[str, _Mark] = {}
         for key, entries in zip(ordered, newest, strict=True):
             mark = self._high_water(key, entries)
+            if len(entries) == _HIGH_WATER_FIRST and (
+                mark is None or len(mark.recent) < _HIGH_WATER_MESSAGES
+            ):
+                [entries] = await self._redis.last_entries([key], _HIGH_WATER_ENTRIES)
+                mark = self._high_water(key, entries)
             if mark is not None:
                 marks[key] = mark
         with self._lock:
@@ -760,43 +820,72 @@ class Relay:
             self._filter_backlog(token, marks)
 
     def _filter_backlog(self, token: str, marks: dict[str, _Mark]) -> None:
-        """Drop what the streams hold already from the backlog, then lead (lock held)."""
-        outbox = self._outbox
-        # Position of the last backlog copy of each stream's newest stored entry, compared
+        """Drop what the streams hold already from the backlog, then lead (lock held).
+
+        The backlog's entries hold batches; they are compared one message at a time and what
+        is kept is encoded again, consecutive messages of one stream as one entry.
+        """
+        events = self._keys.events
+        # The backlog one message (or gap) at a time: key, message (None for a gap), and the
+        # entry itself (kept as it is when it is not a batch).
+        flat: list[tuple[str, DataMessage | None, _Entry]] = []
+        for entry in self._outbox:
+            key, kind, _, payload = entry
+            if key == events:
+                continue  # a standby's own events were logged, not relayed
+            if kind == KIND_BATCH:
+                for item in _entry_messages(self._type_of(key), kind, payload):
+                    flat.append((key, item, entry))
+            else:
+                flat.append((key, None, entry))
+        # Position of the last backlog copy of each stream's newest stored message, compared
         # without stream_type (a snapshot re-sends a message the old leader stored realtime).
         found: dict[str, int] = {}
         same: dict[int, bool] = {}
-        for position, (key, kind, _, payload) in enumerate(outbox):
+        for position, (key, message, _) in enumerate(flat):
             mark = marks.get(key)
-            if mark is not None and kind == KIND_MESSAGE:
-                identity = _identity(key, payload, self.config.namespace)
+            if mark is not None and message is not None:
+                identity = _identity(message)
                 same[position] = identity in mark.recent
                 if identity == mark.payload:
                     found[key] = position
         kept: deque[_Entry] = deque()
+        run: list[DataMessage] = []
+        run_key = ""
+
+        def close_run() -> None:
+            if run:
+                kept.append((run_key, KIND_BATCH, len(run), encode_messages(list(run))))
+                run.clear()
+
         backlog: set[str] = set()
         refilled = skipped = 0
-        for position, entry in enumerate(outbox):
-            key, kind, ts, payload = entry
-            if key == self._keys.events:
-                continue  # a standby's own events were logged, not relayed
+        for position, (key, message, entry) in enumerate(flat):
             mark = marks.get(key)
             if mark is not None:
                 at = found.get(key)
                 if at is not None:
                     stale = position <= at or same.get(position, False)
                 else:
-                    stale = kind == KIND_GAP or (
-                        ts is not None and (ts <= mark.timestamp or same.get(position, False))
+                    stale = message is None or (
+                        message.timestamp <= mark.timestamp or same.get(position, False)
                     )
                 if stale:
-                    skipped += kind == KIND_MESSAGE
+                    skipped += message is not None
                     continue
-            if kind == KIND_MESSAGE:
-                refilled += 1
-                backlog.add(key)
-            kept.append(entry)
+            if message is None:
+                close_run()
+                kept.append(entry)
+                continue
+            refilled += 1
+            backlog.add(key)
+            if key != run_key:
+                close_run()
+                run_key = key
+            run.append(message)
+        close_run()
         self._outbox = kept
+        self._queued = sum(entry[2] for entry in kept)
         for key in list(self._losses):
             mark = marks.get(key)
             if mark is not None and mark.at >= self._losses[key][0]:
@@ -839,22 +928,32 @@ class Relay:
             skipped,
         )
 
+    def _type_of(self, key: str) -> str:
+        """Return the data type of stream ``key`` (``upbit:trade:KRW-BTC`` -> ``trade``)."""
+        return key[len(self.config.namespace) + 1 :].split(":", 1)[0]
+
     def _high_water(
         self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]
     ) -> _Mark | None:
         """Return what a stream's newest entries say about where its last leader stopped."""
-        type = key[len(self.config.namespace) + 1 :].split(":", 1)[0]
-        decoder = decoder_for(type)
-        payloads = [(entry_id, fields[b"m"]) for entry_id, fields in entries if b"m" in fields]
-        if not payloads:
+        type = self._type_of(key)
+        newest_first: list[tuple[bytes, DataMessage]] = []
+        for entry_id, fields in entries:
+            for field, payload in fields.items():
+                try:
+                    got = decode_entry(type, field, payload)
+                except (msgspec.DecodeError, InvalidInputError):
+                    continue  # not a relay's entry (feed.py skips it too)
+                if isinstance(got, list):
+                    newest_first.extend((entry_id, message) for message in reversed(got))
+        if not newest_first:
             return None
-        newest_id, newest = payloads[0]
-        timestamps = [decoder.decode(p).timestamp for _, p in payloads]
-        namespace = self.config.namespace
+        recent = newest_first[:_HIGH_WATER_MESSAGES]
+        newest_id, newest = recent[0]
         return _Mark(
-            payload=_identity(key, newest, namespace),
-            recent=frozenset(_identity(key, p, namespace) for _, p in payloads),
-            timestamp=max(timestamps),
+            payload=_identity(newest),
+            recent=frozenset(_identity(message) for _, message in recent),
+            timestamp=max(message.timestamp for _, message in recent),
             at=entry_id_seconds(newest_id),
         )
 
@@ -862,13 +961,14 @@ class Relay:
         """Append LeaseReleased and give the lease up (clean exit)."""
         token = self._token
         event = LeaseReleased(at=time.time(), relay=self.relay_id)
-        keys, blob = self._frame([(self._keys.events, KIND_MESSAGE, None, encode_event(event))])
+        entries = self._frame([(self._keys.events, KIND_MESSAGE, 1, encode_event(event))])
         with contextlib.suppress(RedisUnavailableError, RedisCommandError):
             async with asyncio.timeout(_FLUSH_TIMEOUT):
-                await self._redis.script(
-                    APPEND,
-                    keys,
-                    [token, f"{token}:release", self.config.maxlen, blob, self.config.lease_ms],
+                await self._redis.fenced_append(
+                    (self._lease_key, token or ""),
+                    (self._batch_key, f"{token}:release"),
+                    entries,
+                    self.config.lease_ms,
                 )
                 await self._redis.script(RELEASE, [self._lease_key], [token])
         self._token = None
