@@ -294,6 +294,15 @@ class ConnectionStatistics:
     stale_resubscribes: int = 0
     #: Private stalls (issue #9): see :class:`~upbit_ws.core.session.SessionStatistics`.
     stalls: int = 0
+    #: Hedges and the adaptive thresholds (issue #9): see
+    #: :class:`~upbit_ws.core.session.SessionStatistics`.
+    hedges: int = 0
+    hedges_won: int = 0
+    hedges_cancelled: int = 0
+    hedges_failed: int = 0
+    hedging: bool = False
+    silence_threshold: float = 0.0
+    suspicion: float = 0.0
 
 
 class _Counters:
@@ -707,6 +716,13 @@ class ManagedConnection:
             stale_reason=s.stale_reason,
             stale_resubscribes=s.stale_resubscribes,
             stalls=s.stalls,
+            hedges=s.hedges,
+            hedges_won=s.hedges_won,
+            hedges_cancelled=s.hedges_cancelled,
+            hedges_failed=s.hedges_failed,
+            hedging=s.hedging,
+            silence_threshold=s.silence_threshold,
+            suspicion=s.suspicion,
         )
 
     # --- commands -------------------------------------------------------------------------

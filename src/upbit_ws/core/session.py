@@ -740,7 +740,7 @@ class Session:
         if self._state == "closed":
             return
         self._stop_socket(reason)
-        self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket)]
+        self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket | CancelHedge)]
         self._set_state(now, "closed", reason)
 
     # --- outputs ----------------------------------------------------------------------------
@@ -884,7 +884,7 @@ class Session:
         self._proved = False
         self._requested = False
         if not decision.retry:
-            self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket)]
+            self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket | CancelHedge)]
             self._set_state(now, "closed", f"fatal: {decision.reason}")
             return
         if decision.backoff == "auth":
