@@ -103,24 +103,31 @@ HOLD_LIMIT                    10,000     live private messages held at most; mor
                                          the held ones at once (never dropped)
 ============================  =========  ===================================================
 
-Blackhole arithmetic (the seed's 5 s bar, goal 3 s). A connection whose subscriptions normally
-stream goes silent at ``t0`` (the last frame). At ``t0 + SILENCE_PROBE`` (1.0 s) the session
-sends a ping and marks the connection degraded; with no pong (nor any frame) by
-``+ PONG_TIMEOUT`` (2.5 s) it is declared dead and aborted without a closing handshake (a
-graceful close on a blackholed socket hangs). The first retry follows within
-``BACKOFF_FIRST_DELAY`` (2.6 s); a loopback connect takes milliseconds and a real Upbit connect
-about 50-300 ms (2.9 s); the full subscription is re-sent at once and its snapshots arrive
-within 150-650 ms on Upbit (section 1.3), at once from the simulator. So data flows again after
-about 2.6-2.7 s on loopback and at worst about 3.6 s against Upbit, under 5 s even when one
-connect attempt times out on the way (then the connect timeout grows to 2 s for the next one).
+Blackhole arithmetic (issue 9: 99.9 % at one fault per 10 minutes, under 0.6 s lost per fault
+on average; the seed's bar was 5 s). A connection whose subscriptions normally stream goes
+silent at ``t0`` (the last frame). Its silence threshold is ``SILENCE_GAP_FACTOR`` times the
+p99 gap between its last ``SILENCE_WINDOW`` reads, in ``[SILENCE_FLOOR, SILENCE_PROBE]``:
+0.25 s for a busy book (reads every ~10-60 ms), 1 s (the ceiling) for a single code ticking
+every ~100-300 ms. At ``t0 + threshold`` the session sends a ping, marks the connection
+degraded and, with ``HEDGE`` on, opens a spare socket at once: it waits for the connect
+limiter (5/s, section 8.1), connects (milliseconds on loopback, 50-300 ms on Upbit), is sent
+the full merged request and takes over at its first data frame (the snapshots: at once from
+the simulator, 150-650 ms on Upbit, section 1.3); the old socket is aborted. So data flows
+again ``threshold`` + a few ms after ``t0`` on loopback (0.25-1.0 s), and ``threshold`` +
+0.2-1.0 s against Upbit. Only if the spare fails (refused, error frame) does the old path
+decide: no pong or frame by ``+ PONG_TIMEOUT`` (1.5 s) declares it dead, it is aborted without a
+closing handshake (a graceful close on a blackholed socket hangs), and the first retry follows
+within ``BACKOFF_FIRST_DELAY``: ``threshold`` + 1.6 s plus the connect, as before the hedge.
 
 A connection that does not normally stream (private myOrder/myAsset: quiet for minutes) has no
-silence to notice, so it pings every ``QUIET_PING_INTERVAL`` (2.5 s) instead of every
-``PING_INTERVAL``. A blackhole starting just after an answered ping is found when the next ping
-gets no pong: at most ``QUIET_PING_INTERVAL + PONG_TIMEOUT`` (4.0 s) after it started, 2.75 s
-on average; the first retry follows within ``BACKOFF_FIRST_DELAY`` (4.1 s) and the connect
-takes 50-300 ms on Upbit, so the socket is replaced within about 4.4 s at worst, under the
-seed's 5 s.
+silence to notice, so it pings every ``QUIET_PING_INTERVAL`` (0.5 s) instead of every
+``PING_INTERVAL``. A blackhole starting just after an answered ping is noticed when the next
+ping is unanswered past the suspicion deadline (``SUSPICION_RTT_FACTOR`` x the p99 round trip,
+in ``[SUSPICION_FLOOR, PONG_TIMEOUT]``): on loopback at most 0.5 + 0.25 = 0.75 s after it began
+(0.5 s on average), on KR (p99 ~0.36 s) at most 0.5 + 1.1 = 1.6 s. The spare opened then
+takes over once it answers a ping sent after its request (one connect and one round trip).
+Before the first pong of a socket the deadline is ``PONG_TIMEOUT`` (nothing measured yet): the
+old path, at most 0.5 + 1.5 s plus the retry and the connect.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ never pings by itself; quiet markets send nothing, so a dead stream looks like a
 
 * a WebSocket ping goes out every ``ping_interval`` whatever the traffic when the subscription
   normally streams (the shell says so with :meth:`Session.set_streaming`; public market data
-  yes, private myOrder/myAsset no), and every ``quiet_ping_interval`` (2.5 s) when it does not:
+  yes, private myOrder/myAsset no), and every ``quiet_ping_interval`` (0.5 s) when it does not:
   a quiet connection has no silence to notice, so only this ping finds its blackhole;
 * when the subscription normally streams and nothing arrived for ``silence_probe`` seconds, a
   ping goes out at once and the state is ``degraded``; a probe answered by a pong with no data
