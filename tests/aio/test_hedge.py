@@ -198,7 +198,7 @@ async def test_a_change_made_during_the_hedge_reaches_the_new_socket() -> None:
 
 
 async def test_the_spare_waits_for_the_shared_connect_limiter() -> None:
-    """Upbit allows 5 connects/s (section 8.1): a spare waits its turn like any connect."""
+    """Upbit allows 5 connects/s (docs/protocol.md section 8.1): a spare waits like a connect."""
     limiter = fresh_limiter()
     async with streaming(limiter=limiter) as (sim, ws, log, _book, _tape):
         old = publics(sim)[0]

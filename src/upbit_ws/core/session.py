@@ -259,6 +259,10 @@ Action = (
 )
 
 
+#: Actions still owed to the shell when the session closes: let go of every socket.
+_KEPT_ON_CLOSE: Final = (DeclareDead, CloseSocket, CancelHedge)
+
+
 @dataclass(frozen=True, slots=True)
 class SessionStatistics:
     """A snapshot of one session: its state, counters and current timeouts.
@@ -740,7 +744,7 @@ class Session:
         if self._state == "closed":
             return
         self._stop_socket(reason)
-        self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket | CancelHedge)]
+        self._pending = [a for a in self._pending if isinstance(a, _KEPT_ON_CLOSE)]
         self._set_state(now, "closed", reason)
 
     # --- outputs ----------------------------------------------------------------------------
@@ -884,7 +888,7 @@ class Session:
         self._proved = False
         self._requested = False
         if not decision.retry:
-            self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket | CancelHedge)]
+            self._pending = [a for a in self._pending if isinstance(a, _KEPT_ON_CLOSE)]
             self._set_state(now, "closed", f"fatal: {decision.reason}")
             return
         if decision.backoff == "auth":
