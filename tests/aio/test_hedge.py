@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, our_tasks, sim_until
@@ -19,10 +20,20 @@ from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, un
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.buffer import Gap
+from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.events import ConnectionStateChanged, GapEvent, ReconciliationFinished
 from upbit_ws.core.ratelimit import Gcra
 from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection
+
+#: For tests that hold the spare back on purpose (frames delayed by the simulator): a pong
+#: deadline (5 s) and a close timeout (3 s) well beyond those delays, so that a loaded machine
+#: cannot turn the hold into a declared-dead socket or an aborted close.
+PATIENT = replace(
+    FAST,
+    keepalive=replace(FAST.keepalive, ping_interval=10.0, pong_timeout=5.0),
+    timeouts=replace(FAST.timeouts, close=3.0),
+)
 
 
 def publics(sim: Simulator) -> list[SimConnection]:
@@ -37,13 +48,13 @@ def entries(request: dict[str, Any]) -> set[tuple[str, str]]:
 
 @asynccontextmanager
 async def streaming(
-    *, limiter: Gcra | None = None, keys: bool = False
+    *, limiter: Gcra | None = None, keys: bool = False, config: ConnectionConfig = FAST
 ) -> AsyncIterator[tuple[Simulator, WebSocketManager, EventLog, Any, Any]]:
     """Run a simulator and a manager with a book (orderbook) and a tape (trade) flowing."""
     async with Simulator(port=0, **SMALL_SIM) as sim:
         ws = WebSocketManager(
             base_url=sim.url,
-            config=FAST,
+            config=config,
             connect_limiter=limiter or fresh_limiter(),
             credentials=Credentials(*sim.credentials) if keys else None,
         )
@@ -118,13 +129,13 @@ async def test_the_old_socket_answering_first_cancels_the_hedge_and_closes_the_s
     """A muted stream (pings answered) opens a spare; the pong wins; the spare closes cleanly.
 
     The old socket's pong comes 0.3 s late, so the spare is open and has the merged request
-    by then; new sockets' frames come 0.7 s late, so it cannot prove itself first. It is
+    by then; new sockets' frames come 1.5 s late, so it cannot prove itself first. It is
     closed with a close frame (1000), not aborted. Nothing is lost, so no gap; the connection
     stays on socket 1.
     """
-    async with streaming() as (sim, ws, log, _book, _tape):
+    async with streaming(config=PATIENT) as (sim, ws, log, _book, _tape):
         old = publics(sim)[0]
-        sim.delay(700)  # new sockets (the spare) get their frames late
+        sim.delay(1500)  # new sockets (the spare) get their frames late
         sim.delay(300, old.id)
         sim.mute(old.id, sticky=True)
         degraded = await log.state("public", "degraded", within=5)
@@ -176,9 +187,9 @@ async def test_an_error_frame_on_the_spare_is_a_failed_hedge() -> None:
 
 async def test_a_change_made_during_the_hedge_reaches_the_new_socket() -> None:
     """The spare takes over with its request; a change made meanwhile follows on it at once."""
-    async with streaming() as (sim, ws, log, book, _tape):
+    async with streaming(config=PATIENT) as (sim, ws, log, book, _tape):
         old = publics(sim)[0]
-        sim.delay(300)  # the spare proves itself 0.3 s after its request
+        sim.delay(1500)  # the spare proves itself 1.5 s after its request
         sim.delay(0, old.id)
         sim.blackhole(30.0, old.id)
         await log.state("public", "degraded", within=5)
@@ -216,13 +227,13 @@ async def test_the_spare_waits_for_the_shared_connect_limiter() -> None:
 async def test_closing_during_a_hedge_leaves_no_socket_or_task() -> None:
     """aclose() while the spare waits for its data: every socket closes, every task ends."""
     async with Simulator(port=0, **SMALL_SIM) as sim:
-        ws = WebSocketManager(base_url=sim.url, config=FAST, connect_limiter=fresh_limiter())
+        ws = WebSocketManager(base_url=sim.url, config=PATIENT, connect_limiter=fresh_limiter())
         log = EventLog(ws.events())
         async with ws:
             book = ws.component("book").subscribe("orderbook", ["KRW-BTC"])
             await next_item(book)
             old = publics(sim)[0]
-            sim.delay(5000)  # the spare never proves itself before the close
+            sim.delay(10_000)  # the spare never proves itself before the close
             sim.delay(0, old.id)
             sim.blackhole(30.0, old.id)
             await log.state("public", "degraded", within=5)
