@@ -121,6 +121,22 @@ def test_a_stream_known_quiet_hedges_only_when_its_probe_goes_unanswered() -> No
     assert kinds(actions) == [Hedge]
 
 
+def test_a_false_silence_alarm_raises_the_threshold_for_good() -> None:
+    """A silence answered by a pong after 0.3 s was a false alarm: one connect, then the
+    threshold stays at 2 x 0.3 s even once data flows fast again, so it does not repeat."""
+    session = open_session()
+    last = flow(session, every=0.01, until=1.0)
+    at, actions = run_until_action(session, last, last + 2.0)
+    assert at == pytest.approx(last + 0.25) and Hedge in kinds(actions)
+    session.pong_received(last + 0.3)
+    assert kinds(session.poll(last + 0.3)) == [CancelHedge]
+    last = flow(session, every=0.01, until=last + 1.3, start=last + 0.3)
+    assert session.statistics(last).silence_threshold == pytest.approx(0.6)
+    at, actions = run_until_action(session, last, last + 2.0)
+    assert at == pytest.approx(last + 0.6) and Hedge in kinds(actions)
+    assert session.statistics(at).hedges == 2
+
+
 # --- the quiet (private) connection -------------------------------------------------------
 
 
@@ -158,6 +174,28 @@ def test_a_slow_healthy_link_raises_the_deadline_by_itself() -> None:
         assert session.poll(now) == []
     assert session.statistics(now).suspicion == pytest.approx(1.2)
     assert session.statistics(now).hedges == 0
+
+
+def test_a_pong_later_than_the_deadline_raises_it_for_good() -> None:
+    """Round trips of 0.05 s, then one of 0.4 s: that hedge was a false alarm; the deadline
+    becomes 2 x 0.4 s, so the next 0.4 s round trip opens no spare."""
+    session = open_session("private")
+    now = 0.0
+    for _ in range(3):
+        now, _actions = run_until_action(session, now, now + 1.0)
+        now = round(now + 0.05, 9)
+        session.pong_received(now)
+        assert session.poll(now) == []
+    ping_at, _actions = run_until_action(session, now, now + 1.0)
+    at, actions = run_until_action(session, ping_at, ping_at + 2.0)
+    assert at == pytest.approx(ping_at + 0.25) and kinds(actions) == [Hedge]
+    session.pong_received(ping_at + 0.4)
+    assert kinds(session.poll(ping_at + 0.4)) == [CancelHedge]
+    assert session.statistics(ping_at + 0.4).suspicion == pytest.approx(0.8)
+    ping_at, _actions = run_until_action(session, ping_at + 0.4, ping_at + 2.0)
+    session.pong_received(ping_at + 0.4)
+    assert session.poll(ping_at + 0.4) == []
+    assert session.statistics(ping_at + 0.4).hedges == 1
 
 
 def test_a_pong_before_the_first_one_was_measured_never_hedges() -> None:

@@ -58,7 +58,9 @@ HEDGE                         on         a socket under suspicion gets a spare s
                                          the spare takes over when it proves itself (data,
                                          or a pong after its request on a quiet socket), the
                                          old one is dropped if it answers first. A false
-                                         hedge costs one connect, nothing else
+                                         hedge costs one connect, nothing else, and sets
+                                         the threshold or deadline it tripped to at least
+                                         twice what was answered (up to the ceilings)
 STALE_AFTER                   10 s       a stream that normally flows, silent this long while
                                          pings are answered, is stale: the full request is
                                          re-sent (fresh snapshots answer it at once, section

@@ -55,6 +55,10 @@ Adaptive suspicion and the hedge (issue #9: a blackhole must cost under a second
   answers first (a frame or a pong), ``poll`` returns :class:`CancelHedge` and the spare is
   closed; if the spare fails (:meth:`Session.hedge_failed`), the old socket stays under the
   ordinary pong deadline, as without a hedge. Only the current socket delivers, always.
+* a hedge the old socket answered first was a false alarm (one connect): from then on the
+  silence threshold is at least twice the silence it answered and the suspicion deadline at
+  least twice the round trip of its ping (up to the ceilings), so a slow but healthy link
+  stops paying connects after one or two.
 
 Private stalls (issue #9): a blackhole drops the frames *and* the pong of a ping sent into it,
 so on the private connection (order events, where a lost frame is a lost fill) only the pong
@@ -389,6 +393,8 @@ class Session:
         self._hedging = False
         self._hedge_spent = False
         self._hedge_allowed = True
+        self._learned_silence = 0.0
+        self._learned_suspicion = 0.0
         self._hedges = 0
         self._hedges_won = 0
         self._hedges_cancelled = 0
@@ -564,10 +570,12 @@ class Session:
             return
         if self._state not in LIVE_STATES:
             return
+        silent_since = self._last_rx
         self._last_rx = now
         self._last_data = now
         self._hedge_spent = False
         if self._hedging:
+            self._false_alarm(now, silent_since)
             self._cancel_hedge("data arrived on the old socket first")
         if self._gap_on_stall and self._pong_deadline is not None:
             # Only the pong answers a private ping: frames since prove the socket alive.
@@ -617,6 +625,7 @@ class Session:
             self._rtts.append(now - self._last_ping)
         self._hedge_spent = False
         if self._hedging:
+            self._false_alarm(now, self._last_rx)
             self._cancel_hedge("the old socket answered the ping first")
         if self._gap_on_stall and deadline is not None and now > deadline:
             late = now - deadline + self.config.keepalive.pong_timeout
@@ -917,16 +926,41 @@ class Session:
         return max(self._last_rx, self._stream_since) + after
 
     def _silence_threshold(self) -> float:
-        """Return the adaptive silence threshold (see ``KeepaliveConfig.silence_threshold``)."""
+        """Return the adaptive silence threshold (see ``KeepaliveConfig.silence_threshold``).
+
+        Never below twice a silence that turned out to be a false alarm (see
+        :meth:`_false_alarm`), and never above ``silence_probe``.
+        """
+        keepalive = self.config.keepalive
         count = min(self._gap_count, len(self._gaps))
         if count < min(_MIN_GAPS, len(self._gaps)):
-            return self.config.keepalive.silence_threshold(None)
-        return self.config.keepalive.silence_threshold(_p99(self._gaps[:count]))
+            return keepalive.silence_threshold(None)
+        threshold = keepalive.silence_threshold(_p99(self._gaps[:count]))
+        return min(keepalive.silence_probe, max(threshold, self._learned_silence))
 
     def _suspicion(self) -> float:
-        """Return the suspicion deadline of a ping (see ``KeepaliveConfig.suspicion``)."""
+        """Return the suspicion deadline of a ping (see ``KeepaliveConfig.suspicion``).
+
+        Never below twice a round trip that outlived it once (a false alarm), nor above
+        ``pong_timeout``.
+        """
+        keepalive = self.config.keepalive
         rtts = self._rtts
-        return self.config.keepalive.suspicion(_p99(list(rtts)) if rtts else None)
+        deadline = keepalive.suspicion(_p99(list(rtts)) if rtts else None)
+        return min(keepalive.pong_timeout, max(deadline, self._learned_suspicion))
+
+    def _false_alarm(self, now: float, silent_since: float) -> None:
+        """Learn from a hedge the old socket answered first: it was a false alarm.
+
+        One false alarm is one connect (the spare, closed); the same silence or round trip
+        must not cost one every time. So the silence threshold never again goes below twice
+        the silence just answered, nor the suspicion deadline below twice the round trip of
+        the ping outstanding: a slow but healthy link stops hedging after one or two, and
+        the ceilings (``silence_probe``, ``pong_timeout``) bound what is learned.
+        """
+        self._learned_silence = max(self._learned_silence, 2.0 * (now - silent_since))
+        if self._pong_deadline is not None:
+            self._learned_suspicion = max(self._learned_suspicion, 2.0 * (now - self._last_ping))
 
     def _can_hedge(self) -> bool:
         return (
