@@ -17,6 +17,16 @@ When the session declares a socket dead (no pong after a ping, a connect that ti
 socket is aborted, never closed gracefully: a closing handshake on a blackholed socket would
 hang for its whole close timeout (issue #4).
 
+A socket under suspicion gets a spare (a hedge, :mod:`upbit_ws.core.session`): the session
+asks for it with :class:`~upbit_ws.core.session.Hedge`; the spare waits for the same connect
+limiter, is sent the listener's ``spare_request`` (the newest merged request), and delivers
+nothing until it proves itself (its first data frame, or on a quiet connection a pong after
+its request). Then, on its own reader and before that frame is delivered, it becomes the
+current socket (a new ``generation``), the old one is aborted, and the listener hears
+``on_switched`` (the gap from the old socket's last frame). If the old socket answers first
+the spare is closed gracefully; if the spare fails, the old socket's pong deadline decides.
+So only one socket ever delivers.
+
 Sending has one path, :meth:`ManagedConnection.send`: every frame waits for the socket's own
 message limiter (Upbit allows 5 messages/s and 100/min per connection, section 8.1; the
 limiter waits, never drops), is written, and must drain within the send timeout. Connects wait
