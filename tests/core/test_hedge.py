@@ -141,8 +141,8 @@ def test_a_false_silence_alarm_raises_the_threshold_for_good() -> None:
 
 
 def test_private_pings_every_quiet_interval_and_hedges_past_the_rtt_deadline() -> None:
-    """Private: a ping every 0.5 s; before any pong no hedge; after pongs of 0.1 s the deadline
-    is 3 x 0.1 = 0.3 s, so a blackhole is acted on within 0.5 + 0.3 s."""
+    """Private: a ping every 0.5 s; before any pong no hedge; after pongs of 0.15 s the deadline
+    is 2 x 0.15 = 0.3 s, so a blackhole is acted on within 0.5 + 0.3 s."""
     session = open_session("private")
     assert session.next_deadline(0.0) == DEFAULTS.quiet_ping_interval
     assert session.statistics(0.0).suspicion == DEFAULTS.pong_timeout  # no pong measured
@@ -150,7 +150,7 @@ def test_private_pings_every_quiet_interval_and_hedges_past_the_rtt_deadline() -
     for _ in range(3):
         now, actions = run_until_action(session, now, now + 1.0)
         assert actions == [SendPing("interval")]
-        now = round(now + 0.1, 9)
+        now = round(now + 0.15, 9)
         session.pong_received(now)
         assert session.poll(now) == []
     assert session.statistics(now).suspicion == pytest.approx(0.3)
@@ -164,7 +164,7 @@ def test_private_pings_every_quiet_interval_and_hedges_past_the_rtt_deadline() -
 
 
 def test_a_slow_healthy_link_raises_the_deadline_by_itself() -> None:
-    """Pongs taking 0.4 s: the deadline is min(1.5, 3 x 0.4) = 1.2 s, so no false hedge."""
+    """Pongs taking 0.4 s: the deadline is min(1.5, 2 x 0.4) = 0.8 s, so no false hedge."""
     session = open_session("private")
     now = 0.0
     for _ in range(4):
@@ -172,7 +172,7 @@ def test_a_slow_healthy_link_raises_the_deadline_by_itself() -> None:
         now = round(now + 0.4, 9)
         session.pong_received(now)
         assert session.poll(now) == []
-    assert session.statistics(now).suspicion == pytest.approx(1.2)
+    assert session.statistics(now).suspicion == pytest.approx(0.8)
     assert session.statistics(now).hedges == 0
 
 

@@ -46,11 +46,12 @@ SILENCE_WINDOW                64         reads whose gaps make that p99 (at leas
                                          a busy book, one outlier gap is ignored
 SUSPICION_FLOOR               0.25 s     a ping unanswered this long (at least) puts the
                                          socket under suspicion and opens a hedge
-SUSPICION_RTT_FACTOR          x3         the suspicion deadline is this multiple of the p99
+SUSPICION_RTT_FACTOR          x2         the suspicion deadline is this multiple of the p99
                                          pong round trip over the last RTT_WINDOW pongs,
                                          clamped to [floor, PONG_TIMEOUT]: on KR (p99
-                                         ~0.36 s, section 6) about 1.1 s, on a LAN the floor;
-                                         a slow but healthy link raises it by itself
+                                         ~0.36 s, section 6) about 0.72 s, on a LAN the
+                                         floor; a slow but healthy link raises it by itself,
+                                         and a false alarm raises it for good (see HEDGE)
 RTT_WINDOW                    16         pongs whose round trips make that p99; before the
                                          first pong the deadline is PONG_TIMEOUT (no hedge)
 HEDGE                         on         a socket under suspicion gets a spare socket at
@@ -126,7 +127,7 @@ silence to notice, so it pings every ``QUIET_PING_INTERVAL`` (0.5 s) instead of 
 ``PING_INTERVAL``. A blackhole starting just after an answered ping is noticed when the next
 ping is unanswered past the suspicion deadline (``SUSPICION_RTT_FACTOR`` x the p99 round trip,
 in ``[SUSPICION_FLOOR, PONG_TIMEOUT]``): on loopback at most 0.5 + 0.25 = 0.75 s after it began
-(0.5 s on average), on KR (p99 ~0.36 s) at most 0.5 + 1.1 = 1.6 s. The spare opened then
+(0.5 s on average), on KR (p99 ~0.36 s) at most 0.5 + 0.72 = 1.2 s. The spare opened then
 takes over once it answers a ping sent after its request (one connect and one round trip).
 Before the first pong of a socket the deadline is ``PONG_TIMEOUT`` (nothing measured yet): the
 old path, at most 0.5 + 1.5 s plus the retry and the connect.
@@ -216,7 +217,7 @@ SILENCE_FLOOR: Final = 0.25
 SILENCE_GAP_FACTOR: Final = 4.0
 SILENCE_WINDOW: Final = 64
 SUSPICION_FLOOR: Final = 0.25
-SUSPICION_RTT_FACTOR: Final = 3.0
+SUSPICION_RTT_FACTOR: Final = 2.0
 RTT_WINDOW: Final = 16
 HEDGE: Final = True
 STALE_AFTER: Final = 10.0
