@@ -120,6 +120,20 @@ class Slot:
     def on_closed(self, connection: ManagedConnection) -> None:
         """Nothing to do: the connection reconnects by itself."""
 
+    def spare_request(self, connection: ManagedConnection) -> bytes:
+        """Give a spare socket (a hedge, ``core/session.py``) the same request."""
+        return self.request
+
+    def on_switched(self, connection: ManagedConnection, since: float | None) -> None:
+        """A spare socket took over (a hedge): it carries the request already; as an open."""
+        self.generation = connection.generation
+        self.opened_at = asyncio.get_running_loop().time()
+        self._last = 0.0
+        waiter = self._first_frame
+        quiet_trial = self.quiet and waiter is not None and not waiter.done()
+        if quiet_trial and waiter is not None and self.generation >= self._want_generation:
+            waiter.set_result(self.opened_at)
+
     def expect_frame_after(self, generation: int) -> asyncio.Future[float]:
         """Return a future resolved with the receive time of the first frame on a newer socket.
 
@@ -161,7 +175,8 @@ async def wait_open(conn: ManagedConnection, slot: Slot, sim: Simulator) -> int:
     await asyncio.wait_for(conn.wait_open(), 10)
     async with asyncio.timeout(10):
         await sim.wait_for(lambda: any(c.ticket == slot.ticket for c in sim.connections()))
-    return next(c.id for c in sim.connections() if c.ticket == slot.ticket)
+    # The newest: a spare socket (a hedge) carries the same ticket as the one it replaced.
+    return max(c.id for c in sim.connections() if c.ticket == slot.ticket)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def test_quiet_ping_interval_is_bounded_and_never_longer_than_the_ping_interval(
     keepalive = KeepaliveConfig()
     assert keepalive.interval(streaming=True) == cfg.PING_INTERVAL
     assert keepalive.interval(streaming=False) == cfg.QUIET_PING_INTERVAL
-    short = KeepaliveConfig(ping_interval=2.0, silence_probe=1.0)
+    short = KeepaliveConfig(ping_interval=2.0, quiet_ping_interval=5.0, silence_probe=1.0)
     assert short.interval(streaming=False) == 2.0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import settings
@@ -36,7 +37,11 @@ from upbit_ws.core.session import (
     WaitBackoff,
 )
 
-DEFAULTS = ConnectionConfig()
+#: The keepalive of these tests: the probes and deadlines without the hedge, and the quiet
+#: ping interval they were written for (2.5 s); the hedge and the adaptive thresholds have
+#: their own tests (tests/core/test_hedge.py).
+CLASSIC = KeepaliveConfig(hedge=False, quiet_ping_interval=2.5)
+DEFAULTS = ConnectionConfig(keepalive=CLASSIC)
 PING = DEFAULTS.keepalive.ping_interval
 QUIET = DEFAULTS.keepalive.quiet_ping_interval
 PONG = DEFAULTS.keepalive.pong_timeout
@@ -44,10 +49,11 @@ SILENCE = DEFAULTS.keepalive.silence_probe
 STALE = DEFAULTS.keepalive.stale_after
 CHANGE = DEFAULTS.timeouts.subscription_change
 #: The default config with the stale-stream check out of the way (tests about the probes).
-NO_STALE = ConnectionConfig(keepalive=KeepaliveConfig(stale_after=10_000.0))
+NO_STALE = ConnectionConfig(keepalive=replace(CLASSIC, stale_after=10_000.0))
 
 
 def new_session(kind: str = "public", **kwargs: object) -> Session:
+    kwargs.setdefault("config", DEFAULTS)
     return Session(kind, rng=random.Random(0), **kwargs)  # type: ignore[arg-type]
 
 
@@ -280,7 +286,10 @@ def test_no_pong_declares_dead_and_plans_reconnect() -> None:
 
 
 def test_blackhole_is_replaced_within_three_seconds() -> None:
-    """Frames every 100 ms then silence: dead and reconnecting within 2.6 s of the last frame."""
+    """Frames every 100 ms then silence: dead and reconnecting within 2 s of the last frame.
+
+    The silence threshold adapted to the 100 ms gaps (4 x 0.1 s, under the 1 s ceiling).
+    """
     session = open_session()
     now = 0.0
     while now < 5.0:
@@ -299,9 +308,11 @@ def test_blackhole_is_replaced_within_three_seconds() -> None:
                 dead_at = now
             if isinstance(action, Connect):
                 connect_at = now
-    assert dead_at == pytest.approx(last_frame + SILENCE + PONG)
-    assert connect_at - last_frame <= SILENCE + PONG + 0.1 + 1e-9
-    assert connect_at - last_frame < 3.0
+    threshold = DEFAULTS.keepalive.silence_threshold(0.1)
+    assert threshold == pytest.approx(0.4)
+    assert dead_at == pytest.approx(last_frame + threshold + PONG)
+    assert connect_at - last_frame <= threshold + PONG + 0.1 + 1e-9
+    assert connect_at - last_frame < 2.0
 
 
 def test_interval_ping_on_a_quiet_private_connection() -> None:
@@ -347,7 +358,7 @@ def test_quiet_blackhole_is_found_within_four_seconds() -> None:
 
 def test_quiet_interval_never_exceeds_the_ping_interval() -> None:
     """With a ping interval shorter than the quiet one, quiet connections use the shorter."""
-    config = ConnectionConfig(keepalive=KeepaliveConfig(ping_interval=2.0, silence_probe=1.0))
+    config = ConnectionConfig(keepalive=replace(CLASSIC, ping_interval=2.0, silence_probe=1.0))
     session = open_session("private", config=config)
     assert session.next_deadline(0.0) == 2.0
 
@@ -454,7 +465,7 @@ def test_data_resets_the_quiet_probe_backoff() -> None:
 
 def test_silence_while_an_interval_ping_is_in_flight_degrades_without_a_second_ping() -> None:
     """If a ping is already out when silence is noticed, it serves as the probe."""
-    config = ConnectionConfig(keepalive=KeepaliveConfig(ping_interval=2.0, silence_probe=2.0))
+    config = ConnectionConfig(keepalive=replace(CLASSIC, ping_interval=2.0, silence_probe=2.0))
     session = open_session(config=config)
     session.frame_received(0.5)
     assert session.poll(2.0) == [SendPing("interval")]
@@ -952,7 +963,7 @@ def test_repr_shows_state() -> None:
 
 def test_custom_backoff_config_is_used() -> None:
     """The session takes its retry schedule from the config it is given."""
-    config = ConnectionConfig(backoff=BackoffConfig(first_delay=1.0, jitter=0.0))
+    config = ConnectionConfig(keepalive=CLASSIC, backoff=BackoffConfig(first_delay=1.0, jitter=0.0))
     session = open_session(config=config)
     session.closed(0.5, code=1006)
     wait = session.poll(0.5)[-1]

@@ -25,9 +25,11 @@ from upbit_ws.observe import serve_health
 from upbit_ws.observe.server import is_loopback
 
 #: A long pong deadline keeps the suspected socket ``degraded`` for 3 s before it is replaced,
-#: so the test reads the endpoint inside that window without racing the replacement.
+#: so the test reads the endpoint inside that window without racing the replacement; no hedge
+#: (a spare socket would take over within milliseconds: the spell would be too short to read).
 SLOW_DEATH = replace(
-    FAST, keepalive=KeepaliveConfig(ping_interval=5.0, pong_timeout=3.0, silence_probe=0.4)
+    FAST,
+    keepalive=KeepaliveConfig(ping_interval=5.0, pong_timeout=3.0, silence_probe=0.4, hedge=False),
 )
 
 

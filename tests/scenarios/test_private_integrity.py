@@ -208,11 +208,16 @@ async def test_never_drop_overflow_starts_a_pass() -> None:
 
 
 #: Private pings every 0.3 s, pongs due within 6 s: a 2 s blackhole always swallows a ping,
-#: and data resumes long before its deadline (the socket survives the stall).
+#: and data resumes long before its deadline (the socket survives the stall). No hedge: a
+#: spare socket would replace the stalled one (a reconnect gap, not the stall under test).
 STALL_CONFIG = replace(
     FAST,
     keepalive=KeepaliveConfig(
-        ping_interval=12.0, quiet_ping_interval=0.3, pong_timeout=6.0, silence_probe=1.0
+        ping_interval=12.0,
+        quiet_ping_interval=0.3,
+        pong_timeout=6.0,
+        silence_probe=1.0,
+        hedge=False,
     ),
 )
 

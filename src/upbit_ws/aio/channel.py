@@ -178,6 +178,8 @@ class Channel:
         self._closed_at: float | None = None
         # The receive time of the last frame on any socket: where a connection loss begins.
         self._last_frame_at: float | None = None
+        # The plan of the request last built for a spare socket (a hedge under way).
+        self._spare_plan: Plan | None = None
         # Pending LIST_SUBSCRIPTIONS questions by ticket, oldest first.
         self._list_waiters: dict[str, asyncio.Future[SubscriptionList]] = {}
         self.change_latency = LatencyHistogram()
@@ -227,8 +229,11 @@ class Channel:
         up to a pong timeout later), or at the loss of an earlier socket that delivered
         nothing since.
         """
+        self._socket_lost(connection.session.last_frame_at)
+
+    def _socket_lost(self, last: float | None) -> None:
+        """Forget the socket that ended; ``last``: its last frame (None: it delivered none)."""
         self._forget_socket()
-        last = connection.session.last_frame_at
         if last is not None:
             self._last_frame_at = last
         if self._closed_at is None:
@@ -237,6 +242,46 @@ class Channel:
         self._fail_list_waiters(
             TransportError(f"the {self.kind} connection closed before Upbit answered")
         )
+
+    def spare_request(self, connection: ManagedConnection) -> bytes | None:
+        """Return the request for a spare socket (a hedge): the newest desired state, fresh.
+
+        Everything with its snapshot, as after a reconnect (the server keeps nothing across
+        sockets, docs/protocol.md section 3.2); the plan is kept for :meth:`on_switched`.
+        ``None`` on a private connection with nothing wanted (a pong proves the spare).
+        """
+        plan = self._planner.fresh_plan(self.kind)
+        self._spare_plan = plan
+        self._before_send()
+        if plan.is_empty:
+            return self._quiesce_frame() if self.kind == "public" else None
+        return encode_request(plan.types, ticket=new_ticket())
+
+    def on_switched(self, connection: ManagedConnection, since: float | None) -> None:
+        """Take the spare socket of a hedge that won: a reconnect that overlapped.
+
+        The old socket is gone: the gap runs from its last frame (``since``) exactly as for a
+        reconnect (:meth:`on_closed` then :meth:`on_open`), but the new socket already carries
+        the request :meth:`spare_request` built, so it is recorded as sent rather than sent
+        again; a change made during the hedge goes out next, as a change.
+        """
+        self._socket_lost(since)
+        self.connection = connection
+        now = self._now()
+        if self._closed_at is not None:
+            self._publish_reconnect_gaps(self._closed_at, now)
+            if self.on_gap is not None:
+                self.on_gap("reconnect", self._closed_at)
+            self._closed_at = None
+        plan, self._spare_plan = self._spare_plan, None
+        if plan is not None:
+            watch = frozenset(w.key for w in plan.snapshot_streams() if w.type not in PRIVATE_TYPES)
+            self._inflight = plan
+            self.router.watch(watch)
+            sent = not (plan.is_empty and self.kind == "private")
+            self._written(connection, plan, sent=sent, added=watch)
+        if self._desired():
+            self.poke(now)
 
     def on_stale(self, connection: ManagedConnection) -> None:
         """Re-send the whole desired state with fresh snapshots on the same socket (issue #9)."""
@@ -345,7 +390,8 @@ class Channel:
                 await conn.send(frame)
         except UpbitWsError as exc:
             self.send_failures += 1
-            self._reset_inflight()
+            if self._inflight is plan:  # not a spare's request recorded meanwhile (a hedge)
+                self._reset_inflight()
             if self._change_since is None:
                 self._change_since = change_since
             _log.info(
@@ -358,16 +404,25 @@ class Channel:
         if self._inflight is not plan or conn.generation != generation or not conn.is_open:
             # The socket changed under the send: on_open re-plans everything fresh.
             return
+        self._written(conn, plan, sent=frame is not None, added=added)
+
+    def _written(
+        self, conn: ManagedConnection, plan: Plan, *, sent: bool, added: frozenset[StreamKey]
+    ) -> None:
+        """Record that ``plan`` (in flight, its new streams watched) is on the current socket.
+
+        ``sent``: a frame carried it (an empty private plan sends none).
+        """
         self._planner.sent(self.kind, plan)
-        if frame is not None:
+        if sent:
             self.subscribed.set()
         self._sent_recorded = True
         self._sent_keys = frozenset(w.key for w in plan.desired)
         self._socket_plan = plan
         self.last_request = plan.types
         if plan.is_empty:
-            self.quiesce_requests += frame is not None
-            self.requests_sent += frame is not None
+            self.quiesce_requests += sent
+            self.requests_sent += sent
             self._planner.confirmed(self.kind, plan)
             self._reset_inflight()
             conn.set_streaming(False)

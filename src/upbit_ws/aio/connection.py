@@ -17,6 +17,16 @@ When the session declares a socket dead (no pong after a ping, a connect that ti
 socket is aborted, never closed gracefully: a closing handshake on a blackholed socket would
 hang for its whole close timeout (issue #4).
 
+A socket under suspicion gets a spare (a hedge, :mod:`upbit_ws.core.session`): the session
+asks for it with :class:`~upbit_ws.core.session.Hedge`; the spare waits for the same connect
+limiter, is sent the listener's ``spare_request`` (the newest merged request), and delivers
+nothing until it proves itself (its first data frame, or on a quiet connection a pong after
+its request). Then, on its own reader and before that frame is delivered, it becomes the
+current socket (a new ``generation``), the old one is aborted, and the listener hears
+``on_switched`` (the gap from the old socket's last frame). If the old socket answers first
+the spare is closed gracefully; if the spare fails, the old socket's pong deadline decides.
+So only one socket ever delivers.
+
 Sending has one path, :meth:`ManagedConnection.send`: every frame waits for the socket's own
 message limiter (Upbit allows 5 messages/s and 100/min per connection, section 8.1; the
 limiter waits, never drops), is written, and must drain within the send timeout. Connects wait
@@ -89,9 +99,11 @@ from upbit_ws.core.ratelimit import (
 from upbit_ws.core.session import (
     LIVE_STATES,
     Action,
+    CancelHedge,
     CloseSocket,
     Connect,
     DeclareDead,
+    Hedge,
     Resubscribe,
     SendPing,
     Session,
@@ -155,6 +167,15 @@ class ConnectionListener(Protocol):
     open private socket lived through a stall (a ping answered late or never while frames
     came, ``docs/protocol.md`` section 6), so events sent since ``since`` (monotonic seconds,
     the last frame before it) may be lost although the socket stays.
+
+    Hedging (a spare socket opened while the current one is under suspicion, see
+    :mod:`upbit_ws.core.session`) needs two more optional methods; a listener without them
+    gets the ordinary reconnect. ``spare_request(connection) -> bytes | None``: the full
+    request a spare socket is sent now (the newest merged state, with snapshots, as after a
+    reconnect; ``None``: nothing to send, a pong proves the spare). ``on_switched(connection,
+    since)``: the spare took over and delivers from now on, carrying the request last
+    returned by ``spare_request``; the old socket is gone, and what it did not deliver since
+    ``since`` (its last frame; ``None`` if it delivered nothing) is lost, as on a reconnect.
     """
 
     def on_open(self, connection: ManagedConnection) -> None:
@@ -283,6 +304,15 @@ class ConnectionStatistics:
     stale_resubscribes: int = 0
     #: Private stalls (issue #9): see :class:`~upbit_ws.core.session.SessionStatistics`.
     stalls: int = 0
+    #: Hedges and the adaptive thresholds (issue #9): see
+    #: :class:`~upbit_ws.core.session.SessionStatistics`.
+    hedges: int = 0
+    hedges_won: int = 0
+    hedges_cancelled: int = 0
+    hedges_failed: int = 0
+    hedging: bool = False
+    silence_threshold: float = 0.0
+    suspicion: float = 0.0
 
 
 class _Counters:
@@ -333,6 +363,24 @@ class _Socket:
         self.limiter = limiter
         self.closed = asyncio.Event()
         self.close_code = ABNORMAL_CLOSURE
+
+
+class _Spare:
+    """A spare socket opened by a hedge: delivers nothing until it takes over.
+
+    ``requested`` is set once its request went out (or none was needed): from then on its
+    first data frame, or on a quiet connection a pong, proves it.
+    """
+
+    __slots__ = ("by_pong", "handler", "limiter", "requested", "ws")
+
+    def __init__(self, handler: _Handler, limiter: LimiterChain) -> None:
+        self.handler = handler
+        self.limiter = limiter
+        self.ws: WebSocket | None = None
+        self.requested = False
+        #: Whether a pong proves it (a quiet connection, pinged after its request).
+        self.by_pong = False
 
 
 class _Handler:
@@ -400,6 +448,23 @@ class _Handler:
         self.awaiting_data = False
         #: The last error frame seen on this socket.
         self.error: ErrorFrame | None = None
+
+    def promote(
+        self,
+        *,
+        frame_received: Callable[[float], None],
+        data_received: Callable[[float], None],
+        on_recovery: Callable[[], None],
+        on_pong: Callable[[], None],
+        on_close: Callable[[_Handler, int, str], None],
+    ) -> None:
+        """Make a spare socket's handler the current socket's (a hedge that won)."""
+        self._frame_received = frame_received
+        self._data_received = data_received
+        self._on_recovery = on_recovery
+        self._on_pong = on_pong
+        self._on_close = on_close
+        self.awaiting_data = False
 
     def install(self, listener: ConnectionListener) -> None:
         self.listener = listener
@@ -480,6 +545,14 @@ class _Handler:
             self._on_close(self, code, reason)
 
 
+def _ignore_time(now: float) -> None:
+    """Take no note of a spare's read: only the current socket's reads prove the connection."""
+
+
+def _nothing() -> None:
+    """Do nothing (a spare has no recovery to publish)."""
+
+
 def _ignore_frame(payload: memoryview) -> None:
     """Drop a frame of a socket that was let go."""
 
@@ -541,6 +614,8 @@ class ManagedConnection:
             f"{kind} connection", config=self.config.backoff, clock=self._clock, logger=_log
         )
         self._sock: _Socket | None = None
+        # The spare socket of a hedge under way, if any (see the module docs).
+        self._spare: _Spare | None = None
         self._generation = 0
         # The connect attempt whose outcome the session waits for, if any; abandoned attempts
         # (declared dead) stay in _attempts until they end by their own timeout.
@@ -651,6 +726,13 @@ class ManagedConnection:
             stale_reason=s.stale_reason,
             stale_resubscribes=s.stale_resubscribes,
             stalls=s.stalls,
+            hedges=s.hedges,
+            hedges_won=s.hedges_won,
+            hedges_cancelled=s.hedges_cancelled,
+            hedges_failed=s.hedges_failed,
+            hedging=s.hedging,
+            silence_threshold=s.silence_threshold,
+            suspicion=s.suspicion,
         )
 
     # --- commands -------------------------------------------------------------------------
@@ -796,6 +878,7 @@ class ManagedConnection:
         self._running = True
         self._finished.clear()
         CONNECTION.set(self.kind)  # log records of this task and its children name it
+        self._session.allow_hedge(self._can_hedge())
         if isinstance(self._clock, LoopClock):
             self._now = asyncio.get_running_loop().time  # skip the loop lookup per frame
         crashed = False
@@ -821,6 +904,7 @@ class ManagedConnection:
             elif self._session.state != "closed":
                 self._session.close(now, reason="stopped: the driver was interrupted")
             self._retire_attempt()
+            self._drop_spare("the connection stopped", graceful=False)
             self._drop_socket(abort=True)
             self._report()
             self._finished.set()
@@ -842,6 +926,7 @@ class ManagedConnection:
         self._record_error(reason, now)
         self._session.internal_error(now, reason=reason)
         self._retire_attempt()
+        self._drop_spare("internal error", graceful=False)
         self._drop_socket(abort=True)
         self._report()
 
@@ -918,7 +1003,7 @@ class ManagedConnection:
             frame_received=self._session.frame_received,
             data_received=self._session.data_received,
             on_error_frame=self._error_frame,
-            on_recovery=self._report,
+            on_recovery=self._after_input,
             on_pong=self._pong,
             on_close=self._socket_closed,
         )
@@ -976,6 +1061,10 @@ class ManagedConnection:
                     )
             case Stalled():
                 self._stalled(action)
+            case Hedge():
+                self._start_hedge(action)
+            case CancelHedge():
+                self._drop_spare(action.reason, graceful=True)
             case WaitBackoff():
                 _log.log(
                     logging.DEBUG if self._lasting is not None else logging.INFO,
@@ -992,6 +1081,228 @@ class ManagedConnection:
                 )
             case _:
                 assert_never(action)
+
+    # --- the hedge ---------------------------------------------------------------------------
+
+    def _can_hedge(self) -> bool:
+        """Tell whether the listener can give a spare its request and take a switch."""
+        listener = self._listener
+        return hasattr(listener, "spare_request") and hasattr(listener, "on_switched")
+
+    def _start_hedge(self, action: Hedge) -> None:
+        """Open a spare socket beside the current one (see the module docs)."""
+        now = self._now()
+        if self._sock is None or self._spare is not None or not self._can_hedge():
+            self._session.hedge_failed(now)
+            return
+        handler = _Handler(
+            kind=self.kind,
+            counters=self._counters,
+            now=self._now,
+            frame_received=_ignore_time,
+            data_received=self._spare_data,
+            on_error_frame=self._error_frame,
+            on_recovery=_nothing,
+            on_pong=self._spare_pong,
+            on_close=self._spare_closed,
+        )
+        spare = _Spare(handler, message_limiter(self.config.rate_limits))
+        self._spare = spare
+        _log.info(
+            "%s connection: opening a spare socket (hedge): %s",
+            self.kind,
+            action.reason,
+            extra={"connection": self.kind, "reason": action.reason},
+        )
+        assert self._tg is not None
+        task = self._tg.create_task(
+            self._run_spare(spare, action.timeout),
+            name=f"{_TASK_PREFIX}:{self.kind}:spare-{self._generation + 1}",
+        )
+        self._attempts.add(task)
+        task.add_done_callback(self._attempts.discard)
+
+    async def _run_spare(self, spare: _Spare, connect_timeout: float) -> None:
+        """Connect the spare (through the shared connect limiter), send it the request, stay.
+
+        Like :meth:`_connect`, the task stays until the socket is gone, so every socket is
+        owned by the TaskGroup; cancelled (the connection stops), it aborts the socket.
+        """
+        limiter = self._connect_limiter
+        while (wait := limiter.delay(self._now())) > 0:
+            # Upbit allows 5 connects/s (section 8.1): a spare waits its turn like a connect.
+            self._counters.connect_waits += 1
+            self._counters.connect_wait_seconds += wait
+            await asyncio.sleep(wait)
+            if spare is not self._spare:
+                return
+        limiter.acquire(self._now())
+        headers = None
+        if self._credentials is not None:
+            token = build_ws_token(self._credentials, nonce=str(uuid.uuid4()))
+            headers = {"Authorization": f"Bearer {token}"}
+        try:
+            ws = await open_websocket(
+                self.url, spare.handler, connect_timeout=connect_timeout, headers=headers
+            )
+        except UpbitWsError as exc:
+            self._spare_failed(spare, f"the spare did not connect: {exc}")
+            return
+        try:
+            if spare is not self._spare or not spare.handler.live or ws.closed:
+                ws.abort()
+                if spare is self._spare:
+                    self._spare_failed(spare, "the spare closed during its handshake")
+                return
+            spare.ws = ws
+            self._send_spare_request(spare, ws)
+            await ws.wait_closed()
+        except asyncio.CancelledError:
+            ws.abort()  # the connection stops: the spare must not outlive it
+            raise
+
+    def _send_spare_request(self, spare: _Spare, ws: WebSocket) -> None:
+        """Send the spare the newest merged request, and a ping on a quiet connection."""
+        request_for: Callable[[ManagedConnection], bytes | None] | None = getattr(
+            self._listener, "spare_request", None
+        )
+        try:
+            frame = request_for(self) if request_for is not None else None
+        except Exception:
+            self._counters.listener_errors += 1
+            _log.exception(
+                "%s connection: listener failed on a spare request",
+                self.kind,
+                extra={"connection": self.kind},
+            )
+            self._spare_failed(spare, "the listener failed to build the spare's request")
+            return
+        if frame is not None:
+            # A fresh socket's limiter admits its first message at once.
+            spare.limiter.acquire(self._now())
+            ws.send_text(frame)
+            self._counters.messages_sent += 1
+            self._counters.bytes_sent += len(frame)
+            spare.handler.awaiting_data = True
+        spare.requested = True
+        if frame is None or not self._session.streaming:
+            # A quiet connection proves the spare with a pong after its request.
+            spare.by_pong = True
+            ws.send_ping()
+
+    def _spare_data(self, received_at: float) -> None:
+        """Take the first data frame of the spare after its request: it proved itself."""
+        spare = self._spare
+        if spare is not None and spare.requested:
+            self._switch_to_spare(spare, "its request was answered with data")
+
+    def _spare_pong(self) -> None:
+        """Take a pong on the spare: on a quiet connection, after its request, it proves it."""
+        spare = self._spare
+        if spare is not None and spare.by_pong:
+            self._switch_to_spare(spare, "it answered a ping after its request")
+
+    def _spare_closed(self, handler: _Handler, code: int, reason: str) -> None:
+        """Take the close of a spare: a failed hedge (or, once it took over, a lost socket)."""
+        spare = self._spare
+        if spare is not None and spare.handler is handler:
+            frame = handler.error
+            why = f"error frame {frame.name}" if frame is not None else f"code {code}"
+            self._spare_failed(spare, f"the spare closed before it proved itself ({why})")
+        handler.live = False
+
+    def _spare_failed(self, spare: _Spare, reason: str) -> None:
+        """Let the spare go and fall back to today's path: the old socket's pong deadline."""
+        if spare is not self._spare:
+            return
+        _log.info(
+            "%s connection: hedge failed: %s; waiting for the old socket's pong deadline",
+            self.kind,
+            reason,
+            extra={"connection": self.kind, "reason": reason},
+        )
+        self._drop_spare(reason, graceful=False)
+        self._session.hedge_failed(self._now())
+        self._after_input()
+
+    def _switch_to_spare(self, spare: _Spare, proof: str) -> None:
+        """Make the proved spare the current socket and abort the old one (a hedge that won).
+
+        Runs on the spare's reader, before the frame that proved it is delivered: that frame
+        and every later one go to the listener, and nothing more from the old socket does.
+        """
+        ws = spare.ws
+        session = self._session
+        now = self._now()
+        since = session.last_frame_at  # the old socket's last data frame: the gap's start
+        if ws is None or not session.hedge_switched(now):
+            self._drop_spare("the hedge is no longer wanted", graceful=True)
+            return
+        self._spare = None
+        handler = spare.handler
+        handler.promote(
+            frame_received=session.frame_received,
+            data_received=session.data_received,
+            on_recovery=self._after_input,
+            on_pong=self._pong,
+            on_close=self._socket_closed,
+        )
+        old = self._sock
+        self._generation += 1
+        self._sock = _Socket(ws, handler, self._generation, spare.limiter)
+        if old is not None:
+            # The old socket may be blackholed: no closing handshake (issue #4).
+            old.handler.live = False
+            old.closed.set()
+            old.ws.abort()
+        handler.install(self._listener)
+        self._after_input()
+        _log.warning(
+            "%s connection: the spare socket %d took over (%s); socket %d aborted",
+            self.kind,
+            self._generation,
+            proof,
+            self._generation - 1,
+            extra={"connection": self.kind, "generation": self._generation, "reason": proof},
+        )
+        on_switched: Callable[[ManagedConnection, float | None], None] | None = getattr(
+            self._listener, "on_switched", None
+        )
+        if on_switched is None:
+            return
+        try:
+            on_switched(self, since)
+        except Exception:
+            self._counters.listener_errors += 1
+            _log.exception(
+                "%s connection: listener failed on a switch to the spare socket",
+                self.kind,
+                extra={"connection": self.kind},
+            )
+
+    def _drop_spare(self, reason: str, *, graceful: bool) -> None:
+        """Let go of the spare socket, if any: closed gracefully if asked, else aborted."""
+        spare = self._spare
+        if spare is None:
+            return
+        self._spare = None
+        spare.handler.live = False
+        ws = spare.ws
+        if ws is None:
+            return  # still connecting: the task aborts what it opens
+        if graceful and self._tg is not None:
+            _log.debug(
+                "%s connection: closing the spare socket (%s)",
+                self.kind,
+                reason,
+                extra={"connection": self.kind, "reason": reason},
+            )
+            self._tg.create_task(
+                self._close_gracefully(ws, self.config.timeouts.close),
+                name=f"{_TASK_PREFIX}:{self.kind}:close-spare",
+            )
+        else:
+            ws.abort()
 
     def _stalled(self, action: Stalled) -> None:
         """Tell the listener the open private socket lived through a stall (events may be lost).

@@ -22,15 +22,46 @@ CLOSE_TIMEOUT                 1 s        graceful close handshake; abort after i
 PING_INTERVAL                 15 s       Upbit drops idle sockets after ~60 s and a 20 s ping
                                          kept them alive (section 6); the seed asks <= 20 s
 PING_INTERVAL_MAX             30 s       validation bound: half the observed 60 s idle kill
-QUIET_PING_INTERVAL           2.5 s      ping interval of a connection that does not stream
+QUIET_PING_INTERVAL           0.5 s      ping interval of a connection that does not stream
                                          (private myOrder/myAsset, nothing subscribed): it
-                                         has no silence probe, so this ping alone finds a
-                                         blackhole, within 2.5 + 1.5 = 4 s (seed: 5 s); a
+                                         has no silence to notice, so this ping alone finds a
+                                         blackhole: at most 0.5 s + the suspicion deadline
+                                         after it began (issue 9: act within about 1 s); a
                                          protocol ping is a control frame, not a request
                                          counted by the 5/s and 100/min limit (section 8.1)
 PONG_TIMEOUT                  1.5 s      pongs come back in 160-360 ms on KR (section 6)
 SILENCE_PROBE                 1 s        a stream that normally flows and is quiet this long
-                                         gets a ping at once (busy KRW books tick ~100 ms)
+                                         gets a ping at once (busy KRW books tick ~100 ms);
+                                         the ceiling of the adaptive threshold below
+SILENCE_FLOOR                 0.25 s     the adaptive silence threshold never goes below
+                                         this: a loop stall or a GC pause of a few hundred
+                                         ms must not look like a dead stream every time
+SILENCE_GAP_FACTOR            x4         the threshold is this multiple of the p99 gap
+                                         between socket reads over the last
+                                         SILENCE_WINDOW reads, clamped to [floor, probe]:
+                                         a stream of 100 frames/s silent for 300 ms is
+                                         already abnormal (issue 9)
+SILENCE_WINDOW                64         reads whose gaps make that p99 (at least 16 are
+                                         needed, else SILENCE_PROBE holds): about 0.6 s of
+                                         a busy book, one outlier gap is ignored
+SUSPICION_FLOOR               0.25 s     a ping unanswered this long (at least) puts the
+                                         socket under suspicion and opens a hedge
+SUSPICION_RTT_FACTOR          x2         the suspicion deadline is this multiple of the p99
+                                         pong round trip over the last RTT_WINDOW pongs,
+                                         clamped to [floor, PONG_TIMEOUT]: on KR (p99
+                                         ~0.36 s, section 6) about 0.72 s, on a LAN the
+                                         floor; a slow but healthy link raises it by itself,
+                                         and a false alarm raises it for good (see HEDGE)
+RTT_WINDOW                    16         pongs whose round trips make that p99; before the
+                                         first pong the deadline is PONG_TIMEOUT (no hedge)
+HEDGE                         on         a socket under suspicion gets a spare socket at
+                                         once (same connect limiter, same merged request);
+                                         the spare takes over when it proves itself (data,
+                                         or a pong after its request on a quiet socket), the
+                                         old one is dropped if it answers first. A false
+                                         hedge costs one connect, nothing else, and sets
+                                         the threshold or deadline it tripped to at least
+                                         twice what was answered (up to the ceilings)
 STALE_AFTER                   10 s       a stream that normally flows, silent this long while
                                          pings are answered, is stale: the full request is
                                          re-sent (fresh snapshots answer it at once, section
@@ -75,24 +106,31 @@ HOLD_LIMIT                    10,000     live private messages held at most; mor
                                          the held ones at once (never dropped)
 ============================  =========  ===================================================
 
-Blackhole arithmetic (the seed's 5 s bar, goal 3 s). A connection whose subscriptions normally
-stream goes silent at ``t0`` (the last frame). At ``t0 + SILENCE_PROBE`` (1.0 s) the session
-sends a ping and marks the connection degraded; with no pong (nor any frame) by
-``+ PONG_TIMEOUT`` (2.5 s) it is declared dead and aborted without a closing handshake (a
-graceful close on a blackholed socket hangs). The first retry follows within
-``BACKOFF_FIRST_DELAY`` (2.6 s); a loopback connect takes milliseconds and a real Upbit connect
-about 50-300 ms (2.9 s); the full subscription is re-sent at once and its snapshots arrive
-within 150-650 ms on Upbit (section 1.3), at once from the simulator. So data flows again after
-about 2.6-2.7 s on loopback and at worst about 3.6 s against Upbit, under 5 s even when one
-connect attempt times out on the way (then the connect timeout grows to 2 s for the next one).
+Blackhole arithmetic (issue 9: 99.9 % at one fault per 10 minutes, under 0.6 s lost per fault
+on average; the seed's bar was 5 s). A connection whose subscriptions normally stream goes
+silent at ``t0`` (the last frame). Its silence threshold is ``SILENCE_GAP_FACTOR`` times the
+p99 gap between its last ``SILENCE_WINDOW`` reads, in ``[SILENCE_FLOOR, SILENCE_PROBE]``:
+0.25 s for a busy book (reads every ~10-60 ms), 1 s (the ceiling) for a single code ticking
+every ~100-300 ms. At ``t0 + threshold`` the session sends a ping, marks the connection
+degraded and, with ``HEDGE`` on, opens a spare socket at once: it waits for the connect
+limiter (5/s, section 8.1), connects (milliseconds on loopback, 50-300 ms on Upbit), is sent
+the full merged request and takes over at its first data frame (the snapshots: at once from
+the simulator, 150-650 ms on Upbit, section 1.3); the old socket is aborted. So data flows
+again ``threshold`` + a few ms after ``t0`` on loopback (0.25-1.0 s), and ``threshold`` +
+0.2-1.0 s against Upbit. Only if the spare fails (refused, error frame) does the old path
+decide: no pong or frame by ``+ PONG_TIMEOUT`` (1.5 s) declares it dead, it is aborted without a
+closing handshake (a graceful close on a blackholed socket hangs), and the first retry follows
+within ``BACKOFF_FIRST_DELAY``: ``threshold`` + 1.6 s plus the connect, as before the hedge.
 
 A connection that does not normally stream (private myOrder/myAsset: quiet for minutes) has no
-silence to notice, so it pings every ``QUIET_PING_INTERVAL`` (2.5 s) instead of every
-``PING_INTERVAL``. A blackhole starting just after an answered ping is found when the next ping
-gets no pong: at most ``QUIET_PING_INTERVAL + PONG_TIMEOUT`` (4.0 s) after it started, 2.75 s
-on average; the first retry follows within ``BACKOFF_FIRST_DELAY`` (4.1 s) and the connect
-takes 50-300 ms on Upbit, so the socket is replaced within about 4.4 s at worst, under the
-seed's 5 s.
+silence to notice, so it pings every ``QUIET_PING_INTERVAL`` (0.5 s) instead of every
+``PING_INTERVAL``. A blackhole starting just after an answered ping is noticed when the next
+ping is unanswered past the suspicion deadline (``SUSPICION_RTT_FACTOR`` x the p99 round trip,
+in ``[SUSPICION_FLOOR, PONG_TIMEOUT]``): on loopback at most 0.5 + 0.25 = 0.75 s after it began
+(0.5 s on average), on KR (p99 ~0.36 s) at most 0.5 + 0.72 = 1.2 s. The spare opened then
+takes over once it answers a ping sent after its request (one connect and one round trip).
+Before the first pong of a socket the deadline is ``PONG_TIMEOUT`` (nothing measured yet): the
+old path, at most 0.5 + 1.5 s plus the retry and the connect.
 """
 
 from __future__ import annotations
@@ -125,6 +163,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "CONNECT_TIMEOUT_GROWTH",
     "CONNECT_TIMEOUT_MAX",
+    "HEDGE",
     "HOLD_LIMIT",
     "HOLD_TIMEOUT",
     "KEY_CHECK_INTERVAL",
@@ -140,10 +179,16 @@ __all__ = [
     "QUIET_PING_INTERVAL",
     "RATE_LIMITED_FLOOR",
     "RATE_LIMIT_MARGIN",
+    "RTT_WINDOW",
     "SEND_TIMEOUT",
+    "SILENCE_FLOOR",
+    "SILENCE_GAP_FACTOR",
     "SILENCE_PROBE",
+    "SILENCE_WINDOW",
     "STALE_AFTER",
     "SUBSCRIPTION_CHANGE_TIMEOUT",
+    "SUSPICION_FLOOR",
+    "SUSPICION_RTT_FACTOR",
     "BackoffConfig",
     "ConnectionConfig",
     "KeepaliveConfig",
@@ -165,9 +210,16 @@ CLOSE_TIMEOUT: Final = 1.0
 
 PING_INTERVAL: Final = 15.0
 PING_INTERVAL_MAX: Final = 30.0
-QUIET_PING_INTERVAL: Final = 2.5
+QUIET_PING_INTERVAL: Final = 0.5
 PONG_TIMEOUT: Final = 1.5
 SILENCE_PROBE: Final = 1.0
+SILENCE_FLOOR: Final = 0.25
+SILENCE_GAP_FACTOR: Final = 4.0
+SILENCE_WINDOW: Final = 64
+SUSPICION_FLOOR: Final = 0.25
+SUSPICION_RTT_FACTOR: Final = 2.0
+RTT_WINDOW: Final = 16
+HEDGE: Final = True
 STALE_AFTER: Final = 10.0
 
 BACKOFF_FIRST_DELAY: Final = 0.1
@@ -301,16 +353,22 @@ class Timeouts:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KeepaliveConfig:
-    """Keepalive policy: periodic ping, pong deadline and the data-silence probe (section 6).
+    """Keepalive policy: pings, pong deadlines, the data-silence probe and the hedge (section 6).
 
     A connection whose subscriptions normally stream gets a ping every ``ping_interval`` seconds
-    whatever the traffic, and one at once when it has been silent for ``silence_probe`` seconds.
-    A connection that does not stream (no silence to notice) gets a ping every
-    ``quiet_ping_interval`` seconds instead (or every ``ping_interval`` if that is shorter), so
-    its blackhole is found within the seed's 5 s too. Any frame or pong within ``pong_timeout``
-    of a ping proves the connection alive; otherwise it is declared dead. A streaming
-    connection with no data for ``stale_after`` seconds while pings are answered is stale (see
-    :class:`~upbit_ws.core.session.Session`).
+    whatever the traffic, and one at once when it has been silent past its silence threshold:
+    ``silence_gap_factor`` times the p99 gap between its last ``silence_window`` socket reads,
+    clamped to ``[silence_floor, silence_probe]`` (``silence_probe`` until enough reads were
+    seen). A connection that does not stream (no silence to notice) gets a ping every
+    ``quiet_ping_interval`` seconds instead (or every ``ping_interval`` if that is shorter).
+    Any frame or pong within ``pong_timeout`` of a ping proves the connection alive; otherwise
+    it is declared dead. A streaming connection with no data for ``stale_after`` seconds while
+    pings are answered is stale (see :class:`~upbit_ws.core.session.Session`).
+
+    With ``hedge`` on, a connection under suspicion (silent past its threshold, or a ping
+    unanswered past the suspicion deadline: ``suspicion_rtt_factor`` times the p99 pong round
+    trip of the last ``rtt_window`` pongs, clamped to ``[suspicion_floor, pong_timeout]``) gets
+    a spare socket at once, which takes over when it proves itself.
     """
 
     ping_interval: float = PING_INTERVAL
@@ -318,6 +376,13 @@ class KeepaliveConfig:
     pong_timeout: float = PONG_TIMEOUT
     silence_probe: float = SILENCE_PROBE
     stale_after: float = STALE_AFTER
+    silence_floor: float = SILENCE_FLOOR
+    silence_gap_factor: float = SILENCE_GAP_FACTOR
+    silence_window: int = SILENCE_WINDOW
+    suspicion_floor: float = SUSPICION_FLOOR
+    suspicion_rtt_factor: float = SUSPICION_RTT_FACTOR
+    rtt_window: int = RTT_WINDOW
+    hedge: bool = HEDGE
 
     def __post_init__(self) -> None:
         """Validate every field and raise one ConfigError listing all problems."""
@@ -328,8 +393,22 @@ class KeepaliveConfig:
             "pong_timeout",
             "silence_probe",
             "stale_after",
+            "silence_floor",
+            "suspicion_floor",
         ):
             check.number(name)
+        for name in ("silence_gap_factor", "suspicion_rtt_factor"):
+            if check.number(name, unit=""):
+                value: float = getattr(self, name)
+                check.rule(
+                    (name,),
+                    functools.partial(operator.le, 1, value),
+                    f"must be >= 1 (a factor), got {value!r}",
+                )
+        for name in ("silence_window", "rtt_window"):
+            check.count(name)
+        if not isinstance(self.hedge, bool):
+            check.fail("hedge", f"must be True or False, got {self.hedge!r}")
         check.rule(
             ("ping_interval",),
             lambda: self.ping_interval <= PING_INTERVAL_MAX,
@@ -359,6 +438,26 @@ class KeepaliveConfig:
         if streaming:
             return self.ping_interval
         return min(self.ping_interval, self.quiet_ping_interval)
+
+    def silence_threshold(self, p99_gap: float | None) -> float:
+        """Return how long a streaming connection may be silent, given its p99 read gap.
+
+        ``None`` (too few reads seen) gives ``silence_probe``, the ceiling.
+        """
+        if p99_gap is None:
+            return self.silence_probe
+        return min(self.silence_probe, max(self.silence_floor, self.silence_gap_factor * p99_gap))
+
+    def suspicion(self, p99_rtt: float | None) -> float:
+        """Return how long a ping may go unanswered before a hedge, given the p99 round trip.
+
+        ``None`` (no pong measured yet) gives ``pong_timeout``: no hedge before the first pong.
+        """
+        if p99_rtt is None:
+            return self.pong_timeout
+        return min(
+            self.pong_timeout, max(self.suspicion_floor, self.suspicion_rtt_factor * p99_rtt)
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

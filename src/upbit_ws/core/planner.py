@@ -261,6 +261,15 @@ class SubscriptionPlanner:
             return None
         return build_plan(connection, target, streaming=streaming)
 
+    def fresh_plan(self, connection: ConnectionKind) -> Plan:
+        """Return the full request a new socket would get now, changing nothing.
+
+        Everything with its snapshot, as after :meth:`connection_lost`: what a spare socket
+        opened beside the current one (a hedge, :mod:`upbit_ws.core.session`) is sent.
+        """
+        state = self._state(connection)
+        return build_plan(connection, self._target(state, self._book.wanted(connection)))
+
     def sent(self, connection: ConnectionKind, plan: Plan) -> None:
         """Record that ``plan`` was sent on ``connection`` and is now in flight."""
         state = self._state(connection)

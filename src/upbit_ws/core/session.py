@@ -24,7 +24,7 @@ never pings by itself; quiet markets send nothing, so a dead stream looks like a
 
 * a WebSocket ping goes out every ``ping_interval`` whatever the traffic when the subscription
   normally streams (the shell says so with :meth:`Session.set_streaming`; public market data
-  yes, private myOrder/myAsset no), and every ``quiet_ping_interval`` (2.5 s) when it does not:
+  yes, private myOrder/myAsset no), and every ``quiet_ping_interval`` (0.5 s) when it does not:
   a quiet connection has no silence to notice, so only this ping finds its blackhole;
 * when the subscription normally streams and nothing arrived for ``silence_probe`` seconds, a
   ping goes out at once and the state is ``degraded``; a probe answered by a pong with no data
@@ -33,6 +33,32 @@ never pings by itself; quiet markets send nothing, so a dead stream looks like a
 * any frame or pong proves the connection alive; no frame or pong within ``pong_timeout`` of a
   ping declares it dead: the shell aborts the socket without a closing handshake (a graceful
   close on a blackholed socket hangs) and the session plans the reconnect.
+
+Adaptive suspicion and the hedge (issue #9: a blackhole must cost under a second):
+
+* the silence threshold of a streaming connection follows its traffic: ``silence_gap_factor``
+  times the p99 gap between its last ``silence_window`` socket reads, clamped to
+  ``[silence_floor, silence_probe]`` (a book ticking every 10 ms that is silent for 300 ms is
+  already abnormal); the read gaps are kept across sockets (the subscription's rate, not the
+  socket's);
+* a ping unanswered past the *suspicion deadline* (``suspicion_rtt_factor`` times the p99
+  pong round trip of the last ``rtt_window`` pongs, clamped to ``[suspicion_floor,
+  pong_timeout]``) puts the socket under suspicion; so does silence past the threshold on a
+  stream that was flowing (not one whose last probe was answered without data: a quiet
+  market waits for its ping instead);
+* a socket under suspicion is ``degraded`` and, with ``KeepaliveConfig.hedge`` on, ``poll``
+  returns :class:`Hedge`: the shell opens a spare socket at once (through the connect
+  limiter), sends it the full merged request, and reports :meth:`Session.hedge_switched` as
+  soon as it proves itself (data; on a quiet socket a pong after its request). That is a
+  reconnect that overlapped: a failure of the old socket (declared dead), an open of the
+  spare, one state change ``degraded -> open`` whose reason says so. If the old socket
+  answers first (a frame or a pong), ``poll`` returns :class:`CancelHedge` and the spare is
+  closed; if the spare fails (:meth:`Session.hedge_failed`), the old socket stays under the
+  ordinary pong deadline, as without a hedge. Only the current socket delivers, always.
+* a hedge the old socket answered first was a false alarm (one connect): from then on the
+  silence threshold is at least twice the silence it answered and the suspicion deadline at
+  least twice the round trip of its ping (up to the ceilings), so a slow but healthy link
+  stops paying connects after one or two.
 
 Private stalls (issue #9): a blackhole drops the frames *and* the pong of a ping sent into it,
 so on the private connection (order events, where a lost frame is a lost fill) only the pong
@@ -91,9 +117,11 @@ __all__ = [
     "EVENT_BACKLOG",
     "LIVE_STATES",
     "Action",
+    "CancelHedge",
     "CloseSocket",
     "Connect",
     "DeclareDead",
+    "Hedge",
     "Resubscribe",
     "SendPing",
     "Session",
@@ -111,6 +139,17 @@ _WAITING: Final[frozenset[ConnectionState]] = frozenset({"reconnecting", "suspen
 EVENT_BACKLOG: Final = 256
 #: How far the stale bound grows on a socket whose resubscribes were answered (quiet market).
 _STALE_GROWTH_LIMIT: Final = 8.0
+#: Read gaps needed before the silence threshold adapts (``SILENCE_WINDOW`` in core/config.py).
+_MIN_GAPS: Final = 16
+
+
+def _p99(samples: list[float]) -> float:
+    """Return the 99th percentile of ``samples`` (not empty): below 100, the second largest.
+
+    Robust on purpose: one outlier (a GC pause, a loop stall) does not move the threshold.
+    """
+    ordered = sorted(samples)
+    return ordered[int(0.99 * (len(ordered) - 1))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +228,43 @@ class Stalled:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Hedge:
+    """Open a spare socket beside the one under suspicion, within ``timeout`` seconds.
+
+    The shell waits for the connect limiter, opens it, sends it the full merged request and
+    reports :meth:`Session.hedge_switched` once it proved itself (data; a pong after its
+    request on a quiet socket), or :meth:`Session.hedge_failed`. Until then the old socket
+    stays the one that delivers.
+    """
+
+    timeout: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelHedge:
+    """Drop the spare socket (closed gracefully if open): the old one answered, or is gone."""
+
+    reason: str
+
+
 #: Everything :meth:`Session.poll` can ask of the shell.
-Action = Connect | SendPing | DeclareDead | CloseSocket | WaitBackoff | Resubscribe | Stalled
+Action = (
+    Connect
+    | SendPing
+    | DeclareDead
+    | CloseSocket
+    | WaitBackoff
+    | Resubscribe
+    | Stalled
+    | Hedge
+    | CancelHedge
+)
+
+
+#: Actions still owed to the shell when the session closes: let go of every socket.
+_KEPT_ON_CLOSE: Final = (DeclareDead, CloseSocket, CancelHedge)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +307,18 @@ class SessionStatistics:
     stale_resubscribes: int = 0
     #: Private stalls lived through by an open socket (see the module docs).
     stalls: int = 0
+    #: Hedges (see the module docs): spares opened, spares that took over, spares dropped
+    #: because the old socket answered (or ended) first, spares that failed to connect or
+    #: prove themselves; and whether one is under way now.
+    hedges: int = 0
+    hedges_won: int = 0
+    hedges_cancelled: int = 0
+    hedges_failed: int = 0
+    hedging: bool = False
+    #: The adaptive thresholds now: the silence threshold of a streaming connection and the
+    #: suspicion deadline of a ping (seconds; see ``KeepaliveConfig``).
+    silence_threshold: float = 0.0
+    suspicion: float = 0.0
 
 
 class Session:
@@ -297,6 +383,22 @@ class Session:
         self._dead = 0
         self._pings = 0
         self._pongs = 0
+        keepalive = self.config.keepalive
+        # Adaptive suspicion (see the module docs): gaps between socket reads (a ring written
+        # on the hot path, read only when a deadline is computed) and pong round trips.
+        self._gaps: deque[float] = deque(maxlen=keepalive.silence_window)
+        self._gap = self._gaps.append  # one C call per read on the hot path
+        self._rtts: deque[float] = deque(maxlen=keepalive.rtt_window)
+        # The hedge: a spare socket under way; spent once one failed in this suspicion spell.
+        self._hedging = False
+        self._hedge_spent = False
+        self._hedge_allowed = True
+        self._learned_silence = 0.0
+        self._learned_suspicion = 0.0
+        self._hedges = 0
+        self._hedges_won = 0
+        self._hedges_cancelled = 0
+        self._hedges_failed = 0
 
     def __repr__(self) -> str:
         return (
@@ -381,6 +483,13 @@ class Session:
             stale_reason=self._stale_reason if self._is_stale() else None,
             stale_resubscribes=self._resubscribes,
             stalls=self._stalls,
+            hedges=self._hedges,
+            hedges_won=self._hedges_won,
+            hedges_cancelled=self._hedges_cancelled,
+            hedges_failed=self._hedges_failed,
+            hedging=self._hedging,
+            silence_threshold=self._silence_threshold(),
+            suspicion=self._suspicion(),
         )
 
     def take_events(self) -> list[ConnectionStateChanged]:
@@ -406,6 +515,11 @@ class Session:
         now = self._clock(now)
         if not self._connecting():
             return
+        self._adopt_socket(now)
+        self._set_state(now, "open", "connected")
+
+    def _adopt_socket(self, now: float) -> None:
+        """Start the bookkeeping of a new current socket (connected, or a hedge that won)."""
         self._opened_at = now
         self._requested = False
         self._proved = False
@@ -418,10 +532,11 @@ class Session:
         self._pong_deadline = None
         self._probe_outstanding = False
         self._quiet_probes = 0
+        self._hedging = False
+        self._hedge_spent = False
         self._connect_timeout = self.config.timeouts.connect
         self._was_open = True
         self._opens += 1
-        self._set_state(now, "open", "connected")
 
     def connect_failed(self, now: float, error: BaseException) -> None:
         """Report that the connect attempt failed with ``error`` (refused, timed out, 429...)."""
@@ -446,14 +561,20 @@ class Session:
         else:
             now = self._latest
         if self._state == "open" and self._pong_deadline is None:
+            self._gap(now - self._last_rx)
             self._last_rx = now
             self._last_data = now
             self._quiet_probes = 0
             return
         if self._state not in LIVE_STATES:
             return
+        silent_since = self._last_rx
         self._last_rx = now
         self._last_data = now
+        self._hedge_spent = False
+        if self._hedging:
+            self._false_alarm(now, silent_since)
+            self._cancel_hedge("data arrived on the old socket first")
         if self._gap_on_stall and self._pong_deadline is not None:
             # Only the pong answers a private ping: frames since prove the socket alive.
             self._rx_after_ping = True
@@ -498,6 +619,12 @@ class Session:
             self._proved = True
         self._pongs += 1
         deadline = self._pong_deadline
+        if deadline is not None:
+            self._rtts.append(now - self._last_ping)
+        self._hedge_spent = False
+        if self._hedging:
+            self._false_alarm(now, self._last_rx)
+            self._cancel_hedge("the old socket answered the ping first")
         if self._gap_on_stall and deadline is not None and now > deadline:
             late = now - deadline + self.config.keepalive.pong_timeout
             self._stall(f"a pong came {late:.1f} s after its ping")
@@ -508,6 +635,56 @@ class Session:
         self._probe_outstanding = False
         if self._state == "degraded":
             self._set_state(now, "open", "pong received")
+
+    def hedge_switched(self, now: float) -> bool:
+        """Report that the spare socket proved itself: it delivers now, the old one is aborted.
+
+        A reconnect that overlapped: counted as a failure of the old socket (declared dead, no
+        answer) and an open of the spare, which proved the path (its request was answered).
+        Returns False, and the shell drops the spare instead, when no hedge is under way (the
+        old socket answered or ended first, or the session closed).
+        """
+        now = self._clock(now)
+        if not self._hedging or self._state not in LIVE_STATES:
+            return False
+        silent = now - self._last_rx
+        reason = (
+            f"hedged: a spare socket took over from one silent for {silent:.2f} s "
+            "(a reconnect that overlapped)"
+        )
+        self._hedging = False
+        self._hedges_won += 1
+        self._failures += 1
+        self._causes["timeout"] = self._causes.get("timeout", 0) + 1
+        self._dead += 1
+        self._last_decision = Decision("retry", "normal", "timeout", reason)
+        if self._proved_healthy(now):
+            self.backoff.reset()
+        self._adopt_socket(now)
+        self._requested = True
+        self._proved = True
+        self._set_state(now, "open", reason)
+        return True
+
+    def allow_hedge(self, allowed: bool) -> None:
+        """Say whether the shell can hedge at all (its listener can feed a spare socket).
+
+        With ``KeepaliveConfig.hedge`` on, hedging is on unless the shell says otherwise.
+        """
+        self._hedge_allowed = allowed
+
+    def hedge_failed(self, now: float) -> None:
+        """Report that the spare socket failed (connect refused or timed out, closed, error frame).
+
+        The old socket stays under the ordinary pong deadline (today's path), and no other
+        spare is opened until it proves itself alive again.
+        """
+        now = self._clock(now)
+        if not self._hedging:
+            return
+        self._hedging = False
+        self._hedge_spent = True
+        self._hedges_failed += 1
 
     def closed(
         self, now: float, *, code: int | None = None, error: BaseException | None = None
@@ -574,7 +751,7 @@ class Session:
         if self._state == "closed":
             return
         self._stop_socket(reason)
-        self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket)]
+        self._pending = [a for a in self._pending if isinstance(a, _KEPT_ON_CLOSE)]
         self._set_state(now, "closed", reason)
 
     # --- outputs ----------------------------------------------------------------------------
@@ -614,9 +791,13 @@ class Session:
             return self._retry_at
         if state in LIVE_STATES:
             if self._pong_deadline is not None:
+                due = self._pong_deadline
+                suspected = self._suspicion_due()
+                if suspected is not None:
+                    due = min(due, suspected)
                 if self._streaming and state == "open":
-                    return min(self._pong_deadline, self._probe_due(), self._stale_due())
-                return self._pong_deadline
+                    return min(due, self._probe_due(), self._stale_due())
+                return due
             due = self._last_ping + self.config.keepalive.interval(streaming=self._streaming)
             if not self._streaming:
                 return due
@@ -682,6 +863,8 @@ class Session:
             self._pending.append(CloseSocket(reason, self.config.timeouts.close))
         self._pong_deadline = None
         self._probe_outstanding = False
+        if self._hedging:
+            self._cancel_hedge(reason)
 
     def _proved_healthy(self, now: float) -> bool:
         """Tell whether the socket now ending proved healthy: THE reconnect backoff reset rule.
@@ -705,12 +888,14 @@ class Session:
         self._last_decision = decision
         self._pong_deadline = None
         self._probe_outstanding = False
+        if self._hedging:
+            self._cancel_hedge(f"the old socket ended first: {decision.reason}")
         if self._state in LIVE_STATES and self._proved_healthy(now):
             self.backoff.reset()
         self._proved = False
         self._requested = False
         if not decision.retry:
-            self._pending = [a for a in self._pending if isinstance(a, DeclareDead | CloseSocket)]
+            self._pending = [a for a in self._pending if isinstance(a, _KEPT_ON_CLOSE)]
             self._set_state(now, "closed", f"fatal: {decision.reason}")
             return
         if decision.backoff == "auth":
@@ -735,8 +920,71 @@ class Session:
 
     def _probe_due(self) -> float:
         keepalive = self.config.keepalive
-        after = min(keepalive.ping_interval, keepalive.silence_probe * 2.0**self._quiet_probes)
+        after = min(keepalive.ping_interval, self._silence_threshold() * 2.0**self._quiet_probes)
         return max(self._last_rx, self._stream_since) + after
+
+    def _silence_threshold(self) -> float:
+        """Return the adaptive silence threshold (see ``KeepaliveConfig.silence_threshold``).
+
+        Never below twice a silence that turned out to be a false alarm (see
+        :meth:`_false_alarm`), and never above ``silence_probe``.
+        """
+        keepalive = self.config.keepalive
+        gaps = self._gaps
+        if len(gaps) < min(_MIN_GAPS, keepalive.silence_window):
+            return keepalive.silence_threshold(None)
+        threshold = keepalive.silence_threshold(_p99(list(gaps)))
+        return min(keepalive.silence_probe, max(threshold, self._learned_silence))
+
+    def _suspicion(self) -> float:
+        """Return the suspicion deadline of a ping (see ``KeepaliveConfig.suspicion``).
+
+        Never below twice a round trip that outlived it once (a false alarm), nor above
+        ``pong_timeout``.
+        """
+        keepalive = self.config.keepalive
+        rtts = self._rtts
+        deadline = keepalive.suspicion(_p99(list(rtts)) if rtts else None)
+        return min(keepalive.pong_timeout, max(deadline, self._learned_suspicion))
+
+    def _false_alarm(self, now: float, silent_since: float) -> None:
+        """Learn from a hedge the old socket answered first: it was a false alarm.
+
+        One false alarm is one connect (the spare, closed); the same silence or round trip
+        must not cost one every time. So the silence threshold never again goes below twice
+        the silence just answered, nor the suspicion deadline below twice the round trip of
+        the ping outstanding: a slow but healthy link stops hedging after one or two, and
+        the ceilings (``silence_probe``, ``pong_timeout``) bound what is learned.
+        """
+        self._learned_silence = max(self._learned_silence, 2.0 * (now - silent_since))
+        if self._pong_deadline is not None:
+            self._learned_suspicion = max(self._learned_suspicion, 2.0 * (now - self._last_ping))
+
+    def _can_hedge(self) -> bool:
+        return (
+            self.config.keepalive.hedge
+            and self._hedge_allowed
+            and not self._hedging
+            and not self._hedge_spent
+        )
+
+    def _start_hedge(self) -> None:
+        """Ask the shell for a spare socket (see the module docs)."""
+        self._hedging = True
+        self._hedges += 1
+        self._connects += 1
+        self._pending.append(Hedge(self._connect_timeout, "the socket is under suspicion"))
+
+    def _cancel_hedge(self, reason: str) -> None:
+        self._hedging = False
+        self._hedges_cancelled += 1
+        self._pending.append(CancelHedge(reason))
+
+    def _suspicion_due(self) -> float | None:
+        """Return when an unanswered ping puts the socket under suspicion (None: no such ping)."""
+        if self._pong_deadline is None or self._rx_after_ping or not self._can_hedge():
+            return None
+        return self._last_ping + self._suspicion()
 
     def _data_since(self) -> float:
         return max(self._last_data, self._stream_since)
@@ -812,7 +1060,22 @@ class Session:
             # A ping already in flight doubles as the probe.
             self._probe_outstanding = True
             quiet = now - max(self._last_rx, self._stream_since)
-            self._set_state(now, "degraded", f"no data for {quiet:.1f} s, probing")
+            reason = f"no data for {quiet:.2f} s, probing"
+            if self._can_hedge() and self._quiet_probes == 0:
+                # A stream that was flowing went silent. A stream known to be quiet (its last
+                # probe was answered without data) hedges only if this probe goes unanswered.
+                self._start_hedge()
+                reason += " and opening a spare socket (hedge)"
+            self._set_state(now, "degraded", reason)
+            return
+        suspected = self._suspicion_due()
+        if suspected is not None and now >= suspected:
+            self._start_hedge()
+            self._set_state(
+                now,
+                "degraded",
+                f"no pong within {now - self._last_ping:.2f} s, opening a spare socket (hedge)",
+            )
 
     def _stall(self, reason: str) -> None:
         """Report a private stall (see the module docs) and forget the ping it concerned."""

@@ -138,6 +138,22 @@ _CONNECTION_COUNTERS: Final = (
         "declared_dead",
         "Sockets declared dead by keepalive (no pong) or a connect timeout, then aborted.",
     ),
+    (
+        "upbit_ws_hedges_total",
+        "hedges",
+        "Spare sockets opened beside one under suspicion (a hedge, issue #9).",
+    ),
+    ("upbit_ws_hedges_won_total", "hedges_won", "Spare sockets that took over (proved first)."),
+    (
+        "upbit_ws_hedges_cancelled_total",
+        "hedges_cancelled",
+        "Spare sockets closed because the old socket answered (or ended) first.",
+    ),
+    (
+        "upbit_ws_hedges_failed_total",
+        "hedges_failed",
+        "Spare sockets that failed to connect or prove themselves (the pong deadline decided).",
+    ),
     ("upbit_ws_pings_sent_total", "pings_sent", "WebSocket pings sent."),
     ("upbit_ws_pongs_received_total", "pongs_received", "WebSocket pongs received."),
     ("upbit_ws_frames_received_total", "frames_received", "Frames received (every kind)."),

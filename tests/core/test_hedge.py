@@ -1,0 +1,324 @@
+"""The session's hedge and adaptive suspicion (issue 9), driven by explicit times (no clock)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from upbit_ws.core.config import ConnectionConfig, KeepaliveConfig
+from upbit_ws.core.errors import ConfigError
+from upbit_ws.core.session import (
+    Action,
+    CancelHedge,
+    CloseSocket,
+    Connect,
+    DeclareDead,
+    Hedge,
+    SendPing,
+    Session,
+    WaitBackoff,
+)
+
+DEFAULTS = KeepaliveConfig()
+
+
+def open_session(kind: str = "public", *, keepalive: KeepaliveConfig = DEFAULTS) -> Session:
+    """Return a session connected at 0 with its actions and events drained."""
+    session = Session(kind, config=ConnectionConfig(keepalive=keepalive), rng=random.Random(0))  # type: ignore[arg-type]
+    session.start(0.0)
+    assert session.poll(0.0) == [Connect(timeout=1.0, attempt=1)]
+    session.connected(0.0)
+    session.take_events()
+    return session
+
+
+def kinds(actions: list[Action]) -> list[type]:
+    return [type(a) for a in actions]
+
+
+def flow(session: Session, *, every: float, until: float, start: float = 0.0) -> float:
+    """Feed a frame every ``every`` seconds from ``start`` to ``until``; return the last time."""
+    now = start
+    while now + every <= until + 1e-9:
+        now = round(now + every, 9)
+        session.frame_received(now)
+        assert session.poll(now) == []
+    return now
+
+
+def run_until_action(session: Session, now: float, limit: float) -> tuple[float, list[Action]]:
+    """Poll at each deadline until the session asks for something; return when and what."""
+    while now < limit:
+        due = session.next_deadline(now)
+        assert due is not None
+        now = max(now, due)
+        actions = session.poll(now)
+        if actions:
+            return now, actions
+    raise AssertionError(f"nothing asked for by {limit}")
+
+
+# --- adaptive silence threshold ----------------------------------------------------------------
+
+
+def test_a_busy_stream_is_suspected_after_the_floor_not_the_ceiling() -> None:
+    """100 frames/s then silence: a probe and a spare at last + 0.25 s (floor), not + 1 s."""
+    session = open_session()
+    last = flow(session, every=0.01, until=1.0)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_floor
+    at, actions = run_until_action(session, last, last + 2.0)
+    assert at == pytest.approx(last + DEFAULTS.silence_floor)
+    assert kinds(actions) == [SendPing, Hedge]
+    assert session.state == "degraded"
+    (event,) = session.take_events()
+    assert "hedge" in event.reason
+    assert session.statistics(at).hedging
+
+
+def test_the_threshold_follows_the_p99_gap_up_to_the_ceiling() -> None:
+    """Frames every 0.1 s: 4 x 0.1 = 0.4 s; every 0.3 s: 1.2 s, capped at silence_probe (1 s)."""
+    session = open_session()
+    last = flow(session, every=0.1, until=3.0)
+    assert session.statistics(last).silence_threshold == pytest.approx(0.4)
+    slow = open_session()
+    last = flow(slow, every=0.3, until=9.0)
+    assert slow.statistics(last).silence_threshold == DEFAULTS.silence_probe
+
+
+def test_too_few_reads_keep_the_ceiling() -> None:
+    """Fewer than 16 reads seen: the threshold is silence_probe (nothing to adapt from)."""
+    session = open_session()
+    last = flow(session, every=0.01, until=0.1)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
+
+
+def test_one_outlier_gap_does_not_raise_the_threshold() -> None:
+    """p99 of 64 gaps is the second largest: one 0.9 s pause among 10 ms gaps is ignored."""
+    session = open_session()
+    last = flow(session, every=0.01, until=0.5)
+    session.frame_received(last + 0.2)  # one long gap, answered by data before the floor
+    last = flow(session, every=0.01, until=last + 0.5, start=last + 0.2)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_floor
+
+
+def test_a_stream_known_quiet_hedges_only_when_its_probe_goes_unanswered() -> None:
+    """A probe answered by a pong marks the stream quiet: the next probe opens no spare at
+    once, only once its ping outlives the suspicion deadline."""
+    session = open_session()
+    last = flow(session, every=0.01, until=1.0)
+    at, actions = run_until_action(session, last, last + 2.0)
+    assert kinds(actions) == [SendPing, Hedge]
+    session.pong_received(at + 0.01)
+    assert session.poll(at + 0.01) == [CancelHedge("the old socket answered the ping first")]
+    assert session.state == "open"
+    at, actions = run_until_action(session, at + 0.01, at + 5.0)
+    assert actions == [SendPing("silence")]  # no spare yet: the stream is known quiet
+    suspicion = session.statistics(at).suspicion
+    assert suspicion == DEFAULTS.suspicion_floor  # a 10 ms round trip: the floor
+    at2, actions = run_until_action(session, at, at + 5.0)
+    assert at2 == pytest.approx(at + suspicion)
+    assert kinds(actions) == [Hedge]
+
+
+def test_a_false_silence_alarm_raises_the_threshold_for_good() -> None:
+    """A silence answered by a pong after 0.3 s was a false alarm: one connect, then the
+    threshold stays at 2 x 0.3 s even once data flows fast again, so it does not repeat."""
+    session = open_session()
+    last = flow(session, every=0.01, until=1.0)
+    at, actions = run_until_action(session, last, last + 2.0)
+    assert at == pytest.approx(last + 0.25) and Hedge in kinds(actions)
+    session.pong_received(last + 0.3)
+    assert kinds(session.poll(last + 0.3)) == [CancelHedge]
+    last = flow(session, every=0.01, until=last + 1.3, start=last + 0.3)
+    assert session.statistics(last).silence_threshold == pytest.approx(0.6)
+    at, actions = run_until_action(session, last, last + 2.0)
+    assert at == pytest.approx(last + 0.6) and Hedge in kinds(actions)
+    assert session.statistics(at).hedges == 2
+
+
+# --- the quiet (private) connection -------------------------------------------------------
+
+
+def test_private_pings_every_quiet_interval_and_hedges_past_the_rtt_deadline() -> None:
+    """Private: a ping every 0.5 s; before any pong no hedge; after pongs of 0.15 s the deadline
+    is 2 x 0.15 = 0.3 s, so a blackhole is acted on within 0.5 + 0.3 s."""
+    session = open_session("private")
+    assert session.next_deadline(0.0) == DEFAULTS.quiet_ping_interval
+    assert session.statistics(0.0).suspicion == DEFAULTS.pong_timeout  # no pong measured
+    now = 0.0
+    for _ in range(3):
+        now, actions = run_until_action(session, now, now + 1.0)
+        assert actions == [SendPing("interval")]
+        now = round(now + 0.15, 9)
+        session.pong_received(now)
+        assert session.poll(now) == []
+    assert session.statistics(now).suspicion == pytest.approx(0.3)
+    ping_at, actions = run_until_action(session, now, now + 1.0)
+    assert actions == [SendPing("interval")]
+    at, actions = run_until_action(session, ping_at, ping_at + 2.0)
+    assert at == pytest.approx(ping_at + 0.3)
+    assert kinds(actions) == [Hedge]
+    assert session.state == "degraded"
+    assert at - now <= DEFAULTS.quiet_ping_interval + 0.3 + 1e-9
+
+
+def test_a_slow_healthy_link_raises_the_deadline_by_itself() -> None:
+    """Pongs taking 0.4 s: the deadline is min(1.5, 2 x 0.4) = 0.8 s, so no false hedge."""
+    session = open_session("private")
+    now = 0.0
+    for _ in range(4):
+        now, _actions = run_until_action(session, now, now + 1.0)
+        now = round(now + 0.4, 9)
+        session.pong_received(now)
+        assert session.poll(now) == []
+    assert session.statistics(now).suspicion == pytest.approx(0.8)
+    assert session.statistics(now).hedges == 0
+
+
+def test_a_pong_later_than_the_deadline_raises_it_for_good() -> None:
+    """Round trips of 0.05 s, then one of 0.4 s: that hedge was a false alarm; the deadline
+    becomes 2 x 0.4 s, so the next 0.4 s round trip opens no spare."""
+    session = open_session("private")
+    now = 0.0
+    for _ in range(3):
+        now, _actions = run_until_action(session, now, now + 1.0)
+        now = round(now + 0.05, 9)
+        session.pong_received(now)
+        assert session.poll(now) == []
+    ping_at, _actions = run_until_action(session, now, now + 1.0)
+    at, actions = run_until_action(session, ping_at, ping_at + 2.0)
+    assert at == pytest.approx(ping_at + 0.25) and kinds(actions) == [Hedge]
+    session.pong_received(ping_at + 0.4)
+    assert kinds(session.poll(ping_at + 0.4)) == [CancelHedge]
+    assert session.statistics(ping_at + 0.4).suspicion == pytest.approx(0.8)
+    ping_at, _actions = run_until_action(session, ping_at + 0.4, ping_at + 2.0)
+    session.pong_received(ping_at + 0.4)
+    assert session.poll(ping_at + 0.4) == []
+    assert session.statistics(ping_at + 0.4).hedges == 1
+
+
+def test_a_pong_before_the_first_one_was_measured_never_hedges() -> None:
+    """No round trip measured yet: the suspicion deadline is the pong deadline (today's path)."""
+    session = open_session("private")
+    now, actions = run_until_action(session, 0.0, 1.0)
+    assert actions == [SendPing("interval")]
+    at, actions = run_until_action(session, now, now + 3.0)
+    assert kinds(actions) == [DeclareDead, WaitBackoff]
+    assert session.statistics(at).hedges == 0
+
+
+# --- the hedge's outcomes -------------------------------------------------------------------
+
+
+def suspected(kind: str = "public") -> tuple[Session, float]:
+    """Return a busy public session whose silence just opened a spare, and the time."""
+    session = open_session(kind)
+    last = flow(session, every=0.01, until=1.0)
+    at, actions = run_until_action(session, last, last + 2.0)
+    assert Hedge in kinds(actions)
+    session.take_events()
+    return session, at
+
+
+def test_a_hedge_that_wins_is_a_reconnect_that_overlapped() -> None:
+    """hedge_switched: one failure (declared dead), one open, degraded -> open, saying so."""
+    session, at = suspected()
+    before = session.statistics(at)
+    assert session.hedge_switched(at + 0.01)
+    after = session.statistics(at + 0.01)
+    assert after.failures == before.failures + 1
+    assert after.declared_dead == before.declared_dead + 1
+    assert after.opens == before.opens + 1 and after.proved
+    assert after.hedges_won == 1 and not after.hedging
+    assert after.failures_by_cause["timeout"] == 1
+    (event,) = session.take_events()
+    assert (event.old, event.new) == ("degraded", "open")
+    assert event.reason.startswith("hedged") and "overlapped" in event.reason
+    assert session.poll(at + 0.01) == []
+    assert not session.hedge_switched(at + 0.02)  # no hedge under way any more
+
+
+def test_data_on_the_old_socket_cancels_the_hedge() -> None:
+    """A frame on the old socket first: CancelHedge, back to open, nothing else."""
+    session, at = suspected()
+    session.frame_received(at + 0.05)
+    assert session.poll(at + 0.05) == [CancelHedge("data arrived on the old socket first")]
+    assert session.state == "open"
+    assert not session.hedge_switched(at + 0.06)
+    assert session.statistics(at + 0.06).hedges_cancelled == 1
+
+
+def test_a_failed_hedge_falls_back_to_the_pong_deadline_and_opens_no_second_spare() -> None:
+    """hedge_failed: no second spare in this spell; the ping's deadline declares it dead."""
+    session, at = suspected()
+    session.hedge_failed(at + 0.01)
+    assert session.statistics(at + 0.01).hedges_failed == 1
+    now, actions = run_until_action(session, at + 0.01, at + 5.0)
+    assert now == pytest.approx(at + DEFAULTS.pong_timeout)
+    assert kinds(actions) == [DeclareDead, WaitBackoff]
+    assert session.statistics(now).hedges == 1
+
+
+def test_the_pong_deadline_during_a_hedge_drops_the_spare_too() -> None:
+    """Neither socket proved itself by the pong deadline: the spare is cancelled, then retry."""
+    session, at = suspected()
+    _now, actions = run_until_action(session, at, at + 5.0)
+    assert kinds(actions) == [DeclareDead, CancelHedge, WaitBackoff]
+
+
+def test_closing_during_a_hedge_drops_the_spare() -> None:
+    """close(): the socket is closed and the spare cancelled; nothing is left to the shell."""
+    session, at = suspected()
+    session.close(at + 0.01)
+    actions = session.poll(at + 0.01)
+    assert kinds(actions) == [CloseSocket, CancelHedge]
+    assert not session.hedge_switched(at + 0.02)
+
+
+def test_hedge_off_or_not_allowed_opens_no_spare() -> None:
+    """KeepaliveConfig(hedge=False), or a shell that cannot hedge: probes only, as before."""
+    off = open_session(keepalive=KeepaliveConfig(hedge=False))
+    unable = open_session()
+    unable.allow_hedge(False)  # e.g. a listener that cannot give a spare its request
+    for session in (off, unable):
+        last = flow(session, every=0.01, until=1.0)
+        _at, actions = run_until_action(session, last, last + 2.0)
+        assert actions == [SendPing("silence")]
+
+
+# --- config ----------------------------------------------------------------------------------
+
+
+def test_new_keepalive_fields_are_validated_with_one_typed_error() -> None:
+    """Bad values of every new field are listed together in one ConfigError."""
+    with pytest.raises(ConfigError) as info:
+        KeepaliveConfig(
+            silence_floor=0.0,
+            silence_gap_factor=0.5,
+            silence_window=0,
+            suspicion_floor=-1.0,
+            suspicion_rtt_factor=float("nan"),
+            rtt_window=2.5,  # type: ignore[arg-type]
+            hedge="yes",  # type: ignore[arg-type]
+        )
+    assert set(info.value.problems) == {
+        "keepalive.silence_floor must be > 0 s, got 0.0",
+        "keepalive.suspicion_floor must be > 0 s, got -1.0",
+        "keepalive.silence_gap_factor must be >= 1 (a factor), got 0.5",
+        "keepalive.suspicion_rtt_factor must be a finite number, got nan",
+        "keepalive.silence_window must be a whole number >= 1, got 0",
+        "keepalive.rtt_window must be a whole number >= 1, got 2.5",
+        "keepalive.hedge must be True or False, got 'yes'",
+    }
+
+
+def test_thresholds_are_clamped_between_floor_and_ceiling() -> None:
+    """silence_threshold and suspicion stay within [floor, ceiling] whatever was measured."""
+    k = KeepaliveConfig()
+    assert k.silence_threshold(None) == k.silence_probe
+    assert k.silence_threshold(0.001) == k.silence_floor
+    assert k.silence_threshold(10.0) == k.silence_probe
+    assert k.suspicion(None) == k.pong_timeout
+    assert k.suspicion(0.001) == k.suspicion_floor
+    assert k.suspicion(10.0) == k.pong_timeout
