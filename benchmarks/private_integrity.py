@@ -15,9 +15,10 @@ reports), fills delivered live, delivered reconciled, duplicated (any ``(uuid, s
 trade_uuid)`` delivered twice), missed; terminal states missed; whether the subscriber's
 balances equal ``GET /v1/accounts``; reconciliation p50/p99 duration (gap passes and audits
 apart) and where a pass's time goes (the wait for the socket to be subscribed again, the REST
-read, the REST pacer's waits inside it, the settle); audits run and their REST calls a minute,
-overall (reads during suspensions included) and over ``--steady`` seconds of trading without
-faults after the last one.
+read, the REST pacer's waits inside it, the settle) and how many passes re-read the balances
+after the settle or skipped it (no live private message near their read); audits run and
+their REST calls a minute, overall (reads during suspensions included) and over ``--steady``
+seconds of trading without faults after the last one.
 
 Usage::
 
@@ -307,6 +308,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             (after.audit_requests - before.audit_requests) / max(steady_minutes, 1e-9), 1
         ),
         "steady_audits_found": after.gaps.get("audit", 0) - before.gaps.get("audit", 0),
+        # getattr: the counters arrived with the conditional settle; older builds lack them.
+        "balance_rereads": getattr(rec_stats, "balance_rereads", None),
+        "rereads_skipped": getattr(rec_stats, "rereads_skipped", None),
         "held": rec_stats.held,
         "hold_timeouts": rec_stats.hold_timeouts,
         "invalid_auth_rechecks_valid": key_stats.rechecks_valid if key_stats else None,
@@ -343,6 +347,10 @@ def table(r: dict[str, Any]) -> str:
         (
             "audits that delivered p50 / max",
             f"{r['audit_pass_p50_s']} s / {r['audit_pass_max_s']} s",
+        ),
+        (
+            "passes that read the balances again after the settle (skipped it)",
+            f"{r['balance_rereads']} ({r['rereads_skipped']})",
         ),
         ("pass phases p50 / p99 / max (ms)", ""),
         *((f"  {k}", v) for k, v in r["phases_ms"].items()),
