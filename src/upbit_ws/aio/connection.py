@@ -26,9 +26,10 @@ session hands out the connect, so the wait never eats into the connect timeout.
 Error frames (``{"error":...}``, section 7) are read here and nowhere else: decoded once into
 a typed :class:`~upbit_ws.core.messages.ErrorFrame`, logged once, counted by name, and handed
 to the listener's ``on_error`` (the subscription layer decides whether a request it built was
-rejected), never to ``on_frame``. Upbit closes the socket with 1000 right after one (section
-7.3); that close is reported to the session as a
-:class:`~upbit_ws.core.errors.ServerRejectedError` carrying the name and the close code, and
+rejected), never to ``on_frame``. Upbit closes the socket with 1000 150-800 ms after one and
+the subscription is gone from the frame on (section 7.3), so the socket ends at the frame: it
+is reported to the session as a :class:`~upbit_ws.core.errors.ServerRejectedError` carrying
+the name (the close code too, when a connect attempt's frame waits for the close), and
 :func:`~upbit_ws.core.classify.classify` (its one table of error-frame names) says what it is:
 an ``INVALID_AUTH`` on the private connection is a refused key (the session suspends until the
 key works again), anything else a close after which the session reconnects on its backoff.
@@ -1127,7 +1128,7 @@ class ManagedConnection:
         counters.server_errors[error.name] = counters.server_errors.get(error.name, 0) + 1
         meaning = error_frame_meaning(error.name, connection=self.kind)
         _log.warning(
-            "%s connection: Upbit sent error %s: %s (%s); it closes the socket next",
+            "%s connection: Upbit sent error %s: %s (%s); the socket ends here",
             self.kind,
             error.name,
             error.message,
