@@ -276,7 +276,9 @@ class ConnectionView:
         """Return a compact text rendering, one line per request type object."""
         if self.state == "detached" and not self.desired and not self.requests_sent:
             return [f"{self.connection}: no connection"]
-        if self.in_flight:
+        if self.in_flight and self.resent:
+            status = "last request in flight (re-sent, accepted before)"
+        elif self.in_flight:
             status = "last request in flight"
         elif self.applied:
             status = "last request applied"
