@@ -34,7 +34,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 from upbit_ws.aio.clock import utc_now
 from upbit_ws.aio.logcontext import install_log_fields
@@ -209,13 +209,7 @@ async def _read(
     start: datetime,
     wall_clock: Callable[[], datetime],
 ) -> ReconcileInput:
-    """Make one full pass of reads; any failure aborts the pass.
-
-    The open orders are read before the closed ones, never beside them: an order that closes
-    between the two reads is then in one list or both, never in neither. The single orders
-    and the balances depend on nothing else (the socket carries every change made after the
-    pass began), so they go together, paced by the client's ``Remaining-Req`` pacer.
-    """
+    """Make one full pass of reads; any failure aborts the pass."""
     started_at = int(wall_clock().timestamp() * 1000)
     open_orders = await rest.all_open_orders()
     closed = await rest.closed_orders_since(start)
@@ -224,29 +218,15 @@ async def _read(
         orders[order.uuid] = order
     wanted = [u for u, o in orders.items() if reconciler.needs_detail(o)]
     wanted += sorted(reconciler.unfinished() - orders.keys())
-    balances = asyncio.ensure_future(rest.accounts())
-    details = [asyncio.ensure_future(_maybe(rest.order(uuid=uuid))) for uuid in wanted]
-    await _all([balances, *details])
-    accounts = balances.result()
-    for uuid, read in zip(wanted, details, strict=True):
-        detail = read.result()
+    for uuid in wanted:
+        detail = await _maybe(rest.order(uuid=uuid))
         if detail is not None:
             orders[uuid] = detail
+    accounts = await rest.accounts()
     taken_at = int(wall_clock().timestamp() * 1000)
     return ReconcileInput(
         orders=list(orders.values()), accounts=accounts, taken_at=taken_at, started_at=started_at
     )
-
-
-async def _all(tasks: list[asyncio.Future[Any]]) -> None:
-    """Wait for every task; on the first failure (or a cancel) cancel the rest, then raise."""
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 async def _maybe(call: Awaitable[T]) -> T | None:
