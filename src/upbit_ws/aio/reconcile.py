@@ -209,7 +209,11 @@ async def _read(
     start: datetime,
     wall_clock: Callable[[], datetime],
 ) -> ReconcileInput:
-    """Make one full pass of reads; any failure aborts the pass."""
+    """Make one full pass of reads; any failure aborts the pass.
+
+    One request at a time, the open orders before the closed ones: an order that closes
+    between the two reads is then in one list or both, never in neither.
+    """
     started_at = int(wall_clock().timestamp() * 1000)
     open_orders = await rest.all_open_orders()
     closed = await rest.closed_orders_since(start)
