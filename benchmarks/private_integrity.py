@@ -13,11 +13,13 @@ After the last fault it waits until every gap is reconciled, then reads every or
 ``GET /v1/order`` (the truth) and reports, as a markdown table: fills placed (trades REST
 reports), fills delivered live, delivered reconciled, duplicated (any ``(uuid, state,
 trade_uuid)`` delivered twice), missed; terminal states missed; whether the subscriber's
-balances equal ``GET /v1/accounts``; reconciliation p50/p99 duration (gap passes and audits
-apart) and where a pass's time goes (the wait for the socket to be subscribed again, the REST
-read, the REST pacer's waits inside it, the settle); audits run and their REST calls a minute,
-overall (reads during suspensions included) and over ``--steady`` seconds of trading without
-faults after the last one.
+balances equal ``GET /v1/accounts``; reconciliation p50/p99 duration (passes after a
+resubscription, reads that delivered while private was down, and audits apart) and where a
+pass's time goes (the wait for the socket to be subscribed again, the REST read, the REST
+pacer's waits inside it, the settle) and how many passes re-read the balances after the settle
+or skipped it (no live private message near their read); audits run and their REST calls a
+minute, overall (reads during suspensions included) and over ``--steady`` seconds of trading
+without faults after the last one.
 
 Usage::
 
@@ -43,6 +45,7 @@ from typing import Any
 import aiohttp
 
 from upbit_ws import (
+    ConnectionStateChanged,
     Credentials,
     MyAsset,
     MyOrder,
@@ -257,16 +260,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     durations = [e.duration for e in collected if isinstance(e, ReconciliationFinished)]
     causes = Counter(e.cause for e in collected if isinstance(e, ReconciliationStarted))
-    # Passes never overlap: each Finished closes the Started before it.
+    # Passes never overlap: each Finished closes the Started before it. A gap's delivery that
+    # began while private was not open is the quiet read of an outage (a suspended key), not
+    # the pass after the resubscription.
     by_cause: dict[str, list[float]] = {}
     cause = ""
+    private_open = False
     for e in collected:
-        if isinstance(e, ReconciliationStarted):
-            cause = e.cause
+        if isinstance(e, ConnectionStateChanged) and e.connection == "private":
+            private_open = e.new in ("open", "degraded")
+        elif isinstance(e, ReconciliationStarted):
+            cause = e.cause if e.cause == "audit" else ("gap" if private_open else "outage")
         elif isinstance(e, ReconciliationFinished):
-            by_cause.setdefault("audit" if cause == "audit" else "gap", []).append(e.duration)
+            by_cause.setdefault(cause, []).append(e.duration)
     gap_durations = by_cause.get("gap", [])
     audit_durations = by_cause.get("audit", [])
+    outage_durations = by_cause.get("outage", [])
     return {
         "faults": dict(done),
         "seconds": round(elapsed, 1),
@@ -290,6 +299,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "gap_pass_p50_s": round(percentile(gap_durations, 0.5), 3),
         "gap_pass_p99_s": round(percentile(gap_durations, 0.99), 3),
         "gap_pass_max_s": round(max(gap_durations, default=float("nan")), 3),
+        "outage_reads": len(outage_durations),
+        "outage_read_p50_s": round(percentile(outage_durations, 0.5), 3),
+        "outage_read_max_s": round(max(outage_durations, default=float("nan")), 3),
+        "gap_passes": len(gap_durations),
         "audit_pass_p50_s": round(percentile(audit_durations, 0.5), 3),
         "audit_pass_max_s": round(max(audit_durations, default=float("nan")), 3),
         "phases_ms": {
@@ -307,6 +320,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             (after.audit_requests - before.audit_requests) / max(steady_minutes, 1e-9), 1
         ),
         "steady_audits_found": after.gaps.get("audit", 0) - before.gaps.get("audit", 0),
+        # getattr: the counters arrived with the conditional settle; older builds lack them.
+        "balance_rereads": getattr(rec_stats, "balance_rereads", None),
+        "rereads_skipped": getattr(rec_stats, "rereads_skipped", None),
         "held": rec_stats.held,
         "hold_timeouts": rec_stats.hold_timeouts,
         "invalid_auth_rechecks_valid": key_stats.rechecks_valid if key_stats else None,
@@ -337,12 +353,20 @@ def table(r: dict[str, Any]) -> str:
         ("passes retried", r["retries"]),
         ("reconciliation p50 / p99", f"{r['reconcile_p50_s']} s / {r['reconcile_p99_s']} s"),
         (
-            "gap passes p50 / p99 / max",
+            f"passes after a resubscription ({r['gap_passes']}) p50 / p99 / max",
             f"{r['gap_pass_p50_s']} s / {r['gap_pass_p99_s']} s / {r['gap_pass_max_s']} s",
+        ),
+        (
+            f"reads that delivered while private was down ({r['outage_reads']}) p50 / max",
+            f"{r['outage_read_p50_s']} s / {r['outage_read_max_s']} s",
         ),
         (
             "audits that delivered p50 / max",
             f"{r['audit_pass_p50_s']} s / {r['audit_pass_max_s']} s",
+        ),
+        (
+            "passes that read the balances again after the settle (skipped it)",
+            f"{r['balance_rereads']} ({r['rereads_skipped']})",
         ),
         ("pass phases p50 / p99 / max (ms)", ""),
         *((f"  {k}", v) for k, v in r["phases_ms"].items()),

@@ -7,13 +7,22 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
-from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, running_sim
+from tests.aio.connection_helpers import (
+    FAST,
+    EventLog,
+    fresh_limiter,
+    running_sim,
+    sim_connection,
+    sim_until,
+)
 from upbit_ws.aio.manager import WebSocketManager, websocket_urls
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
+from upbit_ws.core.config import SubscriptionConfig
 from upbit_ws.core.errors import AuthError, ConfigError, InvalidInputError, NotReadyError
 from upbit_ws.core.events import ConnectionMisconfigured, ConnectionStateChanged
 from upbit_ws.simulator import Simulator
@@ -56,6 +65,41 @@ async def test_wait_ready_returns_once_open_and_confirmed(sim: Simulator) -> Non
         health = ws.health()
         assert health.ok and all(c.reason is None for c in health.connections)
         await sub.aclose()
+
+
+async def test_a_private_resubscription_is_ready_without_the_quiet_window(sim: Simulator) -> None:
+    """After a private reconnect, the re-sent myOrder/myAsset request counts once it is sent.
+
+    Nothing but a quiet window can confirm a private request (no snapshot, no data). The first
+    one waits it out (``confirm_quiet``, long here); after the socket is replaced, the same
+    streams go out again and ``wait_ready()`` returns while that request is still in flight.
+    """
+    config = replace(FAST, subscriptions=SubscriptionConfig(confirm_quiet=4.0))
+    ws = WebSocketManager(
+        base_url=sim.url,
+        config=config,
+        connect_limiter=fresh_limiter(),
+        credentials=Credentials(*sim.credentials),
+    )
+    async with ws:
+        orders = ws.component("bot").subscribe("myOrder")
+        assets = ws.component("wallet").subscribe("myAsset")
+        await ws.wait_ready(timeout=15)  # the first request: the whole quiet window
+        assert not ws.subscriptions().private.resent
+        first = sim_connection(sim, "private")
+        sim.abort(first.id)
+
+        def resubscribed() -> bool:
+            return any(
+                c.kind == "private" and c.id != first.id and c.entries for c in sim.connections()
+            )
+
+        await sim_until(sim, resubscribed, within=15)
+        await ws.wait_ready(timeout=1.0)  # well inside the 4 s window
+        view = ws.subscriptions().private
+        assert view.in_flight and view.resent  # ready before the window confirmed it
+        await orders.aclose()
+        await assets.aclose()
 
 
 async def test_ready_timeout_makes_start_wait(sim: Simulator) -> None:

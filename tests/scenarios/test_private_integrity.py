@@ -393,6 +393,29 @@ async def test_a_pass_reads_back_to_the_watermark_not_only_to_its_gap() -> None:
         await check_against_rest(ws, seen, hidden + live)
 
 
+async def test_a_pass_on_a_silent_socket_ends_without_the_balance_reread() -> None:
+    """A reconnect pass that no live private message came near skips the settle re-read.
+
+    Orders fill inside a blackhole (their frames dropped: nothing reaches the gate), then the
+    socket is replaced: the pass reads REST, delivers each hidden event once and the balances
+    REST gave, and ends without reading the balances again ``settle`` seconds later.
+    """
+    config = replace(FAST, keepalive=UNNOTICED, reconcile=ReconcileConfig(audit_interval=None))
+    async with rig(config) as (sim, ws, log), wallet(ws) as seen:
+        conn = sim_connection(sim, "private")
+        sim.blackhole(60.0, conn.id)
+        hidden = await place_mix(ws.rest, 4)
+        mark = log.mark()
+        sim.abort(conn.id)
+        await log.wait_for(ReconciliationFinished, since=mark, within=15)
+        stats = ws.statistics().reconciliation
+        assert stats is not None and stats.passes == 1
+        assert (stats.balance_rereads, stats.rereads_skipped) == (0, 1)
+        await seen.until(lambda: seen.finished(set(hidden)))
+        assert all(m.reconciled for m in seen.orders)
+        await check_against_rest(ws, seen, hidden)
+
+
 async def _fill_hidden_then_cancel_live(
     sim: Simulator, ws: WebSocketManager, log: EventLog, seen: Wallet
 ) -> tuple[str, list[str]]:
@@ -450,6 +473,8 @@ async def test_a_fill_missed_in_a_blackhole_comes_before_the_live_cancel_after_i
         assert states == ["wait", "trade", "cancel"], states
         stats = ws.statistics().reconciliation
         assert stats is not None and stats.held >= 1 and stats.hold_timeouts == 0
+        # The live cancel came during the read: the balances are read again after it.
+        assert stats.balance_rereads >= 1
         await check_against_rest(ws, seen, [uuid, *hidden])
 
 

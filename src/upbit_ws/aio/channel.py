@@ -168,6 +168,7 @@ class Channel:
         self._inflight: Plan | None = None
         self._inflight_since: float | None = None
         self._sent_recorded = False
+        self._resent = False  # the request in flight re-sends accepted streams on a new socket
         self._hit_at: float | None = None
         self._quiet: asyncio.TimerHandle | None = None
         self._sent_keys: frozenset[StreamKey] = frozenset()
@@ -380,11 +381,20 @@ class Channel:
         # Watch the streams this request adds before it leaves: their frames can only be
         # answers to it (they were not in the previous request), whenever they arrive.
         watch = frozenset(w.key for w in plan.snapshot_streams() if w.type not in PRIVATE_TYPES)
+        fresh_socket = self._socket_plan is None
         self._reset_inflight()
         self._inflight = plan
         self._inflight_since = change_since
         added = watch - self._sent_keys
         self.router.watch(added)
+        # The first request on a new socket, made only of streams Upbit accepted before and
+        # with no new public stream whose data could confirm it: only the quiet window can,
+        # and it cannot say more than the earlier socket did (see ``view``).
+        self._resent = (
+            fresh_socket
+            and not added
+            and self._planner.last_accepted(self.kind).issuperset(plan.desired)
+        )
         try:
             if frame is not None:
                 await conn.send(frame)
@@ -496,6 +506,7 @@ class Channel:
         self._inflight = None
         self._inflight_since = None
         self._sent_recorded = False
+        self._resent = False
         self._hit_at = None
         if self._quiet is not None:
             self._quiet.cancel()
@@ -659,6 +670,10 @@ class Channel:
             requests_sent=self.requests_sent,
             server=server,
             applied=plan is not None and self._inflight is None and plan.desired == confirmed,
+            resent=self._resent
+            and self._sent_recorded
+            and plan is not None
+            and set(plan.desired) == set(self._desired()),
         )
 
     @property

@@ -252,10 +252,13 @@ class ConnectionView:
     interest; ``confirmed`` what the last applied request on this socket carries (nothing
     after a reconnect until the fresh request is applied); ``last_request`` the type objects
     of the last request written on this socket; ``applied`` whether that request is the
-    confirmed one (not rejected, not replaced while in flight); ``server`` Upbit's
-    LIST_SUBSCRIPTIONS answer when it was asked for (else ``None``). ``state`` is the
-    connection's state, ``"not open yet"`` before its first socket, and ``"detached"`` when
-    no connection carries these types (private without credentials).
+    confirmed one (not rejected, not replaced while in flight); ``resent`` whether the request
+    in flight is the first on a new socket and carries exactly the desired state, made only
+    of streams Upbit accepted before (a resubscription after a reconnect, confirmed by no
+    data: only a quiet window could confirm it, and ``wait_ready()`` does not wait for it);
+    ``server`` Upbit's LIST_SUBSCRIPTIONS answer when it was asked for (else ``None``).
+    ``state`` is the connection's state, ``"not open yet"`` before its first socket, and
+    ``"detached"`` when no connection carries these types (private without credentials).
     """
 
     connection: ConnectionKind
@@ -267,12 +270,15 @@ class ConnectionView:
     requests_sent: int
     server: tuple[SubscribedType, ...] | None = None
     applied: bool = False
+    resent: bool = False
 
     def lines(self) -> list[str]:
         """Return a compact text rendering, one line per request type object."""
         if self.state == "detached" and not self.desired and not self.requests_sent:
             return [f"{self.connection}: no connection"]
-        if self.in_flight:
+        if self.in_flight and self.resent:
+            status = "last request in flight (re-sent, accepted before)"
+        elif self.in_flight:
             status = "last request in flight"
         elif self.applied:
             status = "last request applied"

@@ -36,9 +36,10 @@ session hands out the connect, so the wait never eats into the connect timeout.
 Error frames (``{"error":...}``, section 7) are read here and nowhere else: decoded once into
 a typed :class:`~upbit_ws.core.messages.ErrorFrame`, logged once, counted by name, and handed
 to the listener's ``on_error`` (the subscription layer decides whether a request it built was
-rejected), never to ``on_frame``. Upbit closes the socket with 1000 right after one (section
-7.3); that close is reported to the session as a
-:class:`~upbit_ws.core.errors.ServerRejectedError` carrying the name and the close code, and
+rejected), never to ``on_frame``. Upbit closes the socket with 1000 150-800 ms after one and
+the subscription is gone from the frame on (section 7.3), so the socket ends at the frame: it
+is reported to the session as a :class:`~upbit_ws.core.errors.ServerRejectedError` carrying
+the name (the close code too, when a connect attempt's frame waits for the close), and
 :func:`~upbit_ws.core.classify.classify` (its one table of error-frame names) says what it is:
 an ``INVALID_AUTH`` on the private connection is a refused key (the session suspends until the
 key works again), anything else a close after which the session reconnects on its backoff.
@@ -1438,7 +1439,7 @@ class ManagedConnection:
         counters.server_errors[error.name] = counters.server_errors.get(error.name, 0) + 1
         meaning = error_frame_meaning(error.name, connection=self.kind)
         _log.warning(
-            "%s connection: Upbit sent error %s: %s (%s); it closes the socket next",
+            "%s connection: Upbit sent error %s: %s (%s); the socket ends here",
             self.kind,
             error.name,
             error.message,
@@ -1446,17 +1447,43 @@ class ManagedConnection:
             extra={"connection": self.kind, "error_name": error.name, "meaning": meaning},
         )
         listener = handler.listener
-        if listener is None:
+        if listener is not None:
+            try:
+                listener.on_error(error)
+            except Exception:
+                counters.listener_errors += 1
+                _log.exception(
+                    "%s connection: listener failed on an error frame",
+                    self.kind,
+                    extra={"connection": self.kind},
+                )
+        self._end_after_error(handler, error)
+
+    def _end_after_error(self, handler: _Handler, error: ErrorFrame) -> None:
+        """End the open socket an error frame came on now, not at Upbit's close after it.
+
+        Upbit closes the socket 150-800 ms after every error frame, and the subscription is
+        gone from the frame on (section 7.3): waiting for that close only delays the reconnect
+        (an unsolicited frame then cost more than a plain close). The session takes the frame
+        as the socket's end, classified by its name as at the close; the socket is closed in
+        the background. A connect attempt's frame still waits for the close.
+        """
+        sock = self._sock
+        if sock is None or sock.handler is not handler:
             return
-        try:
-            listener.on_error(error)
-        except Exception:
-            counters.listener_errors += 1
-            _log.exception(
-                "%s connection: listener failed on an error frame",
-                self.kind,
-                extra={"connection": self.kind},
-            )
+        handler.error = None
+        now = self._now()
+        cause = ServerRejectedError(error.name, error.message)
+        self._record_error(str(cause), now)
+        self._session.closed(now, error=cause)
+        self._drop_socket(abort=False)
+        assert self._tg is not None
+        self._tg.create_task(
+            self._close_gracefully(sock.ws, self.config.timeouts.close),
+            name=f"{_TASK_PREFIX}:{self.kind}:close-{sock.generation}",
+        )
+        self._after_input()
+        self._check_auth(error.message, error.name)
 
     def _socket_closed(self, handler: _Handler, code: int, reason: str) -> None:
         """Report a close or reset noticed by the reader, at once."""

@@ -508,7 +508,12 @@ class WebSocketManager:
 
         Wanted: public always, private when the manager has credentials. Confirmed: the
         connection's merged request is applied (see :mod:`upbit_ws.aio.subscriptions`); a
-        connection nobody subscribed on yet only needs its socket. Raises at once, without
+        connection nobody subscribed on yet only needs its socket. After a reconnect, a
+        request that re-sends exactly the streams Upbit accepted before, and that no data can
+        confirm (private: myOrder, myAsset), counts once it is on the socket: Upbit
+        acknowledges nothing, so the quiet window (``confirm_quiet``, 1 s) would only repeat
+        what the earlier socket showed; an error frame still ends that socket, and the state
+        goes out again on the next. Raises at once, without
         waiting out ``timeout``, when a failure cannot fix itself:
         :class:`~upbit_ws.ConfigError` for a URL that answers 404 to the WebSocket handshake or
         a host that does not resolve, :class:`~upbit_ws.AuthError` for an API key Upbit
@@ -562,6 +567,8 @@ class WebSocketManager:
                 continue
             cview = view.public if conn.kind == "public" else view.private
             desired = set(cview.desired)
+            if cview.resent:
+                continue  # a resubscription of accepted streams: on the socket is applied
             if desired and (cview.in_flight or desired != set(cview.confirmed)):
                 done = len(desired & set(cview.confirmed))
                 problems.append(

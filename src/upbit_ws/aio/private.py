@@ -35,9 +35,12 @@ One :class:`PrivateIntegrity` per manager with credentials. It owns the pure
   delivery; within one order no state goes backwards past what was delivered.
 * **Events.** :class:`~upbit_ws.core.events.ReconciliationStarted` when a pass begins,
   :class:`~upbit_ws.core.events.ReconciliationFinished` when everything it rebuilt is
-  delivered, including the balances read again ``settle`` seconds later: from then on the
-  subscribers' view equals what REST said. Gaps that open while a pass runs are merged into one
-  next pass from the earliest start, never lost.
+  delivered, including the balances read again ``settle`` seconds later when live private
+  messages came from ``settle`` seconds before the pass to the end of its read (a frame older
+  than the read may then land after it; :meth:`PrivateIntegrity._settle_needed`): from then
+  on the subscribers' view equals what REST said. A pass on a silent socket skips that wait.
+  Gaps that open while a pass runs are merged into one next pass from the earliest start,
+  never lost.
 * **Lifecycle.** :meth:`PrivateIntegrity.run` is one task of the manager's TaskGroup; cancel
   it to stop (a pass in progress stops with it; nothing else is left running).
 
@@ -83,8 +86,9 @@ __all__ = ["DEFAULT_SETTLE", "PrivateIntegrity", "PrivateIntegrityStatistics"]
 
 _log = logging.getLogger("upbit_ws.reconcile")
 
-#: Seconds after a pass before the balances are read once more: a live myAsset frame in flight
-#: during the first read may be older than it, and the second read corrects it.
+#: Seconds after a pass before the balances are read once more, when live private messages came
+#: near its read: a live myAsset frame in flight during the first read may be older than it,
+#: and the second read corrects it.
 DEFAULT_SETTLE: Final = 0.5
 
 #: A held live message: the message, its frame size and its receive time (monotonic).
@@ -108,7 +112,10 @@ class PrivateIntegrityStatistics:
     ``audit_failures`` the ones whose read failed, ``audit_requests`` the REST calls they
     made. ``held`` counts live messages held during passes, ``hold_timeouts`` the holds
     released because the read took longer than ``hold_timeout``, ``hold_overflows`` the
-    holds released at ``hold_limit``. ``reconciler`` holds the pure reconciler's counters.
+    holds released at ``hold_limit``. ``balance_rereads`` counts passes that read the balances
+    again ``settle`` seconds after their read (live private messages came near it),
+    ``rereads_skipped`` the passes that ended without (none came). ``reconciler`` holds the
+    pure reconciler's counters.
     """
 
     in_progress: bool
@@ -133,6 +140,8 @@ class PrivateIntegrityStatistics:
     held: int = 0
     hold_timeouts: int = 0
     hold_overflows: int = 0
+    balance_rereads: int = 0
+    rereads_skipped: int = 0
 
 
 class PrivateIntegrity:
@@ -183,7 +192,10 @@ class PrivateIntegrity:
         self._hold_timer: asyncio.TimerHandle | None = None
         self._gaps: dict[str, int] = {}
         self._passes = 0
+        self._attempts = 1  # REST read attempts of the pass or audit in progress
         self._retries = 0
+        self._rereads = 0
+        self._rereads_skipped = 0
         self._orders_read = 0
         self._delivered = 0
         self._last_duration: float | None = None
@@ -385,16 +397,11 @@ class PrivateIntegrity:
             started - since,
             extra={"connection": "private", "cause": cause},
         )
-        attempts = 1
+        self._attempts = 1
         read = 0
         delivered = 0
         read_at: list[float] = []
         waited = self._rest.statistics().wait_seconds
-
-        def retried(exc: UpbitWsError, delay: float) -> None:
-            nonlocal attempts
-            attempts += 1
-            self._retries += 1
 
         def took(data: ReconcileInput) -> None:
             nonlocal read
@@ -424,8 +431,9 @@ class PrivateIntegrity:
                 since=datetime.fromtimestamp(since_wall, UTC),
                 margin=self._margin,
                 wall_clock=lambda: datetime.fromtimestamp(clock.wall(), UTC),
-                on_retry=retried,
+                on_retry=self._retried,
                 settle=self._settle,
+                settle_if=lambda: self._settle_needed(started),
                 deliver=deliver,
                 on_read=took,
             )
@@ -433,7 +441,30 @@ class PrivateIntegrity:
             self._current = None
         if read_at:
             self._settled.add((clock.now() - read_at[0]) * 1000.0)
-        self._finish(started, since_wall, read, delivered, attempts)
+        self._finish(started, since_wall, read, delivered)
+
+    def _settle_needed(self, started: float) -> bool:
+        """Tell whether the pass that began at ``started`` must read the balances again.
+
+        The re-read ``settle`` seconds later corrects a live balance frame that is older than
+        the first read: one in flight while it ran, or one REST had not caught up with yet.
+        Either needs a live myOrder/myAsset message near the read; the gate stamps every one
+        (held ones too), so a socket silent from ``settle`` seconds before the pass until its
+        read is delivered has nothing to correct, and the pass ends without the wait: from
+        a quiet account's reconnect to ``ReconciliationFinished`` is then the read alone.
+        """
+        last = self._last_traffic
+        needed = last is not None and last >= started - self._settle
+        if needed:
+            self._rereads += 1
+        else:
+            self._rereads_skipped += 1
+        return needed
+
+    def _retried(self, exc: UpbitWsError, delay: float) -> None:
+        """Count a failed REST read that is tried again (``on_retry`` of a pass or an audit)."""
+        self._attempts += 1
+        self._retries += 1
 
     async def _audit(self, cause: ReconcileCause, *, grace: float) -> None:
         """Read REST quietly from the watermark; deliver and announce only what was missed."""
@@ -486,13 +517,7 @@ class PrivateIntegrity:
             )
         )
         router = self._channel.router
-        attempts = 1
-
-        def retried(exc: UpbitWsError, delay: float) -> None:
-            nonlocal attempts
-            attempts += 1
-            self._retries += 1
-
+        self._attempts = 1
         try:
             for message in messages:
                 router.deliver_reconciled(message)
@@ -501,17 +526,17 @@ class PrivateIntegrity:
                 await asyncio.sleep(self._settle)
                 retry = Backoff(RECONCILE_BACKOFF, rng=random.Random())
                 wall = lambda: datetime.fromtimestamp(clock.wall(), UTC)  # noqa: E731
-                settled = await settle_balances(self._rest, self.reconciler, retry, wall, retried)
+                settled = await settle_balances(
+                    self._rest, self.reconciler, retry, wall, self._retried
+                )
                 for message in settled:
                     router.deliver_reconciled(message)
                 delivered += len(settled)
         finally:
             self._current = None
-        self._finish(started, since_wall, len(data.orders), delivered, attempts)
+        self._finish(started, since_wall, len(data.orders), delivered)
 
-    def _finish(
-        self, started: float, since_wall: float, read: int, delivered: int, attempts: int
-    ) -> None:
+    def _finish(self, started: float, since_wall: float, read: int, delivered: int) -> None:
         clock = self._clock
         duration = clock.now() - started
         self._passes += 1
@@ -527,7 +552,7 @@ class PrivateIntegrity:
                 orders_read=read,
                 messages_delivered=delivered,
                 duration=duration,
-                attempts=attempts,
+                attempts=self._attempts,
             )
         )
 
@@ -558,6 +583,8 @@ class PrivateIntegrity:
             held=self._held_count,
             hold_timeouts=self._hold_timeouts,
             hold_overflows=self._hold_overflows,
+            balance_rereads=self._rereads,
+            rereads_skipped=self._rereads_skipped,
         )
 
 

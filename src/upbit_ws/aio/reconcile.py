@@ -92,6 +92,7 @@ async def reconcile_private(
     wall_clock: Callable[[], datetime] = utc_now,
     on_retry: Callable[[UpbitWsError, float], None] | None = None,
     settle: float = 0.0,
+    settle_if: Callable[[], bool] | None = None,
     deliver: Callable[[list[MyOrder | MyAsset]], None] | None = None,
     on_read: Callable[[ReconcileInput], None] | None = None,
 ) -> list[MyOrder | MyAsset]:
@@ -100,10 +101,13 @@ async def reconcile_private(
     Retries until a whole pass succeeds (cancel the task to stop it); ``on_retry(error,
     delay)`` is told about each failed pass. With ``settle`` > 0 the balances are read once
     more that many seconds after the pass, so that a live balance frame older than the first
-    read (in flight during the pass) is corrected too. Raises :class:`InvalidInputError` at
-    once for bad input (a naive ``since``, no credentials). ``deliver(batch)``, when given, gets
-    each batch as soon as it is rebuilt (the orders, then the settled balances: a subscriber
-    need not wait out ``settle`` for its fills); ``on_read(data)`` sees the pass's REST input.
+    read (in flight during the pass) is corrected too. ``settle_if``, when given, is asked
+    once the main read is delivered whether that re-read is needed (the manager's answer: only
+    if live private messages came around the read); ``None`` always re-reads. Raises
+    :class:`InvalidInputError` at once for bad input (a naive ``since``, no credentials).
+    ``deliver(batch)``, when given, gets each batch as soon as it is rebuilt (the orders, then
+    the settled balances: a subscriber need not wait out ``settle`` for its fills);
+    ``on_read(data)`` sees the pass's REST input.
     """
     start = _as_utc(since) - margin
     retry = backoff if backoff is not None else Backoff(RECONCILE_BACKOFF, rng=random.Random())
@@ -130,7 +134,7 @@ async def reconcile_private(
         on_read(data)
     if deliver is not None:
         deliver(list(messages))
-    if settle > 0:
+    if settle > 0 and (settle_if is None or settle_if()):
         await asyncio.sleep(settle)
         settled = await settle_balances(rest, reconciler, retry, wall_clock, on_retry)
         messages += settled
@@ -205,7 +209,11 @@ async def _read(
     start: datetime,
     wall_clock: Callable[[], datetime],
 ) -> ReconcileInput:
-    """Make one full pass of reads; any failure aborts the pass."""
+    """Make one full pass of reads; any failure aborts the pass.
+
+    One request at a time, the open orders before the closed ones: an order that closes
+    between the two reads is then in one list or both, never in neither.
+    """
     started_at = int(wall_clock().timestamp() * 1000)
     open_orders = await rest.all_open_orders()
     closed = await rest.closed_orders_since(start)

@@ -547,6 +547,14 @@ def _reconciliation(stats: ManagerStatistics) -> Iterator[Metric]:
             [({}, rec.watermark)],
         )
     yield _counter(
+        "upbit_ws_reconciliation_balance_rereads_total",
+        "Passes by whether they read the balances again after the settle (live traffic near).",
+        [
+            ({"outcome": "reread"}, float(rec.balance_rereads)),
+            ({"outcome": "skipped"}, float(rec.rereads_skipped)),
+        ],
+    )
+    yield _counter(
         "upbit_ws_reconciliation_held_total",
         "Live myOrder/myAsset messages held while a pass read REST (delivered after it).",
         [({}, float(rec.held))],
