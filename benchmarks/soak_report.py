@@ -182,6 +182,7 @@ def summarize(
             [v for line in lines for v in line.get("list_latency", [])], 0.99
         ),
         "unplanned_drops": last["unplanned_drops"],
+        "suspicions": last.get("suspicions", 0),
         "private": last["private"],
         "per_segment": _segments(lines, warm_up),
         "failures": failures,
@@ -230,6 +231,8 @@ def markdown(summary: dict[str, Any]) -> str:
         f"| LIST_SUBSCRIPTIONS checks / mismatches | {summary['list_checks']} / "
         f"{summary['list_mismatches']} (p99 {_s(summary['list_latency_p99'])} s to match) |",
         f"| drops not caused by a fault | {summary['unplanned_drops']} |",
+        f"| suspicions outside a fault (open -> degraded: a probe or a hedge, no drop) | "
+        f"{summary['suspicions']} |",
         f"| private orders / order events checked | {private['orders']} / "
         f"{private['events_checked']} |",
         f"| private events missed / duplicated / late | {private['missed']} / "

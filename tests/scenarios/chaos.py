@@ -261,6 +261,9 @@ class Totals:
     list_checks: int = 0
     list_mismatches: int = 0
     unplanned_drops: int = 0
+    #: open -> degraded outside a fault: a silence probe or a hedge on a healthy socket (a
+    #: false suspicion: data kept flowing on the old socket until a spare took over).
+    suspicions: int = 0
     private: dict[str, Any] = field(
         default_factory=lambda: {
             "orders": 0,
@@ -291,6 +294,7 @@ class Totals:
             list_checks=int(last["list_checks"]),
             list_mismatches=int(last["list_mismatches"]),
             unplanned_drops=int(last["unplanned_drops"]),
+            suspicions=int(last.get("suspicions", 0)),  # lines before the hedge lack it
             segment=int(last["segment"]) + 1,
         )
         for key, value in last["private"].items():
@@ -834,8 +838,13 @@ class ChaosSoak:
                 if event.new == "open":
                     self.opens[event.connection].append(event.at)
                 elif event.old in ("open", "degraded") and not self.in_fault:
-                    self.totals.unplanned_drops += 1
-                    self.unplanned.append(f"{event.connection}: {event.reason}")
+                    if event.new == "degraded":
+                        self.totals.suspicions += 1
+                    else:
+                        self.totals.unplanned_drops += 1
+                    self.unplanned.append(f"{event.connection}: {event.old} -> {event.new}: ")
+                    self.unplanned[-1] += event.reason
+                    print(f"outside a fault: {self.unplanned[-1]}")  # noqa: T201 - in the log
                 if (event.connection, event.new) == ("private", "suspended"):
                     self.suspended.set()
             elif (
@@ -881,6 +890,7 @@ class ChaosSoak:
             "list_mismatches": t.list_mismatches,
             "list_latency": self._new_list_latency,
             "unplanned_drops": t.unplanned_drops,
+            "suspicions": t.suspicions,
             "private": dict(t.private),
             "rss_mb": rss,
             "tasks": tasks,
