@@ -86,6 +86,9 @@ async def _child(mode: str, rounds: int) -> None:
     def other(payload: memoryview) -> None:
         raise RuntimeError("a frame left the fast path")
 
+    def failed() -> None:
+        raise RuntimeError("a delivery failed")
+
     for index in range(rounds + 2):
         if index == 2:
             _instrument(True)
@@ -97,6 +100,8 @@ async def _child(mode: str, rounds: int) -> None:
             take = router.taker(0.0, other)
             for view in views:
                 take(view)
+            if hasattr(router, "end_read"):  # the read's frames are routed when it ends
+                router.end_read(failed)
         else:  # a library from before the per-read path: bytes, one call per frame
             for view in views:
                 router.route(view.tobytes(), 0.0)
