@@ -46,7 +46,6 @@ book when a subscriber asked for fewer orderbook units than the merged request c
 from __future__ import annotations
 
 import bisect
-import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -348,29 +347,54 @@ class Router:
         try:
             if self._version != self._book.version:
                 self._rebuild()
-            at = self._read_at
-            start, count = 0, len(views)
-            while start < count:
-                msgs: list[Any] = []
-                # In C; on a refused frame, the messages before it stay in ``msgs``.
-                with contextlib.suppress(*DECODE_FAILURES):
-                    msgs.extend(map(decode_data, views[start:] if start else views))
-                if len(msgs) < _BULK_MIN or not self._bulk(msgs, views, start):
-                    deliver = self._deliver
-                    for index, msg in enumerate(msgs, start):
-                        try:
-                            deliver(msg, len(views[index]), at)
-                        except Exception:
-                            failed()
-                start += len(msgs)
-                if start < count:
-                    try:
-                        self._other(views[start])
-                    except Exception:
-                        failed()
-                    start += 1
+            if len(views) == 1:  # the usual read at normal load: no list, no scans
+                self._take_one(views[0], failed)
+            else:
+                self._take_many(views, failed)
         finally:
             views.clear()
+
+    def _take_one(self, view: memoryview, failed: Callable[[], None]) -> None:
+        """Route a read of one frame."""
+        try:
+            msg: Any = decode_data(view)
+        except DECODE_FAILURES:
+            msg = None
+        try:
+            if msg is None:
+                self._other(view)
+            else:
+                self._deliver(msg, len(view), self._read_at)
+        except Exception:
+            failed()
+
+    def _take_many(self, views: list[memoryview], failed: Callable[[], None]) -> None:
+        """Route a read of several frames: decoded in C, delivered whole when it qualifies."""
+        at = self._read_at
+        start, count = 0, len(views)
+        while start < count:
+            msgs: list[Any] = []
+            try:
+                # In C; on a refused frame, the messages before it stay in ``msgs``.
+                msgs.extend(map(decode_data, views[start:] if start else views))
+            except DECODE_FAILURES:
+                refused = True
+            else:
+                refused = False
+            if len(msgs) < _BULK_MIN or not self._bulk(msgs, views, start):
+                deliver = self._deliver
+                for index, msg in enumerate(msgs, start):
+                    try:
+                        deliver(msg, len(views[index]), at)
+                    except Exception:
+                        failed()
+            start += len(msgs)
+            if refused:
+                try:
+                    self._other(views[start])
+                except Exception:
+                    failed()
+                start += 1
 
     def _bulk(self, msgs: list[Any], views: list[memoryview], start: int) -> bool:
         """Route a read's messages in one step if one subscription takes them all as they are.
