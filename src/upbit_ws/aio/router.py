@@ -97,7 +97,6 @@ FrameTaker = Callable[[memoryview], None]
 BulkPushFn = Callable[[list[Any], list[str]], None]
 #: Reads with fewer messages go through the per-message delivery (no set-up to amortise).
 _BULK_MIN: Final = 4
-_TYPE_OF: Final = attrgetter("type")
 _CODE_OF: Final = attrgetter("code")
 _STREAM_OF: Final = attrgetter("stream_type")
 
@@ -407,10 +406,10 @@ class Router:
         extend) and the counters are kept per read. Returns ``False``, having done nothing,
         when the read does not qualify: :meth:`_deliver` then takes each message.
         """
-        kinds = set(map(_TYPE_OF, msgs))
-        if len(kinds) != 1 or self._watching:
+        classes: set[Any] = set(map(type, msgs))
+        if len(classes) != 1 or self._watching:
             return False
-        kind = kinds.pop()
+        kind: str = classes.pop().type
         sink = self._bulk_sinks.get(kind)
         if sink is None or "SNAPSHOT" in map(_STREAM_OF, msgs):
             return False
