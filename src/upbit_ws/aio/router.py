@@ -332,7 +332,10 @@ class Router:
         """
         self._read_at = received_at
         self._other = other
-        return self._views.append
+        views = self._views
+        if views:  # a read that never ended (cannot happen with picows): its views are stale
+            views.clear()
+        return views.append
 
     def end_read(self, failed: Callable[[], None]) -> None:
         """Route the frames taken since :meth:`taker`; see there.
