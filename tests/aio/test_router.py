@@ -392,7 +392,7 @@ def _read(router: Router, frames: list[bytes]) -> list[str]:
     take = router.taker(1.0, other)
     for frame in frames:
         take(memoryview(frame))
-    router.end_read(lambda: failures.append("failed"))
+    router.end_read(sum(map(len, frames)), lambda: failures.append("failed"))
     return failures
 
 

@@ -171,8 +171,9 @@ class ConnectionListener(Protocol):
         faster path, an attribute ``frame_taker`` (:data:`FrameTakerFactory`): called once
         per socket read with its receive time and a function for the frames it does not
         take (error frames among them); it returns the function that takes each frame. Its
-        companion ``frames_taken(failed)``, if defined, is called when the read ended (the
-        taken payloads are valid until it returns; ``failed`` reports a frame that raised).
+        companion ``frames_taken(nbytes, failed)``, if defined, is called when the read ended
+        (the taken payloads, ``nbytes`` in all, are valid until it returns; ``failed`` reports
+        a frame that raised).
         """
 
     def on_error(self, error: ErrorFrame) -> None:
@@ -395,7 +396,7 @@ class _Handler:
         # nothing unasked, except an INVALID_AUTH frame on a refused private key, section 5).
         self._deliver: Callable[[bytes, float], None] = _ignore
         self._taker: FrameTakerFactory | None = None
-        self._taken: Callable[[Callable[[], None]], None] | None = None
+        self._taken: Callable[[int, Callable[[], None]], None] | None = None
         self._read_at = 0.0
         self.listener: ConnectionListener | None = None
         self.live = True
@@ -454,7 +455,7 @@ class _Handler:
             counters.bytes_received += nbytes
         taken = self._taken
         if taken is not None:
-            taken(self.take_failed)
+            taken(nbytes, self.take_failed)
 
     def take_failed(self) -> None:
         """Count and log a listener failure on a frame (called inside its ``except``).

@@ -337,10 +337,11 @@ class Router:
             views.clear()
         return views.append
 
-    def end_read(self, failed: Callable[[], None]) -> None:
+    def end_read(self, nbytes: int, failed: Callable[[], None]) -> None:
         """Route the frames taken since :meth:`taker`; see there.
 
-        ``failed`` is called inside the ``except`` block when delivering a message raised (a
+        ``nbytes`` is the payload bytes of those frames (the transport counts them). ``failed``
+        is called inside the ``except`` block when delivering a message raised (a
         bug downstream): that message is lost, the rest of the read is still routed.
         """
         views = self._views
@@ -352,7 +353,7 @@ class Router:
             if len(views) == 1:  # the usual read at normal load: no list, no scans
                 self._take_one(views[0], failed)
             else:
-                self._take_many(views, failed)
+                self._take_many(views, nbytes, failed)
         finally:
             views.clear()
 
@@ -370,7 +371,7 @@ class Router:
         except Exception:
             failed()
 
-    def _take_many(self, views: list[memoryview], failed: Callable[[], None]) -> None:
+    def _take_many(self, views: list[memoryview], nbytes: int, failed: Callable[[], None]) -> None:
         """Route a read of several frames: decoded in C, delivered whole when it qualifies."""
         at = self._read_at
         start, count = 0, len(views)
@@ -383,7 +384,10 @@ class Router:
                 refused = True
             else:
                 refused = False
-            if len(msgs) < _BULK_MIN or not self._bulk(msgs, views, start):
+            whole = len(msgs) == count
+            if len(msgs) < _BULK_MIN or not self._bulk(
+                msgs, nbytes if whole else sum(map(len, views[start : start + len(msgs)]))
+            ):
                 deliver = self._deliver
                 for index, msg in enumerate(msgs, start):
                     try:
@@ -398,7 +402,7 @@ class Router:
                     failed()
                 start += 1
 
-    def _bulk(self, msgs: list[Any], views: list[memoryview], start: int) -> bool:
+    def _bulk(self, msgs: list[Any], nbytes: int) -> bool:
         """Route a read's messages in one step if one subscription takes them all as they are.
 
         That is the common case of a flood (one component, one type on the connection): the
@@ -414,7 +418,8 @@ class Router:
             return False
         kind: str = classes.pop().type
         sink = self._bulk_sinks.get(kind)
-        if sink is None or "SNAPSHOT" in map(_STREAM_OF, msgs):
+        # A set: Literal strings are shared objects, so this is a hash lookup per message.
+        if sink is None or "SNAPSHOT" in set(map(_STREAM_OF, msgs)):
             return False
         codes: list[str] = list(map(_CODE_OF, msgs))
         lasts = dict(zip(codes, msgs, strict=True))
@@ -425,8 +430,6 @@ class Router:
             table[code].last = msg
         n = len(msgs)
         self._bulk_messages[kind] = self._bulk_messages.get(kind, 0) + n
-        end = start + n
-        nbytes = sum(map(len, views[start:end] if start or end < len(views) else views))
         self._bulk_bytes[kind] = self._bulk_bytes.get(kind, 0) + nbytes
         # One frame in LATENCY_SAMPLE_EVERY of the read (all REALTIME: checked above).
         wall_ms = (self._read_at + self.wall_offset) * 1000.0
