@@ -1,10 +1,11 @@
 """The router: every frame decoded once, routed by (type, code[, level]) in O(1) to its subscribers.
 
-One :class:`Router` serves one connection. It is called synchronously on the socket reader for
-every data frame (:meth:`Router.taker` once per socket read, then the function it returns per
-frame; :meth:`Router.route` for frames that path does not take), so it never awaits, never
-logs per frame and allocates nothing per frame beyond the decoded message (and a truncated
-book when a subscriber asked for fewer orderbook units than the merged request carries).
+One :class:`Router` serves one connection. It is called synchronously on the socket reader
+(:meth:`Router.taker` once per socket read, the function it returns per frame, which only
+keeps the frame, then :meth:`Router.end_read`, which decodes and routes the read;
+:meth:`Router.route` for frames that path does not take), so it never awaits and never logs
+per frame. A read that one subscription takes whole goes into its buffer in one step
+(:meth:`Router._bulk`); otherwise each message is delivered on its own.
 
 * **Routing table.** Built from :meth:`SubscriptionBook.routing_table` and rebuilt lazily, at
   the first frame after :attr:`SubscriptionBook.version` changed: one dict lookup per frame
@@ -39,8 +40,8 @@ book when a subscriber asked for fewer orderbook units than the merged request c
   apply). The public router never has a gate: its hot path is unchanged.
 * **Statistics.** Messages and bytes by type, decode errors,
   exchange-to-client latency (receive time minus the frame's ``timestamp``, sampled one frame
-  in :data:`LATENCY_SAMPLE_EVERY` of each stream, REALTIME frames only since snapshots carry
-  old times, section 4.3), unwanted and duplicate counts.
+  in :data:`LATENCY_SAMPLE_EVERY` of each stream, or of a read delivered whole, REALTIME frames
+  only since snapshots carry old times, section 4.3), unwanted and duplicate counts.
 """
 
 from __future__ import annotations
@@ -341,8 +342,9 @@ class Router:
         """Route the frames taken since :meth:`taker`; see there.
 
         ``nbytes`` is the payload bytes of those frames (the transport counts them). ``failed``
-        is called inside the ``except`` block when delivering a message raised (a
-        bug downstream): that message is lost, the rest of the read is still routed.
+        is called inside the ``except`` block when a delivery raised (a bug downstream): that
+        message, or the messages of that bulk delivery, are lost; the rest of the read is
+        still routed.
         """
         views = self._views
         if not views:
@@ -384,10 +386,15 @@ class Router:
                 refused = True
             else:
                 refused = False
-            whole = len(msgs) == count
-            if len(msgs) < _BULK_MIN or not self._bulk(
-                msgs, nbytes if whole else sum(map(len, views[start : start + len(msgs)]))
-            ):
+            end = start + len(msgs)
+            try:
+                bulk = len(msgs) >= _BULK_MIN and self._bulk(
+                    msgs, nbytes if end - start == count else sum(map(len, views[start:end]))
+                )
+            except Exception:
+                failed()  # a bug downstream: these messages are lost, the read goes on
+                bulk = True
+            if not bulk:
                 deliver = self._deliver
                 for index, msg in enumerate(msgs, start):
                     try:
