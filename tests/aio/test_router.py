@@ -20,7 +20,9 @@ from tests.aio.subscription_helpers import (
     candle,
     my_asset,
     my_order,
+    next_item,
     orderbook,
+    stack,
     ticker,
     trade,
 )
@@ -494,3 +496,28 @@ async def test_a_read_keeps_each_codes_last_message_for_late_joiners(
     assert router.statistics().latency.count == 0  # one in LATENCY_SAMPLE_EVERY: none of 10
     _read(router, _ticker_tape(["KRW-BTC"], LATENCY_SAMPLE_EVERY * 2))
     assert router.statistics().latency.count == 2
+
+
+async def test_through_a_socket_a_malformed_frame_among_tickers_costs_no_ticker() -> None:
+    """Real socket: tickers queued back to back around a malformed TEXT frame all arrive.
+
+    Whether the transport reads them in one socket read or several, every good frame is
+    delivered in order and the bad one is counted; the reader goes on.
+    """
+    async with stack() as st:
+        sub = st.service.component("a").subscribe(
+            "ticker", ["KRW-BTC"], policy="drop_oldest", capacity=10_000
+        )
+        await next_item(sub)  # the stream flows
+        sim = st.sim_public()
+        for n in range(20):
+            if n == 10:
+                sim.send_text(b"\x00\xffnot json at all")
+            sim.send_control("ticker", ticker("KRW-BTC", 500.0 + n, seq=n))
+        ours: list[float] = []
+        while len(ours) < 20:
+            msg = await next_item(sub)
+            if 500.0 <= msg.trade_price < 520.0:
+                ours.append(msg.trade_price)
+        assert ours == [500.0 + n for n in range(20)]
+        assert st.service.statistics().public.router.decode_errors == 1
