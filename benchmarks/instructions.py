@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/instructions.py [--rounds 10] [--modes decode,async-for,batches]
     PYTHONPATH=<another checkout>/src .venv/bin/python benchmarks/instructions.py   # before/after
+    .venv/bin/python benchmarks/instructions.py --cache --read 250   # cache misses, smaller reads
 
 CPU time per message on a shared machine moves by 20-40% from run to run (README-performance.md);
 an instruction count does not. Each mode runs in its own process under ``valgrind
@@ -65,7 +66,7 @@ def _instrument(on: bool) -> None:
     subprocess.run(command, capture_output=True, check=False)
 
 
-async def _child(mode: str, rounds: int) -> None:
+async def _child(mode: str, rounds: int, read: int) -> None:
     import msgspec
 
     from upbit_ws.aio.connection import ManagedConnection
@@ -86,6 +87,13 @@ async def _child(mode: str, rounds: int) -> None:
     def other(payload: memoryview) -> None:
         raise RuntimeError("a frame left the fast path")
 
+    def failed() -> None:
+        raise RuntimeError("a delivery failed")
+
+    # The transport counts each read's payload bytes as it parses the frames (not measured).
+    reads = [
+        (views[i : i + read], sum(map(len, views[i : i + read]))) for i in range(0, FRAMES, read)
+    ]
     for index in range(rounds + 2):
         if index == 2:
             _instrument(True)
@@ -93,41 +101,52 @@ async def _child(mode: str, rounds: int) -> None:
             for view in views:
                 decode(view)
             continue
-        if hasattr(router, "taker"):
-            take = router.taker(0.0, other)
-            for view in views:
-                take(view)
-        else:  # a library from before the per-read path: bytes, one call per frame
-            for view in views:
-                router.route(view.tobytes(), 0.0)
-        if mode == "batches":
-            got = 0
-            while got < FRAMES:
-                got += len(await anext(batches))
-        else:
-            for _ in range(FRAMES):
-                await anext(sub)
+        for chunk, nbytes in reads:
+            if hasattr(router, "taker"):
+                take = router.taker(0.0, other)
+                for view in chunk:
+                    take(view)
+                if hasattr(router, "end_read"):  # the read's frames are routed when it ends
+                    router.end_read(nbytes, failed)
+            else:  # a library from before the per-read path: bytes, one call per frame
+                for view in chunk:
+                    router.route(view.tobytes(), 0.0)
+            if mode == "batches":
+                got = 0
+                while got < len(chunk):
+                    got += len(await anext(batches))
+            else:
+                for _ in chunk:
+                    await anext(sub)
     _instrument(False)
 
 
-def _measure(mode: str, rounds: int) -> int:
-    """Return the instructions per message of ``mode`` (valgrind in a child process)."""
+def _measure(mode: str, args: argparse.Namespace) -> list[int]:
+    """Return instructions (and with ``--cache`` D1 and LL data misses) per message of ``mode``.
+
+    Callgrind's events with ``--cache-sim=yes``: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw.
+    """
+    cache = ["--cache-sim=yes"] if args.cache else []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         done = subprocess.run(
             [
-                *("valgrind", "--tool=callgrind", "--instr-atstart=no"),
+                *("valgrind", "--tool=callgrind", "--instr-atstart=no", *cache),
                 f"--callgrind-out-file={out}",
-                *(sys.executable, __file__, "--child", mode, "--rounds", str(rounds)),
+                *(sys.executable, __file__, "--child", mode, "--rounds", str(args.rounds)),
+                *("--read", str(args.read)),
             ],
             capture_output=True,
             text=True,
             check=False,
         )
-    found = re.search(r"Collected : (\d+)", done.stderr)
+    found = re.search(r"Collected :((?: \d+)+)", done.stderr)
     if done.returncode != 0 or found is None:
         raise RuntimeError(f"{mode}: valgrind failed: {done.stderr.strip()[-300:]}")
-    return int(found.group(1)) // (rounds * FRAMES)
+    events = [int(x) // (args.rounds * FRAMES) for x in found.group(1).split()]
+    if not args.cache:
+        return events[:1]
+    return [events[0], events[4] + events[5], events[7] + events[8]]
 
 
 def main() -> None:
@@ -135,22 +154,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--read",
+        type=int,
+        default=FRAMES,
+        help="frames per socket read (then the consumer runs)",
+    )
+    parser.add_argument(
+        "--cache", action="store_true", help="simulate the caches too: D1 and LL data misses"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        asyncio.run(_child(args.child, args.rounds))
+        asyncio.run(_child(args.child, args.rounds, args.read))
         return
     import upbit_ws
 
     print(f"library     {Path(upbit_ws.__file__).parent}")
-    print(f"rounds      {args.rounds} x {FRAMES} ticker frames, 10 codes\n")
-    rows = {mode: _measure(mode, args.rounds) for mode in args.modes.split(",")}
+    print(f"rounds      {args.rounds} x {FRAMES} ticker frames, 10 codes, {args.read} per read\n")
+    rows = {mode: _measure(mode, args) for mode in args.modes.split(",")}
     floor = rows.get("decode")
-    print("| mode | instructions / message | above the decode |")
-    print("| --- | ---: | ---: |")
-    for mode, count in rows.items():
-        above = "-" if floor is None or mode == "decode" else f"{count - floor:,}"
-        print(f"| {mode} | {count:,} | {above} |")
+    misses = " D1 data misses / message | LL data misses / message |" if args.cache else ""
+    print("| mode | instructions / message | above the decode |" + misses)
+    print("| --- | ---: | ---: |" + (" ---: | ---: |" if args.cache else ""))
+    for mode, counts in rows.items():
+        above = "-" if floor is None or mode == "decode" else f"{counts[0] - floor[0]:,}"
+        extra = "".join(f" {n:,} |" for n in counts[1:])
+        print(f"| {mode} | {counts[0]:,} | {above} |{extra}")
 
 
 if __name__ == "__main__":

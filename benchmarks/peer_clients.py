@@ -234,6 +234,20 @@ def run_upbit_ws_batches(args: argparse.Namespace) -> tuple[float, ...]:
     return asyncio.run(_upbit_ws(args, batches=True))
 
 
+def run_upbit_ws_uvloop(args: argparse.Namespace) -> tuple[float, ...]:
+    """``async for msg in sub`` on uvloop (the optional extra upbit-ws[fast])."""
+    import uvloop
+
+    return uvloop.run(_upbit_ws(args, batches=False))
+
+
+def run_upbit_ws_batches_uvloop(args: argparse.Namespace) -> tuple[float, ...]:
+    """``sub.batches()`` on uvloop (the optional extra upbit-ws[fast])."""
+    import uvloop
+
+    return uvloop.run(_upbit_ws(args, batches=True))
+
+
 # --- ccxt.pro (ccxt package) ------------------------------------------------------------------
 
 
@@ -389,6 +403,8 @@ DRIVERS: dict[str, Callable[[argparse.Namespace], tuple[float, ...]]] = {
     "trade-ceiling": run_trade_ceiling,
     "upbit-ws": run_upbit_ws,
     "upbit-ws-batches": run_upbit_ws_batches,
+    "upbit-ws-uvloop": run_upbit_ws_uvloop,
+    "upbit-ws-batches-uvloop": run_upbit_ws_batches_uvloop,
     "ccxt": run_ccxt,
     "pyupbit": run_pyupbit,
     "upbit-sdk": run_sdk,

@@ -53,6 +53,9 @@ OWN = [
     ("raw ceiling (picows + orjson)", "ceiling", "ceiling"),
     ("upbit-ws `async for`", "upbit-ws", "ceiling"),
     ("upbit-ws `batches()`", "upbit-ws-batches", "ceiling"),
+    # Only when named in --clients: the same on uvloop (the optional extra upbit-ws[fast]).
+    ("upbit-ws `async for`, uvloop", "upbit-ws-uvloop", "ceiling"),
+    ("upbit-ws `batches()`, uvloop", "upbit-ws-batches-uvloop", "ceiling"),
     ("trade ceiling (picows + orjson, SIMPLE)", "trade-ceiling", "trade-ceiling"),
 ]
 
@@ -215,6 +218,8 @@ def main() -> None:
     if args.clients:
         wanted = set(args.clients.split(","))
         rows = [r for r in rows if r.driver in wanted]
+    else:  # the uvloop rows need the optional extra: only when named
+        rows = [r for r in rows if not r.driver.endswith("-uvloop")]
     for row in rows:
         if not row.peer:
             continue

@@ -190,9 +190,18 @@ async def child_codes(base: str, step: int) -> dict[str, Any]:
     return {"steps": steps}
 
 
+def _run(main: Any, loop: str) -> Any:
+    """Run coroutine ``main`` on asyncio's default loop or on uvloop's (``--loop``)."""
+    if loop == "uvloop":
+        import uvloop  # the optional extra upbit-ws[fast]
+
+        return uvloop.run(main)
+    return asyncio.run(main)
+
+
 def _child(args: argparse.Namespace) -> None:
     if args.child == "app":
-        out = asyncio.run(child_app(args.base, args.warmup, args.seconds))
+        out = _run(child_app(args.base, args.warmup, args.seconds), args.loop)
     elif args.child == "connections":
         out = asyncio.run(child_connections(args.base, args.extra))
     else:
@@ -222,9 +231,12 @@ def _serve(args: argparse.Namespace) -> None:
 # --- the parent -------------------------------------------------------------------------------
 
 
-def _run_child(mode: str, base: str, args: argparse.Namespace) -> dict[str, Any]:
+def _run_child(
+    mode: str, base: str, args: argparse.Namespace, loop: str | None = None
+) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", mode, "--base", base]
     command += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
+    command += ["--loop", loop or args.loop]
     command += ["--extra", str(args.extra)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
@@ -239,6 +251,28 @@ def _mb(kb: float) -> str:
 
 def _load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _compare_loops(base: str, args: argparse.Namespace) -> None:
+    """Run the app child on each loop in turn, ``--compare-loops`` times: paired figures."""
+    runs: dict[str, list[dict[str, Any]]] = {"asyncio": [], "uvloop": []}
+    print("| run | loop | msg/s | CPU, share of one core | CPU µs/msg | RSS MB |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: |")
+    for index in range(args.compare_loops):
+        for loop in ("asyncio", "uvloop"):
+            app = _run_child("app", base, args, loop)
+            runs[loop].append(app)
+            print(
+                f"| {index + 1} | {loop} | {app['rate']:,.0f} | {app['cpu_share'] * 100:.2f}% "
+                f"| {app['cpu_us']:.1f} | {_mb(app['rss'])} |",
+                flush=True,
+            )
+    print()
+    for loop, apps in runs.items():
+        share = statistics.median(a["cpu_share"] for a in apps) * 100
+        us = statistics.median(a["cpu_us"] for a in apps)
+        print(f"median {loop}: {share:.2f}% of a core, {us:.1f} µs/msg")
+    print(f"load average at the end: {_load_average()}")
 
 
 def _report(base: str, args: argparse.Namespace) -> None:
@@ -295,6 +329,19 @@ def main() -> None:
     parser.add_argument("--trades-per-second", type=float, default=20.0)
     parser.add_argument("--quiet-trades-per-second", type=float, default=6.0)
     parser.add_argument("--extra", type=int, default=8, help="extra connections to add")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop of the app (uvloop: the optional extra upbit-ws[fast])",
+    )
+    parser.add_argument(
+        "--compare-loops",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the app, N times on each loop in turn (asyncio, uvloop): paired figures",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -321,7 +368,10 @@ def main() -> None:
         print(f"machine     {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, ", end="")
         print(f"load average {_load_average()} at start")
         print()
-        _report(base, args)
+        if args.compare_loops:
+            _compare_loops(base, args)
+        else:
+            _report(base, args)
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -20,7 +20,9 @@ from tests.aio.subscription_helpers import (
     candle,
     my_asset,
     my_order,
+    next_item,
     orderbook,
+    stack,
     ticker,
     trade,
 )
@@ -373,3 +375,149 @@ async def test_frames_encode_back_to_what_upbit_sends(service: SubscriptionServi
         router.route(frame, 0.0)
         (message,) = await drain(subs[family])
         assert msgspec.json.encode(message) == frame, family
+
+
+# -- per socket read (the hot path: Router.taker, then Router.end_read) ----------------------
+
+
+def _read(router: Router, frames: list[bytes]) -> list[str]:
+    """Hand ``frames`` to ``router`` as one socket read, as the connection does.
+
+    Frames the fast decoder refuses go to ``other``, which (as the connection's slow path
+    does) hands them to :meth:`Router.route`; returns what ``failed`` reported.
+    """
+    failures: list[str] = []
+
+    def other(payload: memoryview) -> None:
+        router.route(bytes(payload), 1.0)
+
+    take = router.taker(1.0, other)
+    for frame in frames:
+        take(memoryview(frame))
+    router.end_read(sum(map(len, frames)), lambda: failures.append("failed"))
+    return failures
+
+
+def _ticker_tape(codes: list[str], count: int, **options: Any) -> list[bytes]:
+    return [ticker(codes[n % len(codes)], 100.0 + n, seq=n, **options) for n in range(count)]
+
+
+async def test_a_read_with_bad_frames_among_good_ones_routes_every_good_one_in_order(
+    service: SubscriptionService,
+) -> None:
+    """A frame the decoder refuses (garbage, a candle, a keep-alive) costs nothing else."""
+    ticks = service.component("a").subscribe("ticker", ["KRW-BTC", "KRW-ETH"], policy="drop_oldest")
+    candles = service.component("b").subscribe("candle.1m", ["KRW-BTC"])
+    router = public(service)
+    good = _ticker_tape(["KRW-BTC", "KRW-ETH"], 12)
+    frames = [
+        *good[:5],
+        b"\x00\xffnot json at all",
+        *good[5:9],
+        candle("candle.1m", "KRW-BTC"),
+        b'{"status":"UP"}',
+        *good[9:],
+    ]
+    assert _read(router, frames) == []
+    got = await drain(ticks)
+    assert [m.trade_price for m in got] == [100.0 + n for n in range(12)]
+    assert len(await drain(candles)) == 1
+    stats = router.statistics()
+    assert stats.decode_errors == 1
+    assert stats.keepalives == 1
+    assert stats.messages_by_type == {"candle.1m": 1, "ticker": 12}
+    assert stats.frames == len(frames)
+
+
+def _twins(**options: Any) -> tuple[list[Router], list[Subscription[Any]]]:
+    """Two services with the same subscription: one fed frame by frame, one by reads."""
+    routers, subs = [], []
+    for _ in range(2):
+        service = attached_service()
+        subs.append(service.component("a").subscribe("ticker", ["KRW-BTC", "KRW-ETH"], **options))
+        routers.append(public(service))
+    return routers, subs
+
+
+def _same_counts(a: Subscription[Any], b: Subscription[Any]) -> None:
+    sa, sb = a.statistics(), b.statistics()
+    for field in ("depth", "high_water", "pushed", "delivered", "dropped", "conflated", "gaps"):
+        assert getattr(sa, field) == getattr(sb, field), field
+
+
+@pytest.mark.parametrize(
+    ("policy", "capacity"),
+    [("drop_oldest", 1000), ("drop_oldest", 5), ("latest", 1024), ("latest", 1), ("never_drop", 4)],
+)
+async def test_a_read_taken_whole_leaves_what_frame_by_frame_delivery_leaves(
+    policy: Any, capacity: int
+) -> None:
+    """Bulk delivery of a read: same messages, gaps and counters as one frame at a time."""
+    (by_frame, by_read), (sub_frame, sub_read) = _twins(policy=policy, capacity=capacity)
+    reads = [
+        _ticker_tape(["KRW-BTC", "KRW-ETH"], 9),
+        # A code nobody asked for (in flight after a resubscribe) and a duplicate snapshot.
+        [*_ticker_tape(["KRW-BTC"], 3), ticker("KRW-XRP"), *_ticker_tape(["KRW-ETH"], 4)],
+        [ticker("KRW-BTC", 102.0, seq=2, stream="SNAPSHOT", ts=5), *_ticker_tape(["KRW-BTC"], 6)],
+        _ticker_tape(["KRW-ETH", "KRW-BTC"], 7),
+    ]
+    for frames in reads:
+        for frame in frames:
+            by_frame.route(frame, 1.0)
+        assert _read(by_read, frames) == []
+        _same_counts(sub_frame, sub_read)
+    one = await drain(sub_frame)
+    other = await drain(sub_read)
+    assert [(m.code, m.trade_price) for m in one] == [(m.code, m.trade_price) for m in other]
+    _same_counts(sub_frame, sub_read)
+    a, b = by_frame.statistics(), by_read.statistics()
+    assert (a.frames, a.bytes, a.unwanted, a.duplicate_snapshots) == (
+        b.frames,
+        b.bytes,
+        b.unwanted,
+        b.duplicate_snapshots,
+    )
+    assert a.messages_by_type == b.messages_by_type
+    assert a.bytes_by_type == b.bytes_by_type
+    assert b.unwanted == 1
+    assert b.duplicate_snapshots == 1
+
+
+async def test_a_read_keeps_each_codes_last_message_for_late_joiners(
+    service: SubscriptionService,
+) -> None:
+    """After a bulk read, a new subscriber of a flowing stream is seeded with its last message."""
+    service.component("a").subscribe("ticker", ["KRW-BTC", "KRW-ETH"])
+    router = public(service)
+    _read(router, _ticker_tape(["KRW-BTC", "KRW-ETH"], 10))
+    late = service.component("b").subscribe("ticker", ["KRW-ETH"])
+    (seeded,) = await drain(late)
+    assert (seeded.code, seeded.trade_price) == ("KRW-ETH", 109.0)
+    assert router.statistics().latency.count == 0  # one in LATENCY_SAMPLE_EVERY: none of 10
+    _read(router, _ticker_tape(["KRW-BTC"], LATENCY_SAMPLE_EVERY * 2))
+    assert router.statistics().latency.count == 2
+
+
+async def test_through_a_socket_a_malformed_frame_among_tickers_costs_no_ticker() -> None:
+    """Real socket: tickers queued back to back around a malformed TEXT frame all arrive.
+
+    Whether the transport reads them in one socket read or several, every good frame is
+    delivered in order and the bad one is counted; the reader goes on.
+    """
+    async with stack() as st:
+        sub = st.service.component("a").subscribe(
+            "ticker", ["KRW-BTC"], policy="drop_oldest", capacity=10_000
+        )
+        await next_item(sub)  # the stream flows
+        sim = st.sim_public()
+        for n in range(20):
+            if n == 10:
+                sim.send_text(b"\x00\xffnot json at all")
+            sim.send_control("ticker", ticker("KRW-BTC", 500.0 + n, seq=n))
+        ours: list[float] = []
+        while len(ours) < 20:
+            msg = await next_item(sub)
+            if 500.0 <= msg.trade_price < 520.0:
+                ours.append(msg.trade_price)
+        assert ours == [500.0 + n for n in range(20)]
+        assert st.service.statistics().public.router.decode_errors == 1

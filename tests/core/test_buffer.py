@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -424,3 +426,42 @@ def test_counters_read_late_equal_counters_read_after_every_step(
     assert outs[0] == outs[1]
     assert late.statistics() == eager.statistics()
     assert late.statistics().high_water == peak
+
+
+@given(
+    policy=st.sampled_from(OVERFLOW_POLICIES),
+    capacity=st.integers(min_value=1, max_value=8),
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("read"), st.lists(st.sampled_from("ABCD"), max_size=10)),
+            st.tuples(st.just("drain"), st.sampled_from([1, 3])),
+            st.tuples(st.just("mark"), st.just([])),
+        ),
+        max_size=30,
+    ),
+)
+def test_extend_leaves_what_one_push_per_item_leaves(
+    policy: OverflowPolicy, capacity: int, steps: list[tuple[str, Any]]
+) -> None:
+    """A read taken by ``extend`` (or refused and pushed item by item) equals plain pushes."""
+    bulk: DeliveryBuffer[tuple[str, int]] = DeliveryBuffer(policy=policy, capacity=capacity)
+    plain: DeliveryBuffer[tuple[str, int]] = DeliveryBuffer(policy=policy, capacity=capacity)
+    outs: tuple[list[object], list[object]] = ([], [])
+    for n, (op, arg) in enumerate(steps):
+        if op == "read":
+            items = [(key, n * 100 + i) for i, key in enumerate(arg)]
+            if not bulk.extend(items, list(arg)):
+                for item in items:
+                    bulk.push(item, item[0])
+            for item in items:
+                plain.push(item, item[0])
+        elif op == "drain":
+            for buf, out in zip((bulk, plain), outs, strict=True):
+                out.extend(buf.drain(arg))
+        else:
+            bulk.mark_gap(since=float(n))
+            plain.mark_gap(since=float(n))
+        assert bulk.statistics() == plain.statistics()
+    for buf, out in zip((bulk, plain), outs, strict=True):
+        out.extend(buf.drain(10_000))
+    assert outs[0] == outs[1]

@@ -158,6 +158,8 @@ class Channel:
         self.on_frame: Callable[[bytes, float], None] = self.router.route
         #: The faster hot path, one call per socket read (ConnectionListener.frame_taker).
         self.frame_taker: Callable[[float, FrameTaker], FrameTaker] = self.router.taker
+        #: The end of each such read: its frames are routed then.
+        self.frames_taken: Callable[[int, Callable[[], None]], None] = self.router.end_read
         #: The connection that uses this channel as its listener (``None``: detached).
         self.connection: ManagedConnection | None = None
         #: The error that stopped the flusher for good, if it crashed too often.

@@ -192,7 +192,10 @@ class ConnectionListener(Protocol):
         Error frames never come here (see :meth:`on_error`). A listener may also offer a
         faster path, an attribute ``frame_taker`` (:data:`FrameTakerFactory`): called once
         per socket read with its receive time and a function for the frames it does not
-        take (error frames among them); it returns the function that takes each frame.
+        take (error frames among them); it returns the function that takes each frame. Its
+        companion ``frames_taken(nbytes, failed)``, if defined, is called when the read ended
+        (the taken payloads, ``nbytes`` in all, are valid until it returns; ``failed`` reports
+        a frame that raised).
         """
 
     def on_error(self, error: ErrorFrame) -> None:
@@ -408,6 +411,7 @@ class _Handler:
         "_on_pong",
         "_on_recovery",
         "_read_at",
+        "_taken",
         "_taker",
         "awaiting_data",
         "error",
@@ -441,6 +445,7 @@ class _Handler:
         # nothing unasked, except an INVALID_AUTH frame on a refused private key, section 5).
         self._deliver: Callable[[bytes, float], None] = _ignore
         self._taker: FrameTakerFactory | None = None
+        self._taken: Callable[[int, Callable[[], None]], None] | None = None
         self._read_at = 0.0
         self.listener: ConnectionListener | None = None
         self.live = True
@@ -471,6 +476,7 @@ class _Handler:
         self.listener = listener
         self._deliver = listener.on_frame
         self._taker = getattr(listener, "frame_taker", None)
+        self._taken = getattr(listener, "frames_taken", None)
 
     def begin_read(self) -> Callable[[memoryview], None]:
         """Account for one socket read; return the function that takes each of its frames.
@@ -508,11 +514,14 @@ class _Handler:
         self._deliver(data, self._read_at)
 
     def end_read(self, frames: int, nbytes: int) -> None:
-        """Count the frames and bytes of the read that ended."""
+        """Count the frames and bytes of the read that ended; the listener routes them now."""
         if self.live:
             counters = self._counters
             counters.frames_received += frames
             counters.bytes_received += nbytes
+        taken = self._taken
+        if taken is not None:
+            taken(nbytes, self.take_failed)
 
     def take_failed(self) -> None:
         """Count and log a listener failure on a frame (called inside its ``except``).

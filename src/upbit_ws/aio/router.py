@@ -1,10 +1,11 @@
 """The router: every frame decoded once, routed by (type, code[, level]) in O(1) to its subscribers.
 
-One :class:`Router` serves one connection. It is called synchronously on the socket reader for
-every data frame (:meth:`Router.taker` once per socket read, then the function it returns per
-frame; :meth:`Router.route` for frames that path does not take), so it never awaits, never
-logs per frame and allocates nothing per frame beyond the decoded message (and a truncated
-book when a subscriber asked for fewer orderbook units than the merged request carries).
+One :class:`Router` serves one connection. It is called synchronously on the socket reader
+(:meth:`Router.taker` once per socket read, the function it returns per frame, which only
+keeps the frame, then :meth:`Router.end_read`, which decodes and routes the read;
+:meth:`Router.route` for frames that path does not take), so it never awaits and never logs
+per frame. A read that one subscription takes whole goes into its buffer in one step
+(:meth:`Router._bulk`); otherwise each message is delivered on its own.
 
 * **Routing table.** Built from :meth:`SubscriptionBook.routing_table` and rebuilt lazily, at
   the first frame after :attr:`SubscriptionBook.version` changed: one dict lookup per frame
@@ -39,8 +40,8 @@ book when a subscriber asked for fewer orderbook units than the merged request c
   apply). The public router never has a gate: its hot path is unchanged.
 * **Statistics.** Messages and bytes by type, decode errors,
   exchange-to-client latency (receive time minus the frame's ``timestamp``, sampled one frame
-  in :data:`LATENCY_SAMPLE_EVERY` of each stream, REALTIME frames only since snapshots carry
-  old times, section 4.3), unwanted and duplicate counts.
+  in :data:`LATENCY_SAMPLE_EVERY` of each stream, or of a read delivered whole, REALTIME frames
+  only since snapshots carry old times, section 4.3), unwanted and duplicate counts.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Final
 
 import msgspec
@@ -90,8 +92,14 @@ _LOG_EVERY: Final = 1000
 ControlHandler = Callable[[Message, float], None]
 #: Called when a frame of a watched stream arrives (the first data of a new request).
 WatchHandler = Callable[[float], None]
-#: Takes one frame's payload; a memoryview is valid only during the call.
+#: Takes one frame's payload, a view of the transport's buffer (see :meth:`Router.taker`).
 FrameTaker = Callable[[memoryview], None]
+#: Buffers a read's messages of one subscription, with their codes (``_push_many``).
+BulkPushFn = Callable[[list[Any], list[str]], None]
+#: Reads with fewer messages go through the per-message delivery (no set-up to amortise).
+_BULK_MIN: Final = 4
+_CODE_OF: Final = attrgetter("code")
+_STREAM_OF: Final = attrgetter("stream_type")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,9 +283,16 @@ class Router:
         self._tables: dict[str, dict[str | None, _Route]] = {}
         self._leveled: dict[tuple[str, int | float], _Route] = {}
         self._watching: list[_Route] = []
-        # The socket read being taken (see taker): its receive time and where other frames go.
+        # The socket read being taken (see taker): its receive time, its frames and where
+        # frames the fast decoder refuses go.
         self._read_at = 0.0
+        self._views: list[memoryview] = []
         self._other: FrameTaker = _nowhere
+        # Bulk delivery (see _bulk): type -> the one subscription's _push_many, when one
+        # uncut subscription receives every stream of that type; per-type counters of it.
+        self._bulk_sinks: dict[str, BulkPushFn] = {}
+        self._bulk_messages: dict[str, int] = {}
+        self._bulk_bytes: dict[str, int] = {}
         # Counters of routes that no longer exist, by type.
         self._gone_messages: dict[str, int] = {}
         self._gone_bytes: dict[str, int] = {}
@@ -303,28 +318,133 @@ class Router:
     # -- the hot path --------------------------------------------------------------------------
 
     def taker(self, received_at: float, other: FrameTaker) -> FrameTaker:
-        """Return the function that routes the data frames of one socket read (the hot path).
+        """Return the function that takes the data frames of one socket read (the hot path).
 
-        The connection calls this once per read (``received_at`` is that read's time) and
-        the returned function with every frame's payload: msgspec decodes a DEFAULT data
-        frame straight from the buffer and :meth:`_deliver` routes it, two Python calls per
-        frame. Any other frame (an error frame, a control frame, SIMPLE, a candle, garbage)
-        goes to ``other``, which reads it the slow way (the connection's error-frame check,
-        then :meth:`route`).
+        The connection calls this once per read (``received_at`` is that read's time), the
+        returned function with every frame's payload, and :meth:`end_read` once the read's
+        last frame was taken. The function only keeps the payload (a C call, no Python frame
+        per frame): payloads are views of the transport's read buffer, which stays put until
+        the read ends. :meth:`end_read` then decodes them in one C-level pass (msgspec's
+        decoder mapped over the read) and routes the messages, a whole read at once when one
+        subscription takes every frame of it (:meth:`_bulk`). A frame the fast decoder
+        refuses (an error frame, a control frame, SIMPLE, a candle, garbage) goes to
+        ``other`` in its place in the order, which reads it the slow way (the connection's
+        error-frame check, then :meth:`route`); the frames around it are not affected.
         """
         self._read_at = received_at
         self._other = other
-        return self._take
+        views = self._views
+        if views:  # a read that never ended (cannot happen with picows): its views are stale
+            views.clear()
+        return views.append
 
-    def _take(self, payload: memoryview) -> None:
-        try:
-            msg: Any = decode_data(payload)
-        except DECODE_FAILURES:
-            self._other(payload)
+    def end_read(self, nbytes: int, failed: Callable[[], None]) -> None:
+        """Route the frames taken since :meth:`taker`; see there.
+
+        ``nbytes`` is the payload bytes of those frames (the transport counts them). ``failed``
+        is called inside the ``except`` block when a delivery raised (a bug downstream): that
+        message, or the messages of that bulk delivery, are lost; the rest of the read is
+        still routed.
+        """
+        views = self._views
+        if not views:
             return
-        if self._version != self._book.version:
-            self._rebuild()
-        self._deliver(msg, len(payload), self._read_at)
+        try:
+            if self._version != self._book.version:
+                self._rebuild()
+            if len(views) == 1:  # the usual read at normal load: no list, no scans
+                self._take_one(views[0], failed)
+            else:
+                self._take_many(views, nbytes, failed)
+        finally:
+            views.clear()
+
+    def _take_one(self, view: memoryview, failed: Callable[[], None]) -> None:
+        """Route a read of one frame."""
+        try:
+            msg: Any = decode_data(view)
+        except DECODE_FAILURES:
+            msg = None
+        try:
+            if msg is None:
+                self._other(view)
+            else:
+                self._deliver(msg, len(view), self._read_at)
+        except Exception:
+            failed()
+
+    def _take_many(self, views: list[memoryview], nbytes: int, failed: Callable[[], None]) -> None:
+        """Route a read of several frames: decoded in C, delivered whole when it qualifies."""
+        at = self._read_at
+        start, count = 0, len(views)
+        while start < count:
+            msgs: list[Any] = []
+            try:
+                # In C; on a refused frame, the messages before it stay in ``msgs``.
+                msgs.extend(map(decode_data, views[start:] if start else views))
+            except DECODE_FAILURES:
+                refused = True
+            else:
+                refused = False
+            end = start + len(msgs)
+            try:
+                bulk = len(msgs) >= _BULK_MIN and self._bulk(
+                    msgs, nbytes if end - start == count else sum(map(len, views[start:end]))
+                )
+            except Exception:
+                failed()  # a bug downstream: these messages are lost, the read goes on
+                bulk = True
+            if not bulk:
+                deliver = self._deliver
+                for index, msg in enumerate(msgs, start):
+                    try:
+                        deliver(msg, len(views[index]), at)
+                    except Exception:
+                        failed()
+            start += len(msgs)
+            if refused:
+                try:
+                    self._other(views[start])
+                except Exception:
+                    failed()
+                start += 1
+
+    def _bulk(self, msgs: list[Any], nbytes: int) -> bool:
+        """Route a read's messages in one step if one subscription takes them all as they are.
+
+        That is the common case of a flood (one component, one type on the connection): the
+        messages are all of one type whose every route delivers to one and the same uncut
+        subscriber (:attr:`_bulk_sinks`), all of codes it routes, none a SNAPSHOT (those may
+        be duplicates to suppress) and nothing watched. Then the per-message work is C-level
+        (the type, code and stream-type scans, the last message per code, the buffer's
+        extend) and the counters are kept per read. Returns ``False``, having done nothing,
+        when the read does not qualify: :meth:`_deliver` then takes each message.
+        """
+        classes: set[Any] = set(map(type, msgs))
+        if len(classes) != 1 or self._watching:
+            return False
+        kind: str = classes.pop().type
+        sink = self._bulk_sinks.get(kind)
+        # A set: Literal strings are shared objects, so this is a hash lookup per message.
+        if sink is None or "SNAPSHOT" in set(map(_STREAM_OF, msgs)):
+            return False
+        codes: list[str] = list(map(_CODE_OF, msgs))
+        lasts = dict(zip(codes, msgs, strict=True))
+        table = self._tables[kind]
+        if not lasts.keys() <= table.keys():
+            return False  # some code nobody wants (in flight after a resubscribe)
+        for code, msg in lasts.items():
+            table[code].last = msg
+        n = len(msgs)
+        self._bulk_messages[kind] = self._bulk_messages.get(kind, 0) + n
+        self._bulk_bytes[kind] = self._bulk_bytes.get(kind, 0) + nbytes
+        # One frame in LATENCY_SAMPLE_EVERY of the read (all REALTIME: checked above).
+        wall_ms = (self._read_at + self.wall_offset) * 1000.0
+        add = self.latency.add
+        for msg in msgs[_SAMPLE_MASK::LATENCY_SAMPLE_EVERY]:
+            add(wall_ms - msg.timestamp)
+        sink(msgs, codes)
+        return True
 
     def route(self, payload: bytes, received_at: float) -> None:
         """Decode one frame and deliver it to every subscription that wants it."""
@@ -569,6 +689,7 @@ class Router:
         self._routes = routes
         self._tables = tables
         self._leveled = leveled
+        self._bulk_sinks = {} if self._private else _bulk_sinks(tables, leveled)
         self._watching = [r for r in self._watching if r.key in routes]
         self._version = version
 
@@ -599,6 +720,9 @@ class Router:
         messages = dict(self._gone_messages)
         nbytes = dict(self._gone_bytes)
         suppressed = self._gone_suppressed
+        for kind, count in self._bulk_messages.items():
+            messages[kind] = messages.get(kind, 0) + count
+            nbytes[kind] = nbytes.get(kind, 0) + self._bulk_bytes[kind]
         for (kind, _code, _level), route in self._routes.items():
             messages[kind] = messages.get(kind, 0) + route.messages
             nbytes[kind] = nbytes.get(kind, 0) + route.nbytes
@@ -622,6 +746,24 @@ class Router:
             gated=self._gated,
             reconciled=self._reconciled,
         )
+
+
+def _bulk_sinks(
+    tables: dict[str, dict[str | None, _Route]], leveled: dict[tuple[str, int | float], _Route]
+) -> dict[str, BulkPushFn]:
+    """Return, per type, the bulk push of the one subscription every route delivers to uncut."""
+    sinks: dict[str, BulkPushFn] = {}
+    for kind, table in tables.items():
+        if kind == "orderbook" and leveled:
+            continue
+        pushes = {route.single for route in table.values()}
+        if len(pushes) != 1:
+            continue
+        push = pushes.pop()
+        owner = getattr(push, "__self__", None)
+        if isinstance(owner, Subscription) and all(not r.level_check for r in table.values()):
+            sinks[kind] = owner._push_many
+    return sinks
 
 
 def _nowhere(payload: memoryview) -> None:

@@ -229,13 +229,18 @@ class ReadHandler(FrameHandler, Protocol):
     def begin_read(self) -> Callable[[memoryview], None]:
         """Start a read; return the function that takes each data frame's payload.
 
-        The payload is a view of picows's read buffer, valid only during that call: decode
-        it or copy it. An exception it raises goes to :meth:`take_failed`.
+        The payload is a view of picows's read buffer, valid until :meth:`end_read` returns
+        (picows moves its buffer only after the read's last frame): decode it, copy it, or
+        keep it until then. An exception it raises goes to :meth:`take_failed`.
         """
         ...
 
     def end_read(self, frames: int, nbytes: int) -> None:
-        """End the read: it held ``frames`` data frames of ``nbytes`` payload bytes."""
+        """End the read: it held ``frames`` data frames of ``nbytes`` payload bytes.
+
+        Called before picows moves its buffer, so the payloads taken are still valid here; an
+        exception it raises goes to :meth:`take_failed`.
+        """
 
     def take_failed(self) -> None:
         """Report that taking a frame raised (called inside the ``except`` block)."""
@@ -330,7 +335,10 @@ class _ReadListener(_Listener):
         self._take = None
         frames, nbytes = self._frames, self._bytes
         self._frames = self._bytes = 0
-        self._reads.end_read(frames, nbytes)
+        try:
+            self._reads.end_read(frames, nbytes)
+        except Exception:
+            self._reads.take_failed()
 
 
 class WebSocket:
