@@ -195,10 +195,12 @@ async def test_a_rejected_request_falls_back_to_the_last_accepted_subscription()
 
     The bad request asks for an orderbook grouping level the host does not support: the KR
     host sends nothing for it, the Indonesia host answers WRONG_FORMAT and closes (section
-    2.3). The simulator behaves like KR, so the test plays the Indonesia answer with an
-    injected error while that request is in flight. The first rejection may be spurious
-    (issue #9), so the same state is sent again; rejected again, the planner falls back and
-    the subscription that added the refused stream fails with ServerRejectedError.
+    2.3). The simulator behaves like KR, so it is told to answer the next two subscription
+    requests with WRONG_FORMAT as they arrive (the Indonesia answer, while each request is
+    in flight on the client: a socket that is refused streams nothing that could confirm
+    it). The first rejection may be spurious (issue #9), so the same state is sent again;
+    rejected again, the planner falls back and the subscription that added the refused
+    stream fails with ServerRejectedError.
     """
     # Long confirmation windows keep the bad request in flight until the error comes.
     config = replace(
@@ -210,21 +212,18 @@ async def test_a_rejected_request_falls_back_to_the_last_accepted_subscription()
         coins = st.service.component("coins").subscribe("ticker", ["KRW-BTC"])
         await next_item(coins)
         await st.until(lambda: st.service.statistics().public.confirmed_streams == 1)
-        book = st.service.component("book").subscribe("orderbook", ["KRW-BTC"], level=12345)
-        await st.until(lambda: len(requests_of(st.sim_public())) == 2)
-        assert st.service.statistics().public.in_flight
         first_socket = st.sim_public()
-        st.sim.inject_error("WRONG_FORMAT", conn_id=first_socket.id)
+        st.sim.reject_requests(2, name="WRONG_FORMAT")
+        book = st.service.component("book").subscribe("orderbook", ["KRW-BTC"], level=12345)
         await st.until(lambda: any(isinstance(e, RequestRejected) for e in st.events))
         (rejected,) = [e for e in st.events if isinstance(e, RequestRejected)]
         assert (rejected.connection, rejected.name) == ("public", "WRONG_FORMAT")
+        assert len(requests_of(first_socket)) == 2
         await st.until(lambda: st.sim_public() is not first_socket)
         (again,) = await wait_requests(st, 1)
         # Rejected once: the same state goes out again on the new socket.
         assert len(entries(again)) == 2 and ("ticker", "KRW-BTC", False) in entries(again)
         second_socket = st.sim_public()
-        await st.until(lambda: st.service.statistics().public.in_flight)
-        st.sim.inject_error("WRONG_FORMAT", conn_id=second_socket.id)
         with pytest.raises(ServerRejectedError):
             await next_item(book)
         await st.until(lambda: st.sim_public() is not second_socket)
