@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from tests.aio.connection_helpers import FAST, fresh_limiter
+from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, our_tasks, sim_until
 from upbit_ws.aio.connection import ManagedConnection
+from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService
 from upbit_ws.core.auth import Credentials
@@ -33,6 +34,7 @@ from upbit_ws.core.messages import (
     Ticker,
     Trade,
 )
+from upbit_ws.core.ratelimit import Gcra
 from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection
 
@@ -48,6 +50,7 @@ __all__ = [
     "orderbook",
     "requests_of",
     "stack",
+    "streaming",
     "ticker",
     "trade",
     "until",
@@ -296,3 +299,30 @@ async def stack(
         finally:
             await public.aclose()
             await service.aclose()
+
+
+@asynccontextmanager
+async def streaming(
+    *, limiter: Gcra | None = None, keys: bool = False, config: ConnectionConfig = FAST
+) -> AsyncIterator[tuple[Simulator, WebSocketManager, EventLog, Any, Any]]:
+    """Run a simulator and a manager with a book (orderbook) and a tape (trade) flowing.
+
+    Yields (simulator, manager, event log, book, tape); after the manager closes, no library
+    task is left and every socket on the simulator is closed.
+    """
+    async with Simulator(port=0, **SMALL_SIM) as sim:
+        ws = WebSocketManager(
+            base_url=sim.url,
+            config=config,
+            connect_limiter=limiter or fresh_limiter(),
+            credentials=Credentials(*sim.credentials) if keys else None,
+        )
+        log = EventLog(ws.events())
+        async with ws:
+            book = ws.component("book").subscribe("orderbook", ["KRW-BTC"])
+            tape = ws.component("tape").subscribe("trade", ["KRW-BTC"])
+            await next_item(book)
+            await until(lambda: "last request applied" in str(ws.subscriptions()))
+            yield sim, ws, log, book, tape
+        assert our_tasks() == []
+        await sim_until(sim, lambda: not any(c.open for c in sim.connections()))

@@ -10,19 +10,14 @@ pong deadline when it fails. No sleeping: every wait is for the event or state e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
 from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, our_tasks, sim_until
-from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, until
+from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, streaming, until
 from upbit_ws.aio.manager import WebSocketManager
-from upbit_ws.core.auth import Credentials
 from upbit_ws.core.buffer import Gap
-from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.events import ConnectionStateChanged, GapEvent, ReconciliationFinished
-from upbit_ws.core.ratelimit import Gcra
 from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection
 
@@ -44,29 +39,6 @@ def publics(sim: Simulator) -> list[SimConnection]:
 def entries(request: dict[str, Any]) -> set[tuple[str, str]]:
     """Return (type, code) of each entry of a recorded subscription request."""
     return {(e["type"], e["code"]) for e in request["entries"]}
-
-
-@asynccontextmanager
-async def streaming(
-    *, limiter: Gcra | None = None, keys: bool = False, config: ConnectionConfig = FAST
-) -> AsyncIterator[tuple[Simulator, WebSocketManager, EventLog, Any, Any]]:
-    """Run a simulator and a manager with a book (orderbook) and a tape (trade) flowing."""
-    async with Simulator(port=0, **SMALL_SIM) as sim:
-        ws = WebSocketManager(
-            base_url=sim.url,
-            config=config,
-            connect_limiter=limiter or fresh_limiter(),
-            credentials=Credentials(*sim.credentials) if keys else None,
-        )
-        log = EventLog(ws.events())
-        async with ws:
-            book = ws.component("book").subscribe("orderbook", ["KRW-BTC"])
-            tape = ws.component("tape").subscribe("trade", ["KRW-BTC"])
-            await next_item(book)
-            await until(lambda: "last request applied" in str(ws.subscriptions()))
-            yield sim, ws, log, book, tape
-        assert our_tasks() == []
-        await sim_until(sim, lambda: not any(c.open for c in sim.connections()))
 
 
 def took_over(event: ConnectionStateChanged, connection: str = "public") -> bool:

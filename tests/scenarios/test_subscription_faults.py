@@ -10,14 +10,13 @@ request is in flight.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, our_tasks
-from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, until
+from tests.aio.connection_helpers import FAST, fresh_limiter, our_tasks
+from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, streaming, until
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.core.buffer import Gap
 from upbit_ws.core.errors import InvalidInputError, ServerRejectedError
@@ -26,21 +25,6 @@ from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection
 
 Fault = Callable[[Simulator], Awaitable[None]]
-
-
-@asynccontextmanager
-async def streaming() -> AsyncIterator[tuple[Simulator, WebSocketManager, EventLog, Any, Any]]:
-    """Run a simulator and a manager with a book (orderbook) and a tape (trade) flowing."""
-    async with Simulator(port=0, **SMALL_SIM) as sim:
-        ws = WebSocketManager(base_url=sim.url, config=FAST, connect_limiter=fresh_limiter())
-        log = EventLog(ws.events())
-        async with ws:
-            book = ws.component("book").subscribe("orderbook", ["KRW-BTC"])
-            tape = ws.component("tape").subscribe("trade", ["KRW-BTC"])
-            await next_item(book)
-            await until(lambda: "last request applied" in str(ws.subscriptions()))
-            yield sim, ws, log, book, tape
-        assert our_tasks() == []
 
 
 def newest_public(sim: Simulator) -> SimConnection:

@@ -435,12 +435,14 @@ class _Handler:
         self._kind = kind
         self._counters = counters
         self._now = now
-        self._frame_received = frame_received
-        self._data_received = data_received
         self._on_error_frame = on_error_frame
-        self._on_recovery = on_recovery
-        self._on_pong = on_pong
-        self._on_close = on_close
+        self.promote(
+            frame_received=frame_received,
+            data_received=data_received,
+            on_recovery=on_recovery,
+            on_pong=on_pong,
+            on_close=on_close,
+        )
         # Frames before the socket is handed to the listener are only inspected (Upbit sends
         # nothing unasked, except an INVALID_AUTH frame on a refused private key, section 5).
         self._deliver: Callable[[bytes, float], None] = _ignore
@@ -464,7 +466,11 @@ class _Handler:
         on_pong: Callable[[], None],
         on_close: Callable[[_Handler, int, str], None],
     ) -> None:
-        """Make a spare socket's handler the current socket's (a hedge that won)."""
+        """Set the callbacks into the connection (a spare's handler becomes the current one's).
+
+        A spare socket's handler is built with the spare's callbacks; a hedge that won calls
+        this to make it the current socket's handler.
+        """
         self._frame_received = frame_received
         self._data_received = data_received
         self._on_recovery = on_recovery
