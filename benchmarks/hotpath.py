@@ -37,8 +37,9 @@ PY_SPY = ROOT / ".bench-venv" / "bin" / "py-spy"
 #: (stage, substrings of "function (file:line)") in the order they are tested.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     (
-        "decode (msgspec typed decode, incl. its C time; `Router._take` calls it directly)",
-        ("upbit_ws/core/decode.py", "Router._take ("),
+        "decode (msgspec typed decode, incl. its C time: `Router._take_many` decodes a whole "
+        "read in one C-level map, `Router._take_one` a read of one frame)",
+        ("upbit_ws/core/decode.py", "Router._take_many (", "Router._take_one ("),
     ),
     ("routing lookup + dedup + latency sample (router.py)", ("upbit_ws/aio/router.py",)),
     (
