@@ -64,6 +64,7 @@ EXPECTED_ALL = [
     "Ticker",
     "Timeouts",
     "Trade",
+    "TransportConfig",
     "TransportError",
     "UnknownCodeError",
     "UnknownMessage",

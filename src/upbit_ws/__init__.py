@@ -41,6 +41,7 @@ from upbit_ws.core.config import (
     ReconcileConfig,
     SubscriptionConfig,
     Timeouts,
+    TransportConfig,
 )
 from upbit_ws.core.decode import decode, decode_all
 from upbit_ws.core.errors import (
@@ -149,6 +150,7 @@ __all__ = [
     "Ticker",
     "Timeouts",
     "Trade",
+    "TransportConfig",
     "TransportError",
     "UnknownCodeError",
     "UnknownMessage",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -29,7 +30,7 @@ from upbit_ws.aio.connection import (
 )
 from upbit_ws.aio.events import EventHub
 from upbit_ws.core.auth import Credentials
-from upbit_ws.core.config import KeepaliveConfig, RateLimits
+from upbit_ws.core.config import KeepaliveConfig, RateLimits, TransportConfig
 from upbit_ws.core.errors import ConnectionClosedError, InvalidInputError, TransportError
 from upbit_ws.core.events import ConnectionStateChanged
 from upbit_ws.core.ratelimit import LimiterStatistics, SharedConnectLimiter
@@ -508,3 +509,17 @@ async def test_a_bug_in_the_driver_is_logged_and_the_connection_comes_back(
     assert len(errors) == 1 and errors[0].name == "upbit_ws.connection"
     assert errors[0].exc_info is not None  # the traceback is in the log
     await listener.aclose()
+
+
+async def test_the_configured_receive_buffer_reaches_the_socket(sim: Simulator) -> None:
+    """TransportConfig.receive_buffer is the open socket's SO_RCVBUF (Linux reports twice it)."""
+    config = replace(FAST, transport=TransportConfig(receive_buffer=32 * 1024))
+    conn = ManagedConnection(
+        "public", url=sim.ws_url, config=config, connect_limiter=fresh_limiter()
+    )
+    async with conn:
+        await asyncio.wait_for(conn.wait_open(), 5)
+        sock = conn._sock
+        assert sock is not None
+        raw = sock.ws._transport.underlying_transport.get_extra_info("socket")
+        assert 32 * 1024 <= raw.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) <= 64 * 1024

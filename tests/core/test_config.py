@@ -16,6 +16,7 @@ from upbit_ws.core.config import (
     KeyHealthConfig,
     RateLimits,
     Timeouts,
+    TransportConfig,
 )
 
 
@@ -196,3 +197,15 @@ def test_config_error_is_an_invalid_input_error() -> None:
     """Config problems can be caught as ValueError too (the caller's input is wrong)."""
     with pytest.raises(ValueError):
         KeyHealthConfig(check_interval=0)
+
+
+def test_transport_receive_buffer_is_bounded_or_left_to_the_kernel() -> None:
+    """receive_buffer: bytes from 16 KiB to 64 MiB, or None (kernel autotuning); else one error."""
+    assert ConnectionConfig().transport.receive_buffer == cfg.RECEIVE_BUFFER == 512 * 1024
+    assert TransportConfig(receive_buffer=None).receive_buffer is None
+    assert TransportConfig(receive_buffer=cfg.RECEIVE_BUFFER_MIN).receive_buffer == 16 * 1024
+    for bad in (100, 128 * 1024 * 1024, 1.5e5, True, "512k"):
+        with pytest.raises(ConfigError, match=r"transport\.receive_buffer must be None or"):
+            TransportConfig(receive_buffer=bad)  # type: ignore[arg-type]
+    built = ConnectionConfig.from_mapping({"transport": {"receive_buffer": 131072}})
+    assert built.transport.receive_buffer == 128 * 1024

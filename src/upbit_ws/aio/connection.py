@@ -1159,7 +1159,11 @@ class ManagedConnection:
             headers = {"Authorization": f"Bearer {token}"}
         try:
             ws = await open_websocket(
-                self.url, spare.handler, connect_timeout=connect_timeout, headers=headers
+                self.url,
+                spare.handler,
+                connect_timeout=connect_timeout,
+                headers=headers,
+                receive_buffer=self.config.transport.receive_buffer,
             )
         except UpbitWsError as exc:
             self._spare_failed(spare, f"the spare did not connect: {exc}")
@@ -1358,7 +1362,11 @@ class ManagedConnection:
             headers = {"Authorization": f"Bearer {token}"}
         try:
             ws = await open_websocket(
-                self.url, handler, connect_timeout=action.timeout, headers=headers
+                self.url,
+                handler,
+                connect_timeout=action.timeout,
+                headers=headers,
+                receive_buffer=self.config.transport.receive_buffer,
             )
         except UpbitWsError as exc:
             if handler is self._attempt_handler:

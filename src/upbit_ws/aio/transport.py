@@ -11,8 +11,9 @@ This module turns it into a small surface the managed connection drives:
   :class:`ReadHandler` takes the data frames per socket read instead (the hot path: what is
   needed once per read is done once per read, and each frame is a view of picows's buffer,
   not a copy);
-* each socket's receive buffer is bounded (:data:`RECEIVE_BUFFER`), which bounds how many
-  messages one read decodes before a consumer runs;
+* each socket's receive buffer is bounded (``TransportConfig.receive_buffer``, default
+  :data:`~upbit_ws.core.config.RECEIVE_BUFFER`), which bounds how many messages one read
+  decodes before a consumer runs;
 * :class:`WebSocket` sends text frames and pings, applies write backpressure through
   :meth:`WebSocket.drain`, and closes either gracefully or by abort. A connection already
   declared dead is aborted: a graceful close on a blackholed socket can hang for its whole
@@ -41,6 +42,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 import picows
 from picows.url import WSParsedURL
 
+from upbit_ws.core.config import RECEIVE_BUFFER
 from upbit_ws.core.constants import ABNORMAL_CLOSURE
 from upbit_ws.core.errors import (
     AuthError,
@@ -72,16 +74,6 @@ _NORMAL_CLOSURE: Final = picows.WSCloseCode.OK
 _CLOSE_GRACE: Final = 1.0
 #: Upbit frames are a few KB; an orderbook of 30 units is about 3 KB. 16 MB is far above any.
 _MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
-#: The socket's receive buffer (``SO_RCVBUF``; Linux reserves twice this), which bounds one
-#: socket read. picows decodes a whole read before any consumer runs and its read buffer grows
-#: to the largest read, so when the reader falls behind (a flood), the kernel's autotuned
-#: buffer (up to 32 MB on Linux) turned into reads of 25 MB: about 25,000 messages decoded and
-#: held at once (benchmarks/README-performance.md: peak RSS twice the raw client's, and slower
-#: per message as the messages went cold in cache). 512 KiB keeps a read to about 1 MB (a
-#: thousand ticker frames). The TCP window that goes with it (about 0.5-0.75 MB on Linux)
-#: carries 2.5 MB/s or more at 200 ms round trip, several times the rate of every KRW ticker
-#: and orderbook together.
-RECEIVE_BUFFER: Final = 512 * 1024
 
 _BINARY: Final = picows.WSMsgType.BINARY
 _TEXT: Final = picows.WSMsgType.TEXT

@@ -104,6 +104,10 @@ HOLD_TIMEOUT                  2 s        live private messages held for a pass a
                                          if its REST read takes longer (REST refusing)
 HOLD_LIMIT                    10,000     live private messages held at most; more release
                                          the held ones at once (never dropped)
+RECEIVE_BUFFER                512 KiB    each socket's SO_RCVBUF: bounds one read to about
+                                         1,000 ticker frames decoded before a consumer runs,
+                                         and is the TCP window (2.5 MB/s or more at 200 ms
+                                         round trip, several times every KRW ticker and book)
 ============================  =========  ===================================================
 
 Blackhole arithmetic (issue 9: 99.9 % at one fault per 10 minutes, under 0.6 s lost per fault
@@ -179,6 +183,9 @@ __all__ = [
     "QUIET_PING_INTERVAL",
     "RATE_LIMITED_FLOOR",
     "RATE_LIMIT_MARGIN",
+    "RECEIVE_BUFFER",
+    "RECEIVE_BUFFER_MAX",
+    "RECEIVE_BUFFER_MIN",
     "RTT_WINDOW",
     "SEND_TIMEOUT",
     "SILENCE_FLOOR",
@@ -197,6 +204,7 @@ __all__ = [
     "ReconcileConfig",
     "SubscriptionConfig",
     "Timeouts",
+    "TransportConfig",
 ]
 
 # --- the one table of defaults (see the module docstring for the reasons) ---------------------
@@ -251,6 +259,20 @@ AUDIT_INTERVAL: Final = 10.0
 AUDIT_AFTER_TRAFFIC: Final = 60.0
 HOLD_TIMEOUT: Final = 2.0
 HOLD_LIMIT: Final = 10_000
+
+#: picows decodes a whole read before any consumer runs and its read buffer grows to the largest
+#: read, so when the reader falls behind (a flood), the kernel's autotuned buffer (up to 32 MB
+#: on Linux) turned into reads of 25 MB: about 25,000 messages decoded and held at once
+#: (benchmarks/README-performance.md: peak RSS twice the raw client's, and slower per message
+#: as the messages went cold in cache). 512 KiB keeps a read to about 1 MB (a thousand ticker
+#: frames). The TCP window that goes with it (about 0.5-0.75 MB on Linux) carries 2.5 MB/s or
+#: more at 200 ms round trip, several times the rate of every KRW ticker and orderbook
+#: together.
+RECEIVE_BUFFER: Final = 512 * 1024
+#: The smallest and largest ``TransportConfig.receive_buffer`` accepted (Linux's own limits
+#: are wider; below 16 KiB a busy orderbook frame burst no longer fits one window).
+RECEIVE_BUFFER_MIN: Final = 16 * 1024
+RECEIVE_BUFFER_MAX: Final = 64 * 1024 * 1024
 
 
 # --- validation helpers ------------------------------------------------------------------------
@@ -640,6 +662,36 @@ class ReconcileConfig:
         check.raise_if_any()
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TransportConfig:
+    """Socket settings of each connection.
+
+    ``receive_buffer`` is the socket's ``SO_RCVBUF`` in bytes (Linux reserves twice it), set
+    before connecting. It bounds one socket read, so how many messages are decoded and alive
+    before a consumer runs (fewer: warmer caches, less CPU per message under a flood,
+    benchmarks/README-performance.md), and it is the TCP window, so it caps the rate a long
+    link carries (about ``receive_buffer / round trip``). ``None`` leaves it to the kernel's
+    autotuning (up to 32 MB on Linux: reads of 25 MB under a flood). Between 16 KiB and
+    64 MiB.
+    """
+
+    receive_buffer: int | None = RECEIVE_BUFFER
+
+    def __post_init__(self) -> None:
+        """Validate every field and raise one ConfigError listing all problems."""
+        check = _Checker("transport", self)
+        value = self.receive_buffer
+        if value is not None and (
+            not _is_count(value) or not RECEIVE_BUFFER_MIN <= value <= RECEIVE_BUFFER_MAX
+        ):
+            check.fail(
+                "receive_buffer",
+                f"must be None or a whole number of bytes from {RECEIVE_BUFFER_MIN} to "
+                f"{RECEIVE_BUFFER_MAX}, got {value!r}",
+            )
+        check.raise_if_any()
+
+
 _GROUPS: Final[dict[str, type[Any]]] = {
     "timeouts": Timeouts,
     "keepalive": KeepaliveConfig,
@@ -648,6 +700,7 @@ _GROUPS: Final[dict[str, type[Any]]] = {
     "key_health": KeyHealthConfig,
     "subscriptions": SubscriptionConfig,
     "reconcile": ReconcileConfig,
+    "transport": TransportConfig,
 }
 
 
@@ -662,6 +715,7 @@ class ConnectionConfig:
     key_health: KeyHealthConfig = field(default_factory=KeyHealthConfig)
     subscriptions: SubscriptionConfig = field(default_factory=SubscriptionConfig)
     reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
+    transport: TransportConfig = field(default_factory=TransportConfig)
 
     def __post_init__(self) -> None:
         """Check each group has the right type and raise one ConfigError listing all problems."""
