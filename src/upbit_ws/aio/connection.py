@@ -1153,18 +1153,8 @@ class ManagedConnection:
             if spare is not self._spare:
                 return
         limiter.acquire(self._now())
-        headers = None
-        if self._credentials is not None:
-            token = build_ws_token(self._credentials, nonce=str(uuid.uuid4()))
-            headers = {"Authorization": f"Bearer {token}"}
         try:
-            ws = await open_websocket(
-                self.url,
-                spare.handler,
-                connect_timeout=connect_timeout,
-                headers=headers,
-                receive_buffer=self.config.transport.receive_buffer,
-            )
+            ws = await self._open(spare.handler, connect_timeout)
         except UpbitWsError as exc:
             self._spare_failed(spare, f"the spare did not connect: {exc}")
             return
@@ -1348,6 +1338,24 @@ class ManagedConnection:
                 extra={"connection": self.kind},
             )
 
+    async def _open(self, handler: _Handler, connect_timeout: float) -> WebSocket:
+        """Open one socket (a connect or a hedge's spare) with the configured receive buffer.
+
+        A private socket gets a token with a fresh nonce for every connect (section 5); the
+        token is never logged.
+        """
+        headers = None
+        if self._credentials is not None:
+            token = build_ws_token(self._credentials, nonce=str(uuid.uuid4()))
+            headers = {"Authorization": f"Bearer {token}"}
+        return await open_websocket(
+            self.url,
+            handler,
+            connect_timeout=connect_timeout,
+            headers=headers,
+            receive_buffer=self.config.transport.receive_buffer,
+        )
+
     async def _connect(self, action: Connect, handler: _Handler) -> None:
         """Open one socket for ``action``, report the outcome, and stay until the socket ends.
 
@@ -1355,19 +1363,8 @@ class ManagedConnection:
         collects how it ended (picows keeps a local protocol error for whoever waits; unread,
         asyncio would report it as never retrieved).
         """
-        headers = None
-        if self._credentials is not None:
-            # A fresh nonce for every connect (section 5); the token is never logged.
-            token = build_ws_token(self._credentials, nonce=str(uuid.uuid4()))
-            headers = {"Authorization": f"Bearer {token}"}
         try:
-            ws = await open_websocket(
-                self.url,
-                handler,
-                connect_timeout=action.timeout,
-                headers=headers,
-                receive_buffer=self.config.transport.receive_buffer,
-            )
+            ws = await self._open(handler, action.timeout)
         except UpbitWsError as exc:
             if handler is self._attempt_handler:
                 self._attempt_handler = None
