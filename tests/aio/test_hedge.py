@@ -243,3 +243,27 @@ async def test_a_private_blackhole_is_hedged_after_an_unanswered_ping() -> None:
             ReconciliationFinished, lambda e: e.connection == "private", within=10
         )
         assert finished.at >= opened.at
+
+
+async def test_a_private_hedge_of_accepted_streams_is_ready_once_it_takes_over() -> None:
+    """The spare re-sent exactly what Upbit accepted before and proved itself with a pong:
+    the view says so and ``wait_ready()`` holds no longer, as after a reconnect (no data can
+    confirm myOrder, and the quiet window would only repeat what the old socket showed).
+    """
+    config = replace(FAST, subscriptions=replace(FAST.subscriptions, confirm_quiet=3.0))
+    async with streaming(keys=True, config=config) as (sim, ws, log, _book, _tape):
+        ws.component("ledger").subscribe("myOrder", [])
+        private = ws.private
+        assert private is not None
+        await ws.wait_ready(15.0)  # the first request waits out the quiet window
+        await until(lambda: private.statistics().pongs_received >= 2)
+        old = next(c for c in sim.connections() if c.kind == "private")
+        mark = log.mark()
+        sim.blackhole(30.0, old.id)
+        await log.wait_for(
+            ConnectionStateChanged, lambda e: took_over(e, "private"), since=mark, within=5
+        )
+        assert private.statistics().hedges_won == 1
+        view = ws.subscriptions().private
+        assert view.resent and view.in_flight, view
+        await ws.wait_ready(0.0)  # ready now, not after the quiet window

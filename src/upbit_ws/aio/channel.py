@@ -282,6 +282,11 @@ class Channel:
             self._inflight = plan
             self.router.watch(watch)
             sent = not (plan.is_empty and self.kind == "private")
+            # The same rule as the first request after a reconnect (see _flush): the spare
+            # re-sent only accepted streams and no data can confirm them, so it is applied.
+            self._resent = not watch and self._planner.last_accepted(self.kind).issuperset(
+                plan.desired
+            )
             self._written(connection, plan, sent=sent, added=watch)
         if self._desired():
             self.poke(now)
