@@ -642,6 +642,42 @@ def test_sockets_that_prove_nothing_escalate(proof: str) -> None:
     assert session.statistics(now).backoff_step == 6
 
 
+def test_a_quiet_socket_pings_right_after_its_request_so_a_quick_drop_stays_proved() -> None:
+    """A socket that does not stream proves the path only by a pong after its request: the
+    ping goes out with the request, not at the next quiet interval, so a private socket that
+    drops 0.2 s after its request (well before QUIET) has proved it and restarts at step 1.
+    """
+    session = open_session("private")
+    now = 0.0
+    for _ in range(6):
+        session.request_sent(now + 0.01)
+        assert session.poll(now + 0.01) == [SendPing("proof")]
+        session.pong_received(now + 0.02)
+        assert session.proved
+        session.closed(now + 0.2, code=1006)
+        wait = session.poll(now + 0.2)[-1]
+        assert isinstance(wait, WaitBackoff)
+        assert wait.delay <= DEFAULTS.backoff.first_delay
+        assert session.statistics(wait.until).backoff_step == 1
+        now = wait.until
+        session.poll(now)
+        session.connected(now)
+
+
+def test_a_streaming_socket_sends_no_proof_ping_and_one_ping_in_flight_is_enough() -> None:
+    """Data proves a streaming socket; a quiet one with a ping already out sends no second."""
+    session = open_session()
+    session.set_streaming(0.0, streaming=True)
+    session.request_sent(0.01)
+    assert session.poll(0.01) == []
+    quiet = open_session("private")
+    assert quiet.poll(QUIET) == [SendPing("interval")]
+    quiet.request_sent(QUIET + 0.01)
+    assert quiet.poll(QUIET + 0.01) == []
+    quiet.pong_received(QUIET + 0.02)
+    assert quiet.proved
+
+
 def test_data_before_any_request_proves_nothing() -> None:
     """data_received without request_sent (nothing asked) does not prove the path."""
     session = open_session()

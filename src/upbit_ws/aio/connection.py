@@ -785,6 +785,7 @@ class ManagedConnection:
         sock.ws.send_text(frame)
         session = self._session
         session.request_sent(self._now())
+        self._wake.set()  # a quiet socket's proof ping goes out now
         if not session.proved:
             sock.handler.awaiting_data = True
         counters.messages_sent += 1

@@ -167,9 +167,10 @@ class Connect:
 
 @dataclass(frozen=True, slots=True)
 class SendPing:
-    """Send a WebSocket ping now; ``reason`` is ``interval`` or ``silence`` (the data probe)."""
+    """Send a WebSocket ping now; ``reason`` is ``interval``, ``silence`` (the data probe) or
+    ``proof`` (right after a request on a socket that does not stream)."""
 
-    reason: Literal["interval", "silence"]
+    reason: Literal["interval", "silence", "proof"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,11 +592,18 @@ class Session:
     def request_sent(self, now: float) -> None:
         """Report that a subscription request went out on the current socket.
 
-        From now on a data frame (:meth:`data_received`) or a pong proves the path.
+        From now on a data frame (:meth:`data_received`) or a pong proves the path. A socket
+        that does not stream (private: myOrder and myAsset may be silent for hours) has no data
+        to prove it, so it pings at once rather than at its next quiet interval: the pong comes
+        within a round trip, and a drop soon after the request still finds the path proved
+        (the backoff does not escalate on a private socket that flaps every few hundred ms).
+        The shell polls after calling this.
         """
         now = self._clock(now)
         if self._state in LIVE_STATES:
             self._requested = True
+            if not self._streaming and not self._proved and self._pong_deadline is None:
+                self._ping(now, "proof")
 
     def data_received(self, now: float) -> None:
         """Report the first data frame (not an error frame) after :meth:`request_sent`.
@@ -1084,7 +1092,7 @@ class Session:
         self._pong_deadline = None
         self._rx_after_ping = False
 
-    def _ping(self, now: float, reason: Literal["interval", "silence"]) -> None:
+    def _ping(self, now: float, reason: Literal["interval", "silence", "proof"]) -> None:
         self._pings += 1
         self._rx_before_ping = self._last_rx
         self._rx_after_ping = False
