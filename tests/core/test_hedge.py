@@ -9,6 +9,7 @@ import pytest
 from upbit_ws.core.config import ConnectionConfig, KeepaliveConfig
 from upbit_ws.core.errors import ConfigError
 from upbit_ws.core.session import (
+    FALSE_ALARM_MEMORY,
     Action,
     CancelHedge,
     CloseSocket,
@@ -121,7 +122,7 @@ def test_a_stream_known_quiet_hedges_only_when_its_probe_goes_unanswered() -> No
     assert kinds(actions) == [Hedge]
 
 
-def test_a_false_silence_alarm_raises_the_threshold_for_good() -> None:
+def test_a_false_silence_alarm_raises_the_threshold() -> None:
     """A silence answered by a pong after 0.3 s was a false alarm: one connect, then the
     threshold stays at 2 x 0.3 s even once data flows fast again, so it does not repeat."""
     session = open_session()
@@ -135,6 +136,40 @@ def test_a_false_silence_alarm_raises_the_threshold_for_good() -> None:
     at, actions = run_until_action(session, last, last + 2.0)
     assert at == pytest.approx(last + 0.6) and Hedge in kinds(actions)
     assert session.statistics(at).hedges == 2
+
+
+def healthy(session: Session, *, start: float, until: float) -> float:
+    """Feed a frame every 50 ms and answer each interval ping at once; return the last time."""
+    now = start
+    while now + 0.05 <= until:
+        now = round(now + 0.05, 9)
+        session.frame_received(now)
+        actions = session.poll(now)
+        if actions:
+            assert actions == [SendPing("interval")]
+            session.pong_received(now)
+    return now
+
+
+def test_what_a_false_alarm_taught_halves_every_ten_minutes_then_is_forgotten() -> None:
+    """One hiccup must not slow the detection of real stalls for the process's life: the
+    0.6 s learned from a 0.3 s false alarm is 0.3 s after FALSE_ALARM_MEMORY of healthy data
+    and gone (the 0.25 s floor again) after twice that."""
+    session = open_session()
+    last = flow(session, every=0.01, until=1.0)
+    _at, actions = run_until_action(session, last, last + 2.0)
+    assert Hedge in kinds(actions)
+    alarm = last + 0.3
+    session.pong_received(alarm)
+    session.poll(alarm)
+    last = healthy(session, start=alarm, until=alarm + FALSE_ALARM_MEMORY - 1.0)
+    assert session.statistics(last).silence_threshold == pytest.approx(0.6)
+    last = healthy(session, start=last, until=alarm + FALSE_ALARM_MEMORY + 1.0)
+    assert session.statistics(last).silence_threshold == pytest.approx(0.3)
+    last = healthy(session, start=last, until=alarm + 2 * FALSE_ALARM_MEMORY + 1.0)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_floor
+    at, actions = run_until_action(session, last, last + 2.0)
+    assert at == pytest.approx(last + DEFAULTS.silence_floor) and Hedge in kinds(actions)
 
 
 # --- the quiet (private) connection -------------------------------------------------------

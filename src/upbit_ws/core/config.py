@@ -51,7 +51,7 @@ SUSPICION_RTT_FACTOR          x2         the suspicion deadline is this multiple
                                          clamped to [floor, PONG_TIMEOUT]: on KR (p99
                                          ~0.36 s, section 6) about 0.72 s, on a LAN the
                                          floor; a slow but healthy link raises it by itself,
-                                         and a false alarm raises it for good (see HEDGE)
+                                         and a false alarm raises it (see HEDGE)
 RTT_WINDOW                    16         pongs whose round trips make that p99; before the
                                          first pong the deadline is PONG_TIMEOUT (no hedge)
 HEDGE                         on         a socket under suspicion gets a spare socket at
@@ -61,7 +61,9 @@ HEDGE                         on         a socket under suspicion gets a spare s
                                          old one is dropped if it answers first. A false
                                          hedge costs one connect, nothing else, and sets
                                          the threshold or deadline it tripped to at least
-                                         twice what was answered (up to the ceilings)
+                                         twice what was answered (up to the ceilings); what
+                                         false alarms taught halves every 10 minutes
+                                         without a new one
 STALE_AFTER                   10 s       a stream that normally flows, silent this long while
                                          pings are answered, is stale: the full request is
                                          re-sent (fresh snapshots answer it at once, section

@@ -58,7 +58,10 @@ Adaptive suspicion and the hedge (issue #9: a blackhole must cost under a second
 * a hedge the old socket answered first was a false alarm (one connect): from then on the
   silence threshold is at least twice the silence it answered and the suspicion deadline at
   least twice the round trip of its ping (up to the ceilings), so a slow but healthy link
-  stops paying connects after one or two.
+  stops paying connects after one or two. What false alarms taught halves every
+  ``FALSE_ALARM_MEMORY`` seconds (10 minutes) without a new one, so one hiccup (a pause of
+  the app, a slow minute of the network) does not slow the detection of real stalls for the
+  rest of the process's life.
 
 Private stalls (issue #9): a blackhole drops the frames *and* the pong of a ping sent into it,
 so on the private connection (order events, where a lost frame is a lost fill) only the pong
@@ -141,6 +144,9 @@ EVENT_BACKLOG: Final = 256
 _STALE_GROWTH_LIMIT: Final = 8.0
 #: Read gaps needed before the silence threshold adapts (``SILENCE_WINDOW`` in core/config.py).
 _MIN_GAPS: Final = 16
+#: Seconds without a false alarm after which what false alarms taught is halved (see the
+#: module docs): a bound learned from one hiccup is back near the adaptive one within an hour.
+FALSE_ALARM_MEMORY: Final = 600.0
 
 
 def _p99(samples: list[float]) -> float:
@@ -396,6 +402,7 @@ class Session:
         self._hedge_allowed = True
         self._learned_silence = 0.0
         self._learned_suspicion = 0.0
+        self._learned_at: float | None = None  # the last false alarm, or the last halving
         self._hedges = 0
         self._hedges_won = 0
         self._hedges_cancelled = 0
@@ -967,6 +974,27 @@ class Session:
         self._learned_silence = max(self._learned_silence, 2.0 * (now - silent_since))
         if self._pong_deadline is not None:
             self._learned_suspicion = max(self._learned_suspicion, 2.0 * (now - self._last_ping))
+        self._learned_at = now
+
+    def _forget_false_alarms(self, now: float) -> None:
+        """Halve what false alarms taught for each ``FALSE_ALARM_MEMORY`` s without a new one.
+
+        Once both bounds are under their floors they no longer raise anything: forgotten.
+        """
+        since = self._learned_at
+        if since is None or now - since < FALSE_ALARM_MEMORY:
+            return
+        halvings = int((now - since) // FALSE_ALARM_MEMORY)
+        self._learned_silence /= 2.0**halvings
+        self._learned_suspicion /= 2.0**halvings
+        self._learned_at = since + halvings * FALSE_ALARM_MEMORY
+        keepalive = self.config.keepalive
+        if (
+            self._learned_silence < keepalive.silence_floor
+            and self._learned_suspicion < keepalive.suspicion_floor
+        ):
+            self._learned_silence = self._learned_suspicion = 0.0
+            self._learned_at = None
 
     def _can_hedge(self) -> bool:
         return (
@@ -1047,6 +1075,7 @@ class Session:
 
     def _keepalive(self, now: float) -> None:
         keepalive = self.config.keepalive
+        self._forget_false_alarms(now)
         if self._pong_deadline is not None and now >= self._pong_deadline and self._rx_after_ping:
             # Private: frames came after the ping but its pong did not (a blackhole ate it).
             self._stall(f"no pong within {keepalive.pong_timeout:g} s while frames arrived")
