@@ -134,9 +134,11 @@ _CONNECT_STATES: Final[frozenset[ConnectionState]] = frozenset(
     {"connecting", "reconnecting", "suspended"}
 )
 _TASK_PREFIX: Final = "upbit-ws"
-#: How the error-frame log line says what the name means.
+#: How the error-frame log line says what the name means. Not whether it answered our request:
+#: only the subscription layer knows if one was in flight (it logs the rejection itself, see
+#: aio/channel.py); an unsolicited frame carries the same names.
 _MEANINGS: Final[dict[ErrorFrameMeaning, str]] = {
-    "request_rejected": "the request was malformed",
+    "request_rejected": "Upbit's name for a malformed request",
     "key_refused": "the API key is refused",
     "other": "nothing against the request",
 }
