@@ -124,6 +124,27 @@ async def test_the_old_socket_answering_first_cancels_the_hedge_and_closes_the_s
         assert not any(isinstance(e, GapEvent) for e in log.drain())
 
 
+async def test_a_spare_slower_than_the_pong_deadline_still_takes_over() -> None:
+    """New sockets' frames come 2 s late (a long link), past the old socket's 1.5 s pong
+    deadline: the old socket waits for the spare instead of being declared dead (which would
+    drop the spare and start a reconnect behind it); the spare takes over, no reconnecting.
+    """
+    config = replace(FAST, timeouts=replace(FAST.timeouts, connect=4.0))
+    async with streaming(config=config) as (sim, ws, log, _book, _tape):
+        old = publics(sim)[0]
+        sim.delay(2000)  # new sockets (the spare) get their frames late
+        sim.delay(0, old.id)
+        sim.blackhole(30.0, old.id)
+        degraded = await log.state("public", "degraded", within=5)
+        assert "hedge" in degraded.reason
+        opened = await log.wait_for(ConnectionStateChanged, took_over, within=10)
+        assert opened.reason.startswith("hedged"), opened
+        assert opened.at - degraded.at > FAST.keepalive.pong_timeout
+        assert ("degraded", "reconnecting") not in log.states("public")
+        stats = ws.public.statistics()
+        assert stats.hedges_won == 1 and stats.generation == 2 and len(publics(sim)) == 2
+
+
 async def test_a_spare_that_cannot_connect_falls_back_to_the_pong_deadline() -> None:
     """Handshakes refused (503) while the socket is blackholed: today's path replaces it."""
     async with streaming() as (sim, ws, log, book, _tape):

@@ -295,11 +295,26 @@ def test_a_failed_hedge_falls_back_to_the_pong_deadline_and_opens_no_second_spar
     assert session.statistics(now).hedges == 1
 
 
-def test_the_pong_deadline_during_a_hedge_drops_the_spare_too() -> None:
-    """Neither socket proved itself by the pong deadline: the spare is cancelled, then retry."""
+def test_the_old_socket_waits_past_its_pong_deadline_for_a_spare_on_its_way() -> None:
+    """A spare slower than the pong deadline (a long link: TLS connect, then a round trip)
+    still takes over: declaring the old socket dead at its deadline would drop the spare and
+    start a reconnect that can only come later."""
     session, at = suspected()
-    _now, actions = run_until_action(session, at, at + 5.0)
+    assert session.poll(at + DEFAULTS.pong_timeout) == []
+    assert session.state == "degraded" and session.statistics(at + 2.0).hedging
+    assert session.hedge_switched(at + DEFAULTS.pong_timeout + 0.5)
+    assert session.state == "open"
+    assert session.statistics(at + 2.0).hedges_won == 1
+
+
+def test_the_pong_deadline_during_a_hedge_drops_the_spare_too() -> None:
+    """Neither socket proved itself by the time the spare's connect and a pong deadline may
+    take: the spare is cancelled and the old socket declared dead, then retry."""
+    session, at = suspected()
+    now, actions = run_until_action(session, at, at + 5.0)
+    assert now == pytest.approx(at + session.connect_timeout + DEFAULTS.pong_timeout)
     assert kinds(actions) == [DeclareDead, CancelHedge, WaitBackoff]
+    assert "no proof from the spare" in actions[0].reason
 
 
 def test_closing_during_a_hedge_drops_the_spare() -> None:

@@ -403,6 +403,7 @@ class Session:
         self._learned_silence = 0.0
         self._learned_suspicion = 0.0
         self._learned_at: float | None = None  # the last false alarm, or the last halving
+        self._hedge_until = 0.0  # see _death_due
         self._hedges = 0
         self._hedges_won = 0
         self._hedges_cancelled = 0
@@ -806,7 +807,8 @@ class Session:
             return self._retry_at
         if state in LIVE_STATES:
             if self._pong_deadline is not None:
-                due = self._pong_deadline
+                due = self._death_due()
+                assert due is not None
                 suspected = self._suspicion_due()
                 if suspected is not None:
                     due = min(due, suspected)
@@ -1004,9 +1006,12 @@ class Session:
             and not self._hedge_spent
         )
 
-    def _start_hedge(self) -> None:
+    def _start_hedge(self, now: float) -> None:
         """Ask the shell for a spare socket (see the module docs)."""
         self._hedging = True
+        # The spare's connect may take the connect timeout and its proof a round trip after
+        # it: until then the old socket is not declared dead (see _death_due).
+        self._hedge_until = now + self._connect_timeout + self.config.keepalive.pong_timeout
         self._hedges += 1
         self._connects += 1
         self._pending.append(Hedge(self._connect_timeout, "the socket is under suspicion"))
@@ -1015,6 +1020,22 @@ class Session:
         self._hedging = False
         self._hedges_cancelled += 1
         self._pending.append(CancelHedge(reason))
+
+    def _death_due(self) -> float | None:
+        """Return when the unanswered ping declares the socket dead (None: no ping out).
+
+        Its pong deadline, unless a hedge's spare is on its way: declaring the old socket dead
+        then would drop the spare and start a reconnect behind it (one more connect, its
+        backoff, its round trips), which can only come later than the spare. So the old
+        socket waits for the spare, up to the time its connect and proof may take; the spare
+        proving itself, failing, or the old socket answering ends the wait. This matters on
+        a long link, where a spare's TLS connect and first answer can outlast the pong
+        deadline.
+        """
+        deadline = self._pong_deadline
+        if deadline is None or not self._hedging:
+            return deadline
+        return max(deadline, self._hedge_until)
 
     def _suspicion_due(self) -> float | None:
         """Return when an unanswered ping puts the socket under suspicion (None: no such ping)."""
@@ -1079,8 +1100,11 @@ class Session:
         if self._pong_deadline is not None and now >= self._pong_deadline and self._rx_after_ping:
             # Private: frames came after the ping but its pong did not (a blackhole ate it).
             self._stall(f"no pong within {keepalive.pong_timeout:g} s while frames arrived")
-        if self._pong_deadline is not None and now >= self._pong_deadline:
+        death = self._death_due()
+        if death is not None and now >= death:
             reason = f"no pong within {keepalive.pong_timeout:g} s"
+            if self._hedging:
+                reason += " and no proof from the spare socket"
             self._pending.append(DeclareDead(reason))
             self._dead += 1
             self._fail(now, Decision("retry", "normal", "timeout", reason))
@@ -1101,13 +1125,13 @@ class Session:
             if self._can_hedge() and self._quiet_probes == 0:
                 # A stream that was flowing went silent. A stream known to be quiet (its last
                 # probe was answered without data) hedges only if this probe goes unanswered.
-                self._start_hedge()
+                self._start_hedge(now)
                 reason += " and opening a spare socket (hedge)"
             self._set_state(now, "degraded", reason)
             return
         suspected = self._suspicion_due()
         if suspected is not None and now >= suspected:
-            self._start_hedge()
+            self._start_hedge(now)
             self._set_state(
                 now,
                 "degraded",
