@@ -63,7 +63,10 @@ HEDGE                         on         a socket under suspicion gets a spare s
                                          the threshold or deadline it tripped to at least
                                          twice what was answered (up to the ceilings); what
                                          false alarms taught halves every 10 minutes
-                                         without a new one
+                                         without a new one. While a spare is on its way the
+                                         old socket is declared dead only once the spare's
+                                         connect timeout and a PONG_TIMEOUT have passed
+                                         too (a reconnect would only start behind it)
 STALE_AFTER                   10 s       a stream that normally flows, silent this long while
                                          pings are answered, is stale: the full request is
                                          re-sent (fresh snapshots answer it at once, section
