@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/instructions.py [--rounds 10] [--modes decode,async-for,batches]
     PYTHONPATH=<another checkout>/src .venv/bin/python benchmarks/instructions.py   # before/after
     .venv/bin/python benchmarks/instructions.py --cache --read 250   # cache misses, smaller reads
+    .venv/bin/python benchmarks/instructions.py --codes 200 --policy latest --read 24  # normal load
 
 CPU time per message on a shared machine moves by 20-40% from run to run (README-performance.md);
 an instruction count does not. Each mode runs in its own process under ``valgrind
@@ -16,6 +17,10 @@ picows parsing: only what the library adds per message, and the decode it cannot
 * ``async-for``: router (decode, lookup, counters, push) then ``await sub.__anext__()`` for
   each message;
 * ``batches``: the same, read with ``sub.batches()`` (256 at a time).
+
+``--codes 200 --policy latest --read 24`` shapes it like the normal-load app of
+``benchmarks/resources.py`` (every KRW code, the ticker's default conflating buffer, reads of
+about 24 frames, the consumer after each read); the default is the flood of ``peers.py``.
 
 Instruction counts ignore cache misses: a message freed long after it was decoded costs
 more time than its count says (the flood benchmarks show that). Needs ``valgrind`` on PATH.
@@ -43,8 +48,13 @@ FRAMES = 1000
 MODES = ("decode", "async-for", "batches")
 
 
-def _frames() -> list[bytes]:
-    """Return FRAMES realistic REALTIME ticker frames spread over CODES."""
+def _codes(count: int) -> list[str]:
+    """Return ``count`` market codes: the peers' ten, then made-up KRW codes."""
+    return (CODES + [f"KRW-X{i:03d}" for i in range(max(0, count - len(CODES)))])[:count]
+
+
+def _frames(codes: list[str]) -> list[bytes]:
+    """Return FRAMES realistic REALTIME ticker frames spread over ``codes``."""
     sys.path.insert(0, str(ROOT))
     from decode import build_frames  # benchmarks/decode.py
 
@@ -54,7 +64,7 @@ def _frames() -> list[bytes]:
     out = []
     for index, frame in enumerate(tickers[:FRAMES]):
         data = orjson.loads(frame)
-        data["code"] = CODES[index % len(CODES)]
+        data["code"] = codes[index % len(codes)]
         data["stream_type"] = "REALTIME"
         out.append(orjson.dumps(data))
     return out
@@ -66,7 +76,7 @@ def _instrument(on: bool) -> None:
     subprocess.run(command, capture_output=True, check=False)
 
 
-async def _child(mode: str, rounds: int, read: int) -> None:
+async def _child(mode: str, rounds: int, read: int, ncodes: int, policy: str) -> None:
     import msgspec
 
     from upbit_ws.aio.connection import ManagedConnection
@@ -75,11 +85,13 @@ async def _child(mode: str, rounds: int, read: int) -> None:
 
     decode = msgspec.json.Decoder(Ticker | Trade | Orderbook | MyOrder | MyAsset).decode
 
-    views = [memoryview(f) for f in _frames()]
-    service = SubscriptionService(markets=tuple(CODES))
+    codes = _codes(ncodes)
+    views = [memoryview(f) for f in _frames(codes)]
+    service = SubscriptionService(markets=tuple(codes))
     service.attach(ManagedConnection("public", url="ws://127.0.0.1:9"))
+    capacity = 1 << 17 if policy != "latest" else None  # latest: the default bound, 1,024 codes
     sub: Any = service.component("bench").subscribe(
-        "ticker", CODES, policy="drop_oldest", capacity=1 << 17
+        "ticker", codes, policy=policy, capacity=capacity
     )
     router = service.listener("public").router
     batches = sub.batches()
@@ -111,7 +123,10 @@ async def _child(mode: str, rounds: int, read: int) -> None:
             else:  # a library from before the per-read path: bytes, one call per frame
                 for view in chunk:
                     router.route(view.tobytes(), 0.0)
-            if mode == "batches":
+            if policy == "latest":  # it may conflate: take whatever the read left
+                while sub.pending:
+                    await (anext(batches) if mode == "batches" else anext(sub))
+            elif mode == "batches":
                 got = 0
                 while got < len(chunk):
                     got += len(await anext(batches))
@@ -134,7 +149,7 @@ def _measure(mode: str, args: argparse.Namespace) -> list[int]:
                 *("valgrind", "--tool=callgrind", "--instr-atstart=no", *cache),
                 f"--callgrind-out-file={out}",
                 *(sys.executable, __file__, "--child", mode, "--rounds", str(args.rounds)),
-                *("--read", str(args.read)),
+                *("--read", str(args.read), "--codes", str(args.codes), "--policy", args.policy),
             ],
             capture_output=True,
             text=True,
@@ -160,18 +175,28 @@ def main() -> None:
         default=FRAMES,
         help="frames per socket read (then the consumer runs)",
     )
+    parser.add_argument("--codes", type=int, default=len(CODES), help="market codes (10)")
+    parser.add_argument(
+        "--policy",
+        default="drop_oldest",
+        choices=("drop_oldest", "latest", "never_drop"),
+        help="the subscription's buffer (drop_oldest with a large bound: nothing conflated)",
+    )
     parser.add_argument(
         "--cache", action="store_true", help="simulate the caches too: D1 and LL data misses"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        asyncio.run(_child(args.child, args.rounds, args.read))
+        asyncio.run(_child(args.child, args.rounds, args.read, args.codes, args.policy))
         return
     import upbit_ws
 
     print(f"library     {Path(upbit_ws.__file__).parent}")
-    print(f"rounds      {args.rounds} x {FRAMES} ticker frames, 10 codes, {args.read} per read\n")
+    print(
+        f"rounds      {args.rounds} x {FRAMES} ticker frames, {args.codes} codes, "
+        f"{args.read} per read, {args.policy}\n"
+    )
     rows = {mode: _measure(mode, args) for mode in args.modes.split(",")}
     floor = rows.get("decode")
     misses = " D1 data misses / message | LL data misses / message |" if args.cache else ""
