@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/instructions.py [--rounds 10] [--modes decode,async-for,batches]
     PYTHONPATH=<another checkout>/src .venv/bin/python benchmarks/instructions.py   # before/after
     .venv/bin/python benchmarks/instructions.py --cache --read 250   # cache misses, smaller reads
-    .venv/bin/python benchmarks/instructions.py --codes 200 --policy latest --read 24  # normal load
+    .venv/bin/python benchmarks/instructions.py --codes 200 --policy latest --read 24 \
+        --book-every 100   # shaped like the normal-load app (resources.py)
 
 CPU time per message on a shared machine moves by 20-40% from run to run (README-performance.md);
 an instruction count does not. Each mode runs in its own process under ``valgrind
@@ -18,9 +19,10 @@ picows parsing: only what the library adds per message, and the decode it cannot
   each message;
 * ``batches``: the same, read with ``sub.batches()`` (256 at a time).
 
-``--codes 200 --policy latest --read 24`` shapes it like the normal-load app of
-``benchmarks/resources.py`` (every KRW code, the ticker's default conflating buffer, reads of
-about 24 frames, the consumer after each read); the default is the flood of ``peers.py``.
+``--codes 200 --policy latest --read 24 --book-every 100`` shapes it like the normal-load app
+of ``benchmarks/resources.py`` (every KRW code, the ticker's default conflating buffer, reads
+of about 24 frames, an orderbook frame in about one read of four, each consumer after each
+read); the default is the flood of ``peers.py``.
 
 Instruction counts ignore cache misses: a message freed long after it was decoded costs
 more time than its count says (the flood benchmarks show that). Needs ``valgrind`` on PATH.
@@ -76,7 +78,21 @@ def _instrument(on: bool) -> None:
     subprocess.run(command, capture_output=True, check=False)
 
 
-async def _child(mode: str, rounds: int, read: int, ncodes: int, policy: str) -> None:
+def _book_frame() -> bytes:
+    """Return a REALTIME orderbook frame of KRW-BTC (15 units)."""
+    sys.path.insert(0, str(ROOT))
+    from decode import build_frames  # benchmarks/decode.py
+
+    frame = next(f for f in build_frames(8, simple=False) if f.startswith(b'{"type":"orderbook"'))
+    data = orjson.loads(frame)
+    data["code"] = "KRW-BTC"
+    data["stream_type"] = "REALTIME"
+    return orjson.dumps(data)
+
+
+async def _child(
+    mode: str, rounds: int, read: int, ncodes: int, policy: str, book_every: int
+) -> None:
     import msgspec
 
     from upbit_ws.aio.connection import ManagedConnection
@@ -86,13 +102,18 @@ async def _child(mode: str, rounds: int, read: int, ncodes: int, policy: str) ->
     decode = msgspec.json.Decoder(Ticker | Trade | Orderbook | MyOrder | MyAsset).decode
 
     codes = _codes(ncodes)
-    views = [memoryview(f) for f in _frames(codes)]
+    frames = _frames(codes)
+    if book_every:  # an orderbook frame among the tickers now and then (normal load)
+        for index in range(book_every - 1, len(frames), book_every):
+            frames[index] = _book_frame()
+    views = [memoryview(f) for f in frames]
     service = SubscriptionService(markets=tuple(codes))
     service.attach(ManagedConnection("public", url="ws://127.0.0.1:9"))
     capacity = 1 << 17 if policy != "latest" else None  # latest: the default bound, 1,024 codes
     sub: Any = service.component("bench").subscribe(
         "ticker", codes, policy=policy, capacity=capacity
     )
+    book: Any = service.component("book").subscribe("orderbook", ["KRW-BTC"])
     router = service.listener("public").router
     batches = sub.batches()
 
@@ -123,7 +144,9 @@ async def _child(mode: str, rounds: int, read: int, ncodes: int, policy: str) ->
             else:  # a library from before the per-read path: bytes, one call per frame
                 for view in chunk:
                     router.route(view.tobytes(), 0.0)
-            if policy == "latest":  # it may conflate: take whatever the read left
+            while book.pending:
+                await anext(book)
+            if policy == "latest" or book_every:  # take whatever the read left
                 while sub.pending:
                     await (anext(batches) if mode == "batches" else anext(sub))
             elif mode == "batches":
@@ -150,6 +173,7 @@ def _measure(mode: str, args: argparse.Namespace) -> list[int]:
                 f"--callgrind-out-file={out}",
                 *(sys.executable, __file__, "--child", mode, "--rounds", str(args.rounds)),
                 *("--read", str(args.read), "--codes", str(args.codes), "--policy", args.policy),
+                *("--book-every", str(args.book_every)),
             ],
             capture_output=True,
             text=True,
@@ -175,6 +199,13 @@ def main() -> None:
         default=FRAMES,
         help="frames per socket read (then the consumer runs)",
     )
+    parser.add_argument(
+        "--book-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="every Nth frame an orderbook (its own component), as at normal load",
+    )
     parser.add_argument("--codes", type=int, default=len(CODES), help="market codes (10)")
     parser.add_argument(
         "--policy",
@@ -188,14 +219,18 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        asyncio.run(_child(args.child, args.rounds, args.read, args.codes, args.policy))
+        asyncio.run(
+            _child(args.child, args.rounds, args.read, args.codes, args.policy, args.book_every)
+        )
         return
     import upbit_ws
 
     print(f"library     {Path(upbit_ws.__file__).parent}")
     print(
         f"rounds      {args.rounds} x {FRAMES} ticker frames, {args.codes} codes, "
-        f"{args.read} per read, {args.policy}\n"
+        f"{args.read} per read, {args.policy}"
+        + (f", an orderbook every {args.book_every} frames" if args.book_every else "")
+        + "\n"
     )
     rows = {mode: _measure(mode, args) for mode in args.modes.split(",")}
     floor = rows.get("decode")

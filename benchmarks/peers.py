@@ -233,7 +233,14 @@ def main() -> None:
         rows = [r for r in rows if not r.driver.endswith("-uvloop")]
     if args.before:
         before = [
-            Row(f"{r.label} at {args.before}", r.driver, r.python, r.baseline, False, src=args.before)
+            Row(
+                f"{r.label} at {args.before}",
+                r.driver,
+                r.python,
+                r.baseline,
+                False,
+                src=args.before,
+            )
             for r in rows
             if r.driver.startswith("upbit-ws")
         ]

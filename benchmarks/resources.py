@@ -338,7 +338,10 @@ def _pairs(base: str, args: argparse.Namespace) -> None:
     if args.before:
         clients.append((f"upbit-ws at {args.before}", "app", args.before))
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in clients}
-    print("| run | client | frames/s | delivered/s | CPU, share of one core | CPU µs/frame | RSS MB | load |")
+    print(
+        "| run | client | frames/s | delivered/s | CPU, share of one core | CPU µs/frame "
+        "| RSS MB | load |"
+    )
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for index in range(args.pairs):
         for name, mode, src in clients:
