@@ -17,7 +17,11 @@ picows parsing: only what the library adds per message, and the decode it cannot
 * ``decode``: msgspec's decode of each frame, the message freed at once: the floor;
 * ``async-for``: router (decode, lookup, counters, push) then ``await sub.__anext__()`` for
   each message;
-* ``batches``: the same, read with ``sub.batches()`` (256 at a time).
+* ``batches``: the same, read with ``sub.batches()`` (256 at a time);
+* ``transport`` (only when named): each frame goes through the transport's picows listener
+  first (``aio/transport.py``'s ``_ReadListener``, a picows test frame, then the router as the
+  connection hands it over), then ``async for``. picows marks every test frame the last of its
+  read, so here each frame is a read of its own (``--read`` does not apply).
 
 ``--codes 200 --policy latest --read 24 --book-every 100`` shapes it like the normal-load app
 of ``benchmarks/resources.py`` (every KRW code, the ticker's default conflating buffer, reads
@@ -37,6 +41,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,8 @@ ROOT = Path(__file__).resolve().parent
 CODES = PEER_CODES  # the peers' subscription (benchmarks/peer_clients.py)
 FRAMES = 1000
 MODES = ("decode", "async-for", "batches")
+#: Also measurable (``--modes``): ``transport``, see the module docs.
+EXTRA_MODES = ("transport",)
 
 
 def _codes(count: int) -> list[str]:
@@ -127,9 +134,16 @@ async def _child(
     reads = [
         (views[i : i + read], sum(map(len, views[i : i + read]))) for i in range(0, FRAMES, read)
     ]
+    listen = _listener(router, frames, other, failed) if mode == "transport" else None
     for index in range(rounds + 2):
         if index == 2:
             _instrument(True)
+        if listen is not None:
+            for frame in listen[1]:
+                listen[0](None, frame)
+                while sub.pending:
+                    await anext(sub)
+            continue
         if mode == "decode":
             for view in views:
                 decode(view)
@@ -157,6 +171,41 @@ async def _child(
                 for _ in chunk:
                     await anext(sub)
     _instrument(False)
+
+
+def _listener(
+    router: Any, frames: list[bytes], other: Any, failed: Any
+) -> tuple[Callable[[Any, Any], None], list[Any]]:
+    """Return the transport listener's ``on_ws_frame`` wired to ``router``, and picows frames."""
+    from picows import WSMsgType
+    from picows.picows import _make_test_ws_frame
+
+    from upbit_ws.aio.transport import _ReadListener
+
+    class Reads:
+        """What the connection's handler does per read (aio/connection.py), minus accounting."""
+
+        def begin_read(self) -> Any:
+            return router.taker(0.0, other)
+
+        def end_read(self, frames: int, nbytes: int) -> None:
+            router.end_read(nbytes, failed)
+
+        def take_failed(self) -> None:
+            raise RuntimeError("a frame failed")
+
+        def on_frame(self, payload: bytes) -> None:
+            raise RuntimeError("a frame left the read path")
+
+        def on_pong(self) -> None:
+            pass
+
+        def on_close(self, code: int, reason: str) -> None:
+            pass
+
+    listener = _ReadListener(Reads())  # type: ignore[arg-type]
+    ws_frames = [_make_test_ws_frame(WSMsgType.BINARY, f, True, False) for f in frames]
+    return listener.on_ws_frame, ws_frames
 
 
 def _measure(mode: str, args: argparse.Namespace) -> list[int]:
