@@ -120,7 +120,9 @@ async def _child(
     sub: Any = service.component("bench").subscribe(
         "ticker", codes, policy=policy, capacity=capacity
     )
-    book: Any = service.component("book").subscribe("orderbook", ["KRW-BTC"])
+    book: Any = None  # the orderbook's own component (--book-every)
+    if book_every:
+        book = service.component("book").subscribe("orderbook", ["KRW-BTC"])
     router = service.listener("public").router
     batches = sub.batches()
 
@@ -158,7 +160,7 @@ async def _child(
             else:  # a library from before the per-read path: bytes, one call per frame
                 for view in chunk:
                     router.route(view.tobytes(), 0.0)
-            while book.pending:
+            while book is not None and book.pending:
                 await anext(book)
             if policy == "latest" or book_every:  # take whatever the read left
                 while sub.pending:
