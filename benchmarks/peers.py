@@ -71,6 +71,8 @@ class Row:
     peer: bool
     runs: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    #: Another checkout whose library this row runs (``--before``): its ``src`` on PYTHONPATH.
+    src: str | None = None
 
     def median(self, key: str) -> float:
         values = [r[key] for r in self.runs if key in r]
@@ -108,8 +110,12 @@ def _run_driver(row: Row, base: str, args: argparse.Namespace) -> dict[str, Any]
     command = [row.python, str(DRIVER), row.driver, "--base", base]
     command += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
     budget = args.warmup * 5 + args.seconds + 60
+    env = None
+    if row.src is not None:
+        env = {**os.environ, "PYTHONPATH": str(Path(row.src) / "src")}
     process = subprocess.Popen(
         command,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -208,6 +214,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.5)
     parser.add_argument("--clients", default="", help="comma-separated driver names (default all)")
     parser.add_argument("--no-install", action="store_true", help="skip peers not yet installed")
+    parser.add_argument(
+        "--before",
+        metavar="CHECKOUT",
+        help="also run the upbit-ws rows on the library of this checkout (its src/), in turn",
+    )
     args = parser.parse_args()
 
     rows = [Row(label, driver, sys.executable, base, False) for label, driver, base in OWN]
@@ -220,6 +231,20 @@ def main() -> None:
         rows = [r for r in rows if r.driver in wanted]
     else:  # the uvloop rows need the optional extra: only when named
         rows = [r for r in rows if not r.driver.endswith("-uvloop")]
+    if args.before:
+        before = [
+            Row(
+                f"{r.label} at {args.before}",
+                r.driver,
+                r.python,
+                r.baseline,
+                False,
+                src=args.before,
+            )
+            for r in rows
+            if r.driver.startswith("upbit-ws")
+        ]
+        rows += before
     for row in rows:
         if not row.peer:
             continue
@@ -254,7 +279,7 @@ def main() -> None:
                     continue
                 got = _run_driver(row, base, args)
                 if "error" in got:
-                    print(f"round {index}  {row.driver:<17} ERROR {got['error']}", flush=True)
+                    print(f"round {index}  {row.label:<30} ERROR {got['error']}", flush=True)
                     if not row.runs and index == args.rounds:
                         row.error = got["error"]
                     continue
@@ -266,7 +291,7 @@ def main() -> None:
                     got["cpu_per_parsed"] = got["cpu"] * 1e6 / max(1, got["parsed"])
                 row.runs.append(got)
                 print(
-                    f"round {index}  {row.driver:<17} {got['rate']:>10,.0f} msg/s "
+                    f"round {index}  {row.label[:30]:<30} {got['rate']:>10,.0f} msg/s "
                     f"{got['cpu_us']:>7.1f} µs/msg  {got['rss_mb']:>5.0f} MB  "
                     f"CPU {got['cpu'] / got['seconds'] * 100:>3.0f}% of a core",
                     flush=True,

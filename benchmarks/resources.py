@@ -121,9 +121,11 @@ async def child_app(base: str, warmup: float, seconds: float) -> dict[str, Any]:
         tasks = [asyncio.create_task(consume(k, s)) for k, s in subs.items()]
         await asyncio.sleep(warmup)
         n0, c0, t0 = sum(counts.values()), _cpu(), time.perf_counter()
+        f0 = ws.statistics().public.frames_received
         per0 = dict(counts)
         await asyncio.sleep(seconds)
         n1, c1, t1 = sum(counts.values()), _cpu(), time.perf_counter()
+        f1 = ws.statistics().public.frames_received
         rss = _settled_rss_kb()
         out = {
             "codes": len(subs["ticker"].codes),
@@ -131,6 +133,9 @@ async def child_app(base: str, warmup: float, seconds: float) -> dict[str, Any]:
             "rates": {k: (counts[k] - per0[k]) / (t1 - t0) for k in counts},
             "cpu_share": (c1 - c0) / (t1 - t0),
             "cpu_us": (c1 - c0) * 1e6 / max(1, n1 - n0),
+            # Frames off the wire (the raw client's count): the ticker buffer conflates.
+            "frames": (f1 - f0) / (t1 - t0),
+            "cpu_us_frame": (c1 - c0) * 1e6 / max(1, f1 - f0),
             "rss": rss,
             "peak": _rss_kb("VmHWM"),
             "dropped": sum(s.statistics().dropped for s in subs.values()),
@@ -138,6 +143,53 @@ async def child_app(base: str, warmup: float, seconds: float) -> dict[str, Any]:
         for task in tasks:
             task.cancel()
     return out
+
+
+async def child_raw(base: str, warmup: float, seconds: float) -> dict[str, Any]:
+    """The floor: the same subscription on a raw picows socket, each frame parsed by orjson.
+
+    The ceiling client of ``benchmarks/peer_clients.py`` (picows receive, ``orjson.loads`` of
+    the frame's memoryview, the dict freed at once), subscribed to what the app subscribes
+    to, in one request: no routing, no buffer, no consumer task.
+    """
+    import orjson
+    from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+    codes = _krw_codes(base)
+    counts = [0]
+
+    class Listener(WSListener):  # type: ignore[misc]
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            if frame.msg_type == WSMsgType.BINARY:
+                orjson.loads(frame.get_payload_as_memoryview())
+                counts[0] += 1
+            elif frame.msg_type == WSMsgType.CLOSE:
+                transport.disconnect()
+
+    request = [
+        {"ticket": "raw"},
+        {"type": "ticker", "codes": codes},
+        {"type": "orderbook", "codes": ["KRW-BTC"]},
+        {"type": "candle.1m", "codes": ["KRW-BTC"]},
+    ]
+    url = base.replace("http://", "ws://") + "/websocket/v1"
+    transport, _ = await ws_connect(Listener, url)
+    transport.send(WSMsgType.TEXT, orjson.dumps(request))
+    await asyncio.sleep(warmup)
+    n0, c0, t0 = counts[0], _cpu(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    n1, c1, t1 = counts[0], _cpu(), time.perf_counter()
+    transport.disconnect()
+    return {
+        "codes": len(codes),
+        "rate": (n1 - n0) / (t1 - t0),
+        "frames": (n1 - n0) / (t1 - t0),
+        "cpu_share": (c1 - c0) / (t1 - t0),
+        "cpu_us": (c1 - c0) * 1e6 / max(1, n1 - n0),
+        "cpu_us_frame": (c1 - c0) * 1e6 / max(1, n1 - n0),
+        "rss": _settled_rss_kb(),
+        "peak": _rss_kb("VmHWM"),
+    }
 
 
 async def _drain(sub: Any) -> None:
@@ -202,6 +254,8 @@ def _run(main: Any, loop: str) -> Any:
 def _child(args: argparse.Namespace) -> None:
     if args.child == "app":
         out = _run(child_app(args.base, args.warmup, args.seconds), args.loop)
+    elif args.child == "raw":
+        out = asyncio.run(child_raw(args.base, args.warmup, args.seconds))
     elif args.child == "connections":
         out = asyncio.run(child_connections(args.base, args.extra))
     else:
@@ -232,13 +286,16 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _run_child(
-    mode: str, base: str, args: argparse.Namespace, loop: str | None = None
+    mode: str, base: str, args: argparse.Namespace, loop: str | None = None, src: str | None = None
 ) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", mode, "--base", base]
     command += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
     command += ["--loop", loop or args.loop]
     command += ["--extra", str(args.extra)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    env = None
+    if src is not None:  # another checkout's library (--before)
+        env = {**os.environ, "PYTHONPATH": str(Path(src) / "src")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
     if not lines:
         raise RuntimeError(f"{mode} failed: {done.stderr.strip()[-500:]}")
@@ -275,9 +332,46 @@ def _compare_loops(base: str, args: argparse.Namespace) -> None:
     print(f"load average at the end: {_load_average()}")
 
 
+def _pairs(base: str, args: argparse.Namespace) -> None:
+    """Run the raw client and the app (and ``--before``'s app) in turn, ``--pairs`` times."""
+    clients = [("raw (picows + orjson)", "raw", None), ("upbit-ws", "app", None)]
+    if args.before:
+        clients.append((f"upbit-ws at {args.before}", "app", args.before))
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in clients}
+    print(
+        "| run | client | frames/s | delivered/s | CPU, share of one core | CPU µs/frame "
+        "| RSS MB | load |"
+    )
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for index in range(args.pairs):
+        for name, mode, src in clients:
+            out = _run_child(mode, base, args, src=src)
+            runs[name].append(out)
+            print(
+                f"| {index + 1} | {name} | {out['frames']:,.0f} | {out['rate']:,.0f} "
+                f"| {out['cpu_share'] * 100:.2f}% | {out['cpu_us_frame']:.1f} | {_mb(out['rss'])} "
+                f"| {_load_average()} |",
+                flush=True,
+            )
+    print()
+    raw = runs[clients[0][0]]
+    for name, apps in runs.items():
+        share = statistics.median(a["cpu_share"] for a in apps) * 100
+        us = statistics.median(a["cpu_us_frame"] for a in apps)
+        ratio = statistics.median(
+            a["cpu_us_frame"] / r["cpu_us_frame"] for a, r in zip(apps, raw, strict=True)
+        )
+        print(
+            f"median {name}: {share:.2f}% of a core, {us:.1f} µs/frame, "
+            f"{ratio:.2f}x the raw client's µs/frame"
+        )
+    print(f"load average at the end: {_load_average()}")
+
+
 def _report(base: str, args: argparse.Namespace) -> None:
     imp = measure_imports()
     app = _run_child("app", base, args)
+    raw = _run_child("raw", base, args)
     conns = _run_child("connections", base, args)
     codes = _run_child("codes", base, args)
 
@@ -291,6 +385,16 @@ def _report(base: str, args: argparse.Namespace) -> None:
     verdict = "met" if share < 1 else "NOT met"
     print(f"| CPU, share of one core | {share:.2f}% | < 1% ({verdict}) |")
     print(f"| CPU per message | {app['cpu_us']:.1f} µs | |")
+    print(
+        f"| CPU per frame off the wire | {app['cpu_us_frame']:.1f} µs "
+        f"({app['frames']:,.0f} frames/s; the ticker buffer conflates) | |"
+    )
+    print(
+        f"| the raw client (picows + orjson, same subscription, run next) | "
+        f"{raw['cpu_share'] * 100:.2f}% of a core, {raw['cpu_us']:.1f} µs/frame at "
+        f"{raw['rate']:,.0f} frames/s; the app {app['cpu_us_frame'] / raw['cpu_us']:.2f}x "
+        f"its µs/frame | |"
+    )
     verdict = "met" if app["rss"] < 50 * 1024 else "NOT met"
     print(
         f"| RSS of the app | {_mb(app['rss'])} MB (peak {_mb(app['peak'])}) | < 50 MB ({verdict}) |"
@@ -342,6 +446,18 @@ def main() -> None:
         metavar="N",
         help="only the app, N times on each loop in turn (asyncio, uvloop): paired figures",
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the app and the raw client, N times in turn: paired CPU figures",
+    )
+    parser.add_argument(
+        "--before",
+        metavar="CHECKOUT",
+        help="with --pairs: also run the app on the library of this checkout (its src/)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -368,7 +484,9 @@ def main() -> None:
         print(f"machine     {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, ", end="")
         print(f"load average {_load_average()} at start")
         print()
-        if args.compare_loops:
+        if args.pairs:
+            _pairs(base, args)
+        elif args.compare_loops:
             _compare_loops(base, args)
         else:
             _report(base, args)

@@ -483,6 +483,66 @@ async def test_a_read_taken_whole_leaves_what_frame_by_frame_delivery_leaves(
     assert b.duplicate_snapshots == 1
 
 
+def _mixed_twins(policy: Any, capacity: int) -> tuple[list[Router], list[dict[str, Any]]]:
+    """Two services with a ticker, a trade and an orderbook component each (one per type)."""
+    routers, subs = [], []
+    for _ in range(2):
+        service = attached_service()
+        component = service.component("a")
+        subs.append(
+            {
+                "ticker": component.subscribe(
+                    "ticker", ["KRW-BTC", "KRW-ETH"], policy=policy, capacity=capacity
+                ),
+                "trade": component.subscribe("trade", ["KRW-BTC"], policy="drop_oldest"),
+                "orderbook": component.subscribe("orderbook", ["KRW-BTC"]),
+            }
+        )
+        routers.append(public(service))
+    return routers, subs
+
+
+@pytest.mark.parametrize(
+    ("policy", "capacity"), [("drop_oldest", 1000), ("drop_oldest", 3), ("latest", 1024)]
+)
+async def test_a_read_of_several_types_leaves_what_frame_by_frame_delivery_leaves(
+    policy: Any, capacity: int
+) -> None:
+    """Tickers with trades and a book among them (a read at normal load): split by type."""
+    (by_frame, by_read), (frame_subs, read_subs) = _mixed_twins(policy, capacity)
+    tape = _ticker_tape(["KRW-BTC", "KRW-ETH"], 12)
+    trades = [trade("KRW-BTC", seq) for seq in range(8)]
+    reads = [
+        [*tape[:3], orderbook("KRW-BTC", bid=1.0), *tape[3:9], trades[0], *tape[9:]],
+        # Trades enough to go whole too, a code nobody wants, a duplicate snapshot.
+        [*trades[1:6], *tape[:4], ticker("KRW-XRP"), orderbook("KRW-BTC", bid=2.0), *tape[4:8]],
+        [ticker("KRW-ETH", 107.0, seq=7, stream="SNAPSHOT", ts=5), *tape[:5], *trades[6:]],
+        [orderbook("KRW-BTC", bid=3.0), *tape[2:10], candle("candle.1m", "KRW-BTC")],
+    ]
+    for frames in reads:
+        for frame in frames:
+            by_frame.route(frame, 1.0)
+        assert _read(by_read, frames) == []
+        for kind in ("ticker", "trade", "orderbook"):
+            _same_counts(frame_subs[kind], read_subs[kind])
+    for kind in ("ticker", "trade", "orderbook"):
+        one = [msgspec.json.encode(m) for m in await drain(frame_subs[kind])]
+        other = [msgspec.json.encode(m) for m in await drain(read_subs[kind])]
+        assert one == other, kind
+        assert one, kind
+        _same_counts(frame_subs[kind], read_subs[kind])
+    a, b = by_frame.statistics(), by_read.statistics()
+    assert (a.frames, a.bytes, a.unwanted, a.duplicate_snapshots) == (
+        b.frames,
+        b.bytes,
+        b.unwanted,
+        b.duplicate_snapshots,
+    )
+    assert a.messages_by_type == b.messages_by_type
+    assert a.bytes_by_type == b.bytes_by_type
+    assert (b.unwanted, b.duplicate_snapshots) == (2, 1)  # KRW-XRP, the candle; KRW-ETH
+
+
 async def test_a_read_keeps_each_codes_last_message_for_late_joiners(
     service: SubscriptionService,
 ) -> None:

@@ -448,8 +448,10 @@ class ReadRecorder(Recorder):
 
 
 def _server_frame(opcode: int, payload: bytes) -> bytes:
-    assert len(payload) < 126
-    return bytes([0x80 | opcode, len(payload)]) + payload
+    if len(payload) < 126:
+        return bytes([0x80 | opcode, len(payload)]) + payload
+    assert len(payload) < 1 << 16
+    return bytes([0x80 | opcode, 126]) + len(payload).to_bytes(2, "big") + payload
 
 
 def _sends_at_once(*frames: bytes) -> Script:
@@ -484,6 +486,29 @@ async def test_a_read_handler_gets_each_frame_once_and_every_read_ends() -> None
         assert sum(size for _, size in rec.reads) == sum(len(d) for d in data)
         assert not rec.reading and rec.nested_reads == 0
         assert rec.pongs_inside_a_read == 0  # the data frames before the pong were ended first
+        await ws.close()
+
+
+async def test_long_and_short_data_frames_and_control_frames_are_told_apart() -> None:
+    """Frames over 125 bytes (never a control frame) and short ones, around pings and pongs."""
+    long = [b'{"n":"' + bytes([97 + i]) * (120 + 60 * i) + b'"}' for i in range(3)]
+    short = [b'{"status":"UP"}', b"x" * 125]
+    script = _sends_at_once(
+        _server_frame(0x2, long[0]),
+        _server_frame(0x2, short[0]),
+        _server_frame(0xA, b"p" * 125),  # an unsolicited pong of the largest control size
+        _server_frame(0x1, long[1]),
+        _server_frame(0x9, b"ping"),  # answered by picows, not a frame for the handler
+        _server_frame(0x2, short[1]),
+        _server_frame(0x2, long[2]),
+    )
+    rec = ReadRecorder()
+    async for url in raw_server(script):
+        ws = await open_websocket(url, rec, connect_timeout=2)
+        await rec.until(lambda: sum(n for n, _ in rec.reads) == 5 and rec.pongs == 1)
+        assert rec.frames == [long[0], short[0], long[1], short[1], long[2]]
+        assert sum(size for _, size in rec.reads) == sum(map(len, long + short))
+        assert rec.pongs_inside_a_read == 0 and rec.nested_reads == 0
         await ws.close()
 
 

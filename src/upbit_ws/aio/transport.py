@@ -80,6 +80,8 @@ _TEXT: Final = picows.WSMsgType.TEXT
 _PONG: Final = picows.WSMsgType.PONG
 _PING: Final = picows.WSMsgType.PING
 _CLOSE: Final = picows.WSMsgType.CLOSE
+#: The largest control frame payload (RFC 6455 section 5.5).
+_CONTROL_MAX: Final = 125
 
 
 class _PicowsLog(logging.LoggerAdapter[logging.Logger]):
@@ -292,7 +294,12 @@ class _Listener(picows.WSListener):
 
 
 class _ReadListener(_Listener):
-    """Bridge to a :class:`ReadHandler`: data frames taken per read, no copy, one call each."""
+    """Bridge to a :class:`ReadHandler`: data frames taken per read, no copy, one call each.
+
+    A frame over 125 bytes is taken as data without reading its opcode (see
+    :meth:`on_ws_frame`); a fragment of a fragmented message (Upbit sends none) is then taken
+    too, and fails to decode as the message's first fragment always did.
+    """
 
     __slots__ = ("_bytes", "_frames", "_reads", "_take")
 
@@ -305,23 +312,28 @@ class _ReadListener(_Listener):
         self._bytes = 0
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        msg_type = frame.msg_type
-        if msg_type is _BINARY or msg_type is _TEXT:
-            take = self._take
-            if take is None:
-                take = self._take = self._reads.begin_read()
-            self._frames += 1
-            self._bytes += frame.payload_size
-            try:
-                take(frame.get_payload_as_memoryview())
-            except Exception:
-                self._reads.take_failed()
-            if frame.last_in_buffer:
-                self._end_read()
-            return
-        if self._take is not None:
-            self._end_read()  # a control frame ends the data frames before it
-        super().on_ws_frame(transport, frame)
+        size = frame.payload_size
+        # A frame over 125 bytes is a data frame: control frames are never longer (RFC 6455
+        # section 5.5; picows closes the socket on one that is). Reading the opcode costs a
+        # conversion to a Python enum (about 0.1 us), so only short frames pay for it.
+        if size <= _CONTROL_MAX:
+            msg_type = frame.msg_type
+            if msg_type is not _BINARY and msg_type is not _TEXT:
+                if self._take is not None:
+                    self._end_read()  # a control frame ends the data frames before it
+                super().on_ws_frame(transport, frame)
+                return
+        take = self._take
+        if take is None:
+            take = self._take = self._reads.begin_read()
+        self._frames += 1
+        self._bytes += size
+        try:
+            take(frame.get_payload_as_memoryview())
+        except Exception:
+            self._reads.take_failed()
+        if frame.last_in_buffer:
+            self._end_read()
 
     def _end_read(self) -> None:
         self._take = None
