@@ -298,6 +298,28 @@ async def test_trade_backfill_pages_back_over_a_gap_longer_than_one_page() -> No
         assert our_tasks() == []
 
 
+async def test_trade_backfill_reaches_the_live_trades_when_a_request_takes_time() -> None:
+    """Upbit starts a subscription 150-650 ms after the request (docs/protocol.md section 1.3):
+    a backfill read at once after the reconnect ends before the live trades begin. The trades
+    between the two must not fall through: the backfill reads again once live trades come.
+    Only one trade (the snapshot) was delivered before the drop, so the read, which starts a
+    second early, also holds older trades: they must not come after it (out of order).
+    """
+    busy = {**SMALL_SIM, "trades_per_second": 250.0, "busy_markets": 1, "trade_history": 5000}
+    async with Simulator(port=0, subscribe_delay=0.5, **busy) as sim:
+        ws = WebSocketManager(base_url=sim.url, config=FAST, connect_limiter=fresh_limiter())
+        async with ws:
+            tape = ws.component("filled").subscribe("trade", ["KRW-BTC"], backfill=True)
+            items = tape.items()
+            delivered: list[Any] = [await next_item(items, within=10.0)]
+            sim.abort()
+            resumed_ms = (sim.wall_time() + 0.5) * 1000.0
+            await take_backfilled(items, delivered, until_ms=resumed_ms + 500)
+            missed = check_backfilled(delivered, sim.model.trades("KRW-BTC", count=5000))
+            assert missed > 100, f"the gap should hold the half second, held {missed} trades"
+        assert our_tasks() == []
+
+
 async def test_backfill_is_for_trade_subscriptions_only() -> None:
     """backfill=True on another type is bad input, raised at once."""
     async with streaming() as (_sim, ws, _log, _book, _tape):

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
 
 from upbit_ws.aio.logcontext import log_context
@@ -141,10 +141,12 @@ class Subscription(Generic[M]):
         "_closed",
         "_ended",
         "_error",
+        "_last_trade",
         "_loss_since",
         "_owner",
         "_recent",
         "_replay",
+        "_topup",
         "_waiter_box",
         "codes",
         "component",
@@ -178,7 +180,15 @@ class Subscription(Generic[M]):
         # sequential_ids delivered lately (backfill only): a backfilled trade seen live before
         # the loss is not delivered twice, nor a live one after it that was backfilled.
         self._recent: deque[int] = deque(maxlen=_RECENT_IDS)
+        # sequential_ids of the current gap's backfill, until seen live (cleared at the next
+        # reconnect gap: a live trade it could match comes before that marker).
         self._backfilled: set[int] = set()
+        # The trade_timestamp of the newest trade delivered per code: a backfill brings only
+        # newer ones (its read starts a second early, before what the subscriber already had).
+        self._last_trade: dict[str, int] = {}
+        # A reconnect gap backfilled before live trades resumed (nothing after its marker
+        # yet): its read may end before the first live trade, so it is read again then.
+        self._topup: Gap | None = None
         self._buffer: DeliveryBuffer[M] = DeliveryBuffer(policy=policy, capacity=capacity)
         self._closed = False  # unsubscribed: stop at once
         self._ended = False  # the service shut down: stop once the buffer is empty
@@ -292,13 +302,19 @@ class Subscription(Generic[M]):
         """Replace reconnect gaps in ``raw`` by their backfill, drop duplicates and gaps."""
         out: list[Any] = list(self._replay)
         self._replay.clear()
-        for item in raw:
+        last = len(raw) - 1
+        for index, item in enumerate(raw):
             if isinstance(item, Gap):
                 if item.reason == "reconnect":
-                    out.extend(i for i in await self._filled(item) if not isinstance(i, Gap))
+                    resumed = index < last or bool(self._buffer)
+                    filled = await self._fill_reconnect(item, resumed=resumed)
+                    out.extend(i for i in filled if not isinstance(i, Gap))
                 else:
                     self._gap(item)
-            elif not self._seen(item):
+                continue
+            if self._topup is not None:
+                out.extend(await self._fill_topup())
+            if not self._seen(item):
                 out.append(item)
         return out
 
@@ -450,17 +466,53 @@ class Subscription(Generic[M]):
                 item = buffer.pop()
                 if isinstance(item, Gap):
                     if self._backfill and item.reason == "reconnect":
-                        self._replay.extend(await self._filled(item))
+                        filled = await self._fill_reconnect(item, resumed=bool(buffer))
+                        self._replay.extend(filled)
                         continue
                     self._gap(item)
-                elif self._backfill and self._seen(item):
-                    continue
+                elif self._backfill:
+                    if self._topup is not None:
+                        self._replay.extend(await self._fill_topup())
+                        if not self._seen(item):
+                            self._replay.append(item)
+                        continue
+                    if self._seen(item):
+                        continue
                 return item
             await self._wait()
 
+    async def _fill_reconnect(self, gap: Gap, *, resumed: bool) -> list[Any]:
+        """Return the backfill of reconnect ``gap``; ``resumed``: something came after it.
+
+        Upbit starts a subscription 150-650 ms after the request (docs/protocol.md section
+        1.3), so a read made before live trades resumed can end before the first of them:
+        the gap is then kept in ``_topup`` and read again at the first live item. A gap that
+        comes while one is kept is merged into it (the earlier start).
+        """
+        pending = self._topup
+        if pending is None:
+            self._backfilled.clear()
+        elif pending.since is not None and (gap.since is None or pending.since < gap.since):
+            gap = replace(gap, since=pending.since)
+        self._topup = None if resumed else gap
+        return await self._filled(gap)
+
+    async def _fill_topup(self) -> list[Any]:
+        """Read a kept gap again now that live trades resumed: what the first read missed."""
+        gap, self._topup = self._topup, None
+        assert gap is not None
+        # The first read already put the gap in band if it could not reach back.
+        return [i for i in await self._filled(gap) if not isinstance(i, Gap)]
+
     async def _filled(self, gap: Gap) -> list[Any]:
-        """Return the backfill of reconnect ``gap``, minus trades already delivered."""
+        """Return the backfill of reconnect ``gap``, minus trades already delivered.
+
+        Only trades newer than the newest one delivered for their code: the read reaches a
+        second before the gap (clock skew), and what came before the subscriber's last trade
+        was either delivered or never its to have.
+        """
         delivered = set(self._recent)
+        last_trade = self._last_trade
         out: list[Any] = []
         for item in await self._owner.backfill(self, gap):
             if isinstance(item, Gap):
@@ -469,6 +521,10 @@ class Subscription(Generic[M]):
             seq = item.sequential_id
             if seq in delivered or seq in self._backfilled:
                 continue
+            stamp = item.trade_timestamp
+            if stamp < last_trade.get(item.code, 0):
+                continue
+            last_trade[item.code] = stamp  # the backfill comes oldest first
             self._backfilled.add(seq)
             self._recent.append(seq)
             out.append(item)
@@ -482,6 +538,8 @@ class Subscription(Generic[M]):
             backfilled.discard(seq)
             return True
         self._recent.append(seq)
+        if item.trade_timestamp > self._last_trade.get(item.code, 0):
+            self._last_trade[item.code] = item.trade_timestamp
         return False
 
     async def _wait(self) -> None:

@@ -134,6 +134,10 @@ class SimulatorConfig:
     #: Delay before the first myAsset frame, counted from the connection's first myAsset
     #: subscription (section 4.6: data may take minutes to start flowing).
     my_asset_start_delay: float = 0.0
+    #: Seconds between a subscription request and the moment it takes effect (its snapshots
+    #: and realtime frames start): the first data came 150-650 ms after a request (section
+    #: 1.3). 0: at once. Requests keep their order; LIST_SUBSCRIPTIONS answers at once.
+    subscribe_delay: float = 0.0
 
     # --- private auth (section 5) ---------------------------------------------------------
     auth_failure: AuthFailureMode = "handshake"
@@ -224,6 +228,7 @@ def _problems(cfg: SimulatorConfig) -> list[str]:
         "error_close_delay",
         "connect_block_memory",
         "my_asset_start_delay",
+        "subscribe_delay",
         "history_seconds",
     ):
         if getattr(cfg, name) < 0:

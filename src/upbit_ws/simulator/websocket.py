@@ -199,6 +199,17 @@ def _on_frame(sim: Simulator, conn: SimConnection, data: str | bytes) -> None:
     else:
         if conn.muted == "until_request":
             conn.muted = None
+        delay = sim.config.subscribe_delay
+        if delay > 0:
+            # Equal delays keep the requests' order (call_later is FIFO for equal times).
+            asyncio.get_running_loop().call_later(delay, _subscribe_later, sim, conn, request)
+        else:
+            _subscribe(sim, conn, request)
+
+
+def _subscribe_later(sim: Simulator, conn: SimConnection, request: Subscribe) -> None:
+    """Apply a request ``subscribe_delay`` after it came, unless the socket is gone."""
+    if conn.open and not conn.closing:
         _subscribe(sim, conn, request)
 
 
