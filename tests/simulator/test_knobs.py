@@ -295,3 +295,28 @@ async def test_connect_block_max_and_memory(make_sim: MakeSim) -> None:
         assert burst(4.0) == ([101, 429, 418], 2.5)  # 4.0 capped by connect_block_max
         # More than connect_block_memory after the block ended: the escalation starts over.
         assert burst(6.5 + 5.1) == ([101, 429, 418], 1.0)
+
+
+async def test_subscribe_delay_holds_a_request_back_but_keeps_order(make_sim: MakeSim) -> None:
+    """subscribe_delay: a request's snapshot comes no sooner than the delay after it, two
+    requests take effect in the order sent (the second replaces the first), and
+    LIST_SUBSCRIPTIONS answers at once, still with the old state."""
+    delay = 0.3
+    async with make_sim(subscribe_delay=delay) as sim, client(sim.ws_url) as ws:
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        await ws.send(request(T, {"type": "ticker", "codes": ["KRW-BTC"]}))
+        await ws.send(LIST)
+        answer, early = await recv_until(ws, lambda f: f.get("method") == "LIST_SUBSCRIPTIONS")
+        assert early == [] and not answer["result"]
+        await ws.send(request(T, {"type": "ticker", "codes": ["KRW-ETH"]}))
+        first, _ = await recv_until(ws, lambda f: f.get("type") == "ticker")
+        assert loop.time() - sent >= delay
+        assert (first["code"], first["stream_type"]) == ("KRW-BTC", "SNAPSHOT")
+        second, _ = await recv_until(
+            ws, lambda f: f.get("type") == "ticker" and f["code"] == "KRW-ETH"
+        )
+        assert second["stream_type"] == "SNAPSHOT"
+        await ws.send(LIST)
+        answer, _ = await recv_until(ws, lambda f: f.get("method") == "LIST_SUBSCRIPTIONS")
+        assert [e["codes"] for e in answer["result"]] == [["KRW-ETH"]]
