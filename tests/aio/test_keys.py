@@ -14,6 +14,7 @@ from upbit_ws.aio.keys import KeyHealth
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.config import KeyHealthConfig
+from upbit_ws.core.errors import ConfigError
 from upbit_ws.core.events import Event, KeyExpiringSoon, KeyProblem, KeyRecovered
 from upbit_ws.simulator import Simulator
 
@@ -219,6 +220,42 @@ async def test_run_checks_periodically(sim: Simulator) -> None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     assert keys.statistics().checks >= 2 and keys.status == "invalid"
+
+
+async def test_a_refused_key_is_checked_more_often_and_private_reopens_soon(
+    sim: Simulator,
+) -> None:
+    """While the key is refused, the loop checks every refused_check_interval (here 0.05 s),
+    not every check_interval (an hour here): a restored key is seen within moments."""
+    credentials = Credentials(*sim.credentials)
+    refused = asyncio.Event()
+    restored = asyncio.Event()
+    async with RestClient(sim.url, credentials=credentials) as rest:
+        keys = KeyHealth(
+            rest,
+            credentials=credentials,
+            config=KeyHealthConfig(check_interval=3600.0, refused_check_interval=0.05),
+            publish=lambda event: None,
+            on_invalid=lambda reason: refused.set(),
+            on_valid=restored.set,
+        )
+        sim.revoke_key()
+        assert await keys.check() == "invalid"  # the manager's check at start
+        assert refused.is_set()
+        task = asyncio.create_task(keys.run())
+        try:
+            sim.restore_key()
+            await asyncio.wait_for(restored.wait(), 10)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert keys.status == "valid" and keys.statistics().checks >= 2
+
+
+def test_refused_check_interval_is_validated() -> None:
+    """A bad refused_check_interval is a ConfigError naming the field."""
+    with pytest.raises(ConfigError, match="refused_check_interval"):
+        KeyHealthConfig(refused_check_interval=0)
 
 
 async def test_no_secret_in_events_logs_or_reprs(

@@ -1,5 +1,8 @@
 """API key health: check the key at start and every minute, suspend and resume private on it.
 
+While the key is refused it is checked every ``KeyHealthConfig.refused_check_interval`` (10 s)
+instead, so the private connection re-opens within seconds of the key working again.
+
 ``GET /v1/api_keys`` (``docs/protocol.md`` section 9.2; no permission needed) answers with the
 account's keys and their expiry, or 401 with a reason when the key is refused (section 9.7).
 :class:`KeyHealth` turns those answers into the private connection's key state:
@@ -196,14 +199,16 @@ class KeyHealth:
     async def run(self) -> None:
         """Check the key every ``check_interval`` seconds, forever (cancel to stop).
 
-        Also re-checks at once after an ``INVALID_AUTH`` frame (see the module docs).
+        While the key is refused, every ``refused_check_interval`` seconds instead (when that
+        is shorter): the private connection waits on this check to re-open. Also re-checks at
+        once after an ``INVALID_AUTH`` frame (see the module docs).
         """
         CONNECTION.set("private")  # the key is the private connection's: its records say so
         self._running = True
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.config.check_interval):
+                    async with asyncio.timeout(self._interval()):
                         await self._recheck_wanted.wait()
                 if self._recheck_wanted.is_set():
                     self._recheck_wanted.clear()
@@ -215,6 +220,13 @@ class KeyHealth:
             refusal, self._recheck = self._recheck, None
             if refusal is not None:
                 self._believe(*refusal)
+
+    def _interval(self) -> float:
+        """Return the wait before the next scheduled check (shorter while refused)."""
+        config = self.config
+        if self._status in _PROBLEMS:
+            return min(config.check_interval, config.refused_check_interval)
+        return config.check_interval
 
     async def _recheck_frame(self) -> None:
         """Re-check the key after an INVALID_AUTH frame; re-open private if it is valid."""

@@ -94,6 +94,10 @@ MESSAGE_BURST                 2          a subscription and a LIST_SUBSCRIPTIONS
 MINUTE_BURST                  10         quick changes allowed before the per-minute pace
 RATE_LIMIT_MARGIN             0.05 s     added to each window to absorb network jitter
 KEY_CHECK_INTERVAL            60 s       seed: API key health checked every minute
+KEY_REFUSED_CHECK_INTERVAL    10 s       while the key is refused it is checked this often,
+                                         so private is back within seconds of a fix (an
+                                         allowed-IP list corrected, a refusal Upbit made
+                                         in error) rather than up to a minute
 KEY_EXPIRY_WARNING            7 days     warn this long before a key expires (keys last 1 y)
 COALESCE_WINDOW               5 ms       changes made together leave as one request
 CONFIRM_QUIET                 1 s        no error frame this long after a request that adds
@@ -177,6 +181,7 @@ __all__ = [
     "HOLD_TIMEOUT",
     "KEY_CHECK_INTERVAL",
     "KEY_EXPIRY_WARNING",
+    "KEY_REFUSED_CHECK_INTERVAL",
     "MARKET_REFRESH_INTERVAL",
     "MESSAGES_PER_MINUTE",
     "MESSAGES_PER_SECOND",
@@ -254,6 +259,7 @@ MINUTE_BURST: Final = 10
 RATE_LIMIT_MARGIN: Final = 0.05
 
 KEY_CHECK_INTERVAL: Final = 60.0
+KEY_REFUSED_CHECK_INTERVAL: Final = 10.0
 KEY_EXPIRY_WARNING: Final = 7 * 24 * 3600.0
 
 COALESCE_WINDOW: Final = 0.005
@@ -603,15 +609,21 @@ class RateLimits:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KeyHealthConfig:
-    """How often the API key is checked (``GET /v1/api_keys``) and how early expiry is flagged."""
+    """How often the API key is checked (``GET /v1/api_keys``) and how early expiry is flagged.
+
+    ``check_interval`` while the key works; ``refused_check_interval`` while it is refused
+    (whichever is shorter), so private comes back soon after the key works again.
+    """
 
     check_interval: float = KEY_CHECK_INTERVAL
+    refused_check_interval: float = KEY_REFUSED_CHECK_INTERVAL
     expiry_warning: float = KEY_EXPIRY_WARNING
 
     def __post_init__(self) -> None:
         """Validate every field and raise one ConfigError listing all problems."""
         check = _Checker("key_health", self)
         check.number("check_interval")
+        check.number("refused_check_interval")
         check.number("expiry_warning", positive=False)
         check.raise_if_any()
 
