@@ -265,6 +265,44 @@ def test_ctrl_c_in_a_blocked_get_shuts_down(sim: SimThread) -> None:
     assert out.strip() == "interrupted [] True"
 
 
+def test_ctrl_c_handled_by_the_loop_thread_still_interrupts_a_blocked_get(
+    sim: SimThread,
+) -> None:
+    """The kernel may hand a process's SIGINT to any thread. Sent to the loop thread, Python
+    only sets a flag for the main thread, which an untimed lock wait never looked at: get()
+    hung for ever (the stack the test above dumped once under load). The waits come back to
+    the interpreter every SIGNAL_SLICE, so KeyboardInterrupt is raised all the same.
+    """
+    child = run_child(
+        sim,
+        """
+        import faulthandler, os, signal, threading
+        from upbit_ws import Credentials, sync
+        from tests.sync.helpers import FAST
+        from upbit_ws.simulator import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+        keys = Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
+        try:
+            with sync.WebSocketManager(base_url=os.environ["SIM_URL"], config=FAST,
+                                       credentials=keys) as ws:
+                orders = ws.component("orders").subscribe("myOrder")
+                faulthandler.dump_traceback_later(15, exit=True)
+                kill = (ws.thread.ident, signal.SIGINT)
+                threading.Timer(0.5, signal.pthread_kill, kill).start()
+                orders.get()
+        except KeyboardInterrupt:
+            faulthandler.cancel_dump_traceback_later()
+            alive = [t.name for t in threading.enumerate() if t.name == "upbit-ws-sync"]
+            print("interrupted", alive, ws.loop.is_closed(), flush=True)
+        """,
+    )
+    try:
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    assert out.strip() == "interrupted [] True"
+
+
 def test_interpreter_exit_closes_a_forgotten_manager(sim: SimThread) -> None:
     """A manager never closed is closed at interpreter exit: the process ends, cleanly."""
     child = run_child(

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar, cast
 
-from upbit_ws.sync.loop import LoopThread
+from upbit_ws.sync.loop import SIGNAL_SLICE, LoopThread
 
 __all__ = ["END", "Ended", "Handoff"]
 
@@ -84,7 +85,7 @@ class Handoff:
             idle = self._slot is _EMPTY and not self._asked and not self._ended
             if idle and not self._ask(fetch):
                 self._ended = True
-            if not self._cond.wait_for(self._ready, timeout):
+            if not self._wait(timeout):
                 raise TimeoutError(f"nothing arrived within {timeout:g} s")
             item = self._slot
             if item is END:
@@ -93,6 +94,20 @@ class Handoff:
                 raise item.error
             self._slot = _EMPTY
             return cast(R, item)
+
+    def _wait(self, timeout: float | None) -> bool:
+        """Wait (holding the condition) until an item is ready; False when ``timeout`` passed.
+
+        In slices of ``SIGNAL_SLICE``, so that a Ctrl-C the kernel handed to the loop thread
+        still interrupts a blocked caller (see :mod:`upbit_ws.sync.loop`).
+        """
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = SIGNAL_SLICE if end is None else min(SIGNAL_SLICE, end - time.monotonic())
+            if self._cond.wait_for(self._ready, max(0.0, left)):
+                return True
+            if end is not None and time.monotonic() >= end:
+                return False
 
     def _ready(self) -> bool:
         if self._slot is _EMPTY and self._ended and not self._asked:

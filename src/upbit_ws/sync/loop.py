@@ -4,8 +4,12 @@
 with :meth:`LoopThread.call` (a plain function, run on the loop) and :meth:`LoopThread.run` (a
 coroutine); both block until the result is back and raise the loop side's exception, with its
 original type, in the caller's thread. Waiting is on a ``concurrent.futures.Future`` (a
-condition variable underneath): no polling, and on POSIX a Ctrl-C in the main thread
-interrupts the wait with ``KeyboardInterrupt`` at once.
+condition variable underneath), in slices of ``SIGNAL_SLICE`` seconds: the kernel may hand a
+process's Ctrl-C (SIGINT) to any thread, and when it picks the loop thread Python only sets a
+flag that the main thread acts on when it next runs Python code, which an untimed lock wait
+never does (the caller would hang in ``get()`` for ever). Between slices it does, so Ctrl-C
+raises ``KeyboardInterrupt`` within a slice wherever it was delivered. :func:`wait_result` and
+:meth:`~upbit_ws.sync.handoff.Handoff.take` wait that way.
 
 :meth:`LoopThread.stop` runs a last coroutine (the manager's ``aclose()``), cancels whatever
 is still scheduled, shuts down async generators and the default executor, stops and closes
@@ -22,13 +26,14 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Literal, TypeVar
 
 from upbit_ws.aio.logcontext import install_log_fields
 from upbit_ws.core.errors import InvalidInputError
 
-__all__ = ["STOP_TIMEOUT", "LoopThread"]
+__all__ = ["SIGNAL_SLICE", "STOP_TIMEOUT", "LoopThread", "wait_result"]
 
 T = TypeVar("T")
 
@@ -37,6 +42,26 @@ install_log_fields()  # a logger made after the package's call needs its own
 
 #: How long :meth:`LoopThread.stop` waits for the last coroutine and the loop's shutdown.
 STOP_TIMEOUT: Final = 10.0
+#: The longest a blocked caller waits in one piece (see the module docs: Ctrl-C delivered to
+#: the loop thread is acted on by the main thread within this).
+SIGNAL_SLICE: Final = 0.1
+
+
+def wait_result(future: concurrent.futures.Future[T], timeout: float | None) -> T:
+    """Return ``future.result(timeout)``, waiting in slices so that Ctrl-C gets through.
+
+    Raises ``TimeoutError`` when ``timeout`` (seconds; None: for ever) passes first, and the
+    future's own exception when it has one.
+    """
+    end = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = SIGNAL_SLICE if end is None else min(SIGNAL_SLICE, end - time.monotonic())
+        done, _ = concurrent.futures.wait((future,), timeout=max(0.0, left))
+        if done:
+            return future.result()
+        if end is not None and time.monotonic() >= end:
+            raise TimeoutError(f"no result within {timeout:g} s")
+
 
 _State = Literal["new", "running", "stopping", "stopped"]
 
@@ -119,7 +144,7 @@ class LoopThread:
             raise InvalidInputError("run() waits for the loop; it cannot be called on the loop")
         future = self.submit(coro)
         try:
-            return future.result(timeout)
+            return wait_result(future, timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise
@@ -144,7 +169,7 @@ class LoopThread:
                 future.set_exception(exc)
 
         self.loop.call_soon_threadsafe(work)
-        return future.result()
+        return wait_result(future, None)
 
     def call_soon(self, fn: Callable[..., object], *args: Any) -> bool:
         """Schedule ``fn(*args)`` on the loop without waiting; False when the loop is gone."""
@@ -194,7 +219,7 @@ class LoopThread:
             if last is not None:
                 future = asyncio.run_coroutine_threadsafe(last(), self.loop)
                 try:
-                    future.result(timeout)
+                    wait_result(future, timeout)
                 except concurrent.futures.TimeoutError:
                     _log.warning("closing took longer than %.1f s; cancelling it", timeout)
                     future.cancel()
