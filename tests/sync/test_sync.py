@@ -242,9 +242,8 @@ def test_ctrl_c_in_a_blocked_get_shuts_down(sim: SimThread) -> None:
             with sync.WebSocketManager(base_url=os.environ["SIM_URL"], config=FAST,
                                        credentials=keys) as ws:
                 orders = ws.component("orders").subscribe("myOrder")
-                # It hung once in 2 full runs beside a busy loop (not reproduced in 65
-                # tries): if it hangs again, every thread's stack goes to stderr, which the
-                # assertion below shows.
+                # If Ctrl-C handling hangs, every thread's stack goes to stderr, which the
+                # assertion below shows (how the loop-thread case below was found).
                 faulthandler.dump_traceback_later(15, exit=True)
                 print("blocked", flush=True)
                 orders.get()
