@@ -10,7 +10,8 @@ request is in flight.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -274,6 +275,29 @@ async def test_trade_backfill_fills_a_reconnect_gap_in_order_once() -> None:
         check_backfilled(delivered, recorded)
 
 
+@asynccontextmanager
+async def busy_tape(**sim_options: Any) -> AsyncIterator[tuple[Simulator, Any, list[Any]]]:
+    """KRW-BTC trading ~250 times a second and a backfill=True trade subscription to it.
+
+    Yields (simulator, the subscription's items(), the trades delivered: the first already).
+    """
+    busy = {**SMALL_SIM, "trades_per_second": 250.0, "busy_markets": 1, "trade_history": 5000}
+    async with Simulator(port=0, **sim_options, **busy) as sim:
+        ws = WebSocketManager(base_url=sim.url, config=FAST, connect_limiter=fresh_limiter())
+        async with ws:
+            tape = ws.component("filled").subscribe("trade", ["KRW-BTC"], backfill=True)
+            items = tape.items()
+            yield sim, items, [await next_item(items, within=10.0)]
+        assert our_tasks() == []
+
+
+async def filled_across(sim: Simulator, items: Any, delivered: list[Any], *, down: float) -> int:
+    """Take trades until 0.5 s after the socket is back (``down`` s from now), check them
+    with :func:`check_backfilled` and return how many the gap held."""
+    await take_backfilled(items, delivered, until_ms=(sim.wall_time() + down + 0.5) * 1000.0)
+    return check_backfilled(delivered, sim.model.trades("KRW-BTC", count=5000))
+
+
 async def test_trade_backfill_pages_back_over_a_gap_longer_than_one_page() -> None:
     """A gap holding more trades than one /v1/trades/ticks page (500) is filled by paging.
 
@@ -282,20 +306,11 @@ async def test_trade_backfill_pages_back_over_a_gap_longer_than_one_page() -> No
     exchange recorded between the first and the last delivered one arrives, once, in order,
     with no Gap left in front of them.
     """
-    busy = {**SMALL_SIM, "trades_per_second": 250.0, "busy_markets": 1, "trade_history": 5000}
-    async with Simulator(port=0, **busy) as sim:
-        ws = WebSocketManager(base_url=sim.url, config=FAST, connect_limiter=fresh_limiter())
-        async with ws:
-            tape = ws.component("filled").subscribe("trade", ["KRW-BTC"], backfill=True)
-            items = tape.items()
-            delivered: list[Any] = [await next_item(items, within=10.0)]
-            sim.refuse(3.5, how="status", status=503)
-            sim.abort()
-            refused_until = (sim.wall_time() + 3.5) * 1000.0
-            await take_backfilled(items, delivered, until_ms=refused_until + 500)
-            missed = check_backfilled(delivered, sim.model.trades("KRW-BTC", count=5000))
-            assert missed > 600, f"the gap should outgrow one page, held {missed} trades"
-        assert our_tasks() == []
+    async with busy_tape() as (sim, items, delivered):
+        sim.refuse(3.5, how="status", status=503)
+        sim.abort()
+        missed = await filled_across(sim, items, delivered, down=3.5)
+        assert missed > 600, f"the gap should outgrow one page, held {missed} trades"
 
 
 async def test_trade_backfill_reaches_the_live_trades_when_a_request_takes_time() -> None:
@@ -305,19 +320,10 @@ async def test_trade_backfill_reaches_the_live_trades_when_a_request_takes_time(
     Only one trade (the snapshot) was delivered before the drop, so the read, which starts a
     second early, also holds older trades: they must not come after it (out of order).
     """
-    busy = {**SMALL_SIM, "trades_per_second": 250.0, "busy_markets": 1, "trade_history": 5000}
-    async with Simulator(port=0, subscribe_delay=0.5, **busy) as sim:
-        ws = WebSocketManager(base_url=sim.url, config=FAST, connect_limiter=fresh_limiter())
-        async with ws:
-            tape = ws.component("filled").subscribe("trade", ["KRW-BTC"], backfill=True)
-            items = tape.items()
-            delivered: list[Any] = [await next_item(items, within=10.0)]
-            sim.abort()
-            resumed_ms = (sim.wall_time() + 0.5) * 1000.0
-            await take_backfilled(items, delivered, until_ms=resumed_ms + 500)
-            missed = check_backfilled(delivered, sim.model.trades("KRW-BTC", count=5000))
-            assert missed > 100, f"the gap should hold the half second, held {missed} trades"
-        assert our_tasks() == []
+    async with busy_tape(subscribe_delay=0.5) as (sim, items, delivered):
+        sim.abort()
+        missed = await filled_across(sim, items, delivered, down=0.5)
+        assert missed > 100, f"the gap should hold the half second, held {missed} trades"
 
 
 async def test_backfill_is_for_trade_subscriptions_only() -> None:

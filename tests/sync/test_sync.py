@@ -228,40 +228,49 @@ def run_child(sim: SimThread, body: str) -> subprocess.Popen[str]:
     )
 
 
-def test_ctrl_c_in_a_blocked_get_shuts_down(sim: SimThread) -> None:
-    """SIGINT while the main thread waits in get() raises KeyboardInterrupt; the thread ends."""
-    child = run_child(
-        sim,
-        """
-        import faulthandler, os, threading
-        from upbit_ws import Credentials, sync
-        from tests.sync.helpers import FAST
-        from upbit_ws.simulator import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
-        keys = Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
-        try:
-            with sync.WebSocketManager(base_url=os.environ["SIM_URL"], config=FAST,
-                                       credentials=keys) as ws:
-                orders = ws.component("orders").subscribe("myOrder")
-                # If Ctrl-C handling hangs, every thread's stack goes to stderr, which the
-                # assertion below shows (how the loop-thread case below was found).
-                faulthandler.dump_traceback_later(15, exit=True)
-                print("blocked", flush=True)
-                orders.get()
-        except KeyboardInterrupt:
-            faulthandler.cancel_dump_traceback_later()
-            alive = [t.name for t in threading.enumerate() if t.name == "upbit-ws-sync"]
-            print("interrupted", alive, ws.loop.is_closed(), flush=True)
-        """,
-    )
+#: A child blocked in get() on a quiet private stream; ``{interrupt}`` is what sends it the
+#: SIGINT from inside (nothing: the test does, from outside). If Ctrl-C handling hangs, every
+#: thread's stack goes to stderr, which the test's assertion shows (how the loop-thread case
+#: was found).
+_BLOCKED_CHILD = """
+import faulthandler, os, signal, threading
+from upbit_ws import Credentials, sync
+from tests.sync.helpers import FAST
+from upbit_ws.simulator import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+keys = Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
+try:
+    with sync.WebSocketManager(base_url=os.environ["SIM_URL"], config=FAST,
+                               credentials=keys) as ws:
+        orders = ws.component("orders").subscribe("myOrder")
+        faulthandler.dump_traceback_later(15, exit=True)
+        {interrupt}
+        print("blocked", flush=True)
+        orders.get()
+except KeyboardInterrupt:
+    faulthandler.cancel_dump_traceback_later()
+    alive = [t.name for t in threading.enumerate() if t.name == "upbit-ws-sync"]
+    print("interrupted", alive, ws.loop.is_closed(), flush=True)
+"""
+
+
+def interrupted_child(sim: SimThread, *, interrupt: str = "pass", signal_it: bool) -> None:
+    """Run the blocked child, send SIGINT (from here if ``signal_it``), check it ended cleanly."""
+    child = run_child(sim, _BLOCKED_CHILD.format(interrupt=interrupt))
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "blocked"
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=20)
+        if signal_it:
+            child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
     finally:
         child.kill()
     assert child.returncode == 0, err
     assert out.strip() == "interrupted [] True"
+
+
+def test_ctrl_c_in_a_blocked_get_shuts_down(sim: SimThread) -> None:
+    """SIGINT while the main thread waits in get() raises KeyboardInterrupt; the thread ends."""
+    interrupted_child(sim, signal_it=True)
 
 
 def test_ctrl_c_handled_by_the_loop_thread_still_interrupts_a_blocked_get(
@@ -269,37 +278,11 @@ def test_ctrl_c_handled_by_the_loop_thread_still_interrupts_a_blocked_get(
 ) -> None:
     """The kernel may hand a process's SIGINT to any thread. Sent to the loop thread, Python
     only sets a flag for the main thread, which an untimed lock wait never looked at: get()
-    hung for ever (the stack the test above dumped once under load). The waits come back to
+    hung for ever (the stack the diagnostic dumped once under load). The waits come back to
     the interpreter every SIGNAL_SLICE, so KeyboardInterrupt is raised all the same.
     """
-    child = run_child(
-        sim,
-        """
-        import faulthandler, os, signal, threading
-        from upbit_ws import Credentials, sync
-        from tests.sync.helpers import FAST
-        from upbit_ws.simulator import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
-        keys = Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
-        try:
-            with sync.WebSocketManager(base_url=os.environ["SIM_URL"], config=FAST,
-                                       credentials=keys) as ws:
-                orders = ws.component("orders").subscribe("myOrder")
-                faulthandler.dump_traceback_later(15, exit=True)
-                kill = (ws.thread.ident, signal.SIGINT)
-                threading.Timer(0.5, signal.pthread_kill, kill).start()
-                orders.get()
-        except KeyboardInterrupt:
-            faulthandler.cancel_dump_traceback_later()
-            alive = [t.name for t in threading.enumerate() if t.name == "upbit-ws-sync"]
-            print("interrupted", alive, ws.loop.is_closed(), flush=True)
-        """,
-    )
-    try:
-        out, err = child.communicate(timeout=30)
-    finally:
-        child.kill()
-    assert child.returncode == 0, err
-    assert out.strip() == "interrupted [] True"
+    kill = "threading.Timer(0.5, signal.pthread_kill, (ws.thread.ident, signal.SIGINT)).start()"
+    interrupted_child(sim, interrupt=kill, signal_it=False)
 
 
 def test_interpreter_exit_closes_a_forgotten_manager(sim: SimThread) -> None:
