@@ -15,6 +15,7 @@ from upbit_ws.core.config import (
     KeepaliveConfig,
     KeyHealthConfig,
     RateLimits,
+    ReconcileConfig,
     Timeouts,
     TransportConfig,
 )
@@ -209,3 +210,12 @@ def test_transport_receive_buffer_is_bounded_or_left_to_the_kernel() -> None:
             TransportConfig(receive_buffer=bad)  # type: ignore[arg-type]
     built = ConnectionConfig.from_mapping({"transport": {"receive_buffer": 131072}})
     assert built.transport.receive_buffer == 128 * 1024
+
+
+def test_reconcile_finished_retention_is_a_positive_number_of_seconds() -> None:
+    """finished_retention defaults to 10 minutes; zero, negative or not a number is one error."""
+    assert ReconcileConfig().finished_retention == cfg.FINISHED_RETENTION == 600.0
+    assert ReconcileConfig(finished_retention=0.1).finished_retention == 0.1
+    for bad in (0, -1.0, math.nan, True, "10m"):
+        with pytest.raises(ConfigError, match=r"reconcile\.finished_retention must be"):
+            ReconcileConfig(finished_retention=bad)  # type: ignore[arg-type]

@@ -264,7 +264,40 @@ def test_finished_orders_are_forgotten_past_the_bound() -> None:
     for i in range(4):
         order = FakeOrder(f"o{i}", created=T0)
         rec.live(live_order(order, "cancel", None, T0))
-    assert rec.statistics().tracked_orders == 2
+    stats = rec.statistics()
+    assert (stats.tracked_orders, stats.forgotten_orders) == (2, 2)
+
+
+def test_forget_lets_go_of_orders_finished_before_the_cutoff_only() -> None:
+    """forget(before) drops finished orders whose terminal event is older than ``before``.
+
+    Unfinished orders and orders finished at or after the cutoff stay recognised; a
+    reconciled terminal event counts with the time it was rebuilt at.
+    """
+    rec = Reconciler()
+    old = FakeOrder("old", created=T0, state="done", trades=[("t-old", T0 + 10)])
+    rec.live(live_order(old, "wait", None, T0))
+    rec.live(live_order(old, "trade", "t-old", T0 + 10))
+    rec.live(live_order(old, "done", None, T0 + 20))
+    resting = FakeOrder("resting", created=T0)
+    rec.live(live_order(resting, "wait", None, T0))
+    rebuilt = FakeOrder("rebuilt", created=T0 + 500, state="cancel")
+    assert [
+        m.state
+        for m in rec.reconcile(ReconcileInput([rebuilt.rest(with_trades=True)], None, T0 + 900))
+    ] == [
+        "wait",
+        "cancel",
+    ]
+    assert rec.forget(T0 + 20) == 0  # "old" finished at the cutoff, not before it
+    assert rec.forget(T0 + 21) == 1
+    stats = rec.statistics()
+    assert (stats.tracked_orders, stats.forgotten_orders) == (2, 1)
+    assert rec.unfinished() == frozenset({"resting"})
+    assert not rec.live(live_order(rebuilt, "cancel", None, T0 + 900))  # still known
+    # Forgotten means unknown: a replay of its terminal event would pass (hence the cutoff).
+    assert rec.live(live_order(old, "done", None, T0 + 20))
+    assert rec.forget(T0 + 10_000) == 2  # "rebuilt" (rebuilt at taken_at) and the replay
 
 
 def test_reconciled_mark_survives_json_and_live_frames_carry_only_upbit_keys() -> None:

@@ -209,8 +209,10 @@ class Ledger:
 
     def __init__(self) -> None:
         self.seen: dict[str, Counter[OrderKey]] = {}
-        #: Orders whose events were all checked; any later event for them is a duplicate.
-        self.finished: deque[str] = deque(maxlen=20_000)
+        #: Orders whose events were all checked; any later event for them is a duplicate. The
+        #: last 5,000 (over two hours of the soak's orders): the soak's own memory levels off
+        #: then, so the RSS trend shows the library's.
+        self.finished: deque[str] = deque(maxlen=5_000)
         self._finished_set: set[str] = set()
         self.missed: set[tuple[str, str, str | None]] = set()
         self.duplicates: list[tuple[str, str, str | None]] = []

@@ -500,3 +500,32 @@ async def test_a_hold_past_its_timeout_is_released_and_counted() -> None:
         assert stats is not None and stats.hold_timeouts >= 1
         keys = seen.keys()
         assert len(keys) == len(set(keys)) and len(hidden) == 32
+
+
+async def test_finished_orders_are_forgotten_once_no_read_can_bring_them_back() -> None:
+    """The reconciler's memory holds recent orders only, and letting go duplicates nothing.
+
+    With a short ``finished_retention`` and an audit every 0.5 s, finished orders are
+    forgotten once the watermark less the skew margin has passed them. Until then every audit
+    reads them back from REST (created after its start): forgotten earlier, each audit would
+    rebuild them as missed and deliver them twice. Before the fix the memory kept every
+    finished order up to 10,000.
+    """
+    config = replace(FAST, reconcile=ReconcileConfig(audit_interval=0.5, finished_retention=0.1))
+    async with rig(config) as (sim, ws, _log), wallet(ws) as seen:
+        uuids = await place_mix(ws.rest, 8)
+        await seen.until(lambda: seen.finished(set(uuids)))
+
+        def memory() -> tuple[int, int, int]:
+            stats = ws.statistics().reconciliation
+            assert stats is not None
+            return stats.reconciler.tracked_orders, stats.reconciler.forgotten_orders, stats.audits
+
+        # Each audit's REST calls wake the check (the forgetting follows a successful read).
+        within = 4 * DEFAULT_SKEW_MARGIN.total_seconds()
+        await sim_until(sim, lambda: memory()[0] == 0, within=within)
+        _, forgotten, audits = memory()
+        assert forgotten >= len(uuids)
+        # Audits go on after the forgetting (private traffic was recent): still nothing twice.
+        await sim_until(sim, lambda: memory()[2] >= audits + 2, within=15)
+        await check_against_rest(ws, seen, uuids)

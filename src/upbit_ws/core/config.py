@@ -113,6 +113,9 @@ HOLD_TIMEOUT                  2 s        live private messages held for a pass a
                                          if its REST read takes longer (REST refusing)
 HOLD_LIMIT                    10,000     live private messages held at most; more release
                                          the held ones at once (never dropped)
+FINISHED_RETENTION            600 s      a finished order is remembered for de-duplication
+                                         at least this long, and until no REST read can
+                                         reach back to it; then forgotten
 RECEIVE_BUFFER                512 KiB    each socket's SO_RCVBUF: bounds one read to about
                                          1,000 ticker frames decoded before a consumer runs,
                                          and is the TCP window (2.5 MB/s or more at 200 ms
@@ -270,6 +273,7 @@ AUDIT_INTERVAL: Final = 10.0
 AUDIT_AFTER_TRAFFIC: Final = 60.0
 HOLD_TIMEOUT: Final = 2.0
 HOLD_LIMIT: Final = 10_000
+FINISHED_RETENTION: Final = 600.0
 
 #: picows decodes a whole read before any consumer runs and its read buffer grows to the largest
 #: read, so when the reader falls behind (a flood), the kernel's autotuned buffer (up to 32 MB
@@ -661,12 +665,17 @@ class ReconcileConfig:
     audits off. ``hold_timeout``: live myOrder/myAsset messages held from a gap until its
     pass has delivered what REST read are released if that takes longer (REST refusing);
     ``hold_limit`` messages held release them all at once too (nothing is dropped).
+    ``finished_retention``: a finished order is remembered (to recognise its events when live
+    and reconciled delivery overlap) at least this many seconds after its terminal event, and
+    until the watermark less the skew margin has passed it; then it is forgotten, so the
+    memory holds the last minutes' orders (at most 10,000 finished ones in any case).
     """
 
     audit_interval: float | None = AUDIT_INTERVAL
     audit_after_traffic: float = AUDIT_AFTER_TRAFFIC
     hold_timeout: float = HOLD_TIMEOUT
     hold_limit: int = HOLD_LIMIT
+    finished_retention: float = FINISHED_RETENTION
 
     def __post_init__(self) -> None:
         """Validate every field and raise one ConfigError listing all problems."""
@@ -676,6 +685,7 @@ class ReconcileConfig:
         check.number("audit_after_traffic", positive=False)
         check.number("hold_timeout")
         check.count("hold_limit")
+        check.number("finished_retention")
         check.raise_if_any()
 
 

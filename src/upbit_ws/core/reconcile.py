@@ -14,6 +14,10 @@ once across live and reconciled delivery, whichever arrives first; a state never
 backwards (no reconciled ``wait`` after a live ``trade`` or ``done``); and every fill and
 terminal state (``done``, ``cancel``, ``prevented``) the exchange reports is delivered.
 
+Memory: an order is remembered from its first event until it is finished and no later read or
+live frame can bring it back (:meth:`Reconciler.forget`), and at most ``max_finished`` finished
+orders are kept in any case.
+
 Balances: the last delivered ``(balance, locked)`` per currency is remembered; a reconciliation
 delivers one :class:`~upbit_ws.core.messages.MyAsset` with every currency that differs from
 REST. A currency that changed live after :meth:`Reconciler.begin` is left alone: the socket
@@ -52,7 +56,8 @@ TERMINAL_STATES: Final = frozenset({"done", "cancel", "prevented"})
 _OPENING_STATES: Final = frozenset({"wait", "watch"})
 #: ``(uuid, state, trade_uuid)``: one order event; ``trade_uuid`` is set only for fills.
 OrderKey = tuple[str, str, str | None]
-#: How many finished orders are remembered for de-duplication before the oldest is forgotten.
+#: How many finished orders are remembered for de-duplication before the oldest is forgotten,
+#: whatever :meth:`Reconciler.forget` was told (the hard bound of the memory).
 DEFAULT_MAX_FINISHED: Final = 10_000
 
 
@@ -83,7 +88,11 @@ class ReconcileInput:
 
 @dataclass(frozen=True, slots=True)
 class ReconcilerStatistics:
-    """Counts: live messages passed and suppressed, reconciled messages produced, runs."""
+    """Counts: live messages passed and suppressed, reconciled messages produced, runs.
+
+    ``tracked_orders`` is how many orders the memory holds now; ``forgotten_orders`` how many
+    finished ones it let go (:meth:`Reconciler.forget` and the ``max_finished`` bound).
+    """
 
     live_delivered: int
     live_suppressed: int
@@ -91,6 +100,7 @@ class ReconcilerStatistics:
     reconciled_assets: int
     runs: int
     tracked_orders: int
+    forgotten_orders: int
 
 
 @dataclass(slots=True)
@@ -108,7 +118,8 @@ class Reconciler:
 
     def __init__(self, *, max_finished: int = DEFAULT_MAX_FINISHED) -> None:
         self._orders: dict[str, _Seen] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
+        # Finished orders in the order they finished: uuid -> the terminal event's time (ms).
+        self._finished: OrderedDict[str, int] = OrderedDict()
         self._max_finished = max_finished
         self._balances: dict[str, tuple[Decimal, Decimal]] = {}
         self._live_since_begin: set[str] | None = None
@@ -117,6 +128,7 @@ class Reconciler:
         self._reconciled_orders = 0
         self._reconciled_assets = 0
         self._runs = 0
+        self._forgotten = 0
 
     def __repr__(self) -> str:
         return (
@@ -138,15 +150,18 @@ class Reconciler:
                     self._live_since_begin.add(row.currency)
             self._live_delivered += 1
             return True
-        fresh = self._record(message.uuid, message.state, message.trade_uuid)
+        fresh = self._record(message.uuid, message.state, message.trade_uuid, message.timestamp)
         if fresh:
             self._live_delivered += 1
         else:
             self._live_suppressed += 1
         return fresh
 
-    def _record(self, uuid: str, state: str, trade_uuid: str | None) -> bool:
-        """Mark ``(uuid, state, trade_uuid)`` delivered; return False if it already was."""
+    def _record(self, uuid: str, state: str, trade_uuid: str | None, at: int = 0) -> bool:
+        """Mark ``(uuid, state, trade_uuid)`` delivered; return False if it already was.
+
+        ``at`` (epoch ms) is the event's time; a terminal event's is kept for :meth:`forget`.
+        """
         seen = self._orders.get(uuid)
         if seen is None:
             seen = self._orders[uuid] = _Seen()
@@ -160,11 +175,35 @@ class Reconciler:
             seen.last_state = state
         if state in TERMINAL_STATES and not seen.finished:
             seen.finished = True
-            self._finished[uuid] = None
+            self._finished[uuid] = at
             while len(self._finished) > self._max_finished:
                 old, _ = self._finished.popitem(last=False)
                 self._orders.pop(old, None)
+                self._forgotten += 1
         return True
+
+    def forget(self, before: int) -> int:
+        """Forget the finished orders whose terminal event is older than ``before`` (epoch ms).
+
+        Return how many were forgotten. A forgotten order's events are no longer recognised:
+        pass a ``before`` that no later REST read reaches back to (the start of the earliest
+        read still possible, less its clock-skew margin) and that no live frame in flight can
+        still be older than. The manager passes the earlier of the watermark and any gap not
+        repaired yet, less the margin, and ten minutes ago (``src/upbit_ws/aio/private.py``):
+        the memory then holds the last minutes' orders instead of filling ``max_finished``.
+        Orders are taken in the order they finished, stopping at the first one still too new.
+        """
+        finished = self._finished
+        forgotten = 0
+        while finished:
+            uuid, at = next(iter(finished.items()))
+            if at >= before:
+                break
+            finished.popitem(last=False)
+            self._orders.pop(uuid, None)
+            forgotten += 1
+        self._forgotten += forgotten
+        return forgotten
 
     # --- what to read ------------------------------------------------------------------------
 
@@ -268,8 +307,8 @@ class Reconciler:
             last = at
             if self._record(order.uuid, "trade", trade.uuid):
                 events.append(_trade_event(order, trade, index, volume, funds, at))
-        if order.state in TERMINAL_STATES and self._record(order.uuid, order.state, None):
-            at = last if trades else max(created, taken_at)
+        at = last if trades else max(created, taken_at)
+        if order.state in TERMINAL_STATES and self._record(order.uuid, order.state, None, at):
             events.append(_from_rest(order, order.state, at))
         return events
 
@@ -312,6 +351,7 @@ class Reconciler:
             reconciled_assets=self._reconciled_assets,
             runs=self._runs,
             tracked_orders=len(self._orders),
+            forgotten_orders=self._forgotten,
         )
 
 

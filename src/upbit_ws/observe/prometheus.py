@@ -546,6 +546,16 @@ def _reconciliation(stats: ManagerStatistics) -> Iterator[Metric]:
             "Unix time up to which the private state is verified over REST.",
             [({}, rec.watermark)],
         )
+    yield _gauge(
+        "upbit_ws_reconciliation_tracked_orders",
+        "Orders the reconciler remembers for de-duplication (unfinished, recently finished).",
+        [({}, float(rec.reconciler.tracked_orders))],
+    )
+    yield _counter(
+        "upbit_ws_reconciliation_forgotten_orders_total",
+        "Finished orders the reconciler let go: past finished_retention and the watermark.",
+        [({}, float(rec.reconciler.forgotten_orders))],
+    )
     yield _counter(
         "upbit_ws_reconciliation_balance_rereads_total",
         "Passes by whether they read the balances again after the settle (live traffic near).",
