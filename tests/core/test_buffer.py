@@ -472,7 +472,7 @@ def test_extend_leaves_what_one_push_per_item_leaves(
     for n, (op, arg) in enumerate(steps):
         if op == "read":
             items = [(key, n * 100 + i) for i, key in enumerate(arg)]
-            if not bulk.extend(items, list(arg)):
+            if not bulk.extend(items, dict(zip(arg, items, strict=True))):
                 for item in items:
                     bulk.push(item, item[0])
             for item in items:

@@ -408,17 +408,17 @@ class Subscription(Generic[M]):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _push_many(self, messages: list[M], keys: list[str]) -> None:
-        """Buffer a socket read's ``messages`` (``keys[i]`` the market of each), wake once.
+    def _push_many(self, messages: list[M], newest: dict[str, M]) -> None:
+        """Buffer a socket read's ``messages`` (``newest``: each market's last one), wake once.
 
         The router's bulk path: one C-level extend when the buffer takes them all without a
         loss (:meth:`DeliveryBuffer.extend`), else :meth:`_push`'s work for each in order.
         """
         buffer = self._buffer
-        if not buffer.extend(messages, keys):
+        if not buffer.extend(messages, newest):
             push = buffer.push
-            for message, key in zip(messages, keys, strict=True):
-                if push(message, key):
+            for message in messages:
+                if push(message, message.code):
                     self._overflowed()
         box = self._waiter_box
         if box:

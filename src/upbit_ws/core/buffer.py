@@ -37,10 +37,10 @@ Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Final, Generic, Literal, TypeVar, cast
+from typing import Any, Final, Generic, Literal, TypeVar, cast
 
 from upbit_ws.core.constants import DataType
 from upbit_ws.core.errors import InvalidInputError
@@ -240,15 +240,19 @@ class DeliveryBuffer(Generic[T]):
         self._pending_gap += 1
         return True
 
-    def extend(self, items: Sequence[T], keys: Sequence[Hashable]) -> bool:
-        """Add ``items`` (``keys[i]`` the market of ``items[i]``) in one step when nothing is lost.
+    def extend(self, items: Sequence[T], newest: Mapping[Any, T]) -> bool:
+        """Add ``items`` in one step when nothing is lost; ``newest``: each key's last item.
 
-        The socket reader's bulk path: when the items fit within the bound as they are (a
-        FIFO with room for all of them, a ``latest`` buffer with room for that many new
-        keys), they go in by one C-level call and ``True`` is returned, with every counter
-        exactly as ``len(items)`` calls of :meth:`push` would leave it (``latest``: items whose
-        key already waits are counted as ``conflated``). Otherwise nothing is added and
-        ``False`` says to push them one at a time, which applies the overflow policy.
+        ``newest`` maps the market of every item to the last of its items, in the order of
+        each market's first item (``dict(zip(keys, items))``). The socket reader's bulk path:
+        when the items fit within the bound as they are (a FIFO with room for all of them, a
+        ``latest`` buffer with room for that many new keys), they go in by one C-level call
+        (a FIFO takes ``items``, a ``latest`` buffer ``newest``, which leaves the keys, their
+        turns and their values as one push per item would) and ``True`` is returned, with
+        every counter exactly as ``len(items)`` calls of :meth:`push` would leave it
+        (``latest``: items whose key already waits, or comes again, are counted as
+        ``conflated``). Otherwise nothing is added and ``False`` says to push them one at a
+        time, which applies the overflow policy.
         """
         n = len(items)
         if self._latest:
@@ -256,7 +260,7 @@ class DeliveryBuffer(Generic[T]):
             before = len(keyed)
             if before + n > self._capacity:
                 return False  # might have to evict: the per-item path decides which
-            keyed.update(zip(keys, items, strict=True))
+            keyed.update(newest)
             depth = len(keyed)
             self._entered += depth - before
             self._conflated += n - (depth - before)
