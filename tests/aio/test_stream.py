@@ -11,6 +11,8 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.aio.subscription_helpers import (
     MARKETS,
@@ -21,7 +23,7 @@ from tests.aio.subscription_helpers import (
     trade,
 )
 from upbit_ws.aio.subscriptions import SubscriptionService
-from upbit_ws.core.buffer import Gap
+from upbit_ws.core.buffer import DeliveryBuffer, Gap, OverflowPolicy
 from upbit_ws.core.errors import InvalidInputError, UnknownCodeError
 from upbit_ws.core.events import BufferOverflowed, Event, GapEvent
 from upbit_ws.core.messages import Trade
@@ -341,3 +343,65 @@ async def test_update_of_a_subscription_closed_while_waiting_for_the_market_list
     service.set_markets(MARKETS)
     with pytest.raises(InvalidInputError, match="was closed"):
         await asyncio.wait_for(updating, 2.0)
+
+
+_stream_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("feed"), st.lists(st.sampled_from(MARKETS[:3]), max_size=8)),
+        st.tuples(st.just("read"), st.integers(min_value=1, max_value=6)),
+        st.tuples(st.just("gap"), st.just([])),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    policy=st.sampled_from(("latest", "drop_oldest", "never_drop")),
+    capacity=st.integers(min_value=1, max_value=5),
+    ops=_stream_ops,
+)
+def test_async_for_gives_what_the_buffer_pops_and_keeps_its_counters(
+    policy: OverflowPolicy, capacity: int, ops: list[tuple[str, Any]]
+) -> None:
+    """async for (its fast path armed, disarmed by losses and markers) equals buffer pops."""
+
+    async def scenario() -> None:
+        service = attached_service("public")
+        sub = service.component("tape").subscribe(
+            "trade", list(MARKETS[:3]), policy=policy, capacity=capacity
+        )
+        twin: DeliveryBuffer[int] = DeliveryBuffer(policy=policy, capacity=capacity)
+        got: list[int] = []
+        want: list[int] = []
+        seq = 0
+        for op, arg in ops:
+            if op == "feed":
+                for code in arg:
+                    feed(service, trade(code, seq))
+                    twin.push(seq, code)
+                    seq += 1
+            elif op == "gap":  # what the channel does at a reconnect (latest buffers: nothing)
+                sub._mark_reconnect_gap(float(seq))
+                twin.mark_gap(float(seq))
+            else:
+                for _ in range(arg):
+                    if not twin.statistics().depth:
+                        break  # no message waits: the consumer would wait
+                    while isinstance(item := twin.pop(), Gap):
+                        pass
+                    want.append(item)
+                    got.append((await next_item(sub)).sequential_id)
+            assert got == want
+            assert sub.statistics().pushed == twin.statistics().pushed
+        mine, theirs = sub.statistics(), twin.statistics()
+        assert (mine.delivered, mine.dropped, mine.conflated, mine.depth, mine.high_water) == (
+            theirs.delivered,
+            theirs.dropped,
+            theirs.conflated,
+            theirs.depth,
+            theirs.high_water,
+        )
+        assert (mine.gaps, mine.overflows) == (theirs.gaps, theirs.overflows)
+
+    asyncio.run(scenario())

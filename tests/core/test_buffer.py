@@ -339,25 +339,47 @@ def test_discard_and_clear_keep_the_counts_straight_with_markers() -> None:
     assert len(buf) == 0 and buf.markers == 0
 
 
-# -- the consumer's fast paths (pop_message, bulk drain) and the lazily kept high-water mark --
+# -- the consumer's fast paths (direct, bulk drain) and the counters kept where depth rises --
 
 
-def test_pop_message_gives_nothing_when_a_gap_comes_first() -> None:
-    """pop_message returns the next message only when nothing special is in front of it."""
+def _take_direct(buf: DeliveryBuffer[Any]) -> Any:
+    """Take the next message the way Subscription.__anext__ does, or return None."""
+    fifo, keyed = buf.direct()
+    if fifo:
+        return fifo.popleft()
+    if keyed:
+        return keyed.popitem(False)[1]
+    return None
+
+
+def test_direct_gives_nothing_when_a_gap_comes_first() -> None:
+    """direct() offers the container only when nothing special is in front of the messages."""
     buf: DeliveryBuffer[int] = DeliveryBuffer(policy="drop_oldest", capacity=2)
-    assert buf.pop_message() is None  # empty
+    assert _take_direct(buf) is None  # empty
     for n in range(3):
         buf.push(n)
-    assert buf.pop_message() is None  # a loss: the gap marker must come first
+    assert buf.direct() == (None, None)  # a loss: the gap marker must come first
     assert buf.pop() == Gap(1, "drop_oldest")
-    assert [buf.pop_message(), buf.pop_message(), buf.pop_message()] == [1, 2, None]
+    assert [_take_direct(buf), _take_direct(buf), _take_direct(buf)] == [1, 2, None]
     buf.push(3)
     buf.mark_gap(since=5.0)
     buf.push(4)
-    assert buf.pop_message() is None  # a reconnect marker waits among the messages
+    assert buf.direct() == (None, None)  # a reconnect marker waits among the messages
     assert buf.pop() == 3
     stats = buf.statistics()
     assert (stats.pushed, stats.delivered, stats.dropped, stats.depth) == (5, 3, 1, 1)
+
+
+def test_direct_waits_for_the_end_of_a_never_drop_episode() -> None:
+    """While a never_drop buffer is past its bound, pop() takes messages (it ends the episode)."""
+    buf: DeliveryBuffer[int] = DeliveryBuffer(policy="never_drop", capacity=2)
+    assert [buf.push(n) for n in range(4)] == [False, False, True, False]
+    assert buf.direct() == (None, None)
+    assert [buf.pop(), buf.pop()] == [0, 1]  # back within the bound: the episode is over
+    assert _take_direct(buf) == 2
+    assert buf.push(4) is False and buf.push(5) is True  # a new episode
+    stats = buf.statistics()
+    assert (stats.overflows, stats.high_water, stats.delivered, stats.depth) == (2, 4, 3, 3)
 
 
 def test_drain_takes_a_bounded_batch_in_order_for_every_policy() -> None:
@@ -401,7 +423,7 @@ _consumer_ops = st.lists(
 def test_counters_read_late_equal_counters_read_after_every_step(
     policy: OverflowPolicy, capacity: int, ops: list[tuple[str, str]]
 ) -> None:
-    """The high-water mark and pushed count (kept lazily) match a twin read after each step."""
+    """Messages taken from direct()'s container leave every counter as pop() leaves them."""
     late: DeliveryBuffer[tuple[str, int]] = DeliveryBuffer(policy=policy, capacity=capacity)
     eager: DeliveryBuffer[tuple[str, int]] = DeliveryBuffer(policy=policy, capacity=capacity)
     peak = 0
@@ -411,7 +433,7 @@ def test_counters_read_late_equal_counters_read_after_every_step(
             if op == "push":
                 buf.push((arg, n), arg)
             elif op == "take":
-                message = buf.pop_message()
+                message = _take_direct(buf) if buf is late else None
                 if message is not None:
                     out.append(message)
                 elif buf:
@@ -450,7 +472,7 @@ def test_extend_leaves_what_one_push_per_item_leaves(
     for n, (op, arg) in enumerate(steps):
         if op == "read":
             items = [(key, n * 100 + i) for i, key in enumerate(arg)]
-            if not bulk.extend(items, list(arg)):
+            if not bulk.extend(items, dict(zip(arg, items, strict=True))):
                 for item in items:
                     bulk.push(item, item[0])
             for item in items:

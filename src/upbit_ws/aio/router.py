@@ -94,8 +94,8 @@ ControlHandler = Callable[[Message, float], None]
 WatchHandler = Callable[[float], None]
 #: Takes one frame's payload, a view of the transport's buffer (see :meth:`Router.taker`).
 FrameTaker = Callable[[memoryview], None]
-#: Buffers a read's messages of one subscription, with their codes (``_push_many``).
-BulkPushFn = Callable[[list[Any], list[str]], None]
+#: Buffers a read's messages of one subscription, with each code's last (``_push_many``).
+BulkPushFn = Callable[[list[Any], dict[str, Any]], None]
 #: Reads with fewer messages go through the per-message delivery (no set-up to amortise).
 _BULK_MIN: Final = 4
 _CODE_OF: Final = attrgetter("code")
@@ -428,8 +428,7 @@ class Router:
         # A set: Literal strings are shared objects, so this is a hash lookup per message.
         if sink is None or "SNAPSHOT" in set(map(_STREAM_OF, msgs)):
             return False
-        codes: list[str] = list(map(_CODE_OF, msgs))
-        lasts = dict(zip(codes, msgs, strict=True))
+        lasts: dict[str, Any] = dict(zip(map(_CODE_OF, msgs), msgs, strict=True))
         table = self._tables[kind]
         if not lasts.keys() <= table.keys():
             return False  # some code nobody wants (in flight after a resubscribe)
@@ -443,7 +442,7 @@ class Router:
         add = self.latency.add
         for msg in msgs[_SAMPLE_MASK::LATENCY_SAMPLE_EVERY]:
             add(wall_ms - msg.timestamp)
-        sink(msgs, codes)
+        sink(msgs, lasts)
         return True
 
     def route(self, payload: bytes, received_at: float) -> None:

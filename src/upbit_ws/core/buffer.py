@@ -37,10 +37,10 @@ Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Final, Generic, Literal, TypeVar, cast
+from typing import Any, Final, Generic, Literal, TypeVar, cast
 
 from upbit_ws.core.constants import DataType
 from upbit_ws.core.errors import InvalidInputError
@@ -135,8 +135,8 @@ class DeliveryBuffer(Generic[T]):
         "_capacity",
         "_carried",
         "_conflated",
-        "_delivered",
         "_dropped",
+        "_entered",
         "_fifo",
         "_gaps",
         "_high_water",
@@ -173,11 +173,14 @@ class DeliveryBuffer(Generic[T]):
         self._carried: Gap | None = None
         self._keyed: OrderedDict[Hashable, T] = OrderedDict()
         self._pending_gap = 0
-        # Counted where the depth falls (pop, drain, discard, clear) and in statistics(), not
-        # per push: the depth peaks right before it falls. ``pushed`` is not counted at all:
-        # it is delivered + dropped + conflated + depth by construction.
+        # Counted where the depth rises (push, extend), so that taking a message (pop, drain,
+        # or a consumer taking it straight from the container, see direct()) counts nothing.
+        # ``_entered`` counts the messages that took a place of their own (a FIFO append, a
+        # new ``latest`` key), each of which leaves by delivery or as ``dropped`` (evicted,
+        # discarded, cleared): ``delivered`` is entered - dropped - depth, and ``pushed`` is
+        # entered + conflated (statistics()).
         self._high_water = 0
-        self._delivered = 0
+        self._entered = 0
         self._dropped = 0
         self._conflated = 0
         self._gaps = 0
@@ -203,12 +206,16 @@ class DeliveryBuffer(Generic[T]):
         """
         if not self._latest:
             fifo = self._fifo
-            if len(fifo) - self._markers < self._capacity:
+            self._entered += 1
+            depth = len(fifo) - self._markers
+            if depth < self._capacity:
                 fifo.append(item)  # the common case: room in the FIFO
+                if depth >= self._high_water:
+                    self._high_water = depth + 1
                 return False
             if self._never_drop:
                 fifo.append(item)
-                return self._grew(len(fifo) - self._markers)
+                return self._grew(depth + 1)
             while isinstance(oldest := fifo.popleft(), Gap):
                 self._markers -= 1
                 self._carried = oldest
@@ -222,7 +229,10 @@ class DeliveryBuffer(Generic[T]):
             if len(keyed) == before:
                 self._conflated += 1
                 return False
+            self._entered += 1
             if before < self._capacity:
+                if before >= self._high_water:
+                    self._high_water = before + 1
                 return False
             # The new key went to the end, so the first one is the oldest waiting key.
             keyed.popitem(last=False)
@@ -230,15 +240,19 @@ class DeliveryBuffer(Generic[T]):
         self._pending_gap += 1
         return True
 
-    def extend(self, items: Sequence[T], keys: Sequence[Hashable]) -> bool:
-        """Add ``items`` (``keys[i]`` the market of ``items[i]``) in one step when nothing is lost.
+    def extend(self, items: Sequence[T], newest: Mapping[Any, T]) -> bool:
+        """Add ``items`` in one step when nothing is lost; ``newest``: each key's last item.
 
-        The socket reader's bulk path: when the items fit within the bound as they are (a
-        FIFO with room for all of them, a ``latest`` buffer with room for that many new
-        keys), they go in by one C-level call and ``True`` is returned, with every counter
-        exactly as ``len(items)`` calls of :meth:`push` would leave it (``latest``: items whose
-        key already waits are counted as ``conflated``). Otherwise nothing is added and
-        ``False`` says to push them one at a time, which applies the overflow policy.
+        ``newest`` maps the market of every item to the last of its items, in the order of
+        each market's first item (``dict(zip(keys, items))``). The socket reader's bulk path:
+        when the items fit within the bound as they are (a FIFO with room for all of them, a
+        ``latest`` buffer with room for that many new keys), they go in by one C-level call
+        (a FIFO takes ``items``, a ``latest`` buffer ``newest``, which leaves the keys, their
+        turns and their values as one push per item would) and ``True`` is returned, with
+        every counter exactly as ``len(items)`` calls of :meth:`push` would leave it
+        (``latest``: items whose key already waits, or comes again, are counted as
+        ``conflated``). Otherwise nothing is added and ``False`` says to push them one at a
+        time, which applies the overflow policy.
         """
         n = len(items)
         if self._latest:
@@ -246,20 +260,20 @@ class DeliveryBuffer(Generic[T]):
             before = len(keyed)
             if before + n > self._capacity:
                 return False  # might have to evict: the per-item path decides which
-            keyed.update(zip(keys, items, strict=True))
-            self._conflated += n - (len(keyed) - before)
-            return True
-        fifo = self._fifo
-        if len(fifo) - self._markers + n > self._capacity:
-            return False
-        fifo.extend(items)
-        return True
-
-    def _note_depth(self) -> None:
-        """Raise the high-water mark to the depth now (called before the depth falls)."""
-        depth = len(self._keyed) + len(self._fifo) - self._markers
+            keyed.update(newest)
+            depth = len(keyed)
+            self._entered += depth - before
+            self._conflated += n - (depth - before)
+        else:
+            fifo = self._fifo
+            depth = len(fifo) - self._markers + n
+            if depth > self._capacity:
+                return False
+            fifo.extend(items)
+            self._entered += n
         if depth > self._high_water:
             self._high_water = depth
+        return True
 
     @property
     def markers(self) -> int:
@@ -296,33 +310,27 @@ class DeliveryBuffer(Generic[T]):
         if self._over and len(self._fifo) - self._markers <= self._capacity:
             self._over = False
 
-    def pop_message(self) -> T | None:
-        """Return the next message when nothing special comes first; otherwise ``None``.
+    def direct(self) -> tuple[deque[T] | None, OrderedDict[Hashable, T] | None]:
+        """Return the container a consumer may take the next messages from, while it may.
 
-        The fast path of a consumer taking one message at a time: ``None`` when the buffer is
-        empty, a gap marker is pending or waits in front, or a ``never_drop`` overflow episode
-        is under way. Then :meth:`pop` says what is next.
+        The fast path of a consumer taking one message at a time, without a Python call per
+        message: ``(fifo, None)`` for ``drop_oldest`` and ``never_drop``, whose next message
+        is ``fifo.popleft()``, ``(None, keyed)`` for ``latest``, whose next message is
+        ``keyed.popitem(False)[1]``, each while it is not empty. Taking a message there
+        leaves every counter as :meth:`pop` would (``delivered`` is derived, see
+        :meth:`statistics`). ``(None, None)`` when something special comes first: a gap
+        marker is pending or waits among the messages, or a ``never_drop`` overflow episode
+        is under way (its end is noted by :meth:`pop`); then :meth:`pop` says what is next.
+
+        The answer holds until a :meth:`push` returns ``True`` (a loss, or an episode began),
+        :meth:`mark_gap` places a marker or :meth:`clear` runs; ask again after those.
         """
         if self._pending_gap or self._markers or self._over:
-            return None
+            return None, None
         if self._latest:
-            keyed = self._keyed
-            depth = len(keyed)
-            if not depth:
-                return None
-            if depth > self._high_water:
-                self._high_water = depth
-            self._delivered += 1
-            return keyed.popitem(last=False)[1]
-        fifo = self._fifo
-        depth = len(fifo)
-        if not depth:
-            return None
-        if depth > self._high_water:
-            self._high_water = depth
-        self._delivered += 1
-        # No marker waits, so the entry is a message (no cast: it is a call per message).
-        return fifo.popleft()  # type: ignore[return-value]
+            return None, self._keyed
+        # No marker waits, so every entry is a message.
+        return cast("deque[T]", self._fifo), None
 
     def pop(self) -> T | Gap:
         """Return the next message, or a :class:`Gap` first if messages were lost before it.
@@ -342,7 +350,6 @@ class DeliveryBuffer(Generic[T]):
             self._pending_gap = 0
             self._gaps += 1
             return gap
-        self._note_depth()
         try:
             item = self._keyed.popitem(last=False)[1] if self._latest else self._fifo.popleft()
         except (KeyError, IndexError):
@@ -351,7 +358,6 @@ class DeliveryBuffer(Generic[T]):
             self._markers -= 1
             self._gaps += 1
             return item
-        self._delivered += 1
         if self._over:
             self._shrank()
         return cast(T, item)
@@ -366,7 +372,6 @@ class DeliveryBuffer(Generic[T]):
                 out.append(self.pop())
             return out
         # Only messages wait: take them in bulk.
-        self._note_depth()
         if self._latest:
             keyed = self._keyed
             if len(keyed) <= max_items:
@@ -383,7 +388,6 @@ class DeliveryBuffer(Generic[T]):
             else:
                 # popleft() max_items times, in C (no Python frame per message).
                 out = list(map(deque.popleft, repeat(fifo, max_items)))
-        self._delivered += len(out)
         return out
 
     def discard(self, keep: Callable[[T], bool]) -> int:
@@ -394,7 +398,6 @@ class DeliveryBuffer(Generic[T]):
         consumer asked for them to go. Order and a pending gap marker stay as they were.
         """
         gone = 0
-        self._note_depth()
         if self._latest:
             keyed = self._keyed
             for key in [k for k, item in keyed.items() if not keep(item)]:
@@ -413,7 +416,6 @@ class DeliveryBuffer(Generic[T]):
 
     def clear(self) -> int:
         """Discard every waiting message (on unsubscribe); return how many, counted as dropped."""
-        self._note_depth()
         gone = len(self._keyed) + len(self._fifo)
         self._keyed.clear()
         gone -= self._markers
@@ -434,15 +436,14 @@ class DeliveryBuffer(Generic[T]):
 
     def statistics(self) -> BufferStatistics:
         """Return a snapshot of depth, high-water mark and the drop and conflation counters."""
-        self._note_depth()
         depth = len(self._keyed) + len(self._fifo) - self._markers
         return BufferStatistics(
             policy=self._policy,
             capacity=self._capacity,
             depth=depth,
             high_water=self._high_water,
-            pushed=self._delivered + self._dropped + self._conflated + depth,
-            delivered=self._delivered,
+            pushed=self._entered + self._conflated,
+            delivered=self._entered - self._dropped - depth,
             dropped=self._dropped,
             conflated=self._conflated,
             gaps=self._gaps,
