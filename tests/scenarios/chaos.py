@@ -673,9 +673,23 @@ class ChaosSoak:
         except (TimeoutError, UpbitWsError):
             self._fail(
                 f"{fault.kind} on {fault.target} not recovered within {RECOVERY_LIMIT:g} s: "
-                f"health {ws.health()}; subscriptions\n{ws.subscriptions()}"
+                f"health {ws.health()}; subscriptions\n{ws.subscriptions()}\n"
+                f"components since the fault:\n{self._live_report(fault.injected_at)}"
             )
             return None
+
+    def _live_report(self, since: float) -> str:
+        """Say, per live subscription, what reached it after ``since`` (which one starved)."""
+        now = asyncio.get_running_loop().time()
+        rows = []
+        for key, live in sorted(self.live.items()):
+            after = sum(1 for at in live.arrivals if at > since)
+            ago = f"{now - live.last_at:.2f} s ago" if live.last_at else "never"
+            rows.append(
+                f"  {key}: {live.type} {','.join(live.codes[:3])} - {after} batches since the "
+                f"fault, last {ago}, {live.messages} messages; {live.sub.statistics()}"
+            )
+        return "\n".join(rows)
 
     async def _recovered_at(self, ws: WebSocketManager, fault: Fault) -> float:
         loop = asyncio.get_running_loop()
