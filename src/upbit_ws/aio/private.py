@@ -387,13 +387,10 @@ class PrivateIntegrity:
         """
         clock = self._clock
         wall = clock.wall()
-        marks = [wall - self._config.finished_retention]
-        if self._watermark is not None:
-            marks.append(self._watermark)
+        gap = None if self._pending is None else wall - (clock.now() - self._pending[0])
+        marks = [self._since_wall(gap), wall - self._config.finished_retention]
         if self._current is not None:
-            marks.append(self._current)
-        if self._pending is not None:
-            marks.append(wall - (clock.now() - self._pending[0]))
+            marks.append(self._current)  # the pass in progress may read again (a retry)
         cutoff = min(marks) - self._margin.total_seconds()
         self.reconciler.forget(int(cutoff * 1000))
 

@@ -157,7 +157,7 @@ class Reconciler:
             self._live_suppressed += 1
         return fresh
 
-    def _record(self, uuid: str, state: str, trade_uuid: str | None, at: int = 0) -> bool:
+    def _record(self, uuid: str, state: str, trade_uuid: str | None, at: int) -> bool:
         """Mark ``(uuid, state, trade_uuid)`` delivered; return False if it already was.
 
         ``at`` (epoch ms) is the event's time; a terminal event's is kept for :meth:`forget`.
@@ -177,10 +177,14 @@ class Reconciler:
             seen.finished = True
             self._finished[uuid] = at
             while len(self._finished) > self._max_finished:
-                old, _ = self._finished.popitem(last=False)
-                self._orders.pop(old, None)
-                self._forgotten += 1
+                self._forget_oldest()
         return True
+
+    def _forget_oldest(self) -> None:
+        """Drop the order that finished first from the memory."""
+        uuid, _ = self._finished.popitem(last=False)
+        self._orders.pop(uuid, None)
+        self._forgotten += 1
 
     def forget(self, before: int) -> int:
         """Forget the finished orders whose terminal event is older than ``before`` (epoch ms).
@@ -195,14 +199,9 @@ class Reconciler:
         """
         finished = self._finished
         forgotten = 0
-        while finished:
-            uuid, at = next(iter(finished.items()))
-            if at >= before:
-                break
-            finished.popitem(last=False)
-            self._orders.pop(uuid, None)
+        while finished and next(iter(finished.values())) < before:
+            self._forget_oldest()
             forgotten += 1
-        self._forgotten += forgotten
         return forgotten
 
     # --- what to read ------------------------------------------------------------------------
@@ -295,7 +294,7 @@ class Reconciler:
             return events  # a state this library does not know: nothing safe to rebuild
         if seen is None or not seen.keys:
             opening = "watch" if order.state == "watch" else "wait"
-            if self._record(order.uuid, opening, None):
+            if self._record(order.uuid, opening, None, created):
                 events.append(_from_rest(order, opening, created))
         trades = sorted(order.trades, key=lambda t: rest_time_ms(t.created_at))
         volume = funds = Decimal(0)
@@ -305,7 +304,7 @@ class Reconciler:
             funds += trade.funds
             at = max(last, rest_time_ms(trade.created_at))
             last = at
-            if self._record(order.uuid, "trade", trade.uuid):
+            if self._record(order.uuid, "trade", trade.uuid, at):
                 events.append(_trade_event(order, trade, index, volume, funds, at))
         at = last if trades else max(created, taken_at)
         if order.state in TERMINAL_STATES and self._record(order.uuid, order.state, None, at):
