@@ -102,6 +102,18 @@ def _segments(lines: Sequence[dict[str, Any]], warm_up: float) -> list[dict[str,
         warm = [ln for ln in seg_lines if ln["segment_elapsed"] >= warm_up] or seg_lines[-1:]
         rss = [(ln["segment_elapsed"], ln["rss_mb"]) for ln in warm]
         tasks = [(ln["segment_elapsed"], float(ln["tasks"])) for ln in warm]
+        # Where the memory is (tests/scenarios/chaos.py heap_sample), in lines that have it.
+        heaped = [ln for ln in warm if "heap" in ln]
+        heap = {
+            key: {
+                "first": heaped[0]["heap"][key],
+                "last": heaped[-1]["heap"][key],
+                "per_hour": slope_per_hour(
+                    [(ln["segment_elapsed"], float(ln["heap"][key])) for ln in heaped]
+                ),
+            }
+            for key in (heaped[-1]["heap"] if heaped else {})
+        }
         out.append(
             {
                 "segment": segment,
@@ -118,6 +130,7 @@ def _segments(lines: Sequence[dict[str, Any]], warm_up: float) -> list[dict[str,
                 "tasks_growth": growth([v for _, v in tasks]),
                 "tasks_per_hour": slope_per_hour(tasks),
                 "load_average": seg_lines[-1].get("load_average"),
+                "heap": heap,
             }
         )
     return out
@@ -258,6 +271,21 @@ def markdown(summary: dict[str, Any]) -> str:
             f"| {seg['rss_mb_per_hour']:+.2f} | {seg['tasks_min']}-{seg['tasks_max']} "
             f"| {seg['tasks_growth']:+.1f} | {load_text} |"
         )
+    heaped = [seg for seg in summary["per_segment"] if seg.get("heap")]
+    if heaped:
+        out += [
+            "",
+            "| segment | heap after warm-up -> last (per hour) |",
+            "| --- | --- |",
+        ]
+        for seg in heaped:
+            parts = [
+                f"{key} {v['first']:g} -> {v['last']:g} ({v['per_hour']:+.2f}/h)"
+                if key.endswith("_mb")
+                else f"{key} {v['first']:,} -> {v['last']:,} ({v['per_hour']:+,.0f}/h)"
+                for key, v in seg["heap"].items()
+            ]
+            out.append(f"| {seg['segment']} | {'; '.join(parts)} |")
     if summary["failures"]:
         out += ["", f"{len(summary['failures'])} failure(s):"]
         out += [f"- {f}" for f in summary["failures"][:20]]

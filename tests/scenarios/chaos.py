@@ -34,6 +34,7 @@ fields); a segment started on an existing progress file continues its counts.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import json
 import logging
@@ -47,7 +48,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 from benchmarks.soak_report import read_lines
@@ -119,6 +120,54 @@ def rss_mb() -> float:
     with open("/proc/self/statm", encoding="ascii") as statm:
         pages = int(statm.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc 2.33 and later): the malloc heap's own accounting."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+    try:
+        libc = ctypes.CDLL(None)
+        function = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None  # not glibc, or older than 2.33
+    function.restype = _MallInfo2
+    function.argtypes = []
+    return cast("Callable[[], _MallInfo2]", function)
+
+
+_MALLINFO2 = _mallinfo2()
+
+
+def heap_sample() -> dict[str, float]:
+    """Split the process's memory by who holds it, to tell a leak from the allocator's share.
+
+    ``py_blocks``: blocks Python's small-object allocator hands out now (objects alive, not
+    what its arenas keep); ``objects``: objects the collector tracks. From glibc's malloc
+    (absent elsewhere): ``malloc_used_mb`` in use, ``malloc_free_mb`` free but kept in its
+    heaps (fragmentation, or room kept after a peak), ``malloc_mmap_mb`` in blocks mapped on
+    their own. RSS growing while these stay level is pymalloc's arenas or a library's own
+    allocator; ``malloc_free_mb`` growing with ``malloc_used_mb`` level is fragmentation.
+    """
+    out: dict[str, float] = {
+        "py_blocks": sys.getallocatedblocks(),
+        "objects": len(gc.get_objects()),
+    }
+    if _MALLINFO2 is not None:
+        info = _MALLINFO2()
+        out["malloc_used_mb"] = round(info.uordblks / 2**20, 2)
+        out["malloc_free_mb"] = round(info.fordblks / 2**20, 2)
+        out["malloc_mmap_mb"] = round(info.hblkhd / 2**20, 2)
+    return out
 
 
 class Signal:
@@ -909,6 +958,7 @@ class ChaosSoak:
             "suspicions": t.suspicions,
             "private": dict(t.private),
             "rss_mb": rss,
+            "heap": heap_sample(),
             "tasks": tasks,
             "all_tasks": len(asyncio.all_tasks()),
             "load_average": [round(x, 2) for x in os.getloadavg()],

@@ -89,6 +89,8 @@ def check_recovery(result: SoakResult, *, seconds: float, loose_availability: bo
     assert result.internal_errors == ()
     assert result.decode_errors == 0
     assert result.leaked_tasks == []
+    # Every progress line says where the memory is (tests/scenarios/chaos.py heap_sample).
+    assert all(line["heap"]["py_blocks"] > 0 for line in result.lines)
     if loose_availability:
         # Judged loosely here (a loaded 2-core machine slows recoveries); the 99.9 % target
         # is judged in the long run's report. Blackholes alone take ~2.5 s to be noticed.
