@@ -288,3 +288,48 @@ async def test_a_private_hedge_of_accepted_streams_is_ready_once_it_takes_over()
         view = ws.subscriptions().private
         assert view.resent and view.in_flight, view
         await ws.wait_ready(0.0)  # ready now, not after the quiet window
+
+
+async def test_the_old_socket_ending_during_a_hedge_hands_over_to_its_open_spare() -> None:
+    """The blackholed socket is reset while its spare is open and was sent the request, but
+    has not proved itself yet (its frames come 1.5 s late): the spare takes over, unproved, as
+    a reconnect's socket would be right after its request. No reconnect, no third socket: the
+    connect, the backoff and the round trips a reconnect would add are saved. The gap runs
+    from the old socket's last frame and the spare's data flows on.
+    """
+    # A 2.5 s silence threshold: the adopted spare's first frame, 1.5 s late, is not silence.
+    keepalive = replace(PATIENT.keepalive, silence_probe=2.5, silence_floor=2.5)
+    config = replace(PATIENT, keepalive=keepalive)
+    async with streaming(config=config) as (sim, ws, log, _book, tape):
+        items = tape.items()
+        while isinstance(await next_item(items, within=5.0), Gap):
+            pass  # the tape flows before the fault
+        old = publics(sim)[0]
+        before = ws.public.statistics()
+        sim.delay(1500)  # the spare cannot prove itself before the old socket ends
+        sim.delay(0, old.id)
+        sim.blackhole(30.0, old.id)
+        degraded = await log.state("public", "degraded", within=5)
+        assert "hedge" in degraded.reason
+        await sim_until(sim, lambda: len(publics(sim)) == 2 and bool(requests_of(publics(sim)[1])))
+        assert ws.public.generation == 1
+        sim.abort(old.id)  # a reset: no close frame, no error frame
+        opened = await log.wait_for(ConnectionStateChanged, took_over, within=5)
+        assert opened.old == "degraded" and "its spare took over" in opened.reason, opened
+        assert ("degraded", "reconnecting") not in log.states("public")
+        stats = ws.public.statistics()
+        assert stats.generation == 2 and stats.hedges_won == 1 and stats.hedges_cancelled == 0
+        assert stats.connects == before.connects + 1  # the spare's, and no other
+        assert stats.opens == before.opens + 1 and stats.failures == before.failures + 1
+        gap = await log.wait_for(GapEvent, within=5)
+        assert (gap.type, gap.reason) == ("trade", "reconnect")
+        assert gap.since <= degraded.at
+        while not isinstance(item := await next_item(items, within=5.0), Gap):
+            pass
+        assert item.since == gap.since
+        trade = await next_item(items, within=5.0)  # the spare's data, 1.5 s late
+        assert not isinstance(trade, Gap)
+        assert len(publics(sim)) == 2, "a reconnect opened a third socket"
+        spare = publics(sim)[1]
+        assert len(requests_of(spare)) == 1 and spare.open
+        await until(lambda: "last request applied" in str(ws.subscriptions()))

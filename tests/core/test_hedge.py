@@ -7,7 +7,7 @@ import random
 import pytest
 
 from upbit_ws.core.config import ConnectionConfig, KeepaliveConfig
-from upbit_ws.core.errors import ConfigError
+from upbit_ws.core.errors import AuthError, ConfigError, ConnectionClosedError, RateLimitedError
 from upbit_ws.core.session import (
     FALSE_ALARM_MEMORY,
     Action,
@@ -274,6 +274,38 @@ def test_a_hedge_that_wins_is_a_reconnect_that_overlapped() -> None:
     assert not session.hedge_switched(at + 0.02)  # no hedge under way any more
 
 
+def test_the_old_socket_ending_hands_over_to_the_requested_spare_unproved() -> None:
+    """hedge_adopted: the old socket reset during the hedge; the spare, open and requested,
+    takes over like a reconnect's socket right after its request: one failure (the reset),
+    one open, not proved, so a spare that then ends before any data escalates the backoff;
+    one that delivers proves the path. A refusal or a key problem keeps the ordinary path.
+    """
+    session, at = suspected()
+    before = session.statistics(at)
+    reset = ConnectionClosedError(1006, "")
+    assert session.hedge_adopted(at + 0.01, reset)
+    after = session.statistics(at + 0.01)
+    assert after.failures == before.failures + 1 and after.opens == before.opens + 1
+    assert after.declared_dead == before.declared_dead  # it ended; nobody declared it dead
+    assert after.hedges_won == 1 and not after.hedging and not after.proved
+    (event,) = session.take_events()
+    assert (event.old, event.new) == ("degraded", "open")
+    assert "its spare took over" in event.reason
+    assert session.poll(at + 0.01) == []
+    assert not session.hedge_adopted(at + 0.02, reset)  # no hedge under way any more
+    attempt = session.backoff.attempt
+    session.closed(at + 0.05, code=1006)  # the spare ends before any data: not proved
+    assert session.backoff.attempt == attempt + 1
+    proving, at = suspected()
+    assert proving.hedge_adopted(at + 0.01, reset)
+    proving.data_received(at + 0.3)
+    assert proving.statistics(at + 0.3).proved
+    for refusal in (RateLimitedError(429), AuthError("key refused", status=401)):
+        refused, at = suspected()
+        assert not refused.hedge_adopted(at + 0.01, refusal)
+        assert refused.statistics(at + 0.01).hedging
+
+
 def test_data_on_the_old_socket_cancels_the_hedge() -> None:
     """A frame on the old socket first: CancelHedge, back to open, nothing else."""
     session, at = suspected()
@@ -372,3 +404,57 @@ def test_thresholds_are_clamped_between_floor_and_ceiling() -> None:
     assert k.suspicion(None) == k.pong_timeout
     assert k.suspicion(0.001) == k.suspicion_floor
     assert k.suspicion(10.0) == k.pong_timeout
+
+
+def test_a_new_socket_waits_the_ceiling_for_its_first_frame_then_the_learned_threshold() -> None:
+    """Upbit starts a subscription 150-650 ms after its request (docs/protocol.md section 1.3).
+
+    A busy stream learned a 0.25 s threshold; after a reconnect the new socket's first frame
+    may come later than that: no probe and no spare until the ceiling (silence_probe, 1 s).
+    Once frames flow on it, the learned threshold applies again.
+    """
+    session = open_session()
+    last = flow(session, every=0.01, until=1.0)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_floor
+    session.closed(last, code=1006)
+    at, actions = run_until_action(session, last, last + 5.0)
+    assert kinds(actions) == [WaitBackoff]
+    at, actions = run_until_action(session, at, at + 5.0)
+    assert kinds(actions) == [Connect]
+    session.connected(at)
+    session.request_sent(at)
+    session.take_events()
+    probe, actions = run_until_action(session, at, at + 5.0)
+    assert kinds(actions) == [SendPing, Hedge]
+    assert probe == pytest.approx(at + DEFAULTS.silence_probe)  # not at + 0.25 s
+    # The subscription started (0.6 s after the request): then the learned threshold again.
+    fresh = open_session()
+    last = flow(fresh, every=0.01, until=1.0)
+    fresh.closed(last, code=1006)
+    at, _ = run_until_action(fresh, last, last + 5.0)
+    at, _ = run_until_action(fresh, at, at + 5.0)
+    fresh.connected(at)
+    fresh.request_sent(at)
+    fresh.frame_received(at + 0.6)
+    assert fresh.poll(at + 0.6) == []
+    probe, actions = run_until_action(fresh, at + 0.6, at + 5.0)
+    assert kinds(actions) == [SendPing, Hedge]
+    assert probe == pytest.approx(at + 0.6 + DEFAULTS.silence_floor)
+
+
+def test_the_wait_for_a_new_socket_s_first_frame_is_not_a_gap_of_the_stream() -> None:
+    """Two reconnects whose first frame came 0.6 s after the open (Upbit starting the
+    subscriptions) leave the learned threshold at the floor: that wait is not a gap between
+    the stream's frames (counted, the two would be the window's p99 and lift it to 1 s).
+    """
+    session = open_session()
+    last = flow(session, every=0.01, until=1.0)
+    for _ in range(2):
+        session.closed(last, code=1006)
+        at, _ = run_until_action(session, last, last + 5.0)
+        at, _ = run_until_action(session, at, at + 5.0)
+        session.connected(at)
+        session.request_sent(at)
+        session.frame_received(at + 0.6)
+        last = flow(session, every=0.01, until=at + 0.7, start=at + 0.6)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_floor

@@ -25,7 +25,10 @@ its request). Then, on its own reader and before that frame is delivered, it bec
 current socket (a new ``generation``), the old one is aborted, and the listener hears
 ``on_switched`` (the gap from the old socket's last frame). If the old socket answers first
 the spare is closed gracefully; if the spare fails, the old socket's pong deadline decides.
-So only one socket ever delivers.
+If the old socket ends first (a reset, a close or a stalled write, not an error frame, which
+may concern the request the spare carries too) while the spare is open and was sent its
+request, the spare takes over the same way, unproved, instead of being dropped for a
+reconnect behind it. So only one socket ever delivers.
 
 Sending has one path, :meth:`ManagedConnection.send`: every frame waits for the socket's own
 message limiter (Upbit allows 5 messages/s and 100/min per connection, section 8.1; the
@@ -1238,19 +1241,50 @@ class ManagedConnection:
         self._session.hedge_failed(self._now())
         self._after_input()
 
-    def _switch_to_spare(self, spare: _Spare, proof: str) -> None:
-        """Make the proved spare the current socket and abort the old one (a hedge that won).
+    def _adopt_spare(self, ended: UpbitWsError) -> bool:
+        """Hand over to the spare when the current socket ended (``ended``) during a hedge.
 
-        Runs on the spare's reader, before the frame that proved it is delivered: that frame
-        and every later one go to the listener, and nothing more from the old socket does.
+        Only a spare that is open and was sent its request: it is then where a reconnect would
+        be after its connect and request, without the backoff, the connect and the round
+        trips. Returns False (nothing done) otherwise, or when the session keeps the ordinary
+        path for this end (a refusal, a key problem, a fatal close).
+        """
+        spare = self._spare
+        if (
+            spare is None
+            or spare.ws is None
+            or spare.ws.closed
+            or not spare.requested
+            or not spare.handler.live
+        ):
+            return False
+        return self._switch_to_spare(spare, f"the old socket ended: {ended}", ended=ended)
+
+    def _switch_to_spare(
+        self, spare: _Spare, proof: str, *, ended: UpbitWsError | None = None
+    ) -> bool:
+        """Make the spare the current socket and abort the old one (a hedge that won).
+
+        The spare proved itself (``ended`` is None: runs on the spare's reader, before the
+        frame that proved it is delivered: that frame and every later one go to the listener,
+        and nothing more from the old socket does), or the old socket ended with ``ended``
+        while the spare was open and requested (:meth:`_adopt_spare`). Returns whether the
+        session took the switch; a proved spare it does not take is dropped.
         """
         ws = spare.ws
         session = self._session
         now = self._now()
         since = session.last_frame_at  # the old socket's last data frame: the gap's start
-        if ws is None or not session.hedge_switched(now):
-            self._drop_spare("the hedge is no longer wanted", graceful=True)
-            return
+        if ws is None:
+            switched = False
+        elif ended is None:
+            switched = session.hedge_switched(now)
+        else:
+            switched = session.hedge_adopted(now, ended)
+        if ws is None or not switched:
+            if ended is None:
+                self._drop_spare("the hedge is no longer wanted", graceful=True)
+            return False
         self._spare = None
         handler = spare.handler
         handler.promote(
@@ -1282,7 +1316,7 @@ class ManagedConnection:
             self._listener, "on_switched", None
         )
         if on_switched is None:
-            return
+            return True
         try:
             on_switched(self, since)
         except Exception:
@@ -1292,6 +1326,7 @@ class ManagedConnection:
                 self.kind,
                 extra={"connection": self.kind},
             )
+        return True
 
     def _drop_spare(self, reason: str, *, graceful: bool) -> None:
         """Let go of the spare socket, if any: closed gracefully if asked, else aborted."""
@@ -1522,6 +1557,10 @@ class ManagedConnection:
         sock = self._sock
         if sock is not None and sock.handler is handler:
             sock.close_code = code
+            # An error frame may concern the request the spare carries too: no adoption then.
+            if frame is None and self._adopt_spare(error):
+                handler.live = False
+                return
             self._session.closed(now, code=code, error=error)
             self._drop_socket(abort=False)
         elif handler is self._attempt_handler:
@@ -1540,6 +1579,8 @@ class ManagedConnection:
         now = self._now()
         reason = f"a frame did not drain within {timeout:g} s"
         self._record_error(reason, now)
+        if self._adopt_spare(TransportError(reason)):
+            return
         self._session.closed(now, error=TransportError(reason))
         self._log_dead(reason)
         self._drop_socket(abort=True)

@@ -54,7 +54,13 @@ Adaptive suspicion and the hedge (issue #9: a blackhole must cost under a second
   spare, one state change ``degraded -> open`` whose reason says so. If the old socket
   answers first (a frame or a pong), ``poll`` returns :class:`CancelHedge` and the spare is
   closed; if the spare fails (:meth:`Session.hedge_failed`), the old socket stays under the
-  ordinary pong deadline, as without a hedge. Only the current socket delivers, always.
+  ordinary pong deadline, as without a hedge. If the old socket ends first while the spare
+  is open and requested, the shell reports :meth:`Session.hedge_adopted`: the spare takes
+  over unproved, where a reconnect would be after its request. Only the current socket
+  delivers, always.
+* the silence threshold applies from a stream's first frame on a socket: until then (a
+  connect, a takeover, a first subscription) the ceiling ``silence_probe`` does, since Upbit
+  starts a subscription 150-650 ms after its request, and that wait is not counted as a gap;
 * a hedge the old socket answered first was a false alarm (one connect): from then on the
   silence threshold is at least twice the silence it answered and the suspicion deadline at
   least twice the round trip of its ping (up to the ceilings), so a slow but healthy link
@@ -105,7 +111,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -394,7 +400,8 @@ class Session:
         # Adaptive suspicion (see the module docs): gaps between socket reads (a ring written
         # on the hot path, read only when a deadline is computed) and pong round trips.
         self._gaps: deque[float] = deque(maxlen=keepalive.silence_window)
-        self._gap = self._gaps.append  # one C call per read on the hot path
+        # One C call per read on the hot path; _skip_first_gap for a stream's first frame.
+        self._gap: Callable[[float], None] = self._gaps.append
         self._rtts: deque[float] = deque(maxlen=keepalive.rtt_window)
         # The hedge: a spare socket under way; spent once one failed in this suspicion spell.
         self._hedging = False
@@ -537,6 +544,7 @@ class Session:
         self._resubscribed_at = None
         self._stale_bound = self.config.keepalive.stale_after
         self._stream_since = now
+        self._gap = self._skip_first_gap
         self._last_ping = now
         self._pong_deadline = None
         self._probe_outstanding = False
@@ -682,6 +690,38 @@ class Session:
         self._set_state(now, "open", reason)
         return True
 
+    def hedge_adopted(self, now: float, error: BaseException) -> bool:
+        """Report that the old socket ended (``error``) while its spare was open and requested.
+
+        The spare takes over unproved, as a reconnect's socket would be right after its
+        request: counted as the old socket's failure (classified from ``error``) and an open
+        of the spare, whose request is sent but not yet answered, so a spare that then ends
+        before any data escalates the backoff like a failed connect. Saves the connect, the
+        backoff and the round trips a reconnect would add behind a spare already open.
+        Returns False, and the shell treats the close as usual, when no hedge is under way.
+        """
+        now = self._clock(now)
+        if not self._hedging or self._state not in LIVE_STATES:
+            return False
+        decision = classify(error, connection=self.connection)
+        if not decision.retry or decision.backoff != "normal":
+            return False  # fatal, a refusal or a key problem: the ordinary path decides
+        self._hedging = False
+        self._hedges_won += 1
+        self._failures += 1
+        self._causes[decision.cause] = self._causes.get(decision.cause, 0) + 1
+        self._last_decision = decision
+        if self._proved_healthy(now):
+            self.backoff.reset()
+        self._adopt_socket(now)
+        self._requested = True
+        self._set_state(
+            now, "open", f"hedged: the old socket ended ({decision.reason}); its spare took over"
+        )
+        if not self._streaming:
+            self._ping(now, "proof")  # a quiet spare proves itself with a pong, as after a request
+        return True
+
     def allow_hedge(self, allowed: bool) -> None:
         """Say whether the shell can hedge at all (its listener can feed a spare socket).
 
@@ -730,12 +770,23 @@ class Session:
         self._pending = []
         self._fail(now, Decision("retry", "normal", "bug", reason))
 
+    def _skip_first_gap(self, gap: float) -> None:
+        """Leave out the wait for a stream's first frame on a socket, then note gaps again.
+
+        From the open (or the first subscription) to the first frame is the request's round
+        trip and Upbit starting the subscription (150-650 ms, docs/protocol.md section 1.3),
+        not a gap between the stream's frames: counted, a few reconnects would raise the
+        learned silence threshold to the ceiling and slow the next blackhole's detection.
+        """
+        self._gap = self._gaps.append
+
     def set_streaming(self, now: float, *, streaming: bool) -> None:
         """Say whether the current subscriptions normally stream (turns the silence probe on)."""
         now = self._clock(now)
         if streaming and not self._streaming:
             # The silence clock starts now, not at the last frame of a quiet subscription.
             self._stream_since = now
+            self._gap = self._skip_first_gap
             self._quiet_probes = 0
             self._resubscribed_at = None
         self._streaming = streaming
@@ -937,7 +988,15 @@ class Session:
 
     def _probe_due(self) -> float:
         keepalive = self.config.keepalive
-        after = min(keepalive.ping_interval, self._silence_threshold() * 2.0**self._quiet_probes)
+        if self._last_data > self._stream_since:
+            threshold = self._silence_threshold()
+        else:
+            # No frame yet since the stream started on this socket (a connect, a takeover, a
+            # first subscription): Upbit starts a subscription 150-650 ms after its request
+            # (docs/protocol.md section 1.3), later than a busy stream's learned threshold may
+            # be, so the ceiling applies until the first frame (no spurious probe and spare).
+            threshold = keepalive.silence_probe
+        after = min(keepalive.ping_interval, threshold * 2.0**self._quiet_probes)
         return max(self._last_rx, self._stream_since) + after
 
     def _silence_threshold(self) -> float:
