@@ -320,9 +320,10 @@ class SessionStatistics:
     stale_resubscribes: int = 0
     #: Private stalls lived through by an open socket (see the module docs).
     stalls: int = 0
-    #: Hedges (see the module docs): spares opened, spares that took over, spares dropped
-    #: because the old socket answered (or ended) first, spares that failed to connect or
-    #: prove themselves; and whether one is under way now.
+    #: Hedges (see the module docs): spares opened, spares that took over (proved, or open
+    #: and requested when the old socket ended), spares dropped because the old socket
+    #: answered first (or ended before the spare had its request), spares that failed to
+    #: connect or prove themselves; and whether one is under way now.
     hedges: int = 0
     hedges_won: int = 0
     hedges_cancelled: int = 0
