@@ -183,3 +183,9 @@ def test_every_command_has_help(command: tuple[str, ...], needle: str) -> None:
     result = upbit_ws(*command, "--help")
     assert result.returncode == 0, result.stderr
     assert needle in result.stdout
+
+
+def test_simulate_bad_subscribe_delay_is_one_line() -> None:
+    """A negative --subscribe-delay: one line naming the setting, before anything starts."""
+    line = one_line_error(upbit_ws("simulate", "--subscribe-delay", "-1"))
+    assert "subscribe_delay must be >= 0" in line

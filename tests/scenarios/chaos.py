@@ -209,12 +209,16 @@ class RemoteSimulator:
 
 
 @asynccontextmanager
-async def remote_simulator(seed: int) -> AsyncIterator[RemoteSimulator]:
+async def remote_simulator(
+    seed: int, *, subscribe_delay: float = 0.0
+) -> AsyncIterator[RemoteSimulator]:
     """Start the simulator process, read its URL from its first line, stop it afterwards.
 
     Rate limits are off: 429 and 418 come from the refuse fault, at the times this engine picks.
     """
     command = ["-m", "upbit_ws.cli.simulate", "--port", "0", "--no-limits", "--seed", str(seed)]
+    if subscribe_delay:
+        command += ["--subscribe-delay", str(subscribe_delay)]
     process = await asyncio.create_subprocess_exec(
         sys.executable, *command, stdout=asyncio.subprocess.PIPE
     )
@@ -389,9 +393,14 @@ class ChaosSoak:
         sample_every: float = 60.0,
         line_every: float = 60.0,
         min_faults: int = 0,
+        subscribe_delay: float = 0.0,
     ) -> None:
         self.seed = seed
         self.seconds = seconds
+        #: The simulator's ``subscribe_delay``: Upbit starts a subscription 150-650 ms after
+        #: its request (docs/protocol.md section 1.3); 0 (the default) measures the library
+        #: alone, a value in that range what a recovery costs against Upbit.
+        self.subscribe_delay = subscribe_delay
         self.progress = progress
         self.sample_every = sample_every
         self.line_every = line_every
@@ -433,7 +442,7 @@ class ChaosSoak:
         """Run the segment for ``seconds`` (what is left of them when resuming)."""
         loop = asyncio.get_running_loop()
         budget = self.seconds - self.totals.elapsed if self.progress is not None else self.seconds
-        async with remote_simulator(self.seed) as sim:
+        async with remote_simulator(self.seed, subscribe_delay=self.subscribe_delay) as sim:
             ws = WebSocketManager(
                 base_url=sim.url,
                 credentials=Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY),
@@ -942,6 +951,7 @@ class ChaosSoak:
             "v": 1,
             "segment": t.segment,
             "seed": self.seed,
+            "subscribe_delay": self.subscribe_delay,
             "wall": round(time.time(), 1),
             "elapsed": round(t.elapsed + segment_elapsed, 1),
             "segment_elapsed": round(segment_elapsed, 1),

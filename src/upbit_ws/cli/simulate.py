@@ -13,13 +13,13 @@ import sys
 
 import click
 
-from upbit_ws.cli.common import run
+from upbit_ws.cli.common import InputError, OneLineCommand, run
 from upbit_ws.simulator import Simulator, SimulatorConfig
 
 __all__ = ["simulate"]
 
 
-@click.command()
+@click.command(cls=OneLineCommand)
 @click.option("--port", type=int, default=0, show_default=True, help="Port; 0 picks a free one.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Market model seed.")
@@ -57,6 +57,14 @@ __all__ = ["simulate"]
     default=None,
     help="Mean trades per second of the busiest market (default 8).",
 )
+@click.option(
+    "--subscribe-delay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds before a subscription request takes effect; Upbit's first data came "
+    "0.15-0.65 s after a request (docs/protocol.md section 1.3). 0: at once.",
+)
 def simulate(
     *,
     port: int,
@@ -68,6 +76,7 @@ def simulate(
     auth_failure: str,
     history: float,
     trades_per_second: float | None,
+    subscribe_delay: float,
 ) -> None:
     """Run the Upbit simulator (WebSocket, REST, control API on one port) until interrupted."""
     options: dict[str, object] = {
@@ -78,6 +87,7 @@ def simulate(
         "idle_timeout": idle_timeout if idle_timeout > 0 else None,
         "auth_failure": auth_failure,
         "history_seconds": history,
+        "subscribe_delay": subscribe_delay,
     }
     if trades_per_second is not None:
         options["trades_per_second"] = trades_per_second
@@ -93,7 +103,7 @@ def simulate(
     try:
         config = SimulatorConfig().replace(**options)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        raise InputError(f"{exc} (see upbit-ws simulate --help)") from None
     # A port in use (or any OS refusal) is one line and exit 1, not a traceback.
     run(_serve(config))
 
