@@ -333,3 +333,28 @@ async def test_the_old_socket_ending_during_a_hedge_hands_over_to_its_open_spare
         spare = publics(sim)[1]
         assert len(requests_of(spare)) == 1 and spare.open
         await until(lambda: "last request applied" in str(ws.subscriptions()))
+
+
+async def test_a_list_question_to_a_socket_a_spare_replaces_goes_to_the_spare() -> None:
+    """list_subscriptions() asked of the blackholed socket, which will never answer: once the
+    spare takes over (0.5 s after its request), the question goes to the spare within the same
+    deadline, and the answer is what the socket streaming now holds, not an error. (A 5 s
+    deadline: the two 0.5 s delays and a loaded machine's hedge fit well inside it.)
+    """
+    config = replace(PATIENT, timeouts=replace(PATIENT.timeouts, subscription_change=5.0))
+    async with streaming(config=config) as (sim, ws, log, _book, _tape):
+        old = publics(sim)[0]
+        sim.delay(500)  # the spare proves itself, and answers, 0.5 s late
+        sim.delay(0, old.id)
+        sim.blackhole(30.0, old.id)
+        await log.state("public", "degraded", within=5)
+        asked = ws.statistics().subscriptions.public.list_requests
+        view = await ws.list_subscriptions()
+        assert ws.public.generation == 2
+        server = view.public.server
+        assert server is not None
+        assert {(s.type, code) for s in server for code in s.codes} == {
+            ("orderbook", "KRW-BTC"),
+            ("trade", "KRW-BTC"),
+        }
+        assert ws.statistics().subscriptions.public.list_requests == asked + 2

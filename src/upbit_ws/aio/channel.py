@@ -75,6 +75,10 @@ _QUIESCE_CODE: Final = "KRW-BTC"
 _GAP_TYPES: Final = frozenset({"trade", "myOrder", "myAsset", *CANDLE_TYPES})
 
 
+class _SocketGone(TransportError):
+    """The socket a LIST_SUBSCRIPTIONS question went out on ended before it answered."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelStatistics:
     """Counters of the subscription layer on one connection.
@@ -243,7 +247,7 @@ class Channel:
             since = self._last_frame_at
             self._closed_at = since if since is not None else self._now()
         self._fail_list_waiters(
-            TransportError(f"the {self.kind} connection closed before Upbit answered")
+            _SocketGone(f"the {self.kind} connection closed before Upbit answered")
         )
 
     def spare_request(self, connection: ManagedConnection) -> bytes | None:
@@ -612,28 +616,48 @@ class Channel:
     # -- LIST_SUBSCRIPTIONS ------------------------------------------------------------------
 
     async def ask_server(self) -> tuple[SubscribedType, ...] | None:
-        """Ask Upbit what this connection streams; ``None`` when no socket is open."""
-        conn = self.connection
-        if conn is None or not conn.is_open:
-            return None
-        waiter: asyncio.Future[SubscriptionList] = asyncio.get_running_loop().create_future()
-        ticket = new_ticket()
-        self._list_waiters[ticket] = waiter
-        try:
-            self.list_requests += 1
-            await conn.send(encode_list_subscriptions(ticket=ticket))
-            timeout = self._change_timeout
-            async with asyncio.timeout(timeout):
-                reply = await waiter
-        except TimeoutError as exc:
-            raise TransportError(
-                f"Upbit did not answer LIST_SUBSCRIPTIONS on the {self.kind} connection "
-                f"within {timeout:g} s"
-            ) from exc
-        finally:
-            if self._list_waiters.get(ticket) is waiter:
-                del self._list_waiters[ticket]
-        return reply.result
+        """Ask Upbit what this connection streams; ``None`` when no socket is open.
+
+        If the socket asked ends before it answers and another is open already (a hedge's
+        spare took over), the question goes to that one, within the same deadline: the answer
+        is about the socket that streams now. A socket that ended with none open behind it
+        raises :class:`TransportError`, as does no answer within the deadline.
+        """
+        loop = asyncio.get_running_loop()
+        timeout = self._change_timeout
+        deadline = loop.time() + timeout
+        while True:
+            conn = self.connection
+            if conn is None or not conn.is_open:
+                return None
+            generation = conn.generation
+            waiter: asyncio.Future[SubscriptionList] = loop.create_future()
+            ticket = new_ticket()
+            self._list_waiters[ticket] = waiter
+            try:
+                self.list_requests += 1
+                await conn.send(encode_list_subscriptions(ticket=ticket))
+                async with asyncio.timeout_at(deadline):
+                    reply = await waiter
+            except TimeoutError as exc:
+                raise TransportError(
+                    f"Upbit did not answer LIST_SUBSCRIPTIONS on the {self.kind} connection "
+                    f"within {timeout:g} s"
+                ) from exc
+            except _SocketGone as exc:
+                now = self.connection
+                if (
+                    now is not None
+                    and now.is_open
+                    and now.generation != generation
+                    and loop.time() < deadline
+                ):
+                    continue  # a spare took over: ask the socket that streams now
+                raise TransportError(str(exc)) from None
+            finally:
+                if self._list_waiters.get(ticket) is waiter:
+                    del self._list_waiters[ticket]
+            return reply.result
 
     def _list_answered(self, reply: SubscriptionList) -> None:
         # Upbit echoes the ticket of the LIST request (section 3.3; the docs leave a doubt

@@ -458,7 +458,10 @@ class WebSocketManager:
         """Return :meth:`subscriptions` plus what Upbit says each socket streams.
 
         Asks Upbit with LIST_SUBSCRIPTIONS on both connections at once (it counts toward the
-        message limit).
+        message limit). A connection with no socket open reports ``server=None``. If the socket
+        asked is replaced by a hedge's spare before it answers, the spare is asked within the
+        same deadline (``Timeouts.subscription_change``); a socket that closed with none open
+        behind it, or no answer by the deadline, raises :class:`~upbit_ws.TransportError`.
         """
         return await self._subs.list_subscriptions()
 
