@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import msgspec
@@ -62,6 +62,13 @@ T = TypeVar("T")
 MARKETS = ("KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "BTC-ETH", "USDT-BTC")
 #: A small simulator (quick to start); KRW-BTC, KRW-ETH, KRW-XRP are always listed and busy.
 SMALL_SIM: dict[str, Any] = {"krw_markets": 20, "btc_markets": 3, "usdt_markets": 3}
+
+#: FAST with a 2 s silence ceiling. The stream of :func:`streaming` (an orderbook and a trade
+#: tape of KRW-BTC) has a p99 read gap of about 0.2 s, so its own silence bound (4 x p99:
+#: 0.8 s) is under this ceiling: a busy stream, whose silence past the bound hedges at once
+#: (core/session.py). Under FAST's 0.4 s ceiling the same silence only probes, and hedges
+#: when the probe goes unanswered.
+HEDGING = replace(FAST, keepalive=replace(FAST.keepalive, silence_probe=2.0))
 _TS = 1_785_397_200_000
 
 
@@ -299,6 +306,13 @@ async def stack(
         finally:
             await public.aclose()
             await service.aclose()
+
+
+async def rate_learned(ws: WebSocketManager, config: ConnectionConfig) -> None:
+    """Wait until the public stream's rate is learned: its silence bound under the ceiling."""
+    public = ws.public
+    ceiling = config.keepalive.silence_probe
+    await until(lambda: public.statistics().silence_threshold < ceiling)
 
 
 @asynccontextmanager

@@ -10,13 +10,24 @@ pong deadline when it fails. No sleeping: every wait is for the event or state e
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
 from tests.aio.connection_helpers import FAST, EventLog, fresh_limiter, our_tasks, sim_until
-from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, streaming, until
+from tests.aio.subscription_helpers import (
+    HEDGING,
+    SMALL_SIM,
+    next_item,
+    rate_learned,
+    requests_of,
+    streaming,
+    until,
+)
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.core.buffer import Gap
+from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.events import ConnectionStateChanged, GapEvent, ReconciliationFinished
 from upbit_ws.simulator import Simulator
 from upbit_ws.simulator.connection import SimConnection
@@ -25,10 +36,20 @@ from upbit_ws.simulator.connection import SimConnection
 #: deadline (5 s) and a close timeout (3 s) well beyond those delays, so that a loaded machine
 #: cannot turn the hold into a declared-dead socket or an aborted close.
 PATIENT = replace(
-    FAST,
-    keepalive=replace(FAST.keepalive, ping_interval=10.0, pong_timeout=5.0),
-    timeouts=replace(FAST.timeouts, close=3.0),
+    HEDGING,
+    keepalive=replace(HEDGING.keepalive, ping_interval=10.0, pong_timeout=5.0),
+    timeouts=replace(HEDGING.timeouts, close=3.0),
 )
+
+
+@asynccontextmanager
+async def busy(
+    config: ConnectionConfig = HEDGING, **options: Any
+) -> AsyncIterator[tuple[Simulator, WebSocketManager, EventLog, Any, Any]]:
+    """:func:`streaming`, once the public stream's rate is learned (its bound under the ceiling)."""
+    async with streaming(config=config, **options) as stack:
+        await rate_learned(stack[1], config)
+        yield stack
 
 
 def publics(sim: Simulator) -> list[SimConnection]:
@@ -54,7 +75,7 @@ async def test_a_blackhole_is_hedged_the_spare_takes_over_once_without_duplicate
     merged request (not sent twice); the trade gap runs from the old socket's last frame, in
     band and as an event; no trade is delivered twice.
     """
-    async with streaming() as (sim, ws, log, _book, tape):
+    async with busy() as (sim, ws, log, _book, tape):
         items = tape.items()
         seen: list[int] = []
         while len(seen) < 2:  # the tape flows before the fault
@@ -105,7 +126,7 @@ async def test_the_old_socket_answering_first_cancels_the_hedge_and_closes_the_s
     closed with a close frame (1000), not aborted. Nothing is lost, so no gap; the connection
     stays on socket 1.
     """
-    async with streaming(config=PATIENT) as (sim, ws, log, _book, _tape):
+    async with busy(config=PATIENT) as (sim, ws, log, _book, _tape):
         old = publics(sim)[0]
         sim.delay(1500)  # new sockets (the spare) get their frames late
         sim.delay(300, old.id)
@@ -129,8 +150,8 @@ async def test_a_spare_slower_than_the_pong_deadline_still_takes_over() -> None:
     deadline: the old socket waits for the spare instead of being declared dead (which would
     drop the spare and start a reconnect behind it); the spare takes over, no reconnecting.
     """
-    config = replace(FAST, timeouts=replace(FAST.timeouts, connect=4.0))
-    async with streaming(config=config) as (sim, ws, log, _book, _tape):
+    config = replace(HEDGING, timeouts=replace(HEDGING.timeouts, connect=4.0))
+    async with busy(config=config) as (sim, ws, log, _book, _tape):
         old = publics(sim)[0]
         sim.delay(2000)  # new sockets (the spare) get their frames late
         sim.delay(0, old.id)
@@ -147,7 +168,7 @@ async def test_a_spare_slower_than_the_pong_deadline_still_takes_over() -> None:
 
 async def test_a_spare_that_cannot_connect_falls_back_to_the_pong_deadline() -> None:
     """Handshakes refused (503) while the socket is blackholed: today's path replaces it."""
-    async with streaming() as (sim, ws, log, book, _tape):
+    async with busy() as (sim, ws, log, book, _tape):
         old = publics(sim)[0]
         sim.refuse(2.0, how="status", status=503)
         sim.blackhole(30.0, old.id)
@@ -165,7 +186,7 @@ async def test_an_error_frame_on_the_spare_is_a_failed_hedge() -> None:
     The frame is counted and logged but never reaches the subscription layer as a rejection
     of the current socket's request; the blackholed socket is replaced by today's path.
     """
-    async with streaming() as (sim, ws, log, book, _tape):
+    async with busy() as (sim, ws, log, book, _tape):
         old = publics(sim)[0]
         sim.reject_requests(1, name="WRONG_FORMAT")
         sim.blackhole(30.0, old.id)
@@ -180,7 +201,7 @@ async def test_an_error_frame_on_the_spare_is_a_failed_hedge() -> None:
 
 async def test_a_change_made_during_the_hedge_reaches_the_new_socket() -> None:
     """The spare takes over with its request; a change made meanwhile follows on it at once."""
-    async with streaming(config=PATIENT) as (sim, ws, log, book, _tape):
+    async with busy(config=PATIENT) as (sim, ws, log, book, _tape):
         old = publics(sim)[0]
         sim.delay(1500)  # the spare proves itself 1.5 s after its request
         sim.delay(0, old.id)
@@ -204,15 +225,25 @@ async def test_a_change_made_during_the_hedge_reaches_the_new_socket() -> None:
 async def test_the_spare_waits_for_the_shared_connect_limiter() -> None:
     """Upbit allows 5 connects/s (docs/protocol.md section 8.1): a spare waits like a connect."""
     limiter = fresh_limiter()
-    async with streaming(limiter=limiter) as (sim, ws, log, _book, _tape):
+    async with busy(limiter=limiter) as (sim, ws, log, _book, _tape):
         old = publics(sim)[0]
         waits = ws.public.statistics().connect_waits
-        now = asyncio.get_running_loop().time()
-        for _ in range(4):  # the burst and more are spent: the next connect must wait
-            limiter.acquire(now)
-        assert limiter.delay(now) > 0
-        sim.blackhole(30.0, old.id)
-        await log.state("public", "degraded", within=5)
+        loop = asyncio.get_running_loop()
+
+        async def spend() -> None:
+            """Keep the burst spent (the silence takes 0.8 s to notice): a connect must wait."""
+            while True:
+                while limiter.delay(loop.time()) == 0:
+                    limiter.acquire(loop.time())
+                await asyncio.sleep(0.01)
+
+        spender = asyncio.create_task(spend())
+        try:
+            await until(lambda: limiter.delay(loop.time()) > 0)
+            sim.blackhole(30.0, old.id)
+            await log.state("public", "degraded", within=5)
+        finally:
+            spender.cancel()
         await log.wait_for(ConnectionStateChanged, took_over, within=5)
         assert ws.public.statistics().connect_waits > waits
 
@@ -225,6 +256,7 @@ async def test_closing_during_a_hedge_leaves_no_socket_or_task() -> None:
         async with ws:
             book = ws.component("book").subscribe("orderbook", ["KRW-BTC"])
             await next_item(book)
+            await rate_learned(ws, PATIENT)
             old = publics(sim)[0]
             sim.delay(10_000)  # the spare never proves itself before the close
             sim.delay(0, old.id)
@@ -297,10 +329,7 @@ async def test_the_old_socket_ending_during_a_hedge_hands_over_to_its_open_spare
     connect, the backoff and the round trips a reconnect would add are saved. The gap runs
     from the old socket's last frame and the spare's data flows on.
     """
-    # A 2.5 s silence threshold: the adopted spare's first frame, 1.5 s late, is not silence.
-    keepalive = replace(PATIENT.keepalive, silence_probe=2.5, silence_floor=2.5)
-    config = replace(PATIENT, keepalive=keepalive)
-    async with streaming(config=config) as (sim, ws, log, _book, tape):
+    async with busy(config=PATIENT) as (sim, ws, log, _book, tape):
         items = tape.items()
         while isinstance(await next_item(items, within=5.0), Gap):
             pass  # the tape flows before the fault
@@ -342,7 +371,7 @@ async def test_a_list_question_to_a_socket_a_spare_replaces_goes_to_the_spare() 
     deadline: the two 0.5 s delays and a loaded machine's hedge fit well inside it.)
     """
     config = replace(PATIENT, timeouts=replace(PATIENT.timeouts, subscription_change=5.0))
-    async with streaming(config=config) as (sim, ws, log, _book, _tape):
+    async with busy(config=config) as (sim, ws, log, _book, _tape):
         old = publics(sim)[0]
         sim.delay(500)  # the spare proves itself, and answers, 0.5 s late
         sim.delay(0, old.id)

@@ -122,6 +122,31 @@ def test_a_stream_known_quiet_hedges_only_when_its_probe_goes_unanswered() -> No
     assert kinds(actions) == [Hedge]
 
 
+def test_a_stream_whose_gaps_reach_the_ceiling_probes_without_a_spare() -> None:
+    """Frames every 0.3 s: the stream's own bound (4 x 0.3 s) is past the 1 s ceiling, so a
+    1 s silence is ordinary for it (a few trades a second: one every ~10 s, measured on the
+    simulator, each a spare connect before). The probe goes out at the ceiling with no
+    spare; an answered probe costs nothing; an unanswered one hedges at its suspicion
+    deadline. A busy stream (frames every 10 ms) still hedges at once (the test above).
+    """
+    session = open_session()
+    last = flow(session, every=0.3, until=9.0)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
+    for _ in range(3):  # silences answered: no connect at all
+        at, actions = run_until_action(session, last, last + 5.0)
+        assert at == pytest.approx(last + DEFAULTS.silence_probe)
+        assert actions == [SendPing("silence")]
+        session.pong_received(at + 0.01)
+        assert session.poll(at + 0.01) == []
+        last = flow(session, every=0.3, until=at + 1.0, start=at + 0.1)
+    assert session.statistics(last).hedges == 0
+    at, actions = run_until_action(session, last, last + 5.0)
+    assert actions == [SendPing("silence")]
+    suspected, actions = run_until_action(session, at, at + 5.0)  # this one goes unanswered
+    assert kinds(actions) == [Hedge]
+    assert suspected == pytest.approx(at + session.statistics(at).suspicion)
+
+
 def test_a_false_silence_alarm_raises_the_threshold() -> None:
     """A silence answered by a pong after 0.3 s was a false alarm: one connect, then the
     threshold stays at 2 x 0.3 s even once data flows fast again, so it does not repeat."""
@@ -410,8 +435,9 @@ def test_a_new_socket_waits_the_ceiling_for_its_first_frame_then_the_learned_thr
     """Upbit starts a subscription 150-650 ms after its request (docs/protocol.md section 1.3).
 
     A busy stream learned a 0.25 s threshold; after a reconnect the new socket's first frame
-    may come later than that: no probe and no spare until the ceiling (silence_probe, 1 s).
-    Once frames flow on it, the learned threshold applies again.
+    may come later than that: no probe until the ceiling (silence_probe, 1 s), and no spare
+    with that probe (only if it goes unanswered). Once frames flow on it, the learned
+    threshold applies again, with a spare at once.
     """
     session = open_session()
     last = flow(session, every=0.01, until=1.0)
@@ -425,8 +451,13 @@ def test_a_new_socket_waits_the_ceiling_for_its_first_frame_then_the_learned_thr
     session.request_sent(at)
     session.take_events()
     probe, actions = run_until_action(session, at, at + 5.0)
-    assert kinds(actions) == [SendPing, Hedge]
+    assert kinds(actions) == [SendPing]
     assert probe == pytest.approx(at + DEFAULTS.silence_probe)  # not at + 0.25 s
+    # No round trip measured yet (no pong so far): no hedge before the first pong, so an
+    # unanswered probe ends at its pong deadline (with one, at the suspicion deadline: below).
+    dead, actions = run_until_action(session, probe, probe + 5.0)
+    assert kinds(actions) == [DeclareDead, WaitBackoff]
+    assert dead == pytest.approx(probe + DEFAULTS.pong_timeout)
     # The subscription started (0.6 s after the request): then the learned threshold again.
     fresh = open_session()
     last = flow(fresh, every=0.01, until=1.0)

@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 from tests.aio.connection_helpers import FAST, fresh_limiter, our_tasks
-from tests.aio.subscription_helpers import SMALL_SIM, next_item, requests_of, streaming, until
+from tests.aio.subscription_helpers import (
+    HEDGING,
+    SMALL_SIM,
+    next_item,
+    rate_learned,
+    requests_of,
+    streaming,
+    until,
+)
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.core.buffer import Gap
 from upbit_ws.core.errors import InvalidInputError, ServerRejectedError
@@ -101,7 +109,11 @@ CATALOGUE: dict[str, Fault] = {
 @pytest.mark.parametrize("fault", list(CATALOGUE), ids=list(CATALOGUE))
 async def test_components_recover_from_each_fault(fault: str) -> None:
     """After each named fault the merged request is re-sent and both components get data."""
-    async with streaming() as (sim, ws, log, book, tape):
+    # A blackhole of a busy stream (its rate learned, under HEDGING's ceiling) is hedged.
+    config = HEDGING if fault == "blackhole" else FAST
+    async with streaming(config=config) as (sim, ws, log, book, tape):
+        if fault == "blackhole":
+            await rate_learned(ws, config)
         first = newest_public(sim)
         await CATALOGUE[fault](sim)
         if fault == "blackhole":

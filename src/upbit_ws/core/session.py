@@ -44,8 +44,11 @@ Adaptive suspicion and the hedge (issue #9: a blackhole must cost under a second
 * a ping unanswered past the *suspicion deadline* (``suspicion_rtt_factor`` times the p99
   pong round trip of the last ``rtt_window`` pongs, clamped to ``[suspicion_floor,
   pong_timeout]``) puts the socket under suspicion; so does silence past the threshold on a
-  stream that was flowing (not one whose last probe was answered without data: a quiet
-  market waits for its ping instead);
+  busy stream that was flowing on this socket: one whose own bound (``silence_gap_factor``
+  times its p99 read gap) is under the ceiling. Any other silence (a stream whose ordinary
+  gaps reach the ceiling, one whose rate is not known yet, one whose last probe was answered
+  without data) is probed and waits for its ping instead: a stream of a few trades a second
+  has a 1 s silence every ~10 s in normal traffic, and opened a spare for each;
 * a socket under suspicion is ``degraded`` and, with ``KeepaliveConfig.hedge`` on, ``poll``
   returns :class:`Hedge`: the shell opens a spare socket at once (through the connect
   limiter), sends it the full merged request, and reports :meth:`Session.hedge_switched` as
@@ -1013,6 +1016,26 @@ class Session:
         threshold = keepalive.silence_threshold(_p99(list(gaps)))
         return min(keepalive.silence_probe, max(threshold, self._learned_silence))
 
+    def _silence_is_news(self) -> bool:
+        """Tell whether a silence past the threshold is abnormal for this stream: hedge at once.
+
+        Only when a frame came on this socket and the stream's own bound (``silence_gap_factor``
+        times the p99 read gap, or what a false alarm taught) is under the ceiling
+        (``silence_probe``), so the ceiling did not cut it short. A stream whose gaps reach the
+        ceiling in normal traffic (a few trades a second: measured, one 1 s silence every ~10
+        s, each a spare connect), one whose rate is not known yet, or a socket still waiting
+        for its first frame is probed at the threshold all the same, but only hedges if that
+        ping goes unanswered past the suspicion deadline.
+        """
+        keepalive = self.config.keepalive
+        gaps = self._gaps
+        if self._last_data <= self._stream_since or len(gaps) < min(
+            _MIN_GAPS, keepalive.silence_window
+        ):
+            return False
+        bound = max(keepalive.silence_gap_factor * _p99(list(gaps)), self._learned_silence)
+        return bound < keepalive.silence_probe
+
     def _suspicion(self) -> float:
         """Return the suspicion deadline of a ping (see ``KeepaliveConfig.suspicion``).
 
@@ -1182,9 +1205,10 @@ class Session:
             self._probe_outstanding = True
             quiet = now - max(self._last_rx, self._stream_since)
             reason = f"no data for {quiet:.2f} s, probing"
-            if self._can_hedge() and self._quiet_probes == 0:
-                # A stream that was flowing went silent. A stream known to be quiet (its last
-                # probe was answered without data) hedges only if this probe goes unanswered.
+            if self._can_hedge() and self._quiet_probes == 0 and self._silence_is_news():
+                # A busy stream that was flowing went silent. Any other (known to be quiet:
+                # its last probe was answered without data; sparse; or not flowing on this
+                # socket yet) hedges only if this probe goes unanswered (_suspicion_due).
                 self._start_hedge(now)
                 reason += " and opening a spare socket (hedge)"
             self._set_state(now, "degraded", reason)
