@@ -60,6 +60,19 @@ def run_until_action(session: Session, now: float, limit: float) -> tuple[float,
     raise AssertionError(f"nothing asked for by {limit}")
 
 
+def reconnected(session: Session, last: float) -> float:
+    """Drop the socket at ``last``, wait out the backoff, connect and send the request; return
+    when (the new socket has no frame yet)."""
+    session.closed(last, code=1006)
+    at, actions = run_until_action(session, last, last + 5.0)
+    assert kinds(actions) == [WaitBackoff]
+    at, actions = run_until_action(session, at, at + 5.0)
+    assert kinds(actions) == [Connect]
+    session.connected(at)
+    session.request_sent(at)
+    return at
+
+
 # --- adaptive silence threshold ----------------------------------------------------------------
 
 
@@ -442,13 +455,7 @@ def test_a_new_socket_waits_the_ceiling_for_its_first_frame_then_the_learned_thr
     session = open_session()
     last = flow(session, every=0.01, until=1.0)
     assert session.statistics(last).silence_threshold == DEFAULTS.silence_floor
-    session.closed(last, code=1006)
-    at, actions = run_until_action(session, last, last + 5.0)
-    assert kinds(actions) == [WaitBackoff]
-    at, actions = run_until_action(session, at, at + 5.0)
-    assert kinds(actions) == [Connect]
-    session.connected(at)
-    session.request_sent(at)
+    at = reconnected(session, last)
     session.take_events()
     probe, actions = run_until_action(session, at, at + 5.0)
     assert kinds(actions) == [SendPing]
@@ -461,11 +468,7 @@ def test_a_new_socket_waits_the_ceiling_for_its_first_frame_then_the_learned_thr
     # The subscription started (0.6 s after the request): then the learned threshold again.
     fresh = open_session()
     last = flow(fresh, every=0.01, until=1.0)
-    fresh.closed(last, code=1006)
-    at, _ = run_until_action(fresh, last, last + 5.0)
-    at, _ = run_until_action(fresh, at, at + 5.0)
-    fresh.connected(at)
-    fresh.request_sent(at)
+    at = reconnected(fresh, last)
     fresh.frame_received(at + 0.6)
     assert fresh.poll(at + 0.6) == []
     probe, actions = run_until_action(fresh, at + 0.6, at + 5.0)
@@ -481,11 +484,7 @@ def test_the_wait_for_a_new_socket_s_first_frame_is_not_a_gap_of_the_stream() ->
     session = open_session()
     last = flow(session, every=0.01, until=1.0)
     for _ in range(2):
-        session.closed(last, code=1006)
-        at, _ = run_until_action(session, last, last + 5.0)
-        at, _ = run_until_action(session, at, at + 5.0)
-        session.connected(at)
-        session.request_sent(at)
+        at = reconnected(session, last)
         session.frame_received(at + 0.6)
         last = flow(session, every=0.01, until=at + 0.7, start=at + 0.6)
     assert session.statistics(last).silence_threshold == DEFAULTS.silence_floor
