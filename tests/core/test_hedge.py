@@ -138,26 +138,32 @@ def test_a_stream_known_quiet_hedges_only_when_its_probe_goes_unanswered() -> No
 def test_a_stream_whose_gaps_reach_the_ceiling_probes_without_a_spare() -> None:
     """Frames every 0.3 s: the stream's own bound (4 x 0.3 s) is past the 1 s ceiling, so a
     1 s silence is ordinary for it (a few trades a second: one every ~10 s, measured on the
-    simulator, each a spare connect before). The probe goes out at the ceiling with no
-    spare; an answered probe costs nothing; an unanswered one hedges at its suspicion
-    deadline. A busy stream (frames every 10 ms) still hedges at once (the test above).
+    simulator, each a spare connect and a degraded spell before). The probe goes out at the
+    ceiling quietly; an answered probe costs nothing; an unanswered one makes the socket
+    degraded and hedges at its suspicion deadline. A busy stream (frames every 10 ms) still
+    hedges at once (the test above).
     """
     session = open_session()
     last = flow(session, every=0.3, until=9.0)
     assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
-    for _ in range(3):  # silences answered: no connect at all
+    for _ in range(3):  # silences answered: no connect, and no degraded spell either
         at, actions = run_until_action(session, last, last + 5.0)
         assert at == pytest.approx(last + DEFAULTS.silence_probe)
         assert actions == [SendPing("silence")]
+        assert session.state == "open"
         session.pong_received(at + 0.01)
         assert session.poll(at + 0.01) == []
         last = flow(session, every=0.3, until=at + 1.0, start=at + 0.1)
     assert session.statistics(last).hedges == 0
+    assert session.take_events() == []
     at, actions = run_until_action(session, last, last + 5.0)
     assert actions == [SendPing("silence")]
     suspected, actions = run_until_action(session, at, at + 5.0)  # this one goes unanswered
     assert kinds(actions) == [Hedge]
     assert suspected == pytest.approx(at + session.statistics(at).suspicion)
+    (event,) = session.take_events()
+    assert (event.old, event.new) == ("open", "degraded")
+    assert event.reason.startswith("no pong within") and "hedge" in event.reason
 
 
 def test_a_false_silence_alarm_raises_the_threshold() -> None:

@@ -45,10 +45,12 @@ Adaptive suspicion and the hedge (issue #9: a blackhole must cost under a second
   pong round trip of the last ``rtt_window`` pongs, clamped to ``[suspicion_floor,
   pong_timeout]``) puts the socket under suspicion; so does silence past the threshold on a
   busy stream that was flowing on this socket: one whose own bound (``silence_gap_factor``
-  times its p99 read gap) is under the ceiling. Any other silence (a stream whose ordinary
-  gaps reach the ceiling, one whose rate is not known yet, one whose last probe was answered
-  without data) is probed and waits for its ping instead: a stream of a few trades a second
-  has a 1 s silence every ~10 s in normal traffic, and opened a spare for each;
+  times its p99 read gap) is under the ceiling. A silence of a stream whose rate is not known
+  yet (or whose last probe was answered without data) is suspected without a spare: its
+  probe decides. A silence of a sparse stream, whose ordinary gaps reach the ceiling, is
+  probed quietly (the socket stays ``open``): a stream of a few trades a second has a 1 s
+  silence every ~10 s in normal traffic, and each was a spare connect and a ``degraded``
+  spell; only its ping unanswered past the suspicion deadline makes it suspected;
 * a socket under suspicion is ``degraded`` and, with ``KeepaliveConfig.hedge`` on, ``poll``
   returns :class:`Hedge`: the shell opens a spare socket at once (through the connect
   limiter), sends it the full merged request, and reports :meth:`Session.hedge_switched` as
@@ -868,7 +870,9 @@ class Session:
                 if suspected is not None:
                     due = min(due, suspected)
                 if self._streaming and state == "open":
-                    return min(due, self._probe_due(), self._stale_due())
+                    due = min(due, self._stale_due())
+                    if not self._probe_outstanding:  # the ping in flight may be the probe
+                        due = min(due, self._probe_due())
                 return due
             due = self._last_ping + self.config.keepalive.interval(streaming=self._streaming)
             if not self._streaming:
@@ -1016,25 +1020,25 @@ class Session:
         threshold = keepalive.silence_threshold(_p99(list(gaps)))
         return min(keepalive.silence_probe, max(threshold, self._learned_silence))
 
-    def _silence_is_news(self) -> bool:
-        """Tell whether a silence past the threshold is abnormal for this stream: hedge at once.
+    def _silence_kind(self) -> Literal["news", "ordinary", "unknown"]:
+        """Say what a silence past the threshold means for this stream.
 
-        Only when a frame came on this socket and the stream's own bound (``silence_gap_factor``
-        times the p99 read gap, or what a false alarm taught) is under the ceiling
-        (``silence_probe``), so the ceiling did not cut it short. A stream whose gaps reach the
-        ceiling in normal traffic (a few trades a second: measured, one 1 s silence every ~10
-        s, each a spare connect), one whose rate is not known yet, or a socket still waiting
-        for its first frame is probed at the threshold all the same, but only hedges if that
-        ping goes unanswered past the suspicion deadline.
+        ``unknown`` until a frame came on this socket and enough reads were seen to know the
+        stream's rate; then ``news`` when its own bound (``silence_gap_factor`` times the p99
+        read gap, or what a false alarm taught) is under the ceiling (``silence_probe``), so
+        the ceiling did not cut it short: the silence is abnormal for a stream this busy.
+        Otherwise ``ordinary``: the stream's gaps reach the ceiling in normal traffic (a few
+        trades a second: measured, a 1 s silence every ~10 s, each a spare connect and a
+        ``degraded`` spell while every silence was suspected).
         """
         keepalive = self.config.keepalive
         gaps = self._gaps
         if self._last_data <= self._stream_since or len(gaps) < min(
             _MIN_GAPS, keepalive.silence_window
         ):
-            return False
+            return "unknown"
         bound = max(keepalive.silence_gap_factor * _p99(list(gaps)), self._learned_silence)
-        return bound < keepalive.silence_probe
+        return "news" if bound < keepalive.silence_probe else "ordinary"
 
     def _suspicion(self) -> float:
         """Return the suspicion deadline of a ping (see ``KeepaliveConfig.suspicion``).
@@ -1121,8 +1125,14 @@ class Session:
         return max(deadline, self._hedge_until)
 
     def _suspicion_due(self) -> float | None:
-        """Return when an unanswered ping puts the socket under suspicion (None: no such ping)."""
-        if self._pong_deadline is None or self._rx_after_ping or not self._can_hedge():
+        """Return when an unanswered ping puts the socket under suspicion (None: no such ping).
+
+        None as well once that was acted on: the socket is ``degraded`` already and cannot
+        hedge (a hedge under way, or spent in this spell).
+        """
+        if self._pong_deadline is None or self._rx_after_ping:
+            return None
+        if self._state != "open" and not self._can_hedge():
             return None
         return self._last_ping + self._suspicion()
 
@@ -1200,27 +1210,30 @@ class Session:
                 self._ping(now, "silence")
             elif now >= self._last_ping + keepalive.interval(streaming=self._streaming):
                 self._ping(now, "interval")
-        if silent and self._state == "open":
+        if silent and self._state == "open" and not self._probe_outstanding:
             # A ping already in flight doubles as the probe.
             self._probe_outstanding = True
-            quiet = now - max(self._last_rx, self._stream_since)
-            reason = f"no data for {quiet:.2f} s, probing"
-            if self._can_hedge() and self._quiet_probes == 0 and self._silence_is_news():
-                # A busy stream that was flowing went silent. Any other (known to be quiet:
-                # its last probe was answered without data; sparse; or not flowing on this
-                # socket yet) hedges only if this probe goes unanswered (_suspicion_due).
-                self._start_hedge(now)
-                reason += " and opening a spare socket (hedge)"
-            self._set_state(now, "degraded", reason)
-            return
+            silence = self._silence_kind()
+            if silence != "ordinary":
+                # Suspected: a busy stream went silent ("news": a spare at once, unless its
+                # last probe was answered without data), or a stream whose rate is not known
+                # yet ("unknown": the probe decides). An ordinary silence of a sparse stream
+                # is probed quietly: only a ping unanswered past the suspicion deadline
+                # (_suspicion_due) makes the socket suspected, and hedges.
+                quiet = now - max(self._last_rx, self._stream_since)
+                reason = f"no data for {quiet:.2f} s, probing"
+                if silence == "news" and self._quiet_probes == 0 and self._can_hedge():
+                    self._start_hedge(now)
+                    reason += " and opening a spare socket (hedge)"
+                self._set_state(now, "degraded", reason)
+                return
         suspected = self._suspicion_due()
         if suspected is not None and now >= suspected:
-            self._start_hedge(now)
-            self._set_state(
-                now,
-                "degraded",
-                f"no pong within {now - self._last_ping:.2f} s, opening a spare socket (hedge)",
-            )
+            reason = f"no pong within {now - self._last_ping:.2f} s"
+            if self._can_hedge():
+                self._start_hedge(now)
+                reason += ", opening a spare socket (hedge)"
+            self._set_state(now, "degraded", reason)
 
     def _stall(self, reason: str) -> None:
         """Report a private stall (see the module docs) and forget the ping it concerned."""

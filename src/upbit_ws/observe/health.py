@@ -3,11 +3,12 @@
 Healthy means every connection the manager runs is ``open`` (a socket up, its subscription's
 data fresh) and the manager itself is running. It is stricter than
 :meth:`~upbit_ws.aio.manager.WebSocketManager.health`, which also counts ``degraded`` as usable:
-``degraded`` is the session's own word for "no data for the silence-probe time, the socket is
-being probed" (see :mod:`upbit_ws.core.session`), so a blackholed socket turns the endpoint
-unhealthy as soon as it is suspected, before it is declared dead and replaced. A quiet private
-connection (myOrder/myAsset stream nothing most of the time) has no silence probe and stays
-``open`` while its pings are answered.
+``degraded`` is the session's own word for "suspected: silent past what is normal for its
+stream, or a ping unanswered past its suspicion deadline, and being probed" (see
+:mod:`upbit_ws.core.session`), so a blackholed socket turns the endpoint unhealthy as soon as
+it is suspected, before it is declared dead and replaced. The ordinary silences of a sparse
+stream are probed without it, and a quiet private connection (myOrder/myAsset stream nothing
+most of the time) has no silence probe: both stay ``open`` while their pings are answered.
 
 The document is plain JSON (see ``docs/observability.md`` for every field); nothing in it is a
 secret: the reasons are the connections' ``last_error`` texts, which never carry a key or a
