@@ -64,10 +64,10 @@ MARKETS = ("KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "BTC-ETH", "USDT-BTC")
 SMALL_SIM: dict[str, Any] = {"krw_markets": 20, "btc_markets": 3, "usdt_markets": 3}
 
 #: FAST with a 2 s silence ceiling. The stream of :func:`streaming` (an orderbook and a trade
-#: tape of KRW-BTC) has a p99 read gap of about 0.2 s, so its own silence bound (4 x p99:
-#: 0.8 s) is under this ceiling: a busy stream, whose silence past the bound hedges at once
-#: (core/session.py). Under FAST's 0.4 s ceiling the same silence only probes, and hedges
-#: when the probe goes unanswered.
+#: tape of KRW-BTC) has a p99 read gap of about 0.2 s, under a third of this ceiling: a busy
+#: stream, whose silence past its threshold (4 x p99: 0.8 s) hedges at once
+#: (core/session.py). Under FAST's 0.4 s ceiling the same silence is not news: it is probed,
+#: and hedged when the probe goes unanswered.
 HEDGING = replace(FAST, keepalive=replace(FAST.keepalive, silence_probe=2.0))
 _TS = 1_785_397_200_000
 

@@ -136,15 +136,15 @@ def test_a_stream_known_quiet_hedges_only_when_its_probe_goes_unanswered() -> No
 
 
 def test_a_stream_whose_gaps_reach_the_ceiling_probes_without_a_spare() -> None:
-    """Frames every 0.3 s: the stream's own bound (4 x 0.3 s) is past the 1 s ceiling, so a
-    1 s silence is ordinary for it (a few trades a second: one every ~10 s, measured on the
+    """Frames every 0.6 s: three times its p99 gap (1.8 s) is past the 1 s ceiling, so a 1 s
+    silence is ordinary for it (a few trades a second: one every ~10 s, measured on the
     simulator, each a spare connect and a degraded spell before). The probe goes out at the
     ceiling quietly; an answered probe costs nothing; an unanswered one makes the socket
     degraded and hedges at its suspicion deadline. A busy stream (frames every 10 ms) still
     hedges at once (the test above).
     """
     session = open_session()
-    last = flow(session, every=0.3, until=9.0)
+    last = flow(session, every=0.6, until=12.0)
     assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
     for _ in range(3):  # silences answered: no connect, and no degraded spell either
         at, actions = run_until_action(session, last, last + 5.0)
@@ -153,7 +153,7 @@ def test_a_stream_whose_gaps_reach_the_ceiling_probes_without_a_spare() -> None:
         assert session.state == "open"
         session.pong_received(at + 0.01)
         assert session.poll(at + 0.01) == []
-        last = flow(session, every=0.3, until=at + 1.0, start=at + 0.1)
+        last = flow(session, every=0.6, until=at + 1.5, start=at + 0.1)
     assert session.statistics(last).hedges == 0
     assert session.take_events() == []
     at, actions = run_until_action(session, last, last + 5.0)
@@ -164,6 +164,20 @@ def test_a_stream_whose_gaps_reach_the_ceiling_probes_without_a_spare() -> None:
     (event,) = session.take_events()
     assert (event.old, event.new) == ("open", "degraded")
     assert event.reason.startswith("no pong within") and "hedge" in event.reason
+
+
+def test_a_stream_with_gaps_under_half_the_ceiling_hedges_at_the_ceiling() -> None:
+    """Frames every 0.3 s: its threshold (4 x 0.3 s) is cut to the 1 s ceiling, but a 1 s
+    silence is still news for it (three times its p99 gap is 0.9 s; with an exponential tail
+    a gap that long is one in ~5 million): probe and spare at once, as for a busy stream.
+    """
+    session = open_session()
+    last = flow(session, every=0.3, until=9.0)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
+    at, actions = run_until_action(session, last, last + 5.0)
+    assert at == pytest.approx(last + DEFAULTS.silence_probe)
+    assert kinds(actions) == [SendPing, Hedge]
+    assert session.state == "degraded"
 
 
 def test_a_false_silence_alarm_raises_the_threshold() -> None:

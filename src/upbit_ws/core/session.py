@@ -44,8 +44,8 @@ Adaptive suspicion and the hedge (issue #9: a blackhole must cost under a second
 * a ping unanswered past the *suspicion deadline* (``suspicion_rtt_factor`` times the p99
   pong round trip of the last ``rtt_window`` pongs, clamped to ``[suspicion_floor,
   pong_timeout]``) puts the socket under suspicion; so does silence past the threshold on a
-  busy stream that was flowing on this socket: one whose own bound (``silence_gap_factor``
-  times its p99 read gap) is under the ceiling. A silence of a stream whose rate is not known
+  busy stream that was flowing on this socket: one whose p99 read gap is under a third of
+  the ceiling. A silence of a stream whose rate is not known
   yet (or whose last probe was answered without data) is suspected without a spare: its
   probe decides. A silence of a sparse stream, whose ordinary gaps reach the ceiling, is
   probed quietly (the socket stays ``open``): a stream of a few trades a second has a 1 s
@@ -155,6 +155,14 @@ EVENT_BACKLOG: Final = 256
 _STALE_GROWTH_LIMIT: Final = 8.0
 #: Read gaps needed before the silence threshold adapts (``SILENCE_WINDOW`` in core/config.py).
 _MIN_GAPS: Final = 16
+#: A silence at the ceiling is news (a spare at once) for a stream whose p99 read gap is under
+#: the ceiling divided by this. Read gaps have about an exponential tail, P(gap > x) = 0.01 **
+#: (x / p99), and the p99 of a 64-read window (its second largest gap) reads about a quarter
+#: low: at the boundary the true p99 is ~0.44 of the ceiling, and a gap past the ceiling one
+#: in ~35,000 (a spurious spare about hourly at 10 frames/s). Measured on the simulator with
+#: 2 instead, ~8 trades/s opened one in 40 s; a p99 of 1.15 s (~4 trades/s) has a gap past
+#: 1 s in one of ~55, which was a spare every ~10 s while every silence at the ceiling opened one.
+_NEWS_GAP_FACTOR: Final = 3.0
 #: Seconds without a false alarm after which what false alarms taught is halved (see the
 #: module docs): a bound learned from one hiccup is back near the adaptive one within an hour.
 FALSE_ALARM_MEMORY: Final = 600.0
@@ -1024,12 +1032,12 @@ class Session:
         """Say what a silence past the threshold means for this stream.
 
         ``unknown`` until a frame came on this socket and enough reads were seen to know the
-        stream's rate; then ``news`` when its own bound (``silence_gap_factor`` times the p99
-        read gap, or what a false alarm taught) is under the ceiling (``silence_probe``), so
-        the ceiling did not cut it short: the silence is abnormal for a stream this busy.
-        Otherwise ``ordinary``: the stream's gaps reach the ceiling in normal traffic (a few
-        trades a second: measured, a 1 s silence every ~10 s, each a spare connect and a
-        ``degraded`` spell while every silence was suspected).
+        stream's rate; then ``news`` when three times its p99 read gap (``_NEWS_GAP_FACTOR``), and
+        what a false alarm taught, are under the ceiling (``silence_probe``): a silence past
+        the threshold is then abnormal for a stream this busy. Otherwise ``ordinary``: the
+        stream's gaps reach the ceiling in normal traffic (a few trades a second: measured, a
+        1 s silence every ~10 s, each a spare connect and a ``degraded`` spell while every
+        silence was suspected).
         """
         keepalive = self.config.keepalive
         gaps = self._gaps
@@ -1037,7 +1045,7 @@ class Session:
             _MIN_GAPS, keepalive.silence_window
         ):
             return "unknown"
-        bound = max(keepalive.silence_gap_factor * _p99(list(gaps)), self._learned_silence)
+        bound = max(_NEWS_GAP_FACTOR * _p99(list(gaps)), self._learned_silence)
         return "news" if bound < keepalive.silence_probe else "ordinary"
 
     def _suspicion(self) -> float:
