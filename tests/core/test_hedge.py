@@ -180,6 +180,28 @@ def test_a_stream_with_gaps_under_half_the_ceiling_hedges_at_the_ceiling() -> No
     assert session.state == "degraded"
 
 
+def test_a_busy_stream_measures_the_round_trip_of_its_interval_pings() -> None:
+    """Data between a ping and its pong (every ping of a busy stream) ends the ping's deadline
+    but not its measure: the round trip is taken when the pong comes, so the suspicion
+    deadline follows it (the floor here) instead of staying at pong_timeout, and a later
+    unanswered probe hedges 0.25 s after it, not 1.5 s.
+    """
+    session = open_session()
+    last = flow(session, every=0.01, until=1.0)
+    assert session.statistics(last).suspicion == DEFAULTS.pong_timeout  # nothing measured yet
+    now = last
+    while True:  # frames flow until the interval ping
+        now = round(now + 0.01, 9)
+        session.frame_received(now)
+        if session.poll(now):
+            break
+    assert now == pytest.approx(DEFAULTS.ping_interval, abs=0.011)
+    for step in range(1, 5):  # data comes before the pong
+        session.frame_received(round(now + 0.01 * step, 9))
+    session.pong_received(now + 0.05)
+    assert session.statistics(now + 0.05).suspicion == DEFAULTS.suspicion_floor
+
+
 def test_a_false_silence_alarm_raises_the_threshold() -> None:
     """A silence answered by a pong after 0.3 s was a false alarm: one connect, then the
     threshold stays at 2 x 0.3 s even once data flows fast again, so it does not repeat."""

@@ -390,6 +390,10 @@ class Session:
         self._stream_since = 0.0
         self._last_ping = 0.0
         self._pong_deadline: float | None = None
+        # The last ping's pong is still owed on this socket: its round trip is measured when it
+        # comes, even if data came first and ended the ping's deadline (a busy stream's pings
+        # would otherwise never measure one, and its suspicion deadline stays at pong_timeout).
+        self._pong_owed = False
         # Private only (see the module docs): a stall is a gap even if the socket survives.
         self._gap_on_stall = self.connection == "private"
         # When the outstanding ping went out, what had been received last, and whether any
@@ -561,6 +565,7 @@ class Session:
         self._gap = self._skip_first_gap
         self._last_ping = now
         self._pong_deadline = None
+        self._pong_owed = False
         self._probe_outstanding = False
         self._quiet_probes = 0
         self._hedging = False
@@ -657,7 +662,8 @@ class Session:
             self._proved = True
         self._pongs += 1
         deadline = self._pong_deadline
-        if deadline is not None:
+        if self._pong_owed:
+            self._pong_owed = False
             self._rtts.append(now - self._last_ping)
         self._hedge_spent = False
         if self._hedging:
@@ -1256,4 +1262,5 @@ class Session:
         self._rx_after_ping = False
         self._last_ping = now
         self._pong_deadline = now + self.config.keepalive.pong_timeout
+        self._pong_owed = True
         self._pending.append(SendPing(reason))
