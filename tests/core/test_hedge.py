@@ -60,6 +60,16 @@ def run_until_action(session: Session, now: float, limit: float) -> tuple[float,
     raise AssertionError(f"nothing asked for by {limit}")
 
 
+def open_measured() -> Session:
+    """Return :func:`open_session` with its first request sent and a 1 ms round trip measured
+    by the ping that goes with it."""
+    session = open_session()
+    session.request_sent(0.0)
+    assert session.poll(0.0) == [SendPing("proof")]
+    session.pong_received(0.001)
+    return session
+
+
 def reconnected(session: Session, last: float) -> float:
     """Drop the socket at ``last``, wait out the backoff, connect and send the request; return
     when (the new socket has no frame yet)."""
@@ -200,6 +210,23 @@ def test_a_busy_stream_measures_the_round_trip_of_its_interval_pings() -> None:
         session.frame_received(round(now + 0.01 * step, 9))
     session.pong_received(now + 0.05)
     assert session.statistics(now + 0.05).suspicion == DEFAULTS.suspicion_floor
+
+
+def test_a_streaming_socket_measures_a_round_trip_with_its_first_request() -> None:
+    """No round trip known yet: the request goes out with a ping, whose pong (data may come
+    first) sets the suspicion deadline at once; once one is known, a later socket's request
+    goes out without one (the interval pings keep measuring).
+    """
+    session = open_session()
+    assert session.statistics(0.0).suspicion == DEFAULTS.pong_timeout
+    session.request_sent(0.01)
+    assert session.poll(0.01) == [SendPing("proof")]
+    session.frame_received(0.03)  # data first: the path is proved, the ping's deadline ends
+    session.pong_received(0.05)
+    assert session.statistics(0.05).suspicion == DEFAULTS.suspicion_floor
+    last = flow(session, every=0.01, until=1.0, start=0.05)
+    at = reconnected(session, last)
+    assert session.poll(at) == []  # a round trip is known: no ping with this request
 
 
 def test_a_false_silence_alarm_raises_the_threshold() -> None:
@@ -491,10 +518,10 @@ def test_a_new_socket_waits_the_ceiling_for_its_first_frame_then_the_learned_thr
 
     A busy stream learned a 0.25 s threshold; after a reconnect the new socket's first frame
     may come later than that: no probe until the ceiling (silence_probe, 1 s), and no spare
-    with that probe (only if it goes unanswered). Once frames flow on it, the learned
-    threshold applies again, with a spare at once.
+    with that probe (only once it goes unanswered past the suspicion deadline). Once frames
+    flow on it, the learned threshold applies again, with a spare at once.
     """
-    session = open_session()
+    session = open_measured()
     last = flow(session, every=0.01, until=1.0)
     assert session.statistics(last).silence_threshold == DEFAULTS.silence_floor
     at = reconnected(session, last)
@@ -502,13 +529,12 @@ def test_a_new_socket_waits_the_ceiling_for_its_first_frame_then_the_learned_thr
     probe, actions = run_until_action(session, at, at + 5.0)
     assert kinds(actions) == [SendPing]
     assert probe == pytest.approx(at + DEFAULTS.silence_probe)  # not at + 0.25 s
-    # No round trip measured yet (no pong so far): no hedge before the first pong, so an
-    # unanswered probe ends at its pong deadline (with one, at the suspicion deadline: below).
-    dead, actions = run_until_action(session, probe, probe + 5.0)
-    assert kinds(actions) == [DeclareDead, WaitBackoff]
-    assert dead == pytest.approx(probe + DEFAULTS.pong_timeout)
+    assert session.state == "degraded"  # suspected, but the probe decides: no spare yet
+    suspected, actions = run_until_action(session, probe, probe + 5.0)
+    assert kinds(actions) == [Hedge]
+    assert suspected == pytest.approx(probe + DEFAULTS.suspicion_floor)
     # The subscription started (0.6 s after the request): then the learned threshold again.
-    fresh = open_session()
+    fresh = open_measured()
     last = flow(fresh, every=0.01, until=1.0)
     at = reconnected(fresh, last)
     fresh.frame_received(at + 0.6)
@@ -523,7 +549,7 @@ def test_the_wait_for_a_new_socket_s_first_frame_is_not_a_gap_of_the_stream() ->
     subscriptions) leave the learned threshold at the floor: that wait is not a gap between
     the stream's frames (counted, the two would be the window's p99 and lift it to 1 s).
     """
-    session = open_session()
+    session = open_measured()
     last = flow(session, every=0.01, until=1.0)
     for _ in range(2):
         at = reconnected(session, last)

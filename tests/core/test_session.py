@@ -665,11 +665,16 @@ def test_a_quiet_socket_pings_right_after_its_request_so_a_quick_drop_stays_prov
 
 
 def test_a_streaming_socket_sends_no_proof_ping_and_one_ping_in_flight_is_enough() -> None:
-    """Data proves a streaming socket; a quiet one with a ping already out sends no second."""
+    """Data proves a streaming socket (its first request pings only to measure a round trip,
+    tests/core/test_hedge.py); a quiet one with a ping already out sends no second."""
     session = open_session()
     session.set_streaming(0.0, streaming=True)
     session.request_sent(0.01)
-    assert session.poll(0.01) == []
+    assert session.poll(0.01) == [SendPing("proof")]  # no round trip known yet
+    session.data_received(0.02)
+    session.pong_received(0.03)
+    session.request_sent(0.04)
+    assert session.poll(0.04) == []
     quiet = open_session("private")
     assert quiet.poll(QUIET) == [SendPing("interval")]
     quiet.request_sent(QUIET + 0.01)

@@ -632,12 +632,18 @@ class Session:
         to prove it, so it pings at once rather than at its next quiet interval: the pong comes
         within a round trip, and a drop soon after the request still finds the path proved
         (the backoff does not escalate on a private socket that flaps every few hundred ms).
-        The shell polls after calling this.
+        A streaming socket pings with its request too while no round trip was measured yet:
+        its data proves the path, but the suspicion deadline of a later probe needs the round
+        trip (without one it is the whole pong timeout). The shell polls after calling this.
         """
         now = self._clock(now)
         if self._state in LIVE_STATES:
             self._requested = True
-            if not self._streaming and not self._proved and self._pong_deadline is None:
+            if (
+                not self._proved
+                and self._pong_deadline is None
+                and (not self._streaming or not self._rtts)
+            ):
                 self._ping(now, "proof")
 
     def data_received(self, now: float) -> None:
