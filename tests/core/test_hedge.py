@@ -245,6 +245,24 @@ def test_a_false_silence_alarm_raises_the_threshold() -> None:
     assert session.statistics(at).hedges == 2
 
 
+def test_a_false_alarm_raises_the_threshold_but_a_busy_stream_still_hedges_at_it() -> None:
+    """A busy stream's 0.6 s silence answered (a false alarm): its threshold is 1 s (2 x 0.6,
+    at the ceiling) from then on, but its silences stay news: the next one past 1 s opens a
+    spare at once, not 0.25 s later after an unanswered probe.
+    """
+    session = open_measured()
+    last = flow(session, every=0.01, until=1.0)
+    at, actions = run_until_action(session, last, last + 2.0)
+    assert Hedge in kinds(actions)
+    session.pong_received(last + 0.6)
+    assert kinds(session.poll(last + 0.6)) == [CancelHedge]
+    last = flow(session, every=0.01, until=last + 1.6, start=last + 0.6)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
+    at, actions = run_until_action(session, last, last + 2.0)
+    assert at == pytest.approx(last + DEFAULTS.silence_probe)
+    assert kinds(actions) == [SendPing, Hedge]
+
+
 def healthy(session: Session, *, start: float, until: float) -> float:
     """Feed a frame every 50 ms and answer each interval ping at once; return the last time."""
     now = start

@@ -1044,12 +1044,14 @@ class Session:
         """Say what a silence past the threshold means for this stream.
 
         ``unknown`` until a frame came on this socket and enough reads were seen to know the
-        stream's rate; then ``news`` when three times its p99 read gap (``_NEWS_GAP_FACTOR``), and
-        what a false alarm taught, are under the ceiling (``silence_probe``): a silence past
-        the threshold is then abnormal for a stream this busy. Otherwise ``ordinary``: the
-        stream's gaps reach the ceiling in normal traffic (a few trades a second: measured, a
-        1 s silence every ~10 s, each a spare connect and a ``degraded`` spell while every
-        silence was suspected).
+        stream's rate; then ``news`` when three times its p99 read gap (``_NEWS_GAP_FACTOR``)
+        is under the ceiling (``silence_probe``): a silence past the threshold is then
+        abnormal for a stream this busy. Otherwise ``ordinary``: the stream's gaps reach the
+        ceiling in normal traffic (a few trades a second: measured, a 1 s silence every ~10 s,
+        each a spare connect and a ``degraded`` spell while every silence was suspected). What
+        a false alarm taught raises the threshold only: one hiccup of a busy stream (measured
+        in the soak: one 0.8 s silence answered) does not make its next blackhole wait for an
+        unanswered probe (1.2 s instead of 1.0 s, for the ten minutes that memory lasts).
         """
         keepalive = self.config.keepalive
         gaps = self._gaps
@@ -1057,7 +1059,7 @@ class Session:
             _MIN_GAPS, keepalive.silence_window
         ):
             return "unknown"
-        bound = max(_NEWS_GAP_FACTOR * _p99(list(gaps)), self._learned_silence)
+        bound = _NEWS_GAP_FACTOR * _p99(list(gaps))
         return "news" if bound < keepalive.silence_probe else "ordinary"
 
     def _suspicion(self) -> float:
