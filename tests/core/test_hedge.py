@@ -86,13 +86,24 @@ def reconnected(session: Session, last: float) -> float:
 # --- adaptive silence threshold ----------------------------------------------------------------
 
 
-def test_a_busy_stream_is_suspected_after_the_floor_not_the_ceiling() -> None:
-    """100 frames/s then silence: a probe and a spare at last + 0.25 s (floor), not + 1 s."""
+@pytest.mark.parametrize(
+    ("every", "until", "threshold"),
+    [(0.01, 1.0, DEFAULTS.silence_floor), (0.3, 9.0, DEFAULTS.silence_probe)],
+)
+def test_a_busy_stream_is_suspected_with_a_spare_at_its_threshold(
+    every: float, until: float, threshold: float
+) -> None:
+    """100 frames/s then silence: a probe and a spare at last + 0.25 s (floor), not + 1 s.
+
+    Frames every 0.3 s: the threshold (4 x 0.3 s) is cut to the 1 s ceiling, but a 1 s
+    silence is still news (three times the p99 gap is 0.9 s; with an exponential tail a gap
+    that long is one in ~5 million): probe and spare at once, as for the busiest stream.
+    """
     session = open_session()
-    last = flow(session, every=0.01, until=1.0)
-    assert session.statistics(last).silence_threshold == DEFAULTS.silence_floor
+    last = flow(session, every=every, until=until)
+    assert session.statistics(last).silence_threshold == threshold
     at, actions = run_until_action(session, last, last + 2.0)
-    assert at == pytest.approx(last + DEFAULTS.silence_floor)
+    assert at == pytest.approx(last + threshold)
     assert kinds(actions) == [SendPing, Hedge]
     assert session.state == "degraded"
     (event,) = session.take_events()
@@ -174,20 +185,6 @@ def test_a_stream_whose_gaps_reach_the_ceiling_probes_without_a_spare() -> None:
     (event,) = session.take_events()
     assert (event.old, event.new) == ("open", "degraded")
     assert event.reason.startswith("no pong within") and "hedge" in event.reason
-
-
-def test_a_stream_with_gaps_under_half_the_ceiling_hedges_at_the_ceiling() -> None:
-    """Frames every 0.3 s: its threshold (4 x 0.3 s) is cut to the 1 s ceiling, but a 1 s
-    silence is still news for it (three times its p99 gap is 0.9 s; with an exponential tail
-    a gap that long is one in ~5 million): probe and spare at once, as for a busy stream.
-    """
-    session = open_session()
-    last = flow(session, every=0.3, until=9.0)
-    assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
-    at, actions = run_until_action(session, last, last + 5.0)
-    assert at == pytest.approx(last + DEFAULTS.silence_probe)
-    assert kinds(actions) == [SendPing, Hedge]
-    assert session.state == "degraded"
 
 
 def test_a_busy_stream_measures_the_round_trip_of_its_interval_pings() -> None:
