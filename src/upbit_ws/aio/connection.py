@@ -1275,13 +1275,9 @@ class ManagedConnection:
         session = self._session
         now = self._now()
         since = session.last_frame_at  # the old socket's last data frame: the gap's start
-        if ws is None:
-            switched = False
-        elif ended is None:
-            switched = session.hedge_switched(now)
-        else:
-            switched = session.hedge_adopted(now, ended)
-        if ws is None or not switched:
+        if ws is None or not (
+            session.hedge_switched(now) if ended is None else session.hedge_adopted(now, ended)
+        ):
             if ended is None:
                 self._drop_spare("the hedge is no longer wanted", graceful=True)
             return False

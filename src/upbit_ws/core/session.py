@@ -702,16 +702,8 @@ class Session:
             f"hedged: a spare socket took over from one silent for {silent:.2f} s "
             "(a reconnect that overlapped)"
         )
-        self._hedging = False
-        self._hedges_won += 1
-        self._failures += 1
-        self._causes["timeout"] = self._causes.get("timeout", 0) + 1
         self._dead += 1
-        self._last_decision = Decision("retry", "normal", "timeout", reason)
-        if self._proved_healthy(now):
-            self.backoff.reset()
-        self._adopt_socket(now)
-        self._requested = True
+        self._spare_took_over(now, Decision("retry", "normal", "timeout", reason))
         self._proved = True
         self._set_state(now, "open", reason)
         return True
@@ -732,6 +724,17 @@ class Session:
         decision = classify(error, connection=self.connection)
         if not decision.retry or decision.backoff != "normal":
             return False  # fatal, a refusal or a key problem: the ordinary path decides
+        self._spare_took_over(now, decision)
+        self._set_state(
+            now, "open", f"hedged: the old socket ended ({decision.reason}); its spare took over"
+        )
+        if not self._streaming:
+            self._ping(now, "proof")  # a quiet spare proves itself with a pong, as after a request
+        return True
+
+    def _spare_took_over(self, now: float, decision: Decision) -> None:
+        """Count the old socket's end (``decision``) and start the spare as the current socket,
+        its request sent (:meth:`hedge_switched`, :meth:`hedge_adopted`)."""
         self._hedging = False
         self._hedges_won += 1
         self._failures += 1
@@ -741,12 +744,6 @@ class Session:
             self.backoff.reset()
         self._adopt_socket(now)
         self._requested = True
-        self._set_state(
-            now, "open", f"hedged: the old socket ended ({decision.reason}); its spare took over"
-        )
-        if not self._streaming:
-            self._ping(now, "proof")  # a quiet spare proves itself with a pong, as after a request
-        return True
 
     def allow_hedge(self, allowed: bool) -> None:
         """Say whether the shell can hedge at all (its listener can feed a spare socket).
@@ -1016,14 +1013,11 @@ class Session:
 
     def _probe_due(self) -> float:
         keepalive = self.config.keepalive
-        if self._last_data > self._stream_since:
-            threshold = self._silence_threshold()
-        else:
-            # No frame yet since the stream started on this socket (a connect, a takeover, a
-            # first subscription): Upbit starts a subscription 150-650 ms after its request
-            # (docs/protocol.md section 1.3), later than a busy stream's learned threshold may
-            # be, so the ceiling applies until the first frame (no spurious probe and spare).
-            threshold = keepalive.silence_probe
+        # No frame yet since the stream started on this socket (a connect, a takeover, a first
+        # subscription): Upbit starts a subscription 150-650 ms after its request
+        # (docs/protocol.md section 1.3), later than a busy stream's learned threshold may be,
+        # so the ceiling applies until the first frame (no spurious probe and spare).
+        threshold = self._silence_threshold() if self._flowing_here() else keepalive.silence_probe
         after = min(keepalive.ping_interval, threshold * 2.0**self._quiet_probes)
         return max(self._last_rx, self._stream_since) + after
 
@@ -1034,11 +1028,22 @@ class Session:
         :meth:`_false_alarm`), and never above ``silence_probe``.
         """
         keepalive = self.config.keepalive
-        gaps = self._gaps
-        if len(gaps) < min(_MIN_GAPS, keepalive.silence_window):
+        p99 = self._gap_p99()
+        if p99 is None:
             return keepalive.silence_threshold(None)
-        threshold = keepalive.silence_threshold(_p99(list(gaps)))
+        threshold = keepalive.silence_threshold(p99)
         return min(keepalive.silence_probe, max(threshold, self._learned_silence))
+
+    def _gap_p99(self) -> float | None:
+        """Return the p99 of the last read gaps; None while too few were seen to adapt."""
+        gaps = self._gaps
+        if len(gaps) < min(_MIN_GAPS, self.config.keepalive.silence_window):
+            return None
+        return _p99(list(gaps))
+
+    def _flowing_here(self) -> bool:
+        """Tell whether a frame came since the stream started on this socket."""
+        return self._last_data > self._stream_since
 
     def _silence_kind(self) -> Literal["news", "ordinary", "unknown"]:
         """Say what a silence past the threshold means for this stream.
@@ -1053,14 +1058,12 @@ class Session:
         in the soak: one 0.8 s silence answered) does not make its next blackhole wait for an
         unanswered probe (1.2 s instead of 1.0 s, for the ten minutes that memory lasts).
         """
-        keepalive = self.config.keepalive
-        gaps = self._gaps
-        if self._last_data <= self._stream_since or len(gaps) < min(
-            _MIN_GAPS, keepalive.silence_window
-        ):
+        p99 = self._gap_p99()
+        if p99 is None or not self._flowing_here():
             return "unknown"
-        bound = _NEWS_GAP_FACTOR * _p99(list(gaps))
-        return "news" if bound < keepalive.silence_probe else "ordinary"
+        return (
+            "news" if _NEWS_GAP_FACTOR * p99 < self.config.keepalive.silence_probe else "ordinary"
+        )
 
     def _suspicion(self) -> float:
         """Return the suspicion deadline of a ping (see ``KeepaliveConfig.suspicion``).
