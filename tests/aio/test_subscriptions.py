@@ -403,6 +403,29 @@ async def test_a_late_joiner_to_a_stream_nobody_cached_gets_a_fresh_snapshot() -
         assert st.service.statistics().public.planner.snapshots_requested == 1
 
 
+async def test_a_quiet_stream_s_repeated_snapshot_confirms_the_reconnect_s_request() -> None:
+    """After a reconnect, a quiet code's snapshot equals the last message delivered, so the
+    subscriber does not get it again; it still proves that Upbit serves the stream. Before,
+    the suppressed snapshot did not count: the request stayed in flight for the whole change
+    timeout and the log said Upbit sent nothing for the "new" streams (an unknown code?)."""
+    quiet = "BTC-XRP"
+    config = replace(FAST, timeouts=Timeouts(subscription_change=3.0))
+    async with stack(sim_options={"quiet_trades_per_second": 0.0}, connection_config=config) as st:
+        sub = st.service.component("quiet").subscribe("ticker", [quiet])
+        assert (await next_item(sub)).stream_type == "SNAPSHOT"
+        await st.until(lambda: not st.service.statistics().public.in_flight)
+        before = st.service.statistics().public
+        first = st.sim_public()
+        st.sim.abort()
+        await st.until(lambda: st.sim_public() is not first and bool(st.sim_public().requests))
+        await st.until(lambda: not st.service.statistics().public.in_flight, within=5.0)
+        after = st.service.statistics().public
+        assert after.router.duplicate_snapshots == before.router.duplicate_snapshots + 1
+        assert after.confirmed_by_data == before.confirmed_by_data + 1
+        assert after.silent_changes == before.silent_changes == 0
+        assert sub.pending == 0  # the repeated snapshot is still not delivered twice
+
+
 #: Keepalive slow enough that a blackholed socket outlives the test.
 PATIENT = replace(FAST, keepalive=KeepaliveConfig(ping_interval=30.0, pong_timeout=5.0))
 

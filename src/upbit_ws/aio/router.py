@@ -471,6 +471,10 @@ class Router:
         route.nbytes += size
         last = route.last
         route.last = msg
+        if route.watched:
+            # Before the duplicate test: a repeated snapshot (a quiet code after a reconnect)
+            # is not delivered again, but it proves that Upbit serves the stream.
+            self._watch_hit(received_at)
         if msg.stream_type == "REALTIME":
             # One frame in LATENCY_SAMPLE_EVERY of each stream (snapshots carry old times).
             if not n & _SAMPLE_MASK:
@@ -478,8 +482,6 @@ class Router:
         elif last is not None and msg.stream_type == "SNAPSHOT" and _same(last, msg):
             route.suppressed += 1
             return
-        if route.watched:
-            self._watch_hit(received_at)
         single = route.single
         if single is not None:
             single(msg, msg.code)
