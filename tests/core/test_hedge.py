@@ -187,6 +187,36 @@ def test_a_stream_whose_gaps_reach_the_ceiling_probes_without_a_spare() -> None:
     assert event.reason.startswith("no pong within") and "hedge" in event.reason
 
 
+def test_a_stream_whose_rate_is_not_known_yet_is_probed_quietly() -> None:
+    """A sparse stream at the start of its life (a frame every 2 s: 16 gaps take half a
+    minute; measured on the simulator, one quiet coin's trades flipped open -> degraded ->
+    open 20 times in 100 s). Until its rate is known, each silence past the ceiling is probed
+    with the socket still open: an answered probe costs nothing, an unanswered one makes the
+    socket degraded and hedges at the suspicion deadline, as for an ordinary silence.
+    """
+    session = open_measured()
+    last = flow(session, every=2.0, until=4.0)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
+    for _ in range(3):
+        at, actions = run_until_action(session, last, last + 5.0)
+        assert at == pytest.approx(last + DEFAULTS.silence_probe)
+        assert actions == [SendPing("silence")]
+        assert session.state == "open"
+        session.pong_received(at + 0.001)
+        assert session.poll(at + 0.001) == []
+        last = round(last + 2.0, 9)
+        session.frame_received(last)
+        assert session.poll(last) == []
+    assert session.take_events() == []
+    at, actions = run_until_action(session, last, last + 5.0)
+    assert actions == [SendPing("silence")]
+    suspected, actions = run_until_action(session, at, at + 5.0)  # this one goes unanswered
+    assert kinds(actions) == [Hedge]
+    assert suspected == pytest.approx(at + DEFAULTS.suspicion_floor)
+    (event,) = session.take_events()
+    assert (event.old, event.new) == ("open", "degraded")
+
+
 def test_a_busy_stream_measures_the_round_trip_of_its_interval_pings() -> None:
     """Data between a ping and its pong (every ping of a busy stream) ends the ping's deadline
     but not its measure: the round trip is taken when the pong comes, so the suspicion

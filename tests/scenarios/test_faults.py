@@ -230,7 +230,9 @@ async def test_blackhole_with_default_keepalive() -> None:
         dead = await r.log.state("public", "reconnecting", within=3)
         await r.log.state("public", "open", within=3)
         recovered_at = await r.listener.next_frame(within=3)
-        assert "probing" in degraded.reason
+        # A busy stream is degraded by the silence itself; one whose rate is not known yet
+        # (fewer than 16 reads) by the probe's ping going unanswered.
+        assert "probing" in degraded.reason or degraded.reason.startswith("no pong within")
         assert dead.reason == "no pong within 1.5 s"
         # Seed bar 5 s (issue #4); the defaults' arithmetic gives ~2.6 s on loopback.
         assert recovered_at - stalled_at < 5.0

@@ -1048,22 +1048,26 @@ class Session:
     def _silence_kind(self) -> Literal["news", "ordinary", "unknown"]:
         """Say what a silence past the threshold means for this stream.
 
-        ``unknown`` until a frame came on this socket and enough reads were seen to know the
-        stream's rate; then ``news`` when three times its p99 read gap (``_NEWS_GAP_FACTOR``)
-        is under the ceiling (``silence_probe``): a silence past the threshold is then
-        abnormal for a stream this busy. Otherwise ``ordinary``: the stream's gaps reach the
-        ceiling in normal traffic (a few trades a second: measured, a 1 s silence every ~10 s,
-        each a spare connect and a ``degraded`` spell while every silence was suspected). What
-        a false alarm taught raises the threshold only: one hiccup of a busy stream (measured
-        in the soak: one 0.8 s silence answered) does not make its next blackhole wait for an
-        unanswered probe (1.2 s instead of 1.0 s, for the ten minutes that memory lasts).
+        ``unknown`` until a frame came on this socket: the ceiling passed with nothing since
+        the request, which Upbit answers within 650 ms with a snapshot of every code that has
+        one (docs/protocol.md section 1.3). Then ``news`` when three times the stream's p99
+        read gap (``_NEWS_GAP_FACTOR``) is under the ceiling (``silence_probe``): a silence
+        past the threshold is abnormal for a stream this busy. Otherwise ``ordinary``: the
+        stream's gaps reach the ceiling in normal traffic (a few trades a second: measured, a
+        1 s silence every ~10 s, each a spare connect and a ``degraded`` spell while every
+        silence was suspected), or too few reads were seen to know its rate (a quiet coin's
+        trades at the start: measured, 20 ``degraded`` spells in 100 s while that was
+        suspected). What a false alarm taught raises the threshold only: one hiccup of a busy
+        stream (measured in the soak: one 0.8 s silence answered) does not make its next
+        blackhole wait for an unanswered probe (1.2 s instead of 1.0 s, for the ten minutes
+        that memory lasts).
         """
-        p99 = self._gap_p99()
-        if p99 is None or not self._flowing_here():
+        if not self._flowing_here():
             return "unknown"
-        return (
-            "news" if _NEWS_GAP_FACTOR * p99 < self.config.keepalive.silence_probe else "ordinary"
-        )
+        p99 = self._gap_p99()
+        if p99 is None or _NEWS_GAP_FACTOR * p99 >= self.config.keepalive.silence_probe:
+            return "ordinary"
+        return "news"
 
     def _suspicion(self) -> float:
         """Return the suspicion deadline of a ping (see ``KeepaliveConfig.suspicion``).
@@ -1241,10 +1245,11 @@ class Session:
             silence = self._silence_kind()
             if silence != "ordinary":
                 # Suspected: a busy stream went silent ("news": a spare at once, unless its
-                # last probe was answered without data), or a stream whose rate is not known
-                # yet ("unknown": the probe decides). An ordinary silence of a sparse stream
-                # is probed quietly: only a ping unanswered past the suspicion deadline
-                # (_suspicion_due) makes the socket suspected, and hedges.
+                # last probe was answered without data), or a socket with no frame since its
+                # request ("unknown": the probe decides). An ordinary silence (a sparse
+                # stream, or one whose rate is not known yet) is probed quietly: only a ping
+                # unanswered past the suspicion deadline (_suspicion_due) makes the socket
+                # suspected, and hedges.
                 quiet = now - max(self._last_rx, self._stream_since)
                 reason = f"no data for {quiet:.2f} s, probing"
                 if silence == "news" and self._quiet_probes == 0 and self._can_hedge():
