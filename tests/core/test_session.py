@@ -26,6 +26,7 @@ from upbit_ws.core.errors import (
 from upbit_ws.core.events import ConnectionStateChanged
 from upbit_ws.core.session import (
     EVENT_BACKLOG,
+    FALSE_ALARM_MEMORY,
     Action,
     CloseSocket,
     Connect,
@@ -540,6 +541,72 @@ def test_data_answering_the_resubscribe_clears_stale_and_doubles_the_bound() -> 
     now, seen = answer_pings_until(session, now + 0.3, 1000.0)
     assert isinstance(seen[-1], Resubscribe)
     assert now == pytest.approx(STALE + 0.3 + 2 * STALE, abs=0.01)
+
+
+def reconnect(session: Session, now: float) -> float:
+    """Play the backoff and connect of a session that lost its socket; return when it opened
+    (the request sent with it)."""
+    while session.state != "connecting":
+        deadline = session.next_deadline(now)
+        assert deadline is not None
+        now = max(now, deadline)
+        session.poll(now)
+    session.connected(now)
+    session.request_sent(now)
+    session.poll(now)
+    return now
+
+
+def test_a_stale_reconnect_whose_new_socket_has_data_doubles_the_bound_for_good() -> None:
+    """Upbit may not send a code's snapshot again when a resubscribe asks for the same set
+    (docs/protocol.md section 3.2, unsure). Then a quiet market's resubscribe goes unanswered
+    and the socket is replaced; the new socket's snapshot answers at once. That proves a quiet
+    market, not a dead stream: the bound doubles and stays doubled on the new socket.
+    Measured before (simulator, one quiet coin's trades): a reconnect every 30 s, forever.
+    """
+    session = open_session()
+    now, _ = answer_pings_until(session, 0.0, 100.0)
+    assert now == pytest.approx(STALE)
+    now, seen = answer_pings_until(session, now, 100.0)
+    assert any(isinstance(a, DeclareDead) for a in seen)
+    opened = reconnect(session, now)
+    session.frame_received(opened + 0.1)  # the snapshot
+    now, seen = answer_pings_until(session, opened + 0.1, 1000.0)
+    assert isinstance(seen[-1], Resubscribe)
+    assert now == pytest.approx(opened + 0.1 + 2 * STALE, abs=0.01)
+    # Answered this time (a trade): doubled again, and the longest bound is 8 x stale_after.
+    for factor in (4, 8, 8):
+        session.frame_received(now + 0.1)
+        start = now + 0.1
+        now, seen = answer_pings_until(session, start, 10_000.0)
+        assert isinstance(seen[-1], Resubscribe)
+        assert now == pytest.approx(start + factor * STALE, abs=0.01)
+
+
+def test_what_a_quiet_market_taught_survives_a_reconnect_and_halves_every_ten_minutes() -> None:
+    """The bound a quiet market raised is the market's, not the socket's: a reconnect for
+    another cause keeps it; ten minutes without a new quiet episode halve it."""
+    session = open_session()
+    now, _ = answer_pings_until(session, 0.0, 100.0)
+    session.frame_received(now + 0.3)  # the resubscribe answered: 2 x stale_after
+    assert session.next_deadline(now + 0.3) == now + 0.3  # the shell polls to take it in
+    session.poll(now + 0.3)
+    session.closed(now + 1.0, code=1006)
+    opened = reconnect(session, now + 1.0)
+    session.frame_received(opened + 0.1)
+    now, seen = answer_pings_until(session, opened + 0.1, 1000.0)
+    assert isinstance(seen[-1], Resubscribe)
+    assert now == pytest.approx(opened + 0.1 + 2 * STALE, abs=0.01)
+    session.frame_received(now + 0.3)  # 4 x, learned at now + 0.3
+    learned = now + 0.3
+    flowing = learned
+    while flowing < learned + FALSE_ALARM_MEMORY:  # a busy stream for ten minutes
+        flowing += 0.5
+        session.frame_received(flowing)
+        session.poll(flowing)
+    now, seen = answer_pings_until(session, flowing, 10_000.0)
+    assert isinstance(seen[-1], Resubscribe)
+    assert now == pytest.approx(flowing + 2 * STALE, abs=0.01)
 
 
 def test_a_quiet_connection_is_never_stale() -> None:

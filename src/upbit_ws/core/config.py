@@ -71,9 +71,10 @@ STALE_AFTER                   10 s       a stream that normally flows, silent th
                                          pings are answered, is stale: the full request is
                                          re-sent (fresh snapshots answer it at once, section
                                          1.3); no data within SUBSCRIPTION_CHANGE_TIMEOUT
-                                         after that: reconnect. Each answered resubscribe
-                                         doubles the bound for the socket (a quiet market,
-                                         not a dead stream), up to 8x
+                                         after that: reconnect. Each answered resubscribe,
+                                         or a replacing socket with data at once, doubles
+                                         the bound (a quiet market, not a dead stream), up
+                                         to 8x, halved back every 10 min without another
 BACKOFF_FIRST_DELAY           0.1 s      first retry within ~100 ms
 BACKOFF_FACTOR                x2         exponential growth of the retry envelope
 BACKOFF_CAP                   20 s       never wait longer between ordinary retries

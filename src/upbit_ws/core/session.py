@@ -89,8 +89,11 @@ accepts, answers pings and sends nothing). ``poll`` returns :class:`Resubscribe`
 shell re-sends the full request with fresh snapshots, which a live stream answers at once
 (``protocol.md`` section 1.3). No data within ``Timeouts.subscription_change`` after that:
 the socket is declared dead and replaced. A resubscribe answered with data means a quiet
-market, so the bound doubles for this socket (up to 8x). ``statistics().stale`` says whether
-the connection is stale now.
+market, so the bound doubles (up to 8x); so does a replacing socket whose snapshots came at
+once (Upbit may not send the snapshots of codes already subscribed again, section 3.2: the
+resubscribe of a quiet market then goes unanswered). The bound is the market's: it holds
+across sockets and halves back for each ten minutes (``FALSE_ALARM_MEMORY``) without a quiet
+episode. ``statistics().stale`` says whether the connection is stale now.
 
 A failure of the shell itself (a bug, not the network) is reported with
 :meth:`Session.internal_error` and handled like a lost socket, so the connection comes back.
@@ -151,7 +154,7 @@ _WAITING: Final[frozenset[ConnectionState]] = frozenset({"reconnecting", "suspen
 #: State changes kept for :meth:`Session.take_events`; older ones are dropped (and counted) if
 #: the shell stops draining them, so memory stays bounded.
 EVENT_BACKLOG: Final = 256
-#: How far the stale bound grows on a socket whose resubscribes were answered (quiet market).
+#: How far the stale bound grows while stale episodes turn out quiet markets.
 _STALE_GROWTH_LIMIT: Final = 8.0
 #: Read gaps needed before the silence threshold adapts (``SILENCE_WINDOW`` in core/config.py).
 _MIN_GAPS: Final = 16
@@ -385,6 +388,8 @@ class Session:
         self._last_data = 0.0
         self._resubscribed_at: float | None = None
         self._stale_bound = self.config.keepalive.stale_after
+        self._stale_learned_at: float | None = None  # the last quiet-market episode
+        self._stale_replaced = False  # a stale socket was replaced: has the new one data?
         self._stale_reason: str | None = None
         self._resubscribes = 0
         self._stream_since = 0.0
@@ -560,7 +565,6 @@ class Session:
         self._last_rx = now
         self._last_data = now
         self._resubscribed_at = None
-        self._stale_bound = self.config.keepalive.stale_after
         self._stream_since = now
         self._gap = self._skip_first_gap
         self._last_ping = now
@@ -1187,12 +1191,18 @@ class Session:
 
     def _check_stale(self, now: float) -> bool:
         """Resubscribe a stale stream, or declare the socket dead; return whether it died."""
+        self._forget_quiet_market(now)
+        if self._stale_replaced and self._flowing_here():
+            # The socket that replaced a stale one had data at once (its snapshots): the
+            # resubscribe went unanswered because Upbit did not send the same codes' snapshots
+            # again (docs/protocol.md section 3.2, unsure), not because the stream was dead.
+            self._stale_replaced = False
+            self._quiet_market(now)
         resubscribed = self._resubscribed_at
         if resubscribed is not None and self._last_data > resubscribed:
             # Answered: a quiet market, not a dead stream. Wait longer before the next one.
             self._resubscribed_at = None
-            limit = self.config.keepalive.stale_after * _STALE_GROWTH_LIMIT
-            self._stale_bound = min(limit, self._stale_bound * 2.0)
+            self._quiet_market(now)
             return False
         if resubscribed is None:
             silent = now - self._data_since()
@@ -1210,11 +1220,34 @@ class Session:
             reason = f"stream stale: no data {timeout:g} s after a resubscribe; reconnecting"
             self._stale_reason = reason
             self._resubscribed_at = None
+            self._stale_replaced = True
             self._pending.append(DeclareDead(reason))
             self._dead += 1
             self._fail(now, Decision("retry", "normal", "timeout", reason))
             return True
         return False
+
+    def _quiet_market(self, now: float) -> None:
+        """Double the stale bound (up to ``_STALE_GROWTH_LIMIT`` times ``stale_after``).
+
+        A stale episode answered by data is a quiet market. The bound is the market's, so it
+        holds across sockets, and halves back for each ``FALSE_ALARM_MEMORY`` s without a new
+        episode (:meth:`_forget_quiet_market`).
+        """
+        limit = self.config.keepalive.stale_after * _STALE_GROWTH_LIMIT
+        self._stale_bound = min(limit, self._stale_bound * 2.0)
+        self._stale_learned_at = now
+
+    def _forget_quiet_market(self, now: float) -> None:
+        since = self._stale_learned_at
+        if since is None or now - since < FALSE_ALARM_MEMORY:
+            return
+        halvings = int((now - since) // FALSE_ALARM_MEMORY)
+        floor = self.config.keepalive.stale_after
+        self._stale_bound = max(floor, self._stale_bound / 2.0**halvings)
+        self._stale_learned_at = (
+            None if self._stale_bound <= floor else since + halvings * (FALSE_ALARM_MEMORY)
+        )
 
     def _keepalive(self, now: float) -> None:
         keepalive = self.config.keepalive
