@@ -1239,15 +1239,15 @@ class Session:
         self._stale_learned_at = now
 
     def _forget_quiet_market(self, now: float) -> None:
+        """Halve the stale bound back for each ``FALSE_ALARM_MEMORY`` s without an episode."""
         since = self._stale_learned_at
         if since is None or now - since < FALSE_ALARM_MEMORY:
             return
         halvings = int((now - since) // FALSE_ALARM_MEMORY)
         floor = self.config.keepalive.stale_after
         self._stale_bound = max(floor, self._stale_bound / 2.0**halvings)
-        self._stale_learned_at = (
-            None if self._stale_bound <= floor else since + halvings * (FALSE_ALARM_MEMORY)
-        )
+        learned = since + halvings * FALSE_ALARM_MEMORY
+        self._stale_learned_at = None if self._stale_bound <= floor else learned
 
     def _keepalive(self, now: float) -> None:
         keepalive = self.config.keepalive
