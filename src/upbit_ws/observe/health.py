@@ -7,7 +7,8 @@ data fresh) and the manager itself is running. It is stricter than
 stream, or a ping unanswered past its suspicion deadline, and being probed" (see
 :mod:`upbit_ws.core.session`), so a blackholed socket turns the endpoint unhealthy as soon as
 it is suspected, before it is declared dead and replaced. The ordinary silences of a sparse
-stream are probed without it, and a quiet private connection (myOrder/myAsset stream nothing
+stream, and those of a stream whose rate is not known yet, are probed without it, and a quiet
+private connection (myOrder/myAsset stream nothing
 most of the time) has no silence probe: both stay ``open`` while their pings are answered.
 
 The document is plain JSON (see ``docs/observability.md`` for every field); nothing in it is a
