@@ -168,15 +168,28 @@ def test_a_stream_whose_gaps_reach_the_ceiling_probes_without_a_spare() -> None:
     last = flow(session, every=0.6, until=12.0)
     assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
     for _ in range(3):  # silences answered: no connect, and no degraded spell either
-        at, actions = run_until_action(session, last, last + 5.0)
-        assert at == pytest.approx(last + DEFAULTS.silence_probe)
-        assert actions == [SendPing("silence")]
-        assert session.state == "open"
-        session.pong_received(at + 0.01)
-        assert session.poll(at + 0.01) == []
+        at = answered_quiet_probe(session, last)
         last = flow(session, every=0.6, until=at + 1.5, start=at + 0.1)
     assert session.statistics(last).hedges == 0
     assert session.take_events() == []
+    unanswered_probe_hedges(session, last)
+
+
+def answered_quiet_probe(session: Session, last: float) -> float:
+    """Check that the silence after ``last`` is probed at the ceiling with the socket still
+    open; answer the ping at once; return when the probe went out."""
+    at, actions = run_until_action(session, last, last + 5.0)
+    assert at == pytest.approx(last + DEFAULTS.silence_probe)
+    assert actions == [SendPing("silence")]
+    assert session.state == "open"
+    session.pong_received(at + 0.01)
+    assert session.poll(at + 0.01) == []
+    return at
+
+
+def unanswered_probe_hedges(session: Session, last: float) -> None:
+    """Check that the silence after ``last`` is probed quietly and, its ping unanswered, makes
+    the socket degraded and hedges at the suspicion deadline."""
     at, actions = run_until_action(session, last, last + 5.0)
     assert actions == [SendPing("silence")]
     suspected, actions = run_until_action(session, at, at + 5.0)  # this one goes unanswered
@@ -198,23 +211,12 @@ def test_a_stream_whose_rate_is_not_known_yet_is_probed_quietly() -> None:
     last = flow(session, every=2.0, until=4.0)
     assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
     for _ in range(3):
-        at, actions = run_until_action(session, last, last + 5.0)
-        assert at == pytest.approx(last + DEFAULTS.silence_probe)
-        assert actions == [SendPing("silence")]
-        assert session.state == "open"
-        session.pong_received(at + 0.001)
-        assert session.poll(at + 0.001) == []
+        answered_quiet_probe(session, last)
         last = round(last + 2.0, 9)
         session.frame_received(last)
         assert session.poll(last) == []
     assert session.take_events() == []
-    at, actions = run_until_action(session, last, last + 5.0)
-    assert actions == [SendPing("silence")]
-    suspected, actions = run_until_action(session, at, at + 5.0)  # this one goes unanswered
-    assert kinds(actions) == [Hedge]
-    assert suspected == pytest.approx(at + DEFAULTS.suspicion_floor)
-    (event,) = session.take_events()
-    assert (event.old, event.new) == ("open", "degraded")
+    unanswered_probe_hedges(session, last)
 
 
 def test_a_busy_stream_measures_the_round_trip_of_its_interval_pings() -> None:
