@@ -388,3 +388,27 @@ async def test_a_list_question_to_a_socket_a_spare_replaces_goes_to_the_spare() 
             ("trade", "KRW-BTC"),
         }
         assert ws.statistics().subscriptions.public.list_requests == asked + 2
+
+
+async def test_a_request_that_drops_streams_makes_the_rate_be_learned_again() -> None:
+    """The book and the tape stream, their rate learned; the tape closes. The request that
+    drops it, half the streams, forgets the rate learned from both (core/session.py
+    ``stream_narrowed``): the ceiling applies until the book alone has given enough reads,
+    then its own rate. Switching the book to another code keeps the rate."""
+    async with busy() as (sim, ws, _log, book, tape):
+        ceiling = HEDGING.keepalive.silence_probe
+        first = publics(sim)[-1]
+        sent = len(first.requests)
+        await tape.aclose()
+        await until(lambda: len(first.requests) > sent)
+        await until(lambda: ws.public.statistics().silence_threshold == ceiling)
+        await rate_learned(ws, HEDGING)
+        learned = ws.public.statistics().silence_threshold
+        sent = len(first.requests)
+        await book.update(["KRW-ETH"])
+        await until(lambda: len(first.requests) > sent)
+        await next_item(book)
+        assert ws.public.statistics().silence_threshold < ceiling
+        assert learned < ceiling
+        assert ws.public.statistics().hedges == 0
+        assert publics(sim) == [first]

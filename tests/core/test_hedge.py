@@ -175,6 +175,30 @@ def test_a_stream_whose_gaps_reach_the_ceiling_probes_without_a_spare() -> None:
     unanswered_probe_hedges(session, last)
 
 
+def test_a_subscription_that_dropped_streams_learns_its_rate_again() -> None:
+    """The read gaps of a busy stream describe it, not what is left when the subscription
+    drops most of it (measured on the simulator: 200 tickers, then two coins; the next
+    silences were judged news, 3 spares and 3 degraded spells in 15 s). After
+    ``stream_narrowed`` the ceiling applies and silences are probed quietly until 16 reads of
+    the new stream; then its own rate decides again.
+    """
+    session = open_measured()
+    last = flow(session, every=0.01, until=1.0)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_floor
+    session.stream_narrowed(last)
+    assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
+    last = flow(session, every=0.5, until=last + 1.0, start=last)  # the narrower stream
+    answered_quiet_probe(session, last)
+    assert session.take_events() == []
+    # Busy again (16 reads of 10 ms): news, a spare at its threshold.
+    last = flow(session, every=0.01, until=last + 1.5, start=last + 1.2)
+    threshold = session.statistics(last).silence_threshold
+    assert threshold < DEFAULTS.silence_probe
+    at, actions = run_until_action(session, last, last + 5.0)
+    assert at == pytest.approx(last + threshold)
+    assert kinds(actions) == [SendPing, Hedge]
+
+
 def answered_quiet_probe(session: Session, last: float) -> float:
     """Check that the silence after ``last`` is probed at the ceiling with the socket still
     open; answer the ping at once; return when the probe went out."""

@@ -438,7 +438,13 @@ class Channel:
         if sent:
             self.subscribed.set()
         self._sent_recorded = True
-        self._sent_keys = frozenset(w.key for w in plan.desired)
+        keys = frozenset(w.key for w in plan.desired)
+        if sent and self.kind == "public" and 2 * len(keys) <= len(self._sent_keys):
+            # At most half the streams of the last request on this socket: the rate learned
+            # from the wider stream no longer holds (a swap of codes, or one stream of many
+            # closing, keeps it).
+            conn.stream_narrowed()
+        self._sent_keys = keys
         self._socket_plan = plan
         self.last_request = plan.types
         if plan.is_empty:

@@ -828,6 +828,11 @@ class ManagedConnection:
         self._session.set_streaming(self._now(), streaming=streaming)
         self._wake.set()
 
+    def stream_narrowed(self) -> None:
+        """Say that the request just sent lost most streams (see ``Session.stream_narrowed``)."""
+        self._session.stream_narrowed(self._now())
+        self._wake.set()
+
     def key_invalid(self, reason: str) -> None:
         """Stop this (private) connection because the key is refused, until :meth:`key_valid`.
 

@@ -818,6 +818,20 @@ class Session:
             self._resubscribed_at = None
         self._streaming = streaming
 
+    def stream_narrowed(self, now: float) -> None:
+        """Say that the subscription lost most of its streams: forget the rate it learned.
+
+        The read gaps of a busy stream say nothing of what is left after it drops most of it
+        (measured on the simulator: 200 tickers, then two coins: the next silences were
+        judged by the 200's gaps, 3 spare connects and 3 ``degraded`` spells in 15 s). Until
+        enough reads of the narrower stream, the threshold is the ceiling and a silence is
+        probed quietly, as for any stream whose rate is not known yet; the wait for its
+        first frame after the request is not one of its gaps.
+        """
+        self._clock(now)
+        self._gaps.clear()
+        self._gap = self._skip_first_gap
+
     def key_invalid(self, now: float, *, reason: str = "API key refused") -> None:
         """Stop a private connection because its key is refused, until :meth:`key_valid`.
 
