@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/sparse.py [--type trade] [--codes KRW-1INCH] [--seconds 100]
     .venv/bin/python benchmarks/sparse.py --no-resnapshot      # Upbit not re-sending snapshots
+    .venv/bin/python benchmarks/sparse.py --type ticker --codes KRW-DOT,KRW-1INCH \
+        --narrow-from 'KRW-*' --rounds 6                          # a busy stream narrowed
 
 One subscription (``--type`` for ``--codes``) through the public API against the embedded
 simulator with its default market model, in which the busiest markets trade several times a
@@ -13,6 +15,10 @@ connect that counts against Upbit's limits.
 ``--no-resnapshot`` runs the simulator with ``resnapshot_existing=False``: a resubscribe gets
 no new SNAPSHOT for codes already subscribed (docs/protocol.md section 3.2 leaves open what
 Upbit does), so the stale check's resubscribe of a quiet market goes unanswered.
+
+``--narrow-from CODES --rounds N``: N times, the subscription starts on those codes (a busy
+stream: its rate is learned) for 8 s, then switches to ``--codes`` for 6 s (``--seconds`` is
+ignored), so the counts show how the narrower stream's first silences are judged.
 
 Examples from the issue 9 work (benchmarks/README-recovery.md): ``--type trade --codes
 KRW-1INCH`` (a quiet coin, about one trade in 3 s), ``--type candle.1m --codes KRW-DOT``,
@@ -32,8 +38,16 @@ from upbit_ws.simulator import Simulator
 __all__ = ["main", "run"]
 
 
-async def run(kind: str, codes: list[str], seconds: float, *, resnapshot: bool) -> dict[str, Any]:
-    """Subscribe for ``seconds`` and return what happened (counts and the state changes)."""
+async def run(
+    kind: str,
+    codes: list[str],
+    seconds: float,
+    *,
+    resnapshot: bool,
+    narrow_from: list[str] | None = None,
+    rounds: int = 1,
+) -> dict[str, Any]:
+    """Subscribe for ``seconds`` (or ``rounds`` narrowings) and return what happened."""
     async with (
         Simulator(seed=7, resnapshot_existing=resnapshot) as sim,
         WebSocketManager(base_url=sim.url) as ws,
@@ -41,7 +55,8 @@ async def run(kind: str, codes: list[str], seconds: float, *, resnapshot: bool) 
         loop = asyncio.get_running_loop()
         changes: list[str] = []
         messages = 0
-        sub = ws.component("sparse").subscribe(kind, codes)  # type: ignore[call-overload]
+        first = narrow_from or codes
+        sub = ws.component("sparse").subscribe(kind, first)  # type: ignore[call-overload]
 
         async def consume() -> None:
             nonlocal messages
@@ -57,13 +72,22 @@ async def run(kind: str, codes: list[str], seconds: float, *, resnapshot: bool) 
 
         start = loop.time()
         tasks = [asyncio.create_task(consume()), asyncio.create_task(watch(start))]
-        await asyncio.sleep(seconds)
+        if narrow_from is None:
+            await asyncio.sleep(seconds)
+        for index in range(rounds if narrow_from else 0):
+            if index:
+                await sub.update(narrow_from)
+            await asyncio.sleep(8.0)
+            changes.append(f"{loop.time() - start:7.2f} s  narrowed to {','.join(codes)}")
+            await sub.update(codes)
+            await asyncio.sleep(6.0)
         stats = ws.public.statistics()
         for task in tasks:
             task.cancel()
         return {
             "messages": messages,
             "degraded": sum(" -> degraded" in line for line in changes),
+            "narrowings": rounds if narrow_from else 0,
             "spares": stats.hedges,
             "stale_resubscribes": stats.stale_resubscribes,
             "reconnects": stats.reconnects,
@@ -77,11 +101,28 @@ def main() -> None:
     parser.add_argument("--codes", default="KRW-1INCH", help="comma-separated")
     parser.add_argument("--seconds", type=float, default=100.0)
     parser.add_argument("--no-resnapshot", action="store_true")
+    parser.add_argument("--narrow-from", help="comma-separated codes to start each round on")
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     codes = args.codes.split(",")
-    result = asyncio.run(run(args.type, codes, args.seconds, resnapshot=not args.no_resnapshot))
+    narrow = args.narrow_from.split(",") if args.narrow_from else None
+    result = asyncio.run(
+        run(
+            args.type,
+            codes,
+            args.seconds,
+            resnapshot=not args.no_resnapshot,
+            narrow_from=narrow,
+            rounds=args.rounds,
+        )
+    )
+    shape = (
+        f"{args.rounds} x {args.narrow_from} then {args.codes}"
+        if narrow
+        else f"{args.codes} for {args.seconds:g} s"
+    )
     print(
-        f"{args.type} {args.codes} for {args.seconds:g} s"
+        f"{args.type} {shape}"
         f"{' (no resnapshot)' if args.no_resnapshot else ''}: {result['messages']} messages, "
         f"{result['degraded']} degraded spells, {result['spares']} spare sockets, "
         f"{result['stale_resubscribes']} stale resubscribes, {result['reconnects']} reconnects"
