@@ -40,17 +40,19 @@ Adaptive suspicion and the hedge (issue #9: a blackhole must cost under a second
   times the p99 gap between its last ``silence_window`` socket reads, clamped to
   ``[silence_floor, silence_probe]`` (a book ticking every 10 ms that is silent for 300 ms is
   already abnormal); the read gaps are kept across sockets (the subscription's rate, not the
-  socket's);
+  socket's), and forgotten when a request leaves at most half the streams
+  (:meth:`Session.stream_narrowed`: the wider stream's gaps would judge the narrower one);
 * a ping unanswered past the *suspicion deadline* (``suspicion_rtt_factor`` times the p99
   pong round trip of the last ``rtt_window`` pongs, clamped to ``[suspicion_floor,
   pong_timeout]``) puts the socket under suspicion; so does silence past the threshold on a
   busy stream that was flowing on this socket: one whose p99 read gap is under a third of
-  the ceiling. A silence of a stream whose rate is not known
-  yet (or whose last probe was answered without data) is suspected without a spare: its
-  probe decides. A silence of a sparse stream, whose ordinary gaps reach the ceiling, is
-  probed quietly (the socket stays ``open``): a stream of a few trades a second has a 1 s
-  silence every ~10 s in normal traffic, and each was a spare connect and a ``degraded``
-  spell; only its ping unanswered past the suspicion deadline makes it suspected;
+  the ceiling. A socket with no frame yet since its request (or a busy stream whose last
+  probe was answered without data) is suspected without a spare: its probe decides. A
+  silence of a sparse stream, whose ordinary gaps reach the ceiling, or of one whose rate is
+  not known yet, is probed quietly (the socket stays ``open``): a stream of a few trades a
+  second has a 1 s silence every ~10 s in normal traffic, and each was a spare connect and a
+  ``degraded`` spell; only its ping unanswered past the suspicion deadline makes it
+  suspected;
 * a socket under suspicion is ``degraded`` and, with ``KeepaliveConfig.hedge`` on, ``poll``
   returns :class:`Hedge`: the shell opens a spare socket at once (through the connect
   limiter), sends it the full merged request, and reports :meth:`Session.hedge_switched` as
