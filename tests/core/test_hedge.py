@@ -179,24 +179,30 @@ def test_a_subscription_that_dropped_streams_learns_its_rate_again() -> None:
     """The read gaps of a busy stream describe it, not what is left when the subscription
     drops most of it (measured on the simulator: 200 tickers, then two coins; the next
     silences were judged news, 3 spares and 3 degraded spells in 15 s). After
-    ``stream_narrowed`` the ceiling applies and silences are probed quietly until 16 reads of
-    the new stream; then its own rate decides again.
+    ``stream_narrowed`` a silence past the learned threshold is probed quietly until 16 reads
+    of the new stream; then its own gaps judge it (here busy again: news, a spare at once).
     """
     session = open_measured()
     last = flow(session, every=0.01, until=1.0)
-    assert session.statistics(last).silence_threshold == DEFAULTS.silence_floor
-    session.stream_narrowed(last)
-    assert session.statistics(last).silence_threshold == DEFAULTS.silence_probe
-    last = flow(session, every=0.5, until=last + 1.0, start=last)  # the narrower stream
-    answered_quiet_probe(session, last)
-    assert session.take_events() == []
-    # Busy again (16 reads of 10 ms): news, a spare at its threshold.
-    last = flow(session, every=0.01, until=last + 1.5, start=last + 1.2)
     threshold = session.statistics(last).silence_threshold
-    assert threshold < DEFAULTS.silence_probe
+    assert threshold == DEFAULTS.silence_floor
+    session.stream_narrowed(last)
     at, actions = run_until_action(session, last, last + 5.0)
-    assert at == pytest.approx(last + threshold)
+    assert at == pytest.approx(last + threshold)  # still early: a blackhole is found soon
+    assert actions == [SendPing("silence")]
+    assert session.state == "open"
+    session.pong_received(at + 0.01)
+    assert session.poll(at + 0.01) == []
+    last = flow(session, every=0.01, until=at + 0.15, start=at + 0.02)  # 14 reads
+    at, actions = run_until_action(session, last, last + 5.0)
+    assert actions == [SendPing("silence")]  # 15 reads since: still quiet
+    session.pong_received(at + 0.01)
+    assert session.poll(at + 0.01) == []
+    assert session.take_events() == []
+    last = flow(session, every=0.01, until=at + 0.5, start=at + 0.02)
+    at, actions = run_until_action(session, last, last + 5.0)
     assert kinds(actions) == [SendPing, Hedge]
+    assert at == pytest.approx(last + session.statistics(last).silence_threshold)
 
 
 def answered_quiet_probe(session: Session, last: float) -> float:

@@ -40,8 +40,8 @@ Adaptive suspicion and the hedge (issue #9: a blackhole must cost under a second
   times the p99 gap between its last ``silence_window`` socket reads, clamped to
   ``[silence_floor, silence_probe]`` (a book ticking every 10 ms that is silent for 300 ms is
   already abnormal); the read gaps are kept across sockets (the subscription's rate, not the
-  socket's), and forgotten when a request leaves at most half the streams
-  (:meth:`Session.stream_narrowed`: the wider stream's gaps would judge the narrower one);
+  socket's); after a request that leaves at most half the streams, silences are probed
+  quietly until the narrower stream's own reads judge it (:meth:`Session.stream_narrowed`);
 * a ping unanswered past the *suspicion deadline* (``suspicion_rtt_factor`` times the p99
   pong round trip of the last ``rtt_window`` pongs, clamped to ``[suspicion_floor,
   pong_timeout]``) puts the socket under suspicion; so does silence past the threshold on a
@@ -425,8 +425,10 @@ class Session:
         # Adaptive suspicion (see the module docs): gaps between socket reads (a ring written
         # on the hot path, read only when a deadline is computed) and pong round trips.
         self._gaps: deque[float] = deque(maxlen=keepalive.silence_window)
-        # One C call per read on the hot path; _skip_first_gap for a stream's first frame.
+        # One C call per read on the hot path; _skip_first_gap for a stream's first frame,
+        # _relearn_gap for the reads after a narrowing (stream_narrowed).
         self._gap: Callable[[float], None] = self._gaps.append
+        self._relearn_left = 0
         self._rtts: deque[float] = deque(maxlen=keepalive.rtt_window)
         # The hedge: a spare socket under way; spent once one failed in this suspicion spell.
         self._hedging = False
@@ -807,7 +809,7 @@ class Session:
         not a gap between the stream's frames: counted, a few reconnects would raise the
         learned silence threshold to the ceiling and slow the next blackhole's detection.
         """
-        self._gap = self._gaps.append
+        self._gap = self._relearn_gap if self._relearn_left else self._gaps.append
 
     def set_streaming(self, now: float, *, streaming: bool) -> None:
         """Say whether the current subscriptions normally stream (turns the silence probe on)."""
@@ -821,18 +823,30 @@ class Session:
         self._streaming = streaming
 
     def stream_narrowed(self, now: float) -> None:
-        """Say that the subscription lost most of its streams: forget the rate it learned.
+        """Say that the subscription lost most of its streams: its rate must be learned again.
 
         The read gaps of a busy stream say nothing of what is left after it drops most of it
         (measured on the simulator: 200 tickers, then two coins: the next silences were
-        judged by the 200's gaps, 3 spare connects and 3 ``degraded`` spells in 15 s). Until
-        enough reads of the narrower stream, the threshold is the ceiling and a silence is
-        probed quietly, as for any stream whose rate is not known yet; the wait for its
-        first frame after the request is not one of its gaps.
+        judged by the 200's gaps, news, 3 spare connects and 3 ``degraded`` spells in 15 s).
+        Until ``_MIN_GAPS`` reads of the narrower stream, a silence past the threshold is
+        probed quietly, as an ordinary one: the socket stays ``open`` while the ping is
+        answered, and an unanswered one hedges at the suspicion deadline. The threshold
+        stays the one learned, so a blackhole right after the narrowing is still probed
+        early (forgetting the gaps instead made the soak's public blackholes that followed a
+        narrowing wait for the 1 s ceiling: 9 of 55, up to 1.24 s). Those reads' gaps then
+        judge the stream: they are the longest of the window if it got sparser.
         """
         self._clock(now)
-        self._gaps.clear()
-        self._gap = self._skip_first_gap
+        self._relearn_left = _MIN_GAPS
+        if self._gap == self._gaps.append:  # else _skip_first_gap hands over after its gap
+            self._gap = self._relearn_gap
+
+    def _relearn_gap(self, gap: float) -> None:
+        """Note a read gap after a narrowing; the plain append again after ``_MIN_GAPS``."""
+        self._gaps.append(gap)
+        self._relearn_left -= 1
+        if self._relearn_left <= 0:
+            self._gap = self._gaps.append
 
     def key_invalid(self, now: float, *, reason: str = "API key refused") -> None:
         """Stop a private connection because its key is refused, until :meth:`key_valid`.
@@ -1077,15 +1091,20 @@ class Session:
         1 s silence every ~10 s, each a spare connect and a ``degraded`` spell while every
         silence was suspected), or too few reads were seen to know its rate (a quiet coin's
         trades at the start: measured, 20 ``degraded`` spells in 100 s while that was
-        suspected). What a false alarm taught raises the threshold only: one hiccup of a busy
-        stream (measured in the soak: one 0.8 s silence answered) does not make its next
-        blackhole wait for an unanswered probe (1.2 s instead of 1.0 s, for the ten minutes
-        that memory lasts).
+        suspected), or to know it again since the subscription lost most of its streams
+        (:meth:`stream_narrowed`). What a false alarm taught raises the threshold only: one
+        hiccup of a busy stream (measured in the soak: one 0.8 s silence answered) does not
+        make its next blackhole wait for an unanswered probe (1.2 s instead of 1.0 s, for the
+        ten minutes that memory lasts).
         """
         if not self._flowing_here():
             return "unknown"
         p99 = self._gap_p99()
-        if p99 is None or _NEWS_GAP_FACTOR * p99 >= self.config.keepalive.silence_probe:
+        if (
+            p99 is None
+            or self._relearn_left
+            or _NEWS_GAP_FACTOR * p99 >= self.config.keepalive.silence_probe
+        ):
             return "ordinary"
         return "news"
 
