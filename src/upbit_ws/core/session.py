@@ -173,6 +173,11 @@ _NEWS_GAP_FACTOR: Final = 3.0
 FALSE_ALARM_MEMORY: Final = 600.0
 
 
+def _halvings(since: float | None, now: float) -> int:
+    """Return how many ``FALSE_ALARM_MEMORY`` periods passed since ``since`` (0 if None)."""
+    return 0 if since is None else int((now - since) // FALSE_ALARM_MEMORY)
+
+
 def _p99(samples: list[float]) -> float:
     """Return the 99th percentile of ``samples`` (not empty): below 100, the second largest.
 
@@ -1139,9 +1144,9 @@ class Session:
         Once both bounds are under their floors they no longer raise anything: forgotten.
         """
         since = self._learned_at
-        if since is None or now - since < FALSE_ALARM_MEMORY:
+        halvings = _halvings(since, now)
+        if since is None or not halvings:
             return
-        halvings = int((now - since) // FALSE_ALARM_MEMORY)
         self._learned_silence /= 2.0**halvings
         self._learned_suspicion /= 2.0**halvings
         self._learned_at = since + halvings * FALSE_ALARM_MEMORY
@@ -1276,9 +1281,9 @@ class Session:
     def _forget_quiet_market(self, now: float) -> None:
         """Halve the stale bound back for each ``FALSE_ALARM_MEMORY`` s without an episode."""
         since = self._stale_learned_at
-        if since is None or now - since < FALSE_ALARM_MEMORY:
+        halvings = _halvings(since, now)
+        if since is None or not halvings:
             return
-        halvings = int((now - since) // FALSE_ALARM_MEMORY)
         floor = self.config.keepalive.stale_after
         self._stale_bound = max(floor, self._stale_bound / 2.0**halvings)
         learned = since + halvings * FALSE_ALARM_MEMORY
