@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import WSMsgType, web
 
-from upbit_ws.aio.transport import WebSocket, open_websocket
+from upbit_ws.aio.transport import WebSocket, open_websocket, tcp_reachable
 from upbit_ws.core.errors import (
     AuthError,
     ConnectTimeoutError,
@@ -209,6 +209,32 @@ async def test_silent_server_times_out() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_tcp_reachable_says_whether_the_host_accepts_without_a_request() -> None:
+    """The network watch's probe: True while the port listens, and it sends no request (the
+    server reads EOF, not an upgrade); False once the port refuses or the name is unknown."""
+    received: list[bytes] = []
+    read = asyncio.Event()
+
+    async def read_all(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read())
+        read.set()
+        writer.close()
+
+    server = await asyncio.start_server(read_all, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"wss://127.0.0.1:{port}/websocket/v1"
+    try:
+        assert await tcp_reachable(url, connect_timeout=2.0)
+        async with asyncio.timeout(5):
+            await read.wait()
+        assert received == [b""]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert not await tcp_reachable(url, connect_timeout=2.0)
+    assert not await tcp_reachable("wss://no-such-host.invalid/websocket/v1", connect_timeout=2.0)
 
 
 # --- a scripted server on raw TCP, for what aiohttp will not do ---------------------------------

@@ -19,6 +19,7 @@ from upbit_ws.core.config import (
 from upbit_ws.core.errors import (
     AuthError,
     ConnectionClosedError,
+    ConnectTimeoutError,
     InvalidInputError,
     RateLimitedError,
     ServerRejectedError,
@@ -31,6 +32,7 @@ from upbit_ws.core.session import (
     CloseSocket,
     Connect,
     DeclareDead,
+    ProbeNetwork,
     Resubscribe,
     SendPing,
     Session,
@@ -189,8 +191,7 @@ def test_connect_failures_never_give_up() -> None:
     for _ in range(100):
         session.poll(now)
         session.connect_failed(now, ConnectionRefusedError())
-        wait = session.poll(now)[-1]
-        assert isinstance(wait, WaitBackoff)
+        wait = next(a for a in session.poll(now) if isinstance(a, WaitBackoff))
         assert wait.delay <= 20.0
         now = wait.until
     assert session.state == "reconnecting"
@@ -239,6 +240,117 @@ def test_key_flapping_during_a_connect_keeps_abort_before_the_new_connect() -> N
     session.connected(0.0)  # belongs to the aborted attempt: ignored
     assert session.state == "connecting"
     assert session.poll(0.0) == [DeclareDead("API key refused"), Connect(timeout=1.0, attempt=2)]
+
+
+# --- the network watch of long waits ----------------------------------------------------------
+
+
+def fail_until_a_long_wait(
+    session: Session, error: BaseException | None = None
+) -> tuple[float, list[Action]]:
+    """Fail every connect of a started session until a wait of more than 2 s is planned.
+
+    Returns the time of that failure and what ``poll`` returned after it. Shorter waits are
+    never watched: their polls hand out no :class:`ProbeNetwork`.
+    """
+    now = 0.0
+    while True:
+        assert kinds(session.poll(now)) == [Connect]
+        session.connect_failed(now, error or ConnectionRefusedError())
+        actions = session.poll(now)
+        wait = next(a for a in actions if isinstance(a, WaitBackoff))
+        if wait.delay > 2.0:
+            return now, actions
+        assert ProbeNetwork not in kinds(actions)
+        now = wait.until
+
+
+def test_the_network_s_return_ends_a_long_wait_after_refused_connects() -> None:
+    """A long wait after refused connects is probed every second; the host answering again
+    after a failed probe starts the connect at once, on the same backoff sequence."""
+    session = new_session()
+    session.start(0.0)
+    at, actions = fail_until_a_long_wait(session)
+    assert actions[-1] == ProbeNetwork(timeout=1.0)  # the first probe at once
+    retry_at = session.retry_at
+    assert retry_at is not None and retry_at > at + 2.0
+    assert session.next_deadline(at) == retry_at  # no second probe while one is out
+    session.network_probed(at + 0.01, reachable=False)  # the path is down
+    assert session.next_deadline(at + 0.01) == at + 1.0
+    assert session.poll(at + 0.5) == []
+    assert session.poll(at + 1.0) == [ProbeNetwork(timeout=1.0)]
+    step = session.backoff.attempt
+    session.take_events()
+    session.network_probed(at + 1.02, reachable=True)
+    assert session.poll(at + 1.02) == [Connect(timeout=1.0, attempt=session.attempt)]
+    assert session.state == "connecting"
+    (event,) = session.take_events()
+    assert "network is back" in event.reason
+    assert session.backoff.attempt == step  # not reset: only a proved socket resets it
+    stats = session.statistics(at + 1.02)
+    assert (stats.network_probes, stats.network_returns) == (2, 1)
+
+
+def test_a_host_that_answers_the_first_probe_leaves_the_wait_to_run() -> None:
+    """A connect that timed out against a host that accepts TCP (a server stalling the
+    upgrade): the failure lies beyond the path, so the backoff is kept, with no more probes."""
+    session = new_session()
+    session.start(0.0)
+    at, actions = fail_until_a_long_wait(session, ConnectTimeoutError(1.0))
+    assert ProbeNetwork in kinds(actions)
+    retry_at = session.retry_at
+    assert retry_at is not None
+    session.network_probed(at + 0.01, reachable=True)
+    assert session.poll(at + 0.01) == []
+    assert session.next_deadline(at + 0.01) == retry_at
+    assert session.poll(retry_at - 0.001) == []
+    assert kinds(session.poll(retry_at)) == [Connect]
+    assert session.statistics(retry_at).network_returns == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "why"),
+    [
+        (RateLimitedError(429), "429 keeps its floor"),
+        (ServerRejectedError("server_error", "unavailable", status=503), "a server answered"),
+        (ConnectionClosedError(1006, ""), "a socket closed"),
+    ],
+)
+def test_waits_after_a_server_answered_are_not_watched(error: BaseException, why: str) -> None:
+    """Only a connect that may have reached no server is watched: the others waited on
+    purpose, and a TCP connect would succeed at once anyway."""
+    session = new_session(config=replace(DEFAULTS, backoff=BackoffConfig(first_delay=3.0)))
+    session.start(0.0)
+    session.poll(0.0)
+    session.connect_failed(0.0, error)
+    actions = session.poll(0.0)
+    assert ProbeNetwork not in kinds(actions), why
+    assert session.next_deadline(0.0) == session.retry_at
+
+
+def test_the_network_watch_can_be_turned_off() -> None:
+    session = new_session(
+        config=replace(DEFAULTS, backoff=BackoffConfig(first_delay=3.0, network_probe=None))
+    )
+    session.start(0.0)
+    session.poll(0.0)
+    session.connect_failed(0.0, ConnectionRefusedError())
+    assert kinds(session.poll(0.0)) == [WaitBackoff]
+
+
+def test_a_probe_that_answers_after_the_connect_began_is_ignored() -> None:
+    session = new_session()
+    session.start(0.0)
+    at, _ = fail_until_a_long_wait(session)
+    retry_at = session.retry_at
+    assert retry_at is not None
+    session.network_probed(at + 0.01, reachable=False)
+    assert session.poll(at + 1.0) == [ProbeNetwork(timeout=1.0)]
+    assert kinds(session.poll(retry_at)) == [Connect]  # the wait ended first
+    session.network_probed(retry_at + 0.01, reachable=True)
+    assert session.poll(retry_at + 0.01) == []
+    assert session.state == "connecting"
+    assert session.statistics(retry_at).network_returns == 0
 
 
 # --- keepalive ---------------------------------------------------------------------------------

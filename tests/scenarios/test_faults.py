@@ -23,7 +23,7 @@ from tests.aio.connection_helpers import (
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
-from upbit_ws.core.config import ConnectionConfig, KeyHealthConfig
+from upbit_ws.core.config import BackoffConfig, ConnectionConfig, KeyHealthConfig
 from upbit_ws.core.events import (
     ConnectionKind,
     ConnectionStateChanged,
@@ -300,6 +300,36 @@ async def test_server_down_then_back() -> None:
             if isinstance(e, ConnectionStateChanged) and e.new == "connecting"
         ]
         assert attempts[-1] >= 2  # several attempts counted within one outage
+
+
+#: A backoff whose second wait is 50 s: longer than any test may take, so only the network
+#: watch can bring the connection back within one.
+LONG_WAIT = replace(
+    FAST,
+    backoff=BackoffConfig(first_delay=0.05, factor=1000.0, cap=60.0, jitter=0.0, network_probe=0.1),
+)
+
+
+async def test_the_network_s_return_ends_a_long_reconnect_wait() -> None:
+    """Issue #9 (the seed's 5 s recovery): after connects that reached no server the wait is
+    watched by TCP probes, and the host answering again ends it, however long it was."""
+    async with rig(config=LONG_WAIT) as r:
+        await r.streaming()
+        r.sim.refuse(1.0, status=None)  # the listening socket goes away for 1 s
+        r.sim.abort()
+        refused = await r.log.wait_for(
+            ConnectionStateChanged,
+            lambda e: e.new == "reconnecting" and "TransportError" in e.reason,
+        )
+        assert r.ws.public.session.retry_at is not None
+        assert r.ws.public.session.retry_at - refused.at > 40.0  # the 50 s wait
+        back = await r.log.state("public", "connecting", within=10)
+        assert "network is back" in back.reason
+        await r.log.state("public", "open", within=5)
+        await r.resubscribed(2)
+        stats = r.ws.public.statistics()
+        assert stats.network_returns == 1
+        assert stats.network_probes >= 2  # one refused at least, then the one accepted
 
 
 async def test_restart() -> None:

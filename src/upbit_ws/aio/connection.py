@@ -73,7 +73,7 @@ from typing import Final, Protocol, assert_never
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.logcontext import CONNECTION
 from upbit_ws.aio.supervisor import InternalError, Supervisor, describe_error
-from upbit_ws.aio.transport import WebSocket, open_websocket
+from upbit_ws.aio.transport import WebSocket, open_websocket, tcp_reachable
 from upbit_ws.core.auth import Credentials, build_ws_token
 from upbit_ws.core.classify import ErrorFrameMeaning, error_frame_meaning, lasting_problem
 from upbit_ws.core.config import ConnectionConfig, RateLimits
@@ -108,6 +108,7 @@ from upbit_ws.core.session import (
     Connect,
     DeclareDead,
     Hedge,
+    ProbeNetwork,
     Resubscribe,
     SendPing,
     Session,
@@ -320,6 +321,10 @@ class ConnectionStatistics:
     hedges_cancelled: int = 0
     hedges_failed: int = 0
     hedging: bool = False
+    #: The network watch of long reconnect waits: see
+    #: :class:`~upbit_ws.core.session.SessionStatistics`.
+    network_probes: int = 0
+    network_returns: int = 0
     silence_threshold: float = 0.0
     suspicion: float = 0.0
 
@@ -752,6 +757,8 @@ class ManagedConnection:
             hedges_cancelled=s.hedges_cancelled,
             hedges_failed=s.hedges_failed,
             hedging=s.hedging,
+            network_probes=s.network_probes,
+            network_returns=s.network_returns,
             silence_threshold=s.silence_threshold,
             suspicion=s.suspicion,
         )
@@ -1092,6 +1099,8 @@ class ManagedConnection:
                 self._start_hedge(action)
             case CancelHedge():
                 self._drop_spare(action.reason, graceful=True)
+            case ProbeNetwork():
+                self._start_network_probe(action)
             case WaitBackoff():
                 _log.log(
                     logging.DEBUG if self._lasting is not None else logging.INFO,
@@ -1108,6 +1117,53 @@ class ManagedConnection:
                 )
             case _:
                 assert_never(action)
+
+    async def _connect_turn(self, wanted: Callable[[], bool]) -> bool:
+        """Wait for a slot of the shared connect limiter and take it, while ``wanted()``.
+
+        Returns False, with no slot taken, when ``wanted()`` turns false during a wait.
+        """
+        limiter = self._connect_limiter
+        while (wait := limiter.delay(self._now())) > 0:
+            self._counters.connect_waits += 1
+            self._counters.connect_wait_seconds += wait
+            await asyncio.sleep(wait)
+            if not wanted():
+                return False
+        limiter.acquire(self._now())
+        return True
+
+    def _start_network_probe(self, action: ProbeNetwork) -> None:
+        """Try the host in a task of its own; the session hears the outcome."""
+        if self._lasting is not None:
+            # A host name that does not exist will not come back with the network: no DNS
+            # query a second for it. Unanswered, the probe ends this wait's watch; the
+            # backoff's connects go on (and notice a fix).
+            return
+        assert self._tg is not None
+        task = self._tg.create_task(
+            self._probe_network(action), name=f"{_TASK_PREFIX}:{self.kind}:network-probe"
+        )
+        self._attempts.add(task)
+        task.add_done_callback(self._attempts.discard)
+
+    async def _probe_network(self, action: ProbeNetwork) -> None:
+        """Try a TCP connect to the host for the session's network watch (ProbeNetwork).
+
+        It takes a slot of the shared connect limiter like a connect: however the watch and
+        the reconnects interleave, the process opens at most Upbit's 5 connections a second.
+        """
+        if not await self._connect_turn(lambda: self._session.state == "reconnecting"):
+            return  # the wait is over: the probe is moot
+        reachable = await tcp_reachable(self.url, connect_timeout=action.timeout)
+        _log.debug(
+            "%s connection: the host %s a TCP connect",
+            self.kind,
+            "accepted" if reachable else "did not accept",
+            extra={"connection": self.kind, "reachable": reachable},
+        )
+        self._session.network_probed(self._now(), reachable=reachable)
+        self._after_input()
 
     # --- the hedge ---------------------------------------------------------------------------
 
@@ -1155,15 +1211,9 @@ class ManagedConnection:
         Like :meth:`_connect`, the task stays until the socket is gone, so every socket is
         owned by the TaskGroup; cancelled (the connection stops), it aborts the socket.
         """
-        limiter = self._connect_limiter
-        while (wait := limiter.delay(self._now())) > 0:
-            # Upbit allows 5 connects/s (section 8.1): a spare waits its turn like a connect.
-            self._counters.connect_waits += 1
-            self._counters.connect_wait_seconds += wait
-            await asyncio.sleep(wait)
-            if spare is not self._spare:
-                return
-        limiter.acquire(self._now())
+        # Upbit allows 5 connects/s (section 8.1): a spare waits its turn like a connect.
+        if not await self._connect_turn(lambda: spare is self._spare):
+            return
         try:
             ws = await self._open(spare.handler, connect_timeout)
         except UpbitWsError as exc:

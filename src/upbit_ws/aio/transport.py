@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol, runtime_checkable
 
 import picows
-from picows.url import WSParsedURL
+from picows.url import WSParsedURL, parse_url
 
 from upbit_ws.core.config import RECEIVE_BUFFER
 from upbit_ws.core.constants import ABNORMAL_CLOSURE
@@ -187,6 +187,24 @@ class _Dialer:
             if sock.fileno() != -1:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+async def tcp_reachable(url: str, *, connect_timeout: float) -> bool:
+    """Tell whether ``url``'s host accepts a TCP connection within ``connect_timeout`` s.
+
+    Resolves and connects as a WebSocket connect would, then closes at once: no TLS, no HTTP
+    request, nothing a server counts as a request. The reconnect's network watch uses it
+    (``BackoffConfig.network_probe``). A name that does not resolve, a refused or unreachable
+    host and no answer in time all read as False.
+    """
+    dialer = _Dialer()
+    try:
+        async with asyncio.timeout(connect_timeout):
+            sock = await dialer(parse_url(url))
+    except (OSError, TimeoutError):
+        return False
+    sock.close()
+    return True
 
 
 class FrameHandler(Protocol):

@@ -121,6 +121,7 @@ __all__ = [
     "KEY_REFUSED_NAMES",
     "REQUEST_ERROR_NAMES",
     "TRANSIENT_AUTH_NAMES",
+    "UNREACHED_CAUSES",
     "Cause",
     "Decision",
     "ErrorFrameMeaning",
@@ -151,6 +152,11 @@ Cause = Literal[
     "cancelled",
     "bug",
 ]
+
+#: Causes of a connect that may have reached no server: refused, unreachable or reset
+#: (``transport``), a name that does not resolve (``dns``), no answer in time (``timeout``).
+#: A long reconnect wait after one is watched for the network's return (``core/session.py``).
+UNREACHED_CAUSES: Final[frozenset[Cause]] = frozenset({"transport", "dns", "timeout"})
 
 #: Error names that mean the API key itself is refused: the WebSocket frame ``INVALID_AUTH``
 #: (section 7.2) and the REST 401 names of section 9.7 that are about the key (unknown, revoked,

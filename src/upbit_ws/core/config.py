@@ -87,6 +87,13 @@ BLOCKED_FLOOR                 30 s       after HTTP 418 without Retry-After; dou
 BLOCKED_CAP                   600 s      upper bound of that growing floor
 AUTH_RETRY_DELAY              60 s       a refused key is retried this often even if no key
                                          check says it works again
+NETWORK_PROBE                 1 s        while a retry waits longer than twice this after a
+                                         connect that reached no server (refused,
+                                         unreachable, DNS, timed out), a bare TCP connect
+                                         to the host is tried this often; one that succeeds
+                                         after one that failed ends the wait: data is back
+                                         about a second after the network, not up to
+                                         BACKOFF_CAP later (the seed's 5 s bar)
 CONNECTS_PER_SECOND           5          Upbit: 5 connects/s per IP or account (section 8.1)
 MESSAGES_PER_SECOND           5          Upbit: 5 messages/s per connection (section 8.1)
 MESSAGES_PER_MINUTE           100        Upbit: 100 messages/min per connection (section 8.1)
@@ -191,6 +198,7 @@ __all__ = [
     "MESSAGES_PER_SECOND",
     "MESSAGE_BURST",
     "MINUTE_BURST",
+    "NETWORK_PROBE",
     "PING_INTERVAL",
     "PING_INTERVAL_MAX",
     "PONG_TIMEOUT",
@@ -253,6 +261,7 @@ RATE_LIMITED_FLOOR: Final = 5.0
 BLOCKED_FLOOR: Final = 30.0
 BLOCKED_CAP: Final = 600.0
 AUTH_RETRY_DELAY: Final = 60.0
+NETWORK_PROBE: Final = 1.0
 
 CONNECTS_PER_SECOND: Final = 5
 MESSAGES_PER_SECOND: Final = 5
@@ -509,6 +518,15 @@ class BackoffConfig:
     least ``rate_limited_floor``; HTTP 418 waits the server's Retry-After,
     or ``blocked_floor`` doubling on each repeat up to ``blocked_cap``; a refused API key is
     retried after ``auth_retry`` unless a key check says it works sooner.
+
+    ``network_probe``: after a connect that reached no server (refused, unreachable, a name
+    that does not resolve, timed out), a wait longer than twice this is watched by a bare TCP
+    connect to the host every ``network_probe`` seconds (no TLS, no HTTP request; each takes
+    a slot of the connect limiter). A probe that succeeds after one that failed ends the
+    wait: the network is back, and so is the data, within about ``network_probe`` instead of
+    up to ``cap`` later. A first probe that succeeds means the path works and the failure
+    lies beyond it (a server that accepts and stalls): the wait then runs its course.
+    ``None`` turns the probe off.
     """
 
     first_delay: float = BACKOFF_FIRST_DELAY
@@ -520,10 +538,13 @@ class BackoffConfig:
     blocked_floor: float = BLOCKED_FLOOR
     blocked_cap: float = BLOCKED_CAP
     auth_retry: float = AUTH_RETRY_DELAY
+    network_probe: float | None = NETWORK_PROBE
 
     def __post_init__(self) -> None:
         """Validate every field and raise one ConfigError listing all problems."""
         check = _Checker("backoff", self)
+        if self.network_probe is not None:
+            check.number("network_probe")
         for name in (
             "first_delay",
             "cap",

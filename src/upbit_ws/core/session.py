@@ -111,6 +111,17 @@ timed-out connects, sockets closed before any data, error-then-close loops, and 
 keep their floors. However often the network flaps, connects stay under Upbit's 5/s: the shell
 waits for the process-wide connect limiter before every connect (``core/ratelimit.py``). The
 connect timeout grows after connect timeouts and resets on success.
+
+The network's return (the seed's 5 s recovery): an outage of the network or the host walks
+the backoff up to its cap, so without help the data could come back up to a cap (20 s) after
+the network. A wait longer than twice ``BackoffConfig.network_probe`` after a connect that may
+have reached no server (cause ``transport``, ``dns`` or ``timeout``; never after 429/418 or an
+answer from a server) is watched: ``poll`` returns :class:`ProbeNetwork` at once and then every
+``network_probe`` seconds while the probes fail, and the shell reports each outcome with
+:meth:`Session.network_probed`. A probe that succeeds after a failed one ends the wait: the
+connect starts at once, on the same backoff sequence. A first probe that succeeds ends the
+watch instead (the path works; the failure lies beyond it, such as a server that accepts and
+stalls), so a failing server never gets more than the backoff's connects.
 Inputs that do not apply to the current state (a late ``closed`` after the session already
 declared the socket dead, say, or a ``connected`` before :meth:`Session.poll` handed out the
 :class:`Connect`) are ignored, so the shell may report freely. The shell calls ``poll`` after
@@ -119,6 +130,7 @@ every input.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -126,7 +138,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from upbit_ws.core.backoff import Backoff, BackoffClass
-from upbit_ws.core.classify import Decision, classify
+from upbit_ws.core.classify import UNREACHED_CAUSES, Decision, classify
 from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.constants import ABNORMAL_CLOSURE, check_connection
 from upbit_ws.core.errors import ConnectionClosedError
@@ -141,6 +153,7 @@ __all__ = [
     "Connect",
     "DeclareDead",
     "Hedge",
+    "ProbeNetwork",
     "Resubscribe",
     "SendPing",
     "Session",
@@ -285,6 +298,18 @@ class CancelHedge:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeNetwork:
+    """Try a bare TCP connect to the host (no TLS, no request) within ``timeout`` seconds.
+
+    Handed out while a long reconnect wait follows a connect that reached no server (see
+    ``BackoffConfig.network_probe``). The shell takes a slot of the connect limiter, tries,
+    and reports :meth:`Session.network_probed` with whether the host accepted.
+    """
+
+    timeout: float
+
+
 #: Everything :meth:`Session.poll` can ask of the shell.
 Action = (
     Connect
@@ -296,6 +321,7 @@ Action = (
     | Stalled
     | Hedge
     | CancelHedge
+    | ProbeNetwork
 )
 
 
@@ -352,6 +378,11 @@ class SessionStatistics:
     hedges_cancelled: int = 0
     hedges_failed: int = 0
     hedging: bool = False
+    #: The network watch of long reconnect waits (``BackoffConfig.network_probe``): TCP
+    #: probes answered (:meth:`Session.network_probed`), and waits they ended because the
+    #: host answered again.
+    network_probes: int = 0
+    network_returns: int = 0
     #: The adaptive thresholds now: the silence threshold of a streaming connection and the
     #: suspicion deadline of a ping (seconds; see ``KeepaliveConfig``).
     silence_threshold: float = 0.0
@@ -447,6 +478,13 @@ class Session:
         self._hedges_won = 0
         self._hedges_cancelled = 0
         self._hedges_failed = 0
+        # The network watch of a long wait after an unreached connect (see network_probed).
+        self._watching_network = False
+        self._network_down = False  # a probe of this wait found the host unreachable
+        self._network_probe_at = 0.0  # when the next probe is due (or the last went out)
+        self._network_probing = False  # a ProbeNetwork is out, its answer not yet back
+        self._network_probes = 0
+        self._network_returns = 0
 
     def __repr__(self) -> str:
         return (
@@ -536,6 +574,8 @@ class Session:
             hedges_cancelled=self._hedges_cancelled,
             hedges_failed=self._hedges_failed,
             hedging=self._hedging,
+            network_probes=self._network_probes,
+            network_returns=self._network_returns,
             silence_threshold=self._silence_threshold(),
             suspicion=self._suspicion(),
         )
@@ -874,6 +914,33 @@ class Session:
             self.backoff.reset()
             self._begin_connect(now, "API key works again")
 
+    def network_probed(self, now: float, *, reachable: bool) -> None:
+        """Report the outcome of :class:`ProbeNetwork`: did the host accept a TCP connect?
+
+        A probe that succeeds after one of the same wait failed means the network is back:
+        the connect starts now, on the same backoff sequence (a connect that fails again
+        waits longer, as it would have). A first probe that succeeds means the path works and
+        the failure lies beyond it: the wait runs its course, unwatched. A failed probe plans
+        the next one ``network_probe`` seconds after it went out.
+        """
+        now = self._clock(now)
+        if not self._network_probing:
+            return
+        self._network_probing = False
+        self._network_probes += 1
+        if self._state != "reconnecting" or not self._watching_network:
+            return
+        if not reachable:
+            self._network_down = True
+            interval = self.config.backoff.network_probe
+            assert interval is not None  # only watched with the probe on
+            self._network_probe_at = max(now, self._network_probe_at + interval)
+            return
+        self._watching_network = False
+        if self._network_down:
+            self._network_returns += 1
+            self._begin_connect(now, "the network is back: the host accepts connections again")
+
     def close(self, now: float, *, reason: str = "closed by the user") -> None:
         """Shut the connection down for good; every later input is ignored."""
         now = self._clock(now)
@@ -898,6 +965,12 @@ class Session:
             self._fail(now, Decision("retry", "normal", "timeout", reason))
         elif state in _WAITING and now >= self._retry_at:
             self._begin_connect(now, "retrying")
+        elif state == "reconnecting" and self._network_probe_due() <= now:
+            self._network_probing = True
+            self._network_probe_at = now
+            interval = self.config.backoff.network_probe
+            assert interval is not None  # only watched with the probe on
+            self._pending.append(ProbeNetwork(interval))
         elif state in LIVE_STATES:
             self._keepalive(now)
         actions, self._pending = self._pending, []
@@ -917,6 +990,8 @@ class Session:
         if state == "connecting":
             return self._connect_deadline
         if state in _WAITING:
+            if state == "reconnecting":
+                return min(self._retry_at, self._network_probe_due())
             return self._retry_at
         if state in LIVE_STATES:
             if self._pong_deadline is not None:
@@ -969,8 +1044,11 @@ class Session:
         )
 
     def _begin_connect(self, now: float, reason: str) -> None:
-        # A wait not yet handed to the shell is obsolete once the connect starts.
-        self._pending = [a for a in self._pending if not isinstance(a, WaitBackoff)]
+        # A wait not yet handed to the shell is obsolete once the connect starts, and so is
+        # its network watch (a probe still out is ignored when it answers).
+        self._pending = [a for a in self._pending if not isinstance(a, WaitBackoff | ProbeNetwork)]
+        self._watching_network = False
+        self._network_probing = False
         if self._was_open:
             self._attempt = 0
             self._was_open = False
@@ -1036,6 +1114,24 @@ class Session:
             return
         delay = self.backoff.next_delay(kind=decision.backoff, retry_after=decision.retry_after)
         self._wait(now, "reconnecting", decision.reason, decision.backoff, delay)
+        interval = self.config.backoff.network_probe
+        # A long wait after a connect that may have reached no server is watched with TCP
+        # probes, the first at once (network_probed says what they decide).
+        self._watching_network = (
+            interval is not None
+            and decision.backoff == "normal"
+            and decision.cause in UNREACHED_CAUSES
+            and delay > 2.0 * interval
+        )
+        self._network_down = False
+        self._network_probing = False
+        self._network_probe_at = now
+
+    def _network_probe_due(self) -> float:
+        """Return when the next network probe is due; infinity when none is."""
+        if self._watching_network and not self._network_probing:
+            return self._network_probe_at
+        return math.inf
 
     def _wait(
         self,

@@ -154,6 +154,16 @@ _CONNECTION_COUNTERS: Final = (
         "hedges_failed",
         "Spare sockets that failed to connect or prove themselves (the pong deadline decided).",
     ),
+    (
+        "upbit_ws_network_probes_total",
+        "network_probes",
+        "TCP probes of the host during long reconnect waits after unreached connects.",
+    ),
+    (
+        "upbit_ws_network_returns_total",
+        "network_returns",
+        "Reconnect waits ended early because a probe found the host reachable again.",
+    ),
     ("upbit_ws_pings_sent_total", "pings_sent", "WebSocket pings sent."),
     ("upbit_ws_pongs_received_total", "pongs_received", "WebSocket pongs received."),
     ("upbit_ws_frames_received_total", "frames_received", "Frames received (every kind)."),
