@@ -1134,12 +1134,13 @@ class ManagedConnection:
         return True
 
     def _start_network_probe(self, action: ProbeNetwork) -> None:
-        """Try the host in a task of its own; the session hears the outcome."""
-        if self._lasting is not None:
-            # A host name that does not exist will not come back with the network: no DNS
-            # query a second for it. Unanswered, the probe ends this wait's watch; the
-            # backoff's connects go on (and notice a fix).
-            return
+        """Try the host in a task of its own; the session hears the outcome.
+
+        Also while the host name does not resolve: offline, Windows and macOS answer that
+        the name does not exist (the errors ``lasting_problem`` reads as a wrong name), and
+        their users' data should come back with the network too. A wrong name costs one
+        DNS query a second meanwhile, which resolvers cache.
+        """
         assert self._tg is not None
         task = self._tg.create_task(
             self._probe_network(action), name=f"{_TASK_PREFIX}:{self.kind}:network-probe"
