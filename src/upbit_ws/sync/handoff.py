@@ -98,8 +98,8 @@ class Handoff:
     def _wait(self, timeout: float | None) -> bool:
         """Wait (holding the condition) until an item is ready; False when ``timeout`` passed.
 
-        In slices of ``SIGNAL_SLICE``, so that a Ctrl-C the kernel handed to the loop thread
-        still interrupts a blocked caller (see :mod:`upbit_ws.sync.loop`).
+        In slices of ``SIGNAL_SLICE``, so that a Ctrl-C the kernel handed to a thread other
+        than the main one still interrupts a blocked caller (see :mod:`upbit_ws.sync.loop`).
         """
         end = None if timeout is None else time.monotonic() + timeout
         while True:

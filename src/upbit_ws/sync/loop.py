@@ -3,12 +3,17 @@
 :class:`LoopThread` owns the thread and the loop. Callers in any other thread hand work to it
 with :meth:`LoopThread.call` (a plain function, run on the loop) and :meth:`LoopThread.run` (a
 coroutine); both block until the result is back and raise the loop side's exception, with its
-original type, in the caller's thread. Waiting is on a ``concurrent.futures.Future`` (a
-condition variable underneath), in slices of ``SIGNAL_SLICE`` seconds: the kernel may hand a
-process's Ctrl-C (SIGINT) to any thread, and when it picks the loop thread Python only sets a
-flag that the main thread acts on when it next runs Python code, which an untimed lock wait
-never does (the caller would hang in ``get()`` for ever). Between slices it does, so Ctrl-C
-raises ``KeyboardInterrupt`` within a slice wherever it was delivered. :func:`wait_result` and
+original type, in the caller's thread.
+
+Ctrl-C: the kernel hands a process's SIGINT to any thread that does not block it, and when it
+picks a thread other than the main one Python only sets a flag that the main thread acts on
+when it next runs Python code, which an untimed lock wait never does (the caller would hang in
+``get()`` for ever). So the loop thread blocks SIGINT and SIGTERM from its first line (and the
+threads it starts, such as the resolver's, inherit that): a Ctrl-C goes to a thread that can
+act on it, and interrupts a caller blocked in ``get()`` at once. Should one still land on
+another thread (one of the application's), callers wait on a ``concurrent.futures.Future`` (a
+condition variable underneath) in slices of ``SIGNAL_SLICE`` seconds and so come back to the
+interpreter, which acts on the flag. :func:`wait_result` and
 :meth:`~upbit_ws.sync.handoff.Handoff.take` wait that way.
 
 :meth:`LoopThread.stop` runs a last coroutine (the manager's ``aclose()``), cancels whatever
@@ -25,6 +30,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -33,7 +39,7 @@ from typing import Any, Final, Literal, TypeVar
 from upbit_ws.aio.logcontext import install_log_fields
 from upbit_ws.core.errors import InvalidInputError
 
-__all__ = ["SIGNAL_SLICE", "STOP_TIMEOUT", "LoopThread", "wait_result"]
+__all__ = ["LEFT_TO_THE_MAIN_THREAD", "SIGNAL_SLICE", "STOP_TIMEOUT", "LoopThread", "wait_result"]
 
 T = TypeVar("T")
 
@@ -42,9 +48,12 @@ install_log_fields()  # a logger made after the package's call needs its own
 
 #: How long :meth:`LoopThread.stop` waits for the last coroutine and the loop's shutdown.
 STOP_TIMEOUT: Final = 10.0
-#: The longest a blocked caller waits in one piece (see the module docs: Ctrl-C delivered to
-#: the loop thread is acted on by the main thread within this).
+#: The longest a blocked caller waits in one piece (see the module docs: a Ctrl-C delivered
+#: to another thread is acted on by the main thread within this).
 SIGNAL_SLICE: Final = 0.1
+#: What the loop thread blocks, so that the kernel hands them to a thread that can act on them
+#: (the main thread runs Python's handlers): Ctrl-C, and the stop a service manager sends.
+LEFT_TO_THE_MAIN_THREAD: Final = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 def wait_result(future: concurrent.futures.Future[T], timeout: float | None) -> T:
@@ -104,6 +113,8 @@ class LoopThread:
         self._started.wait()
 
     def _main(self) -> None:
+        if hasattr(signal, "pthread_sigmask"):  # POSIX; Windows delivers Ctrl-C its own way
+            signal.pthread_sigmask(signal.SIG_BLOCK, LEFT_TO_THE_MAIN_THREAD)
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(self._started.set)
         try:
