@@ -338,6 +338,32 @@ def test_the_network_watch_can_be_turned_off() -> None:
     assert kinds(session.poll(0.0)) == [WaitBackoff]
 
 
+def test_down_age_spans_the_outage_and_retry_in_the_wait() -> None:
+    """``state_age`` restarts at every attempt of an outage; ``down_age`` counts from the
+    moment the connection stopped being usable, and is None once a socket is open again."""
+    session = open_session()
+    assert session.statistics(5.0).down_age is None
+    session.closed(10.0, code=1006)
+    session.poll(10.0)
+    stats = session.statistics(10.0)
+    assert stats.down_age == 0.0 and stats.retry_in is not None and stats.retry_in > 0.0
+    at = 10.0
+    for _ in range(6):  # refused connects, each a new state
+        at = session.next_deadline(at) or at
+        assert kinds(session.poll(at)) == [Connect]
+        assert session.statistics(at).retry_in is None  # connecting: no wait
+        session.connect_failed(at, ConnectionRefusedError())
+        session.poll(at)
+    stats = session.statistics(at + 0.5)
+    assert stats.state_age == pytest.approx(0.5)
+    assert stats.down_age == pytest.approx(at + 0.5 - 10.0)
+    assert stats.network_watch is (session.retry_at is not None and session.retry_at - at > 2.0)
+    at = session.retry_at or at
+    session.poll(at)
+    session.connected(at)
+    assert session.statistics(at).down_age is None
+
+
 def test_a_probe_that_answers_after_the_connect_began_is_ignored() -> None:
     session = new_session()
     session.start(0.0)

@@ -307,6 +307,9 @@ class ConnectionStatistics:
     #: Reconnect backoff (issue #9): see :class:`~upbit_ws.core.session.SessionStatistics`.
     backoff_step: int = 0
     last_retry_delay: float | None = None
+    down_age: float | None = None
+    retry_in: float | None = None
+    network_watch: bool = False
     proved: bool = False
     #: Stale streams (issue #9): see :class:`~upbit_ws.core.session.SessionStatistics`.
     stale: bool = False
@@ -747,6 +750,9 @@ class ManagedConnection:
             ),
             backoff_step=s.backoff_step,
             last_retry_delay=s.last_retry_delay,
+            down_age=s.down_age,
+            retry_in=s.retry_in,
+            network_watch=s.network_watch,
             proved=s.proved,
             stale=s.stale,
             stale_reason=s.stale_reason,

@@ -108,7 +108,9 @@ class ConnectionHealth:
     only with other monotonic times of this process). ``reason`` describes now: why the
     connection is not usable (its last failure, or a stream gone stale: no data past
     ``KeepaliveConfig.stale_after`` while pings are answered, being resubscribed), None while
-    it is ok.
+    it is ok. ``down_since`` / ``down_since_wall``: since when no socket has been usable (the
+    start of an outage, which ``since`` is not: every attempt changes the state), None while
+    one is. ``retry_in``: seconds until the next connect while a retry waits, else None.
     """
 
     connection: ConnectionKind
@@ -119,6 +121,9 @@ class ConnectionHealth:
     since_wall: float = 0.0
     #: Private: a REST reconciliation runs now (its subscribers' view is being repaired).
     reconciling: bool = False
+    down_since: float | None = None
+    down_since_wall: float | None = None
+    retry_in: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -667,4 +672,7 @@ def _health(
         reason=stats.stale_reason if stats.stale else (None if ok else stats.last_error),
         since_wall=wall - (now - stats.state_since),
         reconciling=reconciling,
+        down_since=None if stats.down_age is None else now - stats.down_age,
+        down_since_wall=None if stats.down_age is None else wall - stats.down_age,
+        retry_in=stats.retry_in,
     )

@@ -105,6 +105,12 @@ def _render(url: str, doc: dict[str, Any]) -> str:
             lines.append(
                 "           subscribed: " + "; ".join(_codes(t, c) for t, c in wanted.items())
             )
+        down = conn.get("down_seconds")
+        if isinstance(down, int | float):
+            retry = conn.get("retry_in_seconds")
+            plan = f", next connect in {retry:.1f} s" if isinstance(retry, int | float) else ""
+            watch = " or when the host answers" if conn.get("network_watch") else ""
+            lines.append(f"           down for {down:.1f} s{plan}{watch}")
         if conn.get("last_error"):
             lines.append(f"           last error: {conn['last_error']}")
     key = doc.get("key")

@@ -360,6 +360,13 @@ class SessionStatistics:
     #: and the last delay it handed out (None before the first failure).
     backoff_step: int = 0
     last_retry_delay: float | None = None
+    #: How long the connection has not been usable (no open socket; ``state_age`` restarts at
+    #: every attempt of an outage, this does not), None while it is; the seconds until the
+    #: next connect while a retry waits, else None; and whether that wait is watched for the
+    #: network's return (``BackoffConfig.network_probe``).
+    down_age: float | None = None
+    retry_in: float | None = None
+    network_watch: bool = False
     #: Whether the current socket proved the path (see the module docs); False without one.
     proved: bool = False
     #: Whether the stream is stale now (no data past the bound while pings are answered),
@@ -412,6 +419,7 @@ class Session:
         self._state: ConnectionState = "idle"
         self._latest = float("-inf")
         self._state_since = 0.0
+        self._down_since: float | None = None  # since when no socket was usable (see _set_state)
         self._attempt = 0
         self._was_open = False
         self._connect_timeout = self.config.timeouts.connect
@@ -564,6 +572,9 @@ class Session:
             failures_by_cause=dict(self._causes),
             backoff_step=self.backoff.attempt,
             last_retry_delay=self._last_delay,
+            down_age=None if self._down_since is None else max(0.0, now - self._down_since),
+            retry_in=max(0.0, self._retry_at - now) if self._state in _WAITING else None,
+            network_watch=self._watching_network and self._state == "reconnecting",
             proved=self._proved and self._state in LIVE_STATES,
             stale=self._is_stale(),
             stale_reason=self._stale_reason if self._is_stale() else None,
@@ -1030,6 +1041,10 @@ class Session:
         self._connect_handed_out = False
         self._state = new
         self._state_since = now
+        if new in LIVE_STATES:
+            self._down_since = None
+        elif self._down_since is None:
+            self._down_since = now  # an outage (or the first connect) begins
         if len(self._events) == EVENT_BACKLOG:
             self._events_dropped += 1
         self._events.append(

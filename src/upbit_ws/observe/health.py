@@ -94,11 +94,24 @@ def health_report(ws: WebSocketManager) -> HealthReport:
 
 
 def _why(s: ConnectionStatistics) -> str:
-    """Say in one line why a connection that is not ``open`` is not healthy."""
-    where = f"{s.connection} connection {s.state} for {s.state_age:.1f} s"
+    """Say in one line why a connection that is not ``open`` is not healthy.
+
+    A connection without a usable socket says how long it has been down (the outage, not the
+    current attempt) and when it tries next.
+    """
     if s.state == "degraded":
         age = s.last_frame_age if s.last_frame_age is not None else s.state_age
-        return f"{where}: no data for {age:.1f} s, the socket is being probed"
+        return (
+            f"{s.connection} connection degraded for {s.state_age:.1f} s: no data for "
+            f"{age:.1f} s, the socket is being probed"
+        )
+    where = f"{s.connection} connection {s.state}"
+    if s.down_age is not None:
+        where += f", down for {s.down_age:.1f} s"
+    if s.retry_in is not None:
+        where += f", next connect in {s.retry_in:.1f} s"
+        if s.network_watch:
+            where += " or as soon as the host answers again"
     if s.last_error:
         return f"{where}: {s.last_error}"
     return where
@@ -115,6 +128,9 @@ def _connection(s: ConnectionStatistics, merged: ConnectionView) -> dict[str, An
             round(s.last_frame_age, 3) if s.last_frame_age is not None else None
         ),
         "uptime_seconds": round(s.uptime, 3),
+        "down_seconds": round(s.down_age, 3) if s.down_age is not None else None,
+        "retry_in_seconds": round(s.retry_in, 3) if s.retry_in is not None else None,
+        "network_watch": s.network_watch,
         "socket": s.generation,
         "reconnects": s.reconnects,
         "frames_received": s.frames_received,
