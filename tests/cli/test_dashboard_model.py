@@ -8,8 +8,21 @@ import pytest
 
 pytest.importorskip("rich")
 
-from upbit_ws.cli.dashboard.model import CANDLES_SHOWN, DashboardModel, sort_codes
-from upbit_ws.cli.dashboard.render import FALL, RISE, _bar, change_text, price_text, volume_text
+from upbit_ws.cli.dashboard.model import (
+    CANDLES_SHOWN,
+    ConnectionStatus,
+    DashboardModel,
+    sort_codes,
+)
+from upbit_ws.cli.dashboard.render import (
+    FALL,
+    RISE,
+    _bar,
+    change_text,
+    connection_text,
+    price_text,
+    volume_text,
+)
 from upbit_ws.core.events import ConnectionStateChanged
 from upbit_ws.core.messages import Candle, Ticker
 
@@ -93,6 +106,19 @@ def test_a_probe_is_not_an_outage() -> None:
     model.on_event(changed(1.0, "open", "degraded", "no data"))
     model.on_event(changed(1.2, "degraded", "open"))
     assert model.connection("public").recovered_in is None
+
+
+def test_an_outage_under_way_shows_its_length_and_the_next_try() -> None:
+    down = ConnectionStatus(
+        "public", state="reconnecting", down_for=43.2, retry_in=12.5, network_watch=True
+    )
+    line = connection_text(down, now=100.0, latency_ms=None).plain
+    assert "down 43.2 s, next try in 12.5 s or when the network is back" in line
+    connecting = ConnectionStatus("public", state="connecting", down_for=43.9)
+    line = connection_text(connecting, now=100.0, latency_ms=None).plain
+    assert "down 43.9 s" in line and "next try" not in line
+    healthy = ConnectionStatus("public", state="open")
+    assert "down" not in connection_text(healthy, now=100.0, latency_ms=2.0).plain
 
 
 def test_only_the_selected_coins_candles_are_drawn_and_the_newest_kept() -> None:

@@ -522,6 +522,9 @@ class DashboardApp(App[None]):
             status = self.model.connection(conn.connection)
             self.model.sample_frames(now, conn.connection, conn.frames_received, conn.reconnects)
             status.state = conn.state
+            status.down_for = conn.down_age
+            status.retry_in = conn.retry_in
+            status.network_watch = conn.network_watch
             latency = channels[conn.connection].router.latency.p50_ms
             lines.append(connection_text(status, now=now, latency_ms=latency))
         text = Text("\n").join(lines)

@@ -60,6 +60,9 @@ class ConnectionStatus:
 
     ``last_frame_at`` is when the dashboard last saw its frame counter move (monotonic);
     ``down_at`` when it last left ``open``; ``recovered_in`` how long the last outage took.
+    ``down_for``, ``retry_in`` and ``network_watch`` are the connection's own figures of an
+    outage under way (``ConnectionStatistics``): how long it has had no socket, the seconds
+    to its next connect, and whether the host answering again ends that wait sooner.
     """
 
     kind: str
@@ -71,6 +74,9 @@ class ConnectionStatus:
     down_at: float | None = None
     recovered_in: float | None = None
     recovered_at: float | None = None
+    down_for: float | None = None
+    retry_in: float | None = None
+    network_watch: bool = False
 
 
 @dataclass(slots=True)

@@ -164,7 +164,10 @@ def book_table(book: Orderbook | None, code: str, name: str, *, depth: int = 15)
 
 
 def connection_text(status: ConnectionStatus, *, now: float, latency_ms: float | None) -> Text:
-    """Return one connection's status: state, last-frame age, latency and reconnects."""
+    """Return one connection's status: state, last-frame age, latency and reconnects.
+
+    During an outage also how long it has lasted and when the next connect comes.
+    """
     style = _STATE_STYLE.get(status.state, "grey50")
     text = Text.assemble(
         (f"{status.kind:<8}", "bold"), ("● ", style), (f"{status.state:<12}", style)
@@ -176,6 +179,13 @@ def connection_text(status: ConnectionStatus, *, now: float, latency_ms: float |
         and now - status.recovered_at < RECOVERED_SHOWN
     ):
         text.append(f"recovered in {status.recovered_in * 1000:,.0f} ms  ", style="green")
+    if status.down_for is not None and status.state not in ("open", "degraded"):
+        text.append(f"down {status.down_for:.1f} s", style="red")
+        if status.retry_in is not None:
+            text.append(f", next try in {status.retry_in:.1f} s")
+            if status.network_watch:
+                text.append(" or when the network is back")
+        text.append("  ")
     seen = status.last_frame_at
     age = "-" if seen is None else f"{max(0.0, now - seen):.1f} s"
     latency = "-" if latency_ms is None else f"{latency_ms:.1f} ms"
