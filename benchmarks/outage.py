@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import logging
 import platform
 import statistics
 import time
 
-from recovery import Slot, wait_open  # a sibling script
+from recovery import Slot, add_output_options, finish, wait_open  # a sibling script
 from upbit_ws.aio.connection import ManagedConnection
 from upbit_ws.core.config import BackoffConfig, ConnectionConfig
 from upbit_ws.simulator import Simulator, SimulatorConfig
@@ -134,15 +132,8 @@ def main() -> None:
     parser.add_argument(
         "--settle", type=float, default=2.0, help="seconds of data between two outages"
     )
-    parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument("--verbose", action="store_true", help="print every trial")
-    args = parser.parse_args()
-    # Each outage logs its reconnects as warnings; keep the table readable unless asked.
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
-    report = asyncio.run(run(args))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(report, out, indent=2)
+    add_output_options(parser)
+    finish(parser.parse_args(), run)
 
 
 if __name__ == "__main__":

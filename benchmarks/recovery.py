@@ -45,9 +45,9 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from upbit_ws.aio.connection import ManagedConnection
 from upbit_ws.core.auth import Credentials
@@ -381,10 +381,22 @@ def main() -> None:
         default=list(FAULTS),
         help="fault kinds to measure (default: all)",
     )
+    add_output_options(parser)
+    finish(parser.parse_args(), run)
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--json`` (write the figures there too) and ``--verbose`` (every trial)."""
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--verbose", action="store_true", help="print every trial")
-    args = parser.parse_args()
-    # Each trial logs its reconnect as a warning; keep the table readable unless asked.
+
+
+def finish(
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, object]]],
+) -> None:
+    """Run ``run(args)``, then write its figures to ``--json`` when asked."""
+    # Each trial logs its reconnects as warnings; keep the table readable unless asked.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
     report = asyncio.run(run(args))
     if args.json:
