@@ -1399,6 +1399,9 @@ class SessionMachine(RuleBasedStateMachine):
                 assert action.delay >= 0.0
             if isinstance(action, Resubscribe):
                 assert self.s.streaming and self.s.state in {"open", "degraded"}
+            if isinstance(action, ProbeNetwork):
+                assert self.s.state == "reconnecting" and not self.ended
+                assert action.timeout == DEFAULTS.backoff.network_probe
 
     # inputs
 
@@ -1478,6 +1481,12 @@ class SessionMachine(RuleBasedStateMachine):
     def internal_error(self) -> None:
         self.s.internal_error(self.now, reason="bug in the shell")
 
+    @rule(reachable=st.booleans(), delay=st.floats(0.0, 1.0))
+    def network_probed(self, reachable: bool, delay: float) -> None:
+        """Answer a network probe (the shell's TCP connect) after ``delay``, or a late one."""
+        self.now += delay
+        self.s.network_probed(self.now, reachable=reachable)
+
     @rule()
     def close(self) -> None:
         self.s.close(self.now)
@@ -1514,6 +1523,21 @@ class SessionMachine(RuleBasedStateMachine):
             stats = self.s.statistics(self.now)
             assert sum(stats.failures_by_cause.values()) == stats.failures
             assert stats.state_age >= 0 and (stats.last_frame_age or 0.0) >= 0
+
+    @invariant()
+    def outage_figures_follow_the_state(self) -> None:
+        if self.session is None:
+            return
+        stats = self.s.statistics(self.now)
+        state = self.s.state
+        if state in {"open", "degraded", "idle"}:
+            assert stats.down_age is None
+        else:
+            assert stats.down_age is not None and stats.down_age >= stats.state_age - 1e-9
+        assert (stats.retry_in is not None) == (state in {"reconnecting", "suspended"})
+        assert stats.retry_in is None or stats.retry_in >= 0.0
+        assert not stats.network_watch or state == "reconnecting"
+        assert stats.network_returns <= stats.network_probes
 
     @invariant()
     def proof_needs_a_live_socket(self) -> None:
