@@ -300,3 +300,8 @@ def test_lasting_problem_unknown_host_but_not_resolver_outage() -> None:
     outage = translated(socket.gaierror(socket.EAI_AGAIN, "Temporary failure"))
     assert "does not resolve" in (lasting_problem(gone, url="ws://x") or "")
     assert lasting_problem(outage, url="ws://x") is None
+    # Upbit's own names exist: offline, macOS and Windows answer "no such name" for them.
+    assert lasting_problem(gone, url="wss://api.upbit.com/websocket/v1") is None
+    assert lasting_problem(gone, url="wss://sg-api.upbit.com/websocket/v1/private") is None
+    assert lasting_problem(gone, url="wss://api.upbitt.com/websocket/v1") is not None
+    assert lasting_problem(gone, url="wss://notupbit.com/websocket/v1") is not None

@@ -102,6 +102,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final, Literal
+from urllib.parse import urlsplit
 
 from upbit_ws.core.backoff import BackoffClass
 from upbit_ws.core.errors import (
@@ -385,6 +386,14 @@ _LASTING_STATUSES: Final = frozenset({400, 404, 405, 410, 426})
 #: ``getaddrinfo`` says the name does not exist (EAI_NONAME, and EAI_NODATA on glibc); a
 #: temporary resolver failure (EAI_AGAIN) may pass and is not lasting.
 _NO_SUCH_HOST: Final = frozenset({-2, -5, 8, 11001})
+#: Upbit's domain: its hosts exist, so failing to resolve one is an outage, not a typo.
+_UPBIT_DOMAIN: Final = "upbit.com"
+
+
+def _is_upbit_host(url: str) -> bool:
+    """Tell whether ``url`` names one of Upbit's hosts (which exist)."""
+    host = urlsplit(url).hostname or ""
+    return host == _UPBIT_DOMAIN or host.endswith("." + _UPBIT_DOMAIN)
 
 
 def lasting_problem(exc: BaseException | None, *, url: str = "") -> str | None:
@@ -395,6 +404,11 @@ def lasting_problem(exc: BaseException | None, *, url: str = "") -> str | None:
     the like; 401/403 are the key's, 429/418 the rate limiter's, 5xx the server's), and the
     host name does not exist. Everything else (refused, reset, timeouts, TLS) may pass and is
     retried as usual. Returns None for those and for None.
+
+    A name of Upbit's own (``upbit.com`` and below it) exists: when it does not resolve, the
+    machine has no network or no DNS, which passes. Offline, macOS and Windows answer that a
+    name does not exist, so reading that as a wrong name would fail ``wait_ready()`` with
+    "check the host name" on a laptop whose Wi-Fi is off.
     """
     if isinstance(exc, TransportError) and exc.status in _LASTING_STATUSES:
         return (
@@ -407,6 +421,7 @@ def lasting_problem(exc: BaseException | None, *, url: str = "") -> str | None:
         isinstance(cause, OSError)
         and type(cause).__name__ == "gaierror"
         and cause.errno in _NO_SUCH_HOST
+        and not _is_upbit_host(url)
     ):
         return (
             f"the host of {url or 'the URL'} does not resolve ({cause.strerror}): "
