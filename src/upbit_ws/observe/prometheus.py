@@ -239,6 +239,17 @@ def _connections(conns: list[ConnectionStatistics]) -> Iterator[Metric]:
         ],
     )
     yield _gauge(
+        "upbit_ws_connection_down_seconds",
+        "Seconds the connection has had no usable socket: the whole outage, where the state's"
+        " age restarts at every attempt (0 while it has one).",
+        [({"connection": c.connection}, c.down_age or 0.0) for c in conns],
+    )
+    yield _gauge(
+        "upbit_ws_connection_retry_in_seconds",
+        "Seconds until the next connect while a retry waits (absent otherwise).",
+        [({"connection": c.connection}, c.retry_in) for c in conns if c.retry_in is not None],
+    )
+    yield _gauge(
         "upbit_ws_connect_timeout_seconds",
         "Timeout of the next connect attempt (grows after connect timeouts).",
         _per_connection(conns, "connect_timeout"),
