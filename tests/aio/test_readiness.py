@@ -209,6 +209,9 @@ async def test_health_reason_describes_now(sim: Simulator) -> None:
         ("http://127.0.0.1:8080/some/path", "'http://127.0.0.1:8080'"),
         ("https://api.upbit.com/?a=1", "query"),
         ("ftp://x", "https://HOST"),
+        # The resolver's IDNA encoding refuses these; the connect failed with a UnicodeError.
+        ("https://" + "a" * 70 + ".com", "not a valid host name"),
+        ("https://api..upbit.com", "not a valid host name"),
     ],
 )
 def test_base_url_says_how_to_fix(base: str, fix: str) -> None:
@@ -221,6 +224,7 @@ def test_base_url_says_how_to_fix(base: str, fix: str) -> None:
 def test_base_url_trailing_slash_is_accepted() -> None:
     """A single trailing slash is the documented base URL too."""
     assert websocket_urls("https://api.upbit.com/")[0] == "wss://api.upbit.com/websocket/v1"
+    assert websocket_urls("http://[::1]:8080")[0] == "ws://[::1]:8080/websocket/v1"
 
 
 async def test_unsupported_orderbook_level_raises_at_subscribe(sim: Simulator) -> None:

@@ -191,6 +191,15 @@ async def test_refused_port_is_transport_error() -> None:
         await open_websocket(f"ws://127.0.0.1:{port}/ws", Recorder(), connect_timeout=2)
 
 
+async def test_a_host_name_the_resolver_cannot_encode_is_transport_error() -> None:
+    """IDNA refuses a label over 63 characters with a UnicodeError: translated, so the
+    connection retries it like any failed connect instead of a bug in its driver."""
+    with pytest.raises(TransportError, match="host name is invalid"):
+        await open_websocket(
+            "ws://" + "a" * 70 + ".com/websocket/v1", Recorder(), connect_timeout=2
+        )
+
+
 async def test_silent_server_times_out() -> None:
     """A server that accepts TCP but never answers the upgrade raises ConnectTimeoutError."""
     held: list[asyncio.StreamWriter] = []
@@ -235,6 +244,9 @@ async def test_tcp_reachable_says_whether_the_host_accepts_without_a_request() -
         await server.wait_closed()
     assert not await tcp_reachable(url, connect_timeout=2.0)
     assert not await tcp_reachable("wss://no-such-host.invalid/websocket/v1", connect_timeout=2.0)
+    too_long = "wss://" + "a" * 70 + ".com/websocket/v1"  # IDNA refuses a 70-character label
+    assert not await tcp_reachable(too_long, connect_timeout=2.0)
+    assert not await tcp_reachable("not a url", connect_timeout=2.0)
 
 
 # --- a scripted server on raw TCP, for what aiohttp will not do ---------------------------------

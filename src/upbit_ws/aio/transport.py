@@ -195,13 +195,14 @@ async def tcp_reachable(url: str, *, connect_timeout: float) -> bool:
     Resolves and connects as a WebSocket connect would, then closes at once: no TLS, no HTTP
     request, nothing a server counts as a request. The reconnect's network watch uses it
     (``BackoffConfig.network_probe``). A name that does not resolve, a refused or unreachable
-    host and no answer in time all read as False.
+    host and no answer in time all read as False; so does a URL that cannot be parsed or a
+    name that cannot be encoded (a label over 63 characters), which no connect reaches either.
     """
     dialer = _Dialer()
     try:
         async with asyncio.timeout(connect_timeout):
             sock = await dialer(parse_url(url))
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, ValueError, picows.WSError):
         return False
     sock.close()
     return True
@@ -450,6 +451,7 @@ async def open_websocket(
     any other refused upgrade             :class:`TransportError` with ``status``
     closed before the upgrade answer      :class:`TransportError`
     refused, reset, DNS, TLS (OSError)    :class:`TransportError`
+    a host name IDNA cannot encode        :class:`TransportError`
     ====================================  ==============================================
 
     A socket that closes right after the upgrade is returned closed; ``handler.on_close`` has
@@ -488,6 +490,8 @@ async def open_websocket(
         raise
     except OSError as exc:
         raise TransportError(f"cannot connect to {url}: {exc.__class__.__name__}: {exc}") from exc
+    except UnicodeError as exc:  # the resolver's IDNA encoding refused the host name
+        raise TransportError(f"cannot connect to {url}: the host name is invalid: {exc}") from exc
     if not isinstance(listener, _Listener):
         # The TCP connection dropped before the upgrade answer: picows then ends its handshake
         # wait without an error and without a listener.

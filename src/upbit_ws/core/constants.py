@@ -91,6 +91,22 @@ PRIVATE_PATH: Final = "/websocket/v1/private"
 _SCHEMES: Final = {"https": "wss", "http": "ws"}
 
 
+def _host_problems(host: str, base_url: str) -> list[str]:
+    """Return why ``host`` can be no host name or address (empty when it can be one).
+
+    The resolver encodes a name with IDNA first, which refuses an empty label and a label over
+    63 characters; without this check the first connect fails with a bare ``UnicodeError``.
+    """
+    try:
+        host.encode("idna")
+    except UnicodeError as exc:
+        return [
+            f"base_url's host {host!r} is not a valid host name ({exc}): give one such as "
+            f"api.upbit.com; got {base_url!r}"
+        ]
+    return []
+
+
 def websocket_urls(base_url: str) -> tuple[str, str]:
     """Return the (public, private) WebSocket URLs of a REST base URL.
 
@@ -133,6 +149,7 @@ def websocket_urls(base_url: str) -> tuple[str, str]:
         )
     if parts.query or parts.fragment:
         problems.append(f"base_url must not have a query or fragment: give {fixed!r}")
+    problems.extend(_host_problems(parts.hostname or "", base_url))
     if problems:
         raise ConfigError(problems)
     public = urlunsplit((_SCHEMES[scheme], host, PUBLIC_PATH, "", ""))
