@@ -244,6 +244,16 @@ async def test_unsupported_orderbook_level_raises_at_subscribe(sim: Simulator) -
         await sub.aclose()
 
 
+async def test_a_level_that_is_no_number_is_refused_at_subscribe(sim: Simulator) -> None:
+    """Once the instruments are loaded, a string or True reached Decimal() and raised
+    decimal.InvalidOperation, and NaN, inf and -1 read as 'not supported by KRW-BTC'."""
+    async with manager(sim.url, ready_timeout=10) as ws:
+        await ws.rest.orderbook_instruments("KRW-BTC")
+        for level in ("x", True, float("nan"), float("inf"), -1):
+            with pytest.raises(InvalidInputError, match="must be a finite number >= 0"):
+                ws.component("book").subscribe("orderbook", ["KRW-BTC"], level=level)  # type: ignore[arg-type]
+
+
 async def test_level_checked_when_instruments_load(sim: Simulator) -> None:
     """A subscription made before the levels are known fails loudly once they load."""
     ws = manager(sim.url)

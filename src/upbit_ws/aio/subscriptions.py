@@ -116,7 +116,7 @@ from upbit_ws.core.constants import (
     DataType,
     check_connection,
 )
-from upbit_ws.core.encode import unsupported_level
+from upbit_ws.core.encode import check_level, unsupported_level
 from upbit_ws.core.errors import (
     InvalidInputError,
     UnknownCodeError,
@@ -509,6 +509,8 @@ class SubscriptionService:
             )
         if backfill and kind != "trade":
             raise InvalidInputError(f"backfill applies to trade subscriptions only, not {kind}")
+        if level is not None:
+            check_level(kind, level)  # a string, NaN or True: said now, not at the next send
         requested = _requested(kind, codes)
         resolved, unchecked = self._resolve(kind, requested)
         if kind == "orderbook" and level and self._levels is not None:

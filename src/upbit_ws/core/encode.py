@@ -31,6 +31,7 @@ from upbit_ws.core.errors import InvalidInputError
 
 __all__ = [
     "TypeRequest",
+    "check_level",
     "encode_list_subscriptions",
     "encode_request",
     "new_ticket",
@@ -107,7 +108,7 @@ def normalize_request(request: TypeRequest) -> TypeRequest:
             f"{kind}: is_only_snapshot/is_only_realtime apply to public types only"
         )
     if request.level is not None:
-        _check_level(kind, request.level)
+        check_level(kind, request.level)
     if kind == "myAsset":
         if request.codes:
             # Section 2.2 / 7.2: codes on myAsset make Upbit answer WRONG_FORMAT and close.
@@ -140,8 +141,15 @@ def unsupported_level(
     ``supported`` maps each market to the levels ``GET /v1/orderbook/instruments`` lists for
     it (docs/protocol.md section 2.3: Upbit sends nothing, and no error, for a level a market
     does not support). Level 0 (the native tick) and None are always honoured. A market the
-    instrument data does not cover is reported too: its levels cannot be known.
+    instrument data does not cover is reported too: its levels cannot be known. A level that
+    is no finite number >= 0 (a string, True, NaN) is reported as such.
     """
+    if level is None:
+        return None
+    try:
+        check_level("orderbook", level)
+    except InvalidInputError as exc:
+        return exc
     if not level:
         return None
     wanted = Decimal(str(level))
@@ -163,7 +171,8 @@ def unsupported_level(
     )
 
 
-def _check_level(kind: str, level: object) -> None:
+def check_level(kind: str, level: object) -> None:
+    """Raise InvalidInputError unless ``level`` is a finite number >= 0 on an orderbook."""
     if kind != "orderbook":
         raise InvalidInputError(f"{kind}: level applies to orderbook only")
     ok = (
