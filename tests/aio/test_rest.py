@@ -250,6 +250,11 @@ async def test_orderbook_snapshot_depth_and_level(rest: RestClient, sim: Simulat
         await rest.orderbook("KRW-BTC", level=7)
     with pytest.raises(InvalidInputError, match="count"):
         await rest.orderbook("KRW-BTC", count=31)
+    # Upbit answers these with a bare HTTP 400; said here instead, with what to give.
+    for level in ("x", "nan", "-1", float("inf")):
+        with pytest.raises(InvalidInputError, match="0 or a positive number"):
+            await rest.orderbook("KRW-BTC", level=level)
+    assert (await rest.orderbook("KRW-BTC", level="0"))[0].level == 0
 
 
 async def test_candles_of_every_period(rest: RestClient) -> None:
@@ -276,6 +281,12 @@ async def test_candles_of_every_period(rest: RestClient) -> None:
     assert months[0].first_day_of_period.endswith("-01")
     with pytest.raises(InvalidInputError, match="naive"):
         await rest.candles_days("KRW-BTC", to=datetime(2026, 1, 1))
+    with pytest.raises(InvalidInputError, match="ISO 8601 text such as"):
+        await rest.candles_days("KRW-BTC", to="yesterday")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    assert len(await rest.candles_days("KRW-BTC", to=tomorrow, count=1)) == 1  # Upbit's spelling
+    with pytest.raises(InvalidInputError, match="days_ago must be an int from 1 to 7"):
+        await rest.trades_ticks("KRW-BTC", days_ago=8)
 
 
 async def test_pacing_keeps_under_the_servers_limit() -> None:

@@ -28,9 +28,11 @@ network failure or timeout       :class:`TransportError`
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final, Literal, TypeVar
 
 import aiohttp
@@ -125,6 +127,13 @@ def _time_param(value: TimeArg | None, name: str) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
+        try:
+            parse_rest_time(value)  # Upbit answers 400 to anything else: say so here
+        except InvalidInputError:
+            raise InvalidInputError(
+                f"{name} must be a datetime, epoch ms or ISO 8601 text such as "
+                f"'2026-01-02T09:00:00+09:00', not {value!r}"
+            ) from None
         return value
     raise InvalidInputError(f"{name} must be a datetime, epoch ms or ISO text, not {value!r}")
 
@@ -311,6 +320,10 @@ class RestClient:
         ``cursor`` is a ``sequential_id`` to page back from, ``days_ago`` (1-7) an earlier UTC
         day, ``to`` a UTC time of day (``HHmmss``).
         """
+        if days_ago is not None and (
+            isinstance(days_ago, bool) or not isinstance(days_ago, int) or not 1 <= days_ago <= 7
+        ):
+            raise InvalidInputError(f"days_ago must be an int from 1 to 7, got {days_ago!r}")
         code = await self._code(market)
         params: Params = {"market": code, "count": _count(count, 500), "to": to}
         params.update(cursor=cursor, days_ago=days_ago)
@@ -599,8 +612,16 @@ def _ms(moment: datetime) -> int:
 def _level_text(level: float | str) -> str:
     """Spell an order book level as Upbit wants: integers without a point, fractions plain."""
     if isinstance(level, str):
+        try:
+            number = Decimal(level)
+        except ArithmeticError:
+            number = Decimal(-1)
+        if not number.is_finite() or number < 0:
+            raise InvalidInputError(
+                f"order book level must be 0 or a positive number, not {level!r}"
+            )
         return level
-    if isinstance(level, bool) or level < 0:
+    if isinstance(level, bool) or not math.isfinite(level) or level < 0:
         raise InvalidInputError(f"order book level must be 0 or a positive number, not {level!r}")
     if float(level).is_integer():
         return str(int(level))
