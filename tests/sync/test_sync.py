@@ -106,6 +106,27 @@ def test_errors_keep_their_type_in_the_callers_thread(ws: sync.WebSocketManager)
         sub.get_batch(max_items=0)
 
 
+@pytest.mark.parametrize("timeout", [-1, "1", float("nan"), True])
+def test_a_timeout_that_is_no_number_of_seconds_is_refused(
+    ws: sync.WebSocketManager, timeout: object
+) -> None:
+    """get(), get_batch(), events(), run() and wait_ready() say what a timeout must be; a
+    string raised TypeError from inside, -1 timed out at once and NaN waited as no limit."""
+    sub = ws.component("bad-timeouts").subscribe("ticker", ["KRW-BTC"])
+    match = "timeout must be .*a number of seconds >= 0"
+    with pytest.raises(InvalidInputError, match=match):
+        sub.get(timeout=timeout)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=match):
+        sub.get_batch(timeout=timeout)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=match):
+        ws.events(timeout=timeout)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=match):
+        ws.run(asyncio.sleep(0), timeout=timeout)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=match):
+        ws.wait_ready(timeout)  # type: ignore[arg-type]
+    assert sub.get(timeout=WITHIN).code == "KRW-BTC"  # nothing was lost on the way
+
+
 def test_get_times_out_and_loses_nothing(sim: SimThread) -> None:
     """get(timeout) raises TimeoutError on a quiet stream; the next event is still delivered."""
     keys = Credentials(*sim.sim.credentials)

@@ -67,6 +67,7 @@ from upbit_ws.core.config import ConnectionConfig
 from upbit_ws.core.constants import (
     DEFAULT_BASE_URL,
     check_connection,
+    check_seconds,
     websocket_urls,
 )
 from upbit_ws.core.errors import AuthError, ConfigError, InvalidInputError, NotReadyError
@@ -527,8 +528,9 @@ class WebSocketManager:
         a host that does not resolve, :class:`~upbit_ws.AuthError` for an API key Upbit
         refused. Raises :class:`~upbit_ws.NotReadyError` naming what is still not ready when
         ``timeout`` seconds pass, and :class:`~upbit_ws.InvalidInputError` if the manager is
-        not running.
+        not running or ``timeout`` is no number >= 0.
         """
+        timeout = check_seconds(timeout)
         if self._lifecycle != "running":
             raise InvalidInputError(
                 f"wait_ready() needs a running manager; it is {self._lifecycle}"

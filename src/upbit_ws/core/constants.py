@@ -29,6 +29,8 @@ __all__ = [
     "Format",
     "StreamType",
     "check_connection",
+    "check_seconds",
+    "check_timeout",
     "websocket_urls",
 ]
 
@@ -49,6 +51,26 @@ def check_connection(value: object) -> ConnectionKind:
     if value not in CONNECTIONS:
         raise InvalidInputError(f"unknown connection {value!r}; use 'public' or 'private'")
     return value
+
+
+def check_timeout(value: object, *, name: str = "timeout") -> float | None:
+    """Return ``value`` as seconds to wait, None for no limit; raise InvalidInputError else.
+
+    The one check of a caller's optional timeout, wherever one is given (see
+    :func:`check_seconds`).
+    """
+    return None if value is None else check_seconds(value, name=name, or_none=True)
+
+
+def check_seconds(value: object, *, name: str = "timeout", or_none: bool = False) -> float:
+    """Return ``value`` as a number of seconds >= 0; raise InvalidInputError otherwise.
+
+    A string, a bool or NaN is refused with a message naming ``name``; infinity is accepted.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)  # NaN fails ">= 0"
+    what = "None (no limit) or " if or_none else ""
+    raise InvalidInputError(f"{name} must be {what}a number of seconds >= 0, not {value!r}")
 
 
 #: The nine candle intervals (section 4.4).

@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar, cast
 
+from upbit_ws.core.constants import check_timeout
 from upbit_ws.sync.loop import SIGNAL_SLICE, LoopThread
 
 __all__ = ["END", "Ended", "Handoff"]
@@ -79,8 +80,10 @@ class Handoff:
     def take(self, fetch: Callable[[], Awaitable[R]], timeout: float | None) -> R | Ended:
         """Return the next item ``fetch()`` gives on the loop, or END; raise its exception.
 
-        ``timeout`` (seconds, None waits for ever) raises ``TimeoutError`` when nothing came.
+        ``timeout`` (seconds, None waits for ever) raises ``TimeoutError`` when nothing came;
+        one that is no number >= 0 raises InvalidInputError.
         """
+        timeout = check_timeout(timeout)
         with self._cond:
             idle = self._slot is _EMPTY and not self._asked and not self._ended
             if idle and not self._ask(fetch):

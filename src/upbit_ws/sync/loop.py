@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Literal, TypeVar
 
 from upbit_ws.aio.logcontext import install_log_fields
+from upbit_ws.core.constants import check_timeout
 from upbit_ws.core.errors import InvalidInputError
 
 __all__ = ["LEFT_TO_THE_MAIN_THREAD", "SIGNAL_SLICE", "STOP_TIMEOUT", "LoopThread", "wait_result"]
@@ -62,6 +63,7 @@ def wait_result(future: concurrent.futures.Future[T], timeout: float | None) -> 
     Raises ``TimeoutError`` when ``timeout`` (seconds; None: for ever) passes first, and the
     future's own exception when it has one.
     """
+    timeout = check_timeout(timeout)
     end = None if timeout is None else time.monotonic() + timeout
     while True:
         left = SIGNAL_SLICE if end is None else min(SIGNAL_SLICE, end - time.monotonic())
@@ -153,6 +155,11 @@ class LoopThread:
         if self.in_loop_thread():
             coro.close()
             raise InvalidInputError("run() waits for the loop; it cannot be called on the loop")
+        try:
+            timeout = check_timeout(timeout)  # before the coroutine runs with nobody waiting
+        except InvalidInputError:
+            coro.close()
+            raise
         future = self.submit(coro)
         try:
             return wait_result(future, timeout)

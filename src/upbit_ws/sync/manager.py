@@ -37,7 +37,7 @@ from upbit_ws.aio.manager import WebSocketManager as AioManager
 from upbit_ws.core.auth import Credentials
 from upbit_ws.core.buffer import OverflowPolicy
 from upbit_ws.core.config import ConnectionConfig
-from upbit_ws.core.constants import DEFAULT_BASE_URL
+from upbit_ws.core.constants import DEFAULT_BASE_URL, check_timeout
 from upbit_ws.core.errors import InvalidInputError
 from upbit_ws.core.messages import (
     Candle,
@@ -224,6 +224,7 @@ class WebSocketManager:
         full); call it before :meth:`start` to see the start too. ``timeout`` ends a ``for``
         loop over it after that long without an event.
         """
+        check_timeout(timeout)  # before a stream is registered that nobody would read
         aio = self.aio
         stream = self._shared.runner.call(lambda: aio.events(queue_size=queue_size))
         return EventStream(self._shared.runner, stream, timeout)

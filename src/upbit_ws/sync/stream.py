@@ -17,6 +17,7 @@ from upbit_ws.aio.events import EventStream as AioEventStream
 from upbit_ws.aio.stream import DEFAULT_BATCH, SubscriptionStatistics
 from upbit_ws.aio.stream import Subscription as AioSubscription
 from upbit_ws.core.buffer import Gap, OverflowPolicy
+from upbit_ws.core.constants import check_timeout
 from upbit_ws.core.errors import InvalidInputError, UpbitWsError
 from upbit_ws.core.events import Event
 from upbit_ws.core.messages import DataMessage
@@ -191,7 +192,7 @@ class EventStream:
         self._runner = runner
         self._aio = aio
         self._handoff = Handoff(runner, name="events")
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
 
     def __repr__(self) -> str:
         return repr(self._aio).replace("<EventStream", "<sync.EventStream", 1)
