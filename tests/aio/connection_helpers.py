@@ -7,12 +7,15 @@ through ``connection.send()``, and the event log reads a real event stream.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from upbit_ws.aio.connection import ManagedConnection
 from upbit_ws.aio.events import EventStream
+from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.core.config import BackoffConfig, ConnectionConfig, KeepaliveConfig, KeyHealthConfig
 from upbit_ws.core.encode import TypeRequest, encode_request
 from upbit_ws.core.errors import TransportError
@@ -24,10 +27,12 @@ from upbit_ws.simulator.connection import SimConnection
 
 __all__ = [
     "FAST",
+    "LONG_WAIT",
     "SIM_OPTIONS",
     "EventLog",
     "SubscribingListener",
     "fresh_limiter",
+    "manager_in_a_long_outage",
     "our_tasks",
     "running_sim",
     "sim_connection",
@@ -49,12 +54,39 @@ FAST = ConnectionConfig(
     key_health=KeyHealthConfig(check_interval=3600.0),
 )
 
+#: FAST with a backoff whose second wait is 50 s: longer than any test may take, so only the
+#: network watch (probing every 0.1 s) can end it within one, and a test can read a
+#: connection in one long wait.
+LONG_WAIT = replace(
+    FAST,
+    backoff=BackoffConfig(first_delay=0.05, factor=1000.0, cap=60.0, jitter=0.0, network_probe=0.1),
+)
+
 #: What the subscribing listener asks for: busy enough that frames flow several times a second.
 REQUEST_TYPES = (
     TypeRequest("ticker", ("KRW-BTC",)),
     TypeRequest("orderbook", ("KRW-BTC",)),
     TypeRequest("trade", ("KRW-BTC",)),
 )
+
+
+@asynccontextmanager
+async def manager_in_a_long_outage() -> AsyncIterator[WebSocketManager]:
+    """Yield a started manager whose host refuses connects, in its 50 s wait (LONG_WAIT)."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    ws = WebSocketManager(
+        base_url=f"http://127.0.0.1:{port}", config=LONG_WAIT, connect_limiter=fresh_limiter()
+    )
+    await ws.start()
+    try:
+        async with asyncio.timeout(10):
+            while (ws.public.statistics().retry_in or 0.0) < 10.0:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        yield ws
+    finally:
+        await ws.aclose()
 
 
 def fresh_limiter() -> Gcra:

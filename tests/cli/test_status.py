@@ -6,15 +6,13 @@ import asyncio
 import json
 import socket
 import sys
-from dataclasses import replace
 
 from click.testing import CliRunner, Result
 
-from tests.aio.connection_helpers import FAST, fresh_limiter
+from tests.aio.connection_helpers import FAST, fresh_limiter, manager_in_a_long_outage
 from tests.observe.helpers import observed
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.cli.main import cli
-from upbit_ws.core.config import BackoffConfig
 from upbit_ws.observe import serve_health
 
 
@@ -62,25 +60,12 @@ async def test_an_outage_says_how_long_and_when_the_next_connect_is() -> None:
     """A host refusing connects: how long the connection has been down (the outage, where the
     state's own age restarts at every attempt), when it connects next, and that the network
     is watched meanwhile; in the reasons, the lines and the JSON."""
-    config = replace(
-        FAST,
-        backoff=BackoffConfig(first_delay=0.05, factor=1000.0, cap=60.0, jitter=0.0),
-    )
-    ws = WebSocketManager(
-        base_url=f"http://127.0.0.1:{free_port()}", config=config, connect_limiter=fresh_limiter()
-    )
-    await ws.start()
-    try:
-        async with asyncio.timeout(10):
-            while (ws.public.statistics().retry_in or 0.0) < 10.0:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+    async with manager_in_a_long_outage() as ws:
         stats = ws.public.statistics()
         health = ws.health().connections[0]
         async with serve_health(ws) as server:
             result = await status(server.url)
             as_json = await status(server.url, "--json")
-    finally:
-        await ws.aclose()
     assert stats.down_age is not None and stats.down_age > stats.state_age
     assert health.down_since is not None and health.retry_in is not None
     assert result.exit_code == 1, result.output

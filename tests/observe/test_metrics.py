@@ -5,17 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
-from dataclasses import replace
 from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.aio.connection_helpers import FAST, fresh_limiter
+from tests.aio.connection_helpers import manager_in_a_long_outage
 from tests.observe.helpers import get, observed
-from upbit_ws.aio.manager import WebSocketManager
-from upbit_ws.core.config import BackoffConfig
 from upbit_ws.observe.prometheus import UpbitCollector
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "observability.md"
@@ -108,23 +104,8 @@ async def test_failures_are_counted_by_cause() -> None:
 async def test_an_outage_has_its_length_and_next_connect_as_gauges() -> None:
     """A host refusing connects: down_seconds spans the attempts, retry_in_seconds is the
     wait; both from the collector the /metrics endpoint serves."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = replace(
-        FAST, backoff=BackoffConfig(first_delay=0.05, factor=1000.0, cap=60.0, jitter=0.0)
-    )
-    ws = WebSocketManager(
-        base_url=f"http://127.0.0.1:{port}", config=config, connect_limiter=fresh_limiter()
-    )
-    await ws.start()
-    try:
-        async with asyncio.timeout(10):
-            while (ws.public.statistics().retry_in or 0.0) < 10.0:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+    async with manager_in_a_long_outage() as ws:
         families = {family.name: family for family in UpbitCollector(ws).collect()}
-    finally:
-        await ws.aclose()
 
     def sample(name: str) -> float:
         (found,) = [s.value for s in families[name].samples if s.labels["connection"] == "public"]

@@ -12,6 +12,7 @@ from typing import Any
 
 from tests.aio.connection_helpers import (
     FAST,
+    LONG_WAIT,
     EventLog,
     SubscribingListener,
     fresh_limiter,
@@ -23,7 +24,7 @@ from tests.aio.connection_helpers import (
 from upbit_ws.aio.manager import WebSocketManager
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.core.auth import Credentials
-from upbit_ws.core.config import BackoffConfig, ConnectionConfig, KeyHealthConfig
+from upbit_ws.core.config import ConnectionConfig, KeyHealthConfig
 from upbit_ws.core.events import (
     ConnectionKind,
     ConnectionStateChanged,
@@ -300,14 +301,6 @@ async def test_server_down_then_back() -> None:
             if isinstance(e, ConnectionStateChanged) and e.new == "connecting"
         ]
         assert attempts[-1] >= 2  # several attempts counted within one outage
-
-
-#: A backoff whose second wait is 50 s: longer than any test may take, so only the network
-#: watch can bring the connection back within one.
-LONG_WAIT = replace(
-    FAST,
-    backoff=BackoffConfig(first_delay=0.05, factor=1000.0, cap=60.0, jitter=0.0, network_probe=0.1),
-)
 
 
 async def test_the_network_s_return_ends_a_long_reconnect_wait() -> None:
