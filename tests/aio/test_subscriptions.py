@@ -7,13 +7,14 @@ for what went on the wire; what components got is read from their subscriptions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 
 import orjson
 import pytest
 from aiohttp import web
 
-from tests.aio.connection_helpers import FAST, fresh_limiter
+from tests.aio.connection_helpers import FAST, fresh_limiter, running_sim
 from tests.aio.subscription_helpers import (
     MARKETS,
     SMALL_SIM,
@@ -24,6 +25,7 @@ from tests.aio.subscription_helpers import (
     stack,
 )
 from upbit_ws.aio.connection import ManagedConnection
+from upbit_ws.aio.markets import MarketList
 from upbit_ws.aio.rest import RestClient
 from upbit_ws.aio.subscriptions import SubscriptionService
 from upbit_ws.core.auth import Credentials
@@ -157,6 +159,35 @@ async def test_a_wildcard_before_the_market_list_waits_for_it() -> None:
     assert sub.codes == ()
     service.set_markets(MARKETS)
     assert sub.codes == ("KRW-BTC", "KRW-ETH", "KRW-SOL", "KRW-XRP")
+
+
+async def test_a_market_list_that_failed_is_retried_as_soon_as_a_socket_opens() -> None:
+    """Offline at start, the list fails to load and KRW-* waits for it while the retries back
+    off (here from 30 s). A socket that opens proves the network is back: the channel's
+    on_opened hook (retry_if_failed) loads it at once instead."""
+    async with running_sim() as sim:
+        sim.refuse(1.0, status=None)  # the port (REST too) goes away for 1 s
+        async with RestClient(sim.url) as rest:
+            markets = MarketList(
+                rest,
+                markets=None,
+                refresh_every=300.0,
+                on_change=lambda old, new: None,
+                retry_first=30.0,
+            )
+            assert not await markets.load(wait=2.0)
+            runner = asyncio.create_task(markets.run())
+            try:
+                async with asyncio.timeout(10):  # the backoff alone: 30 s
+                    while markets.codes is None:
+                        markets.retry_if_failed()  # as each (re)connect attempt would
+                        await asyncio.sleep(0.1)
+            finally:
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
+    assert markets.codes is not None and "KRW-BTC" in markets.codes
+    assert markets.statistics().failures >= 1
 
 
 async def test_leaving_everything_quiesces_the_socket_without_closing_it() -> None:

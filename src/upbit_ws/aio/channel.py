@@ -119,8 +119,9 @@ class Channel:
 
     Built by the subscription service with what it needs: the shared ``book``, ``planner`` and
     ``sinks`` (live subscriptions by id), the shell clock ``now``, ``publish`` for events,
-    the timings, ``markets`` (the cached market list, for the quiesce request) and
-    ``before_send`` (called before each request, to refresh the latency clock offset).
+    the timings, ``markets`` (the cached market list, for the quiesce request),
+    ``before_send`` (called before each request, to refresh the latency clock offset) and
+    ``on_opened`` (called when a socket opens: the network works again).
     """
 
     def __init__(
@@ -138,8 +139,10 @@ class Channel:
         markets: Callable[[], frozenset[str] | None],
         before_send: Callable[[], None],
         fail_subscriptions: Callable[[Iterable[SubId], BaseException], None] | None = None,
+        on_opened: Callable[[], None] | None = None,
     ) -> None:
         self.kind: ConnectionKind = kind
+        self._on_opened = on_opened
         self._book = book
         self._planner = planner
         self._now = now
@@ -228,6 +231,8 @@ class Channel:
             self._closed_at = None
         if self._desired():
             self.poke(now)
+        if self._on_opened is not None:
+            self._on_opened()
 
     def on_closed(self, connection: ManagedConnection) -> None:
         """Note the socket is gone: nothing streams and nothing is in flight any more.

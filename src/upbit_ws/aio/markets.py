@@ -3,10 +3,14 @@
 The subscription service checks codes against it and expands ``KRW-*`` style wildcards with it
 (section 9.1). It is refreshed every ``SubscriptionConfig.market_refresh`` seconds; a failed
 load is retried sooner, on delays from the core :class:`~upbit_ws.core.backoff.Backoff` (about
-a second, growing to the refresh interval). Whether a loaded list may replace the known one is
-the pure :class:`~upbit_ws.core.markets.MarketListPolicy` (an empty or drastically shorter
-answer is kept out, counted in ``anomalies`` and logged). Every accepted list goes to
-``on_change``, which re-resolves the subscriptions.
+a second, growing to the refresh interval), and at once when a socket opens after one failed
+(:meth:`MarketList.retry_if_failed`): an app started offline, whose ``KRW-*`` waits for the
+list, gets it when the network is back rather than up to a refresh interval later.
+
+Whether a loaded list may replace the known one is the pure
+:class:`~upbit_ws.core.markets.MarketListPolicy` (an empty or drastically shorter answer is
+kept out, counted in ``anomalies`` and logged). Every accepted list goes to ``on_change``,
+which re-resolves the subscriptions.
 
 Section numbers cited here refer to the protocol notes, ``docs/protocol.md``.
 """
@@ -65,9 +69,13 @@ class MarketList:
         refresh_every: float,
         on_change: Callable[[frozenset[str] | None, frozenset[str]], None],
         clock: Clock | None = None,
+        retry_first: float = _RETRY_FIRST,
     ) -> None:
         self._rest = rest
         self._refresh_every = refresh_every
+        self._retry_first = retry_first
+        self._failed = False  # the last load failed (not: was refused by the policy)
+        self._retry = asyncio.Event()  # set: retry now (see retry_if_failed)
         self._on_change = on_change
         self._clock: Clock = clock or LoopClock()
         self._policy = MarketListPolicy()
@@ -110,9 +118,11 @@ class MarketList:
             listed = await self._rest.market_all()
         except UpbitWsError as exc:
             self._failures += 1
+            self._failed = True
             self._error = str(exc)
             _log.warning("market list not loaded: %s", exc)
             return False
+        self._failed = False
         codes = frozenset(m.market for m in listed)
         verdict = self._policy.judge(self.codes, codes)
         if not verdict.take:
@@ -144,10 +154,18 @@ class MarketList:
         self.ready.set()
         self._on_change(old, new)
 
+    def retry_if_failed(self) -> None:
+        """Retry now if the last load failed: the caller saw the network work again."""
+        if self._failed and self._rest is not None:
+            self._retry.set()
+
     async def run(self) -> None:
-        """Refresh every ``refresh_every`` seconds; after a failure retry sooner, backing off."""
+        """Refresh every ``refresh_every`` seconds; after a failure retry sooner, backing off.
+
+        A wait after a failure ends early when :meth:`retry_if_failed` is called.
+        """
         every = self._refresh_every
-        first = min(_RETRY_FIRST, every)
+        first = min(self._retry_first, every)
         retries = Backoff(
             BackoffConfig(
                 first_delay=first,
@@ -159,7 +177,10 @@ class MarketList:
         )
         delay = retries.next_delay() if self.codes is None else every
         while True:
-            await asyncio.sleep(delay)
+            self._retry.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._retry.wait()
             if await self.refresh():
                 retries.reset()
                 delay = every

@@ -232,6 +232,9 @@ class SubscriptionService:
                 markets=lambda: self._markets.codes,
                 before_send=self._refresh_wall_offset,
                 fail_subscriptions=self._fail_subscriptions,
+                # A socket that opens proves the network is back: a market list that failed
+                # to load (offline at start: KRW-* waits for it) is retried at once.
+                on_opened=self._markets.retry_if_failed,
             )
             for kind in CONNECTIONS
         }
