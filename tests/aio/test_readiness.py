@@ -265,6 +265,21 @@ async def test_level_checked_when_instruments_load(sim: Simulator) -> None:
         assert ws.subscriptions().public.desired == ()
 
 
+async def test_levels_load_when_the_network_comes_back_after_an_offline_start(
+    sim: Simulator,
+) -> None:
+    """Offline at start the levels could not load and stayed unchecked for good: a level
+    the market does not support got Upbit's silence. They load once the market list does."""
+    sim.refuse(1.0, status=None)  # the port, REST included, is closed for the first second
+    ws = manager(sim.url)
+    sub = ws.component("book").subscribe("orderbook", ["KRW-BTC"], level=7)
+    async with ws:
+        with pytest.raises(InvalidInputError, match="level 7 is not supported"):
+            async with asyncio.timeout(15):
+                await anext(aiter(sub))
+        assert ws.subscription_service.markets is not None
+
+
 async def test_update_to_a_market_without_the_level_is_refused(sim: Simulator) -> None:
     """Switching an orderbook with a level to a market lacking it raises; the codes stay."""
     async with manager(sim.url, ready_timeout=10) as ws:

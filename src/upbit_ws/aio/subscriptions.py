@@ -233,14 +233,18 @@ class SubscriptionService:
                 before_send=self._refresh_wall_offset,
                 fail_subscriptions=self._fail_subscriptions,
                 # A socket that opens proves the network is back: a market list that failed
-                # to load (offline at start: KRW-* waits for it) is retried at once.
-                on_opened=self._markets.retry_if_failed,
+                # to load (offline at start: KRW-* waits for it) is retried at once, and so
+                # are the orderbook levels.
+                on_opened=self._socket_opened,
             )
             for kind in CONNECTIONS
         }
         self._runner: asyncio.Task[None] | None = None
         self._running = False
         self._stopping = asyncio.Event()
+        # Set when the orderbook levels should be (re)loaded: they failed at start (offline)
+        # and the market list or the network came back since. See _load_levels_when_asked.
+        self._levels_wanted = asyncio.Event()
         self._closed = False
         self._overflow_gaps = 0
         self._wall_offset_at = -1.0
@@ -369,6 +373,13 @@ class SubscriptionService:
                             name="upbit-ws:subscriptions:markets",
                         )
                     )
+                if self._rest is not None and self._levels is None:
+                    tasks.append(
+                        tg.create_task(
+                            self._supervisor.run("orderbook levels", self._load_levels_when_asked),
+                            name="upbit-ws:subscriptions:levels",
+                        )
+                    )
                 await self._stopping.wait()
                 for task in tasks:
                     task.cancel()
@@ -446,8 +457,23 @@ class SubscriptionService:
         """Replace the market list and re-resolve every subscription against it."""
         self._markets.set(codes)
 
+    def _socket_opened(self) -> None:
+        """A socket opened, so the network works: retry what failed to load without it."""
+        self._markets.retry_if_failed()
+        if self._levels is None and self._markets.codes:
+            self._levels_wanted.set()
+
+    async def _load_levels_when_asked(self) -> None:
+        """Load the orderbook levels each time they are wanted, until they are known."""
+        while self._levels is None:
+            await self._levels_wanted.wait()
+            self._levels_wanted.clear()
+            await self.load_orderbook_levels()
+
     def _markets_changed(self, old: frozenset[str] | None, new: frozenset[str]) -> None:
         """Re-resolve wildcards and unchecked codes against a market list just taken."""
+        if self._levels is None and new:
+            self._levels_wanted.set()  # the first list: the levels can load now
         if old == new and not self._unchecked:
             return
         for sub in list(self._sinks.values()):
