@@ -245,6 +245,7 @@ class SubscriptionService:
         # Set when the orderbook levels should be (re)loaded: they failed at start (offline)
         # and the market list or the network came back since. See _load_levels_when_asked.
         self._levels_wanted = asyncio.Event()
+        self._levels_asked = False  # load_orderbook_levels was called (the manager does)
         self._closed = False
         self._overflow_gaps = 0
         self._wall_offset_at = -1.0
@@ -298,8 +299,10 @@ class SubscriptionService:
         Needs the market list. Returns whether the levels are known afterwards; on success,
         every orderbook subscription asking for a level its markets do not support ends with
         :class:`~upbit_ws.InvalidInputError` (Upbit would send nothing for it, docs/protocol.md
-        section 2.3). A failure is logged once: levels stay unchecked (never silently dropped).
+        section 2.3). A failure is logged: levels stay unchecked (never silently dropped)
+        until :meth:`run` loads them again, once the market list is known or a socket opens.
         """
+        self._levels_asked = True  # from now on a failure is retried (see run)
         codes = self._markets.codes
         if not codes or self._rest is None:
             return False
@@ -373,7 +376,7 @@ class SubscriptionService:
                             name="upbit-ws:subscriptions:markets",
                         )
                     )
-                if self._rest is not None and self._levels is None:
+                if self._rest is not None and self._levels_asked and self._levels is None:
                     tasks.append(
                         tg.create_task(
                             self._supervisor.run("orderbook levels", self._load_levels_when_asked),
