@@ -254,30 +254,21 @@ async def test_a_level_that_is_no_number_is_refused_at_subscribe(sim: Simulator)
                 ws.component("book").subscribe("orderbook", ["KRW-BTC"], level=level)  # type: ignore[arg-type]
 
 
-async def test_level_checked_when_instruments_load(sim: Simulator) -> None:
-    """A subscription made before the levels are known fails loudly once they load."""
-    ws = manager(sim.url)
-    sub = ws.component("book").subscribe("orderbook", ["KRW-BTC"], level=7)
-    async with ws:
-        with pytest.raises(InvalidInputError, match="level 7 is not supported"):
-            async with asyncio.timeout(10):
-                await anext(aiter(sub))
-        assert ws.subscriptions().public.desired == ()
-
-
-async def test_levels_load_when_the_network_comes_back_after_an_offline_start(
-    sim: Simulator,
-) -> None:
-    """Offline at start the levels could not load and stayed unchecked for good: a level
-    the market does not support got Upbit's silence. They load once the market list does."""
-    sim.refuse(1.0, status=None)  # the port, REST included, is closed for the first second
+@pytest.mark.parametrize("offline_at_start", [False, True])
+async def test_level_checked_when_instruments_load(sim: Simulator, offline_at_start: bool) -> None:
+    """A subscription made before the levels are known fails loudly once they load. Offline
+    at start (the port, REST included, closed for the first second) they could not load and
+    stayed unchecked for good, so the level got Upbit's silence; they now load once the
+    market list does."""
+    if offline_at_start:
+        sim.refuse(1.0, status=None)
     ws = manager(sim.url)
     sub = ws.component("book").subscribe("orderbook", ["KRW-BTC"], level=7)
     async with ws:
         with pytest.raises(InvalidInputError, match="level 7 is not supported"):
             async with asyncio.timeout(15):
                 await anext(aiter(sub))
-        assert ws.subscription_service.markets is not None
+        assert ws.subscriptions().public.desired == ()
 
 
 async def test_update_to_a_market_without_the_level_is_refused(sim: Simulator) -> None:
