@@ -66,9 +66,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol, assert_never
+from typing import Any, Final, Protocol, assert_never
 
 from upbit_ws.aio.clock import Clock, LoopClock
 from upbit_ws.aio.logcontext import CONNECTION
@@ -1058,13 +1058,7 @@ class ManagedConnection:
                 self._connect_limiter.acquire(now)
                 handler = self._new_handler()
                 self._attempt_handler = handler
-                assert self._tg is not None
-                task = self._tg.create_task(
-                    self._connect(action, handler),
-                    name=f"{_TASK_PREFIX}:{self.kind}:socket-{action.attempt}",
-                )
-                self._attempts.add(task)
-                task.add_done_callback(self._attempts.discard)
+                self._track(self._connect(action, handler), f"socket-{action.attempt}")
             case DeclareDead():
                 self._record_error(action.reason, now)
                 # The connect in progress is abandoned: its outcome is ignored, and a socket it
@@ -1124,6 +1118,13 @@ class ManagedConnection:
             case _:
                 assert_never(action)
 
+    def _track(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` (a connect, a spare, a probe) in the TaskGroup, cancelled on close."""
+        assert self._tg is not None
+        task = self._tg.create_task(work, name=f"{_TASK_PREFIX}:{self.kind}:{name}")
+        self._attempts.add(task)
+        task.add_done_callback(self._attempts.discard)
+
     async def _connect_turn(self, wanted: Callable[[], bool]) -> bool:
         """Wait for a slot of the shared connect limiter and take it, while ``wanted()``.
 
@@ -1147,12 +1148,7 @@ class ManagedConnection:
         their users' data should come back with the network too. A wrong name costs one
         DNS query a second meanwhile, which resolvers cache.
         """
-        assert self._tg is not None
-        task = self._tg.create_task(
-            self._probe_network(action), name=f"{_TASK_PREFIX}:{self.kind}:network-probe"
-        )
-        self._attempts.add(task)
-        task.add_done_callback(self._attempts.discard)
+        self._track(self._probe_network(action), "network-probe")
 
     async def _probe_network(self, action: ProbeNetwork) -> None:
         """Try a TCP connect to the host for the session's network watch (ProbeNetwork).
@@ -1204,13 +1200,7 @@ class ManagedConnection:
             action.reason,
             extra={"connection": self.kind, "reason": action.reason},
         )
-        assert self._tg is not None
-        task = self._tg.create_task(
-            self._run_spare(spare, action.timeout),
-            name=f"{_TASK_PREFIX}:{self.kind}:spare-{self._generation + 1}",
-        )
-        self._attempts.add(task)
-        task.add_done_callback(self._attempts.discard)
+        self._track(self._run_spare(spare, action.timeout), f"spare-{self._generation + 1}")
 
     async def _run_spare(self, spare: _Spare, connect_timeout: float) -> None:
         """Connect the spare (through the shared connect limiter), send it the request, stay.

@@ -573,7 +573,7 @@ class Session:
             backoff_step=self.backoff.attempt,
             last_retry_delay=self._last_delay,
             down_age=None if self._down_since is None else max(0.0, now - self._down_since),
-            retry_in=max(0.0, self._retry_at - now) if self._state in _WAITING else None,
+            retry_in=None if self.retry_at is None else max(0.0, self.retry_at - now),
             network_watch=self._watching_network and self._state == "reconnecting",
             proved=self._proved and self._state in LIVE_STATES,
             stale=self._is_stale(),
